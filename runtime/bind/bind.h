@@ -1,0 +1,44 @@
+/* The Lua binding's shared helpers. Only runtime/bind includes lua.h.
+ * Pattern for a function returning a tensor (so an error cannot leak):
+ *   mtl_tensor **slot = bind_slot(L);          -- push the userdata first
+ *   return bind_fill(L, slot, mtl_add(a, b));  -- raises the core's message on NULL
+ */
+#ifndef MTL_BIND_H
+#define MTL_BIND_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "mtl/autograd.h"
+#include "mtl/core.h"
+#include "mtl/ops.h"
+
+#define BIND_TENSOR_MT "mtl.Tensor"
+
+/* The tensor at idx; raises "name: expected a tensor for argument N, got T". */
+mtl_tensor *bind_check_tensor(lua_State *L, int idx, const char *fname);
+mtl_tensor *bind_opt_tensor(lua_State *L, int idx, const char *fname); /* nil -> NULL */
+mtl_tensor *bind_test_tensor(lua_State *L, int idx);                   /* NULL if not one */
+mtl_tensor **bind_slot(lua_State *L);
+int bind_fill(lua_State *L, mtl_tensor **slot, mtl_tensor *t);
+/* Pushes t (a new reference, or NULL for an error). */
+int bind_push(lua_State *L, mtl_tensor *t);
+/* A 1-based (or negative, from the end) Lua dim to a 0-based one. */
+int bind_check_dim(lua_State *L, int idx, int ndim, const char *fname);
+/* A shape given as numbers from idx on, or one table; returns ndim. */
+int bind_check_shape(lua_State *L, int idx, int64_t *shape, const char *fname);
+/* Raises the core's current error message. */
+int bind_error(lua_State *L);
+/* Registers f under name in the module table (at mod) and, if methods != 0,
+ * in the Tensor methods table (at methods). */
+void bind_register(lua_State *L, int mod, int methods, const char *name, lua_CFunction f);
+
+/* Each family's registration (called by luaopen_mtl_core). */
+void bind_tensor_open(lua_State *L, int mod, int methods);
+void bind_ops_open(lua_State *L, int mod, int methods);
+void bind_embedding_open(lua_State *L, int mod, int methods);
+void bind_optim_open(lua_State *L, int mod, int methods);
+void bind_io_open(lua_State *L, int mod, int methods);
+void bind_metrics_open(lua_State *L, int mod, int methods);
+
+#endif

@@ -1,0 +1,118 @@
+/* mtl core: tensors, errors, memory, random numbers, threads.
+ *
+ * Conventions (see docs/tensor.md):
+ * - Nothing here includes lua.h. Functions never abort, exit or longjmp.
+ * - A function that creates a tensor returns a new reference, or NULL with the
+ *   error message set (mtl_error_message()). A function that returns int
+ *   returns 0 on success and -1 on error, with the message set.
+ * - Dimensions and positions are 0-based here; the Lua binding converts.
+ * - Tensors are reference counted (mtl_tensor_retain / mtl_tensor_release).
+ */
+#ifndef MTL_CORE_H
+#define MTL_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MTL_MAX_DIMS 8
+
+typedef enum { MTL_F32 = 0, MTL_I64 = 1 } mtl_dtype;
+
+/* ---- errors -------------------------------------------------------------- */
+/* Sets the thread's error message (printf-style) and returns -1. */
+int mtl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *mtl_error_message(void);
+/* Prefixes the current message with "prefix: " (used to name the caller). */
+void mtl_error_prefix(const char *prefix);
+
+/* ---- memory -------------------------------------------------------------- */
+/* Buffers come from a size-class cache so a training step reuses the memory of
+ * the previous one. Returned memory is 64-byte aligned and uninitialized. */
+void *mtl_alloc(size_t nbytes);
+void mtl_free(void *p, size_t nbytes);
+size_t mtl_memory_in_use(void);    /* bytes held by live tensors */
+size_t mtl_memory_cached(void);    /* bytes kept in the cache for reuse */
+void mtl_memory_release_cache(void);
+/* Refuses any single allocation above this many bytes (default: 64 GiB). */
+void mtl_memory_set_limit(size_t nbytes);
+
+/* ---- storage and tensors ------------------------------------------------- */
+typedef struct mtl_storage {
+  void *data;
+  size_t nbytes;
+  int refcount;
+} mtl_storage;
+
+struct mtl_node;
+
+typedef struct mtl_tensor {
+  int refcount;
+  mtl_dtype dtype;
+  int ndim;
+  int64_t shape[MTL_MAX_DIMS];
+  int64_t stride[MTL_MAX_DIMS]; /* in elements */
+  int64_t offset;               /* in elements */
+  int64_t numel;
+  mtl_storage *storage;
+  /* autograd */
+  bool requires_grad;     /* leaf marked by the user, or result of a tracked op */
+  struct mtl_tensor *grad; /* accumulated gradient of a leaf (NULL until first) */
+  struct mtl_node *node;   /* the op that produced this tensor (NULL for leaves) */
+} mtl_tensor;
+
+size_t mtl_dtype_size(mtl_dtype d);
+const char *mtl_dtype_name(mtl_dtype d);
+
+/* A new contiguous tensor; contents uninitialized. */
+mtl_tensor *mtl_tensor_new(mtl_dtype dtype, int ndim, const int64_t *shape);
+mtl_tensor *mtl_tensor_zeros(mtl_dtype dtype, int ndim, const int64_t *shape);
+/* A new tensor shaped like t (contiguous), uninitialized / zeroed. */
+mtl_tensor *mtl_tensor_empty_like(const mtl_tensor *t);
+mtl_tensor *mtl_tensor_zeros_like(const mtl_tensor *t);
+/* A view sharing t's storage (no autograd link). */
+mtl_tensor *mtl_tensor_view(mtl_tensor *t, int ndim, const int64_t *shape,
+                            const int64_t *stride, int64_t offset);
+/* An alias of t: same storage, shape and strides, no autograd link. */
+mtl_tensor *mtl_tensor_alias(mtl_tensor *t);
+void mtl_tensor_retain(mtl_tensor *t);
+void mtl_tensor_release(mtl_tensor *t);
+
+bool mtl_tensor_is_contiguous(const mtl_tensor *t);
+/* Contiguous copy of values (no autograd link); returns a new reference to t
+ * itself when it already is contiguous. */
+mtl_tensor *mtl_tensor_contiguous_data(mtl_tensor *t);
+/* Copies src's values into dst (same numel; shapes may differ; any strides). */
+int mtl_tensor_copy_into(mtl_tensor *dst, const mtl_tensor *src);
+int mtl_tensor_fill(mtl_tensor *t, double v);
+
+static inline float *mtl_f32(const mtl_tensor *t) {
+  return (float *)t->storage->data + t->offset;
+}
+static inline int64_t *mtl_i64(const mtl_tensor *t) {
+  return (int64_t *)t->storage->data + t->offset;
+}
+/* Element at a 0-based multi-index (no checks). */
+double mtl_tensor_get_at(const mtl_tensor *t, const int64_t *idx);
+void mtl_tensor_set_at(mtl_tensor *t, const int64_t *idx, double v);
+
+/* Writes "[4,3]" into buf; returns buf. */
+char *mtl_shape_str(const mtl_tensor *t, char *buf, size_t n);
+char *mtl_dims_str(int ndim, const int64_t *shape, char *buf, size_t n);
+/* Checks shape sizes: non-negative, product fits; returns numel or -1. */
+int64_t mtl_shape_numel(const char *op, int ndim, const int64_t *shape);
+
+/* ---- random numbers (one seeded stream: init, shuffling, dropout) -------- */
+void mtl_seed(uint64_t seed);
+uint64_t mtl_rand_u64(void);
+double mtl_rand_uniform(void); /* [0, 1) */
+double mtl_rand_normal(void);
+/* The generator's whole state, for checkpoints (4 words). */
+void mtl_rand_get_state(uint64_t state[4]);
+void mtl_rand_set_state(const uint64_t state[4]);
+
+/* ---- threads ------------------------------------------------------------- */
+void mtl_set_num_threads(int n);
+int mtl_get_num_threads(void);
+
+#endif

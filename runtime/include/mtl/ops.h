@@ -1,0 +1,102 @@
+/* Tensor ops (forward). Each returns a new reference, or NULL with the error
+ * message set ("mtl.<op>: ..."). All dims are 0-based here; negative dims are
+ * resolved by the binding. Every op records an autograd node when needed
+ * (autograd.h); its backward lives next to it in runtime/src/ops/<family>.c
+ * and its row in mtl/ops_<family>.def. */
+#ifndef MTL_OPS_H
+#define MTL_OPS_H
+
+#include "mtl/core.h"
+
+/* ---- broadcasting helper (elementwise.c) --------------------------------- */
+/* Broadcast shape of a and b (numpy rules); -1 with message naming op. */
+int mtl_broadcast_shape(const char *op, const mtl_tensor *a, const mtl_tensor *b,
+                        int *ndim, int64_t *shape);
+
+/* ---- elementwise (ops/elementwise.c) ------------------------------------- */
+mtl_tensor *mtl_add(mtl_tensor *a, mtl_tensor *b);
+mtl_tensor *mtl_sub(mtl_tensor *a, mtl_tensor *b);
+mtl_tensor *mtl_mul(mtl_tensor *a, mtl_tensor *b);
+mtl_tensor *mtl_div(mtl_tensor *a, mtl_tensor *b);
+mtl_tensor *mtl_add_scalar(mtl_tensor *a, double s);     /* a + s */
+mtl_tensor *mtl_mul_scalar(mtl_tensor *a, double s);     /* a * s */
+mtl_tensor *mtl_rsub_scalar(mtl_tensor *a, double s);    /* s - a */
+mtl_tensor *mtl_rdiv_scalar(mtl_tensor *a, double s);    /* s / a */
+mtl_tensor *mtl_neg(mtl_tensor *a);
+mtl_tensor *mtl_exp(mtl_tensor *a);
+mtl_tensor *mtl_log(mtl_tensor *a);
+mtl_tensor *mtl_log1p(mtl_tensor *a);
+mtl_tensor *mtl_sqrt(mtl_tensor *a);
+mtl_tensor *mtl_pow_scalar(mtl_tensor *a, double p);     /* a ^ p */
+mtl_tensor *mtl_abs(mtl_tensor *a);
+mtl_tensor *mtl_clamp(mtl_tensor *a, double lo, double hi); /* +-INFINITY: open */
+mtl_tensor *mtl_relu(mtl_tensor *a);
+mtl_tensor *mtl_leaky_relu(mtl_tensor *a, double slope);
+mtl_tensor *mtl_sigmoid(mtl_tensor *a);
+mtl_tensor *mtl_tanh(mtl_tensor *a);
+mtl_tensor *mtl_gelu(mtl_tensor *a);                     /* exact (erf) form */
+/* where(mask, a, b): mask is any dtype, nonzero = take a; broadcasts. */
+mtl_tensor *mtl_where(mtl_tensor *mask, mtl_tensor *a, mtl_tensor *b);
+/* Comparisons, no gradient; float 0/1 results; broadcast. op: "eq","ne","lt","le","gt","ge" */
+mtl_tensor *mtl_compare(const char *op, mtl_tensor *a, mtl_tensor *b);
+/* dtype conversion (float<->int64). Differentiable to float only. */
+mtl_tensor *mtl_to_dtype(mtl_tensor *a, mtl_dtype d);
+
+/* ---- reductions (ops/reduce.c) ------------------------------------------- */
+/* dim = -1 means over all elements (result has 0 dims, i.e. a scalar). */
+mtl_tensor *mtl_sum(mtl_tensor *a, int dim, bool keepdim);
+mtl_tensor *mtl_mean(mtl_tensor *a, int dim, bool keepdim);
+/* max/min: over a dim, *indices (may be NULL) receives int64 positions. */
+mtl_tensor *mtl_max(mtl_tensor *a, int dim, bool keepdim, mtl_tensor **indices);
+mtl_tensor *mtl_min(mtl_tensor *a, int dim, bool keepdim, mtl_tensor **indices);
+mtl_tensor *mtl_softmax(mtl_tensor *a, int dim);
+mtl_tensor *mtl_log_softmax(mtl_tensor *a, int dim);
+
+/* ---- matrix products (ops/matmul.c) -------------------------------------- */
+/* 2-D [m,k]x[k,n] via cblas_sgemm (transposed views passed as flags, not
+ * copied), or batched 3-D [b,m,k]x[b,k,n]. */
+mtl_tensor *mtl_matmul(mtl_tensor *a, mtl_tensor *b);
+/* y = x W^T + bias (bias may be NULL): x [n,in], W [out,in]. */
+mtl_tensor *mtl_linear(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias);
+
+/* ---- shape and indexing (ops/shape.c) ------------------------------------ */
+/* Views where the strides allow it, copies otherwise. A shape entry of -1 is
+ * inferred. */
+mtl_tensor *mtl_reshape(mtl_tensor *a, int ndim, const int64_t *shape);
+mtl_tensor *mtl_transpose(mtl_tensor *a, int d0, int d1);
+mtl_tensor *mtl_narrow(mtl_tensor *a, int dim, int64_t start, int64_t length);
+mtl_tensor *mtl_contiguous(mtl_tensor *a); /* differentiable copy if needed */
+mtl_tensor *mtl_concat(int n, mtl_tensor *const *ts, int dim);
+mtl_tensor *mtl_stack(int n, mtl_tensor *const *ts, int dim);
+/* index: int64 1-D tensor of 0-based positions. */
+mtl_tensor *mtl_index_select(mtl_tensor *a, int dim, mtl_tensor *index);
+/* out[i][j] = a[i][index[i][j]] (dim = 1), index int64, same ndim as a. */
+mtl_tensor *mtl_gather(mtl_tensor *a, int dim, mtl_tensor *index);
+/* Broadcast view to shape (stride 0 on expanded dims). */
+mtl_tensor *mtl_expand(mtl_tensor *a, int ndim, const int64_t *shape);
+
+/* ---- layers' building blocks (ops/nn.c) ---------------------------------- */
+/* Inverted dropout: in training multiplies kept entries by 1/(1-p). */
+mtl_tensor *mtl_dropout(mtl_tensor *a, double p, bool training);
+/* Normalizes over the last dim; weight/bias [last] or NULL. */
+mtl_tensor *mtl_layer_norm(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias, double eps);
+/* a [n, c]; normalizes each column. In training uses batch stats and updates
+ * running_mean/var (unbiased var, momentum as in PyTorch); in eval uses them. */
+mtl_tensor *mtl_batch_norm(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias,
+                           mtl_tensor *running_mean, mtl_tensor *running_var,
+                           bool training, double momentum, double eps);
+
+/* ---- losses (ops/loss.c) ------------------------------------------------- */
+typedef enum { MTL_REDUCE_MEAN = 0, MTL_REDUCE_SUM = 1, MTL_REDUCE_NONE = 2 } mtl_reduction;
+/* weight and mask may be NULL; both shaped like logits. With a mask, "mean"
+ * divides by the number of unmasked elements (0 when none). */
+mtl_tensor *mtl_bce_with_logits(mtl_tensor *logits, mtl_tensor *target, mtl_tensor *weight,
+                                mtl_tensor *mask, mtl_reduction red);
+/* On probabilities; each log clamped at -100 (PyTorch semantics). */
+mtl_tensor *mtl_bce(mtl_tensor *p, mtl_tensor *target, mtl_tensor *weight,
+                    mtl_tensor *mask, mtl_reduction red);
+mtl_tensor *mtl_mse(mtl_tensor *a, mtl_tensor *target, mtl_reduction red);
+/* logits [n, c], target int64 [n] of 0-based classes. */
+mtl_tensor *mtl_cross_entropy(mtl_tensor *logits, mtl_tensor *target, mtl_reduction red);
+
+#endif

@@ -1,0 +1,63 @@
+/* One seeded random stream (xoshiro256** generator, seeded via splitmix64).
+ * Every random draw in mtl (initialization, shuffling, dropout, sampling)
+ * comes from here, so mtl_seed(n) makes a run reproducible. */
+#include <math.h>
+
+#include "mtl/core.h"
+
+static uint64_t s[4] = {0x9e3779b97f4a7c15ULL, 0xbf58476d1ce4e5b9ULL, 0x94d049bb133111ebULL,
+                        0x2545f4914f6cdd1dULL};
+static int have_spare;
+static double spare;
+
+static uint64_t splitmix(uint64_t *x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+void mtl_seed(uint64_t seed) {
+  uint64_t x = seed;
+  for (int i = 0; i < 4; i++) s[i] = splitmix(&x);
+  have_spare = 0;
+}
+
+uint64_t mtl_rand_u64(void) {
+  uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 45);
+  return result;
+}
+
+double mtl_rand_uniform(void) { return (double)(mtl_rand_u64() >> 11) * 0x1.0p-53; }
+
+/* Box-Muller, keeping the second value of each pair. */
+double mtl_rand_normal(void) {
+  if (have_spare) {
+    have_spare = 0;
+    return spare;
+  }
+  double u, v;
+  do u = mtl_rand_uniform(); while (u <= 0.0);
+  v = mtl_rand_uniform();
+  double r = sqrt(-2.0 * log(u)), th = 2.0 * M_PI * v;
+  spare = r * sin(th);
+  have_spare = 1;
+  return r * cos(th);
+}
+
+void mtl_rand_get_state(uint64_t state[4]) {
+  for (int i = 0; i < 4; i++) state[i] = s[i];
+}
+
+void mtl_rand_set_state(const uint64_t state[4]) {
+  for (int i = 0; i < 4; i++) s[i] = state[i];
+  have_spare = 0;
+}

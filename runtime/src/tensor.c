@@ -1,0 +1,234 @@
+/* Tensors: reference-counted handles over reference-counted storage. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mtl/autograd.h"
+#include "mtl/core.h"
+
+size_t mtl_dtype_size(mtl_dtype d) { return d == MTL_I64 ? 8 : 4; }
+const char *mtl_dtype_name(mtl_dtype d) { return d == MTL_I64 ? "int64" : "float32"; }
+
+char *mtl_dims_str(int ndim, const int64_t *shape, char *buf, size_t n) {
+  size_t k = 0;
+  k += (size_t)snprintf(buf + k, n - k, "[");
+  for (int i = 0; i < ndim && k < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, i ? ",%lld" : "%lld", (long long)shape[i]);
+  if (k < n) snprintf(buf + k, n - k, "]");
+  return buf;
+}
+
+char *mtl_shape_str(const mtl_tensor *t, char *buf, size_t n) {
+  return mtl_dims_str(t->ndim, t->shape, buf, n);
+}
+
+int64_t mtl_shape_numel(const char *op, int ndim, const int64_t *shape) {
+  if (ndim < 0 || ndim > MTL_MAX_DIMS)
+    return mtl_error("%s: tensors have at most %d dimensions, got %d", op, MTL_MAX_DIMS, ndim);
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0)
+      return mtl_error("%s: size of dimension %d must be >= 0, got %lld", op, i + 1,
+                       (long long)shape[i]);
+    if (shape[i] != 0 && n > INT64_MAX / 16 / shape[i])
+      return mtl_error("%s: out of memory: tensor of that shape is too large", op);
+    n *= shape[i];
+  }
+  return n;
+}
+
+static mtl_storage *storage_new(size_t nbytes) {
+  mtl_storage *s = malloc(sizeof *s);
+  if (!s) { mtl_error("out of memory"); return NULL; }
+  s->data = mtl_alloc(nbytes);
+  if (!s->data) { free(s); return NULL; }
+  s->nbytes = nbytes;
+  s->refcount = 1;
+  return s;
+}
+
+static void storage_release(mtl_storage *s) {
+  if (s && --s->refcount == 0) {
+    mtl_free(s->data, s->nbytes);
+    free(s);
+  }
+}
+
+static void set_contiguous_strides(mtl_tensor *t) {
+  int64_t st = 1;
+  for (int i = t->ndim - 1; i >= 0; i--) {
+    t->stride[i] = st;
+    st *= t->shape[i] ? t->shape[i] : 1;
+  }
+}
+
+static mtl_tensor *handle_new(mtl_dtype dtype, int ndim, const int64_t *shape) {
+  int64_t n = mtl_shape_numel("mtl.tensor", ndim, shape);
+  if (n < 0) return NULL;
+  mtl_tensor *t = calloc(1, sizeof *t);
+  if (!t) { mtl_error("out of memory"); return NULL; }
+  t->refcount = 1;
+  t->dtype = dtype;
+  t->ndim = ndim;
+  for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+  t->numel = n;
+  set_contiguous_strides(t);
+  return t;
+}
+
+mtl_tensor *mtl_tensor_new(mtl_dtype dtype, int ndim, const int64_t *shape) {
+  mtl_tensor *t = handle_new(dtype, ndim, shape);
+  if (!t) return NULL;
+  t->storage = storage_new((size_t)t->numel * mtl_dtype_size(dtype));
+  if (!t->storage) { free(t); return NULL; }
+  return t;
+}
+
+mtl_tensor *mtl_tensor_zeros(mtl_dtype dtype, int ndim, const int64_t *shape) {
+  mtl_tensor *t = mtl_tensor_new(dtype, ndim, shape);
+  if (t) memset(t->storage->data, 0, (size_t)t->numel * mtl_dtype_size(dtype));
+  return t;
+}
+
+mtl_tensor *mtl_tensor_empty_like(const mtl_tensor *t) {
+  return mtl_tensor_new(t->dtype, t->ndim, t->shape);
+}
+
+mtl_tensor *mtl_tensor_zeros_like(const mtl_tensor *t) {
+  return mtl_tensor_zeros(t->dtype, t->ndim, t->shape);
+}
+
+mtl_tensor *mtl_tensor_view(mtl_tensor *t, int ndim, const int64_t *shape,
+                            const int64_t *stride, int64_t offset) {
+  mtl_tensor *v = handle_new(t->dtype, ndim, shape);
+  if (!v) return NULL;
+  if (stride)
+    for (int i = 0; i < ndim; i++) v->stride[i] = stride[i];
+  v->offset = offset;
+  v->storage = t->storage;
+  t->storage->refcount++;
+  return v;
+}
+
+mtl_tensor *mtl_tensor_alias(mtl_tensor *t) {
+  return mtl_tensor_view(t, t->ndim, t->shape, t->stride, t->offset);
+}
+
+void mtl_tensor_retain(mtl_tensor *t) {
+  if (t) t->refcount++;
+}
+
+void mtl_tensor_release(mtl_tensor *t) {
+  if (!t || --t->refcount > 0) return;
+  if (t->node) mtl_node_release(t->node);
+  mtl_tensor_release(t->grad);
+  storage_release(t->storage);
+  free(t);
+}
+
+bool mtl_tensor_is_contiguous(const mtl_tensor *t) {
+  int64_t st = 1;
+  for (int i = t->ndim - 1; i >= 0; i--) {
+    if (t->shape[i] != 1 && t->stride[i] != st) return false;
+    st *= t->shape[i];
+  }
+  return true;
+}
+
+/* Offset (elements) of the k-th element in row-major order. */
+static inline int64_t offset_of(const mtl_tensor *t, int64_t k) {
+  int64_t off = 0;
+  for (int i = t->ndim - 1; i >= 0; i--) {
+    int64_t n = t->shape[i];
+    off += (k % n) * t->stride[i];
+    k /= n;
+  }
+  return off;
+}
+
+int mtl_tensor_copy_into(mtl_tensor *dst, const mtl_tensor *src) {
+  if (dst->numel != src->numel) {
+    char a[128], b[128];
+    return mtl_error("copy: sizes differ: %s and %s", mtl_shape_str(dst, a, sizeof a),
+                     mtl_shape_str(src, b, sizeof b));
+  }
+  int64_t n = dst->numel;
+  if (n == 0) return 0;
+  if (dst->dtype == src->dtype && mtl_tensor_is_contiguous(dst) && mtl_tensor_is_contiguous(src)) {
+    size_t es = mtl_dtype_size(dst->dtype);
+    memmove((char *)dst->storage->data + dst->offset * (int64_t)es,
+            (char *)src->storage->data + src->offset * (int64_t)es, (size_t)n * es);
+    return 0;
+  }
+  /* general strided path with a running multi-index */
+  int64_t idx_s[MTL_MAX_DIMS] = {0}, idx_d[MTL_MAX_DIMS] = {0};
+  int64_t os = src->offset, od = dst->offset;
+  for (int64_t k = 0; k < n; k++) {
+    double v = src->dtype == MTL_F32 ? ((float *)src->storage->data)[os]
+                                     : (double)((int64_t *)src->storage->data)[os];
+    if (dst->dtype == MTL_F32)
+      ((float *)dst->storage->data)[od] = (float)v;
+    else
+      ((int64_t *)dst->storage->data)[od] = (int64_t)v;
+    for (int i = src->ndim - 1; i >= 0; i--) {
+      if (++idx_s[i] < src->shape[i]) { os += src->stride[i]; break; }
+      os -= (idx_s[i] - 1) * src->stride[i];
+      idx_s[i] = 0;
+    }
+    for (int i = dst->ndim - 1; i >= 0; i--) {
+      if (++idx_d[i] < dst->shape[i]) { od += dst->stride[i]; break; }
+      od -= (idx_d[i] - 1) * dst->stride[i];
+      idx_d[i] = 0;
+    }
+  }
+  return 0;
+}
+
+mtl_tensor *mtl_tensor_contiguous_data(mtl_tensor *t) {
+  if (mtl_tensor_is_contiguous(t)) {
+    mtl_tensor_retain(t);
+    return t;
+  }
+  mtl_tensor *c = mtl_tensor_empty_like(t);
+  if (!c) return NULL;
+  mtl_tensor_copy_into(c, t);
+  return c;
+}
+
+int mtl_tensor_fill(mtl_tensor *t, double v) {
+  if (mtl_tensor_is_contiguous(t)) {
+    if (t->dtype == MTL_F32) {
+      float *p = mtl_f32(t), f = (float)v;
+      for (int64_t i = 0; i < t->numel; i++) p[i] = f;
+    } else {
+      int64_t *p = mtl_i64(t), x = (int64_t)v;
+      for (int64_t i = 0; i < t->numel; i++) p[i] = x;
+    }
+    return 0;
+  }
+  for (int64_t k = 0; k < t->numel; k++) {
+    int64_t o = t->offset + offset_of(t, k);
+    if (t->dtype == MTL_F32)
+      ((float *)t->storage->data)[o] = (float)v;
+    else
+      ((int64_t *)t->storage->data)[o] = (int64_t)v;
+  }
+  return 0;
+}
+
+double mtl_tensor_get_at(const mtl_tensor *t, const int64_t *idx) {
+  int64_t o = t->offset;
+  for (int i = 0; i < t->ndim; i++) o += idx[i] * t->stride[i];
+  return t->dtype == MTL_F32 ? ((float *)t->storage->data)[o]
+                             : (double)((int64_t *)t->storage->data)[o];
+}
+
+void mtl_tensor_set_at(mtl_tensor *t, const int64_t *idx, double v) {
+  int64_t o = t->offset;
+  for (int i = 0; i < t->ndim; i++) o += idx[i] * t->stride[i];
+  if (t->dtype == MTL_F32)
+    ((float *)t->storage->data)[o] = (float)v;
+  else
+    ((int64_t *)t->storage->data)[o] = (int64_t)v;
+}
