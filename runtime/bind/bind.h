@@ -35,7 +35,10 @@ void bind_register(lua_State *L, int mod, int methods, const char *name, lua_CFu
 
 /* Each family's registration (called by luaopen_mtl_core). */
 void bind_tensor_open(lua_State *L, int mod, int methods);
-void bind_ops_open(lua_State *L, int mod, int methods);
+void bind_ops_open(lua_State *L, int mod, int methods);   /* elementwise, reduce, matmul */
+void bind_shape_open(lua_State *L, int mod, int methods); /* shape and indexing */
+void bind_nn_open(lua_State *L, int mod, int methods);    /* dropout, norms, losses */
+void bind_checkpoint_open(lua_State *L, int mod, int methods);
 void bind_embedding_open(lua_State *L, int mod, int methods);
 void bind_optim_open(lua_State *L, int mod, int methods);
 void bind_io_open(lua_State *L, int mod, int methods);

@@ -389,6 +389,38 @@ static int l_set(lua_State *L) {
   return 1;
 }
 
+/* Flat (row-major position, 1-based) access, for tests and tools. */
+static int64_t check_flat(lua_State *L, mtl_tensor *t, const char *fname, int64_t *idx) {
+  lua_Integer k = luaL_checkinteger(L, 2);
+  if (k < 1 || k > t->numel)
+    luaL_error(L, "%s: index %d out of range (expected 1..%d)", fname, (int)k, (int)t->numel);
+  int64_t r = k - 1;
+  for (int i = t->ndim - 1; i >= 0; i--) {
+    idx[i] = r % t->shape[i];
+    r /= t->shape[i];
+  }
+  return k - 1;
+}
+
+static int l_get_flat(lua_State *L) {
+  mtl_tensor *t = bind_check_tensor(L, 1, "get_flat");
+  int64_t idx[MTL_MAX_DIMS];
+  check_flat(L, t, "get_flat", idx);
+  lua_pushnumber(L, mtl_tensor_get_at(t, idx));
+  return 1;
+}
+
+static int l_set_flat(lua_State *L) {
+  mtl_tensor *t = bind_check_tensor(L, 1, "set_flat");
+  int64_t idx[MTL_MAX_DIMS];
+  check_flat(L, t, "set_flat", idx);
+  double v = luaL_checknumber(L, 3);
+  if (t->node || (t->requires_grad && mtl_grad_enabled()))
+    return luaL_error(L, "set_flat: cannot write into a tensor that requires a gradient (use mtl.no_grad)");
+  mtl_tensor_set_at(t, idx, v);
+  return 0;
+}
+
 static int l_item(lua_State *L) {
   mtl_tensor *t = bind_check_tensor(L, 1, "item");
   if (t->numel != 1) {
@@ -566,6 +598,7 @@ void bind_tensor_open(lua_State *L, int mod, int methods) {
   static const struct { const char *name; lua_CFunction f; } meths[] = {
     {"shape", l_shape}, {"stride", l_stride}, {"dim", l_dim}, {"size", l_size},
     {"numel", l_numel}, {"dtype", l_dtype}, {"get", l_get}, {"set", l_set}, {"item", l_item},
+    {"get_flat", l_get_flat}, {"set_flat", l_set_flat},
     {"values", l_values}, {"clone", l_clone}, {"float", l_float}, {"long", l_long},
     {"fill", l_fill}, {"copy", l_copy}, {"is_contiguous", l_is_contiguous}, {"data_ptr", l_data_ptr},
     {"requires_grad", l_requires_grad}, {"get_grad", l_grad}, {"zero_grad", l_zero_grad},
@@ -596,6 +629,9 @@ int luaopen_mtl_core(lua_State *L) {
   lua_setfield(L, mt, "__gc");
   bind_tensor_open(L, mod, methods);
   bind_ops_open(L, mod, methods);
+  bind_shape_open(L, mod, methods);
+  bind_nn_open(L, mod, methods);
+  bind_checkpoint_open(L, mod, methods);
   bind_embedding_open(L, mod, methods);
   bind_optim_open(L, mod, methods);
   bind_io_open(L, mod, methods);
