@@ -13,4 +13,7 @@ mtl.Tensor = core.Tensor
 require("mtl.tensor")(mtl, core)
 require("mtl.autograd")(mtl, core)
 
+-- Library parts, one line each (keep this list in dependency order).
+-- [parts]
+
 return mtl
