@@ -16,4 +16,17 @@ require("mtl.autograd")(mtl, core)
 -- Library parts, one line each (keep this list in dependency order).
 -- [parts]
 
+-- Parts that themselves require "mtl" load on first use: mtl.nn, ...
+local lazy = { nn = "mtl.nn", models = "mtl.models", losses = "mtl.losses" }
+setmetatable(mtl, {
+  __index = function(t, k)
+    local name = lazy[k]
+    if name then
+      local v = require(name)
+      rawset(t, k, v)
+      return v
+    end
+  end,
+})
+
 return mtl

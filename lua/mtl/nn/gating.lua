@@ -1,0 +1,95 @@
+-- Mixture-of-experts blocks: Experts (n expert MLPs, first layers fused into
+-- one GEMM), Gate (softmax over experts) and mix (gate-weighted sum).
+local mtl = require "mtl"
+
+return function(nn)
+  local class = nn.class
+
+  -- Experts{n=, input=, hidden={h1, ...}, activation="relu", fused=true}
+  -- Output [B, n, h_last]. Layer l's weights for all experts live in one
+  -- tensor W_l [n, out, in] (b_l [n, out]). Fused mode runs layer 1 as ONE
+  -- GEMM, x [B, in] x W_1 viewed as [n*h1, in], and later layers as a batched
+  -- product over experts; unfused mode runs each expert with its own
+  -- Linear calls on views of the same tensors, so both modes share weights.
+  local Experts = class("Experts")
+  nn.Experts = Experts
+  function Experts:__init(opts)
+    assert(type(opts) == "table" and opts.n and opts.input and opts.hidden,
+      "nn.Experts: expected {n = experts, input = size, hidden = {h1, ...}}")
+    self.n_experts, self.input = opts.n, opts.input
+    self.sizes = { opts.input }
+    self.act_name = opts.activation or "relu"
+    self.act = nn.activation(self.act_name)
+    self.fused = opts.fused ~= false
+    self.n_layers = #opts.hidden
+    for l, h in ipairs(opts.hidden) do
+      local n_in = self.sizes[l]
+      self.sizes[l + 1] = h
+      local bound = 1 / math.sqrt(n_in)
+      self:param("weight" .. l, nn.init_uniform(bound, opts.n, h, n_in))
+      self:param("bias" .. l, nn.init_uniform(bound, opts.n, h))
+    end
+    self.output_dim = self.sizes[#self.sizes]
+  end
+
+  function Experts:forward(x)
+    if self.fused then return self:forward_fused(x) end
+    return self:forward_each(x)
+  end
+
+  function Experts:forward_fused(x)
+    local n, B = self.n_experts, x:size(1)
+    local h1 = self.sizes[2]
+    -- [B, in] x [n*h1, in]^T -> [B, n*h1]
+    local y = self.act(mtl.linear(x, self.weight1:reshape(n * h1, self.input), self.bias1:reshape(n * h1)))
+    if self.n_layers == 1 then return y:reshape(B, n, h1) end
+    y = y:reshape(B, n, h1):transpose(1, 2)                  -- [n, B, h1] (a view)
+    for l = 2, self.n_layers do
+      local W, b = self["weight" .. l], self["bias" .. l]      -- [n, out, in], [n, out]
+      y = mtl.matmul(y, W:transpose(2, 3))                     -- [n, B, out]
+      y = self.act(y + b:reshape(n, 1, self.sizes[l + 1]))
+    end
+    return y:transpose(1, 2)                                   -- [B, n, out] (a view)
+  end
+
+  function Experts:forward_each(x)
+    local outs = {}
+    for k = 1, self.n_experts do
+      local y = x
+      for l = 1, self.n_layers do
+        local n_out, n_in = self.sizes[l + 1], self.sizes[l]
+        local W = self["weight" .. l]:narrow(1, k, 1):reshape(n_out, n_in)
+        local b = self["bias" .. l]:narrow(1, k, 1):reshape(n_out)
+        y = self.act(mtl.linear(y, W, b))
+      end
+      outs[k] = y
+    end
+    return mtl.stack(outs, 2)                                  -- [B, n, out]
+  end
+
+  function Experts:extra_repr()
+    return string.format("%d x %s%s", self.n_experts, table.concat(self.sizes, " -> "),
+      self.fused and ", fused" or "")
+  end
+
+  -- Gate{input=, n=}: softmax(x W^T + b) over n experts -> [B, n]
+  local Gate = class("Gate")
+  nn.Gate = Gate
+  function Gate:__init(opts)
+    assert(type(opts) == "table" and opts.input and opts.n, "nn.Gate: expected {input = size, n = experts}")
+    self.n = opts.n
+    self.fc = nn.Linear(opts.input, opts.n)
+  end
+  function Gate:forward(x)
+    local g = mtl.softmax(self.fc(x), 2)
+    self.last = g -- kept for inspection (expert utilization); not part of the graph's state
+    return g
+  end
+  function Gate:extra_repr() return tostring(self.n) end
+
+  -- mix(experts [B, n, d], gate [B, n]) -> [B, d] = sum_k gate[:, k] * experts[:, k, :]
+  function nn.mix(experts, gate)
+    local B, n = gate:size(1), gate:size(2)
+    return mtl.sum(experts * gate:reshape(B, n, 1), 2)
+  end
+end

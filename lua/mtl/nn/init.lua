@@ -1,0 +1,8 @@
+-- mtl.nn: a small, Torch-flavoured module system (see docs/models.md).
+--   local nn = require "mtl.nn"
+--   local mlp = nn.MLP{input = 232, hidden = {256, 128}}
+--   local y = mlp(x)
+local nn = require "mtl.nn.module"
+require("mtl.nn.blocks")(nn)
+require("mtl.nn.gating")(nn)
+return nn
