@@ -1,0 +1,393 @@
+/* Layers' building blocks: dropout, layer_norm, batch_norm. Each is one fused
+ * kernel with its hand-written backward right after it (rows in ops_nn.def).
+ *
+ * Saved tensors, by op (slot: contents):
+ *   dropout     0: mask (0 or 1/(1-p) per element)
+ *   layer_norm  0: x (contiguous)  1: mean [rows]  2: 1/std [rows]  3: weight or NULL
+ *   batch_norm  0: x (contiguous)  1: mean [c]     2: 1/std [c]     3: weight or NULL
+ * Row statistics are accumulated in double; element loops stay in float. */
+#include <math.h>
+#include <string.h>
+
+#include "mtl/autograd.h"
+#include "mtl/ops.h"
+
+static int check_f32(const char *op, const mtl_tensor *t, const char *what) {
+  if (t && t->dtype != MTL_F32)
+    return mtl_error("%s: expected a float32 tensor for %s, got %s", op, what, mtl_dtype_name(t->dtype));
+  return 0;
+}
+
+/* A per-feature parameter (weight, bias, running stats) must be 1-D [c]. */
+static int check_vector(const char *op, const mtl_tensor *t, const char *what, int64_t c,
+                        const mtl_tensor *x) {
+  if (!t) return 0;
+  if (check_f32(op, t, what) < 0) return -1;
+  if (t->ndim != 1 || t->shape[0] != c) {
+    char s1[128], s2[128];
+    return mtl_error("%s: %s must be [%lld] to match the input %s, got %s", op, what, (long long)c,
+                     mtl_shape_str(x, s1, sizeof s1), mtl_shape_str(t, s2, sizeof s2));
+  }
+  return 0;
+}
+
+static int check_eps(const char *op, double eps) {
+  if (!(eps >= 0) || !isfinite(eps))
+    return mtl_error("%s: eps must be a finite number >= 0, got %g", op, eps);
+  return 0;
+}
+
+/* Contiguous copies (or new references) of the optional tensors; on failure
+ * releases what it made and returns -1. */
+static int contiguous_all(int n, mtl_tensor **in, mtl_tensor **out) {
+  for (int i = 0; i < n; i++) {
+    out[i] = NULL;
+    if (in[i] && !(out[i] = mtl_tensor_contiguous_data(in[i]))) {
+      for (int k = 0; k < i; k++) mtl_tensor_release(out[k]);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void release_all(int n, mtl_tensor **t) {
+  for (int i = 0; i < n; i++) mtl_tensor_release(t[i]);
+}
+
+/* ---- dropout --------------------------------------------------------------- */
+/* Each element is kept with probability 1-p (one mtl_rand_uniform draw per
+ * element, in row-major order) and scaled by 1/(1-p). In eval mode, or with
+ * p = 0, the input itself is returned (a new reference, like PyTorch). */
+mtl_tensor *mtl_dropout(mtl_tensor *a, double p, bool training) {
+  const char *op = "mtl.dropout";
+  if (check_f32(op, a, "the input") < 0) return NULL;
+  if (!(p >= 0 && p < 1)) return (void)mtl_error("%s: p must be in [0, 1), got %g", op, p), NULL;
+  if (!training || p == 0) {
+    mtl_tensor_retain(a);
+    return a;
+  }
+  mtl_tensor *out = mtl_tensor_new(MTL_F32, a->ndim, a->shape);
+  mtl_tensor *mask = mtl_tensor_new(MTL_F32, a->ndim, a->shape);
+  mtl_tensor *src = mtl_tensor_contiguous_data(a);
+  if (!out || !mask || !src) goto fail;
+  float scale = (float)(1.0 / (1.0 - p));
+  float *m = mtl_f32(mask), *y = mtl_f32(out);
+  const float *x = mtl_f32(src);
+  int64_t n = a->numel;
+  for (int64_t i = 0; i < n; i++) m[i] = mtl_rand_uniform() >= p ? scale : 0.0f;
+  for (int64_t i = 0; i < n; i++) y[i] = x[i] * m[i];
+  if (mtl_needs_grad(1, &a)) {
+    mtl_node *node = mtl_record(MTL_OP_DROPOUT, out, 1, &a);
+    if (!node) goto fail;
+    mtl_node_save(node, 0, mask);
+  }
+  mtl_tensor_release(mask);
+  mtl_tensor_release(src);
+  return out;
+fail:
+  mtl_tensor_release(out);
+  mtl_tensor_release(mask);
+  mtl_tensor_release(src);
+  return NULL;
+}
+
+int mtl_dropout_backward(mtl_node *n, mtl_tensor *g) {
+  if (!mtl_node_wants(n, 0)) return 0;
+  mtl_tensor *gc = mtl_tensor_contiguous_data(g);
+  if (!gc) return -1;
+  mtl_tensor *gi = mtl_tensor_new(MTL_F32, n->out_ndim, n->out_shape);
+  if (!gi) { mtl_tensor_release(gc); return -1; }
+  const float *m = mtl_f32(n->saved[0]), *go = mtl_f32(gc);
+  float *pi = mtl_f32(gi);
+  for (int64_t i = 0; i < gi->numel; i++) pi[i] = go[i] * m[i];
+  mtl_tensor_release(gc);
+  return mtl_node_accumulate(n, 0, gi);
+}
+
+/* ---- layer_norm ------------------------------------------------------------ */
+/* y = (x - mean) / sqrt(var + eps) * weight + bias over the last dim, with the
+ * biased variance of each row. */
+mtl_tensor *mtl_layer_norm(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias, double eps) {
+  const char *op = "mtl.layer_norm";
+  if (check_f32(op, a, "the input") < 0) return NULL;
+  if (a->ndim < 1)
+    return (void)mtl_error("%s: expected an input with at least 1 dimension, got a scalar", op), NULL;
+  int64_t d = a->shape[a->ndim - 1], rows = 1;
+  for (int i = 0; i < a->ndim - 1; i++) rows *= a->shape[i];
+  if (check_vector(op, weight, "weight", d, a) < 0 || check_vector(op, bias, "bias", d, a) < 0 ||
+      check_eps(op, eps) < 0)
+    return NULL;
+
+  mtl_tensor *in[3] = {a, weight, bias}, *c[3];
+  if (contiguous_all(3, in, c) < 0) return NULL;
+  mtl_tensor *out = mtl_tensor_new(MTL_F32, a->ndim, a->shape);
+  mtl_tensor *mean = mtl_tensor_new(MTL_F32, 1, &rows), *rstd = mtl_tensor_new(MTL_F32, 1, &rows);
+  if (!out || !mean || !rstd) goto fail;
+  const float *w = c[1] ? mtl_f32(c[1]) : NULL, *b = c[2] ? mtl_f32(c[2]) : NULL;
+  float *pm = mtl_f32(mean), *pr = mtl_f32(rstd);
+  for (int64_t r = 0; r < rows && d > 0; r++) {
+    const float *x = mtl_f32(c[0]) + r * d;
+    float *y = mtl_f32(out) + r * d;
+    double s = 0, ss = 0;
+    for (int64_t j = 0; j < d; j++) s += x[j];
+    float mu = (float)(s / (double)d);
+    for (int64_t j = 0; j < d; j++) ss += (double)(x[j] - mu) * (double)(x[j] - mu);
+    float rs = (float)(1.0 / sqrt(ss / (double)d + eps));
+    pm[r] = mu;
+    pr[r] = rs;
+    for (int64_t j = 0; j < d; j++) y[j] = (x[j] - mu) * rs;
+    if (w) for (int64_t j = 0; j < d; j++) y[j] *= w[j];
+    if (b) for (int64_t j = 0; j < d; j++) y[j] += b[j];
+  }
+  if (mtl_needs_grad(3, in)) {
+    mtl_node *node = mtl_record(MTL_OP_LAYER_NORM, out, 3, in);
+    if (!node) goto fail;
+    mtl_node_save(node, 0, c[0]);
+    mtl_node_save(node, 1, mean);
+    mtl_node_save(node, 2, rstd);
+    if (c[1]) mtl_node_save(node, 3, c[1]);
+  }
+  release_all(3, c);
+  mtl_tensor_release(mean);
+  mtl_tensor_release(rstd);
+  return out;
+fail:
+  release_all(3, c);
+  mtl_tensor_release(out);
+  mtl_tensor_release(mean);
+  mtl_tensor_release(rstd);
+  return NULL;
+}
+
+/* With xh = normalized x and gh = g * weight (per row of length d):
+ *   dx = rstd * (gh - mean(gh) - xh * mean(gh * xh)),
+ *   dweight = sum over rows of g * xh,  dbias = sum over rows of g. */
+int mtl_layer_norm_backward(mtl_node *n, mtl_tensor *g) {
+  mtl_tensor *xt = n->saved[0], *wt = n->saved[3];
+  bool want_x = mtl_node_wants(n, 0), want_w = mtl_node_wants(n, 1), want_b = mtl_node_wants(n, 2);
+  int64_t d = xt->shape[xt->ndim - 1], rows = n->saved[1]->numel;
+  mtl_tensor *gc = mtl_tensor_contiguous_data(g);
+  mtl_tensor *gx = want_x ? mtl_tensor_new(MTL_F32, xt->ndim, xt->shape) : NULL;
+  /* dweight and dbias sums in double: [2, d] scratch */
+  size_t scratch_bytes = (size_t)(2 * d) * sizeof(double);
+  double *acc = (want_w || want_b) && d > 0 ? mtl_alloc(scratch_bytes) : NULL;
+  if (!gc || (want_x && !gx) || ((want_w || want_b) && d > 0 && !acc)) {
+    mtl_tensor_release(gc);
+    mtl_tensor_release(gx);
+    if (acc) mtl_free(acc, scratch_bytes);
+    return -1;
+  }
+  double *dw = acc, *db = acc ? acc + d : NULL;
+  if (acc) memset(acc, 0, scratch_bytes);
+  const float *w = wt ? mtl_f32(wt) : NULL;
+  for (int64_t r = 0; r < rows && d > 0; r++) {
+    const float *x = mtl_f32(xt) + r * d, *go = mtl_f32(gc) + r * d;
+    float mu = mtl_f32(n->saved[1])[r], rs = mtl_f32(n->saved[2])[r];
+    if (want_x) {
+      float *gi = mtl_f32(gx) + r * d;
+      double s1 = 0, s2 = 0;
+      /* gi temporarily holds gh = g * weight */
+      if (w) for (int64_t j = 0; j < d; j++) gi[j] = go[j] * w[j];
+      else memcpy(gi, go, (size_t)d * sizeof(float));
+      for (int64_t j = 0; j < d; j++) {
+        s1 += gi[j];
+        s2 += (double)gi[j] * (double)((x[j] - mu) * rs);
+      }
+      float m1 = (float)(s1 / (double)d), m2 = (float)(s2 / (double)d);
+      for (int64_t j = 0; j < d; j++) gi[j] = rs * (gi[j] - m1 - (x[j] - mu) * rs * m2);
+    }
+    if (want_w) for (int64_t j = 0; j < d; j++) dw[j] += (double)go[j] * (double)((x[j] - mu) * rs);
+    if (want_b) for (int64_t j = 0; j < d; j++) db[j] += go[j];
+  }
+  mtl_tensor_release(gc);
+  int rc = 0;
+  if (want_x) rc = mtl_node_accumulate(n, 0, gx);
+  for (int k = 1; k <= 2 && rc == 0; k++) {
+    if (!(k == 1 ? want_w : want_b)) continue;
+    mtl_tensor *gp = mtl_tensor_new(MTL_F32, 1, &d);
+    if (!gp) { rc = -1; break; }
+    const double *src = k == 1 ? dw : db;
+    for (int64_t j = 0; j < d; j++) mtl_f32(gp)[j] = (float)src[j];
+    rc = mtl_node_accumulate(n, k, gp);
+  }
+  if (acc) mtl_free(acc, scratch_bytes);
+  return rc;
+}
+
+/* ---- batch_norm ------------------------------------------------------------ */
+/* x [n, c]: each column j is normalized with its mean and (biased) variance in
+ * training, or with running_mean[j] / running_var[j] in eval. Training also
+ * updates the running stats in place, as PyTorch does:
+ *   running = (1 - momentum) * running + momentum * batch   (unbiased var). */
+mtl_tensor *mtl_batch_norm(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias,
+                           mtl_tensor *running_mean, mtl_tensor *running_var,
+                           bool training, double momentum, double eps) {
+  const char *op = "mtl.batch_norm";
+  char s1[128];
+  if (check_f32(op, a, "the input") < 0) return NULL;
+  if (a->ndim != 2)
+    return (void)mtl_error("%s: expected an input [n,c], got %s", op, mtl_shape_str(a, s1, sizeof s1)), NULL;
+  int64_t rows = a->shape[0], c = a->shape[1];
+  if (check_vector(op, weight, "weight", c, a) < 0 || check_vector(op, bias, "bias", c, a) < 0 ||
+      check_vector(op, running_mean, "running_mean", c, a) < 0 ||
+      check_vector(op, running_var, "running_var", c, a) < 0 || check_eps(op, eps) < 0)
+    return NULL;
+  if (!running_mean != !running_var)
+    return (void)mtl_error("%s: running_mean and running_var must be given together", op), NULL;
+  if (!training && !running_mean)
+    return (void)mtl_error("%s: eval mode needs running_mean and running_var", op), NULL;
+  if (training && rows < 2)
+    return (void)mtl_error("%s: expected more than 1 value per channel when training, got input %s", op,
+                           mtl_shape_str(a, s1, sizeof s1)), NULL;
+  if (!(momentum >= 0 && momentum <= 1))
+    return (void)mtl_error("%s: momentum must be in [0, 1], got %g", op, momentum), NULL;
+  if (running_mean && (running_mean->requires_grad || running_var->requires_grad))
+    return (void)mtl_error("%s: running_mean and running_var are buffers and must not require a gradient", op), NULL;
+
+  mtl_tensor *in[3] = {a, weight, bias}, *cc[3];
+  if (contiguous_all(3, in, cc) < 0) return NULL;
+  mtl_tensor *out = mtl_tensor_new(MTL_F32, 2, a->shape);
+  mtl_tensor *mean = mtl_tensor_new(MTL_F32, 1, &c), *rstd = mtl_tensor_new(MTL_F32, 1, &c);
+  /* scratch in double: column sums, then squared deviations */
+  size_t scratch_bytes = (size_t)(2 * c) * sizeof(double);
+  double *acc = c > 0 ? mtl_alloc(scratch_bytes) : NULL;
+  if (!out || !mean || !rstd || (c > 0 && !acc)) goto fail;
+  const float *x = mtl_f32(cc[0]);
+  float *pm = mtl_f32(mean), *pr = mtl_f32(rstd);
+  if (training) {
+    double *sum = acc, *ss = acc + c;
+    memset(acc, 0, scratch_bytes);
+    for (int64_t i = 0; i < rows; i++)
+      for (int64_t j = 0; j < c; j++) sum[j] += x[i * c + j];
+    for (int64_t j = 0; j < c; j++) pm[j] = (float)(sum[j] / (double)rows);
+    for (int64_t i = 0; i < rows; i++)
+      for (int64_t j = 0; j < c; j++) {
+        double dev = x[i * c + j] - pm[j];
+        ss[j] += dev * dev;
+      }
+    for (int64_t j = 0; j < c; j++) pr[j] = (float)(1.0 / sqrt(ss[j] / (double)rows + eps));
+    if (running_mean) {
+      /* the running stats may be strided 1-D views: write through strides */
+      float *rm = mtl_f32(running_mean), *rv = mtl_f32(running_var);
+      int64_t sm = running_mean->stride[0], sv = running_var->stride[0];
+      for (int64_t j = 0; j < c; j++) {
+        rm[j * sm] = (float)((1 - momentum) * rm[j * sm] + momentum * pm[j]);
+        rv[j * sv] = (float)((1 - momentum) * rv[j * sv] + momentum * (ss[j] / (double)(rows - 1)));
+      }
+    }
+  } else {
+    const float *rm = mtl_f32(running_mean), *rv = mtl_f32(running_var);
+    int64_t sm = running_mean->stride[0], sv = running_var->stride[0];
+    for (int64_t j = 0; j < c; j++) {
+      pm[j] = rm[j * sm];
+      pr[j] = (float)(1.0 / sqrt((double)rv[j * sv] + eps));
+    }
+  }
+  /* y = x * scale + shift per column; acc is reused for (scale, shift) in float */
+  if (c > 0) {
+    float *scale = (float *)acc, *shift = scale + c;
+    const float *w = cc[1] ? mtl_f32(cc[1]) : NULL, *b = cc[2] ? mtl_f32(cc[2]) : NULL;
+    for (int64_t j = 0; j < c; j++) {
+      scale[j] = pr[j] * (w ? w[j] : 1.0f);
+      shift[j] = (b ? b[j] : 0.0f) - pm[j] * scale[j];
+    }
+    float *y = mtl_f32(out);
+    for (int64_t i = 0; i < rows; i++)
+      for (int64_t j = 0; j < c; j++) y[i * c + j] = x[i * c + j] * scale[j] + shift[j];
+  }
+  if (mtl_needs_grad(3, in)) {
+    mtl_node *node = mtl_record(MTL_OP_BATCH_NORM, out, 3, in);
+    if (!node) goto fail;
+    mtl_node_save(node, 0, cc[0]);
+    mtl_node_save(node, 1, mean);
+    mtl_node_save(node, 2, rstd);
+    if (cc[1]) mtl_node_save(node, 3, cc[1]);
+    node->iarg[0] = training;
+  }
+  if (acc) mtl_free(acc, scratch_bytes);
+  release_all(3, cc);
+  mtl_tensor_release(mean);
+  mtl_tensor_release(rstd);
+  return out;
+fail:
+  if (acc) mtl_free(acc, scratch_bytes);
+  release_all(3, cc);
+  mtl_tensor_release(out);
+  mtl_tensor_release(mean);
+  mtl_tensor_release(rstd);
+  return NULL;
+}
+
+/* With xh = normalized x, per column j over the n rows:
+ *   dbias = sum g,  dweight = sum g * xh,
+ *   training: dx = rstd * w * (g - dbias / n - xh * dweight / n)
+ *   eval:     dx = rstd * w * g   (the running stats are constants). */
+int mtl_batch_norm_backward(mtl_node *n, mtl_tensor *g) {
+  mtl_tensor *xt = n->saved[0], *wt = n->saved[3];
+  bool want_x = mtl_node_wants(n, 0), want_w = mtl_node_wants(n, 1), want_b = mtl_node_wants(n, 2);
+  bool training = n->iarg[0] != 0;
+  int64_t rows = xt->shape[0], c = xt->shape[1];
+  const float *x = mtl_f32(xt), *pm = mtl_f32(n->saved[1]), *pr = mtl_f32(n->saved[2]);
+  const float *w = wt ? mtl_f32(wt) : NULL;
+  mtl_tensor *gc = mtl_tensor_contiguous_data(g);
+  size_t scratch_bytes = (size_t)(2 * c) * sizeof(double);
+  double *acc = c > 0 ? mtl_alloc(scratch_bytes) : NULL;
+  if (!gc || (c > 0 && !acc)) {
+    mtl_tensor_release(gc);
+    if (acc) mtl_free(acc, scratch_bytes);
+    return -1;
+  }
+  const float *go = mtl_f32(gc);
+  double *db = acc, *dw = acc ? acc + c : NULL;
+  int rc = 0;
+  if (c > 0) {
+    memset(acc, 0, scratch_bytes);
+    for (int64_t i = 0; i < rows; i++)
+      for (int64_t j = 0; j < c; j++) {
+        float gij = go[i * c + j];
+        db[j] += gij;
+        dw[j] += (double)gij * (double)((x[i * c + j] - pm[j]) * pr[j]);
+      }
+  }
+  if (want_x) {
+    mtl_tensor *gx = mtl_tensor_new(MTL_F32, 2, xt->shape);
+    if (!gx) rc = -1;
+    if (gx && c > 0) {
+      /* per column: gx = k * g + k2 * (x - mean) + k3, folded into float */
+      float *k1 = mtl_alloc((size_t)(3 * c) * sizeof(float));
+      if (!k1) { mtl_tensor_release(gx); gx = NULL; rc = -1; }
+      else {
+        float *k2 = k1 + c, *k3 = k2 + c;
+        for (int64_t j = 0; j < c; j++) {
+          double kk = (double)pr[j] * (w ? w[j] : 1.0f);
+          k1[j] = (float)kk;
+          if (training) {
+            /* rstd*w*(g - db/n - (x-mean)*rstd*dw/n) */
+            k2[j] = (float)(-kk * pr[j] * dw[j] / (double)rows);
+            k3[j] = (float)(-kk * db[j] / (double)rows);
+          } else {
+            k2[j] = 0.0f;
+            k3[j] = 0.0f;
+          }
+        }
+        float *gi = mtl_f32(gx);
+        for (int64_t i = 0; i < rows; i++)
+          for (int64_t j = 0; j < c; j++)
+            gi[i * c + j] = k1[j] * go[i * c + j] + k2[j] * (x[i * c + j] - pm[j]) + k3[j];
+        mtl_free(k1, (size_t)(3 * c) * sizeof(float));
+      }
+    }
+    if (gx) rc = mtl_node_accumulate(n, 0, gx);
+  }
+  for (int k = 1; k <= 2 && rc == 0; k++) {
+    if (!(k == 1 ? want_w : want_b)) continue;
+    mtl_tensor *gp = mtl_tensor_new(MTL_F32, 1, &c);
+    if (!gp) { rc = -1; break; }
+    const double *src = k == 1 ? dw : db;
+    for (int64_t j = 0; j < c; j++) mtl_f32(gp)[j] = (float)src[j];
+    rc = mtl_node_accumulate(n, k, gp);
+  }
+  mtl_tensor_release(gc);
+  if (acc) mtl_free(acc, scratch_bytes);
+  return rc;
+}
