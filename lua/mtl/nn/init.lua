@@ -5,4 +5,5 @@
 local nn = require "mtl.nn.module"
 require("mtl.nn.blocks")(nn)
 require("mtl.nn.gating")(nn)
+require("mtl.nn.tower")(nn)
 return nn

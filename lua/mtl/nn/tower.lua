@@ -1,0 +1,51 @@
+-- Towers and task lists, shared by the multi-task models in models/.
+local mtl = require "mtl"
+
+return function(nn)
+  -- Tower{input=, hidden={64}, activation="relu"}: MLP then Linear(h, 1);
+  -- forward returns logits [B]. With hidden = {} it is a single Linear.
+  local Tower = nn.class("Tower")
+  nn.Tower = Tower
+  function Tower:__init(opts)
+    assert(type(opts) == "table" and opts.input, "nn.Tower: expected {input = size, hidden = {...}}")
+    local hidden = opts.hidden or { 64 }
+    local last = opts.input
+    if #hidden > 0 then
+      self.mlp = nn.MLP{ input = opts.input, hidden = hidden, activation = opts.activation,
+                         batch_norm = opts.batch_norm, dropout = opts.dropout }
+      last = self.mlp.output_dim
+    end
+    self.out = nn.Linear(last, 1)
+  end
+  function Tower:forward(x)
+    if self.mlp then x = self.mlp(x) end
+    local y = self.out(x)
+    return y:reshape(y:size(1))
+  end
+
+  -- Normalizes a task list: strings or {name=, label=, ...} -> list of tables.
+  -- Default: click (is_click) and pay (is_pay), the seed's two targets.
+  function nn.tasks(list)
+    list = list or { { name = "click", label = "is_click" }, { name = "pay", label = "is_pay" } }
+    local out, seen = {}, {}
+    for i, t in ipairs(list) do
+      if type(t) == "string" then t = { name = t } end
+      assert(type(t) == "table" and type(t.name) == "string",
+        string.format("tasks[%d]: expected a name or {name = ..., label = ...}", i))
+      if seen[t.name] then error(string.format("tasks: task '%s' is listed twice", t.name), 2) end
+      seen[t.name] = true
+      local c = {}
+      for k, v in pairs(t) do c[k] = v end
+      c.label = c.label or t.name
+      c.type = c.type or "binary"
+      out[i] = c
+    end
+    assert(#out > 0, "tasks: at least one task is needed")
+    return out
+  end
+
+  -- The usual output of a task head: logits [B] and probabilities [B].
+  function nn.head(logits)
+    return { logits = logits, prob = mtl.sigmoid(logits) }
+  end
+end
