@@ -163,7 +163,7 @@ return function(mtl, core)
     if not n or t:numel() <= n then return t:values() end
     local flat = t:reshape(t:numel())
     local step = max(1, floor(t:numel() / n))
-    local idx = core.arange(0, t:numel(), step, "int64")
+    local idx = core.arange(1, t:numel() + 1, step, "int64") -- 1-based positions
     return flat:index_select(1, idx):values()
   end
 

@@ -28,6 +28,7 @@ mtl_tensor *mtl_log(mtl_tensor *a);
 mtl_tensor *mtl_log1p(mtl_tensor *a);
 mtl_tensor *mtl_sqrt(mtl_tensor *a);
 mtl_tensor *mtl_pow_scalar(mtl_tensor *a, double p);     /* a ^ p */
+mtl_tensor *mtl_pow(mtl_tensor *a, mtl_tensor *b);       /* a ^ b elementwise, broadcasts */
 mtl_tensor *mtl_abs(mtl_tensor *a);
 mtl_tensor *mtl_clamp(mtl_tensor *a, double lo, double hi); /* +-INFINITY: open */
 mtl_tensor *mtl_relu(mtl_tensor *a);
@@ -39,6 +40,8 @@ mtl_tensor *mtl_gelu(mtl_tensor *a);                     /* exact (erf) form */
 mtl_tensor *mtl_where(mtl_tensor *mask, mtl_tensor *a, mtl_tensor *b);
 /* Comparisons, no gradient; float 0/1 results; broadcast. op: "eq","ne","lt","le","gt","ge" */
 mtl_tensor *mtl_compare(const char *op, mtl_tensor *a, mtl_tensor *b);
+/* a <op> s; float tensors compare with s rounded to float, int64 ones exactly. */
+mtl_tensor *mtl_compare_scalar(const char *op, mtl_tensor *a, double s);
 /* dtype conversion (float<->int64). Differentiable to float only. */
 mtl_tensor *mtl_to_dtype(mtl_tensor *a, mtl_dtype d);
 
@@ -60,19 +63,39 @@ mtl_tensor *mtl_matmul(mtl_tensor *a, mtl_tensor *b);
 mtl_tensor *mtl_linear(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias);
 
 /* ---- shape and indexing (ops/shape.c) ------------------------------------ */
-/* Views where the strides allow it, copies otherwise. A shape entry of -1 is
+/* Views share a's storage (writes show through) and are differentiable. Error
+ * messages print dims and positions 1-based, as Lua users see them. */
+/* A view where the strides allow it, a copy otherwise. A shape entry of -1 is
  * inferred. */
 mtl_tensor *mtl_reshape(mtl_tensor *a, int ndim, const int64_t *shape);
 mtl_tensor *mtl_transpose(mtl_tensor *a, int d0, int d1);
+/* perm: a->ndim entries, a permutation of 0..ndim-1; out dim i = a dim perm[i]. */
+mtl_tensor *mtl_permute(mtl_tensor *a, const int *perm);
+/* Drops dim if its size is 1 (else a plain view); dim = -1 drops all size-1 dims. */
+mtl_tensor *mtl_squeeze(mtl_tensor *a, int dim);
+/* Inserts a size-1 dim at position dim (0..ndim). */
+mtl_tensor *mtl_unsqueeze(mtl_tensor *a, int dim);
+/* Positions start..start+length-1 of dim (0 <= start <= size, length >= 0). */
 mtl_tensor *mtl_narrow(mtl_tensor *a, int dim, int64_t start, int64_t length);
-mtl_tensor *mtl_contiguous(mtl_tensor *a); /* differentiable copy if needed */
+/* A differentiable copy when a is not contiguous; otherwise a new reference
+ * to a itself. */
+mtl_tensor *mtl_contiguous(mtl_tensor *a);
+/* Same dtype; concat: same sizes except in dim; stack: same shapes, new dim
+ * inserted at dim (0..ndim). float32 or int64. */
 mtl_tensor *mtl_concat(int n, mtl_tensor *const *ts, int dim);
 mtl_tensor *mtl_stack(int n, mtl_tensor *const *ts, int dim);
-/* index: int64 1-D tensor of 0-based positions. */
+/* Cuts a along dim into n consecutive narrow views of the given sizes (which
+ * must add up to a->shape[dim]). out receives n new references (all or none). */
+int mtl_split(mtl_tensor *a, int dim, int n, const int64_t *sizes, mtl_tensor **out);
+/* index: int64 1-D tensor of 0-based positions; repeats allowed (their
+ * gradients add up). */
 mtl_tensor *mtl_index_select(mtl_tensor *a, int dim, mtl_tensor *index);
-/* out[i][j] = a[i][index[i][j]] (dim = 1), index int64, same ndim as a. */
+/* out[i][j] = a[i][index[i][j]] (dim = 1), index int64 of 0-based positions,
+ * same ndim as a, index->shape[d] <= a->shape[d] for d != dim. The result has
+ * index's shape. */
 mtl_tensor *mtl_gather(mtl_tensor *a, int dim, mtl_tensor *index);
-/* Broadcast view to shape (stride 0 on expanded dims). */
+/* Broadcast view to shape (stride 0 on expanded dims); -1 keeps a size; new
+ * dims may be added on the left. */
 mtl_tensor *mtl_expand(mtl_tensor *a, int ndim, const int64_t *shape);
 
 /* ---- layers' building blocks (ops/nn.c) ---------------------------------- */
