@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mtl needs (only those missing, so a re-run is
+# fast) and builds mtl (CMake, Release) into build/.
+#
+#   bash tools/setup.sh              packages + build into build/
+#   bash tools/setup.sh --deps-only  packages only
+#
+# Environment: MTL_BUILD_DIR (default: build), MTL_CMAKE_ARGS (extra cmake
+# arguments), MTL_JOBS (parallel make jobs, default: number of cores).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+packages=(
+  luajit libluajit-5.1-dev libopenblas-dev
+  lua-lpeg lua-busted lua-cjson lua-argparse
+  libxxhash-dev zlib1g-dev pkg-config cmake gcc make
+  python3-numpy
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "setup: need root (or sudo) to install ${missing[*]}" >&2; exit 1; }
+    sudo=(sudo)
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[[ "${1:-}" == "--deps-only" ]] && exit 0
+
+build=${MTL_BUILD_DIR:-build}
+# shellcheck disable=SC2086
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release ${MTL_CMAKE_ARGS:-} >/dev/null
+make -C "$build" -j"${MTL_JOBS:-$(nproc)}" --no-print-directory >/dev/null

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test:
+#   1. build/ (Release, -DMTL_WERROR=ON): ctest (C tests of the core), busted (all specs)
+#   2. build-asan/ (-DMTL_SANITIZE=ON: AddressSanitizer + UndefinedBehaviorSanitizer):
+#      ctest with leak detection, then all specs again under luajit with the
+#      sanitizer runtimes preloaded.
+# The last line is "N passed, N failed" (summed over all runs); the exit
+# status is non-zero on any failure (a failed build counts as one failure).
+#
+# Environment: MTL_BUILD_DIR (default build), MTL_ASAN_BUILD_DIR (default
+# build-asan), MTL_NO_ASAN=1 skips step 2, MTL_BUSTED_ARGS extra busted arguments
+# (e.g. "--exclude-tags=slow" while developing; CI runs everything).
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+bash tools/setup.sh --deps-only || { echo "0 passed, 1 failed"; exit 1; }
+
+build=${MTL_BUILD_DIR:-build}
+asan_build=${MTL_ASAN_BUILD_DIR:-build-asan}
+jobs=$(nproc)
+passed=0
+failed=0
+start=$SECONDS
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+say() { echo "== $*" >&2; }
+
+# build_tree DIR CMAKE_ARGS...: configure and build; a failure counts once.
+build_tree() {
+  local dir=$1; shift
+  say "build $dir ($*)"
+  if cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DMTL_WERROR=ON "$@" >"$tmp/cmake.log" 2>&1 &&
+     make -C "$dir" -j"$jobs" --no-print-directory >"$tmp/make.log" 2>&1; then
+    return 0
+  fi
+  cat "$tmp/cmake.log" "$tmp/make.log" >&2
+  say "build of $dir FAILED"
+  failed=$((failed + 1))
+  return 1
+}
+
+# run_ctest DIR: C tests; adds to the counts from ctest's summary line.
+run_ctest() {
+  local dir=$1 t0=$SECONDS
+  (cd "$dir" && ctest --output-on-failure) >"$tmp/ctest.log" 2>&1
+  local rc=$? line total bad
+  line=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$tmp/ctest.log" | tail -1)
+  if [[ -z "$line" ]]; then
+    cat "$tmp/ctest.log" >&2
+    say "ctest in $dir produced no summary"
+    failed=$((failed + 1))
+    return
+  fi
+  bad=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+  total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$line")
+  ((rc != 0 || bad != 0)) && cat "$tmp/ctest.log" >&2
+  passed=$((passed + total - bad))
+  failed=$((failed + bad))
+  say "ctest $dir: $((total - bad)) passed, $bad failed ($((SECONDS - t0)) s)"
+}
+
+# run_busted DIR [ENV=VALUE...]: every spec against DIR's build.
+run_busted() {
+  local dir=$1 t0=$SECONDS; shift
+  # shellcheck disable=SC2086
+  env MTL_BUILD="$dir" "$@" busted -o json ${MTL_BUSTED_ARGS:-} >"$tmp/busted.json" 2>"$tmp/busted.err"
+  local counts
+  counts=$(luajit tools/busted_count.lua <"$tmp/busted.json" 2>"$tmp/count.err")
+  cat "$tmp/count.err" >&2
+  if [[ -s "$tmp/busted.err" ]]; then
+    say "stderr of busted ($dir):"
+    tail -n 200 "$tmp/busted.err" >&2
+    # anything a sanitizer reports is a failure even when the specs passed
+    if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$tmp/busted.err"; then
+      say "sanitizer report in $dir"
+      failed=$((failed + 1))
+    fi
+  fi
+  passed=$((passed + ${counts% *}))
+  failed=$((failed + ${counts#* }))
+  say "busted $dir: ${counts% *} passed, ${counts#* } failed ($((SECONDS - t0)) s)"
+}
+
+if build_tree "$build"; then
+  run_ctest "$build"
+  run_busted "$build"
+fi
+
+if [[ "${MTL_NO_ASAN:-0}" != 1 ]]; then
+  if build_tree "$asan_build" -DMTL_SANITIZE=ON; then
+    # C tests: instrumented executables, leak detection on.
+    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
+      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest "$asan_build"
+    # Specs: luajit itself is not instrumented, so the sanitizer runtimes are
+    # preloaded. LUA_INIT pins the instrumented mtl/core.so (RTLD_NODELETE) so
+    # that lua_close's dlclose does not unmap its globals before LeakSanitizer
+    # scans them at exit (which would show every cached buffer as a leak);
+    # nothing is suppressed. allocator_may_return_null=1 lets a huge
+    # allocation fail with NULL (mtl's out-of-memory error) instead of aborting.
+    asan_lib=$(gcc -print-file-name=libasan.so)
+    ubsan_lib=$(gcc -print-file-name=libubsan.so)
+    core_so="$root/$asan_build/lib/mtl/core.so"
+    [[ "$asan_build" = /* ]] && core_so="$asan_build/lib/mtl/core.so"
+    pin="if jit then local ffi = require 'ffi'; ffi.cdef 'void *dlopen(const char *, int);'"
+    pin+="; ffi.C.dlopen('$core_so', 0x1002) end" # RTLD_NOW | RTLD_NODELETE
+    run_busted "$asan_build" \
+      LD_PRELOAD="$asan_lib $ubsan_lib" \
+      ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:abort_on_error=0 \
+      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      LUA_INIT="$pin"
+  fi
+fi
+
+say "total time $((SECONDS - start)) s"
+echo "$passed passed, $failed failed"
+((failed == 0))
