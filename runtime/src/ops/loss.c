@@ -67,7 +67,7 @@ static inline float bce_logit_term(float x, float y) {
 static inline float clamped_log(float v) { return fmaxf(logf(v), -100.0f); }
 static inline float clamped_log1m(float v) { return fmaxf(log1pf(-v), -100.0f); }
 static inline float bce_prob_term(float p, float y) {
-  return -(y * clamped_log(p) + (1.0f - y) * clamped_log1m(p));
+  return -(y * clamped_log(p)) - (1.0f - y) * clamped_log1m(p); /* +0, not -0, at p = y */
 }
 static inline float stable_sigmoid(float x) {
   return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
