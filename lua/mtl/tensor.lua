@@ -19,6 +19,7 @@ return function(mtl, core)
   mt.__mul = core.mul
   mt.__div = core.div
   mt.__unm = core.neg
+  mt.__pow = core.pow
 
   -- t:totable(): nested Lua tables (a number for a 0-dim tensor).
   function methods.totable(t)
