@@ -46,7 +46,8 @@ return function(mtl, core)
   local EDGE, LIMIT = 3, 1000 -- rows/cols shown at each end when abbreviating
 
   -- Chooses one format for all values so the columns line up.
-  local function number_format(vals)
+  -- (int64 tensors always print as integers; nan/inf need 4 columns)
+  local function number_format(vals, int64)
     local all_int, amax, amin = true, 0, math.huge
     local finite = 0
     for i = 1, #vals do
@@ -62,11 +63,13 @@ return function(mtl, core)
       end
     end
     if finite == 0 then return "%g", 4 end
-    if all_int and amax < 1e9 then
-      return "%d", #format("%d", amax) + 1
+    local special = finite < #vals
+    local function width(n) return special and max(n, 4) or n end
+    if all_int and (int64 or amax < 1e9) then
+      return "%d", width(#format("%d", amax) + 1)
     end
     if amax < 1e5 and (amin >= 1e-4 or amin == math.huge) then
-      return "%.4f", #format("%.4f", amax) + 1
+      return "%.4f", width(#format("%.4f", amax) + 1)
     end
     return "%.4e", 11
   end
@@ -118,7 +121,7 @@ return function(mtl, core)
     local abbreviate = t:numel() > LIMIT
     -- values used for the common format: all, or a sample for big tensors
     local c = t:contiguous_values_sample(abbreviate and 4096 or nil)
-    local f, width = number_format(c)
+    local f, width = number_format(c, t:dtype() == "int64")
     local lines = {}
     if nd == 1 then
       for _, i in ipairs(shown(shape[1], abbreviate)) do
