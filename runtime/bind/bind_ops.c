@@ -63,6 +63,13 @@ static int arith(lua_State *L, const char *name, binary_fn tt, int kind) {
     mtl_tensor **slot = bind_slot(L);
     return bind_fill(L, slot, tt(a, b));
   }
+  /* scalar forms: name the op the user called, not its scalar kernel */
+  if ((a && is_number(L, 2)) || (b && is_number(L, 1))) {
+    mtl_tensor *t = a ? a : b;
+    if (t->dtype != MTL_F32)
+      return luaL_error(L, "%s: expected a float32 tensor for the %s argument, got %s", name,
+                        a ? "first" : "second", mtl_dtype_name(t->dtype));
+  }
   if (a && is_number(L, 2)) {
     double s = lua_tonumber(L, 2);
     mtl_tensor **slot = bind_slot(L);

@@ -307,7 +307,9 @@ static int unary_backward(const unary_def *u, mtl_node *n, mtl_tensor *g) {
   return mtl_node_accumulate(n, 0, gi);
 }
 
-#define UNARY(ID, lname, save, fexpr, dfexpr)                                                     \
+#define UNARY(ID, lname, save, fexpr, dfexpr) UNARY_NAMED(ID, lname, "mtl." #lname, save, fexpr, dfexpr)
+/* opname: the name errors show (the scalar forms report the op users call) */
+#define UNARY_NAMED(ID, lname, opname, save, fexpr, dfexpr)                                                     \
   static void f_##lname(const float *restrict xs, float *restrict ys, int64_t n, const double *arg) { \
     (void)arg;                                                                                    \
     for (int64_t i = 0; i < n; i++) {                                                             \
@@ -325,17 +327,17 @@ static int unary_backward(const unary_def *u, mtl_node *n, mtl_tensor *g) {
       gi[i] = gs[i] * (dfexpr);                                                                   \
     }                                                                                             \
   }                                                                                               \
-  static const unary_def def_##lname = {MTL_OP_##ID, "mtl." #lname, save, f_##lname, df_##lname}; \
+  static const unary_def def_##lname = {MTL_OP_##ID, opname, save, f_##lname, df_##lname}; \
   int mtl_##lname##_backward(mtl_node *n, mtl_tensor *g) { return unary_backward(&def_##lname, n, g); }
 
 #define SQRT_2PI 2.50662827463100050242f
 #define SQRT1_2 0.70710678118654752440f
 
 /* Scalar-argument forms of arithmetic: arg[0] is the scalar. */
-UNARY(ADD_SCALAR, add_scalar, 0, x + (float)arg[0], 1.0f)
-UNARY(MUL_SCALAR, mul_scalar, 0, x * (float)arg[0], (float)arg[0])
-UNARY(RSUB_SCALAR, rsub_scalar, 0, (float)arg[0] - x, -1.0f)
-UNARY(RDIV_SCALAR, rdiv_scalar, SAVE_X | SAVE_Y, (float)arg[0] / x, -y / x)
+UNARY_NAMED(ADD_SCALAR, add_scalar, "mtl.add", 0, x + (float)arg[0], 1.0f)
+UNARY_NAMED(MUL_SCALAR, mul_scalar, "mtl.mul", 0, x * (float)arg[0], (float)arg[0])
+UNARY_NAMED(RSUB_SCALAR, rsub_scalar, "mtl.sub", 0, (float)arg[0] - x, -1.0f)
+UNARY_NAMED(RDIV_SCALAR, rdiv_scalar, "mtl.div", SAVE_X | SAVE_Y, (float)arg[0] / x, -y / x)
 UNARY(NEG, neg, 0, -x, -1.0f)
 UNARY(EXP, exp, SAVE_Y, expf(x), y)
 /* log(0) = -inf and log(<0) = nan, as IEEE says; never an error */
@@ -343,7 +345,7 @@ UNARY(LOG, log, SAVE_X, logf(x), 1.0f / x)
 UNARY(LOG1P, log1p, SAVE_X, log1pf(x), 1.0f / (1.0f + x))
 UNARY(SQRT, sqrt, SAVE_Y, sqrtf(x), 0.5f / y)
 /* x^p: the slope is p x^(p-1), and 0 for p == 0 (not 0 * inf at x == 0) */
-UNARY(POW_SCALAR, pow_scalar, SAVE_X, powf(x, (float)arg[0]),
+UNARY_NAMED(POW_SCALAR, pow_scalar, "mtl.pow", SAVE_X, powf(x, (float)arg[0]),
       arg[0] == 0 ? 0.0f : (float)arg[0] * powf(x, (float)arg[0] - 1.0f))
 UNARY(ABS, abs, SAVE_X, fabsf(x), x > 0 ? 1.0f : (x < 0 ? -1.0f : 0.0f))
 /* arg = {lo, hi}; written with comparisons so nan stays nan. The gradient
@@ -378,7 +380,7 @@ mtl_tensor *mtl_gelu(mtl_tensor *a) { return unary(&def_gelu, a, NULL, 0); }
 
 mtl_tensor *mtl_clamp(mtl_tensor *a, double lo, double hi) {
   if (isnan(lo) || isnan(hi))
-    return (void)mtl_error("mtl.clamp: bounds must not be nan, got %g and %g", lo, hi), NULL;
+    return (void)mtl_error("mtl.clamp: bounds must not be nan"), NULL;
   if (lo > hi)
     return (void)mtl_error("mtl.clamp: lower bound %g is greater than upper bound %g", lo, hi), NULL;
   double arg[2] = {lo, hi};
