@@ -69,8 +69,9 @@ static inline float clamped_log1m(float v) { return fmaxf(log1pf(-v), -100.0f); 
 static inline float bce_prob_term(float p, float y) {
   return -(y * clamped_log(p)) - (1.0f - y) * clamped_log1m(p); /* +0, not -0, at p = y */
 }
-static inline float stable_sigmoid(float x) {
-  return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
+static inline float stable_sigmoid(float x) { /* one exp, never overflows */
+  float e = expf(-fabsf(x)), r = 1.0f / (1.0f + e);
+  return x >= 0 ? r : e * r;
 }
 
 /* Inputs (x, target, weight) are the node's inputs; saved: 0 x, 1 target,

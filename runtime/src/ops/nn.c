@@ -54,6 +54,30 @@ static void release_all(int n, mtl_tensor **t) {
   for (int i = 0; i < n; i++) mtl_tensor_release(t[i]);
 }
 
+/* Sum and dot product over a row in 8 independent float lanes, so the
+ * compiler vectorizes them without -ffast-math; lanes are added in double. */
+static double row_sum(const float *x, int64_t n) {
+  float lane[8] = {0};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; k++) lane[k] += x[j + k];
+  double s = 0;
+  for (int k = 0; k < 8; k++) s += lane[k];
+  for (; j < n; j++) s += x[j];
+  return s;
+}
+
+static double row_dot(const float *a, const float *b, int64_t n) {
+  float lane[8] = {0};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; k++) lane[k] += a[j + k] * b[j + k];
+  double s = 0;
+  for (int k = 0; k < 8; k++) s += lane[k];
+  for (; j < n; j++) s += (double)a[j] * b[j];
+  return s;
+}
+
 /* ---- dropout --------------------------------------------------------------- */
 /* Each element is kept with probability 1-p (one mtl_rand_uniform draw per
  * element, in row-major order) and scaled by 1/(1-p). In eval mode, or with
@@ -74,7 +98,12 @@ mtl_tensor *mtl_dropout(mtl_tensor *a, double p, bool training) {
   float *m = mtl_f32(mask), *y = mtl_f32(out);
   const float *x = mtl_f32(src);
   int64_t n = a->numel;
-  for (int64_t i = 0; i < n; i++) m[i] = mtl_rand_uniform() >= p ? scale : 0.0f;
+  /* mtl_rand_uniform() is (mtl_rand_u64() >> 11) * 2^-53, so "uniform >= p"
+   * is exactly "(u64 >> 11) >= ceil(p * 2^53)": the same decisions from the
+   * same draws, without the conversion to double (the spec checks this
+   * against mtl.rand's draws). */
+  uint64_t threshold = (uint64_t)ceil(p * 0x1p53);
+  for (int64_t i = 0; i < n; i++) m[i] = (mtl_rand_u64() >> 11) >= threshold ? scale : 0.0f;
   for (int64_t i = 0; i < n; i++) y[i] = x[i] * m[i];
   if (mtl_needs_grad(1, &a)) {
     mtl_node *node = mtl_record(MTL_OP_DROPOUT, out, 1, &a);
@@ -128,16 +157,15 @@ mtl_tensor *mtl_layer_norm(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias, 
   for (int64_t r = 0; r < rows && d > 0; r++) {
     const float *x = mtl_f32(c[0]) + r * d;
     float *y = mtl_f32(out) + r * d;
-    double s = 0, ss = 0;
-    for (int64_t j = 0; j < d; j++) s += x[j];
-    float mu = (float)(s / (double)d);
-    for (int64_t j = 0; j < d; j++) ss += (double)(x[j] - mu) * (double)(x[j] - mu);
-    float rs = (float)(1.0 / sqrt(ss / (double)d + eps));
+    float mu = (float)(row_sum(x, d) / (double)d);
+    for (int64_t j = 0; j < d; j++) y[j] = x[j] - mu; /* two passes: stable variance */
+    float rs = (float)(1.0 / sqrt(row_dot(y, y, d) / (double)d + eps));
     pm[r] = mu;
     pr[r] = rs;
-    for (int64_t j = 0; j < d; j++) y[j] = (x[j] - mu) * rs;
-    if (w) for (int64_t j = 0; j < d; j++) y[j] *= w[j];
-    if (b) for (int64_t j = 0; j < d; j++) y[j] += b[j];
+    if (w && b) for (int64_t j = 0; j < d; j++) y[j] = y[j] * rs * w[j] + b[j];
+    else if (w) for (int64_t j = 0; j < d; j++) y[j] = y[j] * rs * w[j];
+    else if (b) for (int64_t j = 0; j < d; j++) y[j] = y[j] * rs + b[j];
+    else for (int64_t j = 0; j < d; j++) y[j] *= rs;
   }
   if (mtl_needs_grad(3, in)) {
     mtl_node *node = mtl_record(MTL_OP_LAYER_NORM, out, 3, in);
@@ -168,35 +196,31 @@ int mtl_layer_norm_backward(mtl_node *n, mtl_tensor *g) {
   int64_t d = xt->shape[xt->ndim - 1], rows = n->saved[1]->numel;
   mtl_tensor *gc = mtl_tensor_contiguous_data(g);
   mtl_tensor *gx = want_x ? mtl_tensor_new(MTL_F32, xt->ndim, xt->shape) : NULL;
-  /* dweight and dbias sums in double: [2, d] scratch */
-  size_t scratch_bytes = (size_t)(2 * d) * sizeof(double);
-  double *acc = (want_w || want_b) && d > 0 ? mtl_alloc(scratch_bytes) : NULL;
-  if (!gc || (want_x && !gx) || ((want_w || want_b) && d > 0 && !acc)) {
+  /* scratch: dweight and dbias sums in double, then one row of xh in float */
+  size_t scratch_bytes = (size_t)(2 * d) * sizeof(double) + (size_t)d * sizeof(float);
+  double *acc = mtl_alloc(scratch_bytes);
+  if (!gc || (want_x && !gx) || !acc) {
     mtl_tensor_release(gc);
     mtl_tensor_release(gx);
     if (acc) mtl_free(acc, scratch_bytes);
     return -1;
   }
-  double *dw = acc, *db = acc ? acc + d : NULL;
-  if (acc) memset(acc, 0, scratch_bytes);
+  double *dw = acc, *db = acc + d;
+  float *xh = (float *)(acc + 2 * d);
+  memset(acc, 0, (size_t)(2 * d) * sizeof(double));
   const float *w = wt ? mtl_f32(wt) : NULL;
   for (int64_t r = 0; r < rows && d > 0; r++) {
     const float *x = mtl_f32(xt) + r * d, *go = mtl_f32(gc) + r * d;
     float mu = mtl_f32(n->saved[1])[r], rs = mtl_f32(n->saved[2])[r];
+    for (int64_t j = 0; j < d; j++) xh[j] = (x[j] - mu) * rs;
     if (want_x) {
-      float *gi = mtl_f32(gx) + r * d;
-      double s1 = 0, s2 = 0;
-      /* gi temporarily holds gh = g * weight */
+      float *gi = mtl_f32(gx) + r * d; /* first holds gh = g * weight */
       if (w) for (int64_t j = 0; j < d; j++) gi[j] = go[j] * w[j];
       else memcpy(gi, go, (size_t)d * sizeof(float));
-      for (int64_t j = 0; j < d; j++) {
-        s1 += gi[j];
-        s2 += (double)gi[j] * (double)((x[j] - mu) * rs);
-      }
-      float m1 = (float)(s1 / (double)d), m2 = (float)(s2 / (double)d);
-      for (int64_t j = 0; j < d; j++) gi[j] = rs * (gi[j] - m1 - (x[j] - mu) * rs * m2);
+      float m1 = (float)(row_sum(gi, d) / (double)d), m2 = (float)(row_dot(gi, xh, d) / (double)d);
+      for (int64_t j = 0; j < d; j++) gi[j] = rs * (gi[j] - m1 - xh[j] * m2);
     }
-    if (want_w) for (int64_t j = 0; j < d; j++) dw[j] += (double)go[j] * (double)((x[j] - mu) * rs);
+    if (want_w) for (int64_t j = 0; j < d; j++) dw[j] += go[j] * xh[j];
     if (want_b) for (int64_t j = 0; j < d; j++) db[j] += go[j];
   }
   mtl_tensor_release(gc);
@@ -210,7 +234,7 @@ int mtl_layer_norm_backward(mtl_node *n, mtl_tensor *g) {
     for (int64_t j = 0; j < d; j++) mtl_f32(gp)[j] = (float)src[j];
     rc = mtl_node_accumulate(n, k, gp);
   }
-  if (acc) mtl_free(acc, scratch_bytes);
+  mtl_free(acc, scratch_bytes);
   return rc;
 }
 
