@@ -15,9 +15,22 @@
  *   table of integers); they are converted to 0-based copies here.
  */
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bind.h"
+
+/* luaL_error with C's full printf (LuaJIT's lacks %lld). */
+static int fail(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(lua_State *L, const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  return luaL_error(L, "%s", buf);
+}
 
 /* An integer argument (exact, |v| <= 2^53). */
 static int64_t check_int(lua_State *L, int idx, const char *fname, const char *what) {
@@ -124,7 +137,7 @@ static int l_narrow(lua_State *L) {
   int64_t start = check_int(L, 3, fname, "start"), length = check_int(L, 4, fname, "length");
   int64_t size = a->shape[dim];
   if (start == 0 || start > size + 1 || start < -size)
-    return luaL_error(L, "%s: start %lld out of range for dimension %d of size %lld (expected 1..%lld or -%lld..-1)",
+    return fail(L, "%s: start %lld out of range for dimension %d of size %lld (expected 1..%lld or -%lld..-1)",
                       fname, (long long)start, dim + 1, (long long)size, (long long)size + 1, (long long)size);
   mtl_tensor **slot = bind_slot(L);
   return bind_fill(L, slot, mtl_narrow(a, dim, start > 0 ? start - 1 : size + start, length));
@@ -188,16 +201,20 @@ static int collect(lua_State *L, const char *fname, mtl_tensor ***out, int *dim_
 
 static int l_concat(lua_State *L) {
   mtl_tensor **ts;
+  int nargs = lua_gettop(L); /* collect pushes its array after the arguments */
   int dim_idx, n = collect(L, "mtl.concat", &ts, &dim_idx);
-  int dim = lua_isnoneornil(L, dim_idx) ? 0 : bind_check_dim(L, dim_idx, ts[0]->ndim, "mtl.concat");
+  bool has_dim = dim_idx <= nargs && !lua_isnil(L, dim_idx);
+  int dim = has_dim ? bind_check_dim(L, dim_idx, ts[0]->ndim, "mtl.concat") : 0;
   mtl_tensor **slot = bind_slot(L);
   return bind_fill(L, slot, mtl_concat(n, ts, dim));
 }
 
 static int l_stack(lua_State *L) {
   mtl_tensor **ts;
+  int nargs = lua_gettop(L); /* collect pushes its array after the arguments */
   int dim_idx, n = collect(L, "mtl.stack", &ts, &dim_idx);
-  int dim = lua_isnoneornil(L, dim_idx) ? 0 : bind_check_dim(L, dim_idx, ts[0]->ndim + 1, "mtl.stack");
+  bool has_dim = dim_idx <= nargs && !lua_isnil(L, dim_idx);
+  int dim = has_dim ? bind_check_dim(L, dim_idx, ts[0]->ndim + 1, "mtl.stack") : 0;
   mtl_tensor **slot = bind_slot(L);
   return bind_fill(L, slot, mtl_stack(n, ts, dim));
 }
@@ -244,10 +261,10 @@ static int l_split(lua_State *L) {
     }
   } else {
     int64_t size = check_int(L, 2, fname, "the split size");
-    if (size < 1) return luaL_error(L, "%s: the split size must be >= 1, got %lld", fname, (long long)size);
+    if (size < 1) return fail(L, "%s: the split size must be >= 1, got %lld", fname, (long long)size);
     int64_t cnt = len == 0 ? 1 : (len - 1) / size + 1;
     if (cnt > MAX_PIECES)
-      return luaL_error(L, "%s: that makes %lld pieces (at most %d)", fname, (long long)cnt, MAX_PIECES);
+      return fail(L, "%s: that makes %lld pieces (at most %d)", fname, (long long)cnt, MAX_PIECES);
     n = (int)cnt;
     sizes = lua_newuserdata(L, (size_t)n * sizeof *sizes);
     for (int i = 0; i < n; i++) sizes[i] = i < n - 1 ? size : len - size * (n - 1);
@@ -264,7 +281,7 @@ static int l_chunk(lua_State *L) {
   int dim = lua_isnoneornil(L, 3) ? 0 : bind_check_dim(L, 3, a->ndim, fname);
   if (a->ndim == 0) return luaL_error(L, "%s: cannot chunk a 0-dimensional tensor", fname);
   if (want < 1 || want > MAX_PIECES)
-    return luaL_error(L, "%s: the number of chunks must be in 1..%d, got %lld", fname, MAX_PIECES, (long long)want);
+    return fail(L, "%s: the number of chunks must be in 1..%d, got %lld", fname, MAX_PIECES, (long long)want);
   int64_t len = a->shape[dim];
   int64_t size = len == 0 ? 0 : (len - 1) / want + 1;
   int n = size == 0 ? (int)want : (int)((len - 1) / size + 1); /* an empty dim gives n empty chunks */

@@ -124,8 +124,23 @@ mtl_tensor *mtl_reshape(mtl_tensor *a, int ndim, const int64_t *shape_in) {
     }
   }
   char sa[128], sb[128];
-  int64_t known = mtl_shape_numel(op, ndim, shape);
-  if (known < 0) return NULL;
+  /* the product of the given sizes (an overflowing one cannot match) */
+  int64_t known = 1;
+  bool too_many = false;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0)
+      return (void)mtl_error("%s: size %d must be >= 0 (or -1 to infer it), got %lld", op, i + 1, (long long)shape[i]),
+             NULL;
+    if (shape[i] == 0) { known = 0; too_many = false; break; }
+    if (known > INT64_MAX / shape[i]) too_many = true;
+    else known *= shape[i];
+  }
+  if (too_many) {
+    if (infer >= 0) shape[infer] = -1;
+    return (void)mtl_error("%s: cannot reshape %s (%lld elements) into %s", op, mtl_shape_str(a, sa, sizeof sa),
+                           (long long)a->numel, mtl_dims_str(ndim, shape, sb, sizeof sb)),
+           NULL;
+  }
   if (infer >= 0) {
     shape[infer] = -1; /* for the messages */
     if (known == 0 || a->numel % known != 0)
