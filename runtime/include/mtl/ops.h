@@ -99,27 +99,37 @@ mtl_tensor *mtl_gather(mtl_tensor *a, int dim, mtl_tensor *index);
 mtl_tensor *mtl_expand(mtl_tensor *a, int ndim, const int64_t *shape);
 
 /* ---- layers' building blocks (ops/nn.c) ---------------------------------- */
-/* Inverted dropout: in training multiplies kept entries by 1/(1-p). */
+/* Inverted dropout, p in [0, 1): in training each element is kept with
+ * probability 1-p (one draw of mtl's seeded stream per element, row-major)
+ * and scaled by 1/(1-p). In eval, or with p = 0, returns a itself (a new
+ * reference). */
 mtl_tensor *mtl_dropout(mtl_tensor *a, double p, bool training);
-/* Normalizes over the last dim; weight/bias [last] or NULL. */
+/* Normalizes over the last dim (biased variance); weight/bias [last] or NULL. */
 mtl_tensor *mtl_layer_norm(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias, double eps);
-/* a [n, c]; normalizes each column. In training uses batch stats and updates
- * running_mean/var (unbiased var, momentum as in PyTorch); in eval uses them. */
+/* a [n, c]; normalizes each column. In training uses batch stats (n > 1) and
+ * updates running_mean/var in place when given (unbiased var; running =
+ * (1-momentum) running + momentum batch, as in PyTorch); in eval uses them
+ * (then they are required). Weight, bias, running stats: [c] or NULL. */
 mtl_tensor *mtl_batch_norm(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias,
                            mtl_tensor *running_mean, mtl_tensor *running_var,
                            bool training, double momentum, double eps);
 
 /* ---- losses (ops/loss.c) ------------------------------------------------- */
 typedef enum { MTL_REDUCE_MEAN = 0, MTL_REDUCE_SUM = 1, MTL_REDUCE_NONE = 2 } mtl_reduction;
-/* weight and mask may be NULL; both shaped like logits. With a mask, "mean"
- * divides by the number of unmasked elements (0 when none). */
+/* weight and mask may be NULL; both shaped like logits (no broadcasting).
+ * The mask holds 0/1 (float32 or int64); masked elements add exactly 0 to the
+ * loss and get exactly 0 gradient. "mean" divides by the number of unmasked
+ * elements (0 when none). Gradients for logits, target and weight. */
 mtl_tensor *mtl_bce_with_logits(mtl_tensor *logits, mtl_tensor *target, mtl_tensor *weight,
                                 mtl_tensor *mask, mtl_reduction red);
-/* On probabilities; each log clamped at -100 (PyTorch semantics). */
+/* On probabilities in [0, 1] (checked); each log clamped at -100 (PyTorch
+ * semantics). Same options as above. */
 mtl_tensor *mtl_bce(mtl_tensor *p, mtl_tensor *target, mtl_tensor *weight,
                     mtl_tensor *mask, mtl_reduction red);
+/* (a - target)^2, same shapes; gradients for both. */
 mtl_tensor *mtl_mse(mtl_tensor *a, mtl_tensor *target, mtl_reduction red);
-/* logits [n, c], target int64 [n] of 0-based classes. */
+/* logits [n, c], target int64 [n] of 0-based classes (the binding converts
+ * Lua's 1-based ones). "none" gives [n]. */
 mtl_tensor *mtl_cross_entropy(mtl_tensor *logits, mtl_tensor *target, mtl_reduction red);
 
 #endif
