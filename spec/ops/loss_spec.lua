@@ -348,3 +348,18 @@ describe("mtl.cross_entropy", function()
     check.assert_error(n .. "reduction must be 'mean', 'sum' or 'none', got 'total'", mtl.cross_entropy, x, tt, "total")
   end)
 end)
+
+describe("losses in a composed graph", function()
+  it("backpropagates through linear -> layer_norm -> dropout -> linear -> bce_with_logits", function()
+    mtl.seed(71)
+    local x, w1, w2 = mtl.randn(6, 4), mtl.randn(5, 4) * 0.5, mtl.randn(1, 5) * 0.5
+    local g, b = mtl.rand(5) + 0.5, mtl.randn(5) * 0.1
+    local y = mtl.tensor { { 1 }, { 0 }, { 1 }, { 1 }, { 0 }, { 0 } }
+    local mask = mtl.tensor { { 1 }, { 1 }, { 0 }, { 1 }, { 1 }, { 1 } }
+    check.gradcheck(function(xx, a, bb, gg, be)
+      mtl.seed(5) -- the same dropout mask on every call
+      local h = mtl.dropout(mtl.layer_norm(mtl.linear(xx, a), gg, be), 0.2)
+      return mtl.bce_with_logits(mtl.linear(h, bb), y, { mask = mask })
+    end, { x, w1, w2, g, b }, { atol = 2e-4, rtol = 2e-3 })
+  end)
+end)
