@@ -1,6 +1,7 @@
 /* Matrix products through cblas_sgemm. Transposed views are handed to BLAS as
  * transpose flags with their leading dimension, never copied. */
 #include <cblas.h>
+#include <limits.h>
 #include <string.h>
 
 #include "mtl/autograd.h"
@@ -26,10 +27,11 @@ static int operand(const mtl_tensor *t, int64_t off, const int64_t *shape, const
   int64_t r = shape[0], c = shape[1];
   int64_t c1 = c > 1 ? c : 1, r1 = r > 1 ? r : 1;
   const float *base = (const float *)t->storage->data + off;
-  if ((stride[1] == 1 || c == 1) && stride[0] >= c1) {
+  /* BLAS takes leading dimensions as int: a wider stride means a copy */
+  if ((stride[1] == 1 || c == 1) && stride[0] >= c1 && stride[0] <= INT_MAX) {
     *tr = CblasNoTrans; *ld = (int)stride[0]; *ptr = base; return 0;
   }
-  if ((stride[0] == 1 || r == 1) && stride[1] >= r1) {
+  if ((stride[0] == 1 || r == 1) && stride[1] >= r1 && stride[1] <= INT_MAX) {
     *tr = CblasTrans; *ld = (int)stride[1]; *ptr = base; return 0;
   }
   mtl_tensor view = *t; /* a 2-D window on t's storage, to copy from */
@@ -105,8 +107,9 @@ mtl_tensor *mtl_matmul(mtl_tensor *a, mtl_tensor *b) {
   if (a->shape[d - 1] != b->shape[d - 2])
     return (void)mtl_error("mtl.matmul: inner dimensions differ: %s x %s",
                            mtl_shape_str(a, x, sizeof x), mtl_shape_str(b, y, sizeof y)), NULL;
-  if (a->shape[d - 1] > 2147483647 || a->shape[d - 2] > 2147483647 || b->shape[d - 1] > 2147483647)
-    return (void)mtl_error("mtl.matmul: dimensions too large for BLAS"), NULL;
+  if (a->shape[d - 1] > INT_MAX || a->shape[d - 2] > INT_MAX || b->shape[d - 1] > INT_MAX)
+    return (void)mtl_error("mtl.matmul: dimensions too large for BLAS (at most %d): %s x %s", INT_MAX,
+                           mtl_shape_str(a, x, sizeof x), mtl_shape_str(b, y, sizeof y)), NULL;
   mtl_tensor *out = matmul_raw(a, b);
   if (!out) return NULL;
   mtl_tensor *in[2] = {a, b};
@@ -140,7 +143,9 @@ int mtl_matmul_backward(mtl_node *n, mtl_tensor *g) {
 mtl_tensor *mtl_linear(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias) {
   char s1[128], s2[128];
   if (x->dtype != MTL_F32 || w->dtype != MTL_F32 || (bias && bias->dtype != MTL_F32))
-    return (void)mtl_error("mtl.linear: expected float32 tensors"), NULL;
+    return (void)mtl_error("mtl.linear: expected float32 tensors, got x %s, weight %s%s%s",
+                           mtl_dtype_name(x->dtype), mtl_dtype_name(w->dtype), bias ? ", bias " : "",
+                           bias ? mtl_dtype_name(bias->dtype) : ""), NULL;
   if (x->ndim != 2 || w->ndim != 2)
     return (void)mtl_error("mtl.linear: expected x [n,in] and weight [out,in], got %s and %s",
                            mtl_shape_str(x, s1, sizeof s1), mtl_shape_str(w, s2, sizeof s2)), NULL;
@@ -151,6 +156,9 @@ mtl_tensor *mtl_linear(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias) {
     return (void)mtl_error("mtl.linear: bias must be [%lld], got %s", (long long)w->shape[0],
                            mtl_shape_str(bias, s1, sizeof s1)), NULL;
   int64_t m = x->shape[0], k = x->shape[1], nout = w->shape[0];
+  if (m > INT_MAX || k > INT_MAX || nout > INT_MAX)
+    return (void)mtl_error("mtl.linear: dimensions too large for BLAS (at most %d): x %s, weight %s",
+                           INT_MAX, mtl_shape_str(x, s1, sizeof s1), mtl_shape_str(w, s2, sizeof s2)), NULL;
   int64_t shape[2] = {m, nout};
   mtl_tensor *out = mtl_tensor_new(MTL_F32, 2, shape);
   if (!out) return NULL;

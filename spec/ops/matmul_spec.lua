@@ -1,0 +1,194 @@
+-- Matrix products: mtl.matmul (2-D, batched 3-D) and mtl.linear. Values are
+-- checked against triple loops in plain Lua (double) arithmetic; operands
+-- include transposed, narrowed and expanded views, which reach sgemm as
+-- transpose flags / leading dimensions or (expanded) as a copy. Gradients by
+-- central finite differences (helpers/check.lua: eps 1e-2, rtol 1e-3, atol 1e-4).
+local mtl = require "mtl"
+local check = require "helpers.check"
+
+-- C = A B for row-major flat values; 2-D or batched 3-D shapes.
+local function matmul_ref(av, ashape, bv, bshape)
+  local batched = #ashape == 3
+  local nb = batched and ashape[1] or 1
+  local m, k = ashape[#ashape - 1], ashape[#ashape]
+  local n = bshape[#bshape]
+  local out = {}
+  for p = 0, nb - 1 do
+    for i = 0, m - 1 do
+      for j = 0, n - 1 do
+        local acc = 0
+        for l = 0, k - 1 do
+          acc = acc + av[p * m * k + i * k + l + 1] * bv[p * k * n + l * n + j + 1]
+        end
+        out[#out + 1] = acc
+      end
+    end
+  end
+  return out, batched and { nb, m, n } or { m, n }
+end
+
+-- y = x W^T + bias
+local function linear_ref(xv, xshape, wv, wshape, bv)
+  local m, k, nout = xshape[1], xshape[2], wshape[1]
+  local out = {}
+  for i = 0, m - 1 do
+    for j = 0, nout - 1 do
+      local acc = bv and bv[j + 1] or 0
+      for l = 0, k - 1 do acc = acc + xv[i * k + l + 1] * wv[j * k + l + 1] end
+      out[#out + 1] = acc
+    end
+  end
+  return out
+end
+
+describe("matmul", function()
+  local shape_cases = {
+    { { 2, 3 }, { 3, 4 } },
+    { { 1, 1 }, { 1, 1 } },
+    { { 4, 1 }, { 1, 3 } },
+    { { 1, 5 }, { 5, 1 } },
+    { { 17, 33 }, { 33, 9 } },
+    { { 3, 2, 4 }, { 3, 4, 5 } },
+    { { 1, 3, 3 }, { 1, 3, 2 } },
+  }
+  for _, c in ipairs(shape_cases) do
+    local as, bs = c[1], c[2]
+    local label = string.format("[%s] x [%s]", table.concat(as, ","), table.concat(bs, ","))
+    it(label .. ": values against a triple loop, gradients of both inputs", function()
+      mtl.seed(21)
+      local a, b = mtl.randn(as), mtl.randn(bs)
+      local expected, oshape = matmul_ref(a:values(), as, b:values(), bs)
+      local y = mtl.matmul(a, b)
+      assert.same(oshape, y:shape())
+      check.assert_close(y, expected, 1e-5, label)
+      check.assert_close(a:matmul(b), expected, 1e-5, label .. " method")
+      if #expected <= 64 then check.gradcheck(mtl.matmul, { a, b }) end
+    end)
+  end
+
+  -- Views: each case builds (a, b) from fresh random sources; `make` applies
+  -- the same view ops so gradients flow back through them.
+  local view_cases = {
+    { "transposed a", { { 3, 2 }, { 3, 4 } }, function(x, y) return x:t(), y end },
+    { "transposed b", { { 2, 3 }, { 4, 3 } }, function(x, y) return x, y:t() end },
+    { "both transposed", { { 3, 2 }, { 4, 3 } }, function(x, y) return x:t(), y:t() end },
+    { "narrowed columns (leading dim > cols)", { { 2, 6 }, { 5, 4 } },
+      function(x, y) return x:narrow(2, 2, 3), y:narrow(1, 2, 3):narrow(2, 1, 2) end },
+    { "narrowed transposed", { { 5, 2 }, { 3, 6 } },
+      function(x, y) return x:narrow(1, 2, 3):t(), y:narrow(2, 3, 4) end },
+    { "expanded (stride 0, copied)", { { 1, 3 }, { 3, 1 } },
+      function(x, y) return x:expand(4, 3), y:expand(3, 2) end },
+    { "batched, transposed matrices", { { 2, 4, 3 }, { 2, 5, 4 } },
+      function(x, y) return x:transpose(2, 3), y:transpose(2, 3) end },
+    { "batched, batch dim not outermost", { { 3, 2, 4 }, { 2, 4, 3 } },
+      function(x, y) return x:transpose(1, 2), y end },
+    { "batched, expanded batch", { { 1, 2, 3 }, { 4, 3, 2 } },
+      function(x, y) return x:expand(4, 2, 3), y end },
+  }
+  for _, c in ipairs(view_cases) do
+    local name, shapes, make = c[1], c[2], c[3]
+    it("reads " .. name .. " operands correctly, with gradients", function()
+      mtl.seed(22)
+      local sa, sb = mtl.randn(shapes[1]), mtl.randn(shapes[2])
+      local a, b = make(sa, sb)
+      local expected, oshape = matmul_ref(a:values(), a:shape(), b:values(), b:shape())
+      local y = mtl.matmul(a, b)
+      assert.same(oshape, y:shape())
+      check.assert_close(y, expected, 1e-5, name)
+      check.gradcheck(function(x, z) return mtl.matmul(make(x, z)) end, { sa, sb })
+    end)
+  end
+
+  it("handles zero-sized dimensions", function()
+    assert.same({ 0, 2 }, mtl.matmul(mtl.zeros(0, 3), mtl.ones(3, 2)):shape())
+    assert.same({ 2, 0 }, mtl.matmul(mtl.ones(2, 3), mtl.zeros(3, 0)):shape())
+    assert.same({ 0, 2, 4 }, mtl.matmul(mtl.zeros(0, 2, 3), mtl.zeros(0, 3, 4)):shape())
+    -- an empty inner dimension: the product is all zeros
+    local z = mtl.matmul(mtl.ones(2, 0), mtl.ones(0, 3))
+    assert.same({ 2, 3 }, z:shape())
+    assert.same({ 0, 0, 0, 0, 0, 0 }, z:values())
+    check.assert_close(mtl.matmul(mtl.ones(2, 2, 0), mtl.ones(2, 0, 1)), { 0, 0, 0, 0 }, 0)
+    -- and the gradients have the inputs' (empty or zero) shapes
+    local a = mtl.zeros(2, 0):requires_grad(true)
+    local b = mtl.zeros(0, 3):requires_grad(true)
+    mtl.sum(mtl.matmul(a, b)):backward()
+    assert.same({ 2, 0 }, a.grad:shape())
+    assert.same({ 0, 3 }, b.grad:shape())
+    local c = mtl.ones(3, 2):requires_grad(true)
+    mtl.sum(mtl.matmul(mtl.zeros(0, 3), c)):backward()
+    assert.same({ 0, 0, 0, 0, 0, 0 }, c.grad:values())
+  end)
+
+  it("raises clear errors for bad arguments", function()
+    check.assert_error("mtl.matmul: inner dimensions differ: [4,3] x [5,2]", mtl.matmul, mtl.zeros(4, 3), mtl.zeros(5, 2))
+    check.assert_error("mtl.matmul: inner dimensions differ: [2,4,3] x [2,5,2]",
+      mtl.matmul, mtl.zeros(2, 4, 3), mtl.zeros(2, 5, 2))
+    check.assert_error("mtl.matmul: expected two 2-D or two 3-D tensors, got [3] x [3,2]",
+      mtl.matmul, mtl.zeros(3), mtl.zeros(3, 2))
+    check.assert_error("mtl.matmul: expected two 2-D or two 3-D tensors, got [2,2,3] x [3,2]",
+      mtl.matmul, mtl.zeros(2, 2, 3), mtl.zeros(3, 2))
+    check.assert_error("mtl.matmul: batch sizes differ: [2,3,4] x [3,4,5]", mtl.matmul, mtl.zeros(2, 3, 4), mtl.zeros(3, 4, 5))
+    check.assert_error("mtl.matmul: expected float32 tensors, got int64 and float32",
+      mtl.matmul, mtl.zeros(2, 2, "int64"), mtl.zeros(2, 2))
+    check.assert_error("mtl.matmul: expected a tensor for argument 2, got nil", mtl.matmul, mtl.zeros(2, 2), nil)
+    check.assert_error("mtl.matmul: expected a tensor for argument 1, got number", mtl.matmul, 1, mtl.zeros(2, 2))
+    -- sizes beyond BLAS's int (empty tensors, so nothing is allocated)
+    check.assert_error("mtl.matmul: dimensions too large for BLAS (at most 2147483647): [0,2147483648] x [2147483648,0]",
+      mtl.matmul, mtl.zeros(0, 2 ^ 31), mtl.zeros(2 ^ 31, 0))
+  end)
+end)
+
+describe("linear", function()
+  it("computes x W^T + bias, with gradients of x, W and bias", function()
+    mtl.seed(31)
+    local x, w, b = mtl.randn(4, 3), mtl.randn(5, 3), mtl.randn(5)
+    check.assert_close(mtl.linear(x, w, b), linear_ref(x:values(), { 4, 3 }, w:values(), { 5, 3 }, b:values()), 1e-5)
+    check.assert_close(x:linear(w), linear_ref(x:values(), { 4, 3 }, w:values(), { 5, 3 }), 1e-5)
+    check.gradcheck(mtl.linear, { x, w, b })
+    check.gradcheck(mtl.linear, { x, w })
+  end)
+
+  -- (x, W, bias) built from [3,4], [6,7] and [8] sources by view ops
+  local linear_views = {
+    { "transposed x, narrowed W and bias", function(x, w, b) return x:t(), w:narrow(1, 2, 4):narrow(2, 1, 3), b:narrow(1, 3, 4) end },
+    { "W stored [in,out] and transposed", function(x, w, b) return x:t(), w:narrow(1, 1, 3):narrow(2, 2, 5):t(), b:narrow(1, 1, 5) end },
+  }
+  for _, c in ipairs(linear_views) do
+    it("reads views: " .. c[1], function()
+      mtl.seed(32)
+      local sx, sw, sb = mtl.randn(3, 4), mtl.randn(6, 7), mtl.randn(8)
+      local make = c[2]
+      local x, w, b = make(sx, sw, sb)
+      assert.is_false(x:is_contiguous() and w:is_contiguous())
+      local expected = linear_ref(x:values(), x:shape(), w:values(), w:shape(), b:values())
+      check.assert_close(mtl.linear(x, w, b), expected, 1e-5)
+      check.gradcheck(function(a, v, d) return mtl.linear(make(a, v, d)) end, { sx, sw, sb })
+    end)
+  end
+
+  it("handles an empty batch and an empty input dimension", function()
+    local w, b = mtl.randn(3, 2), mtl.tensor({ 1, 2, 3 })
+    assert.same({ 0, 3 }, mtl.linear(mtl.zeros(0, 2), w, b):shape())
+    -- no input features: the output is the bias
+    check.assert_close(mtl.linear(mtl.zeros(2, 0), mtl.zeros(3, 0), b), { 1, 2, 3, 1, 2, 3 }, 0)
+    local wg = w:clone():requires_grad(true)
+    local bg = b:clone():requires_grad(true)
+    mtl.sum(mtl.linear(mtl.zeros(0, 2), wg, bg)):backward()
+    assert.same({ 0, 0, 0, 0, 0, 0 }, wg.grad:values())
+    assert.same({ 0, 0, 0 }, bg.grad:values())
+  end)
+
+  it("raises clear errors for bad arguments", function()
+    local x, w = mtl.zeros(2, 3), mtl.zeros(4, 3)
+    check.assert_error("mtl.linear: input features differ: x [2,3], weight [4,5]", mtl.linear, x, mtl.zeros(4, 5))
+    check.assert_error("mtl.linear: bias must be [4], got [3]", mtl.linear, x, w, mtl.zeros(3))
+    check.assert_error("mtl.linear: bias must be [4], got [1,4]", mtl.linear, x, w, mtl.zeros(1, 4))
+    check.assert_error("mtl.linear: expected x [n,in] and weight [out,in], got [3] and [4,3]", mtl.linear, mtl.zeros(3), w)
+    check.assert_error("mtl.linear: expected float32 tensors, got x int64, weight float32",
+      mtl.linear, mtl.zeros(2, 3, "int64"), w)
+    check.assert_error("mtl.linear: expected float32 tensors, got x float32, weight float32, bias int64",
+      mtl.linear, x, w, mtl.zeros(4, "int64"))
+    check.assert_error("mtl.linear: expected a tensor for argument 2, got no value", mtl.linear, x)
+    check.assert_error("mtl.linear: expected a tensor for argument 3, got number", mtl.linear, x, w, 1)
+  end)
+end)
