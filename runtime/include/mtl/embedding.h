@@ -1,0 +1,161 @@
+/* Embedding tables (see docs/embedding.md).
+ *
+ * A table maps 64-bit ids to rows of `dim` floats. Three kinds:
+ *   fixed    num_rows rows; id i is row i (0 <= i < num_rows, else an error);
+ *   hashed   num_rows buckets; id -> XXH3_64(8 little-endian bytes of id, seed) % num_rows;
+ *   dynamic  rows are created as ids arrive (open addressing keyed by id),
+ *            with admission after min_count sightings and eviction of ids not
+ *            seen for ttl_steps steps.
+ * String ids are first turned into 64-bit keys: XXH3_64(bytes, seed 0).
+ *
+ * Lookups record an autograd node whose backward adds into the table's
+ * SPARSE gradient: the unique rows touched and their summed gradient rows
+ * (never a buffer the size of the table). Optimizers (optim.h) read it and
+ * update only those rows; their per-row state lives in the table's "slots",
+ * which grow with the table and are reset when a row is (re)assigned.
+ *
+ * Rows are addressed by "row" (a slot index into weight) inside the runtime
+ * and by "id" outside. For fixed and hashed tables row and id-or-bucket agree.
+ */
+#ifndef MTL_EMBEDDING_H
+#define MTL_EMBEDDING_H
+
+#include "mtl/core.h"
+
+typedef enum { MTL_EMB_FIXED = 0, MTL_EMB_HASHED = 1, MTL_EMB_DYNAMIC = 2 } mtl_embedding_kind;
+typedef enum {
+  MTL_INIT_UNIFORM = 0,          /* U(-scale, scale) */
+  MTL_INIT_NORMAL = 1,           /* N(0, scale^2) */
+  MTL_INIT_TRUNCATED_NORMAL = 2, /* N(0, scale^2) redrawn outside +-2 scale */
+  MTL_INIT_ZEROS = 3
+} mtl_embedding_init;
+typedef enum { MTL_COMBINE_SUM = 0, MTL_COMBINE_MEAN = 1, MTL_COMBINE_SQRTN = 2 } mtl_combiner;
+
+typedef struct {
+  mtl_embedding_kind kind;
+  int64_t dim;
+  int64_t num_rows;         /* fixed: num_buckets; hashed: hash_bucket_size */
+  uint64_t hash_seed;       /* hashed: seed of the bucket hash */
+  mtl_embedding_init init;
+  double scale;
+  int64_t initial_capacity; /* dynamic: rows allocated up front */
+  int64_t min_count;        /* dynamic: sightings before an id gets a row (>= 1) */
+  int64_t ttl_steps;        /* dynamic: evict ids unseen for more steps (0: never) */
+  int64_t evict_interval;   /* dynamic: steps between eviction scans (0: ttl_steps) */
+  const float *default_row; /* dim values for ids without a row, or NULL (zeros) */
+} mtl_embedding_config;
+
+/* An open-addressing hash map from int64 keys to (val, aux); val < 0 marks an
+ * empty entry. Linear probing, capacity a power of two, load <= 1/2. */
+typedef struct {
+  int64_t key, val, aux;
+} mtl_id_entry;
+typedef struct {
+  mtl_id_entry *e;
+  int64_t cap, count;
+} mtl_id_map;
+
+#define MTL_EMB_MAX_SLOTS 3
+
+typedef struct mtl_embedding {
+  int refcount;
+  mtl_embedding_config cfg; /* cfg.default_row points at default_row below */
+  float *default_row;       /* owned copy, or NULL */
+  bool training;            /* dynamic: admit, count and stamp ids only when training */
+  bool requires_grad;       /* lookups record a node */
+  int64_t row_cap;          /* rows allocated in weight and the slots */
+  int64_t nrows;            /* rows in use */
+  mtl_tensor *weight;       /* [row_cap, dim] */
+  /* Optimizer state per row, owned by one optimizer at a time (slot_owner). */
+  mtl_tensor *slot[MTL_EMB_MAX_SLOTS]; /* [row_cap, dim] or NULL */
+  float slot_init[MTL_EMB_MAX_SLOTS];  /* value of a fresh row's state */
+  const void *slot_owner;
+  /* dynamic tables */
+  int64_t step;             /* advanced by mtl_embedding_tick */
+  int64_t last_evict;       /* step of the last eviction scan */
+  int64_t next_row;         /* rows [0, next_row) have been handed out */
+  int64_t *ids;             /* [row_cap] id of each row */
+  int64_t *last_seen;       /* [row_cap] step of last sighting, -1 = free row */
+  int64_t *free_rows, nfree;
+  mtl_id_map map;           /* id -> row (val), admitted ids */
+  mtl_id_map pending;       /* id -> count (val), last seen (aux): not yet admitted */
+  uint64_t layout_epoch;    /* bumped when rows are evicted or reloaded */
+  /* sparse gradient: rows g_rows[0..g_nnz), values g_vals[k*dim ..] */
+  int64_t g_nnz, g_cap;
+  int64_t *g_rows;
+  float *g_vals, *g_tmp;    /* g_tmp: scratch for sorting */
+  mtl_id_map g_map;         /* row -> position */
+  bool g_sorted;            /* entries are in increasing id order */
+} mtl_embedding;
+
+/* ---- life cycle ---------------------------------------------------------- */
+/* A new table (refcount 1), rows initialized from mtl's RNG. */
+mtl_embedding *mtl_embedding_new(const mtl_embedding_config *cfg);
+void mtl_embedding_retain(mtl_embedding *t);
+void mtl_embedding_release(mtl_embedding *t);
+const char *mtl_embedding_kind_name(mtl_embedding_kind k);
+
+/* ---- ids ------------------------------------------------------------------ */
+/* The 64-bit key of a string id. */
+int64_t mtl_embedding_string_key(const char *s, size_t len);
+/* Maps n ids to rows (-1: no row of its own; the default row is used).
+ * Dynamic tables in training mode count, admit and stamp the ids. */
+int mtl_embedding_resolve(mtl_embedding *t, int64_t n, const int64_t *ids, int64_t *rows);
+/* The row of id without side effects: -1 when it has none (dynamic), -2 with
+ * the error set when the id is invalid (fixed: out of range). */
+int64_t mtl_embedding_find(mtl_embedding *t, int64_t id);
+/* The id of a row (fixed/hashed: the row itself). */
+static inline int64_t mtl_embedding_row_id(const mtl_embedding *t, int64_t row) {
+  return t->cfg.kind == MTL_EMB_DYNAMIC ? t->ids[row] : row;
+}
+/* The row of id, creating it in a dynamic table (admission bypassed). */
+int64_t mtl_embedding_insert(mtl_embedding *t, int64_t id);
+/* Dynamic tables: one step passes; evicts when the interval is due. Returns
+ * the number of rows evicted (0 for other kinds), or -1. */
+int64_t mtl_embedding_tick(mtl_embedding *t);
+/* Evicts now every id unseen for more than ttl_steps steps. */
+int64_t mtl_embedding_evict(mtl_embedding *t);
+
+/* ---- lookups (ops, recorded on the tape) ---------------------------------- */
+/* ids: int64 of any shape -> float [ids.shape..., dim]. */
+mtl_tensor *mtl_embedding_lookup(mtl_embedding *t, mtl_tensor *ids);
+/* Bags: ids int64 [n], offsets int64 [B] (start of each bag; offsets[0] ==
+ * base, nondecreasing, <= n + base), weights float [n] or NULL.
+ * -> [B, dim]: sum / mean / sqrtn of the (weighted) rows; empty bag -> zeros. */
+mtl_tensor *mtl_embedding_bag(mtl_embedding *t, mtl_tensor *ids, mtl_tensor *offsets, int64_t base,
+                              mtl_tensor *weights, mtl_combiner combiner);
+
+const char *mtl_combiner_name(mtl_combiner c);
+
+/* ---- the sparse gradient ---------------------------------------------------- */
+void mtl_embedding_zero_grad(mtl_embedding *t);
+/* Sorts the gradient's entries by id (cheap when already sorted). */
+int mtl_embedding_grad_sort(mtl_embedding *t);
+/* The gradient row of `row`, created (zeroed) if absent; NULL on error. */
+float *mtl_embedding_grad_row(mtl_embedding *t, int64_t row);
+
+/* ---- optimizer slots ---------------------------------------------------------- */
+/* Makes owner the table's optimizer: slot i (i < n) is allocated and filled
+ * with init[i] when used[i], freed otherwise. */
+int mtl_embedding_claim_slots(mtl_embedding *t, const void *owner, int n, const bool *used,
+                              const float *init);
+void mtl_embedding_drop_slots(mtl_embedding *t, const void *owner);
+
+/* ---- inspection and state ------------------------------------------------------- */
+/* Live rows sorted by id: *ids int64 [n] and (if rows_out) the row indices. */
+int mtl_embedding_sorted_rows(mtl_embedding *t, mtl_tensor **ids, int64_t **rows_out);
+/* Copies of rows (by row index) of weight (src NULL) or of a slot tensor. */
+mtl_tensor *mtl_embedding_gather_rows(mtl_embedding *t, const mtl_tensor *src, int64_t n,
+                                      const int64_t *rows);
+/* Replaces the contents: n rows with the given ids (dynamic; ignored
+ * otherwise) and values [n, dim]; fixed/hashed need n == num_rows. Pending
+ * ids (may be NULL): ids, counts, last seen. Resets grad and slots. */
+int mtl_embedding_load(mtl_embedding *t, const mtl_tensor *ids, const mtl_tensor *values,
+                       const mtl_tensor *last_seen, const mtl_tensor *pending_ids,
+                       const mtl_tensor *pending_counts, const mtl_tensor *pending_seen,
+                       int64_t step); /* 1-D tensors must be contiguous */
+/* Pending (not yet admitted) ids, sorted by id, with counts and last seen. */
+int mtl_embedding_pending(mtl_embedding *t, mtl_tensor **ids, mtl_tensor **counts,
+                          mtl_tensor **seen);
+
+#endif

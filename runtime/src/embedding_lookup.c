@@ -1,0 +1,371 @@
+/* Embedding lookups (single ids and pooled bags) with their backward, which
+ * adds into the table's sparse gradient; and that gradient's bookkeeping.
+ * Rows in ops_embedding.def. See embedding.h. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embedding_internal.h"
+#include "mtl/autograd.h"
+#include "mtl/embedding.h"
+
+/* ---- the sparse gradient ------------------------------------------------------ */
+void mtl_embedding_zero_grad(mtl_embedding *t) {
+  if (t->g_nnz > 0) mtl_id_map_clear(&t->g_map);
+  t->g_nnz = 0;
+  t->g_sorted = true;
+}
+
+static int grad_grow(mtl_embedding *t) {
+  int64_t cap = t->g_cap ? 2 * t->g_cap : 64, dim = t->cfg.dim;
+  if (cap > INT64_MAX / 16 / dim) return mtl_error("mtl.Embedding: gradient too large");
+  int64_t *rows = realloc(t->g_rows, (size_t)cap * sizeof *rows);
+  if (!rows) return mtl_error("mtl.Embedding: out of memory for the gradient of %lld rows", (long long)cap);
+  t->g_rows = rows;
+  float *vals = realloc(t->g_vals, (size_t)(cap * dim) * sizeof *vals);
+  if (!vals) return mtl_error("mtl.Embedding: out of memory for the gradient of %lld rows", (long long)cap);
+  t->g_vals = vals;
+  free(t->g_tmp); /* scratch for sorting, allocated on demand */
+  t->g_tmp = NULL;
+  t->g_cap = cap;
+  return 0;
+}
+
+float *mtl_embedding_grad_row(mtl_embedding *t, int64_t row) {
+  int64_t dim = t->cfg.dim;
+  mtl_id_entry *e = mtl_id_map_find(&t->g_map, row);
+  if (e) return t->g_vals + e->val * dim;
+  if (t->g_nnz == t->g_cap && grad_grow(t) < 0) return NULL;
+  if (!(e = mtl_id_map_insert(&t->g_map, row))) return NULL;
+  int64_t pos = t->g_nnz++;
+  e->val = pos;
+  if (pos > 0 && mtl_embedding_row_id(t, row) < mtl_embedding_row_id(t, t->g_rows[pos - 1]))
+    t->g_sorted = false;
+  t->g_rows[pos] = row;
+  float *g = t->g_vals + pos * dim;
+  memset(g, 0, (size_t)dim * sizeof *g);
+  return g;
+}
+
+/* Re-inserts rows[0..nnz) into the (cleared) position map. */
+static void reindex(mtl_embedding *t) {
+  mtl_id_map_clear(&t->g_map);
+  for (int64_t k = 0; k < t->g_nnz; k++) mtl_id_map_insert(&t->g_map, t->g_rows[k])->val = k;
+}
+
+int mtl_embedding_grad_sort(mtl_embedding *t) {
+  int64_t n = t->g_nnz, dim = t->cfg.dim;
+  if (t->g_sorted || n <= 1) {
+    t->g_sorted = true;
+    return 0;
+  }
+  if (!t->g_tmp && !(t->g_tmp = malloc((size_t)(t->g_cap * dim) * sizeof(float))))
+    return mtl_error("mtl.Embedding: out of memory sorting the gradient");
+  int64_t *keys = malloc((size_t)n * sizeof *keys), *pos = malloc((size_t)n * sizeof *pos);
+  if (!keys || !pos) {
+    free(keys);
+    free(pos);
+    return mtl_error("mtl.Embedding: out of memory sorting the gradient");
+  }
+  for (int64_t k = 0; k < n; k++) {
+    keys[k] = mtl_embedding_row_id(t, t->g_rows[k]);
+    pos[k] = k;
+  }
+  if (mtl_sort_pairs(n, keys, pos) < 0) {
+    free(keys);
+    free(pos);
+    return -1;
+  }
+  for (int64_t k = 0; k < n; k++) {
+    memcpy(t->g_tmp + k * dim, t->g_vals + pos[k] * dim, (size_t)dim * sizeof(float));
+    keys[k] = t->g_rows[pos[k]];
+  }
+  memcpy(t->g_rows, keys, (size_t)n * sizeof *keys);
+  float *v = t->g_vals;
+  t->g_vals = t->g_tmp;
+  t->g_tmp = v;
+  free(keys);
+  free(pos);
+  reindex(t); /* the map has room: same keys as before */
+  t->g_sorted = true;
+  return 0;
+}
+
+void mtl_embedding_grad_drop_free_rows(mtl_embedding *t) {
+  int64_t dim = t->cfg.dim, m = 0;
+  if (t->g_nnz == 0) return;
+  for (int64_t k = 0; k < t->g_nnz; k++) {
+    if (t->last_seen[t->g_rows[k]] < 0) continue;
+    if (m != k) {
+      t->g_rows[m] = t->g_rows[k];
+      memmove(t->g_vals + m * dim, t->g_vals + k * dim, (size_t)dim * sizeof(float));
+    }
+    m++;
+  }
+  t->g_nnz = m;
+  reindex(t);
+}
+
+/* ---- shared checks ------------------------------------------------------------ */
+static int check_ids(const char *fn, const char *what, const mtl_tensor *ids) {
+  if (ids->dtype != MTL_I64)
+    return mtl_error("%s: expected int64 %s, got %s", fn, what, mtl_dtype_name(ids->dtype));
+  return 0;
+}
+
+static int check_epoch(const mtl_embedding *t, const mtl_node *n) {
+  if ((uint64_t)n->iarg[0] != t->layout_epoch)
+    return mtl_error("backward of %s: the table's rows were evicted or reloaded after the lookup "
+                     "(run backward before the optimizer step)", mtl_op_name(n->op));
+  return 0;
+}
+
+/* The value of row r (or the default row / zeros when r < 0). */
+static inline const float *row_values(const mtl_embedding *t, int64_t r) {
+  return r >= 0 ? mtl_f32(t->weight) + r * t->cfg.dim : t->default_row;
+}
+
+/* Records the node for a lookup: rows saved, the table held. */
+static mtl_node *record(int op, mtl_embedding *t, mtl_tensor *out, int nin, mtl_tensor *const *in,
+                        mtl_tensor *rows) {
+  mtl_node *n = mtl_record(op, out, nin, in);
+  if (!n) return NULL;
+  mtl_node_save(n, 0, rows);
+  mtl_embedding_retain(t);
+  n->obj = t;
+  n->obj_release = (void (*)(void *))mtl_embedding_release;
+  n->iarg[0] = (int64_t)t->layout_epoch;
+  return n;
+}
+
+/* ---- single ids: ids [...] -> [..., dim] ------------------------------------------ */
+mtl_tensor *mtl_embedding_lookup(mtl_embedding *t, mtl_tensor *ids) {
+  const char *fn = "mtl.Embedding.lookup";
+  if (check_ids(fn, "ids", ids) < 0) return NULL;
+  if (ids->ndim >= MTL_MAX_DIMS) {
+    mtl_error("%s: ids have at most %d dimensions, got %d", fn, MTL_MAX_DIMS - 1, ids->ndim);
+    return NULL;
+  }
+  int64_t n = ids->numel, dim = t->cfg.dim, shape[MTL_MAX_DIMS];
+  memcpy(shape, ids->shape, (size_t)ids->ndim * sizeof *shape);
+  shape[ids->ndim] = dim;
+  mtl_tensor *idc = mtl_tensor_contiguous_data(ids);
+  mtl_tensor *rows = mtl_tensor_new(MTL_I64, 1, &n);
+  mtl_tensor *out = mtl_tensor_new(MTL_F32, ids->ndim + 1, shape);
+  if (!idc || !rows || !out || mtl_embedding_resolve_named(t, fn, n, mtl_i64(idc), mtl_i64(rows)) < 0)
+    goto fail;
+  const int64_t *r = mtl_i64(rows);
+  float *o = mtl_f32(out);
+  for (int64_t i = 0; i < n; i++) {
+    const float *src = row_values(t, r[i]);
+    if (src) memcpy(o + i * dim, src, (size_t)dim * sizeof *o);
+    else memset(o + i * dim, 0, (size_t)dim * sizeof *o);
+  }
+  if (mtl_grad_enabled() && t->requires_grad && !record(MTL_OP_EMBEDDING_LOOKUP, t, out, 0, NULL, rows))
+    goto fail;
+  mtl_tensor_release(idc);
+  mtl_tensor_release(rows);
+  return out;
+fail:
+  mtl_tensor_release(idc);
+  mtl_tensor_release(rows);
+  mtl_tensor_release(out);
+  return NULL;
+}
+
+int mtl_embedding_lookup_backward(mtl_node *n, mtl_tensor *g) {
+  mtl_embedding *t = n->obj;
+  if (!t->requires_grad) return 0;
+  if (check_epoch(t, n) < 0) return -1;
+  mtl_tensor *gc = mtl_tensor_contiguous_data(g);
+  if (!gc) return -1;
+  const int64_t *r = mtl_i64(n->saved[0]), cnt = n->saved[0]->numel, dim = t->cfg.dim;
+  const float *go = mtl_f32(gc);
+  int rc = 0;
+  for (int64_t i = 0; i < cnt; i++) {
+    if (r[i] < 0) continue;
+    float *acc = mtl_embedding_grad_row(t, r[i]);
+    if (!acc) { rc = -1; break; }
+    const float *gi = go + i * dim;
+    for (int64_t j = 0; j < dim; j++) acc[j] += gi[j];
+  }
+  mtl_tensor_release(gc);
+  return rc;
+}
+
+/* ---- bags: (ids [n], offsets [B]) -> [B, dim] ---------------------------------------- */
+static const char *const combiner_names[] = {"sum", "mean", "sqrtn"};
+
+/* The pooling denominator of ids [s, e): sum 1, mean sum(w), sqrtn sqrt(sum(w^2)). */
+static double bag_denominator(mtl_combiner c, const float *w, int64_t s, int64_t e) {
+  if (c == MTL_COMBINE_SUM) return 1.0;
+  double d = 0;
+  for (int64_t k = s; k < e; k++) {
+    double x = w ? w[k] : 1.0;
+    d += c == MTL_COMBINE_MEAN ? x : x * x;
+  }
+  return c == MTL_COMBINE_MEAN ? d : sqrt(d);
+}
+
+static inline int64_t bag_end(const int64_t *off, int64_t b, int64_t nb, int64_t n, int64_t base) {
+  return b + 1 < nb ? off[b + 1] - base : n;
+}
+
+mtl_tensor *mtl_embedding_bag(mtl_embedding *t, mtl_tensor *ids, mtl_tensor *offsets, int64_t base,
+                              mtl_tensor *weights, mtl_combiner combiner) {
+  const char *fn = "mtl.Embedding.lookup_bag";
+  char s1[64], s2[64];
+  if (check_ids(fn, "ids", ids) < 0 || check_ids(fn, "offsets", offsets) < 0) return NULL;
+  if (combiner < MTL_COMBINE_SUM || combiner > MTL_COMBINE_SQRTN) {
+    mtl_error("%s: unknown combiner %d", fn, (int)combiner);
+    return NULL;
+  }
+  if (ids->ndim != 1 || offsets->ndim != 1) {
+    mtl_error("%s: expected 1-D ids and offsets, got %s and %s", fn, mtl_shape_str(ids, s1, sizeof s1),
+              mtl_shape_str(offsets, s2, sizeof s2));
+    return NULL;
+  }
+  int64_t n = ids->numel, nb = offsets->numel, dim = t->cfg.dim;
+  if (weights && (weights->dtype != MTL_F32 || weights->ndim != 1 || weights->numel != n)) {
+    mtl_error("%s: expected float32 weights with one value per id, [%lld], got %s %s", fn, (long long)n,
+              mtl_dtype_name(weights->dtype), mtl_shape_str(weights, s1, sizeof s1));
+    return NULL;
+  }
+  if (nb == 0 && n > 0) {
+    mtl_error("%s: offsets is empty but there are %lld ids", fn, (long long)n);
+    return NULL;
+  }
+  mtl_tensor *idc = mtl_tensor_contiguous_data(ids), *offc = mtl_tensor_contiguous_data(offsets);
+  mtl_tensor *wc = weights ? mtl_tensor_contiguous_data(weights) : NULL;
+  int64_t oshape[2] = {nb, dim};
+  mtl_tensor *rows = mtl_tensor_new(MTL_I64, 1, &n), *coef = mtl_tensor_new(MTL_F32, 1, &n);
+  mtl_tensor *out = mtl_tensor_zeros(MTL_F32, 2, oshape);
+  if (!idc || !offc || (weights && !wc) || !rows || !coef || !out) goto fail;
+  const int64_t *off = mtl_i64(offc);
+  for (int64_t b = 0; b < nb; b++) {
+    int64_t prev = b ? off[b - 1] : base;
+    if (b == 0 && off[0] != base) {
+      mtl_error("%s: offsets must start at %lld (the position of the first id), got %lld", fn, (long long)base,
+                (long long)off[0]);
+      goto fail;
+    }
+    if (off[b] < prev || off[b] - base > n) {
+      mtl_error("%s: offsets must be nondecreasing positions in %lld..%lld, got offsets[%lld] = %lld after %lld",
+                fn, (long long)base, (long long)(n + base), (long long)(b + base), (long long)off[b],
+                (long long)prev);
+      goto fail;
+    }
+  }
+  if (mtl_embedding_resolve_named(t, fn, n, mtl_i64(idc), mtl_i64(rows)) < 0) goto fail;
+  const int64_t *r = mtl_i64(rows);
+  const float *w = wc ? mtl_f32(wc) : NULL;
+  float *c = mtl_f32(coef), *o = mtl_f32(out);
+  for (int64_t b = 0; b < nb; b++) {
+    int64_t s = off[b] - base, e = bag_end(off, b, nb, n, base);
+    double d = bag_denominator(combiner, w, s, e);
+    float *ob = o + b * dim;
+    for (int64_t k = s; k < e; k++) {
+      c[k] = d != 0 ? (float)((w ? w[k] : 1.0) / d) : 0.0f;
+      const float *src = row_values(t, r[k]);
+      if (!src) continue;
+      float ck = c[k];
+      for (int64_t j = 0; j < dim; j++) ob[j] += ck * src[j];
+    }
+  }
+  bool wants_w = weights && weights->requires_grad;
+  if (mtl_grad_enabled() && (t->requires_grad || wants_w)) {
+    mtl_node *node = record(MTL_OP_EMBEDDING_BAG, t, out, 1, &weights, rows);
+    if (!node) goto fail;
+    mtl_node_save(node, 1, offc);
+    mtl_node_save(node, 2, coef);
+    if (wants_w) {
+      mtl_tensor *y = mtl_tensor_alias(out); /* output values, no graph link */
+      if (!y) goto fail;
+      mtl_node_save(node, 3, y);
+      mtl_tensor_release(y);
+    }
+    node->iarg[1] = base;
+    node->iarg[2] = combiner;
+  }
+  mtl_tensor_release(idc);
+  mtl_tensor_release(offc);
+  mtl_tensor_release(wc);
+  mtl_tensor_release(rows);
+  mtl_tensor_release(coef);
+  return out;
+fail:
+  mtl_tensor_release(idc);
+  mtl_tensor_release(offc);
+  mtl_tensor_release(wc);
+  mtl_tensor_release(rows);
+  mtl_tensor_release(coef);
+  mtl_tensor_release(out);
+  return NULL;
+}
+
+/* d out_b / d w_k, with D the bag's denominator and y_b the output:
+ *   sum:   <g_b, e_k>
+ *   mean:  (<g_b, e_k> - <g_b, y_b>) / D
+ *   sqrtn: (<g_b, e_k> - <g_b, y_b> w_k / D) / D */
+static int bag_weight_grad(mtl_node *n, mtl_embedding *t, const float *go) {
+  mtl_tensor *wc = mtl_tensor_contiguous_data(n->in[0]);
+  if (!wc) return -1;
+  mtl_tensor *gw = mtl_tensor_new(MTL_F32, 1, &wc->numel);
+  if (!gw) { mtl_tensor_release(wc); return -1; }
+  const int64_t *r = mtl_i64(n->saved[0]), *off = mtl_i64(n->saved[1]);
+  int64_t base = n->iarg[1], nb = n->saved[1]->numel, cnt = wc->numel, dim = t->cfg.dim;
+  mtl_combiner comb = (mtl_combiner)n->iarg[2];
+  const float *w = mtl_f32(wc), *y = mtl_f32(n->saved[3]);
+  float *gwp = mtl_f32(gw);
+  for (int64_t b = 0; b < nb; b++) {
+    int64_t s = off[b] - base, e = bag_end(off, b, nb, cnt, base);
+    double d = bag_denominator(comb, w, s, e), gy = 0;
+    const float *gb = go + b * dim, *yb = y + b * dim;
+    for (int64_t j = 0; j < dim; j++) gy += (double)gb[j] * yb[j];
+    for (int64_t k = s; k < e; k++) {
+      const float *ek = row_values(t, r[k]);
+      double ge = 0;
+      if (ek)
+        for (int64_t j = 0; j < dim; j++) ge += (double)gb[j] * ek[j];
+      double v;
+      if (d == 0) v = 0;
+      else if (comb == MTL_COMBINE_SUM) v = ge;
+      else if (comb == MTL_COMBINE_MEAN) v = (ge - gy) / d;
+      else v = (ge - gy * w[k] / d) / d;
+      gwp[k] = (float)v;
+    }
+  }
+  mtl_tensor_release(wc);
+  return mtl_node_accumulate(n, 0, gw);
+}
+
+int mtl_embedding_bag_backward(mtl_node *n, mtl_tensor *g) {
+  mtl_embedding *t = n->obj;
+  if (check_epoch(t, n) < 0) return -1;
+  mtl_tensor *gc = mtl_tensor_contiguous_data(g);
+  if (!gc) return -1;
+  const float *go = mtl_f32(gc);
+  int rc = 0;
+  if (t->requires_grad) {
+    const int64_t *r = mtl_i64(n->saved[0]), *off = mtl_i64(n->saved[1]);
+    const float *c = mtl_f32(n->saved[2]);
+    int64_t base = n->iarg[1], nb = n->saved[1]->numel, cnt = n->saved[0]->numel, dim = t->cfg.dim;
+    for (int64_t b = 0; b < nb && rc == 0; b++) {
+      const float *gb = go + b * dim;
+      for (int64_t k = off[b] - base, e = bag_end(off, b, nb, cnt, base); k < e; k++) {
+        if (r[k] < 0) continue;
+        float *acc = mtl_embedding_grad_row(t, r[k]);
+        if (!acc) { rc = -1; break; }
+        float ck = c[k];
+        for (int64_t j = 0; j < dim; j++) acc[j] += ck * gb[j];
+      }
+    }
+  }
+  if (rc == 0 && mtl_node_wants(n, 0)) rc = bag_weight_grad(n, t, go);
+  mtl_tensor_release(gc);
+  return rc;
+}
+
+const char *mtl_combiner_name(mtl_combiner c) {
+  return c >= MTL_COMBINE_SUM && c <= MTL_COMBINE_SQRTN ? combiner_names[c] : "?";
+}
