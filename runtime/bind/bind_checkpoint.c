@@ -30,8 +30,15 @@ static mtl_ckpt_reader **check_reader(lua_State *L) {
   return r;
 }
 
+/* Raises the core's message as it is: it already names mtl.save/mtl.load and
+ * the file, so luaL_error's "chunk:line:" prefix would only clutter it. */
+static int ckpt_error(lua_State *L) {
+  lua_pushstring(L, mtl_error_message());
+  return lua_error(L);
+}
+
 static int status(lua_State *L, int rc) {
-  if (rc < 0) return bind_error(L);
+  if (rc < 0) return ckpt_error(L);
   return 0;
 }
 
@@ -43,7 +50,7 @@ static int l_writer(lua_State *L) {
   luaL_getmetatable(L, WRITER_MT);
   lua_setmetatable(L, -2);
   *w = mtl_ckpt_writer_open(path);
-  if (!*w) return bind_error(L);
+  if (!*w) return ckpt_error(L);
   return 1;
 }
 
@@ -127,8 +134,10 @@ static int l_reader(lua_State *L) {
   *r = NULL;
   luaL_getmetatable(L, READER_MT);
   lua_setmetatable(L, -2);
+  lua_newtable(L); /* environment: holds the spare tensor slot (see l_r_read) */
+  lua_setfenv(L, -2);
   *r = mtl_ckpt_reader_open(path);
-  if (!*r) return bind_error(L);
+  if (!*r) return ckpt_error(L);
   return 1;
 }
 
@@ -136,10 +145,20 @@ static int l_reader(lua_State *L) {
  * array and hash counts, an object its type name, int64/uint64 8 bytes. */
 static int l_r_read(lua_State *L) {
   mtl_ckpt_reader *r = *check_reader(L);
+  /* A tensor slot must exist before the read, so no error can leak a loaded
+   * tensor. One spare slot is kept in the reader's environment table and
+   * replaced only when a tensor used it: most records are not tensors. */
+  lua_getfenv(L, 1);
+  lua_rawgeti(L, -1, 1);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    bind_slot(L);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, 1);
+  }
+  mtl_tensor **slot = lua_touserdata(L, -1);
   mtl_ckpt_record rec;
-  /* a tensor slot is pushed first, so no error can leak a loaded tensor */
-  mtl_tensor **slot = bind_slot(L);
-  if (mtl_ckpt_read(r, &rec) < 0) return bind_error(L);
+  if (mtl_ckpt_read(r, &rec) < 0) return ckpt_error(L);
   lua_pushstring(L, mtl_ckpt_tag_name(rec.tag));
   switch (rec.tag) {
     case MTL_CKPT_BOOLEAN: lua_pushboolean(L, rec.boolean); return 2;
@@ -154,7 +173,9 @@ static int l_r_read(lua_State *L) {
       return 3;
     case MTL_CKPT_TENSOR:
       bind_fill(L, slot, rec.tensor);
-      lua_pushvalue(L, -2); /* the tensor userdata, after the kind */
+      lua_pushnil(L);
+      lua_rawseti(L, -4, 1); /* the spare is used up */
+      lua_pushvalue(L, -2);  /* the tensor userdata, after the kind */
       return 2;
     default: return 1; /* nil, end */
   }
