@@ -1,0 +1,219 @@
+-- mtl.data: readers of delimited text (CSV, TSV, gzip, field:feature_id rows)
+-- that turn rows into batches of tensors in C. See docs/data.md.
+--
+--   local r = mtl.data.csv{files = "train.csv", header = true, batch_size = 1024,
+--     columns = {
+--       {name = "is_click", type = "float"},
+--       {name = "user_id", type = "int64"},
+--       {name = "tags", type = "multi", separator = "|"},
+--       {name = "price", type = "float", group = "dense", default = 0},
+--     }}
+--   for batch in r:batches() do
+--     -- batch.size rows; batch.columns.user_id: int64 [B];
+--     -- batch.columns.tags.ids / .offsets; batch.columns.dense: float [B, k]
+--   end
+local core = require "mtl.core"
+
+local data = {}
+
+local COLUMN_KEYS = {
+  name = true, type = true, default = true, separator = true, kv_separator = true,
+  values = true, group = true, standardize = true,
+}
+local OPTION_KEYS = {
+  files = true, columns = true, separator = true, quote = true, header = true,
+  unknown_columns = true, on_error = true, batch_size = true, drop_last = true,
+  max_rows = true, shuffle_buffer = true, chunk_size = true, standardize = true,
+  fields = true, unknown_fields = true, field_separator = true,
+}
+
+local function fail(fname, fmt, ...)
+  error(fname .. ": " .. string.format(fmt, ...), 3)
+end
+
+local function check_keys(fname, t, allowed, what)
+  for k in pairs(t) do
+    if not allowed[k] then fail(fname, "unknown %s '%s'", what, tostring(k)) end
+  end
+end
+
+-- A column table in the form core.reader_new takes.
+local function normalize_column(fname, i, c, standardize)
+  if type(c) ~= "table" then fail(fname, "column %d must be a table, got %s", i, type(c)) end
+  check_keys(fname, c, COLUMN_KEYS, "column field")
+  if type(c.name) ~= "string" then fail(fname, "column %d needs a name", i) end
+  local out = {
+    name = c.name, type = c.type, separator = c.separator, kv_separator = c.kv_separator,
+    group = c.group,
+  }
+  local d = c.default
+  if type(d) == "number" then
+    out.default = string.format("%.17g", d)
+  elseif type(d) == "string" or d == nil then
+    out.default = d
+  else
+    fail(fname, "column '%s': default must be a number or a string, got %s", c.name, type(d))
+  end
+  if c.values == "string" then
+    out.string_values = true
+  elseif c.values ~= nil and c.values ~= "int64" then
+    fail(fname, "column '%s': values must be \"int64\" or \"string\", got %s", c.name, tostring(c.values))
+  end
+  local st = c.standardize
+  if st == nil and standardize then st = standardize[c.name] end
+  if st == true then
+    out.standardize = "fit"
+  elseif type(st) == "table" then
+    out.standardize, out.mean, out.std = "given", st.mean, st.std
+  elseif st ~= nil and st ~= false then
+    fail(fname, "column '%s': standardize must be true or {mean=, std=}, got %s", c.name, type(st))
+  end
+  return out
+end
+
+-- The options table of core.reader_new; `batch_size` as given (0: everything).
+local function normalize(fname, opts, batch_size)
+  if type(opts) ~= "table" then fail(fname, "expected a table of options, got %s", type(opts)) end
+  check_keys(fname, opts, OPTION_KEYS, "option")
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  if type(opts.files) == "string" then
+    o.files = { opts.files }
+  elseif type(opts.files) ~= "table" then
+    fail(fname, "option 'files' must be a path, a glob or a list of them, got %s", type(opts.files))
+  end
+  if type(opts.columns) ~= "table" then
+    fail(fname, "option 'columns' must be a list of column tables, got %s", type(opts.columns))
+  end
+  -- standardize = {"d1", "d2"} (fit) or {d1 = {mean=, std=}} (given), by column name
+  local standardize
+  if opts.standardize ~= nil then
+    if type(opts.standardize) ~= "table" then
+      fail(fname, "option 'standardize' must be a list of column names or a table of {mean=, std=}")
+    end
+    standardize = {}
+    for k, v in pairs(opts.standardize) do
+      if type(k) == "number" then standardize[v] = true else standardize[k] = v end
+    end
+    local known = {}
+    for _, c in ipairs(opts.columns) do
+      if type(c) == "table" and c.name then known[c.name] = true end
+    end
+    for name in pairs(standardize) do
+      if not known[name] then fail(fname, "standardize names an unknown column '%s'", tostring(name)) end
+    end
+  end
+  o.standardize = nil
+  o.columns = {}
+  for i, c in ipairs(opts.columns) do o.columns[i] = normalize_column(fname, i, c, standardize) end
+  if batch_size then o.batch_size = batch_size end
+  return o
+end
+
+-- ---- the Reader object -----------------------------------------------------
+local Reader = {}
+Reader.__index = Reader
+
+local function new_reader(fname, o)
+  local self = setmetatable({ _core = core.reader_new(o), _columns = o.columns }, Reader)
+  return self
+end
+
+-- The next batch of the current pass, or nil at its end:
+-- {size = rows, columns = {name = tensor | {ids =, offsets =, weights =}}}.
+function Reader:next()
+  local n, columns = self._core:next()
+  if not n then return nil end
+  return { size = n, columns = columns }
+end
+
+-- Iterates over a new pass of the files (each call starts from the beginning).
+function Reader:batches()
+  self._core:rewind()
+  return function() return self:next() end
+end
+
+-- Rows skipped in the current pass (on_error = "skip"), and the first messages.
+function Reader:skipped() return self._core:skipped() end
+function Reader:errors() return self._core:messages() end
+
+-- Outputs: {name =, kind = "ids"|"dense"|"bag"|"weighted_bag", width =, columns =}.
+function Reader:outputs()
+  local outs = self._core:outputs()
+  for _, o in ipairs(outs) do
+    if o.columns then
+      for j, ci in ipairs(o.columns) do o.columns[j] = self._columns[ci].name end
+    end
+  end
+  return outs
+end
+
+-- {column = {mean =, std =}} for the standardized columns.
+function Reader:stats()
+  local stats = {}
+  for i, c in ipairs(self._columns) do
+    local mean, std = self._core:stats(i)
+    if mean then stats[c.name] = { mean = mean, std = std } end
+  end
+  return stats
+end
+
+-- Peak bytes the reader held (chunk buffer, batch buffers, shuffle buffer).
+function Reader:peak_bytes() return self._core:peak_bytes() end
+
+function Reader:close() self._core:close() end
+
+Reader.__tostring = function(self) return tostring(self._core) end
+
+-- mtl.data.csv{...}: a streaming reader; see docs/data.md for the options.
+function data.csv(opts)
+  local o = normalize("mtl.data.csv", opts)
+  if o.batch_size == nil then o.batch_size = 1024 end
+  if o.batch_size == 0 then fail("mtl.data.csv", "batch_size must be > 0 (read_all reads everything)") end
+  return new_reader("mtl.data.csv", o)
+end
+
+-- mtl.data.fieldfeat{files=, columns=, fields=, ...}: rows of fixed columns
+-- followed by `field:feature_id` tokens; each field becomes a bag output.
+function data.fieldfeat(opts)
+  if type(opts) ~= "table" or type(opts.fields) ~= "table" or #opts.fields == 0 then
+    fail("mtl.data.fieldfeat", "option 'fields' must be a non-empty list of field names")
+  end
+  return data.csv(opts)
+end
+
+-- mtl.data.read_all{...}: the whole input as column tensors, for in-memory
+-- training: {size =, columns =, stats = {column = {mean =, std =}}}.
+function data.read_all(opts)
+  local o = normalize("mtl.data.read_all", opts, 0)
+  if opts.batch_size ~= nil then fail("mtl.data.read_all", "option 'batch_size' does not apply (it reads everything)") end
+  o.drop_last = nil
+  local r = new_reader("mtl.data.read_all", o)
+  local batch = r:next()
+  if not batch then
+    -- no rows: empty tensors of the right kinds
+    batch = { size = 0, columns = {} }
+    for _, out in ipairs(r:outputs()) do
+      if out.kind == "ids" then
+        batch.columns[out.name] = core.zeros({ 0 }, "int64")
+      elseif out.kind == "dense" then
+        local group = out.width > 1 or out.name ~= out.columns[1]
+        batch.columns[out.name] = group and core.zeros({ 0, out.width }) or core.zeros({ 0 })
+      else
+        batch.columns[out.name] = { ids = core.zeros({ 0 }, "int64"), offsets = core.zeros({ 1 }, "int64"),
+          weights = out.kind == "weighted_bag" and core.zeros({ 0 }) or nil }
+      end
+    end
+  end
+  batch.stats = r:stats()
+  batch.skipped = r:skipped()
+  batch.errors = r:errors()
+  r:close()
+  return batch
+end
+
+-- mtl.data.hash("s") / hash{"a", "b"}: the ids a string column gives these
+-- values (XXH3-64 of the bytes, as int64): 0-dim or [n] int64 tensors.
+data.hash = core.hash_strings
+
+return data

@@ -1,0 +1,851 @@
+/* Readers: the schema, parsing a row's fields straight into per-output
+ * buffers, and handing batches out as tensors. Input (files, chunks, rows,
+ * shuffling) is in reader_input.c; value parsers in reader_parse.c. */
+#include <errno.h>
+#include <float.h>
+#include <glob.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "reader_internal.h"
+
+/* Row parsing results: a bad row can be skipped, a failure cannot. */
+enum { ROW_OK = 0, ROW_BAD = -1, ROW_FAIL = -2 };
+
+static char *dup_string(mtl_reader *r, const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = NULL;
+  if (reader_resize(r, (void **)&d, 0, n) < 0) return NULL;
+  memcpy(d, s, n);
+  return d;
+}
+
+static const char *type_name(mtl_column_type t) {
+  static const char *names[] = {"int64", "float", "string", "multi", "kv", "skip"};
+  return (unsigned)t <= MTL_COLUMN_SKIP ? names[t] : "?";
+}
+
+/* ---- batch buffers -------------------------------------------------------- */
+/* Makes room for one more row in every output. */
+static int ensure_row(mtl_reader *r) {
+  if (r->rows < r->row_cap) return 0;
+  int64_t cap = r->row_cap ? r->row_cap * 2 : 1024;
+  if (r->batch_size > 0) cap = r->batch_size;
+  for (int i = 0; i < r->nouts; i++) {
+    output *o = &r->outs[i];
+    size_t old = (size_t)r->row_cap, n = (size_t)cap;
+    int st = 0;
+    switch (o->kind) {
+    case MTL_OUTPUT_IDS:
+      st = reader_resize(r, (void **)&o->ids, old * 8, n * 8);
+      break;
+    case MTL_OUTPUT_DENSE:
+      st = reader_resize(r, (void **)&o->dense, old * 8 * (size_t)o->width, n * 8 * (size_t)o->width);
+      break;
+    default:
+      st = reader_resize(r, (void **)&o->offsets, (r->row_cap ? old + 1 : 0) * 8, (n + 1) * 8);
+      if (!r->row_cap) o->offsets[0] = 0;
+      break;
+    }
+    if (st < 0) return -1;
+  }
+  r->row_cap = cap;
+  return 0;
+}
+
+/* Makes room for one more value in a bag output. */
+static int ensure_value(mtl_reader *r, output *o) {
+  if (o->nvals < o->val_cap) return 0;
+  size_t cap = o->val_cap ? o->val_cap * 2 : 4096;
+  if (reader_resize(r, (void **)&o->ids, o->val_cap * 8, cap * 8) < 0) return -1;
+  if (o->kind == MTL_OUTPUT_WEIGHTED_BAG &&
+      reader_resize(r, (void **)&o->weights, o->val_cap * 4, cap * 4) < 0)
+    return -1;
+  o->val_cap = cap;
+  return 0;
+}
+
+static void row_commit(mtl_reader *r) {
+  r->rows++;
+  for (int i = 0; i < r->nouts; i++) {
+    output *o = &r->outs[i];
+    if (o->kind >= MTL_OUTPUT_BAG) o->offsets[r->rows] = (int64_t)o->nvals;
+  }
+}
+
+static void row_rollback(mtl_reader *r) {
+  for (int i = 0; i < r->nouts; i++) {
+    output *o = &r->outs[i];
+    if (o->kind >= MTL_OUTPUT_BAG) o->nvals = (size_t)o->offsets[r->rows];
+  }
+}
+
+static void batch_reset(mtl_reader *r) {
+  r->rows = 0;
+  for (int i = 0; i < r->nouts; i++) r->outs[i].nvals = 0;
+}
+
+/* ---- values --------------------------------------------------------------- */
+/* Each parser reads one field's value from s (bounded by lim) into the row
+ * being built and returns where it stopped; NULL (with r->expect set) when the
+ * text is not a value of the column. A stop is a legal field end when it is
+ * lim, or the separator for an unquoted field. */
+#define FIELD_END(q) ((q) == lim || (!quoted && *(q) == r->sep))
+
+static const char *put_int64(mtl_reader *r, const column *c, const char *s, const char *lim, bool quoted) {
+  int64_t v;
+  bool overflow;
+  const char *q = mtl_parse_int64(s, lim, &v, &overflow);
+  if (!q || !FIELD_END(q)) return r->expect = c->expect, NULL;
+  if (overflow) return r->expect = "an integer in the int64 range", NULL;
+  r->outs[c->out].ids[r->rows] = v;
+  return q;
+}
+
+static const char *put_float(mtl_reader *r, const column *c, const char *s, const char *lim, bool quoted) {
+  double v;
+  const char *q = mtl_parse_double(s, lim, &v);
+  if (!q || !FIELD_END(q)) return r->expect = c->expect, NULL;
+  if (fabs(v) > FLT_MAX && isfinite(v)) return r->expect = "a number in the float32 range", NULL;
+  output *o = &r->outs[c->out];
+  o->dense[r->rows * o->width + c->lane] = v;
+  return q;
+}
+
+static const char *put_string(mtl_reader *r, const column *c, const char *s, const char *lim, bool quoted) {
+  const char *q = quoted ? lim : memchr(s, r->sep, (size_t)(lim - s));
+  if (!q) q = lim;
+  r->outs[c->out].ids[r->rows] = mtl_hash_string(s, (size_t)(q - s));
+  return q;
+}
+
+/* One id of a bag: an integer, or a string up to `stop1` / the field end. */
+static const char *put_bag_id(mtl_reader *r, output *o, bool string_values, char stop1, const char *s,
+                              const char *lim, bool quoted) {
+  int64_t v;
+  const char *q;
+  if (string_values) {
+    q = s;
+    while (q < lim && *q != stop1 && !(!quoted && *q == r->sep)) q++;
+    if (q == s) return NULL;
+    v = mtl_hash_string(s, (size_t)(q - s));
+  } else {
+    bool overflow;
+    q = mtl_parse_int64(s, lim, &v, &overflow);
+    if (!q || overflow) return NULL;
+  }
+  if (ensure_value(r, o) < 0) return NULL;
+  o->ids[o->nvals++] = v;
+  return q;
+}
+
+static const char *put_multi(mtl_reader *r, const column *c, const char *s, const char *lim, bool quoted) {
+  output *o = &r->outs[c->out];
+  if (FIELD_END(s)) return s; /* only a default of "" gets here: an empty bag */
+  for (;;) {
+    const char *q = put_bag_id(r, o, c->string_values, c->separator, s, lim, quoted);
+    if (!q) return r->expect = c->expect, NULL;
+    if (FIELD_END(q)) return q; /* an unquoted field ends at the field separator, even if it is also c->separator */
+    if (*q == c->separator) s = q + 1;
+    else return r->expect = c->expect, NULL;
+  }
+}
+
+static const char *put_kv(mtl_reader *r, const column *c, const char *s, const char *lim, bool quoted) {
+  output *o = &r->outs[c->out];
+  if (FIELD_END(s)) return s;
+  for (;;) {
+    const char *q = put_bag_id(r, o, c->string_values, c->kv_separator, s, lim, quoted);
+    if (!q || q == lim || *q != c->kv_separator) return r->expect = c->expect, NULL;
+    double w;
+    const char *q2 = mtl_parse_double(q + 1, lim, &w);
+    if (!q2) return r->expect = c->expect, NULL;
+    if (fabs(w) > FLT_MAX && isfinite(w)) return r->expect = "values in the float32 range", NULL;
+    o->weights[o->nvals - 1] = (float)w;
+    if (FIELD_END(q2)) return q2;
+    if (*q2 == c->separator) s = q2 + 1;
+    else return r->expect = c->expect, NULL;
+  }
+}
+
+static const char *put_value(mtl_reader *r, const column *c, const char *s, const char *lim, bool quoted) {
+  switch (c->type) {
+  case MTL_COLUMN_INT64: return put_int64(r, c, s, lim, quoted);
+  case MTL_COLUMN_FLOAT: return put_float(r, c, s, lim, quoted);
+  case MTL_COLUMN_STRING: return put_string(r, c, s, lim, quoted);
+  case MTL_COLUMN_MULTI: return put_multi(r, c, s, lim, quoted);
+  case MTL_COLUMN_KV: return put_kv(r, c, s, lim, quoted);
+  default: {
+    const char *q = quoted ? lim : memchr(s, r->sep, (size_t)(lim - s));
+    return q ? q : lim;
+  }
+  }
+}
+
+/* ---- rows ------------------------------------------------------------------ */
+typedef struct {
+  const char *path;
+  int64_t line;
+  const char *row, *end; /* the row's text, for error messages */
+} row_ctx;
+
+/* The raw text of the field starting at s (through its closing quote). */
+static const char *field_text_end(const mtl_reader *r, const char *s, const char *e) {
+  if (r->quote && s < e && *s == r->quote) {
+    for (const char *p = s + 1; p < e; p++)
+      if (*p == r->quote) {
+        if (p + 1 < e && p[1] == r->quote) p++;
+        else return p + 1;
+      }
+    return e;
+  }
+  const char *q = memchr(s, r->sep, (size_t)(e - s));
+  return q ? q : e;
+}
+
+static int bad_field(mtl_reader *r, const row_ctx *x, int field, const char *what, const char *name,
+                     const char *s) {
+  char got[512];
+  reader_quote_text(got, sizeof got, s, field_text_end(r, s, x->end));
+  if (name)
+    mtl_error("%s:%lld:%d: expected %s for column '%s', got \"%s\"", x->path, (long long)x->line, field,
+              what, name, got);
+  else
+    mtl_error("%s:%lld:%d: expected %s, got \"%s\"", x->path, (long long)x->line, field, what, got);
+  return ROW_BAD;
+}
+
+/* The content of the field at s: for a quoted field, its unquoted text in the
+ * scratch buffer. Sets *content, *lim, *quoted and *after (the position after
+ * the field in the row; for unquoted fields it is only known once parsed).
+ * Returns -1 with the error set (ROW_BAD in *status, or ROW_FAIL). */
+static int field_content(mtl_reader *r, const row_ctx *x, int field, const char *name, const char *s,
+                         const char **content, const char **lim, const char **after, bool *quoted, int *status) {
+  const char *e = x->end;
+  *status = ROW_BAD;
+  *quoted = false;
+  *content = s;
+  *lim = e;
+  *after = NULL;
+  if (!r->quote || s >= e || *s != r->quote) return 0;
+  size_t need = (size_t)(e - s);
+  if (need > r->scratch_cap) {
+    if (reader_resize(r, (void **)&r->scratch, r->scratch_cap, need) < 0) return *status = ROW_FAIL, -1;
+    r->scratch_cap = need;
+  }
+  size_t n = 0;
+  const char *p = s + 1;
+  for (;;) {
+    if (p >= e) {
+      if (name)
+        mtl_error("%s:%lld:%d: expected a closing quote for column '%s', got the end of the file", x->path,
+                  (long long)x->line, field, name);
+      else
+        mtl_error("%s:%lld:%d: expected a closing quote, got the end of the file", x->path, (long long)x->line,
+                  field);
+      return -1;
+    }
+    if (*p == r->quote) {
+      if (p + 1 < e && p[1] == r->quote) {
+        r->scratch[n++] = r->quote;
+        p += 2;
+        continue;
+      }
+      p++;
+      break;
+    }
+    r->scratch[n++] = *p++;
+  }
+  if (p < e && *p != r->sep) {
+    bad_field(r, x, field, "a separator after the closing quote", name, s);
+    return -1;
+  }
+  *quoted = true;
+  *content = r->scratch;
+  *lim = r->scratch + n;
+  *after = p;
+  return 0;
+}
+
+/* Parses the field at s (field number `field`, 1-based) into column c.
+ * Returns the position after the field (the separator or the row end), or
+ * NULL with the error set and *status ROW_BAD or ROW_FAIL. */
+static const char *parse_field(mtl_reader *r, const row_ctx *x, int field, const column *c, const char *s,
+                               int *status) {
+  const char *start = s, *lim, *after;
+  bool quoted;
+  if (field_content(r, x, field, c->name[0] ? c->name : NULL, start, &s, &lim, &after, &quoted, status) < 0)
+    return NULL;
+  bool empty = quoted ? s == lim : (s == lim || *s == r->sep);
+  if (empty && c->type != MTL_COLUMN_SKIP) {
+    if (!c->default_text) {
+      bad_field(r, x, field, "a value (the column has no default)", c->name, start);
+      return NULL;
+    }
+    r->expect = NULL;
+    if (!put_value(r, c, c->default_text, c->default_text + c->default_len, true)) {
+      *status = ROW_FAIL; /* defaults were checked at creation: only memory can fail */
+      return NULL;
+    }
+    return quoted ? after : s;
+  }
+  r->expect = NULL;
+  const char *q = put_value(r, c, s, lim, quoted);
+  if (!q) {
+    if (!r->expect) return *status = ROW_FAIL, NULL;
+    bad_field(r, x, field, r->expect, c->name, start);
+    return NULL;
+  }
+  return quoted ? after : q;
+}
+
+/* Looks a field name up in the field table; -1 if it is not configured. */
+static int find_field(const mtl_reader *r, const char *s, size_t n) {
+  uint64_t h = (uint64_t)mtl_hash_string(s, n);
+  for (int i = (int)(h & (uint64_t)r->field_mask);; i = (i + 1) & r->field_mask) {
+    int k = r->field_table[i];
+    if (k < 0) return -1;
+    const char *name = r->outs[r->field_out0 + k].name;
+    if (strlen(name) == n && !memcmp(name, s, n)) return k;
+  }
+}
+
+/* A `field:feature_id` token at s. */
+static const char *parse_token(mtl_reader *r, const row_ctx *x, int field, const char *s, int *status) {
+  const char *start = s, *lim, *after;
+  bool quoted;
+  if (field_content(r, x, field, NULL, start, &s, &lim, &after, &quoted, status) < 0) return NULL;
+  const char *colon = s;
+  while (colon < lim && *colon != r->field_sep && !(!quoted && *colon == r->sep)) colon++;
+  if (colon == s || colon == lim || *colon != r->field_sep) {
+    bad_field(r, x, field, "a field:feature_id token", NULL, start);
+    return NULL;
+  }
+  int k = find_field(r, s, (size_t)(colon - s));
+  if (k < 0) {
+    if (r->skip_unknown_fields) {
+      if (quoted) return after;
+      const char *q = memchr(colon, r->sep, (size_t)(lim - colon));
+      return q ? q : lim;
+    }
+    bad_field(r, x, field, "a token of one of the configured fields", NULL, start);
+    return NULL;
+  }
+  int64_t v;
+  bool overflow;
+  const char *q = mtl_parse_int64(colon + 1, lim, &v, &overflow);
+  if (!q || overflow || !FIELD_END(q)) {
+    bad_field(r, x, field, "a field:feature_id token", NULL, start);
+    return NULL;
+  }
+  output *o = &r->outs[r->field_out0 + k];
+  if (ensure_value(r, o) < 0) return *status = ROW_FAIL, NULL;
+  o->ids[o->nvals++] = v;
+  return quoted ? after : q;
+}
+
+/* The number of fields of a row from field position s on (quote-aware). */
+static int count_fields(const mtl_reader *r, const char *s, const char *e) {
+  int n = 1;
+  for (;;) {
+    s = field_text_end(r, s, e);
+    if (s >= e) return n;
+    s++;
+    n++;
+  }
+}
+
+static int parse_row(mtl_reader *r, const char *s, const char *e, int file, int64_t line) {
+  row_ctx x = {r->paths[file], line, s, e};
+  int st;
+  const char *p = s;
+  r->expect = NULL;
+  for (int f = 0; f < r->nfile_fields; f++) {
+    if (f > 0) {
+      if (p == e) {
+        int ci = r->field_map[f];
+        if (ci >= 0)
+          mtl_error("%s:%lld:%d: expected %d fields, got %d: column '%s' is missing", x.path, (long long)line,
+                    f + 1, r->nfile_fields, f, r->cols[ci].name);
+        else
+          mtl_error("%s:%lld:%d: expected %d fields, got %d", x.path, (long long)line, f + 1, r->nfile_fields, f);
+        return ROW_BAD;
+      }
+      p++; /* the separator */
+    }
+    int ci = r->field_map[f];
+    static const column skip_column = {.type = MTL_COLUMN_SKIP, .name = "", .out = -1};
+    p = parse_field(r, &x, f + 1, ci >= 0 ? &r->cols[ci] : &skip_column, p, &st);
+    if (!p) return st;
+  }
+  if (r->nfields > 0) { /* the rest of the row: field:feature_id tokens */
+    int f = r->nfile_fields;
+    while (p < e) {
+      if (f > 0) p++;
+      p = parse_token(r, &x, ++f, p, &st);
+      if (!p) return st;
+    }
+  } else if (p != e) {
+    int total = r->nfile_fields + count_fields(r, p + 1, e);
+    bool trailing = p + 1 == e;
+    mtl_error("%s:%lld:%d: expected %d fields, got %d%s", x.path, (long long)line, r->nfile_fields + 1,
+              r->nfile_fields, total, trailing ? " (a trailing separator)" : "");
+    return ROW_BAD;
+  }
+  return ROW_OK;
+}
+
+/* ---- headers ---------------------------------------------------------------- */
+int reader_parse_header(mtl_reader *r, const char *s, const char *e) {
+  const char *path = r->paths[r->file];
+  row_ctx x = {path, 1, s, e};
+  int nf = count_fields(r, s, e);
+  if (reader_resize(r, (void **)&r->field_map, (size_t)r->nfile_fields * sizeof(int), (size_t)nf * sizeof(int)) < 0)
+    return -1;
+  r->nfile_fields = nf;
+  const char *p = s;
+  int st;
+  for (int f = 0; f < nf; f++) {
+    if (f > 0) p++;
+    const char *name, *lim, *after;
+    bool quoted;
+    if (field_content(r, &x, f + 1, NULL, p, &name, &lim, &after, &quoted, &st) < 0) return -1;
+    const char *end = quoted ? after : field_text_end(r, p, e);
+    if (!quoted) lim = end;
+    size_t n = (size_t)(lim - name);
+    int found = -1;
+    for (int c = 0; c < r->ncols; c++)
+      if (strlen(r->cols[c].name) == n && !memcmp(r->cols[c].name, name, n)) found = c;
+    if (found < 0 && !r->skip_unknown_columns) {
+      char got[512];
+      reader_quote_text(got, sizeof got, name, name + n);
+      return mtl_error("%s:1:%d: expected a column named in the schema, got \"%s\"", path, f + 1, got);
+    }
+    for (int g = 0; g < f; g++)
+      if (found >= 0 && r->field_map[g] == found)
+        return mtl_error("%s:1:%d: expected each column once in the header, got '%s' again", path, f + 1,
+                         r->cols[found].name);
+    r->field_map[f] = found;
+    p = end;
+  }
+  for (int c = 0; c < r->ncols; c++) {
+    bool seen = false;
+    for (int f = 0; f < nf; f++) seen |= r->field_map[f] == c;
+    if (!seen) return mtl_error("%s:1: expected a column named '%s' in the header, got none", path, r->cols[c].name);
+  }
+  return 0;
+}
+
+/* ---- creation ----------------------------------------------------------------- */
+static int add_output(mtl_reader *r, const char *name, mtl_output_kind kind) {
+  for (int i = 0; i < r->nouts; i++)
+    if (!strcmp(r->outs[i].name, name)) return mtl_error("mtl.data: two outputs are named '%s'", name);
+  if (reader_resize(r, (void **)&r->outs, (size_t)r->nouts * sizeof(output), (size_t)(r->nouts + 1) * sizeof(output)) < 0)
+    return -1;
+  output *o = &r->outs[r->nouts];
+  memset(o, 0, sizeof *o);
+  o->kind = kind;
+  o->width = 1;
+  if (!(o->name = dup_string(r, name))) return -1;
+  return r->nouts++;
+}
+
+static int add_glob(mtl_reader *r, const char *pattern) {
+  bool is_glob = strpbrk(pattern, "*?[") != NULL;
+  glob_t g;
+  size_t n = 1;
+  if (is_glob) {
+    int st = glob(pattern, 0, NULL, &g);
+    if (st == GLOB_NOMATCH) return mtl_error("mtl.data: no file matches '%s'", pattern);
+    if (st != 0) return mtl_error("mtl.data: cannot expand '%s'", pattern);
+    n = g.gl_pathc;
+  } else if (access(pattern, R_OK) != 0) {
+    return mtl_error("mtl.data: cannot open '%s': %s", pattern, strerror(errno));
+  }
+  int st = reader_resize(r, (void **)&r->paths, (size_t)r->npaths * sizeof(char *),
+                         (size_t)(r->npaths + (int)n) * sizeof(char *));
+  for (size_t i = 0; st == 0 && i < n; i++) {
+    char *p = dup_string(r, is_glob ? g.gl_pathv[i] : pattern);
+    if (!p) st = -1;
+    else r->paths[r->npaths++] = p;
+  }
+  if (is_glob) globfree(&g);
+  return st;
+}
+
+static int add_column(mtl_reader *r, const mtl_column_spec *spec) {
+  column *c = &r->cols[r->ncols++];
+  memset(c, 0, sizeof *c);
+  c->out = -1;
+  if (!spec->name || !spec->name[0]) return mtl_error("mtl.data: column %d has no name", r->ncols);
+  if (!(c->name = dup_string(r, spec->name))) return -1;
+  if ((unsigned)spec->type > MTL_COLUMN_SKIP)
+    return mtl_error("mtl.data: column '%s' has an unknown type (%d)", c->name, (int)spec->type);
+  c->type = spec->type;
+  for (int i = 0; i < r->ncols - 1; i++)
+    if (!strcmp(r->cols[i].name, c->name)) return mtl_error("mtl.data: two columns are named '%s'", c->name);
+  c->separator = spec->separator ? spec->separator : c->type == MTL_COLUMN_KV ? ',' : '|';
+  c->kv_separator = spec->kv_separator ? spec->kv_separator : ':';
+  c->string_values = spec->string_values;
+  if (c->type == MTL_COLUMN_MULTI || c->type == MTL_COLUMN_KV) {
+    /* it may equal the field separator: such fields are quoted ("1:0.5,2:1") */
+    if (c->separator == '\n' || c->separator == '\r' || (r->quote && c->separator == r->quote))
+      return mtl_error("mtl.data: column '%s': the value separator must not be a line end or the quote", c->name);
+    if (c->type == MTL_COLUMN_KV && (c->kv_separator == c->separator || c->kv_separator == r->sep))
+      return mtl_error("mtl.data: column '%s': the key:value separator '%c' must differ from the other separators",
+                       c->name, c->kv_separator);
+  }
+  switch (c->type) {
+  case MTL_COLUMN_INT64: snprintf(c->expect, sizeof c->expect, "an integer"); break;
+  case MTL_COLUMN_FLOAT: snprintf(c->expect, sizeof c->expect, "a number"); break;
+  case MTL_COLUMN_MULTI:
+    snprintf(c->expect, sizeof c->expect, "%s separated by '%c'", c->string_values ? "non-empty values" : "integers",
+             c->separator);
+    break;
+  case MTL_COLUMN_KV:
+    snprintf(c->expect, sizeof c->expect, "%s%cnumber pairs separated by '%c'",
+             c->string_values ? "key" : "integer", c->kv_separator, c->separator);
+    break;
+  default: break;
+  }
+  if (spec->default_text) {
+    c->default_len = strlen(spec->default_text);
+    if (!(c->default_text = dup_string(r, spec->default_text))) return -1;
+  }
+  if (spec->group && c->type != MTL_COLUMN_FLOAT)
+    return mtl_error("mtl.data: column '%s' is %s; only float columns can form a group", c->name, type_name(c->type));
+  c->standardize = spec->standardize;
+  if (c->standardize != MTL_STANDARDIZE_NONE && c->type != MTL_COLUMN_FLOAT)
+    return mtl_error("mtl.data: column '%s' is %s; only float columns can be standardized", c->name, type_name(c->type));
+  if (c->standardize == MTL_STANDARDIZE_GIVEN) {
+    if (!(spec->std > 0) || !isfinite(spec->std) || !isfinite(spec->mean))
+      return mtl_error("mtl.data: column '%s': expected a finite mean and a std > 0, got %g and %g", c->name,
+                       spec->mean, spec->std);
+    c->mean = spec->mean;
+    c->std = spec->std;
+    c->fitted = true;
+  } else if (c->standardize == MTL_STANDARDIZE_FIT && r->batch_size != 0) {
+    return mtl_error("mtl.data: column '%s': fitting the standardization needs the whole input in one batch (read_all)",
+                     c->name);
+  }
+  /* outputs */
+  if (c->type == MTL_COLUMN_SKIP) return 0;
+  if (c->type == MTL_COLUMN_FLOAT && spec->group) {
+    for (int i = 0; i < r->nouts; i++)
+      if (r->outs[i].group && !strcmp(r->outs[i].name, spec->group)) {
+        output *o = &r->outs[i];
+        if (reader_resize(r, (void **)&o->lane_column, (size_t)o->width * sizeof(int),
+                          (size_t)(o->width + 1) * sizeof(int)) < 0)
+          return -1;
+        c->out = i;
+        c->lane = o->width;
+        o->lane_column[o->width++] = r->ncols - 1;
+        return 0;
+      }
+  }
+  mtl_output_kind kind = c->type == MTL_COLUMN_FLOAT ? MTL_OUTPUT_DENSE
+                         : c->type == MTL_COLUMN_MULTI ? MTL_OUTPUT_BAG
+                         : c->type == MTL_COLUMN_KV    ? MTL_OUTPUT_WEIGHTED_BAG
+                                                       : MTL_OUTPUT_IDS;
+  int i = add_output(r, c->type == MTL_COLUMN_FLOAT && spec->group ? spec->group : c->name, kind);
+  if (i < 0) return -1;
+  c->out = i;
+  c->lane = 0;
+  if (kind == MTL_OUTPUT_DENSE) {
+    output *o = &r->outs[i];
+    o->group = spec->group != NULL;
+    if (reader_resize(r, (void **)&o->lane_column, 0, sizeof(int)) < 0) return -1;
+    o->lane_column[0] = r->ncols - 1;
+  }
+  return 0;
+}
+
+static int add_fields(mtl_reader *r, const mtl_reader_options *opt) {
+  r->nfields = opt->nfields;
+  r->field_out0 = r->nouts;
+  r->field_sep = opt->field_separator ? opt->field_separator : ':';
+  r->skip_unknown_fields = opt->skip_unknown_fields;
+  if (r->field_sep == r->sep) return mtl_error("mtl.data: the field separator must differ from the separator");
+  if (opt->header) return mtl_error("mtl.data: field:feature_id rows have no header");
+  int size = 16;
+  while (size < 2 * opt->nfields) size *= 2;
+  if (reader_resize(r, (void **)&r->field_table, 0, (size_t)size * sizeof(int)) < 0) return -1;
+  r->field_mask = size - 1;
+  for (int i = 0; i < size; i++) r->field_table[i] = -1;
+  for (int k = 0; k < opt->nfields; k++) {
+    const char *name = opt->fields[k];
+    if (!name || !name[0]) return mtl_error("mtl.data: field %d has no name", k + 1);
+    if (strchr(name, r->field_sep) || strchr(name, r->sep))
+      return mtl_error("mtl.data: field name '%s' contains a separator", name);
+    if (add_output(r, name, MTL_OUTPUT_BAG) < 0) return -1;
+    uint64_t h = (uint64_t)mtl_hash_string(name, strlen(name));
+    int i = (int)(h & (uint64_t)r->field_mask);
+    while (r->field_table[i] >= 0) i = (i + 1) & r->field_mask;
+    r->field_table[i] = k;
+  }
+  return 0;
+}
+
+/* Checks every default by parsing it into row 0 of the buffers. */
+static int check_defaults(mtl_reader *r) {
+  if (ensure_row(r) < 0) return -1;
+  for (int i = 0; i < r->ncols; i++) {
+    column *c = &r->cols[i];
+    if (!c->default_text || c->type == MTL_COLUMN_SKIP) continue;
+    r->expect = NULL;
+    const char *q = put_value(r, c, c->default_text, c->default_text + c->default_len, true);
+    row_rollback(r);
+    if (!q) {
+      if (!r->expect) return -1;
+      char got[512];
+      reader_quote_text(got, sizeof got, c->default_text, c->default_text + c->default_len);
+      return mtl_error("mtl.data: the default of column '%s': expected %s, got \"%s\"", c->name, r->expect, got);
+    }
+  }
+  return 0;
+}
+
+mtl_reader *mtl_reader_new(const mtl_reader_options *opt) {
+  mtl_reader *r = calloc(1, sizeof *r);
+  if (!r) {
+    mtl_error("mtl.data: out of memory");
+    return NULL;
+  }
+  r->file = -1;
+  r->pending = -1;
+  r->sep = opt->separator ? opt->separator : ',';
+  r->quote = opt->no_quoting ? 0 : opt->quote ? opt->quote : '"';
+  r->header = opt->header;
+  r->skip_unknown_columns = opt->skip_unknown_columns;
+  r->skip_errors = opt->skip_errors;
+  r->drop_last = opt->drop_last;
+  r->batch_size = opt->batch_size;
+  r->max_rows = opt->max_rows;
+  r->shuffle_n = opt->shuffle_buffer;
+  r->chunk_size = opt->chunk_size ? opt->chunk_size : (size_t)1 << 20;
+  if (r->sep == '\n' || r->sep == '\r' || r->sep == r->quote) {
+    mtl_error("mtl.data: the separator must not be a line end or the quote");
+    goto fail;
+  }
+  if (opt->batch_size < 0 || opt->max_rows < 0 || opt->shuffle_buffer < 0) {
+    mtl_error("mtl.data: batch_size, max_rows and shuffle_buffer must be >= 0");
+    goto fail;
+  }
+  if (r->chunk_size < 64 || r->chunk_size > ((size_t)1 << 30)) {
+    mtl_error("mtl.data: chunk_size must be between 64 bytes and 1 GiB, got %zu", r->chunk_size);
+    goto fail;
+  }
+  if (opt->nfiles <= 0) {
+    mtl_error("mtl.data: no files given");
+    goto fail;
+  }
+  for (int i = 0; i < opt->nfiles; i++)
+    if (!opt->files[i] || add_glob(r, opt->files[i]) < 0) goto fail;
+  if (opt->ncolumns < 0 || (opt->ncolumns == 0 && opt->nfields == 0)) {
+    mtl_error("mtl.data: no columns given");
+    goto fail;
+  }
+  if (reader_resize(r, (void **)&r->cols, 0, (size_t)opt->ncolumns * sizeof(column)) < 0) goto fail;
+  for (int i = 0; i < opt->ncolumns; i++)
+    if (add_column(r, &opt->columns[i]) < 0) goto fail;
+  if (opt->nfields > 0 && add_fields(r, opt) < 0) goto fail;
+  /* without a header, the file's fields are the schema's columns in order */
+  if (reader_resize(r, (void **)&r->field_map, 0, (size_t)r->ncols * sizeof(int)) < 0) goto fail;
+  r->nfile_fields = r->ncols;
+  for (int i = 0; i < r->ncols; i++) r->field_map[i] = i;
+  if (check_defaults(r) < 0) goto fail;
+  return r;
+fail:
+  mtl_reader_free(r);
+  return NULL;
+}
+
+void mtl_reader_free(mtl_reader *r) {
+  if (!r) return;
+  reader_input_free(r);
+  for (int i = 0; i < r->ncols; i++) {
+    free(r->cols[i].name);
+    free(r->cols[i].default_text);
+  }
+  free(r->cols);
+  for (int i = 0; i < r->nouts; i++) {
+    output *o = &r->outs[i];
+    free(o->name);
+    free(o->lane_column);
+    free(o->ids);
+    free(o->dense);
+    free(o->weights);
+    free(o->offsets);
+  }
+  free(r->outs);
+  for (int i = 0; i < r->npaths; i++) free(r->paths[i]);
+  free(r->paths);
+  free(r->field_table);
+  free(r->field_map);
+  free(r->scratch);
+  for (int i = 0; i < r->nmessages; i++) free(r->messages[i]);
+  free(r);
+}
+
+/* ---- batches ---------------------------------------------------------------- */
+int mtl_reader_num_outputs(const mtl_reader *r) { return r->nouts; }
+const char *mtl_reader_output_name(const mtl_reader *r, int i) {
+  return i >= 0 && i < r->nouts ? r->outs[i].name : NULL;
+}
+mtl_output_kind mtl_reader_output_kind(const mtl_reader *r, int i) { return r->outs[i].kind; }
+int mtl_reader_output_width(const mtl_reader *r, int i) { return r->outs[i].width; }
+int mtl_reader_output_column(const mtl_reader *r, int i, int lane) {
+  const output *o = &r->outs[i];
+  return o->lane_column && lane >= 0 && lane < o->width ? o->lane_column[lane] : -1;
+}
+int64_t mtl_reader_skipped(const mtl_reader *r) { return r->skipped; }
+int mtl_reader_num_messages(const mtl_reader *r) { return r->nmessages; }
+const char *mtl_reader_message(const mtl_reader *r, int i) {
+  return i >= 0 && i < r->nmessages ? r->messages[i] : NULL;
+}
+size_t mtl_reader_peak_bytes(const mtl_reader *r) { return r->peak_bytes; }
+
+int mtl_reader_column_stats(const mtl_reader *r, int c, double *mean, double *std) {
+  if (c < 0 || c >= r->ncols || r->cols[c].standardize == MTL_STANDARDIZE_NONE || !r->cols[c].fitted) return -1;
+  *mean = r->cols[c].mean;
+  *std = r->cols[c].std;
+  return 0;
+}
+
+int mtl_reader_rewind(mtl_reader *r) {
+  reader_input_reset(r);
+  batch_reset(r);
+  r->started = true;
+  r->pass_done = false;
+  r->delivered = 0;
+  r->skipped = 0;
+  for (int i = 0; i < r->nmessages; i++) free(r->messages[i]);
+  r->nmessages = 0;
+  return 0;
+}
+
+/* Mean and population std (ddof = 0) of a lane, two passes in double. */
+static void fit_lane(const output *o, int lane, int64_t n, column *c) {
+  double sum = 0, ss = 0;
+  for (int64_t i = 0; i < n; i++) sum += o->dense[i * o->width + lane];
+  double mean = n ? sum / (double)n : 0.0;
+  for (int64_t i = 0; i < n; i++) {
+    double d = o->dense[i * o->width + lane] - mean;
+    ss += d * d;
+  }
+  double std = n ? sqrt(ss / (double)n) : 0.0;
+  c->mean = mean;
+  c->std = std > 0 ? std : 1.0;
+  c->fitted = true;
+}
+
+static void release_outputs(mtl_batch_output *out, int n) {
+  for (int i = 0; i < n; i++) {
+    mtl_tensor_release(out[i].values);
+    mtl_tensor_release(out[i].offsets);
+    mtl_tensor_release(out[i].weights);
+    out[i].values = out[i].offsets = out[i].weights = NULL;
+  }
+}
+
+/* Turns the rows built so far into tensors. */
+static int finish_batch(mtl_reader *r, mtl_batch_output *out) {
+  int64_t n = r->rows;
+  for (int i = 0; i < r->nouts; i++) out[i].values = out[i].offsets = out[i].weights = NULL;
+  for (int i = 0; i < r->nouts; i++) {
+    output *o = &r->outs[i];
+    mtl_batch_output *b = &out[i];
+    if (o->kind == MTL_OUTPUT_IDS) {
+      if (!(b->values = mtl_tensor_new(MTL_I64, 1, &n))) goto fail;
+      memcpy(mtl_i64(b->values), o->ids, (size_t)n * 8);
+    } else if (o->kind == MTL_OUTPUT_DENSE) {
+      int64_t shape[2] = {n, o->width};
+      if (!(b->values = mtl_tensor_new(MTL_F32, o->group ? 2 : 1, shape))) goto fail;
+      float *dst = mtl_f32(b->values);
+      for (int j = 0; j < o->width; j++) {
+        column *c = &r->cols[o->lane_column[j]];
+        if (c->standardize == MTL_STANDARDIZE_FIT) fit_lane(o, j, n, c);
+        double mean = 0, inv = 1;
+        if (c->standardize != MTL_STANDARDIZE_NONE) {
+          mean = c->mean;
+          inv = 1.0 / c->std;
+        }
+        const double *src = o->dense + j;
+        if (c->standardize == MTL_STANDARDIZE_NONE)
+          for (int64_t k = 0; k < n; k++) dst[k * o->width + j] = (float)src[k * o->width];
+        else
+          for (int64_t k = 0; k < n; k++) dst[k * o->width + j] = (float)((src[k * o->width] - mean) * inv);
+      }
+    } else {
+      int64_t nv = (int64_t)o->nvals, n1 = n + 1;
+      if (!(b->values = mtl_tensor_new(MTL_I64, 1, &nv))) goto fail;
+      if (!(b->offsets = mtl_tensor_new(MTL_I64, 1, &n1))) goto fail;
+      memcpy(mtl_i64(b->values), o->ids, (size_t)nv * 8);
+      memcpy(mtl_i64(b->offsets), o->offsets, (size_t)n1 * 8);
+      if (o->kind == MTL_OUTPUT_WEIGHTED_BAG) {
+        if (!(b->weights = mtl_tensor_new(MTL_F32, 1, &nv))) goto fail;
+        memcpy(mtl_f32(b->weights), o->weights, (size_t)nv * 4);
+      }
+    }
+  }
+  return 0;
+fail:
+  release_outputs(out, r->nouts);
+  return -1;
+}
+
+static int record_skip(mtl_reader *r) {
+  r->skipped++;
+  if (r->nmessages < READER_MAX_MESSAGES) {
+    const char *m = mtl_error_message();
+    char *d = NULL;
+    if (reader_resize(r, (void **)&d, 0, strlen(m) + 1) < 0) return -1;
+    memcpy(d, m, strlen(m) + 1);
+    r->messages[r->nmessages++] = d;
+  }
+  return 0;
+}
+
+int64_t mtl_reader_next(mtl_reader *r, mtl_batch_output *out) {
+  if (!r->started) mtl_reader_rewind(r);
+  if (r->pass_done) return 0;
+  batch_reset(r);
+  int64_t target = r->batch_size > 0 ? r->batch_size : INT64_MAX;
+  while (r->rows < target) {
+    if (r->max_rows && r->delivered + r->rows >= r->max_rows) {
+      r->pass_done = true;
+      break;
+    }
+    const char *s, *e;
+    int file;
+    int64_t line;
+    int k = reader_next_row(r, &s, &e, &file, &line);
+    if (k == 0) {
+      r->pass_done = true;
+      break;
+    }
+    if (k < 0 || ensure_row(r) < 0) goto fail;
+    int st = parse_row(r, s, e, file, line);
+    if (st == ROW_OK) {
+      row_commit(r);
+    } else {
+      row_rollback(r);
+      if (st == ROW_FAIL || !r->skip_errors) goto fail;
+      if (record_skip(r) < 0) goto fail;
+    }
+  }
+  int64_t n = r->rows;
+  if (n == 0 || (r->drop_last && r->batch_size > 0 && n < r->batch_size)) {
+    r->pass_done = true;
+    return 0;
+  }
+  if (finish_batch(r, out) < 0) goto fail;
+  r->delivered += n;
+  return n;
+fail:
+  r->pass_done = true; /* the pass ends at an error; rewind to read again */
+  return -1;
+}
