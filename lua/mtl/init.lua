@@ -15,6 +15,7 @@ require("mtl.autograd")(mtl, core)
 
 -- Library parts, one line each (keep this list in dependency order).
 -- [parts]
+mtl.data = require("mtl.data")
 require("mtl.checkpoint")(mtl, core)
 require("mtl.metrics")(mtl, core)
 
