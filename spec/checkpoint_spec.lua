@@ -351,6 +351,8 @@ describe("mtl.save errors", function()
     self_ref[1] = self_ref
     assert_error("mtl.save: " .. p .. ": value[1]: cycle: the value refers back to value, which contains it",
       mtl.save, p, self_ref)
+    -- a field named state_dict that is not a function does not make an object
+    same({ state_dict = "v1" }, round_trip({ state_dict = "v1" }))
     assert_error("mtl.save: " .. p .. ": value.m: cannot save a table with a metatable (give it a state_dict method and a __typename, or save a plain table)",
       mtl.save, p, { m = setmetatable({}, {}) })
     assert_error("mtl.save: " .. p .. ": value: cannot save a userdata that is not a tensor and has no state_dict method",
@@ -456,6 +458,20 @@ describe("mtl.load of damaged or foreign files", function()
     meta = "\1\1" .. string.rep("\0", 6) .. le(3, 8) .. string.rep("\0", 56)
     write_file(p, finish({ record(0x06, meta .. "12345678") }, 1))
     assert_error("mtl.load: " .. p .. ": malformed tensor record at offset 20: shape [3] of float32 needs 12 data bytes, the record has 8",
+      mtl.load, p)
+    meta = "\1\2" .. string.rep("\0", 6) .. le(2 ^ 40, 8) .. le(2 ^ 40, 8) .. string.rep("\0", 48)
+    write_file(p, finish({ record(0x06, meta .. "12345678") }, 1)) -- numel would overflow
+    assert_error("mtl.load: " .. p .. ": malformed tensor record at offset 20: shape [1099511627776,1099511627776] needs more than the 8 data bytes",
+      mtl.load, p)
+    meta = "\2\1" .. string.rep("\0", 6) .. string.rep("\255", 8) .. string.rep("\0", 56)
+    write_file(p, finish({ record(0x06, meta .. "12345678") }, 1))
+    assert_error("mtl.load: " .. p .. ": malformed tensor record at offset 20: dimension 1 is 18446744073709551615",
+      mtl.load, p)
+    meta = "\1\1" .. string.rep("\0", 6) .. le(2, 8) .. le(5, 8) .. string.rep("\0", 48)
+    write_file(p, finish({ record(0x06, meta .. "12345678") }, 1))
+    assert_error("mtl.load: " .. p .. ": malformed tensor record at offset 20: nonzero unused dimension 2", mtl.load, p)
+    write_file(p, finish({ record(0x06, "short") }, 1))
+    assert_error("mtl.load: " .. p .. ": malformed tensor record at offset 20 (payload is 5 bytes, expected at least 72)",
       mtl.load, p)
     write_file(p, finish({ record(0x02, "\2") }, 1))
     assert_error("mtl.load: " .. p .. ": malformed boolean record at offset 20 (value byte is 2, expected 0 or 1)", mtl.load, p)

@@ -54,11 +54,17 @@ end
 
 -- The type name and state_dict method of a table or userdata (either may be
 -- nil). Indexing a userdata may raise; that counts as "not there".
+local function callable(f)
+  if type(f) == "function" then return true end
+  local mt = getmetatable(f)
+  return type(mt) == "table" and type(rawget(mt, "__call")) == "function"
+end
+
 local function object_info(v)
   local mt = getmetatable(v)
   local type_name = type(mt) == "table" and rawget(mt, "__typename") or nil
   local ok, state_dict = pcall(function() return v.state_dict end)
-  if not ok then state_dict = nil end
+  if not ok or not callable(state_dict) then state_dict = nil end
   if type_name == nil then
     local ok2, tn = pcall(function() return v.__typename end)
     if ok2 then type_name = tn end
@@ -83,9 +89,7 @@ return function(mtl, core)
       error(format("mtl.checkpoint.register: expected a type name of 1 to 255 bytes for argument 1, got %s",
         type(type_name) == "string" and format("%q", type_name) or type(type_name)), 2)
     end
-    local callable = type(loader) == "function" or
-      (getmetatable(loader) ~= nil and type(getmetatable(loader).__call) == "function")
-    if not callable then
+    if not callable(loader) then
       error(format("mtl.checkpoint.register: expected a loader function for argument 2, got %s", type(loader)), 2)
     end
     loaders[type_name] = loader
