@@ -73,7 +73,7 @@ local function object_info(v)
 end
 
 return function(mtl, core)
-  local io = core.checkpoint_io
+  local records = core.checkpoint_io -- the C record writer and reader
   mtl.checkpoint_io = nil -- init.lua copies every core entry; this one is internal
   local tensor_mt = core.Tensor_mt
   local loaders = {} -- type name -> function(state) returning the object
@@ -192,7 +192,7 @@ return function(mtl, core)
     if type(path) ~= "string" then
       error(format("mtl.save: expected a file name (string) for argument 1, got %s", type(path)), 2)
     end
-    local w = io.writer(path)
+    local w = records.writer(path)
     local ok, err = pcall(save_value, { w = w, path = path, stack = {}, visiting = {} }, value, 0)
     if ok then
       ok, err = pcall(w.commit, w) -- removes the temporary file itself on error
@@ -255,7 +255,7 @@ return function(mtl, core)
     if type(path) ~= "string" then
       error(format("mtl.load: expected a file name (string) for argument 1, got %s", type(path)), 2)
     end
-    local r = io.reader(path)
+    local r = records.reader(path)
     local ok, value = pcall(function()
       local v = load_value(r, path, 0)
       local offset = r:offset()
