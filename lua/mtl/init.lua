@@ -15,6 +15,8 @@ require("mtl.autograd")(mtl, core)
 
 -- Library parts, one line each (keep this list in dependency order).
 -- [parts]
+require("mtl.optim")(mtl, core)
+require("mtl.schedule")(mtl)
 mtl.data = require("mtl.data")
 require("mtl.checkpoint")(mtl, core)
 require("mtl.metrics")(mtl, core)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mtl/autograd.h"
 #include "mtl/optim.h"
 
 /* ---- configs ----------------------------------------------------------------- */
