@@ -348,15 +348,31 @@ UNARY(SQRT, sqrt, SAVE_Y, sqrtf(x), 0.5f / y)
 UNARY_NAMED(POW_SCALAR, pow_scalar, "mtl.pow", SAVE_X, powf(x, (float)arg[0]),
       arg[0] == 0 ? 0.0f : (float)arg[0] * powf(x, (float)arg[0] - 1.0f))
 UNARY(ABS, abs, SAVE_X, fabsf(x), x > 0 ? 1.0f : (x < 0 ? -1.0f : 0.0f))
-/* arg = {lo, hi}; written with comparisons so nan stays nan. The gradient
+/* arg = {lo, hi}. Each step has the operand order of SSE max/min, so it
+ * compiles to maxss/minss (no branches) and a nan x stays nan. The gradient
  * passes where lo <= x <= hi (bounds included, as in PyTorch). */
-UNARY(CLAMP, clamp, SAVE_X, x < (float)arg[0] ? (float)arg[0] : (x > (float)arg[1] ? (float)arg[1] : x),
+static inline float clamp_f(float x, float lo, float hi) {
+  float t = lo > x ? lo : x;
+  return hi < t ? hi : t;
+}
+UNARY(CLAMP, clamp, SAVE_X, clamp_f(x, (float)arg[0], (float)arg[1]),
       (x >= (float)arg[0] && x <= (float)arg[1]) ? 1.0f : 0.0f)
 UNARY(RELU, relu, SAVE_Y, x > 0 ? x : 0.0f, y > 0 ? 1.0f : 0.0f)
 UNARY(LEAKY_RELU, leaky_relu, SAVE_X, x > 0 ? x : x * (float)arg[0], x > 0 ? 1.0f : (float)arg[0])
-/* sigmoid written to be stable for large |x| (no exp of a large positive) */
-UNARY(SIGMOID, sigmoid, SAVE_Y, x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x)),
-      y * (1.0f - y))
+/* sigmoid, stable for large |x|: one exp, of a non-positive number, and a
+ * numerator of 1 (x >= 0) or e (x < 0). The choice is made with a bit mask:
+ * any form the compiler can turn into a branch is mispredicted on mixed
+ * signs and made the op twice as slow. */
+static inline float sigmoid_f(float x) {
+  float e = expf(-fabsf(x)), one = 1.0f, num;
+  uint32_t be, b1, mask = (uint32_t)0 - (uint32_t)(x >= 0); /* all ones when x >= 0 */
+  memcpy(&be, &e, 4);
+  memcpy(&b1, &one, 4);
+  be = (b1 & mask) | (be & ~mask);
+  memcpy(&num, &be, 4);
+  return num / (1.0f + e);
+}
+UNARY(SIGMOID, sigmoid, SAVE_Y, sigmoid_f(x), y * (1.0f - y))
 UNARY(TANH, tanh, SAVE_Y, tanhf(x), 1.0f - y * y)
 /* gelu(x) = x Phi(x) with the exact normal cdf; slope Phi(x) + x phi(x) */
 UNARY(GELU, gelu, SAVE_X, 0.5f * x * (1.0f + erff(x * SQRT1_2)),
@@ -462,15 +478,16 @@ mtl_tensor *mtl_where(mtl_tensor *mask, mtl_tensor *a, mtl_tensor *b) {
 /* The gradient goes to a where the mask is set and to b elsewhere. */
 int mtl_where_backward(mtl_node *n, mtl_tensor *g) {
   const mtl_tensor *mask = n->saved[0];
+  if (!mtl_node_wants(n, 0) && !mtl_node_wants(n, 1)) return 0;
+  mtl_tensor *gc = mtl_tensor_contiguous_data(g);
+  if (!gc) return -1;
+  const float *pg = mtl_f32(gc);
   for (int which = 0; which < 2; which++) {
     if (!mtl_node_wants(n, which)) continue;
-    mtl_tensor *gc = mtl_tensor_contiguous_data(g);
-    if (!gc) return -1;
     mtl_tensor *gi = mtl_tensor_new(MTL_F32, n->out_ndim, n->out_shape);
     if (!gi) { mtl_tensor_release(gc); return -1; }
     bcast_iter it;
     bcast_init(&it, n->out_ndim, n->out_shape, 1, &mask);
-    const float *pg = mtl_f32(gc);
     float *pi = mtl_f32(gi);
     bool take = which == 0; /* a takes the gradient where the mask is true */
     for (int64_t row = 0; row < it.rows; row++) {
@@ -479,9 +496,9 @@ int mtl_where_backward(mtl_node *n, mtl_tensor *g) {
         pi[base + j] = mask_at(mask, it.off[0], j, it.step[0]) == take ? pg[base + j] : 0.0f;
       bcast_next(&it);
     }
-    mtl_tensor_release(gc);
-    if (mtl_node_accumulate(n, which, gi) < 0) return -1;
+    if (mtl_node_accumulate(n, which, gi) < 0) { mtl_tensor_release(gc); return -1; }
   }
+  mtl_tensor_release(gc);
   return 0;
 }
 
