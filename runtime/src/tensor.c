@@ -26,13 +26,16 @@ char *mtl_shape_str(const mtl_tensor *t, char *buf, size_t n) {
 int64_t mtl_shape_numel(const char *op, int ndim, const int64_t *shape) {
   if (ndim < 0 || ndim > MTL_MAX_DIMS)
     return mtl_error("%s: tensors have at most %d dimensions, got %d", op, MTL_MAX_DIMS, ndim);
-  int64_t n = 1;
+  /* nz, the product of the non-zero sizes, bounds the strides too: a zero
+   * size must not hide an overflowing stride (e.g. [0, 2^53, 2^53]) */
+  int64_t n = 1, nz = 1;
   for (int i = 0; i < ndim; i++) {
     if (shape[i] < 0)
       return mtl_error("%s: size of dimension %d must be >= 0, got %lld", op, i + 1,
                        (long long)shape[i]);
-    if (shape[i] != 0 && n > INT64_MAX / 16 / shape[i])
+    if (shape[i] != 0 && nz > INT64_MAX / 16 / shape[i])
       return mtl_error("%s: out of memory: tensor of that shape is too large", op);
+    if (shape[i] != 0) nz *= shape[i];
     n *= shape[i];
   }
   return n;
