@@ -140,6 +140,9 @@ describe("shape ops", function()
       assert_error("mtl.reshape: expected a tensor for argument 1, got nil", function() return mtl.reshape(nil, 3) end)
       assert_error("mtl.reshape: cannot reshape [2,3,4] (24 elements) into [1000000000000000,1000000000000000]",
         function() return a:reshape(1e15, 1e15) end)
+      -- empty, but its strides would overflow
+      assert_error("mtl.reshape: out of memory: tensor of that shape is too large",
+        function() return mtl.zeros(0):reshape(0, 2 ^ 53, 2 ^ 53) end)
     end)
   end)
 

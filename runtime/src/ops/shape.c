@@ -126,16 +126,17 @@ mtl_tensor *mtl_reshape(mtl_tensor *a, int ndim, const int64_t *shape_in) {
   char sa[128], sb[128];
   /* the product of the given sizes (an overflowing one cannot match) */
   int64_t known = 1;
-  bool too_many = false;
+  bool too_many = false, has_zero = false;
   for (int i = 0; i < ndim; i++) {
     if (shape[i] < 0)
       return (void)mtl_error("%s: size %d must be >= 0 (or -1 to infer it), got %lld", op, i + 1, (long long)shape[i]),
              NULL;
-    if (shape[i] == 0) { known = 0; too_many = false; break; }
-    if (known > INT64_MAX / shape[i]) too_many = true;
+    if (shape[i] == 0) has_zero = true;
+    else if (known > INT64_MAX / shape[i]) too_many = true;
     else known *= shape[i];
   }
-  if (too_many) {
+  if (has_zero) known = 0;
+  if (too_many && !has_zero) {
     if (infer >= 0) shape[infer] = -1;
     return (void)mtl_error("%s: cannot reshape %s (%lld elements) into %s", op, mtl_shape_str(a, sa, sizeof sa),
                            (long long)a->numel, mtl_dims_str(ndim, shape, sb, sizeof sb)),
@@ -154,6 +155,7 @@ mtl_tensor *mtl_reshape(mtl_tensor *a, int ndim, const int64_t *shape_in) {
                            mtl_dims_str(ndim, shape, sb, sizeof sb), (long long)known),
            NULL;
   }
+  if (mtl_shape_numel(op, ndim, shape) < 0) return NULL; /* e.g. [2^53,2^53,0]: strides would overflow */
   int64_t stride[MTL_MAX_DIMS];
   mtl_tensor *out;
   if (view_strides(a, ndim, shape, stride)) {
