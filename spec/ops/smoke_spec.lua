@@ -11,3 +11,47 @@ describe("core smoke", function()
     check.gradcheck(function(x, w) return mtl.sigmoid(mtl.linear(x, w)) end, { a, mtl.randn(2, 4) })
   end)
 end)
+
+-- Misuse sweep over the elementwise, reduction and matmul ops: every call
+-- with arguments drawn from a grid of wrong types, odd shapes and special
+-- values either returns or raises an error naming the op ("mtl.<op>: ...").
+-- It never crashes (the suite also runs under ASan/UBSan).
+describe("misuse of elementwise, reduction and matmul ops", function()
+  local ops = {
+    "add", "sub", "mul", "div", "pow", "neg", "exp", "log", "log1p", "sqrt", "abs", "clamp", "relu",
+    "leaky_relu", "sigmoid", "tanh", "gelu", "where", "eq", "ne", "lt", "le", "gt", "ge",
+    "sum", "mean", "max", "min", "softmax", "log_softmax", "matmul", "linear",
+  }
+  local function grid()
+    return {
+      nil, 1, -1, 0, 2.5, 0 / 0, math.huge, -math.huge, 2 ^ 40, "x", {}, true, print,
+      mtl.randn(2, 3), mtl.randn(3, 2):t(), mtl.tensor({ 1, 2 }, "int64"), mtl.tensor(3), mtl.zeros(0, 3),
+      mtl.zeros(1, 1, 1, 1, 1, 1, 1, 2), mtl.randn(2, 3, 3), mtl.tensor({ 0 / 0, math.huge, -math.huge }),
+      n = 21,
+    }
+  end
+  local small = function()
+    return { nil, 2, -1, 0 / 0, "x", mtl.randn(3), mtl.zeros(0), mtl.tensor({ 1 }, "int64"), n = 8 }
+  end
+
+  for _, name in ipairs(ops) do
+    it(name, function()
+      local first, rest = grid(), small()
+      local calls = 0
+      for i = 1, first.n do
+        for j = 1, first.n do
+          for k = 1, rest.n do
+            local ok, err = pcall(mtl[name], first[i], first[j], rest[k])
+            calls = calls + 1
+            if not ok then
+              err = tostring(err)
+              assert(err:find("mtl." .. name .. ": ", 1, true) == 1,
+                string.format("mtl.%s(%d, %d, %d): unexpected error text: %s", name, i, j, k, err))
+            end
+          end
+        end
+      end
+      assert.equal(first.n * first.n * rest.n, calls)
+    end)
+  end
+end)
