@@ -168,12 +168,16 @@ int mtl_tensor_copy_into(mtl_tensor *dst, const mtl_tensor *src) {
   int64_t idx_s[MTL_MAX_DIMS] = {0}, idx_d[MTL_MAX_DIMS] = {0};
   int64_t os = src->offset, od = dst->offset;
   for (int64_t k = 0; k < n; k++) {
-    double v = src->dtype == MTL_F32 ? ((float *)src->storage->data)[os]
-                                     : (double)((int64_t *)src->storage->data)[os];
-    if (dst->dtype == MTL_F32)
-      ((float *)dst->storage->data)[od] = (float)v;
-    else
-      ((int64_t *)dst->storage->data)[od] = (int64_t)v;
+    if (src->dtype == dst->dtype && src->dtype == MTL_I64) { /* exact, no trip through double */
+      ((int64_t *)dst->storage->data)[od] = ((int64_t *)src->storage->data)[os];
+    } else {
+      double v = src->dtype == MTL_F32 ? ((float *)src->storage->data)[os]
+                                       : (double)((int64_t *)src->storage->data)[os];
+      if (dst->dtype == MTL_F32)
+        ((float *)dst->storage->data)[od] = (float)v;
+      else
+        ((int64_t *)dst->storage->data)[od] = (int64_t)v;
+    }
     for (int i = src->ndim - 1; i >= 0; i--) {
       if (++idx_s[i] < src->shape[i]) { os += src->stride[i]; break; }
       os -= (idx_s[i] - 1) * src->stride[i];
