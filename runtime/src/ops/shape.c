@@ -574,7 +574,19 @@ mtl_tensor *mtl_index_select(mtl_tensor *a, int dim, mtl_tensor *index) {
   size_t es = mtl_dtype_size(a->dtype);
   const char *ps = (const char *)src->storage->data + (size_t)src->offset * es;
   char *po = out->storage->data;
-  if (out->numel > 0) {
+  if (out->numel > 0 && inner == 1) { /* single elements: a plain typed gather */
+    for (int64_t o = 0; o < outer; o++) {
+      if (a->dtype == MTL_F32) {
+        const float *s = (const float *)ps + o * size;
+        float *d = (float *)po + o * k;
+        for (int64_t j = 0; j < k; j++) d[j] = s[ix[j]];
+      } else {
+        const int64_t *s = (const int64_t *)ps + o * size;
+        int64_t *d = (int64_t *)po + o * k;
+        for (int64_t j = 0; j < k; j++) d[j] = s[ix[j]];
+      }
+    }
+  } else if (out->numel > 0) {
     for (int64_t o = 0; o < outer; o++)
       for (int64_t j = 0; j < k; j++)
         memcpy(po + (size_t)((o * k + j) * inner) * es, ps + (size_t)((o * size + ix[j]) * inner) * es,
