@@ -139,6 +139,15 @@ bool mtl_tensor_is_contiguous(const mtl_tensor *t) {
   return true;
 }
 
+/* float -> int64 without undefined behaviour: truncates, saturates at the
+ * int64 range, NaN becomes 0. */
+static inline int64_t to_i64(double v) {
+  if (v != v) return 0;
+  if (v >= 9223372036854775807.0) return INT64_MAX;
+  if (v <= -9223372036854775808.0) return INT64_MIN;
+  return (int64_t)v;
+}
+
 /* Offset (elements) of the k-th element in row-major order. */
 static inline int64_t offset_of(const mtl_tensor *t, int64_t k) {
   int64_t off = 0;
@@ -176,7 +185,7 @@ int mtl_tensor_copy_into(mtl_tensor *dst, const mtl_tensor *src) {
       if (dst->dtype == MTL_F32)
         ((float *)dst->storage->data)[od] = (float)v;
       else
-        ((int64_t *)dst->storage->data)[od] = (int64_t)v;
+        ((int64_t *)dst->storage->data)[od] = to_i64(v);
     }
     for (int i = src->ndim - 1; i >= 0; i--) {
       if (++idx_s[i] < src->shape[i]) { os += src->stride[i]; break; }
@@ -209,7 +218,7 @@ int mtl_tensor_fill(mtl_tensor *t, double v) {
       float *p = mtl_f32(t), f = (float)v;
       for (int64_t i = 0; i < t->numel; i++) p[i] = f;
     } else {
-      int64_t *p = mtl_i64(t), x = (int64_t)v;
+      int64_t *p = mtl_i64(t), x = to_i64(v);
       for (int64_t i = 0; i < t->numel; i++) p[i] = x;
     }
     return 0;
@@ -219,7 +228,7 @@ int mtl_tensor_fill(mtl_tensor *t, double v) {
     if (t->dtype == MTL_F32)
       ((float *)t->storage->data)[o] = (float)v;
     else
-      ((int64_t *)t->storage->data)[o] = (int64_t)v;
+      ((int64_t *)t->storage->data)[o] = to_i64(v);
   }
   return 0;
 }
@@ -237,5 +246,5 @@ void mtl_tensor_set_at(mtl_tensor *t, const int64_t *idx, double v) {
   if (t->dtype == MTL_F32)
     ((float *)t->storage->data)[o] = (float)v;
   else
-    ((int64_t *)t->storage->data)[o] = (int64_t)v;
+    ((int64_t *)t->storage->data)[o] = to_i64(v);
 }
