@@ -117,6 +117,56 @@ describe("shape ops", function()
       gradcheck(function(x) return x:expand(3, 4):reshape(2, 6) end, { randn(3, 1) })
     end)
 
+    it("is right on random strided inputs: values in row-major order, views that alias", function()
+      -- the expected values: t's elements read one by one with :get, row-major
+      local function rowmajor(t)
+        local shape, out, idx = t:shape(), {}, {}
+        local function walk(d)
+          if d > #shape then out[#out + 1] = t:get(unpack(idx, 1, #shape)) return end
+          for i = 1, shape[d] do idx[d] = i; walk(d + 1) end
+        end
+        walk(1)
+        return out
+      end
+      -- a random shape with n elements (prime factors grouped at random, maybe a 1)
+      local function random_shape(n)
+        local s = {}
+        while n > 1 do
+          local f = 2
+          while n % f ~= 0 do f = f + 1 end
+          if math.random() < 0.5 and #s > 0 then s[#s] = s[#s] * f else s[#s + 1] = f end
+          n = n / f
+        end
+        if math.random() < 0.3 then table.insert(s, math.random(1, #s + 1), 1) end
+        return s
+      end
+      math.randomseed(11)
+      local views = 0
+      for _ = 1, 300 do
+        local t = coded({ 5, 4, 6 })
+        for _ = 1, math.random(0, 3) do
+          local c, d = math.random(1, 3), math.random(1, t:dim())
+          if c == 1 then
+            t = t:transpose(d, math.random(1, t:dim()))
+          elseif c == 2 then
+            local start = math.random(1, t:size(d))
+            t = t:narrow(d, start, math.random(1, t:size(d) - start + 1))
+          else
+            t = t:unsqueeze(d)
+          end
+        end
+        local r = t:reshape(random_shape(t:numel()))
+        assert_close(r, rowmajor(t))
+        if r:data_ptr() == t:data_ptr() then
+          views = views + 1
+          local k = math.random(1, r:numel())
+          r:set_flat(k, -1)
+          assert.equal(-1, rowmajor(t)[k])
+        end
+      end
+      assert.is_true(views > 100) -- most of these can be views
+    end)
+
     it("handles zero-sized tensors", function()
       assert.same({ 3, 0 }, mtl.zeros(0, 3):reshape(3, -1):shape())
       assert.same({ 0 }, mtl.zeros(2, 0, 5):reshape(-1):shape())
