@@ -55,3 +55,20 @@ describe("misuse of elementwise, reduction and matmul ops", function()
     end)
   end
 end)
+
+describe("composed elementwise, reduction and matmul ops", function()
+  it("get finite-difference gradients through a small two-layer model with a softmax head", function()
+    mtl.seed(41)
+    local x, w1, b1, w2 = mtl.randn(4, 3), mtl.randn(5, 3) * 0.5, mtl.randn(5) * 0.1, mtl.randn(3, 5) * 0.5
+    local mask = mtl.tensor({ { 1, 0, 1 }, { 1, 1, 0 }, { 0, 1, 1 }, { 1, 1, 1 } })
+    local function model(a, p, q, r)
+      local h = mtl.gelu(mtl.linear(a, p, q))                   -- [4,5]
+      local z = mtl.matmul(h, r:t()) + mtl.tanh(a) * 0.5        -- [4,3], broadcast-free add
+      local logp = mtl.log_softmax(mtl.where(mask, z, -1e4), 2) -- masked classes get ~0 mass
+      local conf = mtl.max(mtl.softmax(z, 1), 2)                -- [4]
+      local per_row = mtl.mean(mtl.where(mask, logp, 0), 2) + mtl.sqrt(conf + 1) -- [4]
+      return per_row:reshape(4, 1) + mtl.sigmoid(mtl.sum(z, 1, true))            -- [4,1] + [1,3]
+    end
+    check.gradcheck(model, { x, w1, b1, w2 })
+  end)
+end)

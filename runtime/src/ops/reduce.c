@@ -11,8 +11,9 @@
 /* Checks dim (-1 = all) and fills the output shape. */
 static int reduced_shape(const char *op, const mtl_tensor *a, int dim, bool keepdim, int *nd,
                          int64_t *shape) {
-  if (dim == -1) {
-    *nd = 0;
+  if (dim == -1) { /* all elements: a scalar, or all-ones dims with keepdim */
+    *nd = keepdim ? a->ndim : 0;
+    for (int i = 0; i < *nd; i++) shape[i] = 1;
     return 0;
   }
   if (dim < 0 || dim >= a->ndim)
