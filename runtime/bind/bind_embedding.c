@@ -388,6 +388,7 @@ static int l_load_state_dict(lua_State *L) {
 /* ---- lookups -------------------------------------------------------------------------- */
 static int l_lookup(lua_State *L) {
   const char *fname = "mtl.Embedding.lookup";
+  lua_settop(L, 2); /* converted ids are pushed above the arguments */
   mtl_embedding *t = check_table(L, 1, fname);
   mtl_tensor *ids = check_ids(L, 2, fname, "ids", true);
   mtl_tensor **slot = bind_slot(L);
@@ -397,6 +398,7 @@ static int l_lookup(lua_State *L) {
 /* t:lookup_bag(ids, offsets[, combiner | {combiner =, weights =}]) */
 static int l_lookup_bag(lua_State *L) {
   const char *fname = "mtl.Embedding.lookup_bag";
+  lua_settop(L, 4); /* converted ids and offsets are pushed above the arguments */
   mtl_embedding *t = check_table(L, 1, fname);
   mtl_tensor *ids = check_ids(L, 2, fname, "ids", true);
   mtl_tensor *offsets = check_ids(L, 3, fname, "offsets", false);
@@ -463,21 +465,32 @@ static int l_capacity(lua_State *L) {
   return 1;
 }
 
+/* Raises the range error of a fixed table in fname's name. */
+static void check_fixed_id(lua_State *L, mtl_embedding *t, int64_t id, const char *fname) {
+  if (t->cfg.kind == MTL_EMB_FIXED && (id < 0 || id >= t->cfg.num_rows)) {
+    char msg[200]; /* lua_pushfstring has no %lld */
+    snprintf(msg, sizeof msg, "%s: id %lld out of range for a fixed table of %lld rows (valid ids: 0..%lld)",
+             fname, (long long)id, (long long)t->cfg.num_rows, (long long)t->cfg.num_rows - 1);
+    luaL_error(L, "%s", msg);
+  }
+}
+
 /* t:get(id) -> [dim] copy of the row, or nil when a dynamic table has no row for id */
 static int l_get(lua_State *L) {
   const char *fname = "mtl.Embedding.get";
   mtl_embedding *t = check_table(L, 1, fname);
-  int64_t row = mtl_embedding_find(t, check_id(L, 2, fname, 0));
-  if (row == -2) {
-    mtl_error_prefix(fname);
-    return bind_error(L);
-  }
+  int64_t id = check_id(L, 2, fname, 0);
+  check_fixed_id(L, t, id, fname);
+  int64_t row = mtl_embedding_find(t, id);
   if (row < 0) {
     lua_pushnil(L);
     return 1;
   }
+  int64_t dim = t->cfg.dim;
   mtl_tensor **slot = bind_slot(L);
-  return bind_fill(L, slot, mtl_embedding_gather_rows(t, NULL, 1, &row));
+  mtl_tensor *v = mtl_tensor_new(MTL_F32, 1, &dim);
+  if (v) memcpy(mtl_f32(v), mtl_f32(t->weight) + row * dim, (size_t)dim * sizeof(float));
+  return bind_fill(L, slot, v);
 }
 
 static int l_has(lua_State *L) {
@@ -494,6 +507,7 @@ static int l_set(lua_State *L) {
   const char *fname = "mtl.Embedding.set";
   mtl_embedding *t = check_table(L, 1, fname);
   int64_t id = check_id(L, 2, fname, 0);
+  check_fixed_id(L, t, id, fname);
   int64_t dim = t->cfg.dim;
   float *buf = lua_newuserdata(L, (size_t)dim * sizeof *buf);
   check_floats(L, 3, dim, buf, fname, "values");

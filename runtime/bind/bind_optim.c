@@ -302,9 +302,12 @@ static void load_params(lua_State *L, mtl_optimizer *o, int list, int pass, cons
       for (int64_t k = 0; pass == 0 && k < n; k++) {
         int64_t idx1[1] = {k};
         int64_t id = (int64_t)mtl_tensor_get_at(ids, idx1);
-        if (mtl_embedding_find(t, id) < 0)
-          luaL_error(L, "%s: parameter %d: id %lld has no row in the table (load the table's state first)",
-                     fname, i + 1, (long long)id);
+        if (mtl_embedding_find(t, id) < 0) {
+          char msg[200]; /* lua_pushfstring has no %lld */
+          snprintf(msg, sizeof msg, "%s: parameter %d: id %lld has no row in the table (load the table's state first)",
+                   fname, i + 1, (long long)id);
+          luaL_error(L, "%s", msg);
+        }
       }
     }
     for (int s = 0; s < MTL_OPTIM_MAX_STATE; s++) {
