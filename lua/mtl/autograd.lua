@@ -4,6 +4,9 @@ local function pack(...) return { n = select("#", ...), ... } end
 return function(mtl, core)
   -- mtl.param(t): marks t (a float tensor) as a leaf that needs a gradient.
   function mtl.param(t)
+    if getmetatable(t) ~= core.Tensor_mt then
+      error("mtl.param: expected a tensor, got " .. type(t), 2)
+    end
     return t:requires_grad(true)
   end
 

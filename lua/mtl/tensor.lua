@@ -21,8 +21,16 @@ return function(mtl, core)
   mt.__unm = core.neg
   mt.__pow = core.pow
 
+  -- Raises "<name>: expected a tensor, got <type>" unless t is a tensor.
+  local function check_tensor(t, name)
+    if getmetatable(t) ~= mt then
+      error(format("%s: expected a tensor, got %s", name, type(t)), 3)
+    end
+  end
+
   -- t:totable(): nested Lua tables (a number for a 0-dim tensor).
   function methods.totable(t)
+    check_tensor(t, "totable")
     local vals, shape = t:values(), t:shape()
     local nd = #shape
     if nd == 0 then return vals[1] end
@@ -112,6 +120,7 @@ return function(mtl, core)
   end
 
   function methods.format(t)
+    check_tensor(t, "format")
     local shape, nd = t:shape(), t:dim()
     local dims = {}
     for i = 1, nd do dims[i] = format("%d", shape[i]) end
@@ -164,6 +173,7 @@ return function(mtl, core)
 
   -- a flat sample of the values (all when n is nil)
   function methods.contiguous_values_sample(t, n)
+    check_tensor(t, "contiguous_values_sample")
     if not n or t:numel() <= n then return t:values() end
     local flat = t:reshape(t:numel())
     local step = max(1, floor(t:numel() / n))

@@ -273,6 +273,8 @@ static int l_arange(lua_State *L) {
 
 static int l_seed(lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);
+  if (!(fabs(s) < 9.2e18)) /* also refuses NaN: the cast below needs a finite value in range */
+    return luaL_error(L, "mtl.seed: expected an integer seed, got %f", s);
   mtl_seed((uint64_t)(int64_t)s);
   return 0;
 }
@@ -581,7 +583,8 @@ static int l_memory(lua_State *L) {
 
 static int l_set_memory_limit(lua_State *L) {
   lua_Number n = luaL_checknumber(L, 1);
-  if (n < 1) return luaL_error(L, "mtl.set_memory_limit: expected a positive byte count");
+  if (!(n >= 1 && n < 1.8e19)) /* also refuses NaN */
+    return luaL_error(L, "mtl.set_memory_limit: expected a positive byte count, got %f", n);
   mtl_memory_set_limit((size_t)n);
   return 0;
 }
