@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "reader_internal.h"
@@ -29,28 +30,86 @@ static const char *type_name(mtl_column_type t) {
 }
 
 /* ---- batch buffers -------------------------------------------------------- */
+/* Rows are parsed straight into the batch's tensors (capacity row_cap rows,
+ * val_cap values per bag); a batch hands them over as they are, or as views of
+ * its first n rows, so nothing is copied. Float lanes standardized by FIT keep
+ * their raw values in a double buffer until the batch ends. */
+
+/* A new tensor of n elements holding the first `keep` elements of *old (which
+ * it replaces and releases); the reader's byte count follows. */
+static int regrow(mtl_reader *r, mtl_tensor **t, mtl_dtype dtype, int64_t n, int64_t keep) {
+  mtl_tensor *nt = mtl_tensor_new(dtype, 1, &n);
+  if (!nt) return -1;
+  size_t es = mtl_dtype_size(dtype);
+  if (*t) {
+    if (keep) memcpy(nt->storage->data, (*t)->storage->data, (size_t)keep * es);
+    r->bytes -= (size_t)(*t)->numel * es;
+    mtl_tensor_release(*t);
+  }
+  *t = nt;
+  r->bytes += (size_t)n * es;
+  if (r->bytes > r->peak_bytes) r->peak_bytes = r->bytes;
+  return 0;
+}
+
+static int alloc_values(mtl_reader *r, output *o, size_t cap) {
+  if (regrow(r, &o->t_values, MTL_I64, (int64_t)cap, (int64_t)o->nvals) < 0) return -1;
+  o->ids = mtl_i64(o->t_values);
+  if (o->kind == MTL_OUTPUT_WEIGHTED_BAG) {
+    if (regrow(r, &o->t_weights, MTL_F32, (int64_t)cap, (int64_t)o->nvals) < 0) return -1;
+    o->weights = mtl_f32(o->t_weights);
+  }
+  o->val_cap = cap;
+  return 0;
+}
+
+/* When the whole input is one batch: the rows to expect, from the bytes the
+ * first rows took and the size of the files (0 when unknown, e.g. gzip). */
+static int64_t estimate_rows(mtl_reader *r) {
+  if (r->batch_size != 0 || r->file != 0 || !r->gz || !gzdirect(r->gz) || r->rows == 0) return 0;
+  z_off_t read = gztell(r->gz);
+  if (read <= 0) return 0;
+  double per_row = (double)(read - (z_off_t)(r->len - r->pos)) / (double)r->rows;
+  double total = 0;
+  for (int i = 0; i < r->npaths; i++) {
+    struct stat st;
+    if (stat(r->paths[i], &st) == 0) total += (double)st.st_size;
+  }
+  double est = total / per_row * 1.02 + 1024;
+  if (r->max_rows && est > (double)r->max_rows) est = (double)r->max_rows;
+  return est < 1e12 ? (int64_t)est : 0;
+}
+
 /* Makes room for one more row in every output. */
 static int ensure_row(mtl_reader *r) {
   if (r->rows < r->row_cap) return 0;
-  int64_t cap = r->row_cap ? r->row_cap * 2 : 1024;
-  if (r->batch_size > 0) cap = r->batch_size;
+  int64_t cap = r->batch_size > 0 ? r->batch_size : r->row_cap ? r->row_cap * 2 : 1024;
+  int64_t est = r->row_cap ? estimate_rows(r) : 0;
+  if (est > cap) cap = est;
   for (int i = 0; i < r->nouts; i++) {
     output *o = &r->outs[i];
-    size_t old = (size_t)r->row_cap, n = (size_t)cap;
-    int st = 0;
-    switch (o->kind) {
-    case MTL_OUTPUT_IDS:
-      st = reader_resize(r, (void **)&o->ids, old * 8, n * 8);
-      break;
-    case MTL_OUTPUT_DENSE:
-      st = reader_resize(r, (void **)&o->dense, old * 8 * (size_t)o->width, n * 8 * (size_t)o->width);
-      break;
-    default:
-      st = reader_resize(r, (void **)&o->offsets, (r->row_cap ? old + 1 : 0) * 8, (n + 1) * 8);
-      if (!r->row_cap) o->offsets[0] = 0;
-      break;
+    if (o->kind == MTL_OUTPUT_IDS) {
+      if (regrow(r, &o->t_values, MTL_I64, cap, r->rows) < 0) return -1;
+      o->ids = mtl_i64(o->t_values);
+    } else if (o->kind == MTL_OUTPUT_DENSE) {
+      if (regrow(r, &o->t_values, MTL_F32, cap * o->width, r->rows * o->width) < 0) return -1;
+      o->dense = mtl_f32(o->t_values);
+      size_t nfit = (size_t)(cap * o->width);
+      if (o->has_fit && nfit > o->fit_cap) {
+        if (reader_resize(r, (void **)&o->fit, o->fit_cap * 8, nfit * 8) < 0) return -1;
+        o->fit_cap = nfit;
+      }
+    } else {
+      if (regrow(r, &o->t_offsets, MTL_I64, cap + 1, r->rows + 1) < 0) return -1;
+      o->offsets = mtl_i64(o->t_offsets);
+      o->offsets[0] = 0;
+      /* bag values: as many per row as seen so far (or as last batch) */
+      size_t want = o->val_hint;
+      if (r->rows > 0) want = (size_t)((double)o->nvals / (double)r->rows * (double)cap * 1.05) + 64;
+      if (!o->t_values || want > o->val_cap) {
+        if (alloc_values(r, o, want > 256 ? want : 256) < 0) return -1;
+      }
     }
-    if (st < 0) return -1;
   }
   r->row_cap = cap;
   return 0;
@@ -59,33 +118,60 @@ static int ensure_row(mtl_reader *r) {
 /* Makes room for one more value in a bag output. */
 static int ensure_value(mtl_reader *r, output *o) {
   if (o->nvals < o->val_cap) return 0;
-  size_t cap = o->val_cap ? o->val_cap * 2 : 4096;
-  if (reader_resize(r, (void **)&o->ids, o->val_cap * 8, cap * 8) < 0) return -1;
-  if (o->kind == MTL_OUTPUT_WEIGHTED_BAG &&
-      reader_resize(r, (void **)&o->weights, o->val_cap * 4, cap * 4) < 0)
-    return -1;
-  o->val_cap = cap;
-  return 0;
+  return alloc_values(r, o, o->val_cap ? o->val_cap * 2 : 256);
 }
 
 static void row_commit(mtl_reader *r) {
   r->rows++;
-  for (int i = 0; i < r->nouts; i++) {
-    output *o = &r->outs[i];
-    if (o->kind >= MTL_OUTPUT_BAG) o->offsets[r->rows] = (int64_t)o->nvals;
+  for (int i = 0; i < r->nbags; i++) {
+    output *o = &r->outs[r->bags[i]];
+    o->offsets[r->rows] = (int64_t)o->nvals;
   }
 }
 
 static void row_rollback(mtl_reader *r) {
-  for (int i = 0; i < r->nouts; i++) {
-    output *o = &r->outs[i];
-    if (o->kind >= MTL_OUTPUT_BAG) o->nvals = (size_t)o->offsets[r->rows];
+  for (int i = 0; i < r->nbags; i++) {
+    output *o = &r->outs[r->bags[i]];
+    o->nvals = (size_t)o->offsets[r->rows];
   }
 }
 
 static void batch_reset(mtl_reader *r) {
   r->rows = 0;
   for (int i = 0; i < r->nouts; i++) r->outs[i].nvals = 0;
+}
+
+/* The reader no longer holds t's bytes. */
+static void forget(mtl_reader *r, const mtl_tensor *t) {
+  if (t) r->bytes -= (size_t)t->numel * mtl_dtype_size(t->dtype);
+}
+
+/* Drops the batch's tensors (after an error, or when the reader is freed). */
+static void drop_batch(mtl_reader *r) {
+  for (int i = 0; i < r->nouts; i++) {
+    output *o = &r->outs[i];
+    forget(r, o->t_values);
+    forget(r, o->t_offsets);
+    forget(r, o->t_weights);
+    mtl_tensor_release(o->t_values);
+    mtl_tensor_release(o->t_offsets);
+    mtl_tensor_release(o->t_weights);
+    o->t_values = o->t_offsets = o->t_weights = NULL;
+    o->ids = o->offsets = NULL;
+    o->dense = o->weights = NULL;
+    o->nvals = o->val_cap = 0;
+  }
+  r->row_cap = 0;
+  r->rows = 0;
+}
+
+/* A float value into its lane: raw, standardized with given stats, or kept
+ * in double for fitting. */
+static inline void store_float(output *o, const column *c, int64_t row, double v) {
+  int64_t k = row * o->width + c->lane;
+  if (c->standardize == MTL_STANDARDIZE_NONE) o->dense[k] = (float)v;
+  else if (c->standardize == MTL_STANDARDIZE_GIVEN) o->dense[k] = (float)((v - c->mean) / c->std);
+  else o->fit[k] = v;
 }
 
 /* ---- values --------------------------------------------------------------- */
@@ -110,8 +196,7 @@ static const char *put_float(mtl_reader *r, const column *c, const char *s, cons
   const char *q = mtl_parse_double(s, lim, &v);
   if (!q || !FIELD_END(q)) return r->expect = c->expect, NULL;
   if (fabs(v) > FLT_MAX && isfinite(v)) return r->expect = "a number in the float32 range", NULL;
-  output *o = &r->outs[c->out];
-  o->dense[r->rows * o->width + c->lane] = v;
+  store_float(&r->outs[c->out], c, r->rows, v);
   return q;
 }
 
@@ -378,7 +463,49 @@ static int parse_row(mtl_reader *r, const char *s, const char *e, int file, int6
     }
     int ci = r->field_map[f];
     static const column skip_column = {.type = MTL_COLUMN_SKIP, .name = "", .out = -1};
-    p = parse_field(r, &x, f + 1, ci >= 0 ? &r->cols[ci] : &skip_column, p, &st);
+    const column *c = ci >= 0 ? &r->cols[ci] : &skip_column;
+    /* fast paths: plain integers, numbers and integer bags; anything else
+     * (quotes, empty fields, long numbers, errors) takes parse_field */
+    if (c->type == MTL_COLUMN_INT64) {
+      int64_t v;
+      const char *q = reader_fast_int64(p, e, &v);
+      if (q && (q == e || *q == r->sep)) {
+        r->outs[c->out].ids[r->rows] = v;
+        p = q;
+        continue;
+      }
+    } else if (c->type == MTL_COLUMN_FLOAT) {
+      double v;
+      const char *q = reader_fast_double(p, e, &v);
+      if (q && (q == e || *q == r->sep) && fabs(v) <= FLT_MAX) {
+        store_float(&r->outs[c->out], c, r->rows, v);
+        p = q;
+        continue;
+      }
+    } else if (c->type == MTL_COLUMN_MULTI && !c->string_values) {
+      output *o = &r->outs[c->out];
+      size_t n0 = o->nvals;
+      const char *q = p;
+      bool done = false;
+      for (;;) {
+        int64_t v;
+        q = reader_fast_int64(q, e, &v);
+        if (!q) break;
+        if (o->nvals == o->val_cap && ensure_value(r, o) < 0) return ROW_FAIL;
+        o->ids[o->nvals++] = v;
+        if (q == e || *q == r->sep) {
+          done = true;
+          break;
+        }
+        if (*q++ != c->separator) break;
+      }
+      if (done) {
+        p = q;
+        continue;
+      }
+      o->nvals = n0;
+    }
+    p = parse_field(r, &x, f + 1, c, p, &st);
     if (!p) return st;
   }
   if (r->nfields > 0) { /* the rest of the row: field:feature_id tokens */
@@ -542,6 +669,7 @@ static int add_column(mtl_reader *r, const mtl_column_spec *spec) {
           return -1;
         c->out = i;
         c->lane = o->width;
+        o->has_fit |= c->standardize == MTL_STANDARDIZE_FIT;
         o->lane_column[o->width++] = r->ncols - 1;
         return 0;
       }
@@ -557,6 +685,7 @@ static int add_column(mtl_reader *r, const mtl_column_spec *spec) {
   if (kind == MTL_OUTPUT_DENSE) {
     output *o = &r->outs[i];
     o->group = spec->group != NULL;
+    o->has_fit = c->standardize == MTL_STANDARDIZE_FIT;
     if (reader_resize(r, (void **)&o->lane_column, 0, sizeof(int)) < 0) return -1;
     o->lane_column[0] = r->ncols - 1;
   }
@@ -656,6 +785,12 @@ mtl_reader *mtl_reader_new(const mtl_reader_options *opt) {
   if (reader_resize(r, (void **)&r->field_map, 0, (size_t)r->ncols * sizeof(int)) < 0) goto fail;
   r->nfile_fields = r->ncols;
   for (int i = 0; i < r->ncols; i++) r->field_map[i] = i;
+  for (int i = 0; i < r->nouts; i++) /* the bag outputs, for row commits */
+    if (r->outs[i].kind >= MTL_OUTPUT_BAG) {
+      if (reader_resize(r, (void **)&r->bags, (size_t)r->nbags * sizeof(int), (size_t)(r->nbags + 1) * sizeof(int)) < 0)
+        goto fail;
+      r->bags[r->nbags++] = i;
+    }
   if (check_defaults(r) < 0) goto fail;
   return r;
 fail:
@@ -671,16 +806,15 @@ void mtl_reader_free(mtl_reader *r) {
     free(r->cols[i].default_text);
   }
   free(r->cols);
+  drop_batch(r);
   for (int i = 0; i < r->nouts; i++) {
     output *o = &r->outs[i];
     free(o->name);
     free(o->lane_column);
-    free(o->ids);
-    free(o->dense);
-    free(o->weights);
-    free(o->offsets);
+    free(o->fit);
   }
   free(r->outs);
+  free(r->bags);
   for (int i = 0; i < r->npaths; i++) free(r->paths[i]);
   free(r->paths);
   free(r->field_table);
@@ -727,19 +861,31 @@ int mtl_reader_rewind(mtl_reader *r) {
   return 0;
 }
 
-/* Mean and population std (ddof = 0) of a lane, two passes in double. */
+/* Mean and population std (ddof = 0) of a lane's raw values, two passes in
+ * double; a std of 0 becomes 1. */
 static void fit_lane(const output *o, int lane, int64_t n, column *c) {
   double sum = 0, ss = 0;
-  for (int64_t i = 0; i < n; i++) sum += o->dense[i * o->width + lane];
+  for (int64_t i = 0; i < n; i++) sum += o->fit[i * o->width + lane];
   double mean = n ? sum / (double)n : 0.0;
   for (int64_t i = 0; i < n; i++) {
-    double d = o->dense[i * o->width + lane] - mean;
+    double d = o->fit[i * o->width + lane] - mean;
     ss += d * d;
   }
   double std = n ? sqrt(ss / (double)n) : 0.0;
   c->mean = mean;
   c->std = std > 0 ? std : 1.0;
   c->fitted = true;
+}
+
+/* Hands t over as a tensor of the given shape: t itself when it has exactly
+ * that many elements, else a view of its first elements. Consumes t. */
+static mtl_tensor *take(mtl_tensor *t, int ndim, const int64_t *shape) {
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) n *= shape[i];
+  if (n == t->numel && ndim == 1) return t;
+  mtl_tensor *v = mtl_tensor_view(t, ndim, shape, NULL, 0);
+  mtl_tensor_release(t);
+  return v;
 }
 
 static void release_outputs(mtl_batch_output *out, int n) {
@@ -751,50 +897,44 @@ static void release_outputs(mtl_batch_output *out, int n) {
   }
 }
 
-/* Turns the rows built so far into tensors. */
+/* Hands the batch's tensors over (n rows); the next batch starts new ones. */
 static int finish_batch(mtl_reader *r, mtl_batch_output *out) {
   int64_t n = r->rows;
+  int st = 0;
   for (int i = 0; i < r->nouts; i++) out[i].values = out[i].offsets = out[i].weights = NULL;
   for (int i = 0; i < r->nouts; i++) {
     output *o = &r->outs[i];
     mtl_batch_output *b = &out[i];
-    if (o->kind == MTL_OUTPUT_IDS) {
-      if (!(b->values = mtl_tensor_new(MTL_I64, 1, &n))) goto fail;
-      memcpy(mtl_i64(b->values), o->ids, (size_t)n * 8);
-    } else if (o->kind == MTL_OUTPUT_DENSE) {
-      int64_t shape[2] = {n, o->width};
-      if (!(b->values = mtl_tensor_new(MTL_F32, o->group ? 2 : 1, shape))) goto fail;
-      float *dst = mtl_f32(b->values);
+    if (o->kind == MTL_OUTPUT_DENSE && o->has_fit) {
       for (int j = 0; j < o->width; j++) {
         column *c = &r->cols[o->lane_column[j]];
-        if (c->standardize == MTL_STANDARDIZE_FIT) fit_lane(o, j, n, c);
-        double mean = 0, inv = 1;
-        if (c->standardize != MTL_STANDARDIZE_NONE) {
-          mean = c->mean;
-          inv = 1.0 / c->std;
-        }
-        const double *src = o->dense + j;
-        if (c->standardize == MTL_STANDARDIZE_NONE)
-          for (int64_t k = 0; k < n; k++) dst[k * o->width + j] = (float)src[k * o->width];
-        else
-          for (int64_t k = 0; k < n; k++) dst[k * o->width + j] = (float)((src[k * o->width] - mean) * inv);
-      }
-    } else {
-      int64_t nv = (int64_t)o->nvals, n1 = n + 1;
-      if (!(b->values = mtl_tensor_new(MTL_I64, 1, &nv))) goto fail;
-      if (!(b->offsets = mtl_tensor_new(MTL_I64, 1, &n1))) goto fail;
-      memcpy(mtl_i64(b->values), o->ids, (size_t)nv * 8);
-      memcpy(mtl_i64(b->offsets), o->offsets, (size_t)n1 * 8);
-      if (o->kind == MTL_OUTPUT_WEIGHTED_BAG) {
-        if (!(b->weights = mtl_tensor_new(MTL_F32, 1, &nv))) goto fail;
-        memcpy(mtl_f32(b->weights), o->weights, (size_t)nv * 4);
+        if (c->standardize != MTL_STANDARDIZE_FIT) continue;
+        fit_lane(o, j, n, c);
+        for (int64_t k = 0; k < n; k++)
+          o->dense[k * o->width + j] = (float)((o->fit[k * o->width + j] - c->mean) / c->std);
       }
     }
+    int64_t shape[2] = {n, o->width}, nv = (int64_t)o->nvals, n1 = n + 1;
+    forget(r, o->t_values);
+    forget(r, o->t_offsets);
+    forget(r, o->t_weights);
+    if (o->kind == MTL_OUTPUT_IDS || o->kind == MTL_OUTPUT_DENSE) {
+      b->values = take(o->t_values, o->group ? 2 : 1, shape);
+    } else {
+      b->values = take(o->t_values, 1, &nv);
+      b->offsets = take(o->t_offsets, 1, &n1);
+      if (o->kind == MTL_OUTPUT_WEIGHTED_BAG) b->weights = take(o->t_weights, 1, &nv);
+      if (!b->offsets || (o->kind == MTL_OUTPUT_WEIGHTED_BAG && !b->weights)) st = -1;
+      o->val_hint = o->val_cap; /* start the next batch with as much room */
+    }
+    if (!b->values) st = -1;
+    o->t_values = o->t_offsets = o->t_weights = NULL;
   }
-  return 0;
-fail:
-  release_outputs(out, r->nouts);
-  return -1;
+  for (int i = 0; i < r->nouts; i++) r->outs[i].nvals = r->outs[i].val_cap = 0;
+  r->row_cap = 0;
+  r->rows = 0;
+  if (st < 0) release_outputs(out, r->nouts);
+  return st;
 }
 
 static int record_skip(mtl_reader *r) {
@@ -846,6 +986,7 @@ int64_t mtl_reader_next(mtl_reader *r, mtl_batch_output *out) {
   r->delivered += n;
   return n;
 fail:
+  drop_batch(r);
   r->pass_done = true; /* the pass ends at an error; rewind to read again */
   return -1;
 }

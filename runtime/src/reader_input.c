@@ -53,8 +53,9 @@ static int open_next_file(mtl_reader *r) {
   if (!r->gz)
     return mtl_error("mtl.data: cannot open '%s': %s", path, errno ? strerror(errno) : "out of memory");
   gzbuffer(r->gz, 1 << 17);
-  if (!r->buf) {
-    if (reader_resize(r, (void **)&r->buf, 0, r->chunk_size) < 0) return -1;
+  if (!r->buf) { /* zeroed so that the fast parsers' reads past a row's end are defined */
+    if (reader_resize(r, (void **)&r->buf, 0, r->chunk_size + READER_SLACK) < 0) return -1;
+    memset(r->buf, 0, r->chunk_size + READER_SLACK);
     r->cap = r->chunk_size;
   }
   r->len = r->pos = 0;
@@ -77,7 +78,8 @@ static int fill(mtl_reader *r) {
     if (r->cap >= ((size_t)1 << 30))
       return mtl_error("mtl.data: %s:%lld: a row longer than %zu bytes", r->paths[r->file],
                        (long long)r->line, r->cap);
-    if (reader_resize(r, (void **)&r->buf, r->cap, r->cap * 2) < 0) return -1;
+    if (reader_resize(r, (void **)&r->buf, r->cap + READER_SLACK, r->cap * 2 + READER_SLACK) < 0) return -1;
+    memset(r->buf + r->cap + READER_SLACK, 0, r->cap);
     r->cap *= 2;
   }
   size_t want = r->cap - r->len;
@@ -180,7 +182,8 @@ static int slot_store(mtl_reader *r, slot *sl, const char *s, const char *e, int
   if (n > sl->cap) {
     size_t cap = sl->cap ? sl->cap : 64;
     while (cap < n) cap *= 2;
-    if (reader_resize(r, (void **)&sl->text, sl->cap, cap) < 0) return -1;
+    if (reader_resize(r, (void **)&sl->text, sl->cap ? sl->cap + READER_SLACK : 0, cap + READER_SLACK) < 0) return -1;
+    memset(sl->text + sl->cap, 0, cap - sl->cap + READER_SLACK);
     sl->cap = cap;
   }
   memcpy(sl->text, s, n);
