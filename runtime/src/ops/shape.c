@@ -3,9 +3,10 @@
  *
  * Views share their input's storage (mtl_tensor_view) and still get their own
  * autograd node, whose backward maps the gradient back onto the input's
- * shape. Copying ops work on contiguous data with plain loops over
- * [outer, n, inner] blocks. Each backward sits right after its forward; rows
- * in ops_shape.def.
+ * shape. The copying ops (contiguous, concat, stack, index_select) view
+ * contiguous data as [outer, n, inner] blocks and move whole rows; gather
+ * reads through the input's strides. Each backward sits right after its
+ * forward; rows in ops_shape.def.
  *
  * Positions are 0-based here; error messages print dims and positions
  * 1-based, as the Lua user sees them. */
