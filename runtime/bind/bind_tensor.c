@@ -614,6 +614,16 @@ void bind_tensor_open(lua_State *L, int mod, int methods) {
 /* luaopen_mtl_core: returns the core table; the methods table is core.Tensor
  * and the metatable core.Tensor_mt (lua/mtl/tensor.lua completes both). */
 int luaopen_mtl_core(lua_State *L) {
+  /* One thread unless MTL_NUM_THREADS says otherwise: OpenBLAS would
+   * otherwise start a pool as wide as the machine, and an idle pool spinning
+   * beside the main thread costs more than it gives on small matrices. */
+  static int threads_set;
+  if (!threads_set) {
+    const char *env = getenv("MTL_NUM_THREADS");
+    int n = env ? atoi(env) : 1;
+    mtl_set_num_threads(n >= 1 && n <= 256 ? n : 1);
+    threads_set = 1;
+  }
   lua_newtable(L);
   int mod = lua_gettop(L);
   luaL_newmetatable(L, BIND_TENSOR_MT); /* reused if it exists (module reload) */
