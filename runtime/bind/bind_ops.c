@@ -151,7 +151,8 @@ static int l_leaky_relu(lua_State *L) {
   return bind_fill(L, slot, mtl_leaky_relu(a, slope));
 }
 
-/* where(mask, a, b): a and b may be numbers. */
+/* where(mask, a, b): a and b may be numbers. As a method the receiver is the
+ * mask: mask:where(a, b) (not PyTorch's a.where(cond, b)). */
 static int l_where(lua_State *L) {
   mtl_tensor *mask = bind_check_tensor(L, 1, "mtl.where");
   check_tensor_or_number(L, 2, "mtl.where");
