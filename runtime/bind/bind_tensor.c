@@ -70,6 +70,7 @@ int bind_push(lua_State *L, mtl_tensor *t) {
 int bind_check_dim(lua_State *L, int idx, int ndim, const char *fname) {
   lua_Integer d = luaL_checkinteger(L, idx);
   lua_Integer z = d < 0 ? d + ndim : d - 1;
+  if (ndim == 0) luaL_error(L, "%s: a 0-dimensional tensor has no dimension %d", fname, (int)d);
   if (d == 0 || z < 0 || z >= ndim)
     luaL_error(L, "%s: dimension %d out of range (expected 1..%d or -%d..-1)", fname, (int)d, ndim, ndim);
   return (int)z;
@@ -223,10 +224,7 @@ static int make_filled(lua_State *L, const char *fname, int kind, double value) 
     if (shape[i] < 0) return luaL_error(L, "%s: size %d must be >= 0", fname, i + 1);
   mtl_tensor **slot = bind_slot(L);
   mtl_tensor *t = mtl_tensor_new(dt, ndim, shape);
-  if (!t) {
-    mtl_error_prefix(fname);
-    return bind_error(L);
-  }
+  if (!t) return luaL_error(L, "%s: %s", fname, mtl_error_message() + (strncmp(mtl_error_message(), "mtl.tensor: ", 12) ? 0 : 12));
   if (kind <= 2) {
     mtl_tensor_fill(t, value);
   } else if (dt != MTL_F32) {
