@@ -60,10 +60,12 @@ const char *const *mtl_optim_options(mtl_optim_kind k) {
   }
 }
 
+/* v must be finite and in [lo, hi] ([lo, hi) when hi_open); +-1e300 stand for no bound. */
 static int check_range(const char *fname, const char *what, double v, double lo, double hi, bool hi_open) {
-  if (!isfinite(v) || v < lo || v > hi || (hi_open && v == hi))
-    return mtl_error("%s: %s must be in [%g, %g%s, got %g", fname, what, lo, hi, hi_open ? ")" : "]", v);
-  return 0;
+  if (isfinite(v) && v >= lo && v <= hi && !(hi_open && v == hi)) return 0;
+  if (hi >= 1e300) return mtl_error("%s: %s must be a finite number >= %g, got %g", fname, what, lo, v);
+  if (lo <= -1e300) return mtl_error("%s: %s must be a finite number <= %g, got %g", fname, what, hi, v);
+  return mtl_error("%s: %s must be in [%g, %g%s, got %g", fname, what, lo, hi, hi_open ? ")" : "]", v);
 }
 
 int mtl_optim_check(mtl_optim_kind k, const mtl_optim_config *c, const char *fname) {
