@@ -43,5 +43,6 @@ void bind_embedding_open(lua_State *L, int mod, int methods);
 void bind_optim_open(lua_State *L, int mod, int methods);
 void bind_io_open(lua_State *L, int mod, int methods);
 void bind_metrics_open(lua_State *L, int mod, int methods);
+void bind_features_open(lua_State *L, int mod, int methods);
 
 #endif

@@ -1,0 +1,55 @@
+/* Lua binding of the per-batch feature transforms (runtime/src/features.c). */
+#include <stdlib.h>
+
+#include "bind.h"
+#include "mtl/features.h"
+
+/* core.bucketize(x float [n], {b1, b2, ...}) -> int64 [n] */
+static int l_bucketize(lua_State *L) {
+  mtl_tensor *x = bind_check_tensor(L, 1, "mtl.bucketize");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int nb = (int)lua_objlen(L, 2);
+  if (nb > 1000000) return luaL_error(L, "mtl.bucketize: too many boundaries (%d)", nb);
+  double *b = lua_newuserdata(L, sizeof(double) * (size_t)(nb > 0 ? nb : 1)); /* freed by the GC */
+  for (int i = 0; i < nb; i++) {
+    lua_rawgeti(L, 2, i + 1);
+    if (!lua_isnumber(L, -1)) return luaL_error(L, "mtl.bucketize: boundary %d must be a number", i + 1);
+    b[i] = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+  }
+  mtl_tensor **slot = bind_slot(L);
+  return bind_fill(L, slot, mtl_bucketize(x, b, nb));
+}
+
+/* core.hash_cross({ids1, ids2, ...}) -> int64 [n] */
+static int l_hash_cross(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int n = (int)lua_objlen(L, 1);
+  if (n < 1 || n > 16) return luaL_error(L, "mtl.hash_cross: expected 1 to 16 columns, got %d", n);
+  mtl_tensor *cols[16];
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, 1, i + 1);
+    cols[i] = bind_test_tensor(L, -1);
+    if (!cols[i]) return luaL_error(L, "mtl.hash_cross: column %d is not a tensor", i + 1);
+    lua_pop(L, 1); /* still referenced by the table */
+  }
+  mtl_tensor **slot = bind_slot(L);
+  return bind_fill(L, slot, mtl_hash_cross(n, cols));
+}
+
+/* core.kv_lookup(key, ids, offsets, values[, missing]) -> float [n] */
+static int l_kv_lookup(lua_State *L) {
+  const char *fn = "mtl.kv_lookup";
+  mtl_tensor *k = bind_check_tensor(L, 1, fn), *i = bind_check_tensor(L, 2, fn), *o = bind_check_tensor(L, 3, fn),
+             *v = bind_check_tensor(L, 4, fn);
+  double missing = luaL_optnumber(L, 5, 0.0);
+  mtl_tensor **slot = bind_slot(L);
+  return bind_fill(L, slot, mtl_kv_lookup(k, i, o, v, missing));
+}
+
+void bind_features_open(lua_State *L, int mod, int methods) {
+  (void)methods;
+  bind_register(L, mod, 0, "bucketize", l_bucketize);
+  bind_register(L, mod, 0, "hash_cross", l_hash_cross);
+  bind_register(L, mod, 0, "kv_lookup", l_kv_lookup);
+}

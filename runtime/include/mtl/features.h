@@ -1,0 +1,21 @@
+/* Feature transforms that run per batch in C (lua/mtl/features.lua uses them):
+ * bucketizing numbers, crossing id columns, looking keys up in kv bags. */
+#ifndef MTL_FEATURES_H
+#define MTL_FEATURES_H
+
+#include "mtl/core.h"
+
+/* ids[i] = number of boundaries <= x[i] (0 .. nb), so bucket k holds
+ * boundaries[k-1] <= x < boundaries[k]. boundaries ascending. NaN -> 0. */
+mtl_tensor *mtl_bucketize(mtl_tensor *x, const double *boundaries, int nb);
+
+/* A hashed cross of n int64 columns of equal length: XXH3-64 of the ids of
+ * each row (order matters), as int64 bit patterns. */
+mtl_tensor *mtl_hash_cross(int n, mtl_tensor *const *cols);
+
+/* For each row i: the value of key[i] among the row's (keys, values) pairs
+ * ids[offsets[i] .. offsets[i+1]-1] (0-based offsets), or missing when absent. */
+mtl_tensor *mtl_kv_lookup(mtl_tensor *key, mtl_tensor *ids, mtl_tensor *offsets, mtl_tensor *values,
+                          double missing);
+
+#endif

@@ -1,0 +1,82 @@
+/* Per-batch feature transforms: bucketize, hashed crosses, kv lookups. */
+#include "mtl/features.h"
+
+#include <math.h>
+#include <xxhash.h>
+
+static int check_vec(const char *fn, const mtl_tensor *t, mtl_dtype dt, const char *what) {
+  char s[64];
+  if (t->dtype != dt)
+    return mtl_error("%s: %s must be %s, got %s", fn, what, mtl_dtype_name(dt), mtl_dtype_name(t->dtype));
+  if (t->ndim != 1 || !mtl_tensor_is_contiguous(t))
+    return mtl_error("%s: %s must be a contiguous vector, got %s", fn, what, mtl_shape_str(t, s, sizeof s));
+  return 0;
+}
+
+mtl_tensor *mtl_bucketize(mtl_tensor *x, const double *b, int nb) {
+  if (check_vec("mtl.bucketize", x, MTL_F32, "the values") < 0) return NULL;
+  for (int k = 1; k < nb; k++)
+    if (!(b[k - 1] < b[k]))
+      return (void)mtl_error("mtl.bucketize: boundaries must be strictly ascending (entry %d: %g after %g)", k + 1,
+                             b[k], b[k - 1]), NULL;
+  mtl_tensor *out = mtl_tensor_new(MTL_I64, 1, x->shape);
+  if (!out) return NULL;
+  const float *px = mtl_f32(x);
+  int64_t *po = mtl_i64(out);
+  for (int64_t i = 0; i < x->numel; i++) {
+    double v = px[i];
+    int lo = 0, hi = nb; /* first boundary > v */
+    if (v != v) { po[i] = 0; continue; }
+    while (lo < hi) {
+      int mid = (lo + hi) / 2;
+      if (b[mid] <= v) lo = mid + 1; else hi = mid;
+    }
+    po[i] = lo;
+  }
+  return out;
+}
+
+mtl_tensor *mtl_hash_cross(int n, mtl_tensor *const *cols) {
+  if (n < 1 || n > 16) return (void)mtl_error("mtl.hash_cross: expected 1 to 16 columns, got %d", n), NULL;
+  for (int c = 0; c < n; c++) {
+    if (check_vec("mtl.hash_cross", cols[c], MTL_I64, "every column") < 0) return NULL;
+    if (cols[c]->numel != cols[0]->numel)
+      return (void)mtl_error("mtl.hash_cross: columns differ in length: %lld and %lld", (long long)cols[0]->numel,
+                             (long long)cols[c]->numel), NULL;
+  }
+  mtl_tensor *out = mtl_tensor_new(MTL_I64, 1, cols[0]->shape);
+  if (!out) return NULL;
+  int64_t *po = mtl_i64(out);
+  for (int64_t i = 0; i < out->numel; i++) {
+    int64_t key[16];
+    for (int c = 0; c < n; c++) key[c] = mtl_i64(cols[c])[i];
+    po[i] = (int64_t)XXH3_64bits(key, (size_t)n * sizeof(int64_t));
+  }
+  return out;
+}
+
+mtl_tensor *mtl_kv_lookup(mtl_tensor *key, mtl_tensor *ids, mtl_tensor *offsets, mtl_tensor *values, double missing) {
+  const char *fn = "mtl.kv_lookup";
+  if (check_vec(fn, key, MTL_I64, "the key") < 0 || check_vec(fn, ids, MTL_I64, "the ids") < 0 ||
+      check_vec(fn, offsets, MTL_I64, "the offsets") < 0 || check_vec(fn, values, MTL_F32, "the values") < 0)
+    return NULL;
+  int64_t n = key->numel;
+  if (offsets->numel != n + 1 || values->numel != ids->numel)
+    return (void)mtl_error("%s: expected offsets of %lld entries and one value per id", fn, (long long)n + 1), NULL;
+  const int64_t *off = mtl_i64(offsets);
+  if (off[0] != 0 || off[n] != ids->numel) return (void)mtl_error("%s: offsets must run from 0 to %lld", fn, (long long)ids->numel), NULL;
+  for (int64_t i = 0; i < n; i++)
+    if (off[i] > off[i + 1]) return (void)mtl_error("%s: offsets must not decrease (row %lld)", fn, (long long)i + 1), NULL;
+  mtl_tensor *out = mtl_tensor_new(MTL_F32, 1, key->shape);
+  if (!out) return NULL;
+  const int64_t *pk = mtl_i64(key), *pi = mtl_i64(ids);
+  const float *pv = mtl_f32(values);
+  float *po = mtl_f32(out);
+  for (int64_t i = 0; i < n; i++) {
+    float v = (float)missing;
+    for (int64_t j = off[i]; j < off[i + 1]; j++)
+      if (pi[j] == pk[i]) { v = pv[j]; break; }
+    po[i] = v;
+  }
+  return out;
+}
