@@ -114,9 +114,11 @@ end
 local Reader = {}
 Reader.__index = Reader
 
-local function new_reader(fname, o)
-  local self = setmetatable({ _core = core.reader_new(o), _columns = o.columns }, Reader)
-  return self
+-- core.reader_new's errors name the caller's line (level 3: the user's call).
+local function new_reader(o)
+  local ok, r = pcall(core.reader_new, o)
+  if not ok then error(r, 4) end
+  return setmetatable({ _core = r, _columns = o.columns }, Reader)
 end
 
 -- The next batch of the current pass, or nil at its end:
@@ -170,7 +172,7 @@ function data.csv(opts)
   local o = normalize("mtl.data.csv", opts)
   if o.batch_size == nil then o.batch_size = 1024 end
   if o.batch_size == 0 then fail("mtl.data.csv", "batch_size must be > 0 (read_all reads everything)") end
-  return new_reader("mtl.data.csv", o)
+  return new_reader(o)
 end
 
 -- mtl.data.fieldfeat{files=, columns=, fields=, ...}: rows of fixed columns
@@ -188,7 +190,7 @@ function data.read_all(opts)
   local o = normalize("mtl.data.read_all", opts, 0)
   if opts.batch_size ~= nil then fail("mtl.data.read_all", "option 'batch_size' does not apply (it reads everything)") end
   o.drop_last = nil
-  local r = new_reader("mtl.data.read_all", o)
+  local r = new_reader(o)
   local batch = r:next()
   if not batch then
     -- no rows: empty tensors of the right kinds

@@ -9,6 +9,13 @@
 #define READER_MT "mtl.Reader"
 #define FNAME "mtl.data"
 
+/* Raises the core's message as it is: it names its own position
+ * (file:line:column) or starts with "mtl.data:". */
+static int raise(lua_State *L) {
+  lua_pushstring(L, mtl_error_message());
+  return lua_error(L);
+}
+
 static mtl_reader *check_reader(lua_State *L, int idx) {
   mtl_reader **ud = luaL_checkudata(L, idx, READER_MT);
   if (!*ud) luaL_error(L, FNAME ": the reader is closed");
@@ -167,7 +174,7 @@ static int l_reader_new(lua_State *L) {
   *ud = NULL;
   luaL_getmetatable(L, READER_MT);
   lua_setmetatable(L, -2);
-  if (!(*ud = mtl_reader_new(&o))) return bind_error(L);
+  if (!(*ud = mtl_reader_new(&o))) return raise(L);
   return 1;
 }
 
@@ -209,7 +216,7 @@ static int l_next(lua_State *L) {
     lua_setfield(L, tbl, mtl_reader_output_name(r, i));
   }
   int64_t rows = mtl_reader_next(r, out);
-  if (rows < 0) return bind_error(L);
+  if (rows < 0) return raise(L);
   if (rows == 0) {
     lua_pushnil(L);
     return 1;

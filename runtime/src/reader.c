@@ -277,15 +277,18 @@ typedef struct {
   const char *row, *end; /* the row's text, for error messages */
 } row_ctx;
 
-/* The raw text of the field starting at s (through its closing quote). */
+/* The end of the raw text of the field starting at s: the next separator
+ * outside quotes (a quoted field runs through its closing quote first). */
 static const char *field_text_end(const mtl_reader *r, const char *s, const char *e) {
   if (r->quote && s < e && *s == r->quote) {
-    for (const char *p = s + 1; p < e; p++)
+    const char *p = s + 1;
+    for (; p < e; p++)
       if (*p == r->quote) {
         if (p + 1 < e && p[1] == r->quote) p++;
-        else return p + 1;
+        else break;
       }
-    return e;
+    if (p >= e) return e;
+    s = p + 1;
   }
   const char *q = memchr(s, r->sep, (size_t)(e - s));
   return q ? q : e;
@@ -367,7 +370,8 @@ static const char *parse_field(mtl_reader *r, const row_ctx *x, int field, const
   bool empty = quoted ? s == lim : (s == lim || *s == r->sep);
   if (empty && c->type != MTL_COLUMN_SKIP) {
     if (!c->default_text) {
-      bad_field(r, x, field, "a value (the column has no default)", c->name, start);
+      mtl_error("%s:%lld:%d: expected a value for column '%s', got an empty field (the column has no default)",
+                x->path, (long long)x->line, field, c->name);
       return NULL;
     }
     r->expect = NULL;
