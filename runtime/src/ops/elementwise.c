@@ -347,7 +347,7 @@ UNARY(SQRT, sqrt, SAVE_Y, sqrtf(x), 0.5f / y)
 /* x^p: the slope is p x^(p-1), and 0 for p == 0 (not 0 * inf at x == 0) */
 UNARY_NAMED(POW_SCALAR, pow_scalar, "mtl.pow", SAVE_X, powf(x, (float)arg[0]),
       arg[0] == 0 ? 0.0f : (float)arg[0] * powf(x, (float)arg[0] - 1.0f))
-UNARY(ABS, abs, SAVE_X, fabsf(x), x > 0 ? 1.0f : (x < 0 ? -1.0f : 0.0f))
+UNARY(ABS, abs, SAVE_X, fabsf(x), (float)(x > 0.0f) - (float)(x < 0.0f))
 /* arg = {lo, hi}. Each step has the operand order of SSE max/min, so it
  * compiles to maxss/minss (no branches) and a nan x stays nan. The gradient
  * passes where lo <= x <= hi (bounds included, as in PyTorch). */
@@ -356,9 +356,11 @@ static inline float clamp_f(float x, float lo, float hi) {
   return hi < t ? hi : t;
 }
 UNARY(CLAMP, clamp, SAVE_X, clamp_f(x, (float)arg[0], (float)arg[1]),
-      (x >= (float)arg[0] && x <= (float)arg[1]) ? 1.0f : 0.0f)
-UNARY(RELU, relu, SAVE_Y, x > 0 ? x : 0.0f, y > 0 ? 1.0f : 0.0f)
-UNARY(LEAKY_RELU, leaky_relu, SAVE_X, x > 0 ? x : x * (float)arg[0], x > 0 ? 1.0f : (float)arg[0])
+      (float)(x >= (float)arg[0]) * (float)(x <= (float)arg[1]))
+/* derivatives written as (float)(cond) so the loops vectorize (a ?: does not) */
+UNARY(RELU, relu, SAVE_Y, 0.0f > x ? 0.0f : x, (float)(y > 0.0f)) /* maxss order: nan stays nan */
+UNARY(LEAKY_RELU, leaky_relu, SAVE_X, x * ((float)arg[0] + (1.0f - (float)arg[0]) * (float)(x > 0.0f)),
+      (float)arg[0] + (1.0f - (float)arg[0]) * (float)(x > 0.0f))
 /* sigmoid, stable for large |x|: one exp, of a non-positive number, and a
  * numerator of 1 (x >= 0) or e (x < 0). The choice is made with a bit mask:
  * any form the compiler can turn into a branch is mispredicted on mixed
