@@ -22,7 +22,7 @@ require("mtl.checkpoint")(mtl, core)
 require("mtl.metrics")(mtl, core)
 
 -- Parts that themselves require "mtl" load on first use: mtl.nn, ...
-local lazy = { nn = "mtl.nn", models = "mtl.models", losses = "mtl.losses" }
+local lazy = { nn = "mtl.nn", models = "mtl.models", losses = "mtl.losses", features = "mtl.features" }
 setmetatable(mtl, {
   __index = function(t, k)
     local name = lazy[k]
