@@ -2,13 +2,13 @@
 -- (/proc/self/statm) and the bytes mtl holds for tensors (mtl.memory()).
 local mtl = require "mtl"
 
-local PAGE = 4096
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
-local function resident_bytes()
-  local f = assert(io.open("/proc/self/statm"))
-  local line = f:read("*l")
-  f:close()
-  return tonumber(line:match("^%d+%s+(%d+)")) * PAGE
+local function run(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  p:close()
+  return out
 end
 
 local function full_gc()
@@ -17,50 +17,30 @@ local function full_gc()
 end
 
 describe("memory #slow", function()
-  -- 100,000 SGD steps of a 8 -> 16 -> 1 MLP on a fixed batch of 32. After a
-  -- warm-up of 20,000 steps, resident memory may grow by at most 4 MB over
-  -- the remaining 80,000 steps (one leaked tensor handle, ~200 bytes, per
-  -- step would add 16 MB; without sanitizers the measured growth is 0), and after a full collection mtl holds exactly as many bytes
-  -- as after the warm-up. Under AddressSanitizer, tools/test.sh caps the
-  -- quarantine of freed blocks at 16 MB so it fills during the warm-up.
+  -- spec/scripts/memory_loop.lua runs 100,000 SGD steps of a small MLP in a
+  -- fresh process (in this one, the Lua heap other specs left behind would set
+  -- the GC's pace). After a warm-up of 20,000 steps, resident memory may grow
+  -- by at most 4 MB over the remaining 80,000 steps (one leaked tensor handle,
+  -- ~200 bytes, per step would add 16 MB; without sanitizers the measured
+  -- growth is 0); after a full collection mtl holds exactly as many bytes as
+  -- after the warm-up; and garbage tensors never pile up beyond 16 MB between
+  -- collections. Under AddressSanitizer, tools/test.sh caps the quarantine of
+  -- freed blocks at 16 MB so that it fills during the warm-up.
   it("stays flat over 100,000 training steps of a small MLP", function()
-    mtl.seed(1)
-    local x = mtl.randn(32, 8)
-    local y = mtl.rand(32, 1):gt(0.5)
-    local w1, b1 = mtl.param(mtl.randn(16, 8) * 0.3), mtl.param(mtl.zeros(16))
-    local w2, b2 = mtl.param(mtl.randn(1, 16) * 0.3), mtl.param(mtl.zeros(1))
-    local params = { w1, b1, w2, b2 }
-    local function sgd_step()
-      for _, p in ipairs(params) do p:zero_grad() end
-      local h = mtl.relu(mtl.linear(x, w1, b1))
-      local loss = mtl.bce_with_logits(mtl.linear(h, w2, b2), y)
-      loss:backward()
-      mtl.no_grad(function()
-        for _, p in ipairs(params) do p:copy(p - p.grad * 0.1) end
-      end)
-      return loss
-    end
-
-    local first = sgd_step():item()
-    for _ = 2, 20000 do sgd_step() end
-    full_gc()
-    local rss0, held0 = resident_bytes(), mtl.memory().in_use
-    local peak_in_use = 0
-    local last
-    for step = 20001, 100000 do
-      last = sgd_step()
-      if step % 1000 == 0 then peak_in_use = math.max(peak_in_use, mtl.memory().in_use) end
-    end
-    local loss = last:item()
-    last = nil -- luacheck: ignore
-    full_gc()
-    local rss1, held1 = resident_bytes(), mtl.memory().in_use
-    assert.is_true(loss < first / 10, string.format("loss %.4g did not fall from %.4g", loss, first))
+    local root = run("pwd"):gsub("%s+$", "")
+    local build = os.getenv("MTL_BUILD") or "build"
+    if build:sub(1, 1) ~= "/" then build = root .. "/" .. build end
+    local out = run(string.format("%s %s 100000 20000 2>&1", shell_quote(build .. "/mtl"),
+      shell_quote(root .. "/spec/scripts/memory_loop.lua")))
+    local fields = {}
+    for v in out:gmatch("%S+") do fields[#fields + 1] = tonumber(v) end
+    assert(#fields == 7 and fields[7], "unexpected output:\n" .. out)
+    local first, final, rss0, rss1, held0, held1, peak = unpack(fields)
+    assert.is_true(final < first / 10, string.format("loss %.4g did not fall from %.4g", final, first))
     assert.is_true(rss1 - rss0 < 4 * 2 ^ 20,
       string.format("resident memory grew by %d bytes after warm-up", rss1 - rss0))
     assert.are.equal(held0, held1)
-    -- between collections, garbage tensors never pile up beyond a few MB
-    assert.is_true(peak_in_use < 16 * 2 ^ 20, string.format("peak in_use %d bytes", peak_in_use))
+    assert.is_true(peak < 16 * 2 ^ 20, string.format("peak in_use %d bytes", peak))
   end)
 
   -- The Lua GC sees only small handles; mtl tells it about tensor storage
