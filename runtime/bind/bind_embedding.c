@@ -550,7 +550,7 @@ static int l_grad(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  if (mtl_embedding_grad_sort(t) < 0) return bind_error(L);
+  if (mtl_embedding_grad_coalesce(t) < 0) return bind_error(L);
   int64_t n = t->g_nnz, shape[2] = {n, t->cfg.dim};
   mtl_tensor *ids = push_tensor(L, mtl_tensor_new(MTL_I64, 1, &n));
   mtl_tensor *vals = push_tensor(L, mtl_tensor_new(MTL_F32, 2, shape));

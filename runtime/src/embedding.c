@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/mman.h>
 #include <xxhash.h>
 
 #include "embedding_internal.h"
@@ -186,10 +187,26 @@ static void reset_slot_rows(mtl_embedding *t, int64_t row, int64_t n) {
     if (t->slot[i]) fill_floats(mtl_f32(t->slot[i]) + row * t->cfg.dim, n * t->cfg.dim, t->slot_init[i]);
 }
 
+/* Asks for transparent huge pages on a big buffer before it is first
+ * touched: rows are read at random, and with 4 KiB pages nearly every row of
+ * a large table would also miss the TLB. Only a hint; failure is harmless. */
+static void advise_huge_pages(mtl_tensor *t) {
+#ifdef MADV_HUGEPAGE
+  const uintptr_t huge = (uintptr_t)2 << 20;
+  uintptr_t a = (uintptr_t)t->storage->data, n = t->storage->nbytes;
+  if (n < 4 * huge) return;
+  uintptr_t lo = (a + huge - 1) & ~(huge - 1), hi = (a + n) & ~(huge - 1);
+  if (hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+  (void)t;
+#endif
+}
+
 static mtl_tensor *new_rows(int64_t rows, int64_t dim) {
   int64_t shape[2] = {rows, dim};
   mtl_tensor *w = mtl_tensor_new(MTL_F32, 2, shape);
   if (!w) mtl_error_prefix("mtl.Embedding");
+  else advise_huge_pages(w);
   return w;
 }
 
@@ -234,6 +251,7 @@ mtl_embedding *mtl_embedding_new(const mtl_embedding_config *cfg) {
   t->cfg = *cfg;
   t->training = true;
   t->requires_grad = true;
+  t->g_coalesced = true;
   t->row_cap = rows;
   t->weight = new_rows(rows, cfg->dim);
   if (!t->weight) goto fail;
@@ -278,7 +296,6 @@ void mtl_embedding_release(mtl_embedding *t) {
   free(t->g_rows);
   free(t->g_vals);
   free(t->g_tmp);
-  mtl_id_map_free(&t->g_map);
   free(t);
 }
 

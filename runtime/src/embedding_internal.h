@@ -15,6 +15,16 @@ void mtl_id_map_remove(mtl_id_map *m, mtl_id_entry *e);
 /* Sorts keys ascending (signed), carrying vals along. */
 int mtl_sort_pairs(int64_t n, int64_t *keys, int64_t *vals);
 
+/* Prefetches the cache lines of n floats at p (rows of big tables are read at
+ * random: asking early overlaps the memory latency of several rows). */
+static inline void mtl_prefetch_floats(const float *p, int64_t n, int write) {
+  for (int64_t j = 0; j < n; j += 16) {
+    if (write) __builtin_prefetch(p + j, 1);
+    else __builtin_prefetch(p + j, 0);
+  }
+}
+#define MTL_PREFETCH_AHEAD 8
+
 /* mtl_embedding_resolve with the caller's name in error messages. */
 int mtl_embedding_resolve_named(mtl_embedding *t, const char *fname, int64_t n, const int64_t *ids,
                                 int64_t *rows);

@@ -9,63 +9,53 @@
 #include "mtl/autograd.h"
 #include "mtl/embedding.h"
 
-/* ---- the sparse gradient ------------------------------------------------------ */
+/* ---- the sparse gradient ------------------------------------------------------
+ * Backward appends one entry (row, dim values) per looked-up id: a plain
+ * sequential write. Before anything reads the gradient, coalescing sorts the
+ * entries by id (a stable radix sort, so duplicates are summed in the order
+ * backward produced them) and sums the rows of equal ids. */
 void mtl_embedding_zero_grad(mtl_embedding *t) {
-  if (t->g_nnz > 0) mtl_id_map_clear(&t->g_map);
   t->g_nnz = 0;
-  t->g_sorted = true;
+  t->g_coalesced = true;
 }
 
 static int grad_grow(mtl_embedding *t) {
-  int64_t cap = t->g_cap ? 2 * t->g_cap : 64, dim = t->cfg.dim;
+  int64_t cap = t->g_cap ? 2 * t->g_cap : 1024, dim = t->cfg.dim;
   if (cap > INT64_MAX / 16 / dim) return mtl_error("mtl.Embedding: gradient too large");
   int64_t *rows = realloc(t->g_rows, (size_t)cap * sizeof *rows);
-  if (!rows) return mtl_error("mtl.Embedding: out of memory for the gradient of %lld rows", (long long)cap);
+  if (!rows) return mtl_error("mtl.Embedding: out of memory for a gradient of %lld entries", (long long)cap);
   t->g_rows = rows;
   float *vals = realloc(t->g_vals, (size_t)(cap * dim) * sizeof *vals);
-  if (!vals) return mtl_error("mtl.Embedding: out of memory for the gradient of %lld rows", (long long)cap);
+  if (!vals) return mtl_error("mtl.Embedding: out of memory for a gradient of %lld entries", (long long)cap);
   t->g_vals = vals;
-  free(t->g_tmp); /* scratch for sorting, allocated on demand */
+  free(t->g_tmp); /* scratch for coalescing, allocated on demand */
   t->g_tmp = NULL;
   t->g_cap = cap;
   return 0;
 }
 
-float *mtl_embedding_grad_row(mtl_embedding *t, int64_t row) {
-  int64_t dim = t->cfg.dim;
-  mtl_id_entry *e = mtl_id_map_find(&t->g_map, row);
-  if (e) return t->g_vals + e->val * dim;
+float *mtl_embedding_grad_append(mtl_embedding *t, int64_t row) {
   if (t->g_nnz == t->g_cap && grad_grow(t) < 0) return NULL;
-  if (!(e = mtl_id_map_insert(&t->g_map, row))) return NULL;
-  int64_t pos = t->g_nnz++;
-  e->val = pos;
-  if (pos > 0 && mtl_embedding_row_id(t, row) < mtl_embedding_row_id(t, t->g_rows[pos - 1]))
-    t->g_sorted = false;
-  t->g_rows[pos] = row;
-  float *g = t->g_vals + pos * dim;
-  memset(g, 0, (size_t)dim * sizeof *g);
-  return g;
+  int64_t k = t->g_nnz++;
+  /* still coalesced while ids arrive in strictly increasing order */
+  if (k > 0 && mtl_embedding_row_id(t, row) <= mtl_embedding_row_id(t, t->g_rows[k - 1])) t->g_coalesced = false;
+  t->g_rows[k] = row;
+  return t->g_vals + k * t->cfg.dim;
 }
 
-/* Re-inserts rows[0..nnz) into the (cleared) position map. */
-static void reindex(mtl_embedding *t) {
-  mtl_id_map_clear(&t->g_map);
-  for (int64_t k = 0; k < t->g_nnz; k++) mtl_id_map_insert(&t->g_map, t->g_rows[k])->val = k;
-}
-
-int mtl_embedding_grad_sort(mtl_embedding *t) {
+int mtl_embedding_grad_coalesce(mtl_embedding *t) {
   int64_t n = t->g_nnz, dim = t->cfg.dim;
-  if (t->g_sorted || n <= 1) {
-    t->g_sorted = true;
+  if (t->g_coalesced || n <= 1) {
+    t->g_coalesced = true;
     return 0;
   }
   if (!t->g_tmp && !(t->g_tmp = malloc((size_t)(t->g_cap * dim) * sizeof(float))))
-    return mtl_error("mtl.Embedding: out of memory sorting the gradient");
+    return mtl_error("mtl.Embedding: out of memory coalescing the gradient");
   int64_t *keys = malloc((size_t)n * sizeof *keys), *pos = malloc((size_t)n * sizeof *pos);
   if (!keys || !pos) {
     free(keys);
     free(pos);
-    return mtl_error("mtl.Embedding: out of memory sorting the gradient");
+    return mtl_error("mtl.Embedding: out of memory coalescing the gradient");
   }
   for (int64_t k = 0; k < n; k++) {
     keys[k] = mtl_embedding_row_id(t, t->g_rows[k]);
@@ -76,24 +66,31 @@ int mtl_embedding_grad_sort(mtl_embedding *t) {
     free(pos);
     return -1;
   }
+  float *out = t->g_tmp;
+  int64_t m = 0;
   for (int64_t k = 0; k < n; k++) {
-    memcpy(t->g_tmp + k * dim, t->g_vals + pos[k] * dim, (size_t)dim * sizeof(float));
-    keys[k] = t->g_rows[pos[k]];
+    int64_t p = pos[k];
+    const float *src = t->g_vals + p * dim;
+    if (m > 0 && keys[k] == keys[k - 1]) {
+      float *dst = out + (m - 1) * dim;
+      for (int64_t j = 0; j < dim; j++) dst[j] += src[j];
+    } else {
+      memcpy(out + m * dim, src, (size_t)dim * sizeof *out);
+      pos[m++] = t->g_rows[p]; /* pos[m] (m <= k) is no longer needed: reuse it for the rows */
+    }
   }
-  memcpy(t->g_rows, keys, (size_t)n * sizeof *keys);
-  float *v = t->g_vals;
-  t->g_vals = t->g_tmp;
-  t->g_tmp = v;
+  memcpy(t->g_rows, pos, (size_t)m * sizeof *pos);
+  t->g_tmp = t->g_vals;
+  t->g_vals = out;
+  t->g_nnz = m;
+  t->g_coalesced = true;
   free(keys);
   free(pos);
-  reindex(t); /* the map has room: same keys as before */
-  t->g_sorted = true;
   return 0;
 }
 
 void mtl_embedding_grad_drop_free_rows(mtl_embedding *t) {
   int64_t dim = t->cfg.dim, m = 0;
-  if (t->g_nnz == 0) return;
   for (int64_t k = 0; k < t->g_nnz; k++) {
     if (t->last_seen[t->g_rows[k]] < 0) continue;
     if (m != k) {
@@ -103,7 +100,6 @@ void mtl_embedding_grad_drop_free_rows(mtl_embedding *t) {
     m++;
   }
   t->g_nnz = m;
-  reindex(t);
 }
 
 /* ---- shared checks ------------------------------------------------------------ */
@@ -156,7 +152,10 @@ mtl_tensor *mtl_embedding_lookup(mtl_embedding *t, mtl_tensor *ids) {
     goto fail;
   const int64_t *r = mtl_i64(rows);
   float *o = mtl_f32(out);
+  const float *w = mtl_f32(t->weight);
   for (int64_t i = 0; i < n; i++) {
+    if (i + MTL_PREFETCH_AHEAD < n && r[i + MTL_PREFETCH_AHEAD] >= 0)
+      mtl_prefetch_floats(w + r[i + MTL_PREFETCH_AHEAD] * dim, dim, 0);
     const float *src = row_values(t, r[i]);
     if (src) memcpy(o + i * dim, src, (size_t)dim * sizeof *o);
     else memset(o + i * dim, 0, (size_t)dim * sizeof *o);
@@ -184,10 +183,9 @@ int mtl_embedding_lookup_backward(mtl_node *n, mtl_tensor *g) {
   int rc = 0;
   for (int64_t i = 0; i < cnt; i++) {
     if (r[i] < 0) continue;
-    float *acc = mtl_embedding_grad_row(t, r[i]);
-    if (!acc) { rc = -1; break; }
-    const float *gi = go + i * dim;
-    for (int64_t j = 0; j < dim; j++) acc[j] += gi[j];
+    float *dst = mtl_embedding_grad_append(t, r[i]);
+    if (!dst) { rc = -1; break; }
+    memcpy(dst, go + i * dim, (size_t)dim * sizeof *dst);
   }
   mtl_tensor_release(gc);
   return rc;
@@ -354,10 +352,10 @@ int mtl_embedding_bag_backward(mtl_node *n, mtl_tensor *g) {
       const float *gb = go + b * dim;
       for (int64_t k = off[b] - base, e = bag_end(off, b, nb, cnt, base); k < e; k++) {
         if (r[k] < 0) continue;
-        float *acc = mtl_embedding_grad_row(t, r[k]);
-        if (!acc) { rc = -1; break; }
+        float *dst = mtl_embedding_grad_append(t, r[k]);
+        if (!dst) { rc = -1; break; }
         float ck = c[k];
-        for (int64_t j = 0; j < dim; j++) acc[j] += ck * gb[j];
+        for (int64_t j = 0; j < dim; j++) dst[j] = ck * gb[j];
       }
     }
   }

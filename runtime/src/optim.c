@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "embedding_internal.h"
 #include "mtl/autograd.h"
 #include "mtl/optim.h"
 
@@ -292,13 +293,19 @@ int mtl_optim_dense_update(mtl_optim_kind kind, const mtl_optim_config *c, mtl_t
 
 int mtl_optim_sparse_update(mtl_optim_kind kind, const mtl_optim_config *c, mtl_embedding *t, int64_t step) {
   if (t->g_nnz == 0) return 0;
-  if (check_lr(kind, c) < 0 || mtl_embedding_grad_sort(t) < 0) return -1;
+  if (check_lr(kind, c) < 0 || mtl_embedding_grad_coalesce(t) < 0) return -1;
   kparams k;
   fold(kind, c, step, true, &k);
   int64_t dim = t->cfg.dim;
   float *w = mtl_f32(t->weight), *base[MTL_OPTIM_MAX_STATE];
   for (int i = 0; i < MTL_OPTIM_MAX_STATE; i++) base[i] = t->slot[i] ? mtl_f32(t->slot[i]) : NULL;
   for (int64_t e = 0; e < t->g_nnz; e++) {
+    if (e + MTL_PREFETCH_AHEAD < t->g_nnz) {
+      int64_t ahead = t->g_rows[e + MTL_PREFETCH_AHEAD] * dim;
+      mtl_prefetch_floats(w + ahead, dim, 1);
+      for (int i = 0; i < MTL_OPTIM_MAX_STATE; i++)
+        if (base[i]) mtl_prefetch_floats(base[i] + ahead, dim, 1);
+    }
     int64_t off = t->g_rows[e] * dim;
     float *s[MTL_OPTIM_MAX_STATE];
     for (int i = 0; i < MTL_OPTIM_MAX_STATE; i++) s[i] = base[i] ? base[i] + off : NULL;
@@ -475,7 +482,10 @@ double mtl_grad_sqnorm(int nt, mtl_tensor *const *ts, int ne, mtl_embedding *con
     mtl_tensor *g = ts[i]->grad;
     if (g && g->dtype == MTL_F32 && mtl_tensor_is_contiguous(g)) s += sqsum(mtl_f32(g), g->numel);
   }
-  for (int i = 0; i < ne; i++) s += sqsum(es[i]->g_vals, es[i]->g_nnz * es[i]->cfg.dim);
+  for (int i = 0; i < ne; i++) {
+    if (mtl_embedding_grad_coalesce(es[i]) < 0) return NAN; /* out of memory */
+    s += sqsum(es[i]->g_vals, es[i]->g_nnz * es[i]->cfg.dim);
+  }
   return s;
 }
 

@@ -80,12 +80,12 @@ typedef struct mtl_embedding {
   mtl_id_map map;           /* id -> row (val), admitted ids */
   mtl_id_map pending;       /* id -> count (val), last seen (aux): not yet admitted */
   uint64_t layout_epoch;    /* bumped when rows are evicted or reloaded */
-  /* sparse gradient: rows g_rows[0..g_nnz), values g_vals[k*dim ..] */
+  /* sparse gradient: entries k < g_nnz of row g_rows[k], values g_vals[k*dim ..];
+   * once coalesced, one entry per row, in increasing id order */
   int64_t g_nnz, g_cap;
   int64_t *g_rows;
-  float *g_vals, *g_tmp;    /* g_tmp: scratch for sorting */
-  mtl_id_map g_map;         /* row -> position */
-  bool g_sorted;            /* entries are in increasing id order */
+  float *g_vals, *g_tmp;    /* g_tmp: scratch for coalescing */
+  bool g_coalesced;
 } mtl_embedding;
 
 /* ---- life cycle ---------------------------------------------------------- */
@@ -129,10 +129,11 @@ const char *mtl_combiner_name(mtl_combiner c);
 
 /* ---- the sparse gradient ---------------------------------------------------- */
 void mtl_embedding_zero_grad(mtl_embedding *t);
-/* Sorts the gradient's entries by id (cheap when already sorted). */
-int mtl_embedding_grad_sort(mtl_embedding *t);
-/* The gradient row of `row`, created (zeroed) if absent; NULL on error. */
-float *mtl_embedding_grad_row(mtl_embedding *t, int64_t row);
+/* Sums the entries of equal rows and sorts them by id (a no-op when already
+ * done). Everything that reads the gradient calls it first. */
+int mtl_embedding_grad_coalesce(mtl_embedding *t);
+/* Appends an entry for row: returns its dim values (uninitialized), or NULL. */
+float *mtl_embedding_grad_append(mtl_embedding *t, int64_t row);
 
 /* ---- optimizer slots ---------------------------------------------------------- */
 /* Makes owner the table's optimizer: slot i (i < n) is allocated and filled
