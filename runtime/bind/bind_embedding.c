@@ -395,7 +395,10 @@ static int l_lookup(lua_State *L) {
   return bind_fill(L, slot, mtl_embedding_lookup(t, ids));
 }
 
-/* t:lookup_bag(ids, offsets[, combiner | {combiner =, weights =}]) */
+/* t:lookup_bag(ids, offsets[, combiner | {combiner =, weights =, base =}])
+ * offsets: the start of each bag. base (default 1) is the position of ids[1]
+ * in the offsets' numbering: 1 for Lua positions, 0 for a reader's 0-based
+ * offsets, or the first offset of a slice of a larger bag column. */
 static int l_lookup_bag(lua_State *L) {
   const char *fname = "mtl.Embedding.lookup_bag";
   lua_settop(L, 4); /* converted ids and offsets are pushed above the arguments */
@@ -404,6 +407,7 @@ static int l_lookup_bag(lua_State *L) {
   mtl_tensor *offsets = check_ids(L, 3, fname, "offsets", false);
   mtl_tensor *weights = NULL;
   const char *comb = "mean";
+  int64_t base = 1;
   if (lua_type(L, 4) == LUA_TSTRING) {
     comb = lua_tostring(L, 4);
   } else if (lua_istable(L, 4)) {
@@ -411,8 +415,8 @@ static int l_lookup_bag(lua_State *L) {
     while (lua_next(L, 4)) {
       lua_pop(L, 1);
       const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
-      if (strcmp(key, "combiner") != 0 && strcmp(key, "weights") != 0)
-        luaL_error(L, "%s: unknown option '%s' (expected combiner, weights)", fname, key);
+      if (strcmp(key, "combiner") != 0 && strcmp(key, "weights") != 0 && strcmp(key, "base") != 0)
+        luaL_error(L, "%s: unknown option '%s' (expected combiner, weights, base)", fname, key);
     }
     lua_getfield(L, 4, "combiner");
     if (!lua_isnil(L, -1)) {
@@ -424,6 +428,13 @@ static int l_lookup_bag(lua_State *L) {
     if (!lua_isnil(L, -1) && !(weights = bind_test_tensor(L, -1)))
       luaL_error(L, "%s: weights must be a float32 tensor, got %s", fname, luaL_typename(L, -1));
     /* both stay on the stack (alive) until return */
+    lua_getfield(L, 4, "base");
+    if (!lua_isnil(L, -1)) {
+      double b = lua_tonumber(L, -1);
+      if (!lua_isnumber(L, -1) || b != floor(b) || b < 0 || b > MAX_EXACT)
+        luaL_error(L, "%s: base must be a non-negative integer", fname);
+      base = (int64_t)b;
+    }
   } else if (!lua_isnoneornil(L, 4)) {
     luaL_error(L, "%s: expected a combiner name or an options table for argument 4, got %s", fname,
                luaL_typename(L, 4));
@@ -431,7 +442,7 @@ static int l_lookup_bag(lua_State *L) {
   int c = find_name(combiner_names, comb);
   if (c < 0) luaL_error(L, "%s: combiner must be 'sum', 'mean' or 'sqrtn', got '%s'", fname, comb);
   mtl_tensor **slot = bind_slot(L);
-  return bind_fill(L, slot, mtl_embedding_bag(t, ids, offsets, 1, weights, (mtl_combiner)c));
+  return bind_fill(L, slot, mtl_embedding_bag(t, ids, offsets, base, weights, (mtl_combiner)c));
 }
 
 /* ---- inspection -------------------------------------------------------------------------- */
