@@ -39,4 +39,15 @@ function ESMM:default_losses()
   }
 end
 
+-- Evaluation: CTR over all impressions, CVR over clicked rows only (its true
+-- space), CTCVR over all impressions.
+function ESMM:eval_targets()
+  local c, v = self.ctr_task, self.cvr_task
+  return {
+    { name = c.name, output = c.name, label = c.label },
+    { name = v.name, output = v.name, label = v.label, mask = c.label },
+    { name = "ctcvr", output = "ctcvr", label = { c.label, v.label } },
+  }
+end
+
 return ESMM
