@@ -320,6 +320,11 @@ describe("mtl.Embedding.lookup_bag", function()
     assert_close(t:lookup_bag(ids, offsets), expected("mean"), 1e-6)
     assert_close(t:lookup_bag(mtl.tensor(ids, "int64"), mtl.tensor(offsets, "int64"), "sum"), expected("sum"), 1e-6)
     assert.are.same({ 0, 3 }, t:lookup_bag({}, {}):shape())
+    -- base: 0-based offsets (as readers give them), or a slice of a bag column
+    assert.are.same(t:lookup_bag(ids, offsets, "sum"):values(),
+      t:lookup_bag(ids, { 0, 3, 3, 4 }, { combiner = "sum", base = 0 }):values())
+    local tail = t:lookup_bag({ 7, 0, 5, 6, 1 }, { 3, 4 }, { combiner = "sum", base = 3 }) -- bags 3 and 4
+    assert_close(tail, { unpack(expected("sum"), 7, 12) }, 1e-6)
   end)
 
   it("has finite-difference gradients for the rows and the weights", function()
@@ -345,7 +350,9 @@ describe("mtl.Embedding.lookup_bag", function()
       { ids, offsets, "max", "mtl.Embedding.lookup_bag: combiner must be 'sum', 'mean' or 'sqrtn', got 'max'" },
       { ids, offsets, { weights = mtl.ones(3) }, "mtl.Embedding.lookup_bag: expected float32 weights with one value per id, [8], got float32 [3]" },
       { ids, offsets, { weights = 1 }, "mtl.Embedding.lookup_bag: weights must be a float32 tensor, got number" },
-      { ids, offsets, { combine = "sum" }, "mtl.Embedding.lookup_bag: unknown option 'combine' (expected combiner, weights)" },
+      { ids, offsets, { combine = "sum" }, "mtl.Embedding.lookup_bag: unknown option 'combine' (expected combiner, weights, base)" },
+      { ids, offsets, { base = -1 }, "mtl.Embedding.lookup_bag: base must be a non-negative integer" },
+      { ids, { 1, 4 }, { base = 0 }, "mtl.Embedding.lookup_bag: offsets must start at 0 (the position of the first id), got 1" },
       { mtl.tensor({ { 1, 2 } }, "int64"), { 1 }, nil, "mtl.Embedding.lookup_bag: expected 1-D ids and offsets, got [1,2] and [1]" },
       { { 1, 99 }, { 1 }, nil, "mtl.Embedding.lookup_bag: id 99 out of range for a fixed table of 8 rows (valid ids: 0..7)" },
     }
@@ -623,6 +630,22 @@ describe("mtl.Embedding state", function()
     assert_error("mtl.Embedding.load_state_dict: id 1 appears twice", d.load_state_dict, d, dsd)
     dsd.extra = 1
     assert_error("mtl.Embedding.from_state: unknown option 'extra'", mtl.Embedding.from_state, dsd)
+  end)
+
+  it("saves and loads through mtl.save / mtl.load bit-exactly", function()
+    mtl.seed(15)
+    local fixed = mtl.Embedding { num_buckets = 6, dim = 3, init = "normal" }
+    local dyn = mtl.Embedding { kind = "dynamic", dim = 2, min_count = 2 }
+    dyn:lookup { 4, 4, 8, "s", "s" }
+    local path = os.tmpname()
+    mtl.save(path, { fixed = fixed, dyn = dyn })
+    local back = mtl.load(path)
+    os.remove(path)
+    assert.is_true(mtl.Embedding.is(back.fixed))
+    same_export(fixed, back.fixed)
+    same_export(dyn, back.dyn)
+    back.dyn:lookup { 8 } -- its pending count survived: the second sighting admits it
+    assert.is_true(back.dyn:has(8))
   end)
 
   it("shares the weight of fixed tables through weight()", function()

@@ -434,6 +434,21 @@ describe("mtl.optim state", function()
     end)
   end
 
+  it("saves an optimizer through mtl.save as its state", function()
+    local p = mtl.ones(2):requires_grad(true)
+    local opt = mtl.optim.adam { params = { p }, lr = 0.1 }
+    mtl.sum(p * mtl.tensor { 1, 2 }):backward()
+    opt:step()
+    local path = os.tmpname()
+    mtl.save(path, { opt = opt })
+    local state = mtl.load(path).opt
+    os.remove(path)
+    local q = mtl.ones(2):requires_grad(true)
+    local opt2 = mtl.optim.adam({ params = { q }, lr = 0.1 }):load_state_dict(state)
+    assert.are.same(opt:state()[1].exp_avg_sq:values(), opt2:state()[1].exp_avg_sq:values())
+    assert.are.equal(1, opt2.steps)
+  end)
+
   it("rejects a state that does not fit", function()
     local p = mtl.zeros(2):requires_grad(true)
     local t = mtl.Embedding { num_buckets = 3, dim = 2 }

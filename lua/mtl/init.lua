@@ -15,10 +15,10 @@ require("mtl.autograd")(mtl, core)
 
 -- Library parts, one line each (keep this list in dependency order).
 -- [parts]
-require("mtl.optim")(mtl, core)
-require("mtl.schedule")(mtl)
 mtl.data = require("mtl.data")
 require("mtl.checkpoint")(mtl, core)
+require("mtl.optim")(mtl, core)
+require("mtl.schedule")(mtl)
 require("mtl.metrics")(mtl, core)
 
 -- Parts that themselves require "mtl" load on first use: mtl.nn, ...

@@ -152,5 +152,15 @@ return function(mtl, core)
     return C.clip_grad_norm(params, max_norm)
   end
 
+  -- Checkpoints (mtl.save) store an optimizer as its state_dict under this type
+  -- name; mtl.load gives that state back (pass it to opt:load_state_dict, since
+  -- an optimizer cannot be rebuilt without its parameters). An embedding table
+  -- is rebuilt whole from its state.
+  Optimizer.__typename = "mtl.optim.Optimizer"
+  if mtl.checkpoint then
+    mtl.checkpoint.register("mtl.optim.Optimizer", function(state) return state end)
+    mtl.checkpoint.register("mtl.Embedding", mtl.Embedding.from_state)
+  end
+
   mtl.optim = optim
 end

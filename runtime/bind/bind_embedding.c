@@ -676,6 +676,8 @@ void bind_embedding_open(lua_State *L, int mod, int methods) {
   lua_setfield(L, mt, "__gc");
   lua_pushcfunction(L, l_tostring);
   lua_setfield(L, mt, "__tostring");
+  lua_pushstring(L, "mtl.Embedding"); /* checkpoints store it as this type (loader: from_state) */
+  lua_setfield(L, mt, "__typename");
   /* mtl.Embedding: callable class table with from_state, is and the methods */
   lua_newtable(L);
   int cls = lua_gettop(L);
