@@ -173,6 +173,37 @@ int mtl_tensor_copy_into(mtl_tensor *dst, const mtl_tensor *src) {
             (char *)src->storage->data + src->offset * (int64_t)es, (size_t)n * es);
     return 0;
   }
+  /* Same dtype and shape (making a strided view contiguous, the common case):
+   * a row at a time, with the innermost dim as a tight loop or a memcpy. */
+  bool same_shape = src->ndim == dst->ndim && src->dtype == dst->dtype && src->ndim > 0;
+  for (int i = 0; same_shape && i < src->ndim; i++) same_shape = src->shape[i] == dst->shape[i];
+  if (same_shape) {
+    int nd = src->ndim;
+    size_t es = mtl_dtype_size(src->dtype);
+    int64_t inner = src->shape[nd - 1], ss = src->stride[nd - 1], ds = dst->stride[nd - 1];
+    int64_t idx[MTL_MAX_DIMS] = {0}, os = src->offset, od = dst->offset;
+    char *sb = src->storage->data, *db = dst->storage->data;
+    for (int64_t row = 0; row < n / inner; row++) {
+      if (ss == 1 && ds == 1) {
+        memcpy(db + od * (int64_t)es, sb + os * (int64_t)es, (size_t)inner * es);
+      } else if (es == 4) {
+        const float *x = (const float *)sb + os;
+        float *y = (float *)db + od;
+        for (int64_t j = 0; j < inner; j++) y[j * ds] = x[j * ss];
+      } else {
+        const int64_t *x = (const int64_t *)sb + os;
+        int64_t *y = (int64_t *)db + od;
+        for (int64_t j = 0; j < inner; j++) y[j * ds] = x[j * ss];
+      }
+      for (int d = nd - 2; d >= 0; d--) {
+        if (++idx[d] < src->shape[d]) { os += src->stride[d]; od += dst->stride[d]; break; }
+        os -= (idx[d] - 1) * src->stride[d];
+        od -= (idx[d] - 1) * dst->stride[d];
+        idx[d] = 0;
+      }
+    }
+    return 0;
+  }
   /* general strided path with a running multi-index */
   int64_t idx_s[MTL_MAX_DIMS] = {0}, idx_d[MTL_MAX_DIMS] = {0};
   int64_t os = src->offset, od = dst->offset;
