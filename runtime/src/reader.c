@@ -167,10 +167,18 @@ static void drop_batch(mtl_reader *r) {
 
 /* A float value into its lane: raw, standardized with given stats, or kept
  * in double for fitting. */
+/* A standardized value as float32: beyond its range it is an infinity (a cast
+ * of such a double is undefined behaviour). Raw values were range-checked. */
+static inline float z_float(double z) {
+  if (z > FLT_MAX) return INFINITY;
+  if (z < -FLT_MAX) return -INFINITY;
+  return (float)z;
+}
+
 static inline void store_float(output *o, const column *c, int64_t row, double v) {
   int64_t k = row * o->width + c->lane;
   if (c->standardize == MTL_STANDARDIZE_NONE) o->dense[k] = (float)v;
-  else if (c->standardize == MTL_STANDARDIZE_GIVEN) o->dense[k] = (float)((v - c->mean) / c->std);
+  else if (c->standardize == MTL_STANDARDIZE_GIVEN) o->dense[k] = z_float((v - c->mean) / c->std);
   else o->fit[k] = v;
 }
 
@@ -447,47 +455,55 @@ static int count_fields(const mtl_reader *r, const char *s, const char *e) {
   }
 }
 
+static const column skip_column = {.type = MTL_COLUMN_SKIP, .name = "", .out = -1};
+
+/* The missing-field error of a row that ends before field f (0-based). */
+static int missing_field(const mtl_reader *r, const row_ctx *x, int f) {
+  int ci = r->field_map[f];
+  if (ci >= 0)
+    mtl_error("%s:%lld:%d: expected %d fields, got %d: column '%s' is missing", x->path, (long long)x->line, f + 1,
+              r->nfile_fields, f, r->cols[ci].name);
+  else
+    mtl_error("%s:%lld:%d: expected %d fields, got %d", x->path, (long long)x->line, f + 1, r->nfile_fields, f);
+  return ROW_BAD;
+}
+
 static int parse_row(mtl_reader *r, const char *s, const char *e, int file, int64_t line) {
   row_ctx x = {r->paths[file], line, s, e};
   int st;
   const char *p = s;
+  const char sep = r->sep;
+  const int64_t row = r->rows;
+  const int nf = r->nfile_fields;
+  const int *map = r->field_map;
   r->expect = NULL;
-  for (int f = 0; f < r->nfile_fields; f++) {
+  for (int f = 0; f < nf; f++) {
     if (f > 0) {
-      if (p == e) {
-        int ci = r->field_map[f];
-        if (ci >= 0)
-          mtl_error("%s:%lld:%d: expected %d fields, got %d: column '%s' is missing", x.path, (long long)line,
-                    f + 1, r->nfile_fields, f, r->cols[ci].name);
-        else
-          mtl_error("%s:%lld:%d: expected %d fields, got %d", x.path, (long long)line, f + 1, r->nfile_fields, f);
-        return ROW_BAD;
-      }
+      if (p == e) return missing_field(r, &x, f);
       p++; /* the separator */
     }
-    int ci = r->field_map[f];
-    static const column skip_column = {.type = MTL_COLUMN_SKIP, .name = "", .out = -1};
+    int ci = map[f];
     const column *c = ci >= 0 ? &r->cols[ci] : &skip_column;
     /* fast paths: plain integers, numbers and integer bags; anything else
      * (quotes, empty fields, long numbers, errors) takes parse_field */
     if (c->type == MTL_COLUMN_INT64) {
       int64_t v;
       const char *q = reader_fast_int64(p, e, &v);
-      if (q && (q == e || *q == r->sep)) {
-        r->outs[c->out].ids[r->rows] = v;
+      if (q && (q == e || *q == sep)) {
+        c->o->ids[row] = v;
         p = q;
         continue;
       }
     } else if (c->type == MTL_COLUMN_FLOAT) {
       double v;
       const char *q = reader_fast_double(p, e, &v);
-      if (q && (q == e || *q == r->sep) && fabs(v) <= FLT_MAX) {
-        store_float(&r->outs[c->out], c, r->rows, v);
+      if (q && (q == e || *q == sep) && fabs(v) <= FLT_MAX) {
+        store_float(c->o, c, row, v);
         p = q;
         continue;
       }
     } else if (c->type == MTL_COLUMN_MULTI && !c->string_values) {
-      output *o = &r->outs[c->out];
+      output *o = c->o;
       size_t n0 = o->nvals;
       const char *q = p;
       bool done = false;
@@ -497,7 +513,7 @@ static int parse_row(mtl_reader *r, const char *s, const char *e, int file, int6
         if (!q) break;
         if (o->nvals == o->val_cap && ensure_value(r, o) < 0) return ROW_FAIL;
         o->ids[o->nvals++] = v;
-        if (q == e || *q == r->sep) {
+        if (q == e || *q == sep) {
           done = true;
           break;
         }
@@ -789,6 +805,8 @@ mtl_reader *mtl_reader_new(const mtl_reader_options *opt) {
   if (reader_resize(r, (void **)&r->field_map, 0, (size_t)r->ncols * sizeof(int)) < 0) goto fail;
   r->nfile_fields = r->ncols;
   for (int i = 0; i < r->ncols; i++) r->field_map[i] = i;
+  for (int i = 0; i < r->ncols; i++) /* the outputs array is final now */
+    r->cols[i].o = r->cols[i].out >= 0 ? &r->outs[r->cols[i].out] : NULL;
   for (int i = 0; i < r->nouts; i++) /* the bag outputs, for row commits */
     if (r->outs[i].kind >= MTL_OUTPUT_BAG) {
       if (reader_resize(r, (void **)&r->bags, (size_t)r->nbags * sizeof(int), (size_t)(r->nbags + 1) * sizeof(int)) < 0)
@@ -915,7 +933,7 @@ static int finish_batch(mtl_reader *r, mtl_batch_output *out) {
         if (c->standardize != MTL_STANDARDIZE_FIT) continue;
         fit_lane(o, j, n, c);
         for (int64_t k = 0; k < n; k++)
-          o->dense[k * o->width + j] = (float)((o->fit[k * o->width + j] - c->mean) / c->std);
+          o->dense[k * o->width + j] = z_float((o->fit[k * o->width + j] - c->mean) / c->std);
       }
     }
     int64_t shape[2] = {n, o->width}, nv = (int64_t)o->nvals, n1 = n + 1;

@@ -20,6 +20,7 @@ typedef struct column {
   bool string_values;
   char expect[64]; /* "an integer", "integers separated by '|'", ... */
   int out, lane;   /* output index (-1: none) and lane within a dense output */
+  struct output *o; /* &outs[out], set once the outputs are made */
   mtl_standardize standardize;
   double mean, std;
   bool fitted;
