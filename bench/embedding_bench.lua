@@ -5,7 +5,8 @@
 --
 --   build/mtl bench/embedding_bench.lua [steps] [max_rows]
 --
--- Prints ms per step, lookups/s (forward only) and SparseAdam rows/s.
+-- Prints ms per step, lookups/s (forward only) and SparseAdam rows/s (the
+-- median over 10 blocks of the timed steps).
 local mtl = require "mtl"
 local ffi = require "ffi"
 
@@ -24,12 +25,22 @@ local MAX_ROWS = tonumber(arg and arg[2]) or 1e7
 local BATCH, DIM, NBATCHES = 5000, 16, 16
 mtl.set_num_threads(1)
 
--- Times fn over n calls after `warm` untimed calls; returns seconds per call.
+-- Times fn over n calls after `warm` untimed calls, in 10 blocks; returns the
+-- median seconds per call of the blocks (robust to other processes on a
+-- shared machine).
 local function time(n, warm, fn)
   for i = 1, warm do fn(i) end
-  local t0 = now()
-  for i = 1, n do fn(i) end
-  return (now() - t0) / n
+  local blocks, per, i = {}, math.max(1, math.floor(n / 10)), 0
+  for b = 1, 10 do
+    local t0 = now()
+    for _ = 1, per do
+      i = i + 1
+      fn(i)
+    end
+    blocks[b] = (now() - t0) / per
+  end
+  table.sort(blocks)
+  return (blocks[5] + blocks[6]) / 2
 end
 
 local rows_out = {}
