@@ -373,6 +373,8 @@ describe("mtl.optim.clip_grad_norm", function()
     assert.are.same({ math.huge, 1 }, p.grad:values())
     assert_error("mtl.optim.clip_grad_norm: max_norm must be a finite number > 0, got -1",
       mtl.optim.clip_grad_norm, p, -1)
+    assert_error("mtl.optim.clip_grad_norm: max_norm must be a finite number > 0, got nil",
+      mtl.optim.clip_grad_norm, p)
     assert_error("mtl.optim.clip_grad_norm: expected an optimizer or parameters, got number",
       mtl.optim.clip_grad_norm, 5, 1)
   end)
@@ -480,6 +482,10 @@ describe("mtl.optim state", function()
     second:step()
     assert_error("mtl.optim.adam: parameter 1 (an embedding table) is now updated by another optimizer created later",
       first.step, first)
+    local stale = first:state()[1] -- no state tensors: they belong to the later optimizer
+    assert.are.same({ kind = "embedding", step = 0 }, stale)
+    assert_error("mtl.optim.adam.load_state_dict: parameter 1: the embedding table is now updated by another optimizer",
+      first.load_state_dict, first, { kind = "adam", steps = 0, params = { stale } })
   end)
 end)
 

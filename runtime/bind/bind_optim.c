@@ -188,6 +188,7 @@ static void push_param_state(lua_State *L, mtl_optimizer *o, int i) {
   lua_pushnumber(L, (lua_Number)p->step);
   lua_setfield(L, -2, "step");
   mtl_embedding *t = p->table;
+  if (t && t->slot_owner != o) return; /* its state now belongs to a later optimizer */
   int64_t *rows = NULL;
   if (t && t->cfg.kind == MTL_EMB_DYNAMIC) {
     mtl_tensor *ids;
@@ -387,7 +388,9 @@ static int l_gc(lua_State *L) {
 /* core.clip_grad_norm(handle | param | list of params, max_norm) -> norm before clipping */
 static int l_clip_grad_norm(lua_State *L) {
   const char *fname = "mtl.optim.clip_grad_norm";
-  double max_norm = luaL_checknumber(L, 2);
+  if (lua_type(L, 2) != LUA_TNUMBER)
+    return luaL_error(L, "%s: max_norm must be a finite number > 0, got %s", fname, luaL_typename(L, 2));
+  double max_norm = lua_tonumber(L, 2);
   if (!(max_norm > 0) || !isfinite(max_norm))
     return luaL_error(L, "%s: max_norm must be a finite number > 0, got %f", fname, max_norm);
   mtl_optimizer **ud = luaL_testudata(L, 1, OPTIM_MT);
