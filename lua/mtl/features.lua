@@ -188,16 +188,26 @@ function Features:needs_fit()
   return false
 end
 
+-- Columns read into the reader's "__numbers" group (z-scored in C): those of
+-- z-scored (or plain) raw features that no other feature reads.
+function Features:grouped_columns()
+  local dense, other = {}, {}
+  for _, s in ipairs(self.specs) do
+    if s.type == "raw" and not s.embedded and s.normalize ~= "log1p" and s.normalize ~= "minmax" then
+      dense[s.column] = dense[s.column] and false or s -- read twice as a number: not grouped
+    else
+      for _, c in ipairs(s.columns or { s.column, s.key }) do other[c] = true end
+    end
+  end
+  for c, v in pairs(dense) do if not v or other[c] then dense[c] = nil end end
+  return dense
+end
+
 -- Reader options for these features (all config columns; labels as floats;
 -- z-scored raw columns standardized in C with the fitted statistics).
 function Features:reader_options(files, batch_size, extra)
   local cols = {}
-  local dense = {}
-  for _, s in ipairs(self.specs) do
-    if s.type == "raw" and not s.embedded and s.normalize ~= "log1p" and s.normalize ~= "minmax" then
-      dense[s.column] = s
-    end
-  end
+  local dense = self:grouped_columns()
   for i, c in ipairs(self.data_columns or fail("data.columns is needed to read files")) do
     local t = READER_TYPE[c.type or "string"]
     if not t then fail("data.columns[%d] '%s': unknown type '%s'", i, c.name, tostring(c.type)) end
@@ -328,6 +338,7 @@ function Features:build()
     if (s.type == "raw" and not s.embedded) or s.type == "lookup" then self.n_numbers = self.n_numbers + 1 end
   end
   self.output_dim = dims + self.n_numbers
+  self.grouped = self:grouped_columns()
   self.built = true
   return self
 end
@@ -392,8 +403,12 @@ function Features:forward(batch)
         local st = self.fitted[s.column]
         local span = (st.max > st.min) and (st.max - st.min) or 1
         numbers[#numbers + 1] = ((x - st.min) * (1 / span)):reshape(x:numel(), 1)
-      else
+      elseif self.grouped[s.column] then
         numbers.__group = true -- read from the reader's "__numbers" group below
+      else
+        local st = self.fitted[s.column]
+        if s.normalize == "zscore" then x = (x - st.mean) * (1 / st.std) end
+        numbers[#numbers + 1] = x:reshape(x:numel(), 1)
       end
     elseif s.type == "lookup" then
       local kv = bag_of(cols[s.column], s.name)
