@@ -158,6 +158,12 @@ function Features:__init(specs, data)
     for _, c in ipairs(data.columns) do columns[c.name] = c end
   end
   self.data_columns = data.columns
+  self.data = data
+  -- field:feature_id rows (data.fields): each field is a bag column of its own
+  if data.fields then
+    columns = columns or {}
+    for _, f in ipairs(data.fields) do columns[f] = { name = f, type = "ids" } end
+  end
   self.labels = data.labels or {}
   self.specs = {}
   local seen = {}
@@ -222,6 +228,10 @@ function Features:reader_options(files, batch_size, extra)
     cols[i] = col
   end
   local o = { files = files, columns = cols, batch_size = batch_size, header = true }
+  if self.data.fields then
+    o.fields, o.header = self.data.fields, false
+    o.unknown_fields = self.data.unknown_fields or "skip"
+  end
   for k, v in pairs(extra or {}) do o[k] = v end
   return o
 end

@@ -183,7 +183,7 @@ end
 
 function Run:reader(files, batch_size, shuffle)
   local dc = self.cfg.data
-  local extra = { separator = dc.separator, header = dc.header ~= false, shuffle_buffer = shuffle and dc.shuffle_buffer or 0 }
+  local extra = { separator = dc.separator, header = dc.header, shuffle_buffer = shuffle and dc.shuffle_buffer or 0 }
   return mtl.data.csv(self.features:reader_options(files_of(files), batch_size or dc.batch_size or 1024, extra))
 end
 
