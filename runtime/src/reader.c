@@ -851,9 +851,12 @@ int mtl_reader_num_outputs(const mtl_reader *r) { return r->nouts; }
 const char *mtl_reader_output_name(const mtl_reader *r, int i) {
   return i >= 0 && i < r->nouts ? r->outs[i].name : NULL;
 }
-mtl_output_kind mtl_reader_output_kind(const mtl_reader *r, int i) { return r->outs[i].kind; }
-int mtl_reader_output_width(const mtl_reader *r, int i) { return r->outs[i].width; }
+mtl_output_kind mtl_reader_output_kind(const mtl_reader *r, int i) {
+  return i >= 0 && i < r->nouts ? r->outs[i].kind : MTL_OUTPUT_IDS;
+}
+int mtl_reader_output_width(const mtl_reader *r, int i) { return i >= 0 && i < r->nouts ? r->outs[i].width : 0; }
 int mtl_reader_output_column(const mtl_reader *r, int i, int lane) {
+  if (i < 0 || i >= r->nouts) return -1;
   const output *o = &r->outs[i];
   return o->lane_column && lane >= 0 && lane < o->width ? o->lane_column[lane] : -1;
 }
@@ -900,12 +903,20 @@ static void fit_lane(const output *o, int lane, int64_t n, column *c) {
 }
 
 /* Hands t over as a tensor of the given shape: t itself when it has exactly
- * that many elements, else a view of its first elements. Consumes t. */
-static mtl_tensor *take(mtl_tensor *t, int ndim, const int64_t *shape) {
+ * that many elements, else a view of its first elements — or, when `compact`
+ * and most of t would be unused (read_all over-estimated), a copy of them.
+ * Consumes t. */
+static mtl_tensor *take(mtl_tensor *t, int ndim, const int64_t *shape, bool compact) {
   int64_t n = 1;
   for (int i = 0; i < ndim; i++) n *= shape[i];
   if (n == t->numel && ndim == 1) return t;
-  mtl_tensor *v = mtl_tensor_view(t, ndim, shape, NULL, 0);
+  mtl_tensor *v;
+  if (compact && n < t->numel - t->numel / 8) {
+    v = mtl_tensor_new(t->dtype, ndim, shape);
+    if (v) memcpy(v->storage->data, t->storage->data, (size_t)n * mtl_dtype_size(t->dtype));
+  } else {
+    v = mtl_tensor_view(t, ndim, shape, NULL, 0);
+  }
   mtl_tensor_release(t);
   return v;
 }
@@ -940,12 +951,13 @@ static int finish_batch(mtl_reader *r, mtl_batch_output *out) {
     forget(r, o->t_values);
     forget(r, o->t_offsets);
     forget(r, o->t_weights);
+    bool compact = r->batch_size == 0;
     if (o->kind == MTL_OUTPUT_IDS || o->kind == MTL_OUTPUT_DENSE) {
-      b->values = take(o->t_values, o->group ? 2 : 1, shape);
+      b->values = take(o->t_values, o->group ? 2 : 1, shape, compact);
     } else {
-      b->values = take(o->t_values, 1, &nv);
-      b->offsets = take(o->t_offsets, 1, &n1);
-      if (o->kind == MTL_OUTPUT_WEIGHTED_BAG) b->weights = take(o->t_weights, 1, &nv);
+      b->values = take(o->t_values, 1, &nv, compact);
+      b->offsets = take(o->t_offsets, 1, &n1, compact);
+      if (o->kind == MTL_OUTPUT_WEIGHTED_BAG) b->weights = take(o->t_weights, 1, &nv, compact);
       if (!b->offsets || (o->kind == MTL_OUTPUT_WEIGHTED_BAG && !b->weights)) st = -1;
       o->val_hint = o->val_cap; /* start the next batch with as much room */
     }
