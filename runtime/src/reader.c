@@ -230,7 +230,10 @@ static const char *put_bag_id(mtl_reader *r, output *o, bool string_values, char
     q = mtl_parse_int64(s, lim, &v, &overflow);
     if (!q || overflow) return NULL;
   }
-  if (ensure_value(r, o) < 0) return NULL;
+  if (ensure_value(r, o) < 0) {
+    r->failed = true; /* out of memory: not the row's fault */
+    return NULL;
+  }
   o->ids[o->nvals++] = v;
   return q;
 }
@@ -392,7 +395,7 @@ static const char *parse_field(mtl_reader *r, const row_ctx *x, int field, const
   r->expect = NULL;
   const char *q = put_value(r, c, s, lim, quoted);
   if (!q) {
-    if (!r->expect) return *status = ROW_FAIL, NULL;
+    if (!r->expect || r->failed) return *status = ROW_FAIL, NULL;
     bad_field(r, x, field, r->expect, c->name, start);
     return NULL;
   }
@@ -477,6 +480,7 @@ static int parse_row(mtl_reader *r, const char *s, const char *e, int file, int6
   const int nf = r->nfile_fields;
   const int *map = r->field_map;
   r->expect = NULL;
+  r->failed = false;
   for (int f = 0; f < nf; f++) {
     if (f > 0) {
       if (p == e) return missing_field(r, &x, f);
@@ -745,10 +749,11 @@ static int check_defaults(mtl_reader *r) {
     column *c = &r->cols[i];
     if (!c->default_text || c->type == MTL_COLUMN_SKIP) continue;
     r->expect = NULL;
+    r->failed = false;
     const char *q = put_value(r, c, c->default_text, c->default_text + c->default_len, true);
     row_rollback(r);
     if (!q) {
-      if (!r->expect) return -1;
+      if (!r->expect || r->failed) return -1;
       char got[512];
       reader_quote_text(got, sizeof got, c->default_text, c->default_text + c->default_len);
       return mtl_error("mtl.data: the default of column '%s': expected %s, got \"%s\"", c->name, r->expect, got);

@@ -96,6 +96,7 @@ struct mtl_reader {
   char *scratch; /* unquoted field text */
   size_t scratch_cap;
   const char *expect; /* set by a value parser that fails: what it expected */
+  bool failed;        /* a value parser ran out of memory (the row is not bad) */
 
   int64_t skipped;
   char *messages[READER_MAX_MESSAGES];
