@@ -338,6 +338,32 @@ describe("mtl.data bad input", function()
     end)
   end
 
+  -- Calls straight into the binding with wrong arguments raise errors.
+  local misuse = {
+    { "a number for the options", function() mtl.core.reader_new(5) end, "table expected, got number" },
+    { "a number among the files", function() mtl.core.reader_new { files = { 1 }, columns = {} } end,
+      "mtl.data: option 'files' entry 1 must be a string, got number" },
+    { "a column that is not a table", function() mtl.core.reader_new { files = { "x" }, columns = { 5 } } end,
+      "mtl.data: column 1 must be a table, got number" },
+    { "a number default through the core", function()
+      mtl.core.reader_new { files = { "x" }, columns = { { name = "a", type = "int64", default = 1 } } } end,
+      "mtl.data: column field 'default' must be a string, got number" },
+    { "a huge batch size", function()
+      mtl.core.reader_new { files = { "x" }, columns = { C("a", "int64") }, batch_size = 1e300 } end,
+      "mtl.data: option 'batch_size' must be a whole number >= 0, got 1e+300" },
+    { "a method on something else", function()
+      local r = mtl.data.csv { files = file("t.csv", "1\n"), columns = { C("a", "int64") } }
+      r._core.next({})
+    end, "mtl.Reader expected" },
+    { "options that are not a table", function() mtl.data.read_all("t.csv") end,
+      "mtl.data.read_all: expected a table of options, got string" },
+    { "hashing a number", function() mtl.data.hash(5) end,
+      "mtl.data.hash: expected a string or a list of strings, got number" },
+  }
+  for _, case in ipairs(misuse) do
+    it("raises on " .. case[1], function() check.assert_error(case[3], case[2]) end)
+  end
+
   it("refuses a closed reader", function()
     local r = mtl.data.csv { files = file("t.csv", "1\n"), columns = { C("a", "int64") } }
     r:close()
