@@ -145,6 +145,13 @@ describe("autograd", function()
     local w = mtl.param(mtl.tensor { 1, 2 })
     w:backward(mtl.tensor { 4, 5 })
     assert_close(w.grad, { 4, 5 })
+    -- and checks its gradient argument like any other backward
+    assert_error("backward: a gradient argument is needed for a non-scalar tensor [2]", w.backward, w)
+    assert_error("backward: gradient must be float32 shaped like the tensor [2], got float32 [3]",
+      w.backward, w, mtl.zeros(3))
+    assert_error("backward: gradient must be float32 shaped like the tensor [2], got int64 [2]",
+      w.backward, w, mtl.tensor({ 1, 2 }, "int64"))
+    assert_close(w.grad, { 4, 5 })
   end)
 
   it("handles chains of 100,000 ops without deep C recursion", function()

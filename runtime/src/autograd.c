@@ -289,11 +289,20 @@ int mtl_backward(mtl_tensor *t, mtl_tensor *grad) {
   if (!t->node) {
     /* a leaf: its gradient is the seed itself */
     mtl_tensor *g;
+    char a[128], b[128];
     if (grad) {
-      g = mtl_tensor_contiguous_data(grad);
+      /* checked as for a non-leaf: a gradient of another size or dtype would
+       * be read past its end */
+      if (grad->numel != t->numel || grad->dtype != MTL_F32)
+        return mtl_error("backward: gradient must be float32 shaped like the tensor %s, got %s %s",
+                         mtl_shape_str(t, a, sizeof a), mtl_dtype_name(grad->dtype),
+                         mtl_shape_str(grad, b, sizeof b));
+      g = mtl_tensor_new(MTL_F32, t->ndim, t->shape);
+      if (g) mtl_tensor_copy_into(g, grad);
     } else {
       if (t->numel != 1)
-        return mtl_error("backward: a gradient argument is needed for a non-scalar tensor");
+        return mtl_error("backward: a gradient argument is needed for a non-scalar tensor %s",
+                         mtl_shape_str(t, a, sizeof a));
       g = mtl_tensor_new(MTL_F32, t->ndim, t->shape);
       if (g) mtl_f32(g)[0] = 1.0f;
     }

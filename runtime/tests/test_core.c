@@ -423,6 +423,25 @@ static void test_autograd(void) {
   CHECK(mtl_backward(m, ones) == 0);
   for (int i = 0; i < 6; i++) CHECK(mtl_f32(x->grad)[i] == mtl_f32(c)[i]);
 
+  /* backward from a leaf checks its gradient argument the same way */
+  int64_t sl[1] = {2};
+  mtl_tensor *leaf = mtl_tensor_zeros(MTL_F32, 1, sl);
+  mtl_tensor_set_requires_grad(leaf, true);
+  CHECK(mtl_backward(leaf, bad) == -1);
+  CHECK_MSG("backward: gradient must be float32 shaped like the tensor [2], got float32 [4]");
+  CHECK(mtl_backward(leaf, NULL) == -1);
+  CHECK_MSG("backward: a gradient argument is needed for a non-scalar tensor [2]");
+  mtl_tensor *li2 = mtl_tensor_zeros(MTL_I64, 1, sl);
+  CHECK(mtl_backward(leaf, li2) == -1);
+  CHECK_MSG("backward: gradient must be float32 shaped like the tensor [2], got int64 [2]");
+  mtl_tensor *g2 = mtl_tensor_new(MTL_F32, 1, sl);
+  mtl_f32(g2)[0] = 3; mtl_f32(g2)[1] = -1;
+  CHECK(mtl_backward(leaf, g2) == 0 && leaf->grad && mtl_f32(leaf->grad)[0] == 3 &&
+        mtl_f32(leaf->grad)[1] == -1 && leaf->grad != g2);
+  mtl_tensor_release(g2);
+  mtl_tensor_release(li2);
+  mtl_tensor_release(leaf);
+
   /* backward from a tensor with no history */
   CHECK(mtl_backward(c, NULL) == -1);
   CHECK_MSG("backward: the tensor does not require a gradient (no input of the computation "
