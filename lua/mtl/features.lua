@@ -19,7 +19,7 @@ local KEYS = {
   name = true, type = true, column = true, columns = true, dim = true, num_buckets = true,
   hash_bucket_size = true, vocab = true, shared = true, combiner = true, separator = true,
   normalize = true, boundaries = true, bins = true, key = true, weighted = true, init_scale = true,
-  missing = true, kv_separator = true,
+  missing = true, kv_separator = true, vocab_file = true,
 }
 
 -- Reader column types for config column types.
@@ -50,7 +50,7 @@ local function check_spec(i, f, columns)
   end
   local embedded = f.type == "id" or f.type == "tag" or f.type == "combo" or (f.type == "raw" and (f.boundaries or f.bins))
   if embedded and not f.shared then
-    if f.type ~= "raw" and not (f.num_buckets or f.hash_bucket_size or f.vocab) then
+    if f.type ~= "raw" and not (f.num_buckets or f.hash_bucket_size or f.vocab or f.vocab_file) then
       fail("%s: needs num_buckets, hash_bucket_size or vocab", where)
     end
   end
@@ -316,9 +316,46 @@ function Features:boundaries(s)
     or fail("feature '%s' has no boundaries: run fit() first", s.name)
 end
 
+-- The sorted int64 keys of a feature's vocabulary (a list or a file with one
+-- value per line). String values are hashed the way the reader hashes a
+-- string column, so they match the ids the reader produces.
+function Features:vocab_keys(s)
+  local values = s.vocab
+  if s.vocab_file then
+    values = {}
+    local f = io.open(s.vocab_file) or fail("feature '%s': cannot open vocab_file '%s'", s.name, s.vocab_file)
+    for line in f:lines() do
+      line = line:gsub("\r$", "")
+      if line ~= "" then values[#values + 1] = line end
+    end
+    f:close()
+  end
+  if type(values) ~= "table" or #values == 0 then fail("feature '%s': the vocabulary is empty", s.name) end
+  local col = self.data_columns and self:column(s.column)
+  local strings = col and (col.type == "string" or col.values == "string")
+  local keys
+  if strings then
+    local list = {}
+    for i, v in ipairs(values) do list[i] = tostring(v) end
+    keys = mtl.data.hash(list)
+  else
+    local list = {}
+    for i, v in ipairs(values) do
+      list[i] = tonumber(v) or fail("feature '%s': vocabulary entry %d ('%s') is not an integer", s.name, i, tostring(v))
+    end
+    keys = mtl.tensor(list, "int64")
+  end
+  return core.sort_unique(keys)
+end
+
+function Features:column(name)
+  for _, c in ipairs(self.data_columns or {}) do if c.name == name then return c end end
+end
+
 -- Creates the embedding tables (after fit, since bucket counts may be fitted).
 function Features:build()
   if self.built then return self end
+  self.vocab = {}
   local dims = 0
   for _, s in ipairs(self.specs) do
     if s.embedded and not s.shared then
@@ -329,8 +366,9 @@ function Features:build()
         opts.kind, opts.num_buckets = "fixed", s.num_buckets
       elseif s.hash_bucket_size then
         opts.kind, opts.hash_bucket_size = "hashed", s.hash_bucket_size
-      else
-        fail("feature '%s': vocab lists are not supported yet; use hash_bucket_size", s.name)
+      else -- a vocabulary: row 0 for out-of-vocabulary ids, then one row per key
+        self.vocab[s.name] = self:vocab_keys(s)
+        opts.kind, opts.num_buckets = "fixed", self.vocab[s.name]:numel() + 1
       end
       self.tables[s.name] = mtl.Embedding(opts)
     end
@@ -394,7 +432,8 @@ function Features:forward(batch)
       if type(ids) == "table" then
         parts[#parts + 1] = bag_lookup(t, ids, s.combiner or "mean")
       else
-        parts[#parts + 1] = t:lookup(ids)
+        local keys = self.vocab[s.shared or s.name]
+        parts[#parts + 1] = t:lookup(keys and core.vocab_index(ids, keys) or ids)
       end
     elseif s.type == "tag" then
       local bag = bag_of(cols[s.column], s.name)

@@ -47,9 +47,24 @@ static int l_kv_lookup(lua_State *L) {
   return bind_fill(L, slot, mtl_kv_lookup(k, i, o, v, missing));
 }
 
+/* core.vocab_index(ids int64, sorted keys int64) -> int64 rows (0 = OOV) */
+static int l_vocab_index(lua_State *L) {
+  mtl_tensor *ids = bind_check_tensor(L, 1, "mtl.vocab_index"), *keys = bind_check_tensor(L, 2, "mtl.vocab_index");
+  mtl_tensor **slot = bind_slot(L);
+  return bind_fill(L, slot, mtl_vocab_index(ids, keys));
+}
+
+static int l_sort_unique(lua_State *L) {
+  mtl_tensor *ids = bind_check_tensor(L, 1, "mtl.sort_unique");
+  mtl_tensor **slot = bind_slot(L);
+  return bind_fill(L, slot, mtl_sort_unique(ids));
+}
+
 void bind_features_open(lua_State *L, int mod, int methods) {
   (void)methods;
   bind_register(L, mod, 0, "bucketize", l_bucketize);
   bind_register(L, mod, 0, "hash_cross", l_hash_cross);
   bind_register(L, mod, 0, "kv_lookup", l_kv_lookup);
+  bind_register(L, mod, 0, "vocab_index", l_vocab_index);
+  bind_register(L, mod, 0, "sort_unique", l_sort_unique);
 }

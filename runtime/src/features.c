@@ -2,6 +2,8 @@
 #include "mtl/features.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 #include <xxhash.h>
 
 static int check_vec(const char *fn, const mtl_tensor *t, mtl_dtype dt, const char *what) {
@@ -78,5 +80,49 @@ mtl_tensor *mtl_kv_lookup(mtl_tensor *key, mtl_tensor *ids, mtl_tensor *offsets,
       if (pi[j] == pk[i]) { v = pv[j]; break; }
     po[i] = v;
   }
+  return out;
+}
+
+mtl_tensor *mtl_vocab_index(mtl_tensor *ids, mtl_tensor *keys) {
+  const char *fn = "mtl.vocab_index";
+  if (check_vec(fn, ids, MTL_I64, "the ids") < 0 || check_vec(fn, keys, MTL_I64, "the vocabulary keys") < 0)
+    return NULL;
+  const int64_t *k = mtl_i64(keys);
+  int64_t nk = keys->numel;
+  for (int64_t j = 1; j < nk; j++)
+    if (!(k[j - 1] < k[j]))
+      return (void)mtl_error("%s: vocabulary keys must be sorted and distinct (entry %lld)", fn, (long long)j + 1), NULL;
+  mtl_tensor *out = mtl_tensor_new(MTL_I64, 1, ids->shape);
+  if (!out) return NULL;
+  const int64_t *pi = mtl_i64(ids);
+  int64_t *po = mtl_i64(out);
+  for (int64_t i = 0; i < ids->numel; i++) {
+    int64_t lo = 0, hi = nk, v = pi[i];
+    while (lo < hi) {
+      int64_t mid = lo + (hi - lo) / 2;
+      if (k[mid] < v) lo = mid + 1; else hi = mid;
+    }
+    po[i] = (lo < nk && k[lo] == v) ? lo + 1 : 0;
+  }
+  return out;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+mtl_tensor *mtl_sort_unique(mtl_tensor *ids) {
+  if (check_vec("mtl.sort_unique", ids, MTL_I64, "the ids") < 0) return NULL;
+  mtl_tensor *tmp = mtl_tensor_new(MTL_I64, 1, ids->shape);
+  if (!tmp) return NULL;
+  int64_t *p = mtl_i64(tmp), n = ids->numel, m = 0;
+  memcpy(p, mtl_i64(ids), (size_t)n * sizeof *p);
+  qsort(p, (size_t)n, sizeof *p, cmp_i64);
+  for (int64_t i = 0; i < n; i++)
+    if (m == 0 || p[i] != p[m - 1]) p[m++] = p[i];
+  mtl_tensor *out = mtl_tensor_new(MTL_I64, 1, &m);
+  if (out) memcpy(mtl_i64(out), p, (size_t)m * sizeof *p);
+  mtl_tensor_release(tmp);
   return out;
 }

@@ -136,6 +136,35 @@ describe("mtl.features", function()
     os.remove(path)
   end)
 
+  it("maps vocabularies (integers, strings, a file) to rows, with row 0 for unknown values", function()
+    local path = write(tmp .. "_v.csv", "y,city,cate\n1,paris,3\n0,oslo,4\n1,rome,9\n")
+    local vfile = write(tmp .. "_v.txt", "oslo\nparis\n")
+    local d = { columns = { { name = "y", type = "float" }, { name = "city", type = "string" }, { name = "cate", type = "int" } },
+                labels = { "y" } }
+    mtl.seed(6)
+    local F = features.new({
+      { name = "cate", type = "id", column = "cate", vocab = { 4, 3 }, dim = 2 },
+      { name = "city", type = "id", column = "city", vocab = { "rome", "paris" }, dim = 2 },
+      { name = "city_file", type = "id", column = "city", vocab_file = vfile, dim = 2 },
+    }, d):build()
+    assert.are.equal(3, F.tables.cate:rows())
+    local x = F(mtl.data.csv(F:reader_options({ path }, 3)):next()):values()
+    local function at(r, c) return { x[(r - 1) * 6 + c], x[(r - 1) * 6 + c + 1] } end
+    -- integer keys sorted: 3 -> row 1, 4 -> row 2, 9 unknown -> row 0
+    check.assert_close(at(1, 1), F.tables.cate:get(1), 0)
+    check.assert_close(at(2, 1), F.tables.cate:get(2), 0)
+    check.assert_close(at(3, 1), F.tables.cate:get(0), 0)
+    -- strings: paris and rome known, oslo unknown (row 0)
+    check.assert_close(at(2, 3), F.tables.city:get(0), 0)
+    assert.are_not.same(at(1, 3), at(2, 3))
+    assert.are_not.same(at(3, 3), at(2, 3))
+    -- the file's vocabulary: rome unknown
+    check.assert_close(at(3, 5), F.tables.city_file:get(0), 0)
+    assert.are_not.same(at(1, 5), at(3, 5))
+    os.remove(path)
+    os.remove(vfile)
+  end)
+
   it("reports configuration mistakes clearly", function()
     check.assert_error("mtl.features: feature 1 (u): unknown type 'idd'", features.new,
       { { name = "u", type = "idd", column = "user" } }, data)

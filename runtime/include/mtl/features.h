@@ -18,4 +18,11 @@ mtl_tensor *mtl_hash_cross(int n, mtl_tensor *const *cols);
 mtl_tensor *mtl_kv_lookup(mtl_tensor *key, mtl_tensor *ids, mtl_tensor *offsets, mtl_tensor *values,
                           double missing);
 
+/* Vocabulary lookup: keys sorted ascending (int64, distinct); for each id
+ * the 1-based position of its key, or 0 (the out-of-vocabulary row). */
+mtl_tensor *mtl_vocab_index(mtl_tensor *ids, mtl_tensor *keys);
+
+/* The distinct values of an int64 vector, sorted ascending (vocabulary keys). */
+mtl_tensor *mtl_sort_unique(mtl_tensor *ids);
+
 #endif
