@@ -98,8 +98,12 @@ void mtl_node_release(mtl_node *n) {
     worklist = m->next;
     node_clear(m);
     if (m->in != m->in_inline) free(m->in);
+#ifdef MTL_NO_POOLS
+    free(m);
+#else
     m->next = node_pool;
     node_pool = m;
+#endif
   }
   busy = 0;
 }

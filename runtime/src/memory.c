@@ -98,6 +98,9 @@ void mtl_free(void *p, size_t nbytes) {
   size_t have = c >= 0 ? cls_bytes : (nbytes + 63) & ~(size_t)63;
   pthread_mutex_lock(&lock);
   in_use -= have;
+#ifdef MTL_NO_POOLS /* sanitizer builds: freed memory goes back at once, so use-after-free is seen */
+  c = -1;
+#endif
   if (c >= 0 && cached + cls_bytes <= CACHE_LIMIT) {
     block *b = p;
     UNPOISON(b, sizeof *b);

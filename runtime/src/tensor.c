@@ -1,5 +1,6 @@
 /* Tensors: reference-counted handles over reference-counted storage. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,11 +42,50 @@ int64_t mtl_shape_numel(const char *op, int ndim, const int64_t *shape) {
   return n;
 }
 
+/* Tensor handles and storage headers come from free lists, so a training
+ * step that creates and drops the same tensors each time calls no malloc.
+ * A mutex keeps the lists safe for concurrent scoring threads. */
+typedef union handle_slot {
+  union handle_slot *next;
+  mtl_tensor tensor;
+  mtl_storage storage;
+} handle_slot;
+
+static handle_slot *free_handles;
+static pthread_mutex_t handle_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *handle_alloc(void) {
+#ifdef MTL_NO_POOLS /* sanitizer builds: every handle is its own allocation */
+  void *p = malloc(sizeof(handle_slot));
+  if (!p) mtl_error("out of memory");
+  return p;
+#endif
+  pthread_mutex_lock(&handle_lock);
+  handle_slot *h = free_handles;
+  if (h) free_handles = h->next;
+  pthread_mutex_unlock(&handle_lock);
+  if (!h) h = malloc(sizeof *h);
+  if (!h) mtl_error("out of memory");
+  return h;
+}
+
+static void handle_free(void *p) {
+#ifdef MTL_NO_POOLS
+  free(p);
+  return;
+#endif
+  handle_slot *h = p;
+  pthread_mutex_lock(&handle_lock);
+  h->next = free_handles;
+  free_handles = h;
+  pthread_mutex_unlock(&handle_lock);
+}
+
 static mtl_storage *storage_new(size_t nbytes) {
-  mtl_storage *s = malloc(sizeof *s);
-  if (!s) { mtl_error("out of memory"); return NULL; }
+  mtl_storage *s = handle_alloc();
+  if (!s) return NULL;
   s->data = mtl_alloc(nbytes);
-  if (!s->data) { free(s); return NULL; }
+  if (!s->data) { handle_free(s); return NULL; }
   s->nbytes = nbytes;
   s->refcount = 1;
   return s;
@@ -54,7 +94,7 @@ static mtl_storage *storage_new(size_t nbytes) {
 static void storage_release(mtl_storage *s) {
   if (s && --s->refcount == 0) {
     mtl_free(s->data, s->nbytes);
-    free(s);
+    handle_free(s);
   }
 }
 
@@ -69,8 +109,9 @@ static void set_contiguous_strides(mtl_tensor *t) {
 static mtl_tensor *handle_new(mtl_dtype dtype, int ndim, const int64_t *shape) {
   int64_t n = mtl_shape_numel("mtl.tensor", ndim, shape);
   if (n < 0) return NULL;
-  mtl_tensor *t = calloc(1, sizeof *t);
-  if (!t) { mtl_error("out of memory"); return NULL; }
+  mtl_tensor *t = handle_alloc();
+  if (!t) return NULL;
+  memset(t, 0, sizeof *t);
   t->refcount = 1;
   t->dtype = dtype;
   t->ndim = ndim;
@@ -84,7 +125,7 @@ mtl_tensor *mtl_tensor_new(mtl_dtype dtype, int ndim, const int64_t *shape) {
   mtl_tensor *t = handle_new(dtype, ndim, shape);
   if (!t) return NULL;
   t->storage = storage_new((size_t)t->numel * mtl_dtype_size(dtype));
-  if (!t->storage) { free(t); return NULL; }
+  if (!t->storage) { handle_free(t); return NULL; }
   return t;
 }
 
@@ -127,7 +168,7 @@ void mtl_tensor_release(mtl_tensor *t) {
   if (t->node) mtl_node_release(t->node);
   mtl_tensor_release(t->grad);
   storage_release(t->storage);
-  free(t);
+  handle_free(t);
 }
 
 bool mtl_tensor_is_contiguous(const mtl_tensor *t) {
