@@ -62,7 +62,7 @@ static double opt_number(lua_State *L, int t, const char *key, double def) {
 
 static int64_t opt_count(lua_State *L, int t, const char *key) {
   double v = opt_number(L, t, key, 0);
-  if (v < 0 || v != (double)(int64_t)v || v > 9e15)
+  if (!(v >= 0 && v <= 9e15) || v != (double)(int64_t)v) /* range first: the cast needs it */
     luaL_error(L, FNAME ": option '%s' must be a whole number >= 0, got %g", key, v);
   return (int64_t)v;
 }
