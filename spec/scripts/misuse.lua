@@ -71,12 +71,16 @@ local function make_pool()
     { "{t, 'x'}", { mtl.randn(2, 3), "x" } },
     { "{t[2,3], t[4]}", { mtl.randn(2, 3), mtl.randn(4) } },
     { "{weight=t}", { weight = mtl.randn(2, 3), reduction = "bogus" } },
+    -- option tables whose every field reads as a bad number
+    { "{any=1e300}", setmetatable({}, { __index = function() return 1e300 end }) },
+    { "{any=nan}", setmetatable({}, { __index = function() return 0 / 0 end }) },
+    { "{any=-1}", setmetatable({}, { __index = function() return -1 end }) },
   }
 end
 
 -- The arguments for the second and later positions of the 3- and 4-argument
 -- calls (a smaller set keeps the run short).
-local SMALL = { 1, 4, 5, 7, 9, 12, 14, 17, 22, 24, 25, 26, 29, 31, 32, 38, 39, 42 }
+local SMALL = { 1, 4, 5, 7, 9, 12, 14, 17, 22, 24, 25, 26, 29, 31, 32, 38, 39, 42, 46, 47 }
 
 -- ---- calling -------------------------------------------------------------------
 local function restore()
