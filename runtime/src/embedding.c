@@ -97,24 +97,17 @@ void mtl_id_map_remove(mtl_id_map *m, mtl_id_entry *hole) {
 }
 
 /* ---- sorting (id, value) pairs by id: LSD radix sort on the varying bits ---- */
-int mtl_sort_pairs(int64_t n, int64_t *keys, int64_t *vals) {
+int mtl_sort_pairs_scratch(int64_t n, int64_t *keys, int64_t *vals, int64_t *key_tmp, int64_t *val_tmp) {
   if (n <= 1) return 0;
-  uint64_t *k2 = malloc((size_t)n * sizeof *k2);
-  int64_t *v2 = malloc((size_t)n * sizeof *v2);
-  if (!k2 || !v2) {
-    free(k2);
-    free(v2);
-    return mtl_error("out of memory (sorting %lld ids)", (long long)n);
-  }
   /* flipping the sign bit makes signed order unsigned order */
   uint64_t *k = (uint64_t *)keys, diff = 0, first = k[0] ^ (1ULL << 63);
   for (int64_t i = 0; i < n; i++) {
     k[i] ^= 1ULL << 63;
     diff |= k[i] ^ first;
   }
-  int bits = diff ? 64 - __builtin_clzll(diff) : 0;
-  uint64_t *ks = k, *kd = k2;
-  int64_t *vs = vals, *vd = v2;
+  int bits = diff ? 64 - __builtin_clzll(diff) : 0; /* only bits that differ need passes */
+  uint64_t *ks = k, *kd = (uint64_t *)key_tmp;
+  int64_t *vs = vals, *vd = val_tmp;
   enum { RADIX = 11, BUCKETS = 1 << RADIX };
   static int64_t count[BUCKETS];
   for (int shift = 0; shift < bits; shift += RADIX) {
@@ -139,9 +132,17 @@ int mtl_sort_pairs(int64_t n, int64_t *keys, int64_t *vals) {
     memcpy(vals, vs, (size_t)n * sizeof *vals);
   }
   for (int64_t i = 0; i < n; i++) k[i] ^= 1ULL << 63;
+  return 0;
+}
+
+int mtl_sort_pairs(int64_t n, int64_t *keys, int64_t *vals) {
+  if (n <= 1) return 0;
+  int64_t *k2 = malloc((size_t)n * sizeof *k2), *v2 = malloc((size_t)n * sizeof *v2);
+  int rc = k2 && v2 ? mtl_sort_pairs_scratch(n, keys, vals, k2, v2)
+                    : mtl_error("out of memory (sorting %lld ids)", (long long)n);
   free(k2);
   free(v2);
-  return 0;
+  return rc;
 }
 
 /* ---- life cycle ------------------------------------------------------------------ */
@@ -296,6 +297,7 @@ void mtl_embedding_release(mtl_embedding *t) {
   free(t->g_rows);
   free(t->g_vals);
   free(t->g_tmp);
+  free(t->g_scratch);
   free(t);
 }
 

@@ -12,8 +12,10 @@ mtl_id_entry *mtl_id_map_find(const mtl_id_map *m, int64_t key);
 mtl_id_entry *mtl_id_map_insert(mtl_id_map *m, int64_t key); /* key absent; NULL: out of memory */
 void mtl_id_map_remove(mtl_id_map *m, mtl_id_entry *e);
 
-/* Sorts keys ascending (signed), carrying vals along. */
+/* Sorts keys ascending (signed), carrying vals along; stable. The _scratch
+ * form uses two caller buffers of n entries instead of allocating. */
 int mtl_sort_pairs(int64_t n, int64_t *keys, int64_t *vals);
+int mtl_sort_pairs_scratch(int64_t n, int64_t *keys, int64_t *vals, int64_t *key_tmp, int64_t *val_tmp);
 
 /* Prefetches the cache lines of n floats at p (rows of big tables are read at
  * random: asking early overlaps the memory latency of several rows). */

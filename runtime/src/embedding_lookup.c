@@ -30,6 +30,8 @@ static int grad_grow(mtl_embedding *t) {
   t->g_vals = vals;
   free(t->g_tmp); /* scratch for coalescing, allocated on demand */
   t->g_tmp = NULL;
+  free(t->g_scratch);
+  t->g_scratch = NULL;
   t->g_cap = cap;
   return 0;
 }
@@ -49,23 +51,17 @@ int mtl_embedding_grad_coalesce(mtl_embedding *t) {
     t->g_coalesced = true;
     return 0;
   }
+  /* scratch kept with the gradient, so a training step does not allocate */
   if (!t->g_tmp && !(t->g_tmp = malloc((size_t)(t->g_cap * dim) * sizeof(float))))
     return mtl_error("mtl.Embedding: out of memory coalescing the gradient");
-  int64_t *keys = malloc((size_t)n * sizeof *keys), *pos = malloc((size_t)n * sizeof *pos);
-  if (!keys || !pos) {
-    free(keys);
-    free(pos);
+  if (!t->g_scratch && !(t->g_scratch = malloc((size_t)(4 * t->g_cap) * sizeof(int64_t))))
     return mtl_error("mtl.Embedding: out of memory coalescing the gradient");
-  }
+  int64_t *keys = t->g_scratch, *pos = keys + t->g_cap;
   for (int64_t k = 0; k < n; k++) {
     keys[k] = mtl_embedding_row_id(t, t->g_rows[k]);
     pos[k] = k;
   }
-  if (mtl_sort_pairs(n, keys, pos) < 0) {
-    free(keys);
-    free(pos);
-    return -1;
-  }
+  mtl_sort_pairs_scratch(n, keys, pos, pos + t->g_cap, pos + 2 * t->g_cap);
   float *out = t->g_tmp;
   int64_t m = 0;
   for (int64_t k = 0; k < n; k++) {
@@ -84,8 +80,6 @@ int mtl_embedding_grad_coalesce(mtl_embedding *t) {
   t->g_vals = out;
   t->g_nnz = m;
   t->g_coalesced = true;
-  free(keys);
-  free(pos);
   return 0;
 }
 

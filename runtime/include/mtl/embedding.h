@@ -85,6 +85,7 @@ typedef struct mtl_embedding {
   int64_t g_nnz, g_cap;
   int64_t *g_rows;
   float *g_vals, *g_tmp;    /* g_tmp: scratch for coalescing */
+  int64_t *g_scratch;       /* 4 * g_cap int64 for coalescing (sort keys, positions, temporaries) */
   bool g_coalesced;
 } mtl_embedding;
 
