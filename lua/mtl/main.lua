@@ -1,23 +1,66 @@
--- The `mtl` command: `mtl script.lua [args]` runs a script with mtl's paths
--- set (arg[0] is the script, arg[1..] its arguments). Later issues add the
--- REPL (no arguments) and subcommands (train, eval, predict, ...).
-local script = arg[1]
-if script == nil or script == "-h" or script == "--help" then
-  io.stderr:write("usage: mtl script.lua [args]\n")
-  os.exit(script == nil and 2 or 0)
+-- The `mtl` command.
+--   mtl                      the REPL (lua/mtl/repl.lua)
+--   mtl -i script.lua [args] run a script, then the REPL with its globals
+--   mtl -e 'code'            run code
+--   mtl script.lua [args]    run a script with mtl's paths set (arg[0] is the
+--                            script, arg[1..] its arguments)
+-- Subcommands (train, eval, predict, ...) are dispatched below.
+
+-- Runs a script file in env (a table of globals); exits 1 on error.
+local function run_script(script, args, env)
+  local chunk, err = loadfile(script)
+  if not chunk then
+    io.stderr:write("mtl: ", err, "\n")
+    os.exit(1)
+  end
+  if env then setfenv(chunk, env) end
+  args[0] = script
+  _G.arg = args
+  local ok, msg = xpcall(function() return chunk(unpack(args)) end, debug.traceback)
+  if not ok then
+    io.stderr:write("mtl: ", tostring(msg), "\n")
+    os.exit(1)
+  end
 end
 
-local chunk, err = loadfile(script)
-if not chunk then
-  io.stderr:write("mtl: ", err, "\n")
-  os.exit(1)
+local first = arg[1]
+
+if first == nil then
+  require("mtl.repl").run()
+  os.exit(0)
 end
+
+if first == "-e" then
+  local code = arg[2] or (io.stderr:write("mtl: -e needs code\n") and os.exit(2))
+  local chunk, err = loadstring(code, "=(command line)")
+  if not chunk then
+    io.stderr:write("mtl: ", err, "\n")
+    os.exit(1)
+  end
+  local ok, msg = xpcall(chunk, debug.traceback)
+  if not ok then
+    io.stderr:write("mtl: ", tostring(msg), "\n")
+    os.exit(1)
+  end
+  os.exit(0)
+end
+
+if first == "-i" then
+  local script = arg[2] or (io.stderr:write("mtl: -i needs a script\n") and os.exit(2))
+  local env = setmetatable({}, { __index = _G })
+  env.mtl = require "mtl"
+  local args = {}
+  for i = 3, #arg do args[i - 2] = arg[i] end
+  run_script(script, args, env)
+  require("mtl.repl").run({ env = env })
+  os.exit(0)
+end
+
+if first == "-h" or first == "--help" then
+  io.stdout:write("usage: mtl [script.lua [args] | -i script.lua | -e code]\n")
+  os.exit(0)
+end
+
 local args = {}
 for i = 2, #arg do args[i - 1] = arg[i] end
-args[0] = script
-_G.arg = args
-local ok, msg = xpcall(function() return chunk(unpack(args)) end, debug.traceback)
-if not ok then
-  io.stderr:write("mtl: ", tostring(msg), "\n")
-  os.exit(1)
-end
+run_script(first, args)

@@ -1,6 +1,7 @@
 /* mtl.core: the Tensor userdata, constructors, inspection, autograd entry
  * points, and the module's luaopen. */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,10 +50,50 @@ mtl_tensor **bind_slot(lua_State *L) {
   return ud;
 }
 
+/* Ctrl-C in the REPL: while code runs, SIGINT only sets this flag, and the
+ * next tensor op returns to Lua with an "interrupted" error, so a training
+ * loop stops between ops with every tensor intact. */
+static volatile sig_atomic_t interrupted;
+static struct sigaction previous_sigint;
+static void on_sigint(int sig) {
+  (void)sig;
+  interrupted = 1;
+}
+
+static void check_interrupt(lua_State *L) {
+  if (interrupted) {
+    interrupted = 0;
+    luaL_error(L, "interrupted");
+  }
+}
+
+/* core.catch_interrupts(on): installs (true) or removes (false) the handler. */
+static int l_catch_interrupts(lua_State *L) {
+  if (lua_toboolean(L, 1)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    sigaction(SIGINT, &sa, &previous_sigint);
+  } else {
+    sigaction(SIGINT, &previous_sigint, NULL);
+  }
+  return 0;
+}
+
+/* core.interrupted(): true once after a Ctrl-C (clears the flag). */
+static int l_interrupted(lua_State *L) {
+  lua_pushboolean(L, interrupted);
+  interrupted = 0;
+  return 1;
+}
+
 int bind_fill(lua_State *L, mtl_tensor **slot, mtl_tensor *t) {
   if (!t) return bind_error(L);
-  *slot = t;
+  *slot = t; /* owned by the userdata from here, even if we raise below */
   track_memory(L);
+  check_interrupt(L);
   return 1;
 }
 
@@ -64,6 +105,7 @@ int bind_push(lua_State *L, mtl_tensor *t) {
   lua_setmetatable(L, -2);
   *ud = t; /* from here the GC owns the reference */
   track_memory(L);
+  check_interrupt(L);
   return 1;
 }
 
@@ -594,6 +636,7 @@ void bind_tensor_open(lua_State *L, int mod, int methods) {
     {"rand_state", l_rand_state}, {"set_grad_enabled", l_set_grad_enabled},
     {"set_num_threads", l_set_num_threads}, {"get_num_threads", l_get_num_threads},
     {"memory", l_memory}, {"set_memory_limit", l_set_memory_limit},
+    {"catch_interrupts", l_catch_interrupts}, {"interrupted", l_interrupted},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) bind_register(L, mod, 0, fns[i].name, fns[i].f);
   static const struct { const char *name; lua_CFunction f; } meths[] = {

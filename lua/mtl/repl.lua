@@ -1,0 +1,372 @@
+-- The mtl REPL (docs/repl.md), in the spirit of Torch7's `th`.
+--
+--   mtl                 interactive, with line editing, history and completion
+--   mtl -i script.lua   run a script, then stay with its globals
+--   echo 'x = 1 + 1; =x' | mtl    stdin from a pipe: no prompts, no escapes
+--
+-- Every expression's values are printed (tensors formatted, tables pretty-
+-- printed to a depth limit). `=expr` and plain statements both work; input
+-- continues over several lines until the chunk is complete. Ctrl-C stops
+-- running code at the next tensor op and returns to the prompt; Ctrl-D exits.
+local ffi = require "ffi"
+local mtl = require "mtl"
+
+local repl = {}
+
+local HISTORY = (os.getenv("HOME") or ".") .. "/.mtl_history"
+local MAX_DEPTH, MAX_ITEMS = 3, 30
+
+-- ---- pretty printing ----------------------------------------------------------------
+local function is_ident(s) return type(s) == "string" and s:match("^[%a_][%w_]*$") ~= nil end
+
+local function pretty(v, depth, seen, indent)
+  local tv = type(v)
+  if tv == "string" then return string.format("%q", v) end
+  if tv ~= "table" then
+    local s = tostring(v)
+    return s
+  end
+  if getmetatable(v) and getmetatable(v).__tostring then return tostring(v) end
+  if seen[v] then return "<cycle>" end
+  if depth >= MAX_DEPTH then return "{...}" end
+  seen[v] = true
+  local keys, n = {}, #v
+  for k in pairs(v) do
+    if not (type(k) == "number" and k >= 1 and k <= n and k == math.floor(k)) then keys[#keys + 1] = k end
+  end
+  table.sort(keys, function(a, b)
+    if type(a) == type(b) and (type(a) == "string" or type(a) == "number") then return a < b end
+    return type(a) < type(b)
+  end)
+  local parts, count = {}, 0
+  local inner = indent .. "  "
+  for i = 1, n do
+    count = count + 1
+    if count > MAX_ITEMS then parts[#parts + 1] = "..."; break end
+    parts[#parts + 1] = pretty(v[i], depth + 1, seen, inner)
+  end
+  for _, k in ipairs(keys) do
+    count = count + 1
+    if count > MAX_ITEMS then parts[#parts + 1] = "..."; break end
+    local key = is_ident(k) and k or ("[" .. pretty(k, MAX_DEPTH, seen, inner) .. "]")
+    parts[#parts + 1] = key .. " = " .. pretty(v[k], depth + 1, seen, inner)
+  end
+  seen[v] = nil
+  local one = "{" .. table.concat(parts, ", ") .. "}"
+  if #one <= 78 and not one:find("\n") then return one end
+  return "{\n" .. inner .. table.concat(parts, ",\n" .. inner) .. "\n" .. indent .. "}"
+end
+repl.pretty = function(v) return pretty(v, 0, {}, "") end
+
+-- ---- evaluation ------------------------------------------------------------------------
+local function pack(...) return { n = select("#", ...), ... } end
+
+-- Compiles a chunk: an expression first (so `1 + 1` prints 2), then a
+-- statement. Returns the function, or nil and the error, and whether the
+-- input is incomplete (more lines needed).
+local function compile(src, env)
+  if src:sub(1, 1) == "=" then src = "return " .. src:sub(2) end
+  local f, err = loadstring("return " .. src, "=stdin")
+  if not f then f, err = loadstring(src, "=stdin") end
+  if not f then
+    if err:match("<eof>") or err:match("'<eof>'") then return nil, err, true end
+    return nil, err, false
+  end
+  setfenv(f, env)
+  return f
+end
+repl.compile = compile
+
+-- Runs f; prints its results or a short traceback. Ctrl-C interrupts.
+local function run(f, out)
+  mtl.core.catch_interrupts(true)
+  local res = pack(xpcall(f, function(e)
+    local tb = debug.traceback(tostring(e), 2)
+    -- keep the traceback short: drop the REPL's own frames
+    local lines = {}
+    for line in tb:gmatch("[^\n]+") do
+      if line:match("mtl/repl%.lua") or line:match("%[C%]: in function 'xpcall'") then break end
+      if not line:match("^%s+%[builtin") and not line:match("^%s+%[C%]: at ") then lines[#lines + 1] = line end
+      if #lines >= 8 then break end
+    end
+    if lines[#lines] == "stack traceback:" then lines[#lines] = nil end
+    return table.concat(lines, "\n")
+  end))
+  mtl.core.catch_interrupts(false)
+  if not res[1] then
+    out:write(tostring(res[2]), "\n")
+    return false
+  end
+  if res.n > 1 then
+    local parts = {}
+    for i = 2, res.n do parts[#parts + 1] = repl.pretty(res[i]) end
+    out:write(table.concat(parts, "\t"), "\n")
+  end
+  return true
+end
+
+-- ---- help ----------------------------------------------------------------------------------
+-- The qualified names of a value (mtl.zeros, Tensor:matmul, nn.MLP, models.mmoe).
+local function names_of(x)
+  local names = {}
+  local function scan(t, prefix, sep)
+    for k, v in pairs(t) do
+      if v == x and type(k) == "string" then names[#names + 1] = prefix .. sep .. k end
+    end
+  end
+  scan(mtl, "mtl", ".")
+  scan(mtl.Tensor, "Tensor", ":")
+  local ok, nn = pcall(require, "mtl.nn")
+  if ok then scan(nn, "nn", ".") end
+  for _, name in ipairs(require("mtl.models").names) do
+    local okm, cls = pcall(require, "models." .. name)
+    if okm and cls == x then names[#names + 1] = "models/" .. name .. ".lua" end
+  end
+  if type(x) == "userdata" and getmetatable(x) == mtl.core.Tensor_mt then names[#names + 1] = "tensor.md" end
+  return names
+end
+
+local function docs_dir()
+  return (os.getenv("MTL_HOME") or ".") .. "/docs"
+end
+
+-- Lines of docs/*.md that mention name, with the heading they sit under.
+local function doc_lines(name)
+  local out = {}
+  local short = name:match("[%.:]([%w_]+)$") or name
+  local p = io.popen("ls " .. docs_dir() .. "/*.md 2>/dev/null")
+  for file in p:lines() do
+    local f = io.open(file)
+    if f then
+      local heading
+      for line in f:lines() do
+        if line:match("^#+ ") then heading = line end
+        local plain = line:find(name, 1, true) or line:find("`" .. short .. "(", 1, true)
+          or line:find("`" .. short .. "`", 1, true) or line:find(":" .. short .. "(", 1, true)
+        if plain and not line:match("^```") then
+          out[#out + 1] = { file = file:match("[^/]+$"), heading = heading, line = line }
+        end
+      end
+      f:close()
+    end
+  end
+  p:close()
+  return out
+end
+
+-- help(x) / ?x: what x is and where the docs describe it.
+function repl.help(x, out)
+  out = out or io.stdout
+  if x == nil then
+    out:write([[
+mtl REPL: type Lua; expressions print their values.
+  =expr            print expr          help(x) or ?x   docs of x
+  mtl.<Tab>        complete names      Ctrl-C          stop running code
+  Ctrl-D / os.exit()  leave            history in ~/.mtl_history
+docs: ]], docs_dir(), "/README.md\n")
+    return
+  end
+  local names = names_of(x)
+  if #names == 0 then
+    out:write(type(x), ": ", tostring(x), "\n")
+    if type(x) == "table" and getmetatable(x) and rawget(getmetatable(x), "__name") then
+      names[1] = rawget(getmetatable(x), "__name")
+    else
+      return
+    end
+  end
+  out:write(table.concat(names, ", "), "\n")
+  local shown = 0
+  for _, name in ipairs(names) do
+    -- definitions (table rows, list items, headings) before examples
+    local lines = doc_lines(name)
+    local function rank(d) return d.line:match("^%s*[|%-#*]") and 0 or 1 end
+    for i, d in ipairs(lines) do d.order = i end
+    table.sort(lines, function(a, b)
+      if rank(a) ~= rank(b) then return rank(a) < rank(b) end
+      return a.order < b.order
+    end)
+    for _, d in ipairs(lines) do
+      if shown < 12 then
+        out:write(string.format("  [%s%s] %s\n", d.file, d.heading and (" " .. d.heading) or "", d.line))
+      end
+      shown = shown + 1
+    end
+  end
+  if shown > 12 then out:write(string.format("  ... %d more lines in docs/\n", shown - 12)) end
+  if shown == 0 then out:write("  (not described in docs/)\n") end
+end
+
+-- ---- completion -----------------------------------------------------------------------------
+-- Candidates for the word before the cursor: globals, fields of tables
+-- (a.b.c<Tab>), methods of tensors, modules and other objects (t:ma<Tab>).
+function repl.complete(word, env)
+  local base, sep, partial = word:match("^(.*)([%.:])([%w_]*)$")
+  local out, seen = {}, {}
+  local function add_keys(t, prefix, filter)
+    local guard = 0
+    while type(t) == "table" and guard < 8 do
+      for k, v in pairs(t) do
+        if type(k) == "string" and k:sub(1, #filter) == filter and not seen[k] and is_ident(k)
+          and (sep ~= ":" or type(v) == "function" or type(v) == "table") then
+          seen[k] = true
+          out[#out + 1] = prefix .. k
+        end
+      end
+      local mt = getmetatable(t)
+      t = mt and type(mt.__index) == "table" and mt.__index or nil
+      guard = guard + 1
+    end
+  end
+  if not base then
+    add_keys(env, "", word)
+    add_keys(_G, "", word)
+  else
+    -- resolve base by walking identifiers only (never calls code)
+    local v = env
+    for part in base:gmatch("[^%.]+") do
+      if not is_ident(part) then return out end
+      local ok, nv = pcall(function() return v[part] end)
+      if not ok or nv == nil then
+        if v == env then nv = _G[part] end
+        if nv == nil then return out end
+      end
+      v = nv
+    end
+    if type(v) == "userdata" then
+      local mt = getmetatable(v)
+      if mt == mtl.core.Tensor_mt then v = mtl.Tensor
+      elseif mt and type(mt.__index) == "table" then v = mt.__index
+      else return out end
+    end
+    add_keys(v, base .. sep, partial)
+  end
+  table.sort(out)
+  return out
+end
+
+-- ---- line editing (libedit through the FFI) -----------------------------------------------
+local edit
+local function load_edit()
+  local ok, lib = pcall(ffi.load, "libedit.so.2")
+  if not ok then return nil end
+  ffi.cdef [[
+    char *readline(const char *prompt);
+    int add_history(const char *line);
+    int read_history(const char *file);
+    int write_history(const char *file);
+    void stifle_history(int n);
+    typedef char *mtl_rl_compentry_t(const char *, int);
+    typedef char **mtl_rl_completion_t(const char *, int, int);
+    char **rl_completion_matches(const char *, mtl_rl_compentry_t *);
+    extern mtl_rl_completion_t *rl_attempted_completion_function;
+    extern char *rl_basic_word_break_characters;
+    extern int rl_completion_append_character;
+    extern const char *rl_readline_name;
+    void free(void *);
+    char *strdup(const char *);
+  ]]
+  return lib
+end
+
+local isatty
+do
+  local ok = pcall(function() return ffi.C.isatty end)
+  if not ok then ffi.cdef "int isatty(int fd);" end
+  isatty = function(fd) return ffi.C.isatty(fd) == 1 end
+end
+
+-- ---- the loop -------------------------------------------------------------------------------------
+-- opts: env (globals table), input (a file, default stdin), output,
+-- interactive (default: stdin and stdout are terminals).
+function repl.run(opts)
+  opts = opts or {}
+  local out = opts.output or io.stdout
+  local input = opts.input or io.stdin
+  local interactive = opts.interactive
+  if interactive == nil then interactive = input == io.stdin and isatty(0) and isatty(1) end
+  local env = opts.env or setmetatable({}, { __index = _G })
+  env.mtl = env.mtl or mtl
+  env.help = function(x) repl.help(x, out) end
+
+  local read_line
+  if interactive then
+    edit = edit or load_edit()
+  end
+  if interactive and edit then
+    edit.read_history(HISTORY)
+    edit.stifle_history(5000)
+    local word_breaks = ffi.new("char[?]", 32, " \t\n\"\\'`@$><=;|&{(,+-*/^%~#[]")
+    edit.rl_basic_word_break_characters = word_breaks
+    edit.rl_readline_name = "mtl"
+    edit.rl_completion_append_character = 0 -- "mtl.zeros" then "(", not "mtl.zeros ("
+    local matches = {}
+    local entry = ffi.cast("mtl_rl_compentry_t *", function(text, state)
+      if state == 0 then matches = repl.complete(ffi.string(text), env) end
+      local m = matches[state + 1]
+      if m == nil then return nil end
+      return ffi.C.strdup(m)
+    end)
+    local attempted = ffi.cast("mtl_rl_completion_t *", function(text)
+      return edit.rl_completion_matches(text, entry)
+    end)
+    edit.rl_attempted_completion_function = attempted
+    repl._keep = { entry, attempted, word_breaks } -- callbacks must outlive readline
+    read_line = function(prompt)
+      local p = edit.readline(prompt)
+      if p == nil then return nil end
+      local s = ffi.string(p)
+      ffi.C.free(p)
+      return s
+    end
+  elseif interactive then
+    read_line = function(prompt)
+      out:write(prompt)
+      out:flush()
+      return input:read("*l")
+    end
+  else
+    read_line = function() return input:read("*l") end
+  end
+
+  if interactive then
+    out:write(string.format("mtl %s  (%s; help() for help, Ctrl-D to leave)\n",
+      mtl.version or "0.1", jit and jit.version or "LuaJIT"))
+  end
+  local buffer = nil
+  while true do
+    local line = read_line(buffer and ">> " or "mtl> ")
+    if line == nil then
+      if interactive then out:write("\n") end
+      break
+    end
+    if interactive and edit and line:match("%S") then
+      edit.add_history(line)
+      edit.write_history(HISTORY) -- at once, so a killed session keeps its lines
+    end
+    local help_of = (buffer == nil) and line:match("^%s*%?%s*(.-)%s*$")
+    if help_of then
+      line = help_of == "" and "help()" or ("help(" .. help_of .. ")")
+    end
+    local src = buffer and (buffer .. "\n" .. line) or line
+    if src:match("^%s*$") then
+      buffer = nil
+    else
+      local f, err, incomplete = compile(src, env)
+      if f then
+        buffer = nil
+        run(f, out)
+      elseif incomplete then
+        buffer = src
+      else
+        buffer = nil
+        out:write(err, "\n")
+      end
+    end
+    out:flush()
+  end
+  if interactive and edit then edit.write_history(HISTORY) end
+  return env
+end
+
+return repl

@@ -1,0 +1,117 @@
+-- The REPL through a pseudo-terminal (completion, history, multi-line input,
+-- Ctrl-C during a loop) and through a pipe (no prompts, no escape codes).
+local json = require "cjson"
+local repl = require "mtl.repl"
+local mtl = require "mtl"
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+local root = sh("pwd"):gsub("%s+$", "")
+local build = os.getenv("MTL_BUILD") or "build"
+if build:sub(1, 1) ~= "/" then build = root .. "/" .. build end
+local launcher = build .. "/mtl"
+
+-- Runs the pty driver with these steps (expect: Python regular expressions);
+-- returns its output (starts with OK).
+local function drive(steps, home, args)
+  local cmd = { launcher }
+  for _, a in ipairs(args or {}) do cmd[#cmd + 1] = a end
+  local spec = json.encode({ cmd = cmd, env = { HOME = home, TERM = "xterm" }, steps = steps })
+  local tmp = os.tmpname()
+  local f = assert(io.open(tmp, "w"))
+  f:write(spec)
+  f:close()
+  local out = sh(string.format("python3 %s/spec/scripts/pty_drive.py < %s 2>&1", root, tmp))
+  os.remove(tmp)
+  return out
+end
+
+describe("the REPL", function()
+  it("completes, continues multi-line input, survives Ctrl-C and keeps history (pty)", function()
+    local home = sh("mktemp -d"):gsub("%s+$", "")
+    local out = drive({
+      { expect = "mtl> " },
+      { send = "x = mtl.ones(2, 2)\r", expect = "mtl> " },
+      { send = "mtl.ara\t", expect = "mtl\\.ara.*nge" }, -- the terminal redraws with cursor moves
+      { send = "(3)\r", expect = "size 3\\].*mtl> " },
+      { send = "x:nu\t", expect = "x:nu.*mel" },
+      { send = "()\r", expect = "4.*mtl> " },
+      { send = "for i = 1, 2 do\r", expect = ">> " },
+      { send = "print(i * 10)\r", expect = ">> " },
+      { send = "end\r", expect = "10.*20.*mtl> " },
+      { send = "for i = 1, 1e9 do local y = x * 2 end\r", sleep = 1.0 },
+      { send = "\3", expect = "interrupted.*mtl> " },
+      { send = "=x:sum():item()\r", expect = "4.*mtl> " },
+      { send = "\4", expect = "" },
+    }, home)
+    assert.is_truthy(out:match("^OK"), out)
+    sh("sleep 0.5")
+    local f = io.open(home .. "/.mtl_history")
+    assert.is_not_nil(f, "history file written")
+    local hist = f:read("*a")
+    f:close()
+    -- libedit's history file (spaces written as \040)
+    assert.is_truthy(hist:find("mtl.arange(3)", 1, true), hist)
+    assert.is_truthy(hist:find("=x:sum():item()", 1, true), hist)
+    -- a new session sees the old lines: up-arrow recalls the last one
+    out = drive({
+      { expect = "mtl> " },
+      { send = "\27[A", expect = "x:sum\\(\\):item\\(\\)" },
+      { send = "\r", expect = "mtl> " },
+      { send = "\4", expect = "" },
+    }, home)
+    assert.is_truthy(out:match("^OK"), out)
+    sh("rm -rf " .. home)
+  end)
+
+  it("reads a pipe without prompts or escape codes", function()
+    local out = sh(string.format("printf '%%s\\n' 'x = 2 + 3' '=x * 10' 'for i = 1, 2 do' '  print(i)' 'end' " ..
+      "'error(\"boom\")' '{1, 2, k = \"v\"}' | %s", launcher))
+    assert.are.equal('50\n1\n2\nboom\n{1, 2, k = "v"}\n', out)
+  end)
+
+  it("runs a script and stays with its globals (-i), and runs -e code", function()
+    local tmp = os.tmpname()
+    local f = assert(io.open(tmp, "w"))
+    f:write("answer = 6 * 7\n")
+    f:close()
+    local out = sh(string.format("echo '=answer + 1' | %s -i %s", launcher, tmp))
+    assert.are.equal("43\n", out)
+    assert.are.equal("9\n", sh(string.format("%s -e 'print(4 + 5)'", launcher)))
+    os.remove(tmp)
+  end)
+
+  it("compiles expressions, statements and incomplete chunks", function()
+    local env = setmetatable({}, { __index = _G })
+    assert.is_function(repl.compile("1 + 1", env))
+    assert.is_function(repl.compile("y = 3", env))
+    local f, _, incomplete = repl.compile("function g()", env)
+    assert.is_nil(f)
+    assert.is_true(incomplete)
+    f, _, incomplete = repl.compile("x = = 2", env)
+    assert.is_nil(f)
+    assert.is_false(incomplete)
+  end)
+
+  it("completes globals, table fields and tensor methods", function()
+    local env = setmetatable({ t = mtl.ones(2), mtl = mtl }, { __index = _G })
+    local c = repl.complete("mtl.zer", env)
+    assert.are.same({ "mtl.zero_grad", "mtl.zeros" }, c)
+    c = repl.complete("t:resh", env)
+    assert.are.same({ "t:reshape" }, c)
+    c = repl.complete("tabl", env)
+    assert.are.same({ "table" }, c)
+  end)
+
+  it("pretty-prints nested tables to a depth limit", function()
+    assert.are.equal('{1, 2, a = {b = {c = {...}}}}', repl.pretty({ 1, 2, a = { b = { c = { d = 1 } } } }))
+    local cyc = {}
+    cyc.self = cyc
+    assert.are.equal("{self = <cycle>}", repl.pretty(cyc))
+  end)
+end)
