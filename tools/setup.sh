@@ -14,7 +14,7 @@ packages=(
   luajit libluajit-5.1-dev libopenblas-dev
   lua-lpeg lua-busted lua-cjson lua-argparse
   libxxhash-dev zlib1g-dev pkg-config cmake gcc make
-  python3-numpy
+  python3 python3-numpy libedit2 lua-sql-sqlite3
 )
 
 missing=()
