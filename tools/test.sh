@@ -127,8 +127,8 @@ if [[ "${MTL_NO_ASAN:-0}" != 1 ]]; then
     # Specs: luajit itself is not instrumented, so the sanitizer runtimes are
     # preloaded. LUA_INIT pins the instrumented mtl/core.so (RTLD_NODELETE) so
     # that lua_close's dlclose does not unmap its globals before LeakSanitizer
-    # scans them at exit (which would show every cached buffer as a leak);
-    # nothing is suppressed. allocator_may_return_null=1 lets a huge
+    # scans them at exit: memory reachable only from a global (a free list, a
+    # registry) would otherwise be reported as leaked. Nothing is suppressed. allocator_may_return_null=1 lets a huge
     # allocation fail with NULL (mtl's out-of-memory error) instead of aborting.
     # quarantine_size_mb=16 (default 256) keeps freed blocks poisoned for a
     # while yet lets resident memory settle within spec/memory_spec.lua's
