@@ -329,6 +329,7 @@ function Run:fit()
   local stop = false
   local stopper = tc.early_stopping
   local bad_evals = 0
+  if max_steps and self.step >= max_steps then stop = true end -- resumed at (or past) the budget
   while self.epoch <= epochs and not stop do
     local reader = self:reader(cfg.data.train, nil, true)
     local skip = self.batch_in_epoch

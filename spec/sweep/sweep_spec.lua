@@ -1,0 +1,120 @@
+-- Sweeps: search spaces, and a 12-trial grid with 2 workers that is killed
+-- midway and resumed: no finished trial runs twice and the best is reported.
+local sweep = require "mtl.sweep"
+local mtl = require "mtl"
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+local root = sh("pwd"):gsub("%s+$", "")
+local build = os.getenv("MTL_BUILD") or "build"
+if build:sub(1, 1) ~= "/" then build = root .. "/" .. build end
+
+-- A small two-task data set and an MMoE config over it.
+local function setup(dir)
+  mtl.seed(11)
+  local x = mtl.rand(1500, 3):values()
+  local f = assert(io.open(dir .. "/train.csv", "w"))
+  f:write("is_click,is_pay,a,b,c\n")
+  for i = 1, 1500 do
+    local a, b, c = x[3 * i - 2], x[3 * i - 1], x[3 * i]
+    local click = (a + b > 1) and 1 or 0
+    local pay = (click == 1 and c > 0.5) and 1 or 0
+    f:write(string.format("%d,%d,%.4f,%.4f,%d\n", click, pay, a, b, math.floor(c * 10)))
+  end
+  f:close()
+  local cfg = assert(io.open(dir .. "/base.lua", "w"))
+  cfg:write(string.format([[
+return {
+  data = { train = %q, eval = %q, batch_size = 100,
+           columns = { {name = "is_click", type = "float"}, {name = "is_pay", type = "float"},
+                       {name = "a", type = "float"}, {name = "b", type = "float"}, {name = "c", type = "int"} },
+           labels = { "is_click", "is_pay" } },
+  features = { {name = "a", type = "raw", column = "a"}, {name = "b", type = "raw", column = "b"},
+               {name = "c", type = "id", column = "c", num_buckets = 10, dim = 4} },
+  model = { name = "mmoe", experts = 2, expert = {8}, tower = {4},
+            tasks = { {name = "click", label = "is_click"}, {name = "pay", label = "is_pay", weight = 1} } },
+  optimizer = { dense = { name = "adam", lr = 0.01 } },
+  train = { steps = 20, log_every = 1000 },
+}
+]], dir .. "/train.csv", dir .. "/train.csv"))
+  cfg:close()
+end
+
+describe("mtl.sweep", function()
+  it("enumerates grids and draws random points reproducibly", function()
+    local g = sweep.grid_points({ a = { 1, 2 }, b = { "x", "y", "z" } })
+    assert.are.equal(6, #g)
+    assert.are.same({ a = 1, b = "x" }, g[1])
+    assert.are.same({ a = 2, b = "z" }, g[6])
+    local space = { lr = { log_uniform = { 1e-4, 1e-2 } }, n = { int = { 2, 4 } }, k = { choice = { "p", "q" } } }
+    local r1, r2 = sweep.random_points(space, 20, 3), sweep.random_points(space, 20, 3)
+    assert.are.same(r1, r2)
+    for _, p in ipairs(r1) do
+      assert.is_true(p.lr >= 1e-4 and p.lr <= 1e-2)
+      assert.is_true(p.n == 2 or p.n == 3 or p.n == 4)
+      assert.is_true(p.k == "p" or p.k == "q")
+    end
+    assert.are.same({ 10, 30, 90 }, sweep.rungs({ min_steps = 10, eta = 3, max_steps = 90 }))
+    assert.are.same({ 10, 30, 50 }, sweep.rungs({ min_steps = 10, eta = 3, max_steps = 50 }))
+  end)
+
+  it("runs 12 trials on 2 workers, survives a kill, and never reruns a finished trial", function()
+    local dir = sh("mktemp -d"):gsub("%s+$", "")
+    setup(dir)
+    local script = dir .. "/sweep.lua"
+    local f = assert(io.open(script, "w"))
+    f:write(string.format([[
+local mtl = require "mtl"
+local s = require("mtl.sweep").run{
+  base = %q, name = "grid", dir = %q, workers = 2, metric = "eval.pay.auc", mode = "max",
+  grid = { ["model.experts"] = {1, 2, 3}, ["optimizer.dense.lr"] = {0.003, 0.03}, ["model.tasks.2.weight"] = {1, 2} },
+}
+print("BEST", s.best.id, s.best.metric)
+]], dir .. "/base.lua", dir))
+    f:close()
+    local mtl_cmd = build .. "/mtl"
+    -- start, wait until a few trials finished, kill the sweep and its workers
+    sh(string.format("cd %q && (%s %s > %s/first.log 2>&1 & echo $! > %s/pid)", root, mtl_cmd, script, dir, dir))
+    local db = dir .. "/sweep.db"
+    local done = 0
+    for _ = 1, 600 do
+      sh("sleep 0.1")
+      local out = sh(string.format("luajit -e \"local d=require'luasql.sqlite3'.sqlite3(); local c=d:connect('%s'); " ..
+        "local r=c:execute(\\\"SELECT count(*) FROM trials WHERE status='done'\\\"); if r then print(r:fetch()) end\" 2>/dev/null", db))
+      done = tonumber(out:match("%d+")) or 0
+      if done >= 3 then break end
+    end
+    assert.is_true(done >= 3 and done < 12, "killed midway after " .. done .. " trials")
+    sh(string.format("kill -9 $(cat %s/pid); pkill -9 -f 'sweep_worker.lua %s' ; sleep 0.3", dir, db))
+    -- resume: the finished trials are kept, the rest run
+    local out = sh(string.format("cd %q && %s %s 2>&1", root, mtl_cmd, script))
+    local best_id, best_metric = out:match("BEST%s+(%d+)%s+([%d%.e%-]+)")
+    assert.is_not_nil(best_id, out)
+    local store = sweep.connect(db)
+    local cur = store.con:execute("SELECT id, status, runs, metric FROM trials WHERE sweep = 'grid' ORDER BY id")
+    local rows, best = {}, nil
+    local r = cur:fetch({}, "a")
+    while r do
+      rows[#rows + 1] = r
+      if not best or tonumber(r.metric) > tonumber(best.metric) then best = r end
+      r = cur:fetch({}, "a")
+    end
+    cur:close()
+    assert.are.equal(12, #rows)
+    for _, row in ipairs(rows) do
+      assert.are.equal("done", row.status)
+      assert.are.equal(1, tonumber(row.runs), "trial " .. row.id .. " ran " .. row.runs .. " times")
+    end
+    assert.are.equal(tonumber(best.id), tonumber(best_id))
+    -- the best config is a runnable config file with the winning overrides
+    local cfg = dofile(dir .. "/best_config.lua")
+    assert.are.equal("mmoe", cfg.model.name)
+    assert.is_truthy(io.open(dir .. "/sweep.svg"))
+    sh("rm -rf " .. dir)
+  end)
+end)
