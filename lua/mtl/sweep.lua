@@ -342,12 +342,13 @@ function sweep.report(summary, spec, out, db)
   local keys = {}
   for _, t in ipairs(summary.trials) do for k in pairs(t.overrides) do keys[k] = true end end
   local cols = sorted_keys(keys)
-  out:write(string.format("%-5s %-8s %-10s", "trial", "status", spec.metric))
-  for _, c in ipairs(cols) do out:write(string.format(" %16s", c:sub(-16))) end
+  local mw = math.max(8, #spec.metric)
+  out:write(string.format("%-5s  %-8s  %-" .. mw .. "s", "trial", "status", spec.metric))
+  for _, c in ipairs(cols) do out:write(string.format("  %" .. math.max(8, #c) .. "s", c)) end
   out:write("\n")
   for _, t in ipairs(summary.trials) do
-    out:write(string.format("%-5d %-8s %-10s", t.id, t.status, t.metric and string.format("%.5f", t.metric) or "-"))
-    for _, c in ipairs(cols) do out:write(string.format(" %16s", tostring(t.overrides[c]))) end
+    out:write(string.format("%-5d  %-8s  %-" .. mw .. "s", t.id, t.status, t.metric and string.format("%.5f", t.metric) or "-"))
+    for _, c in ipairs(cols) do out:write(string.format("  %" .. math.max(8, #c) .. "s", tostring(t.overrides[c]))) end
     out:write("\n")
   end
   if summary.best then
@@ -410,6 +411,32 @@ function sweep.plot(summary, spec, cols)
   f:write(table.concat(panels, "\n"), "\n</svg>\n")
   f:close()
   return path
+end
+
+-- `mtl sweep SWEEP.lua`: the file returns a sweep spec (a table); paths in
+-- it are as the file's own directory sees them when relative.
+function sweep.main(args)
+  local path = args[1]
+  if not path then
+    io.stderr:write("usage: mtl sweep SWEEP.lua\n")
+    return 2
+  end
+  local chunk, err = loadfile(path)
+  if not chunk then
+    io.stderr:write("mtl sweep: ", err, "\n")
+    return 1
+  end
+  local spec = chunk()
+  if type(spec) ~= "table" then
+    io.stderr:write("mtl sweep: ", path, " must return a sweep table (mtl.sweep's argument)\n")
+    return 2
+  end
+  local ok, res = pcall(sweep.run, spec)
+  if not ok then
+    io.stderr:write("mtl sweep: ", tostring(res), "\n")
+    return 1
+  end
+  return 0
 end
 
 setmetatable(sweep, { __call = function(_, spec) return sweep.run(spec) end })
