@@ -365,8 +365,7 @@ function repl.run(opts)
     end
     out:flush()
   end
-  if interactive and edit then edit.write_history(HISTORY) end
-  return env
+  return env -- (history was written line by line)
 end
 
 return repl
