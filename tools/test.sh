@@ -125,25 +125,37 @@ if [[ "${MTL_NO_ASAN:-0}" != 1 ]]; then
     ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest "$asan_build"
     # Specs: luajit itself is not instrumented, so the sanitizer runtimes are
-    # preloaded. LUA_INIT pins the instrumented mtl/core.so (RTLD_NODELETE) so
-    # that lua_close's dlclose does not unmap its globals before LeakSanitizer
-    # scans them at exit: memory reachable only from a global (a free list, a
-    # registry) would otherwise be reported as leaked. Nothing is suppressed. allocator_may_return_null=1 lets a huge
-    # allocation fail with NULL (mtl's out-of-memory error) instead of aborting.
-    # quarantine_size_mb=16 (default 256) keeps freed blocks poisoned for a
-    # while yet lets resident memory settle within spec/memory_spec.lua's
-    # warm-up, so its flat-memory check holds under ASan too.
+    # preloaded into it, and only into it: a `luajit` wrapper first on PATH
+    # (busted re-runs itself as `luajit`; build-asan/mtl runs `luajit`) sets
+    # LD_PRELOAD, and LUA_INIT removes it from the environment once luajit
+    # runs, so the shells and tools specs start are not checked (bash's own
+    # leaks at exit are not ours). LUA_INIT also pins the instrumented
+    # mtl/core.so (RTLD_NODELETE) so that lua_close's dlclose does not unmap
+    # its globals before LeakSanitizer scans them at exit: memory reachable
+    # only from a global (a free list, a registry) would otherwise be reported
+    # as leaked. Nothing is suppressed.
+    # allocator_may_return_null=1 lets a huge allocation fail with NULL (mtl's
+    # out-of-memory error) instead of aborting. quarantine_size_mb=16 (default
+    # 256) keeps freed blocks poisoned for a while yet lets resident memory
+    # settle within spec/memory_spec.lua's warm-up.
     asan_lib=$(gcc -print-file-name=libasan.so)
     ubsan_lib=$(gcc -print-file-name=libubsan.so)
+    real_luajit=$(command -v luajit)
+    mkdir -p "$tmp/bin"
+    printf '#!/bin/sh\nLD_PRELOAD="%s %s" exec %s "$@"\n' "$asan_lib" "$ubsan_lib" "$real_luajit" \
+      >"$tmp/bin/luajit"
+    chmod +x "$tmp/bin/luajit"
     core_so="$root/$asan_build/lib/mtl/core.so"
     [[ "$asan_build" = /* ]] && core_so="$asan_build/lib/mtl/core.so"
-    pin="if jit then local ffi = require 'ffi'; ffi.cdef 'void *dlopen(const char *, int);'"
-    pin+="; ffi.C.dlopen('$core_so', 0x1002) end" # RTLD_NOW | RTLD_NODELETE
+    init="if jit then local ffi = require 'ffi'"
+    init+="; ffi.cdef 'void *dlopen(const char *, int); int unsetenv(const char *);'"
+    init+="; ffi.C.dlopen('$core_so', 0x1002)" # RTLD_NOW | RTLD_NODELETE
+    init+="; ffi.C.unsetenv('LD_PRELOAD') end"
     run_busted "$asan_build" \
-      LD_PRELOAD="$asan_lib $ubsan_lib" \
+      PATH="$tmp/bin:$PATH" \
       ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:quarantine_size_mb=16 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      LUA_INIT="$pin"
+      LUA_INIT="$init"
   fi
 fi
 
