@@ -13,7 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 packages=(
   luajit libluajit-5.1-dev libopenblas-dev
   lua-lpeg lua-busted lua-cjson lua-argparse
-  libxxhash-dev zlib1g-dev pkg-config cmake gcc make
+  libxxhash-dev zlib1g-dev pkg-config cmake gcc libc6-dev make
   python3 python3-numpy libedit2 lua-sql-sqlite3
 )
 
@@ -32,6 +32,7 @@ if ((${#missing[@]})); then
   fi
   export DEBIAN_FRONTEND=noninteractive
   "${sudo[@]}" apt-get update -qq
+  # (no recommends: gcc only recommends libc6-dev, listed above)
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
