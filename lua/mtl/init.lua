@@ -23,7 +23,8 @@ require("mtl.metrics")(mtl, core)
 
 -- Parts that themselves require "mtl" load on first use: mtl.nn, ...
 local lazy = { nn = "mtl.nn", models = "mtl.models", losses = "mtl.losses", features = "mtl.features",
-               train = "mtl.train", sweep = "mtl.sweep", repl = "mtl.repl", plot = "mtl.plot" }
+               train = "mtl.train", sweep = "mtl.sweep", repl = "mtl.repl", plot = "mtl.plot",
+               synth = "mtl.synth" }
 setmetatable(mtl, {
   __index = function(t, k)
     local name = lazy[k]
