@@ -1,8 +1,10 @@
 -- The benchmark's workload (bench/SPEC.md sections 1-3) as an mtl config:
 -- 14 sparse fields embedded with dim 16 (ids used directly as rows, tags
 -- mean-pooled), 8 z-scored dense columns, two tasks (click, pay).
---   mtl train examples/configs/bench.lua --set model.name=ple
--- Data: bench/gen_synth.py writes /tmp/mtlbench/{train,test}.csv.
+-- This file returns a function of the model name; bench_<model>.lua are the
+-- configs (mtl train examples/configs/bench_ple.lua).
+-- Data: bench/gen_synth.py writes /tmp/mtlbench/{train,test}.csv
+-- ($MTL_BENCH_DATA overrides the folder).
 local dir = os.getenv("MTL_BENCH_DATA") or "/tmp/mtlbench"
 local cards = { 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10000 }
 
@@ -36,16 +38,18 @@ local models = {
             tasks = { { name = "click", label = "is_click", relation = { 32 }, logit_input = "tower" },
                       { name = "pay", label = "is_pay", relations = { "click" } } } },
 }
-local model = models[os.getenv("MTL_BENCH_MODEL") or "mmoe"]
-model.tasks = model.tasks or { { name = "click", label = "is_click" }, { name = "pay", label = "is_pay" } }
+return function(name)
+  local model = models[name] or error("bench config: unknown model '" .. tostring(name) .. "'")
+  model.tasks = model.tasks or { { name = "click", label = "is_click" }, { name = "pay", label = "is_pay" } }
 
-return {
-  data = { train = dir .. "/train.csv", eval = dir .. "/test.csv", columns = columns,
-           labels = { "is_click", "is_pay" }, batch_size = 1024 },
-  features = features,
-  model = model,
-  optimizer = { dense = { name = "adam", lr = 1e-3 }, sparse = { name = "adam", lr = 1e-3 } },
-  train = { epochs = 1, log_every = 50, seed = 0, threads = 1 },
-  eval = { metrics = { "auc" } },
-  model_dir = os.getenv("MTL_RUN_DIR") or "/tmp/mtl-runs/bench",
-}
+  return {
+    data = { train = dir .. "/train.csv", eval = dir .. "/test.csv", columns = columns,
+             labels = { "is_click", "is_pay" }, batch_size = 1024 },
+    features = features,
+    model = model,
+    optimizer = { dense = { name = "adam", lr = 1e-3 }, sparse = { name = "adam", lr = 1e-3 } },
+    train = { epochs = 1, log_every = 50, seed = 0, threads = 1 },
+    eval = { metrics = { "auc" } },
+    model_dir = os.getenv("MTL_RUN_DIR") or ("/tmp/mtl-runs/bench-" .. name),
+  }
+end
