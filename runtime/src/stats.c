@@ -1,0 +1,925 @@
+/* Statistics features (windowed counts, smoothed rates, ranks) as of each
+ * sample's own time, impression labels (click / pay attribution) and the CSV
+ * output of both. See mtl/stats.h and docs/features_engineering.md. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "mtl/stats.h"
+
+#define FN "mtl.stats.compute"
+#define MAX_WINDOWS 64
+#define MAX_OBJECTS 4096
+#define MAX_SPECS (1 << 20)
+#define MAX_ROWS ((int64_t)INT32_MAX - 1)
+
+/* ---- a hash map from 64-bit keys to 32-bit values (open addressing) -------- */
+typedef struct hmap {
+  uint64_t *keys;
+  uint32_t *vals; /* value + 1; 0 marks an empty slot */
+  uint64_t cap;   /* a power of two */
+  uint64_t n;
+  int bits;
+} hmap;
+
+static uint64_t hmap_index(const hmap *m, uint64_t key) {
+  return (key * 0x9E3779B97F4A7C15ULL) >> (64 - m->bits); /* Fibonacci hashing */
+}
+
+static int hmap_alloc(hmap *m, int bits) {
+  m->bits = bits;
+  m->cap = (uint64_t)1 << bits;
+  m->n = 0;
+  m->keys = malloc(m->cap * sizeof *m->keys);
+  m->vals = calloc(m->cap, sizeof *m->vals);
+  if (!m->keys || !m->vals) {
+    free(m->keys);
+    free(m->vals);
+    m->keys = NULL;
+    m->vals = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+static int hmap_init(hmap *m, uint64_t expected) {
+  int bits = 4;
+  while (bits < 40 && ((uint64_t)1 << bits) < 2 * expected) bits++;
+  return hmap_alloc(m, bits);
+}
+
+static void hmap_free(hmap *m) {
+  free(m->keys);
+  free(m->vals);
+  m->keys = NULL;
+  m->vals = NULL;
+}
+
+/* The value stored for key, or -1. */
+static int64_t hmap_find(const hmap *m, uint64_t key) {
+  if (!m->vals) return -1;
+  uint64_t mask = m->cap - 1;
+  for (uint64_t i = hmap_index(m, key);; i = (i + 1) & mask) {
+    uint32_t v = m->vals[i];
+    if (v == 0) return -1;
+    if (m->keys[i] == key) return (int64_t)v - 1;
+  }
+}
+
+static int hmap_grow(hmap *m) {
+  hmap bigger;
+  if (hmap_alloc(&bigger, m->bits + 1) < 0) return -1;
+  uint64_t mask = bigger.cap - 1;
+  for (uint64_t i = 0; i < m->cap; i++) {
+    if (!m->vals[i]) continue;
+    uint64_t j = hmap_index(&bigger, m->keys[i]);
+    while (bigger.vals[j]) j = (j + 1) & mask;
+    bigger.keys[j] = m->keys[i];
+    bigger.vals[j] = m->vals[i];
+  }
+  bigger.n = m->n;
+  hmap_free(m);
+  *m = bigger;
+  return 0;
+}
+
+/* The value of key; when absent, stores value and returns it (*added = 1).
+ * Returns -1 when memory runs out. */
+static int64_t hmap_get_or_add(hmap *m, uint64_t key, uint32_t value, int *added) {
+  *added = 0;
+  if ((m->n + 1) * 2 > m->cap && hmap_grow(m) < 0) return -1;
+  uint64_t mask = m->cap - 1;
+  for (uint64_t i = hmap_index(m, key);; i = (i + 1) & mask) {
+    uint32_t v = m->vals[i];
+    if (v == 0) {
+      m->keys[i] = key;
+      m->vals[i] = value + 1;
+      m->n++;
+      *added = 1;
+      return value;
+    }
+    if (m->keys[i] == key) return (int64_t)v - 1;
+  }
+}
+
+/* Stores value under key (replacing any). Returns -1 when memory runs out. */
+static int hmap_put(hmap *m, uint64_t key, uint32_t value) {
+  if ((m->n + 1) * 2 > m->cap && hmap_grow(m) < 0) return -1;
+  uint64_t mask = m->cap - 1;
+  for (uint64_t i = hmap_index(m, key);; i = (i + 1) & mask) {
+    if (m->vals[i] == 0) {
+      m->keys[i] = key;
+      m->n++;
+      m->vals[i] = value + 1;
+      return 0;
+    }
+    if (m->keys[i] == key) {
+      m->vals[i] = value + 1;
+      return 0;
+    }
+  }
+}
+
+/* ---- a stable sort of positions 0..n-1 by an int64 key ------------------- */
+/* order[i] = the position of the i-th smallest key (ties keep input order).
+ * rank2 (may be NULL) breaks ties between equal keys before input order. */
+static uint32_t *sort_by_time(const int64_t *key, const uint8_t *rank2, int64_t n) {
+  uint32_t *a = malloc((size_t)(n > 0 ? n : 1) * sizeof *a);
+  if (!a) return NULL;
+  bool sorted = true;
+  for (int64_t i = 0; i < n; i++) {
+    a[i] = (uint32_t)i;
+    if (i > 0 && (key[i] < key[i - 1] || (key[i] == key[i - 1] && rank2 && rank2[i] < rank2[i - 1]))) sorted = false;
+  }
+  if (sorted) return a;
+  uint32_t *b = malloc((size_t)n * sizeof *b);
+  if (!b) {
+    free(a);
+    return NULL;
+  }
+  for (int64_t width = 1; width < n; width *= 2) { /* bottom-up merge sort */
+    for (int64_t lo = 0; lo < n; lo += 2 * width) {
+      int64_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
+      int64_t i = lo, j = mid, k = lo;
+      while (i < mid && j < hi) {
+        uint32_t x = a[i], y = a[j];
+        bool take_right = key[y] < key[x] || (key[y] == key[x] && rank2 && rank2[y] < rank2[x]);
+        b[k++] = take_right ? a[j++] : a[i++];
+      }
+      while (i < mid) b[k++] = a[i++];
+      while (j < hi) b[k++] = a[j++];
+    }
+    uint32_t *t = a;
+    a = b;
+    b = t;
+  }
+  free(b);
+  return a;
+}
+
+static uint64_t pair_key(int64_t a, int64_t b) {
+  int64_t v[2] = {a, b};
+  return XXH3_64bits(v, sizeof v);
+}
+
+/* ---- statistics ------------------------------------------------------------ */
+/* The counts of one object: per key, ntu event types x nwu windows. */
+typedef struct objstate {
+  hmap map;
+  int32_t *counts; /* nslots * stride */
+  uint64_t nslots, capslots;
+  int stride, ntu, nwu;
+  int tmap[MTL_STATS_MAX_EVENT_TYPES]; /* event type -> compact index, or -1 */
+  int wmap[MAX_WINDOWS];               /* window -> compact index, or -1 */
+} objstate;
+
+/* Ranks of entities within groups by one event type in one window. Members
+ * of a group sit in `members` by descending count; start[c] is the number of
+ * members with a count above c, so a member with count c ranks start[c] + 1. */
+typedef struct rgroup {
+  uint32_t *members;
+  uint32_t n, cap;
+  int32_t *start;
+  uint32_t nstart, capstart;
+} rgroup;
+
+typedef struct rmember {
+  int32_t count;
+  uint32_t pos, group;
+} rmember;
+
+typedef struct rankstate {
+  int entity, group, window, event;
+  hmap groups, members;
+  rgroup *g;
+  uint32_t ng, capg;
+  rmember *m;
+  uint32_t nm, capm;
+} rankstate;
+
+/* The ids and table rows an object key is computed from. */
+typedef struct keyctx {
+  int64_t user, item, trigger;
+  int64_t urow, irow, trow; /* -1: not in the table */
+} keyctx;
+
+static bool object_key(const mtl_stats_options *o, const mtl_stats_object *ob, const keyctx *c, uint64_t *key) {
+  int64_t v[MTL_STATS_MAX_FIELDS];
+  for (int f = 0; f < ob->nfields; f++) {
+    const mtl_stats_field *fd = &ob->fields[f];
+    int64_t x;
+    switch (fd->kind) {
+    case MTL_STATS_USER: x = c->user; break;
+    case MTL_STATS_ITEM: x = c->item; break;
+    case MTL_STATS_TRIGGER: x = c->trigger; break;
+    case MTL_STATS_USER_PROP:
+      if (c->urow < 0) return false;
+      x = o->users.props[fd->prop][c->urow];
+      break;
+    case MTL_STATS_ITEM_PROP:
+      if (c->irow < 0) return false;
+      x = o->items.props[fd->prop][c->irow];
+      break;
+    case MTL_STATS_TRIGGER_PROP:
+      if (c->trow < 0) return false;
+      x = o->items.props[fd->prop][c->trow];
+      break;
+    default: return false;
+    }
+    if (x == MTL_STATS_NONE) return false;
+    v[f] = x;
+  }
+  *key = ob->nfields == 1 ? (uint64_t)v[0] : XXH3_64bits(v, (size_t)ob->nfields * sizeof v[0]);
+  return true;
+}
+
+static int64_t table_row(const hmap *m, int64_t id) {
+  if (id == MTL_STATS_NONE) return -1;
+  return hmap_find(m, (uint64_t)id);
+}
+
+static int oom(void) { return mtl_error(FN ": out of memory"); }
+
+static int grow_array(void **p, uint32_t *cap, uint32_t need, size_t elem) {
+  if (need <= *cap) return 0;
+  uint64_t c = *cap ? *cap : 4;
+  while (c < need) c *= 2;
+  if (c > UINT32_MAX) return -1;
+  void *q = realloc(*p, (size_t)c * elem);
+  if (!q) return -1;
+  *p = q;
+  *cap = (uint32_t)c;
+  return 0;
+}
+
+/* Adds delta (+1 / -1) to the member of (group key, entity key). */
+static int rank_update(rankstate *r, uint64_t gkey, uint64_t ekey, int delta) {
+  int added;
+  int64_t gi = hmap_get_or_add(&r->groups, gkey, r->ng, &added);
+  if (gi < 0) return oom();
+  if (added) {
+    if (grow_array((void **)&r->g, &r->capg, r->ng + 1, sizeof *r->g) < 0) return oom();
+    memset(&r->g[r->ng], 0, sizeof r->g[0]);
+    r->ng++;
+  }
+  rgroup *g = &r->g[gi];
+  int64_t mi = hmap_get_or_add(&r->members, pair_key((int64_t)gkey, (int64_t)ekey), r->nm, &added);
+  if (mi < 0) return oom();
+  if (added) {
+    if (grow_array((void **)&r->m, &r->capm, r->nm + 1, sizeof *r->m) < 0) return oom();
+    if (grow_array((void **)&g->members, &g->cap, g->n + 1, sizeof *g->members) < 0) return oom();
+    r->m[r->nm] = (rmember){.count = 0, .pos = g->n, .group = (uint32_t)gi};
+    g->members[g->n++] = r->nm; /* count 0: the end of the descending order */
+    r->nm++;
+  }
+  rmember *m = &r->m[mi];
+  int32_t c = m->count;
+  uint32_t j;
+  if (delta > 0) {
+    if ((uint32_t)c >= g->nstart) { /* start[c] is needed: absent entries are 0 */
+      if (grow_array((void **)&g->start, &g->capstart, (uint32_t)c + 1, sizeof *g->start) < 0) return oom();
+      memset(g->start + g->nstart, 0, ((uint32_t)c + 1 - g->nstart) * sizeof *g->start);
+      g->nstart = (uint32_t)c + 1;
+    }
+    j = (uint32_t)g->start[c]; /* the first member with count c */
+    g->start[c]++;
+  } else {
+    if (c <= 0) return mtl_error(FN ": internal error: a rank count would fall below zero");
+    j = (uint32_t)g->start[c - 1] - 1; /* the last member with count c */
+    g->start[c - 1]--;
+  }
+  uint32_t other = g->members[j];
+  g->members[j] = (uint32_t)mi;
+  g->members[m->pos] = other;
+  r->m[other].pos = m->pos;
+  m->pos = j;
+  m->count = c + delta;
+  return 0;
+}
+
+static double rank_query(const rankstate *r, uint64_t gkey, uint64_t ekey) {
+  int64_t gi = hmap_find(&r->groups, gkey);
+  if (gi < 0) return 1;
+  const rgroup *g = &r->g[gi];
+  int64_t mi = hmap_find(&r->members, pair_key((int64_t)gkey, (int64_t)ekey));
+  int32_t c = mi < 0 ? 0 : r->m[mi].count;
+  int32_t above = (uint32_t)c < g->nstart ? g->start[c] : 0;
+  return (double)above + 1;
+}
+
+static void rank_free(rankstate *r) {
+  for (uint32_t i = 0; i < r->ng; i++) {
+    free(r->g[i].members);
+    free(r->g[i].start);
+  }
+  free(r->g);
+  free(r->m);
+  hmap_free(&r->groups);
+  hmap_free(&r->members);
+}
+
+static int check_table(const char *what, const mtl_stats_table *t, hmap *rows) {
+  if (t->n < 0 || t->n > MAX_ROWS) return mtl_error(FN ": %s: %" PRId64 " rows (at most %" PRId64 ")", what, t->n, MAX_ROWS);
+  if (t->nprops < 0 || t->nprops > 1024) return mtl_error(FN ": %s: %d properties (at most 1024)", what, t->nprops);
+  if (t->n > 0 && (!t->id || (t->nprops > 0 && !t->props))) return mtl_error(FN ": %s: missing columns", what);
+  for (int p = 0; p < t->nprops; p++)
+    if (t->n > 0 && !t->props[p]) return mtl_error(FN ": %s: property %d has no values", what, p + 1);
+  if (hmap_init(rows, (uint64_t)t->n) < 0) return oom();
+  for (int64_t i = 0; i < t->n; i++) {
+    if (t->id[i] == MTL_STATS_NONE) return mtl_error(FN ": %s: row %" PRId64 " has the missing id", what, i + 1);
+    int added;
+    int64_t v = hmap_get_or_add(rows, (uint64_t)t->id[i], (uint32_t)i, &added);
+    if (v < 0) return oom();
+    if (!added)
+      return mtl_error(FN ": %s: id %" PRId64 " appears twice (rows %" PRId64 " and %" PRId64 ")", what, t->id[i],
+                       v + 1, i + 1);
+  }
+  return 0;
+}
+
+static int check_times(const char *fn, const char *what, const int64_t *t, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (t[i] > MTL_STATS_MAX_TIME || t[i] < -MTL_STATS_MAX_TIME)
+      return mtl_error("%s: %s %" PRId64 ": time %" PRId64 " is outside -2^62..2^62", fn, what, i + 1, t[i]);
+  return 0;
+}
+
+static int check_options(const mtl_stats_options *o) {
+  if (o->nevents < 0 || o->nevents > MAX_ROWS)
+    return mtl_error(FN ": %" PRId64 " events (at most %" PRId64 ")", o->nevents, MAX_ROWS);
+  if (o->nsamples < 0 || o->nsamples > MAX_ROWS)
+    return mtl_error(FN ": %" PRId64 " samples (at most %" PRId64 ")", o->nsamples, MAX_ROWS);
+  if (o->nevents > 0 && (!o->event_time || !o->event_user || !o->event_item || !o->event_type))
+    return mtl_error(FN ": the events need times, users, items and types");
+  if (o->nsamples > 0 && (!o->sample_time || !o->sample_user || !o->sample_item))
+    return mtl_error(FN ": the samples need times, users and items");
+  if (o->ntypes < 1 || o->ntypes > MTL_STATS_MAX_EVENT_TYPES || !o->type_codes)
+    return mtl_error(FN ": expected 1 to %d event types, got %d", MTL_STATS_MAX_EVENT_TYPES, o->ntypes);
+  for (int a = 0; a < o->ntypes; a++)
+    for (int b = 0; b < a; b++)
+      if (o->type_codes[a] == o->type_codes[b])
+        return mtl_error(FN ": event types %d and %d have the same code", b + 1, a + 1);
+  if (o->nwindows < 1 || o->nwindows > MAX_WINDOWS || !o->windows)
+    return mtl_error(FN ": expected 1 to %d windows, got %d", MAX_WINDOWS, o->nwindows);
+  for (int w = 0; w < o->nwindows; w++)
+    if (o->windows[w] <= 0 || o->windows[w] > MTL_STATS_MAX_TIME)
+      return mtl_error(FN ": window %d has length %" PRId64 " (expected 1..2^62)", w + 1, o->windows[w]);
+  if (o->nobjects < 0 || o->nobjects > MAX_OBJECTS || (o->nobjects > 0 && !o->objects))
+    return mtl_error(FN ": expected 0 to %d objects, got %d", MAX_OBJECTS, o->nobjects);
+  for (int i = 0; i < o->nobjects; i++) {
+    const mtl_stats_object *ob = &o->objects[i];
+    if (ob->nfields < 1 || ob->nfields > MTL_STATS_MAX_FIELDS)
+      return mtl_error(FN ": object %d has %d fields (expected 1 to %d)", i + 1, ob->nfields, MTL_STATS_MAX_FIELDS);
+    for (int f = 0; f < ob->nfields; f++) {
+      const mtl_stats_field *fd = &ob->fields[f];
+      int nprops = fd->kind == MTL_STATS_USER_PROP ? o->users.nprops : o->items.nprops;
+      switch (fd->kind) {
+      case MTL_STATS_USER:
+      case MTL_STATS_ITEM:
+      case MTL_STATS_TRIGGER: break;
+      case MTL_STATS_USER_PROP:
+      case MTL_STATS_ITEM_PROP:
+      case MTL_STATS_TRIGGER_PROP:
+        if (fd->prop < 0 || fd->prop >= nprops)
+          return mtl_error(FN ": object %d, field %d: property %d does not exist (the %s table has %d)", i + 1, f + 1,
+                           fd->prop + 1, fd->kind == MTL_STATS_USER_PROP ? "user" : "item", nprops);
+        break;
+      default: return mtl_error(FN ": object %d, field %d: unknown field kind %d", i + 1, f + 1, (int)fd->kind);
+      }
+    }
+  }
+  if (o->nspecs < 0 || o->nspecs > MAX_SPECS || (o->nspecs > 0 && !o->specs))
+    return mtl_error(FN ": expected 0 to %d statistics, got %d", MAX_SPECS, o->nspecs);
+  for (int j = 0; j < o->nspecs; j++) {
+    const mtl_stats_spec *s = &o->specs[j];
+    if (s->kind != MTL_STATS_COUNT && s->kind != MTL_STATS_RATE && s->kind != MTL_STATS_RANK)
+      return mtl_error(FN ": statistic %d: unknown kind %d", j + 1, (int)s->kind);
+    if (s->object < 0 || s->object >= o->nobjects)
+      return mtl_error(FN ": statistic %d: object %d does not exist (%d objects)", j + 1, s->object + 1, o->nobjects);
+    if (s->kind == MTL_STATS_RANK && (s->group < 0 || s->group >= o->nobjects))
+      return mtl_error(FN ": statistic %d: group %d does not exist (%d objects)", j + 1, s->group + 1, o->nobjects);
+    if (s->window < 0 || s->window >= o->nwindows)
+      return mtl_error(FN ": statistic %d: window %d does not exist (%d windows)", j + 1, s->window + 1, o->nwindows);
+    if (s->event < 0 || s->event >= o->ntypes)
+      return mtl_error(FN ": statistic %d: event type %d does not exist (%d types)", j + 1, s->event + 1, o->ntypes);
+    if (s->kind == MTL_STATS_RATE) {
+      if (s->denominator < 0 || s->denominator >= o->ntypes)
+        return mtl_error(FN ": statistic %d: event type %d does not exist (%d types)", j + 1, s->denominator + 1,
+                         o->ntypes);
+      if (!(s->alpha >= 0 && s->beta >= 0 && isfinite(s->alpha) && isfinite(s->beta)))
+        return mtl_error(FN ": statistic %d: the prior needs finite alpha >= 0 and beta >= 0, got %g and %g", j + 1,
+                         s->alpha, s->beta);
+    }
+  }
+  if (check_times(FN, "event", o->event_time, o->nevents) < 0) return -1;
+  return check_times(FN, "sample", o->sample_time, o->nsamples);
+}
+
+typedef struct cstate {
+  const mtl_stats_options *o;
+  hmap user_rows, item_rows;
+  int8_t *etype;
+  objstate *obj;
+  rankstate *rank;
+  int nrank;
+  int *spec_rank; /* spec -> rank state */
+  bool need_urow, need_irow, need_trow;
+} cstate;
+
+static void event_ctx(const cstate *cs, int64_t e, keyctx *c) {
+  const mtl_stats_options *o = cs->o;
+  c->user = o->event_user[e];
+  c->item = o->event_item[e];
+  c->trigger = o->event_trigger ? o->event_trigger[e] : MTL_STATS_NONE;
+  c->urow = cs->need_urow ? table_row(&cs->user_rows, c->user) : -1;
+  c->irow = cs->need_irow ? table_row(&cs->item_rows, c->item) : -1;
+  c->trow = cs->need_trow ? table_row(&cs->item_rows, c->trigger) : -1;
+}
+
+/* Applies event e: delta = +1 enters every window, -1 leaves window w. */
+static int apply_event(cstate *cs, int64_t e, int delta, int w) {
+  int k = cs->etype[e];
+  if (k < 0) return 0;
+  const mtl_stats_options *o = cs->o;
+  keyctx c;
+  event_ctx(cs, e, &c);
+  for (int i = 0; i < o->nobjects; i++) {
+    objstate *st = &cs->obj[i];
+    int tc = st->tmap[k];
+    if (tc < 0 || (delta < 0 && st->wmap[w] < 0)) continue;
+    uint64_t key;
+    if (!object_key(o, &o->objects[i], &c, &key)) continue;
+    int64_t slot;
+    if (delta > 0) {
+      int added;
+      if (st->nslots >= UINT32_MAX - 1) return mtl_error(FN ": too many distinct keys for object %d", i + 1);
+      slot = hmap_get_or_add(&st->map, key, (uint32_t)st->nslots, &added);
+      if (slot < 0) return oom();
+      if (added) {
+        if (st->nslots == st->capslots) {
+          uint64_t cap = st->capslots ? st->capslots * 2 : 1024;
+          int32_t *q = realloc(st->counts, (size_t)cap * (size_t)st->stride * sizeof *q);
+          if (!q) return oom();
+          st->counts = q;
+          st->capslots = cap;
+        }
+        memset(st->counts + st->nslots * (uint64_t)st->stride, 0, (size_t)st->stride * sizeof *st->counts);
+        st->nslots++;
+      }
+      int32_t *row = st->counts + (uint64_t)slot * (uint64_t)st->stride;
+      for (int wc = 0; wc < st->nwu; wc++) row[wc * st->ntu + tc]++;
+    } else {
+      slot = hmap_find(&st->map, key);
+      if (slot < 0) return mtl_error(FN ": internal error: a leaving event was never counted");
+      st->counts[(uint64_t)slot * (uint64_t)st->stride + (uint64_t)(st->wmap[w] * st->ntu + tc)]--;
+    }
+  }
+  for (int r = 0; r < cs->nrank; r++) {
+    rankstate *rs = &cs->rank[r];
+    if (rs->event != k || (delta < 0 && rs->window != w)) continue;
+    uint64_t ekey, gkey;
+    if (!object_key(o, &o->objects[rs->entity], &c, &ekey) || !object_key(o, &o->objects[rs->group], &c, &gkey))
+      continue;
+    if (rank_update(rs, gkey, ekey, delta) < 0) return -1;
+  }
+  return 0;
+}
+
+static void free_state(cstate *cs) {
+  const mtl_stats_options *o = cs->o;
+  hmap_free(&cs->user_rows);
+  hmap_free(&cs->item_rows);
+  free(cs->etype);
+  if (cs->obj)
+    for (int i = 0; i < o->nobjects; i++) {
+      hmap_free(&cs->obj[i].map);
+      free(cs->obj[i].counts);
+    }
+  free(cs->obj);
+  if (cs->rank)
+    for (int r = 0; r < cs->nrank; r++) rank_free(&cs->rank[r]);
+  free(cs->rank);
+  free(cs->spec_rank);
+}
+
+static bool uses(const mtl_stats_object *ob, mtl_stats_field_kind kind) {
+  for (int f = 0; f < ob->nfields; f++)
+    if (ob->fields[f].kind == kind) return true;
+  return false;
+}
+
+static int setup_state(cstate *cs) {
+  const mtl_stats_options *o = cs->o;
+  if (check_table("users", &o->users, &cs->user_rows) < 0 || check_table("items", &o->items, &cs->item_rows) < 0)
+    return -1;
+  for (int i = 0; i < o->nobjects; i++) {
+    cs->need_urow |= uses(&o->objects[i], MTL_STATS_USER_PROP);
+    cs->need_irow |= uses(&o->objects[i], MTL_STATS_ITEM_PROP);
+    cs->need_trow |= uses(&o->objects[i], MTL_STATS_TRIGGER_PROP);
+  }
+  cs->etype = malloc((size_t)(o->nevents > 0 ? o->nevents : 1));
+  cs->obj = calloc((size_t)(o->nobjects > 0 ? o->nobjects : 1), sizeof *cs->obj);
+  cs->rank = calloc((size_t)(o->nspecs > 0 ? o->nspecs : 1), sizeof *cs->rank);
+  cs->spec_rank = malloc((size_t)(o->nspecs > 0 ? o->nspecs : 1) * sizeof *cs->spec_rank);
+  if (!cs->etype || !cs->obj || !cs->rank || !cs->spec_rank) return oom();
+  for (int64_t e = 0; e < o->nevents; e++) {
+    int k = -1;
+    for (int t = 0; t < o->ntypes; t++)
+      if (o->event_type[e] == o->type_codes[t]) k = t;
+    cs->etype[e] = (int8_t)k;
+  }
+  for (int i = 0; i < o->nobjects; i++) {
+    objstate *st = &cs->obj[i];
+    for (int t = 0; t < MTL_STATS_MAX_EVENT_TYPES; t++) st->tmap[t] = -1;
+    for (int w = 0; w < MAX_WINDOWS; w++) st->wmap[w] = -1;
+  }
+  for (int j = 0; j < o->nspecs; j++) {
+    const mtl_stats_spec *s = &o->specs[j];
+    cs->spec_rank[j] = -1;
+    if (s->kind == MTL_STATS_RANK) {
+      int r = 0;
+      while (r < cs->nrank && !(cs->rank[r].entity == s->object && cs->rank[r].group == s->group &&
+                                cs->rank[r].window == s->window && cs->rank[r].event == s->event))
+        r++;
+      if (r == cs->nrank) {
+        rankstate *rs = &cs->rank[cs->nrank++];
+        rs->entity = s->object;
+        rs->group = s->group;
+        rs->window = s->window;
+        rs->event = s->event;
+        if (hmap_init(&rs->groups, 64) < 0 || hmap_init(&rs->members, 1024) < 0) return oom();
+      }
+      cs->spec_rank[j] = r;
+      continue;
+    }
+    objstate *st = &cs->obj[s->object];
+    if (st->tmap[s->event] < 0) st->tmap[s->event] = st->ntu++;
+    if (s->kind == MTL_STATS_RATE && st->tmap[s->denominator] < 0) st->tmap[s->denominator] = st->ntu++;
+    if (st->wmap[s->window] < 0) st->wmap[s->window] = st->nwu++;
+  }
+  for (int i = 0; i < o->nobjects; i++) {
+    objstate *st = &cs->obj[i];
+    st->stride = st->ntu * st->nwu;
+    if (st->stride > 0 && hmap_init(&st->map, 1024) < 0) return oom();
+    if (st->stride == 0)
+      for (int t = 0; t < MTL_STATS_MAX_EVENT_TYPES; t++) st->tmap[t] = -1; /* nothing to count */
+  }
+  return 0;
+}
+
+int mtl_stats_compute(const mtl_stats_options *o, float *out, mtl_stats_report *report) {
+  if (!o) return mtl_error(FN ": no options");
+  if (check_options(o) < 0) return -1;
+  if (o->nsamples > 0 && o->nspecs > 0 && !out) return mtl_error(FN ": no output buffer");
+  cstate cs;
+  memset(&cs, 0, sizeof cs);
+  cs.o = o;
+  uint32_t *eorder = NULL, *sorder = NULL;
+  int64_t *slots = NULL;
+  int rc = -1;
+  if (setup_state(&cs) < 0) goto done;
+  eorder = sort_by_time(o->event_time, NULL, o->nevents);
+  sorder = sort_by_time(o->sample_time, NULL, o->nsamples);
+  slots = malloc((size_t)(o->nobjects > 0 ? o->nobjects : 1) * sizeof *slots);
+  if (!eorder || !sorder || !slots) {
+    oom();
+    goto done;
+  }
+  int64_t added = 0, removed[MAX_WINDOWS] = {0};
+  for (int64_t si = 0; si < o->nsamples; si++) {
+    int64_t s = sorder[si], t = o->sample_time[s];
+    while (added < o->nevents && o->event_time[eorder[added]] < t) {
+      if (apply_event(&cs, eorder[added], +1, 0) < 0) goto done;
+      added++;
+    }
+    for (int w = 0; w < o->nwindows; w++) {
+      int64_t from = t - o->windows[w]; /* events before `from` have left the window */
+      while (removed[w] < added && o->event_time[eorder[removed[w]]] < from) {
+        if (apply_event(&cs, eorder[removed[w]], -1, w) < 0) goto done;
+        removed[w]++;
+      }
+    }
+    keyctx c;
+    c.user = o->sample_user[s];
+    c.item = o->sample_item[s];
+    c.trigger = o->sample_trigger ? o->sample_trigger[s] : MTL_STATS_NONE;
+    c.urow = cs.need_urow ? table_row(&cs.user_rows, c.user) : -1;
+    c.irow = cs.need_irow ? table_row(&cs.item_rows, c.item) : -1;
+    c.trow = cs.need_trow ? table_row(&cs.item_rows, c.trigger) : -1;
+    for (int i = 0; i < o->nobjects; i++) {
+      uint64_t key;
+      slots[i] = cs.obj[i].stride > 0 && object_key(o, &o->objects[i], &c, &key) ? hmap_find(&cs.obj[i].map, key) : -1;
+    }
+    float *row = out + s * o->nspecs;
+    for (int j = 0; j < o->nspecs; j++) {
+      const mtl_stats_spec *sp = &o->specs[j];
+      if (sp->kind == MTL_STATS_RANK) {
+        const rankstate *rs = &cs.rank[cs.spec_rank[j]];
+        uint64_t ekey, gkey;
+        bool known = object_key(o, &o->objects[rs->entity], &c, &ekey) && object_key(o, &o->objects[rs->group], &c, &gkey);
+        row[j] = known ? (float)rank_query(rs, gkey, ekey) : 1.0f;
+        continue;
+      }
+      const objstate *st = &cs.obj[sp->object];
+      const int32_t *cnt = slots[sp->object] >= 0 ? st->counts + (uint64_t)slots[sp->object] * (uint64_t)st->stride : NULL;
+      int base = st->wmap[sp->window] * st->ntu;
+      double k = cnt ? cnt[base + st->tmap[sp->event]] : 0;
+      if (sp->kind == MTL_STATS_COUNT) {
+        row[j] = (float)k;
+      } else {
+        double n = cnt ? cnt[base + st->tmap[sp->denominator]] : 0;
+        double d = n + sp->alpha + sp->beta;
+        row[j] = d > 0 ? (float)((k + sp->alpha) / d) : 0.0f;
+      }
+    }
+  }
+  if (report) {
+    report->events_used = 0;
+    report->events_unknown_type = 0;
+    for (int64_t e = 0; e < o->nevents; e++) {
+      if (cs.etype[e] >= 0)
+        report->events_used++;
+      else
+        report->events_unknown_type++;
+    }
+  }
+  rc = 0;
+done:
+  free(eorder);
+  free(sorder);
+  free(slots);
+  free_state(&cs);
+  return rc;
+}
+
+/* ---- impression labels ------------------------------------------------------ */
+#undef FN
+#define FN "mtl.samples.label"
+
+int mtl_samples_label(const mtl_samples_label_options *o, int64_t *is_click, int64_t *is_pay, int64_t *click_time,
+                      mtl_samples_label_report *report) {
+  if (!o) return mtl_error(FN ": no options");
+  if (o->nimpressions < 0 || o->nimpressions > MAX_ROWS)
+    return mtl_error(FN ": %" PRId64 " impressions (at most %" PRId64 ")", o->nimpressions, MAX_ROWS);
+  if (o->nevents < 0 || o->nevents > MAX_ROWS)
+    return mtl_error(FN ": %" PRId64 " events (at most %" PRId64 ")", o->nevents, MAX_ROWS);
+  if (o->nimpressions > 0 && (!o->impression_time || !o->impression_user || !o->impression_item || !is_click || !is_pay))
+    return mtl_error(FN ": the impressions need times, users and items");
+  if (o->nevents > 0 && (!o->event_time || !o->event_user || !o->event_item || !o->event_type))
+    return mtl_error(FN ": the events need times, users, items and types");
+  if (o->click_window < 0 || o->pay_window < 0 || o->click_window > MTL_STATS_MAX_TIME ||
+      o->pay_window > MTL_STATS_MAX_TIME)
+    return mtl_error(FN ": windows must be 0..2^62, got click %" PRId64 " and pay %" PRId64, o->click_window,
+                     o->pay_window);
+  if (check_times(FN, "impression", o->impression_time, o->nimpressions) < 0 ||
+      check_times(FN, "event", o->event_time, o->nevents) < 0)
+    return -1;
+  if (o->click_code == o->pay_code) return mtl_error(FN ": clicks and purchases have the same event code");
+  int64_t ni = o->nimpressions, ne = o->nevents;
+  uint32_t *iorder = NULL, *eorder = NULL;
+  int64_t *ctime = NULL;
+  uint8_t *rank = NULL;
+  hmap last_imp = {0}, last_click = {0};
+  int rc = -1;
+  mtl_samples_label_report rep = {0};
+  /* clicks before purchases at equal times; other events are not used */
+  rank = malloc((size_t)(ne > 0 ? ne : 1));
+  ctime = malloc((size_t)(ni > 0 ? ni : 1) * sizeof *ctime);
+  if (!rank || !ctime) goto nomem;
+  for (int64_t e = 0; e < ne; e++) rank[e] = o->event_type[e] == o->pay_code ? 1 : 0;
+  iorder = sort_by_time(o->impression_time, NULL, ni);
+  eorder = sort_by_time(o->event_time, rank, ne);
+  if (!iorder || !eorder) goto nomem;
+  if (hmap_init(&last_imp, (uint64_t)ni) < 0 || hmap_init(&last_click, 1024) < 0) goto nomem;
+  for (int64_t i = 0; i < ni; i++) {
+    is_click[i] = 0;
+    is_pay[i] = 0;
+    ctime[i] = MTL_STATS_NONE;
+  }
+  int64_t a = 0;
+  for (int64_t b = 0; b < ne; b++) {
+    int64_t e = eorder[b], t = o->event_time[e], type = o->event_type[e];
+    if (type != o->click_code && type != o->pay_code) continue;
+    while (a < ni && o->impression_time[iorder[a]] <= t) { /* impressions come first at equal times */
+      int64_t i = iorder[a++];
+      if (hmap_put(&last_imp, pair_key(o->impression_user[i], o->impression_item[i]), (uint32_t)i) < 0) goto nomem;
+    }
+    uint64_t key = pair_key(o->event_user[e], o->event_item[e]);
+    if (type == o->click_code) {
+      rep.clicks++;
+      int64_t i = hmap_find(&last_imp, key);
+      if (i < 0 || ctime[i] != MTL_STATS_NONE || t - o->impression_time[i] > o->click_window) continue;
+      ctime[i] = t;
+      is_click[i] = 1;
+      rep.clicks_attributed++;
+      if (hmap_put(&last_click, key, (uint32_t)i) < 0) goto nomem;
+    } else {
+      rep.purchases++;
+      int64_t i = hmap_find(&last_click, key);
+      if (i < 0 || t - ctime[i] > o->pay_window) continue;
+      if (!is_pay[i]) rep.purchases_attributed++;
+      is_pay[i] = 1;
+    }
+  }
+  if (click_time) memcpy(click_time, ctime, (size_t)ni * sizeof *ctime);
+  if (report) *report = rep;
+  rc = 0;
+  goto done;
+nomem:
+  mtl_error(FN ": out of memory");
+done:
+  free(rank);
+  free(ctime);
+  free(iorder);
+  free(eorder);
+  hmap_free(&last_imp);
+  hmap_free(&last_click);
+  return rc;
+}
+
+/* ---- CSV output ------------------------------------------------------------------ */
+typedef struct outbuf {
+  FILE *f;
+  char *buf;
+  size_t n, cap;
+  bool failed;
+} outbuf;
+
+static void ob_flush(outbuf *b) {
+  if (b->n && !b->failed && fwrite(b->buf, 1, b->n, b->f) != b->n) b->failed = true;
+  b->n = 0;
+}
+
+static void ob_write(outbuf *b, const char *s, size_t n) {
+  if (b->n + n > b->cap) ob_flush(b);
+  if (n > b->cap) {
+    if (!b->failed && fwrite(s, 1, n, b->f) != n) b->failed = true;
+    return;
+  }
+  memcpy(b->buf + b->n, s, n);
+  b->n += n;
+}
+
+static void ob_int(outbuf *b, int64_t v) {
+  char tmp[24];
+  int p = 24;
+  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+  do {
+    tmp[--p] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) tmp[--p] = '-';
+  ob_write(b, tmp + p, (size_t)(24 - p));
+}
+
+static void ob_value(outbuf *b, const mtl_tensor *t, int64_t i, int digits) {
+  const char *base = (const char *)t->storage->data;
+  int64_t at = t->offset + i * (t->ndim > 0 ? t->stride[0] : 0);
+  if (t->dtype == MTL_I64) {
+    ob_int(b, ((const int64_t *)(const void *)base)[at]);
+    return;
+  }
+  double v = ((const float *)(const void *)base)[at];
+  if (v == floor(v) && fabs(v) < 1e15) {
+    ob_int(b, (int64_t)v);
+  } else if (isnan(v)) {
+    ob_write(b, "nan", 3);
+  } else {
+    char tmp[40];
+    int n = snprintf(tmp, sizeof tmp, "%.*g", digits, v);
+    ob_write(b, tmp, (size_t)n);
+  }
+}
+
+static int check_columns(const char *fn, int ncols, const mtl_stats_csv_column *cols, int digits, char sep,
+                         int64_t *nrows) {
+  if (ncols < 1 || !cols) return mtl_error("%s: expected at least one column", fn);
+  if (digits < 1 || digits > 17) return mtl_error("%s: digits must be 1..17, got %d", fn, digits);
+  for (int c = 0; c < ncols; c++) {
+    const mtl_tensor *t = cols[c].values;
+    const char *name = cols[c].name;
+    if (!name || !name[0]) return mtl_error("%s: column %d has no name", fn, c + 1);
+    for (const char *p = name; *p; p++)
+      if (*p == sep || *p == '"' || *p == '\n' || *p == '\r')
+        return mtl_error("%s: column name \"%s\" contains a separator, quote or line break", fn, name);
+    if (!t || t->ndim != 1) return mtl_error("%s: column '%s' must be a 1-D tensor", fn, name);
+    if (c == 0) *nrows = t->shape[0];
+    if (t->shape[0] != *nrows)
+      return mtl_error("%s: column '%s' has %" PRId64 " values, column '%s' has %" PRId64, fn, name, t->shape[0],
+                       cols[0].name, *nrows);
+  }
+  return 0;
+}
+
+int mtl_stats_write_csv(const char *path, int ncols, const mtl_stats_csv_column *cols, int digits) {
+  const char *fn = "mtl.stats.write_csv";
+  int64_t n = 0;
+  if (!path) return mtl_error("%s: no path", fn);
+  if (check_columns(fn, ncols, cols, digits, ',', &n) < 0) return -1;
+  outbuf b = {.cap = 1 << 20};
+  b.buf = malloc(b.cap);
+  if (!b.buf) return mtl_error("%s: out of memory", fn);
+  b.f = fopen(path, "wb");
+  if (!b.f) {
+    free(b.buf);
+    return mtl_error("%s: cannot open %s for writing", fn, path);
+  }
+  for (int c = 0; c < ncols; c++) {
+    if (c) ob_write(&b, ",", 1);
+    ob_write(&b, cols[c].name, strlen(cols[c].name));
+  }
+  ob_write(&b, "\n", 1);
+  for (int64_t i = 0; i < n; i++) {
+    for (int c = 0; c < ncols; c++) {
+      if (c) ob_write(&b, ",", 1);
+      ob_value(&b, cols[c].values, i, digits);
+    }
+    ob_write(&b, "\n", 1);
+  }
+  ob_flush(&b);
+  bool failed = b.failed | (fclose(b.f) != 0);
+  free(b.buf);
+  if (failed) return mtl_error("%s: writing %s failed", fn, path);
+  return 0;
+}
+
+int mtl_stats_append_csv(const char *in_path, const char *out_path, char separator, int ncols,
+                         const mtl_stats_csv_column *cols, int digits) {
+  const char *fn = "mtl.stats.append_csv";
+  int64_t n = 0;
+  if (!in_path || !out_path) return mtl_error("%s: no path", fn);
+  if (separator == 0) separator = ',';
+  if (check_columns(fn, ncols, cols, digits, separator, &n) < 0) return -1;
+  size_t plen = strlen(out_path);
+  char *tmp_path = malloc(plen + 5);
+  outbuf b = {.cap = 1 << 20};
+  b.buf = malloc(b.cap);
+  if (!tmp_path || !b.buf) {
+    free(tmp_path);
+    free(b.buf);
+    return mtl_error("%s: out of memory", fn);
+  }
+  memcpy(tmp_path, out_path, plen);
+  memcpy(tmp_path + plen, ".tmp", 5);
+  FILE *in = fopen(in_path, "rb");
+  if (!in) {
+    free(tmp_path);
+    free(b.buf);
+    return mtl_error("%s: cannot open %s", fn, in_path);
+  }
+  b.f = fopen(tmp_path, "wb");
+  if (!b.f) {
+    fclose(in);
+    mtl_error("%s: cannot open %s for writing", fn, tmp_path);
+    free(tmp_path);
+    free(b.buf);
+    return -1;
+  }
+  char *line = NULL;
+  size_t linecap = 0;
+  ssize_t len;
+  int64_t lineno = 0, row = 0;
+  int rc = 0;
+  while ((len = getline(&line, &linecap, in)) >= 0) {
+    lineno++;
+    size_t body = (size_t)len, nl = 0;
+    if (body && line[body - 1] == '\n') body--, nl++;
+    if (body && line[body - 1] == '\r') body--, nl++;
+    if (body == 0 && lineno > 1) { /* blank lines stay as they are */
+      ob_write(&b, line, (size_t)len);
+      continue;
+    }
+    if (lineno > 1 && row >= n) {
+      rc = mtl_error("%s: %s has more data lines than the columns' %" PRId64 " values (line %" PRId64 ")", fn,
+                     in_path, n, lineno);
+      break;
+    }
+    ob_write(&b, line, body);
+    for (int c = 0; c < ncols; c++) {
+      ob_write(&b, &separator, 1);
+      if (lineno == 1)
+        ob_write(&b, cols[c].name, strlen(cols[c].name));
+      else
+        ob_value(&b, cols[c].values, row, digits);
+    }
+    if (lineno > 1) row++;
+    ob_write(&b, nl ? line + body : "\n", nl ? nl : 1);
+  }
+  if (rc == 0 && ferror(in)) rc = mtl_error("%s: reading %s failed", fn, in_path);
+  if (rc == 0 && lineno == 0) rc = mtl_error("%s: %s is empty (expected a header line)", fn, in_path);
+  if (rc == 0 && row != n)
+    rc = mtl_error("%s: %s has %" PRId64 " data lines, the columns have %" PRId64 " values", fn, in_path, row, n);
+  free(line);
+  fclose(in);
+  ob_flush(&b);
+  bool failed = b.failed | (fclose(b.f) != 0);
+  free(b.buf);
+  if (rc == 0 && failed) rc = mtl_error("%s: writing %s failed", fn, tmp_path);
+  if (rc == 0 && rename(tmp_path, out_path) != 0) rc = mtl_error("%s: cannot rename %s to %s", fn, tmp_path, out_path);
+  if (rc != 0) remove(tmp_path);
+  free(tmp_path);
+  return rc;
+}
