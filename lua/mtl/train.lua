@@ -79,6 +79,7 @@ local function isatty(fd)
   if not pcall(function() return ffi.C.isatty end) then ffi.cdef "int isatty(int fd);" end
   return ffi.C.isatty(fd) == 1
 end
+train.isatty = isatty
 
 local function mkdir_p(path)
   os.execute(string.format("mkdir -p '%s'", path:gsub("'", "'\\''")))
@@ -99,8 +100,12 @@ function train.new(cfg, opts)
   mtl.set_num_threads(tc.threads or 1)
   mtl.seed(tc.seed or 0)
   self.features = features.new(cfg.features, cfg.data)
-  if self.features:needs_fit() then self.features:fit(files_of(cfg.data.train)) end
-  self.features:build()
+  if opts.state then -- a saved run or export: its fitted transforms and tables, no pass over data
+    self.features:load_state(opts.state.features)
+  else
+    if self.features:needs_fit() then self.features:fit(files_of(cfg.data.train)) end
+    self.features:build()
+  end
   self.model = Ranker(cfg, self.features)
   self.loss_spec = cfg.losses or losses.default_spec(self.model.body)
   self.label_names = {}
@@ -113,6 +118,9 @@ function train.new(cfg, opts)
   for _, t in ipairs(self.model:eval_targets()) do want(t.label); want(t.mask) end
   self:make_optimizers()
   self.model_dir = cfg.model_dir
+  if opts.state then
+    if opts.state.format == "mtl-run-1" then self:restore(opts.state) else self.model:load_state_dict(opts.state.model) end
+  end
   return self
 end
 
@@ -178,7 +186,43 @@ function Run:train_step(batch)
   self.step = self.step + 1
   local per = {}
   for k, v in pairs(per_task) do per[k] = v:item() end
+  self:remember(out, labels)
   return total:item(), per
+end
+
+-- The running AUC: each eval target's predictions and labels over the last
+-- cfg.train.auc_window batches (default 20), for the progress bar and logs.
+function Run:remember(out, labels)
+  local window = (self.cfg.train or {}).auc_window or 20
+  if window <= 0 then return end
+  self.window = self.window or {}
+  local w = self.window
+  local entry = {}
+  for _, t in ipairs(self.model:eval_targets()) do
+    local o = out[t.output]
+    if o and o.prob then
+      entry[t.name] = { p = o.prob:detach():clone(), y = losses.label_of(labels, t.label):clone(),
+                        m = t.mask and labels[t.mask]:clone() or nil }
+    end
+  end
+  w[#w + 1] = entry
+  if #w > window then table.remove(w, 1) end
+end
+
+-- {target = auc over the window} (NaN when the window has one class only).
+function Run:running_auc()
+  local res = {}
+  local w = self.window
+  if not w or #w == 0 then return res end
+  for name in pairs(w[#w]) do
+    local p, y, m = {}, {}, {}
+    for _, e in ipairs(w) do
+      local x = e[name]
+      if x then p[#p + 1], y[#y + 1], m[#m + 1] = x.p, x.y, x.m end
+    end
+    res[name] = mtl.metrics.auc(mtl.concat(p, 1), mtl.concat(y, 1), #m == #p and mtl.concat(m, 1) or nil)
+  end
+  return res
 end
 
 function Run:reader(files, batch_size, shuffle)
@@ -199,9 +243,20 @@ function Run:evaluate(files, opts)
   local ec = self.cfg.eval or {}
   local gauc = ec.gauc
   local r = self:reader(files or self.cfg.data.eval, opts.batch_size)
+  local gates = train.gates(model.body)
+  local gate_sums, rows = {}, 0
   mtl.no_grad(function()
     for batch in r:batches() do
       local out = model(batch)
+      rows = rows + batch.size
+      for i, g in ipairs(gates) do
+        if g.gate.last then
+          local s = mtl.sum(g.gate.last, 1):values()
+          local acc = gate_sums[i] or {}
+          for k, v in ipairs(s) do acc[k] = (acc[k] or 0) + v end
+          gate_sums[i] = acc
+        end
+      end
       local labels = label_columns(batch, self.label_names)
       for _, t in ipairs(targets) do
         local o = out[t.output] or error("train: the model has no output '" .. t.output .. "'", 0)
@@ -230,11 +285,64 @@ function Run:evaluate(files, opts)
     if opts.keep then res.pred, res.label = p, y end
     result[t.name] = res
   end
+  -- expert utilization: each gate's mean weights over the evaluated rows
+  local util = {}
+  for i, g in ipairs(gates) do
+    if gate_sums[i] and rows > 0 then
+      local w = {}
+      for k, v in ipairs(gate_sums[i]) do w[k] = v / rows end
+      util[#util + 1] = { task = g.task, level = g.level, experts = g.experts, weights = w }
+    end
+  end
+  self.gate_utilization = #util > 0 and util or nil
   return result
 end
 
+-- The softmax gates of a model body, one entry per (task, level):
+-- {task =, level = nil | n, gate = nn.Gate, experts = {labels}}.
+-- MMoE (one gate per task, or OMoE's shared one), DBMTL's MMoE bottom, and
+-- CGC/PLE levels (experts labeled "<task> k" for task-specific, "shared k").
+function train.gates(body)
+  local out = {}
+  local function numbered(prefix, n)
+    local l = {}
+    for k = 1, n do l[k] = prefix .. k end
+    return l
+  end
+  local tasks = body.tasks or {}
+  for _, t in ipairs(tasks) do
+    local g = body["gate_" .. t.name] or body.gate
+    if g and g.n then out[#out + 1] = { task = t.name, gate = g, experts = numbered("expert ", g.n) } end
+  end
+  local l = 1
+  while body["level" .. l] do
+    local layer = body["level" .. l]
+    for _, t in ipairs(tasks) do
+      local g = layer["gate_" .. t.name]
+      if g then
+        local labels = numbered(t.name .. " ", layer.n_specific)
+        for k = 1, layer.n_shared do labels[#labels + 1] = "shared " .. k end
+        out[#out + 1] = { task = t.name, level = l, gate = g, experts = labels }
+      end
+    end
+    l = l + 1
+  end
+  return out
+end
+
 -- ---- logging ---------------------------------------------------------------------------------
+-- NaN and infinities (e.g. the AUC of a one-class window) become JSON null.
+local function finite(v)
+  if type(v) == "number" then return (v == v and v ~= math.huge and v ~= -math.huge) and v or nil end
+  if type(v) ~= "table" then return v end
+  local out = {}
+  for k, x in pairs(v) do out[k] = finite(x) end
+  return out
+end
+train.finite = finite
+
 function Run:log(record)
+  record = finite(record)
   record.step = self.step
   record.epoch = self.epoch
   self.history[#self.history + 1] = record
@@ -242,6 +350,7 @@ function Run:log(record)
     self.metrics_file:write(json.encode(record), "\n")
     self.metrics_file:flush()
   end
+  return record
 end
 
 local function fmt_metrics(m)
@@ -261,19 +370,28 @@ function Run:checkpoint_state()
   return {
     format = "mtl-run-1", step = self.step, epoch = self.epoch, batch_in_epoch = self.batch_in_epoch,
     rng = mtl.rand_state(), model = self.model:state_dict(), features = self.features:state(),
-    optimizers = opt, history = self.history, best = self.best,
+    optimizers = opt, history = self.history, best = self.best, bad_evals = self.bad_evals,
   }
 end
 
+-- Loads a run checkpoint into this run. The embedding tables are loaded in
+-- place (the optimizers hold them); the random stream continues from the
+-- saved state (the data order has its own stream, see Run:fit).
 function Run:restore(st)
   if st.format ~= "mtl-run-1" then error("train: not an mtl run checkpoint", 0) end
   self.model:load_state_dict(st.model)
-  self.features:load_state(st.features)
+  local F = self.features
+  F.fitted = st.features.fitted or {}
+  for name, sd in pairs(st.features.tables or {}) do
+    local t = F.tables[name] or error(string.format("train: the checkpoint has a table '%s' that the features do not define", name), 0)
+    t:load_state_dict(sd)
+  end
   for i, o in ipairs(self.optimizers) do o:load_state_dict(st.optimizers[i]) end
   self.step, self.epoch, self.batch_in_epoch = st.step, st.epoch, st.batch_in_epoch
   self.history = st.history or {}
   self.best = st.best
-  self.rng_after_restore = st.rng
+  self.bad_evals = st.bad_evals or 0
+  mtl.rand_state(st.rng)
 end
 
 local function list_checkpoints(dir)
@@ -303,73 +421,117 @@ function Run:save_checkpoint(tag)
 end
 
 -- ---- the loop --------------------------------------------------------------------------------------
+-- The data order of an epoch comes from a random stream of its own, seeded
+-- from (train.seed, epoch): reading batches never draws from the stream that
+-- initialization and dropout use. So a resumed run replays its epoch's order
+-- up to where the checkpoint was taken while the model stream continues from
+-- the saved state, and the two runs see the same batches and the same draws.
+local function epoch_seed(seed, epoch) return (seed or 0) * 1000003 + epoch * 7919 + 17 end
+
+function Run:epoch_batches(epoch)
+  local reader = self:reader(self.cfg.data.train, nil, true)
+  local it = reader:batches()
+  local saved = mtl.rand_state()
+  mtl.seed(epoch_seed((self.cfg.train or {}).seed, epoch))
+  local data_state = mtl.rand_state()
+  mtl.rand_state(saved)
+  return reader, function()
+    local model_state = mtl.rand_state()
+    mtl.rand_state(data_state)
+    local ok, batch = pcall(it)
+    data_state = mtl.rand_state()
+    mtl.rand_state(model_state)
+    if not ok then error(batch, 0) end
+    return batch
+  end
+end
+
+-- Keeps the records of metrics.jsonl up to the resumed step (a killed run may
+-- have logged past its last checkpoint), then appends.
+local function open_metrics(path, step)
+  if step == 0 then return io.open(path, "w") end
+  local keep = {}
+  local f = io.open(path)
+  if f then
+    for line in f:lines() do
+      local ok, rec = pcall(json.decode, line)
+      if ok and type(rec) == "table" and (rec.step or 0) <= step and not rec.final then keep[#keep + 1] = line end
+    end
+    f:close()
+  end
+  local out = io.open(path, "w")
+  for _, line in ipairs(keep) do out:write(line, "\n") end
+  return out
+end
+
 -- Trains as the config says; resumes from model_dir/checkpoints when
 -- opts.resume (or cfg.train.resume) and a checkpoint exists. Returns the
 -- final evaluation metrics (or the last training loss when no eval data).
+-- opts.progress: an object with start/step/log/eval/message/finish methods
+-- (mtl.cli.progress; the default: a bar on a terminal, lines otherwise).
 function Run:fit()
   local cfg, tc = self.cfg, self.cfg.train or {}
   local quiet = self.opts.quiet
   local out = self.opts.out or io.stdout
+  local progress = self.opts.progress or require("mtl.cli.progress").new({ out = out, quiet = quiet })
+  local resumed_from
   if self.model_dir then
     mkdir_p(self.model_dir)
     if self.opts.resume or tc.resume then
       local all = list_checkpoints(self.model_dir .. "/checkpoints")
       if #all > 0 then
         self:restore(mtl.load(all[#all].path))
-        if not quiet then out:write(string.format("resumed from %s (step %d)\n", all[#all].path, self.step)) end
+        resumed_from = all[#all].path
       end
     end
-    self.metrics_file = io.open(self.model_dir .. "/metrics.jsonl", self.step > 0 and "a" or "w")
+    self.metrics_file = open_metrics(self.model_dir .. "/metrics.jsonl", self.step)
   end
   local epochs = tc.epochs or cfg.data.epochs or 1
   local max_steps = tc.steps
   local log_every, eval_every, ckpt_every = tc.log_every or 100, tc.eval_every, tc.checkpoint_every
-  local tty = not quiet and isatty(1) and out == io.stdout
-  local t0, seen, loss_sum, loss_n = now(), 0, 0, 0
+  progress:start(self, { steps = max_steps, epochs = epochs, files = files_of(cfg.data.train),
+                         batch_size = cfg.data.batch_size or 1024 })
+  if resumed_from then progress:message(string.format("resumed from %s (step %d)", resumed_from, self.step)) end
+  local t0, seen, loss_sum, loss_n, task_sum = now(), 0, 0, 0, {}
   local stop = false
   local stopper = tc.early_stopping
-  local bad_evals = 0
+  self.bad_evals = self.bad_evals or 0
   if max_steps and self.step >= max_steps then stop = true end -- resumed at (or past) the budget
   while self.epoch <= epochs and not stop do
-    local reader = self:reader(cfg.data.train, nil, true)
+    local reader, next_batch = self:epoch_batches(self.epoch)
     local skip = self.batch_in_epoch
     local b = 0
-    for batch in reader:batches() do
+    for batch in next_batch do
       b = b + 1
       if b > skip then
-        if self.rng_after_restore then -- resumed: the stream continues where it stopped
-          mtl.rand_state(self.rng_after_restore)
-          self.rng_after_restore = nil
-        end
-        local loss = self:train_step(batch)
+        local loss, per = self:train_step(batch)
         self.batch_in_epoch = b
         seen = seen + batch.size
         loss_sum, loss_n = loss_sum + loss * batch.size, loss_n + batch.size
+        for k, v in pairs(per) do task_sum[k] = (task_sum[k] or 0) + v * batch.size end
+        progress:step(self, { loss = loss, rows = batch.size })
         if self.step % log_every == 0 then
           local rate = seen / math.max(now() - t0, 1e-9)
-          self:log({ kind = "train", loss = loss_sum / loss_n, examples_per_s = rate })
-          if tty then
-            out:write(string.format("\r  step %d  epoch %d  loss %.4f  %.0f ex/s   ", self.step, self.epoch, loss_sum / loss_n, rate))
-            out:flush()
-          elseif not quiet then
-            out:write(string.format("step %d epoch %d loss %.4f %.0f ex/s\n", self.step, self.epoch, loss_sum / loss_n, rate))
-          end
-          loss_sum, loss_n = 0, 0
+          local task_loss = {}
+          for k, v in pairs(task_sum) do task_loss[k] = v / loss_n end
+          local record = { kind = "train", loss = loss_sum / loss_n, task_loss = task_loss,
+                           running_auc = self:running_auc(), examples_per_s = rate }
+          progress:log(self, self:log(record))
+          loss_sum, loss_n, task_sum = 0, 0, {}
         end
         if eval_every and cfg.data.eval and self.step % eval_every == 0 then
           local m = self:evaluate(cfg.data.eval)
-          self:log({ kind = "eval", metrics = self:plain(m) })
-          if tty then out:write("\n") end
-          if not quiet then out:write(string.format("eval at step %d: %s\n", self.step, fmt_metrics(m))) end
+          self:log({ kind = "eval", metrics = self:plain(m), gates = self.gate_utilization })
+          progress:eval(self, m, false)
           if stopper then
             local v = self:metric_value(m, stopper.metric)
             local better = self.best == nil or ((stopper.mode or "max") == "max" and v > self.best or (stopper.mode == "min" and v < self.best))
             if better then
-              self.best, bad_evals = v, 0
+              self.best, self.bad_evals = v, 0
               if self.model_dir then self:save_checkpoint("best") end
             else
-              bad_evals = bad_evals + 1
-              if bad_evals >= (stopper.patience or 3) then stop = true end
+              self.bad_evals = self.bad_evals + 1
+              if self.bad_evals >= (stopper.patience or 3) then stop = true end
             end
           end
         end
@@ -386,18 +548,18 @@ function Run:fit()
       self.batch_in_epoch = 0
     end
   end
-  if tty then out:write("\n") end
   local final
   if cfg.data.eval then
     final = self:evaluate(cfg.data.eval)
-    self:log({ kind = "eval", final = true, metrics = self:plain(final) })
-    if not quiet then out:write(string.format("final eval (step %d): %s\n", self.step, fmt_metrics(final))) end
+    self:log({ kind = "eval", final = true, metrics = self:plain(final), gates = self.gate_utilization })
+    progress:eval(self, final, true)
   end
   if self.model_dir then
-    self:save_checkpoint()
+    self.last_checkpoint = self:save_checkpoint()
     if self.metrics_file then self.metrics_file:close() end
     self.metrics_file = nil
   end
+  progress:finish(self)
   return final, self
 end
 
