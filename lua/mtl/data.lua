@@ -12,6 +12,8 @@
 --     -- batch.size rows; batch.columns.user_id: int64 [B];
 --     -- batch.columns.tags.ids / .offsets; batch.columns.dense: float [B, k]
 --   end
+-- text = "1,42,a|b,3.5\n..." instead of files reads rows from a string
+-- (r:set_text(s) gives the reader new rows).
 local core = require "mtl.core"
 
 local data = {}
@@ -23,8 +25,8 @@ local COLUMN_KEYS = {
 local OPTION_KEYS = {
   files = true, columns = true, separator = true, quote = true, header = true,
   unknown_columns = true, on_error = true, batch_size = true, drop_last = true,
-  max_rows = true, shuffle_buffer = true, chunk_size = true, standardize = true,
-  fields = true, unknown_fields = true, field_separator = true,
+  max_rows = true, shuffle_buffer = true, shuffle_seed = true, chunk_size = true, standardize = true,
+  fields = true, unknown_fields = true, field_separator = true, text = true, text_name = true,
 }
 
 local function fail(fname, fmt, ...)
@@ -77,7 +79,10 @@ local function normalize(fname, opts, batch_size)
   check_keys(fname, opts, OPTION_KEYS, "option")
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
-  if type(opts.files) == "string" then
+  if opts.text ~= nil then -- rows in a string instead of files
+    if type(opts.text) ~= "string" then fail(fname, "option 'text' must be a string, got %s", type(opts.text)) end
+    if opts.files ~= nil then fail(fname, "give option 'files' or option 'text', not both") end
+  elseif type(opts.files) == "string" then
     o.files = { opts.files }
   elseif type(opts.files) ~= "table" then
     fail(fname, "option 'files' must be a path, a glob or a list of them, got %s", type(opts.files))
@@ -128,6 +133,9 @@ function Reader:next()
   if not n then return nil end
   return { size = n, columns = columns }
 end
+
+-- A reader of text: new rows (a string) and a new pass over them.
+function Reader:set_text(s) self._core:set_text(s) end
 
 -- Iterates over a new pass of the files (each call starts from the beginning).
 function Reader:batches()

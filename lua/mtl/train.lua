@@ -228,6 +228,11 @@ end
 function Run:reader(files, batch_size, shuffle)
   local dc = self.cfg.data
   local extra = { separator = dc.separator, header = dc.header, shuffle_buffer = shuffle and dc.shuffle_buffer or 0 }
+  if shuffle and (dc.shuffle_buffer or 0) > 0 then
+    -- the reader's own stream, seeded per epoch: the order depends on the seed
+    -- and the epoch only, so a resumed run reads exactly the same batches
+    extra.shuffle_seed = ((self.cfg.train or {}).seed or 0) * 1000003 + self.epoch
+  end
   return mtl.data.csv(self.features:reader_options(files_of(files), batch_size or dc.batch_size or 1024, extra))
 end
 

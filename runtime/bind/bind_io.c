@@ -155,9 +155,18 @@ static int l_reader_new(lua_State *L) {
   o.drop_last = opt_bool(L, 1, "drop_last");
   o.max_rows = opt_count(L, 1, "max_rows");
   o.shuffle_buffer = opt_count(L, 1, "shuffle_buffer");
+  lua_getfield(L, 1, "shuffle_seed");
+  o.has_shuffle_seed = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (o.has_shuffle_seed) o.shuffle_seed = (uint64_t)opt_count(L, 1, "shuffle_seed");
   o.chunk_size = (size_t)opt_count(L, 1, "chunk_size");
   o.skip_unknown_fields = opt_choice(L, 1, "unknown_fields", "error", "skip");
   o.field_separator = opt_char(L, 1, "field_separator", "option");
+  lua_getfield(L, 1, "text"); /* in-memory rows; the string stays alive in the table */
+  if (lua_type(L, -1) == LUA_TSTRING) o.text = lua_tolstring(L, -1, &o.text_len);
+  else if (!lua_isnil(L, -1)) return luaL_error(L, FNAME ": option 'text' must be a string, got %s", luaL_typename(L, -1));
+  lua_pop(L, 1);
+  o.text_name = opt_string(L, 1, "text_name", "option");
   lua_getfield(L, 1, "columns");
   if (!lua_istable(L, -1)) return luaL_error(L, FNAME ": option 'columns' must be a list of column tables");
   int cols = lua_gettop(L);
@@ -231,6 +240,15 @@ static int l_next(lua_State *L) {
   lua_pushnumber(L, (lua_Number)rows);
   lua_pushvalue(L, tbl);
   return 2;
+}
+
+/* r:set_text(s): new in-memory rows (a reader created with text) and a new pass. */
+static int l_set_text(lua_State *L) {
+  mtl_reader *r = check_reader(L, 1);
+  size_t n;
+  const char *s = luaL_checklstring(L, 2, &n);
+  if (mtl_reader_set_text(r, s, n) < 0) return raise(L);
+  return 0;
 }
 
 static int l_rewind(lua_State *L) {
@@ -342,7 +360,7 @@ void bind_io_open(lua_State *L, int mod, int methods) {
   (void)methods;
   luaL_newmetatable(L, READER_MT); /* reused if it exists (module reload) */
   static const luaL_Reg meths[] = {
-    {"next", l_next}, {"rewind", l_rewind}, {"skipped", l_skipped}, {"messages", l_messages},
+    {"next", l_next}, {"rewind", l_rewind}, {"set_text", l_set_text}, {"skipped", l_skipped}, {"messages", l_messages},
     {"outputs", l_outputs}, {"stats", l_stats}, {"peak_bytes", l_peak_bytes}, {"close", reader_gc},
     {NULL, NULL},
   };

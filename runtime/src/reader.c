@@ -779,6 +779,8 @@ mtl_reader *mtl_reader_new(const mtl_reader_options *opt) {
   r->batch_size = opt->batch_size;
   r->max_rows = opt->max_rows;
   r->shuffle_n = opt->shuffle_buffer;
+  r->has_shuffle_seed = opt->has_shuffle_seed;
+  r->shuffle_seed = r->shuffle_state = opt->shuffle_seed;
   r->chunk_size = opt->chunk_size ? opt->chunk_size : (size_t)1 << 20;
   if (r->sep == '\n' || r->sep == '\r' || r->sep == r->quote) {
     mtl_error("mtl.data: the separator must not be a line end or the quote");
@@ -792,7 +794,17 @@ mtl_reader *mtl_reader_new(const mtl_reader_options *opt) {
     mtl_error("mtl.data: chunk_size must be between 64 bytes and 1 GiB, got %zu", r->chunk_size);
     goto fail;
   }
-  if (opt->nfiles <= 0) {
+  if (opt->text && opt->nfiles > 0) {
+    mtl_error("mtl.data: give files or text, not both");
+    goto fail;
+  }
+  if (opt->text) { /* in-memory rows: one input, named like a file */
+    r->text_input = true;
+    if (reader_resize(r, (void **)&r->paths, 0, sizeof(char *)) < 0) goto fail;
+    if (!(r->paths[0] = dup_string(r, opt->text_name ? opt->text_name : "<text>"))) goto fail;
+    r->npaths = 1;
+    if (mtl_reader_set_text(r, opt->text, opt->text_len) < 0) goto fail;
+  } else if (opt->nfiles <= 0) {
     mtl_error("mtl.data: no files given");
     goto fail;
   }
@@ -881,6 +893,7 @@ int mtl_reader_column_stats(const mtl_reader *r, int c, double *mean, double *st
 
 int mtl_reader_rewind(mtl_reader *r) {
   reader_input_reset(r);
+  r->shuffle_state = r->shuffle_seed; /* every pass replays the same order */
   batch_reset(r);
   r->started = true;
   r->pass_done = false;

@@ -42,11 +42,32 @@ void reader_quote_text(char *dst, size_t n, const char *s, const char *e) {
 static void close_file(mtl_reader *r) {
   if (r->gz) gzclose(r->gz);
   r->gz = NULL;
+  r->text_open = false;
   r->len = r->pos = 0;
+}
+
+/* In-memory rows: the whole text goes into the chunk buffer at once. */
+static int open_text(mtl_reader *r) {
+  size_t need = r->text_len > 4096 ? r->text_len : 4096;
+  if (!r->buf || r->cap < need) {
+    if (reader_resize(r, (void **)&r->buf, r->buf ? r->cap + READER_SLACK : 0, need + READER_SLACK) < 0) return -1;
+    memset(r->buf, 0, need + READER_SLACK); /* the fast parsers read a little past a row */
+    r->cap = need;
+  }
+  if (r->text_len) memcpy(r->buf, r->text, r->text_len);
+  r->len = r->text_len;
+  r->pos = 0;
+  r->eof = true;
+  r->text_open = true;
+  r->file_start = true;
+  r->header_pending = r->header;
+  r->line = 1;
+  return 0;
 }
 
 static int open_next_file(mtl_reader *r) {
   r->file++;
+  if (r->text_input) return open_text(r);
   const char *path = r->paths[r->file];
   errno = 0;
   r->gz = gzopen(path, "rb");
@@ -130,7 +151,7 @@ static int64_t count_newlines(const char *s, const char *e) {
 
 int reader_next_raw_row(mtl_reader *r, const char **ps, const char **pe, int *pfile, int64_t *pline) {
   for (;;) {
-    if (!r->gz) {
+    if (!r->gz && !r->text_open) {
       if (r->file + 1 >= r->npaths) return 0;
       if (open_next_file(r) < 0) return -1;
     }
@@ -232,7 +253,16 @@ int reader_next_row(mtl_reader *r, const char **ps, const char **pe, int *pfile,
     else if (slot_store(r, &r->slots[r->nslots++], s, e, file, line) < 0) return -1;
   }
   if (r->nslots == 0) return 0;
-  int64_t j = (int64_t)(mtl_rand_uniform() * (double)r->nslots);
+  double u;
+  if (r->has_shuffle_seed) { /* splitmix64: the reader's own stream */
+    uint64_t z = (r->shuffle_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    u = (double)((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+  } else {
+    u = mtl_rand_uniform();
+  }
+  int64_t j = (int64_t)(u * (double)r->nslots);
   if (j >= r->nslots) j = r->nslots - 1;
   slot *sl = &r->slots[j];
   r->pending = j;
@@ -252,8 +282,23 @@ void reader_input_reset(mtl_reader *r) {
   r->input_done = false;
 }
 
+int mtl_reader_set_text(mtl_reader *r, const char *text, size_t len) {
+  if (!r->text_input) return mtl_error("mtl.data: set_text: the reader reads files, not text");
+  if (len && !text) return mtl_error("mtl.data: set_text: no text given");
+  if (!r->text || len + 1 > r->text_cap) {
+    if (reader_resize(r, (void **)&r->text, r->text ? r->text_cap : 0, len + 1) < 0) return -1;
+    r->text_cap = len + 1;
+  }
+  if (len) memcpy(r->text, text, len);
+  r->text[len] = 0;
+  r->text_len = len;
+  return r->started ? mtl_reader_rewind(r) : 0; /* else the first read starts the pass */
+}
+
 void reader_input_free(mtl_reader *r) {
   close_file(r);
+  free(r->text);
+  r->text = NULL;
   free(r->buf);
   r->buf = NULL;
   if (r->slots)

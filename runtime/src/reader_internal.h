@@ -65,6 +65,8 @@ struct mtl_reader {
   char sep, quote; /* quote 0: no quoting */
   bool header, skip_unknown_columns, skip_errors, drop_last;
   int64_t batch_size, max_rows, shuffle_n;
+  bool has_shuffle_seed;
+  uint64_t shuffle_seed, shuffle_state; /* the reader's own stream (splitmix64) */
   size_t chunk_size;
   /* field:feature_id tokens */
   int nfields, field_out0; /* field k's output is field_out0 + k */
@@ -72,6 +74,11 @@ struct mtl_reader {
   bool skip_unknown_fields;
   int *field_table; /* open addressing over field names: field index or -1 */
   int field_mask;
+
+  /* in-memory rows (mtl_reader_options.text): paths[0] is their name */
+  bool text_input, text_open;
+  char *text;
+  size_t text_len, text_cap;
 
   /* the file being read */
   int file; /* index in paths; -1 before the first */

@@ -66,6 +66,11 @@ typedef struct mtl_reader_options {
   bool drop_last;       /* drop a last batch smaller than batch_size */
   int64_t max_rows;     /* stop after this many rows (0: no limit) */
   int64_t shuffle_buffer; /* rows held for shuffling (0: file order); draws use mtl's RNG */
+  /* With has_shuffle_seed, shuffling draws from the reader's own stream,
+   * seeded with shuffle_seed at the start of every pass: the order then
+   * depends on nothing else (a resumed training run replays it exactly). */
+  bool has_shuffle_seed;
+  uint64_t shuffle_seed;
   size_t chunk_size;    /* bytes read per chunk (0: 1 MiB); memory is bounded by it */
   /* field:feature_id rows (../shared/data/ali-ccp-fieldfeat): after the schema's
    * columns, the rest of the row is `field<field_separator>feature_id` tokens. */
@@ -73,6 +78,12 @@ typedef struct mtl_reader_options {
   int nfields;               /* 0: not this format */
   bool skip_unknown_fields;  /* tokens of other fields are skipped (else an error) */
   char field_separator;      /* 0: ':' */
+  /* Rows held in memory instead of files (nfiles must be 0): text[0 ..
+   * text_len), copied at creation; errors name it text_name (NULL: "<text>")
+   * as they name a file. mtl_reader_set_text() gives a reader new rows. */
+  const char *text;
+  size_t text_len;
+  const char *text_name;
 } mtl_reader_options;
 
 typedef enum {
@@ -105,6 +116,9 @@ int mtl_reader_output_column(const mtl_reader *r, int i, int lane);
 
 /* Starts a new pass over the files (the first pass starts by itself). */
 int mtl_reader_rewind(mtl_reader *r);
+/* A reader created with text: replaces the rows by a copy of text[0 .. len)
+ * and starts a new pass over them (a server reuses one reader per request). */
+int mtl_reader_set_text(mtl_reader *r, const char *text, size_t len);
 /* Reads the next batch into out[0 .. num_outputs-1]. Returns its row count,
  * 0 at the end of the pass (out untouched), or -1 on error. */
 int64_t mtl_reader_next(mtl_reader *r, mtl_batch_output *out);
