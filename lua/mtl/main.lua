@@ -4,7 +4,9 @@
 --   mtl -e 'code'            run code
 --   mtl script.lua [args]    run a script with mtl's paths set (arg[0] is the
 --                            script, arg[1..] its arguments)
--- Subcommands (train, eval, predict, ...) are dispatched below.
+--   mtl train|eval|predict|export|report|bench|sweep ...
+--                            subcommands (lua/mtl/cli/init.lua, docs/cli.md)
+-- Exit codes: 0 success, 1 a failure while running, 2 a wrong command line.
 
 -- Runs a script file in env (a table of globals); exits 1 on error.
 local function run_script(script, args, env)
@@ -57,10 +59,29 @@ if first == "-i" then
 end
 
 if first == "-h" or first == "--help" then
-  io.stdout:write("usage: mtl [script.lua [args] | -i script.lua | -e code]\n")
+  io.stdout:write(require("mtl.cli").usage_text())
   os.exit(0)
 end
 
 local args = {}
 for i = 2, #arg do args[i - 1] = arg[i] end
+
+local cli = require "mtl.cli"
+if cli.KNOWN[first] then os.exit(cli.main(first, args)) end
+
+if first:sub(1, 1) == "-" then
+  io.stderr:write(string.format("mtl: unknown option '%s'\n", first), cli.usage_text())
+  os.exit(2)
+end
+
+-- a script, or a mistyped command (a word that names no file)
+local f = io.open(first)
+if f then
+  f:close()
+elseif not first:find("[/.]") then
+  os.exit(cli.main(first, args)) -- prints "unknown command" (and a suggestion); exit 2
+else
+  io.stderr:write(string.format("mtl: cannot open script '%s'\n", first))
+  os.exit(2)
+end
 run_script(first, args)

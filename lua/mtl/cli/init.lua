@@ -1,0 +1,494 @@
+-- The `mtl` subcommands (docs/cli.md):
+--   mtl train CONFIG [--set k=v ...] [--resume] [--json]
+--   mtl eval CONFIG --checkpoint DIR_OR_FILE [--json]
+--   mtl predict CONFIG --checkpoint ... --input FILE --output FILE [--pass-through a,b]
+--   mtl export CONFIG --checkpoint ... --out DIR
+--   mtl report RUN_DIR
+--   mtl bench ... / mtl sweep SWEEP.lua   (lua/mtl/bench.lua, lua/mtl/sweep.lua)
+-- Exit codes: 0 success; 1 a failure while running (config contents, data,
+-- checkpoints, training); 2 a wrong command line (unknown command or option,
+-- a missing argument, a malformed --set, a file or directory named on the
+-- command line that does not exist).
+local argparse = require "argparse"
+local json = require "cjson"
+
+local cli = {}
+
+cli.EXIT_OK, cli.EXIT_FAILURE, cli.EXIT_USAGE = 0, 1, 2
+
+cli.COMMANDS = {
+  { "train", "train a model from a config" },
+  { "eval", "evaluate a checkpoint on the config's eval data" },
+  { "predict", "score a file: per-task probabilities and the ranking score per row" },
+  { "export", "write a self-contained model directory" },
+  { "report", "write a run's HTML training report" },
+  { "bench", "the multi-task benchmark (bench/SPEC.md)" },
+  { "sweep", "a hyperparameter sweep (docs/sweeps.md)" },
+}
+local KNOWN = {}
+for _, c in ipairs(cli.COMMANDS) do KNOWN[c[1]] = true end
+cli.KNOWN = KNOWN
+
+-- ---- errors ------------------------------------------------------------------------------------
+local Usage = {}
+Usage.__index = Usage
+Usage.__tostring = function(e) return e.msg end
+local function usage(fmt, ...) error(setmetatable({ msg = string.format(fmt, ...) }, Usage), 0) end
+cli.usage_error = usage
+
+local function is_usage(e) return getmetatable(e) == Usage end
+
+-- ---- small helpers ------------------------------------------------------------------------------
+local function exists(path)
+  local f = io.open(path)
+  if f then f:close() return true end
+  return false
+end
+
+local function is_dir(path)
+  local ok = os.execute(string.format("test -d '%s'", path:gsub("'", "'\\''")))
+  return ok == 0 or ok == true
+end
+
+local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- Levenshtein distance, for "did you mean".
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a:sub(i, i) == b:sub(j, j) and 0 or 1))
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+function cli.suggest(word)
+  local best, bd
+  for _, c in ipairs(cli.COMMANDS) do
+    local d = distance(word, c[1])
+    if not bd or d < bd then best, bd = c[1], d end
+  end
+  if bd and bd <= 2 then return best end
+end
+
+-- ---- configs -------------------------------------------------------------------------------------
+local SECTIONS = { data = true, features = true, model = true, losses = true, optimizer = true, train = true,
+                   eval = true, rank = true, model_dir = true }
+
+-- "key.path=value" -> "key.path", "value"; a malformed one is a usage error.
+function cli.parse_set(s)
+  local key, value = tostring(s):match("^([^=]+)=(.*)$")
+  if not key or not key:match("^[%a_][%w_]*[%w_.]*$") or key:match("%.%.") or key:match("%.$") then
+    usage("--set expects key.path=value (e.g. train.steps=100), got '%s'", tostring(s))
+  end
+  return key, value
+end
+
+-- Text of a --set value -> a Lua value: true/false, a number, a quoted
+-- string, or the text itself.
+function cli.set_value(text)
+  if text == "true" then return true end
+  if text == "false" then return false end
+  local n = tonumber(text)
+  if n then return n end
+  local q = text:match('^"(.*)"$') or text:match("^'(.*)'$")
+  if q then return q end
+  return text
+end
+
+-- Sets cfg[key.path] = value (numeric parts index lists: model.tasks.1.weight).
+function cli.set_path(cfg, key, value, original)
+  local parts = {}
+  for p in key:gmatch("[^.]+") do parts[#parts + 1] = tonumber(p) or p end
+  if not SECTIONS[parts[1]] then
+    local names = {}
+    for k in pairs(SECTIONS) do names[#names + 1] = k end
+    table.sort(names)
+    usage("--set %s: '%s' is not a config section (sections: %s)", original, tostring(parts[1]), table.concat(names, ", "))
+  end
+  local t = cfg
+  for i = 1, #parts - 1 do
+    local k = parts[i]
+    if t[k] == nil then t[k] = {} end
+    if type(t[k]) ~= "table" then
+      local prefix = {}
+      for j = 1, i do prefix[j] = tostring(parts[j]) end
+      usage("--set %s: '%s' is a %s, not a table", original, table.concat(prefix, "."), type(t[k]))
+    end
+    t = t[k]
+  end
+  t[parts[#parts]] = value
+end
+
+local function config_module()
+  local ok, mod = pcall(require, "mtl.config")
+  if ok and type(mod) == "table" and mod.load then return mod end
+  if not ok and not tostring(mod):find("module 'mtl.config' not found", 1, true) then error(mod, 0) end
+  return nil
+end
+
+-- Loads CONFIG (a Lua config, an EasyRec pipeline.config, or a model
+-- directory from `mtl export`) with the --set overrides (a list of
+-- "key.path=value" strings). Returns cfg and, for a model directory, its path.
+function cli.load_config(path, sets)
+  if not path then usage("a CONFIG argument is required") end
+  local model_dir
+  if is_dir(path) then
+    local export = require "mtl.export"
+    if not export.is_model_dir(path) then
+      usage("%s is a directory but not an exported model (no manifest.json); CONFIG is a config file or an `mtl export` directory", path)
+    end
+    model_dir = path
+    path = path .. "/config.lua"
+  end
+  if not exists(path) then usage("config file '%s' does not exist", path) end
+  sets = sets or {}
+  local pairs_ = {}
+  for i, s in ipairs(sets) do
+    local k, v = cli.parse_set(s)
+    pairs_[i] = { k, v, s }
+  end
+  local cfg
+  local mod = config_module()
+  if mod then
+    cfg = mod.load(path, sets)
+  else
+    local chunk, err = loadfile(path)
+    if not chunk then error(err, 0) end
+    cfg = chunk()
+    if type(cfg) ~= "table" then error(string.format("%s: a config must return a table, got %s", path, type(cfg)), 0) end
+    for _, p in ipairs(pairs_) do cli.set_path(cfg, p[1], cli.set_value(p[2]), p[3]) end
+  end
+  if model_dir then require("mtl.export").resolve_paths(cfg, model_dir) end
+  for _, k in ipairs({ "data", "features", "model" }) do
+    if type(cfg[k]) ~= "table" then error(string.format("%s: the config has no '%s' table", path, k), 0) end
+  end
+  return cfg, model_dir
+end
+
+-- ---- checkpoints ---------------------------------------------------------------------------------
+-- A file; a run directory (its latest checkpoints/step-N.ckpt); a checkpoints
+-- directory; or an exported model directory (its model.ckpt).
+function cli.resolve_checkpoint(path)
+  if not path then usage("--checkpoint is required (a checkpoint file, a run directory or an exported model)") end
+  if not exists(path) and not is_dir(path) then usage("checkpoint '%s' does not exist", path) end
+  if not is_dir(path) then return path end
+  local export = require "mtl.export"
+  local ok, manifest = export.is_model_dir(path)
+  if ok then return path .. "/" .. manifest.files.weights end
+  local train = require "mtl.train"
+  for _, dir in ipairs({ path .. "/checkpoints", path }) do
+    local all = train.list_checkpoints(dir)
+    if #all > 0 then return all[#all].path end
+  end
+  usage("no checkpoint in %s (expected checkpoints/step-N.ckpt, step-N.ckpt or an exported model)", path)
+end
+
+local function load_state(path)
+  local mtl = require "mtl"
+  local st = mtl.load(path)
+  if type(st) ~= "table" or (st.format ~= "mtl-run-1" and st.format ~= require("mtl.export").FORMAT) then
+    error(string.format("%s is not an mtl checkpoint (a run checkpoint or an exported model)", path), 0)
+  end
+  return st
+end
+
+local function build_run(cfg, ckpt_path)
+  local st = load_state(ckpt_path)
+  local run = require("mtl.train").new(cfg, { state = st, quiet = true })
+  return run, st
+end
+
+-- ---- output --------------------------------------------------------------------------------------
+local function json_line(t)
+  -- cjson writes "/" as "\/" (valid JSON); plain "/" reads better in paths
+  io.stdout:write((json.encode(require("mtl.train").finite(t)):gsub("\\/", "/")), "\n")
+  io.stdout:flush()
+end
+
+local function metrics_table(m)
+  local names = {}
+  for k in pairs(m) do names[#names + 1] = k end
+  table.sort(names)
+  local w = 4
+  for _, k in ipairs(names) do w = math.max(w, #k) end
+  local lines = { string.format("%-" .. w .. "s  %-7s  %-7s  %-7s  %-11s  %s", "task", "auc", "gauc", "logloss", "calibration", "rows") }
+  local function f(v, fmt) return (type(v) == "number" and v == v) and string.format(fmt, v) or "-" end
+  for _, k in ipairs(names) do
+    local r = m[k]
+    lines[#lines + 1] = string.format("%-" .. w .. "s  %-7s  %-7s  %-7s  %-11s  %s", k, f(r.auc, "%.4f"), f(r.gauc, "%.4f"),
+      f(r.logloss, "%.4f"), f(r.calibration, "%.3f"), f(r.count, "%d"))
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+cli.metrics_table = metrics_table
+
+-- ---- parsers ---------------------------------------------------------------------------------------
+local EXIT_EPILOG = "Exit codes: 0 success, 1 a failure while running, 2 a wrong command line."
+
+local function new_parser(name, description)
+  local p = argparse("mtl " .. name, description, EXIT_EPILOG)
+  p:help_max_width(100)
+  return p
+end
+
+local function add_config(p)
+  p:argument("config", "a Lua config, an EasyRec pipeline.config, or an exported model directory")
+  p:option("--set", "override a config value: key.path=value (repeatable)"):count("*"):argname("K=V")
+end
+
+local PARSERS = {}
+
+function PARSERS.train()
+  local p = new_parser("train", "Train a model from a config. Checkpoints, metrics.jsonl and report.html go to the config's model_dir.")
+  add_config(p)
+  p:option("--model-dir", "where checkpoints, logs and the report go (default: the config's model_dir)"):argname("DIR")
+  p:flag("--resume", "continue from the latest checkpoint in model_dir (exactly: same data order, RNG and optimizer state)")
+  p:flag("--fresh", "start over in a model_dir that already has checkpoints (removes them)")
+  p:flag("--json", "print one JSON line of final metrics on stdout (progress goes to stderr)")
+  p:flag("--quiet", "no progress output")
+  return p
+end
+
+function PARSERS.eval()
+  local p = new_parser("eval", "Evaluate a checkpoint on the config's eval data (or --data).")
+  add_config(p)
+  p:option("--checkpoint", "a checkpoint file, a run directory (its latest checkpoint) or an exported model"):argname("PATH")
+  p:option("--data", "files to evaluate instead of data.eval"):argname("FILE"):count("*")
+  p:option("--batch-size", "rows per batch"):convert(tonumber)
+  p:flag("--json", "print one JSON line of metrics on stdout")
+  return p
+end
+
+function PARSERS.predict()
+  local p = new_parser("predict", "Score a file: one output row per input row with p_<task> for each model output, rank_score, "
+    .. "and score (with rank.expression or --score).")
+  add_config(p)
+  p:option("--checkpoint", "a checkpoint file, a run directory or an exported model (default: CONFIG when it is an exported model)"):argname("PATH")
+  p:option("--input", "the rows to score (a CSV with the config's columns; labels may be missing)"):argname("FILE")
+  p:option("--output", "the CSV to write"):argname("FILE")
+  p:option("--pass-through", "input columns copied to the output, comma-separated"):argname("COLS")
+  p:option("--score", "a scoring expression (overrides rank.expression), e.g. 'click * pay * log(price) ^ 0.5'"):argname("EXPR")
+  p:option("--batch-size", "rows per batch"):convert(tonumber)
+  p:flag("--json", "print one JSON line (rows, output) on stdout")
+  return p
+end
+
+function PARSERS.export()
+  local p = new_parser("export", "Write a self-contained model directory: manifest.json, config.lua, model.ckpt "
+    .. "(weights, fitted feature transforms, embedding tables).")
+  add_config(p)
+  p:option("--checkpoint", "a checkpoint file or a run directory (its latest checkpoint)"):argname("PATH")
+  p:option("--out", "the model directory to write"):argname("DIR")
+  p:flag("--json", "print one JSON line (out, step) on stdout")
+  return p
+end
+
+function PARSERS.report()
+  local p = new_parser("report", "Write RUN_DIR/report.html: loss and per-task AUC curves, expert utilization of gated models.")
+  p:argument("run_dir", "a model_dir of `mtl train` (with metrics.jsonl)")
+  p:option("--out", "write the report here instead of RUN_DIR/report.html"):argname("FILE")
+  p:flag("--json", "print one JSON line (report) on stdout")
+  return p
+end
+
+-- ---- commands -------------------------------------------------------------------------------------
+local COMMANDS = {}
+
+function COMMANDS.train(a)
+  local train = require "mtl.train"
+  local export = require "mtl.export"
+  local cfg = cli.load_config(a.config, a.set)
+  if a.model_dir then cfg.model_dir = a.model_dir end
+  if not cfg.model_dir then usage("the config has no model_dir: pass --model-dir DIR (or --set model_dir=DIR)") end
+  if a.resume and a.fresh then usage("--resume and --fresh exclude each other") end
+  local dir = cfg.model_dir
+  local existing = train.list_checkpoints(dir .. "/checkpoints")
+  if #existing > 0 and not a.resume then
+    if not a.fresh then
+      usage("%s already has checkpoints (the latest: step %d): pass --resume to continue that run or --fresh to start over",
+        dir, existing[#existing].step)
+    end
+    for _, c in ipairs(existing) do os.remove(c.path) end
+    os.remove(dir .. "/checkpoints/best.ckpt")
+  end
+  local out = a.json and io.stderr or io.stdout
+  train.mkdir_p(dir)
+  -- what ran, for the report and for `mtl eval RUN_DIR/config.lua`
+  local f = io.open(dir .. "/run.json", "w")
+  if f then
+    f:write(json.encode({ config = a.config, sets = a.set, model = cfg.model.name, started = os.date("!%Y-%m-%dT%H:%M:%SZ") }), "\n")
+    f:close()
+  end
+  local ok_lua, src = pcall(export.to_lua, cfg, "-- The config of this run as `mtl train` resolved it.\n")
+  if ok_lua then
+    local g = io.open(dir .. "/config.lua", "w")
+    if g then g:write(src) g:close() end
+  end
+  local progress = require("mtl.cli.progress").new({ out = out, quiet = a.quiet })
+  local run = train.new(cfg, { progress = progress, resume = a.resume, out = out, quiet = a.quiet })
+  local final = run:fit()
+  local report_path = require("mtl.report").write(dir)
+  if not a.quiet then
+    if final then out:write(metrics_table(run:plain(final))) end
+    out:write(string.format("checkpoint: %s\nreport: %s\n", tostring(run.last_checkpoint), report_path))
+  end
+  if a.json then
+    json_line({ command = "train", model_dir = dir, step = run.step, checkpoint = run.last_checkpoint,
+                report = report_path, metrics = final and run:plain(final) or {} })
+  end
+  return 0
+end
+
+function COMMANDS.eval(a)
+  local cfg, model_dir = cli.load_config(a.config, a.set)
+  local ckpt = cli.resolve_checkpoint(a.checkpoint or model_dir)
+  local files = (a.data and #a.data > 0) and a.data or cfg.data.eval
+  if not files then usage("the config has no data.eval: pass --data FILE") end
+  for _, fl in ipairs(type(files) == "table" and files or { files }) do
+    if a.data and #a.data > 0 and not fl:match("[*?%[]") and not exists(fl) then usage("data file '%s' does not exist", fl) end
+  end
+  local run, st = build_run(cfg, ckpt)
+  local m = run:evaluate(files, { batch_size = a.batch_size })
+  local plain = run:plain(m)
+  if a.json then
+    json_line({ command = "eval", checkpoint = ckpt, step = st.step, metrics = plain, gates = run.gate_utilization })
+  else
+    io.stdout:write(string.format("checkpoint %s (step %s)\n", ckpt, tostring(st.step)))
+    io.stdout:write(metrics_table(plain))
+  end
+  return 0
+end
+
+function COMMANDS.predict(a)
+  local cfg, model_dir = cli.load_config(a.config, a.set)
+  local ckpt = cli.resolve_checkpoint(a.checkpoint or model_dir)
+  if not a.input then usage("--input FILE is required") end
+  if not a.output then usage("--output FILE is required") end
+  if not exists(a.input) then usage("input file '%s' does not exist", a.input) end
+  local pass = {}
+  if a.pass_through then
+    for c in a.pass_through:gmatch("[^,]+") do pass[#pass + 1] = c:match("^%s*(.-)%s*$") end
+  end
+  if a.score then
+    cfg.rank = cfg.rank or {}
+    cfg.rank.expression = a.score
+  end
+  local run, st = build_run(cfg, ckpt)
+  local rows, head = require("mtl.predict").file(run, cfg, { input = a.input, output = a.output, pass_through = pass,
+                                                               batch_size = a.batch_size })
+  if a.json then
+    json_line({ command = "predict", checkpoint = ckpt, step = st.step, input = a.input, output = a.output, rows = rows, columns = head })
+  else
+    io.stdout:write(string.format("wrote %d rows to %s (%s)\n", rows, a.output, table.concat(head, ",")))
+  end
+  return 0
+end
+
+function COMMANDS.export(a)
+  local export = require "mtl.export"
+  local cfg = cli.load_config(a.config, a.set)
+  local ckpt = cli.resolve_checkpoint(a.checkpoint)
+  if not a.out then usage("--out DIR is required") end
+  if is_dir(a.out) and not export.is_model_dir(a.out) then
+    local p = io.popen("ls -A " .. shell_quote(a.out))
+    local any = p:read("*l")
+    p:close()
+    if any then usage("%s exists and is not an exported model; choose a new or empty directory", a.out) end
+  end
+  local run, st = build_run(cfg, ckpt)
+  export.write(run, cfg, a.out, { source = ckpt, step = st.step })
+  if a.json then
+    json_line({ command = "export", out = a.out, checkpoint = ckpt, step = st.step })
+  else
+    io.stdout:write(string.format("exported %s (step %s) to %s\n", ckpt, tostring(st.step), a.out))
+  end
+  return 0
+end
+
+function COMMANDS.report(a)
+  if not is_dir(a.run_dir) then usage("run directory '%s' does not exist", a.run_dir) end
+  if not exists(a.run_dir .. "/metrics.jsonl") then
+    usage("%s has no metrics.jsonl (is it the model_dir of an `mtl train` run?)", a.run_dir)
+  end
+  local path = require("mtl.report").write(a.run_dir, { out = a.out })
+  if a.json then json_line({ command = "report", report = path }) else io.stdout:write("report: ", path, "\n") end
+  return 0
+end
+
+-- ---- dispatch -------------------------------------------------------------------------------------------
+function cli.usage_text()
+  local lines = {
+    "usage: mtl <command> [options]     (mtl <command> --help for each)",
+    "       mtl script.lua [args]       run a script with mtl's paths set",
+    "       mtl -i script.lua | -e code | (no arguments: the REPL)",
+    "",
+    "commands:",
+  }
+  for _, c in ipairs(cli.COMMANDS) do lines[#lines + 1] = string.format("  %-9s %s", c[1], c[2]) end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = EXIT_EPILOG
+  return table.concat(lines, "\n") .. "\n"
+end
+
+local function external(name, module, fn, args)
+  local ok, mod = pcall(require, module)
+  if not ok then
+    if tostring(mod):find("module '" .. module .. "' not found", 1, true) then
+      io.stderr:write(string.format("mtl %s: this build has no %s (lua/%s.lua is missing)\n", name, module, module:gsub("%.", "/")))
+      return 1
+    end
+    io.stderr:write(string.format("mtl %s: %s\n", name, tostring(mod)))
+    return 1
+  end
+  if type(mod[fn]) ~= "function" then
+    io.stderr:write(string.format("mtl %s: %s has no %s(args) function\n", name, module, fn))
+    return 1
+  end
+  local okr, rc = xpcall(function() return mod[fn](args) end, debug.traceback)
+  if not okr then
+    local msg = tostring(rc)
+    if not os.getenv("MTL_DEBUG") then msg = msg:match("^(.-)\nstack traceback:") or msg end
+    io.stderr:write(string.format("mtl %s: %s\n", name, msg))
+    return 1
+  end
+  return type(rc) == "number" and rc or 0
+end
+
+-- Runs subcommand name with args (a list of strings); returns the exit code.
+function cli.main(name, args)
+  if name == "bench" then return external("bench", "mtl.bench", "run", args) end
+  if name == "sweep" then return external("sweep", "mtl.sweep", "main", args) end
+  local make = PARSERS[name]
+  if not make then
+    local s = cli.suggest(name)
+    io.stderr:write(string.format("mtl: unknown command '%s'%s\n", name, s and (" (did you mean '" .. s .. "'?)") or ""))
+    io.stderr:write(cli.usage_text())
+    return 2
+  end
+  local parser = make()
+  local ok, parsed = parser:pparse(args)
+  if not ok then
+    io.stderr:write(string.format("mtl %s: %s\n%s\n", name, parsed, parser:get_usage()))
+    return 2
+  end
+  local okr, rc = xpcall(function() return COMMANDS[name](parsed) end, function(e)
+    if is_usage(e) then return e end
+    local msg = tostring(e)
+    if os.getenv("MTL_DEBUG") then msg = debug.traceback(msg, 2) end
+    return msg
+  end)
+  if okr then return rc or 0 end
+  if is_usage(rc) then
+    io.stderr:write(string.format("mtl %s: %s\n(mtl %s --help for usage)\n", name, rc.msg, name))
+    return 2
+  end
+  io.stderr:write(string.format("mtl %s: %s\n", name, tostring(rc)))
+  return 1
+end
+
+return cli

@@ -1,0 +1,188 @@
+-- mtl.export: self-contained model directories (docs/cli.md, "mtl export").
+--
+--   export.write(run, cfg, "models/mmoe-v1", {source = "runs/mmoe/checkpoints/step-900.ckpt"})
+--   local m = export.load("models/mmoe-v1")    -- {cfg =, run =, manifest =}
+--
+-- A model directory holds
+--   manifest.json  what it is: format, model, tasks and outputs, the input
+--                  columns and features, files, step, source checkpoint
+--   config.lua     the config it was trained with (plain data, a Lua table)
+--   model.ckpt     mtl.save of {format = "mtl-export-1", model = state_dict,
+--                  features = {fitted = ..., tables = {name = embedding state}}}
+-- Nothing else is needed to score rows: `mtl predict DIR --input ...`.
+local json = require "cjson"
+
+local export = {}
+
+export.FORMAT = "mtl-export-1"
+
+-- ---- a config as Lua source -------------------------------------------------------------
+local function is_ident(k)
+  return type(k) == "string" and k:match("^[%a_][%w_]*$") and not ({
+    ["and"] = 1, ["break"] = 1, ["do"] = 1, ["else"] = 1, ["elseif"] = 1, ["end"] = 1, ["false"] = 1, ["for"] = 1,
+    ["function"] = 1, ["goto"] = 1, ["if"] = 1, ["in"] = 1, ["local"] = 1, ["nil"] = 1, ["not"] = 1, ["or"] = 1,
+    ["repeat"] = 1, ["return"] = 1, ["then"] = 1, ["true"] = 1, ["until"] = 1, ["while"] = 1 })[k]
+end
+
+local function literal(v, indent, path, seen)
+  local t = type(v)
+  if t == "string" then return string.format("%q", v) end
+  if t == "boolean" then return tostring(v) end
+  if t == "number" then
+    if v ~= v then return "0/0" end
+    if v == math.huge then return "math.huge" end
+    if v == -math.huge then return "-math.huge" end
+    if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return string.format("%d", v) end
+    return string.format("%.17g", v)
+  end
+  if t ~= "table" then error(string.format("export: %s: cannot write a %s into a config", path, t), 0) end
+  if seen[v] then error(string.format("export: %s: the config refers back to itself", path), 0) end
+  seen[v] = true
+  local n = #v
+  local items = {}
+  local inner = indent .. "  "
+  for i = 1, n do items[#items + 1] = literal(v[i], inner, path .. "[" .. i .. "]", seen) end
+  local keys = {}
+  for k in pairs(v) do
+    if not (type(k) == "number" and k >= 1 and k <= n and k % 1 == 0) then keys[#keys + 1] = k end
+  end
+  table.sort(keys, function(a, b)
+    if type(a) ~= type(b) then return type(a) < type(b) end
+    return a < b
+  end)
+  for _, k in ipairs(keys) do
+    local key = is_ident(k) and k or ("[" .. literal(k, inner, path, seen) .. "]")
+    items[#items + 1] = key .. " = " .. literal(v[k], inner, path .. "." .. tostring(k), seen)
+  end
+  seen[v] = nil
+  if #items == 0 then return "{}" end
+  local flat = "{ " .. table.concat(items, ", ") .. " }"
+  if #flat + #indent <= 100 and not flat:find("\n") then return flat end
+  return "{\n" .. inner .. table.concat(items, ",\n" .. inner) .. ",\n" .. indent .. "}"
+end
+
+-- A value (a config: tables, strings, numbers, booleans) as Lua source that
+-- returns it.
+function export.to_lua(v, header)
+  return (header or "") .. "return " .. literal(v, "", "config", {}) .. "\n"
+end
+
+local function write_file(path, text)
+  local f, err = io.open(path, "w")
+  if not f then error(string.format("export: cannot write %s: %s", path, tostring(err)), 0) end
+  f:write(text)
+  f:close()
+end
+
+local function mkdir_p(path)
+  os.execute(string.format("mkdir -p '%s'", path:gsub("'", "'\\''")))
+end
+
+-- The model's output names (task outputs and extra ones such as ESMM's ctcvr).
+function export.outputs(run)
+  local names, seen = {}, {}
+  for _, t in ipairs(run.model.tasks) do
+    if not seen[t.name] then names[#names + 1], seen[t.name] = t.name, true end
+  end
+  for _, t in ipairs(run.model:eval_targets()) do
+    if not seen[t.output] then names[#names + 1], seen[t.output] = t.output, true end
+  end
+  return names
+end
+
+-- Writes run's model (weights, fitted transforms, embedding tables) and cfg
+-- to dir. opts.source, opts.step: where the weights came from.
+function export.write(run, cfg, dir, opts)
+  opts = opts or {}
+  local mtl = require "mtl"
+  mkdir_p(dir)
+  local probe = io.open(dir .. "/.mtl-export-probe", "w")
+  if not probe then error(string.format("export: cannot write into %s", dir), 0) end
+  probe:close()
+  os.remove(dir .. "/.mtl-export-probe")
+  local saved = {}
+  for k, v in pairs(cfg) do saved[k] = v end
+  saved.model_dir = nil
+  -- vocabulary files are copied in, named relative to the directory
+  local feats_copy = {}
+  for i, f in ipairs(cfg.features or {}) do
+    local c = {}
+    for k, v in pairs(f) do c[k] = v end
+    if f.vocab_file then
+      local name = "vocab_" .. f.name:gsub("[^%w_.-]", "_") .. ".txt"
+      local src = io.open(f.vocab_file, "rb")
+      if not src then error(string.format("export: cannot read vocab_file %s of feature '%s'", f.vocab_file, f.name), 0) end
+      write_file(dir .. "/" .. name, src:read("*a"))
+      src:close()
+      c.vocab_file = name
+    end
+    feats_copy[i] = c
+  end
+  saved.features = feats_copy
+  write_file(dir .. "/config.lua", export.to_lua(saved,
+    "-- The config of an exported mtl model (written by `mtl export`).\n"))
+  mtl.save(dir .. "/model.ckpt", { format = export.FORMAT, model = run.model:state_dict(), features = run.features:state(),
+                                   step = opts.step })
+  local tasks = {}
+  for _, t in ipairs(run.model.tasks) do
+    tasks[#tasks + 1] = { name = t.name, label = type(t.label) == "string" and t.label or nil }
+  end
+  local feats = {}
+  for _, s in ipairs(run.features.specs) do
+    feats[#feats + 1] = { name = s.name, type = s.type, column = s.column, columns = s.columns, dim = s.embedded and s.dim or nil }
+  end
+  local columns = {}
+  for _, c in ipairs(cfg.data.columns or {}) do columns[#columns + 1] = { name = c.name, type = c.type or "string" } end
+  local manifest = {
+    format = export.FORMAT,
+    created = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    model = cfg.model.name,
+    tasks = tasks,
+    outputs = export.outputs(run),
+    labels = cfg.data.labels,
+    input_columns = columns,
+    separator = cfg.data.separator or ",",
+    features = feats,
+    input_dim = run.features.output_dim,
+    rank = cfg.rank,
+    step = opts.step,
+    source = opts.source,
+    files = { config = "config.lua", weights = "model.ckpt" },
+  }
+  write_file(dir .. "/manifest.json", json.encode(manifest) .. "\n")
+  return dir
+end
+
+-- Whether path is a model directory (it has a manifest.json of this format).
+function export.is_model_dir(path)
+  local f = io.open(path .. "/manifest.json")
+  if not f then return false end
+  local ok, m = pcall(json.decode, f:read("*a"))
+  f:close()
+  return ok and type(m) == "table" and m.format == export.FORMAT, m
+end
+
+-- Makes a model directory's relative file names (vocab_file) point into dir.
+function export.resolve_paths(cfg, dir)
+  for _, f in ipairs(cfg.features or {}) do
+    if f.vocab_file and f.vocab_file:sub(1, 1) ~= "/" then f.vocab_file = dir .. "/" .. f.vocab_file end
+  end
+  return cfg
+end
+
+-- Loads a model directory: {cfg =, run = (a train.Run in eval mode), manifest =}.
+function export.load(dir)
+  local ok, manifest = export.is_model_dir(dir)
+  if not ok then error(string.format("export: %s is not an mtl model directory (no manifest.json of format %s)", dir, export.FORMAT), 0) end
+  local chunk, err = loadfile(dir .. "/" .. manifest.files.config)
+  if not chunk then error("export: " .. err, 0) end
+  setfenv(chunk, { math = math })
+  local cfg = export.resolve_paths(chunk(), dir)
+  local mtl = require "mtl"
+  local state = mtl.load(dir .. "/" .. manifest.files.weights)
+  local run = require("mtl.train").new(cfg, { state = state, quiet = true })
+  run.model:eval()
+  return { cfg = cfg, run = run, manifest = manifest, step = state.step }
+end
+
+return export
