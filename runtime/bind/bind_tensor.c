@@ -9,7 +9,7 @@
 #include "bind.h"
 
 /* ---- helpers -------------------------------------------------------------- */
-static size_t gc_threshold = (size_t)64 << 20;
+static _Thread_local size_t gc_threshold = (size_t)64 << 20; /* per thread: serving runs states in several */
 
 /* Heap tracking: the Lua GC does not see tensor storage, so when the memory
  * held by tensors grows past a threshold, run a collection and move the
@@ -255,15 +255,29 @@ static int l_tensor(lua_State *L) {
 /* zeros/ones/full/rand/randn/empty(shape..., [dtype]) */
 static int make_filled(lua_State *L, const char *fname, int kind, double value) {
   int64_t shape[MTL_MAX_DIMS];
-  int ndim = bind_check_shape(L, 1, shape, fname);
-  int next = lua_istable(L, 1) ? 2 : ndim + 1;
-  if (kind == 2) { /* full: value follows the shape */
-    value = luaL_checknumber(L, next);
-    next++;
+  int ndim, next;
+  if (kind == 2 && !lua_istable(L, 1)) {
+    /* full(sizes..., value[, dtype]): the last number is the value */
+    int top = lua_gettop(L), last = top;
+    if (lua_type(L, last) == LUA_TSTRING) last--;
+    if (last < 1 || !lua_isnumber(L, last)) return luaL_error(L, "%s: expected (sizes..., value[, dtype])", fname);
+    value = lua_tonumber(L, last);
+    lua_pushvalue(L, last); /* keep the value; the shape is read from the numbers before it */
+    lua_remove(L, last);
+    lua_insert(L, 1);       /* stack: value, sizes..., [dtype] */
+    ndim = bind_check_shape(L, 2, shape, fname);
+    next = ndim + 2;
+  } else {
+    ndim = bind_check_shape(L, 1, shape, fname);
+    next = lua_istable(L, 1) ? 2 : ndim + 1;
+    if (kind == 2) { /* full({sizes}, value[, dtype]) */
+      value = luaL_checknumber(L, next);
+      next++;
+    }
   }
   mtl_dtype dt = check_dtype(L, next, MTL_F32, fname);
   for (int i = 0; i < ndim; i++)
-    if (shape[i] < 0) return luaL_error(L, "%s: size %d must be >= 0", fname, i + 1);
+    if (shape[i] < 0) return luaL_error(L, "%s: size %d must be >= 0, got %d", fname, i + 1, (int)shape[i]);
   mtl_tensor **slot = bind_slot(L);
   mtl_tensor *t = mtl_tensor_new(dt, ndim, shape);
   if (!t) return luaL_error(L, "%s: %s", fname, mtl_error_message() + (strncmp(mtl_error_message(), "mtl.tensor: ", 12) ? 0 : 12));
@@ -403,7 +417,10 @@ static void check_index(lua_State *L, mtl_tensor *t, int first, const char *fnam
   if (nidx != t->ndim)
     luaL_error(L, "%s: expected %d indices for a %d-dimensional tensor, got %d", fname, t->ndim, t->ndim, nidx);
   for (int i = 0; i < t->ndim; i++) {
-    lua_Integer k = luaL_checkinteger(L, first + i);
+    double v = luaL_checknumber(L, first + i);
+    if (v != floor(v))
+      luaL_error(L, "%s: index %d must be an integer, got %g", fname, i + 1, v);
+    lua_Integer k = (v < -1e15 || v > 1e15) ? 0 : (lua_Integer)v;
     if (k < 1 || k > t->shape[i])
       luaL_error(L, "%s: index %d out of range for dimension %d (expected 1..%d)", fname, (int)k, i + 1,
                  (int)t->shape[i]);
