@@ -426,30 +426,13 @@ function Run:save_checkpoint(tag)
 end
 
 -- ---- the loop --------------------------------------------------------------------------------------
--- The data order of an epoch comes from a random stream of its own, seeded
--- from (train.seed, epoch): reading batches never draws from the stream that
--- initialization and dropout use. So a resumed run replays its epoch's order
--- up to where the checkpoint was taken while the model stream continues from
--- the saved state, and the two runs see the same batches and the same draws.
-local function epoch_seed(seed, epoch) return (seed or 0) * 1000003 + epoch * 7919 + 17 end
-
-function Run:epoch_batches(epoch)
-  local reader = self:reader(self.cfg.data.train, nil, true)
-  local it = reader:batches()
-  local saved = mtl.rand_state()
-  mtl.seed(epoch_seed((self.cfg.train or {}).seed, epoch))
-  local data_state = mtl.rand_state()
-  mtl.rand_state(saved)
-  return reader, function()
-    local model_state = mtl.rand_state()
-    mtl.rand_state(data_state)
-    local ok, batch = pcall(it)
-    data_state = mtl.rand_state()
-    mtl.rand_state(model_state)
-    if not ok then error(batch, 0) end
-    return batch
-  end
-end
+-- Exact resume: the data order of an epoch comes from the reader's own
+-- shuffle stream, seeded from (train.seed, epoch) (Run:reader), so a resumed
+-- run replays its epoch's order up to where the checkpoint was taken; the
+-- model's stream (initialization, dropout) continues from the saved state.
+-- At each step boundary the stream is reset to its own 4-word state (which
+-- drops a pending second normal of Box-Muller), so that state, which
+-- checkpoints save, describes it completely.
 
 -- Keeps the records of metrics.jsonl up to the resumed step (a killed run may
 -- have logged past its last checkpoint), then appends.
@@ -503,12 +486,13 @@ function Run:fit()
   self.bad_evals = self.bad_evals or 0
   if max_steps and self.step >= max_steps then stop = true end -- resumed at (or past) the budget
   while self.epoch <= epochs and not stop do
-    local reader, next_batch = self:epoch_batches(self.epoch)
+    local reader = self:reader(cfg.data.train, nil, true)
     local skip = self.batch_in_epoch
     local b = 0
-    for batch in next_batch do
+    for batch in reader:batches() do
       b = b + 1
       if b > skip then
+        mtl.rand_state(mtl.rand_state())
         local loss, per = self:train_step(batch)
         self.batch_in_epoch = b
         seen = seen + batch.size
