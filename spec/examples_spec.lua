@@ -7,14 +7,8 @@
 --     behind) and must exit with status 0. Blocks that are not meant to run
 --     use another fence (```text).
 -- examples/train_mlp.lua must also reach >= 98 % training accuracy.
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function run(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local shell = require "helpers.shell"
+local shell_quote, run = shell.quote, shell.run
 
 local function read_file(path)
   local f = io.open(path)
@@ -24,10 +18,7 @@ local function read_file(path)
   return s
 end
 
-local root = run("pwd"):gsub("%s+$", "")
-local build = os.getenv("MTL_BUILD") or "build"
-if build:sub(1, 1) ~= "/" then build = root .. "/" .. build end
-local launcher = build .. "/mtl"
+local root, launcher = shell.root, shell.launcher
 
 -- Runs `mtl script` in dir with MTL_EXAMPLE_SMALL=1; returns status, stdout, stderr.
 local function run_script(dir, script)

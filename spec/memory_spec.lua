@@ -2,14 +2,8 @@
 -- (/proc/self/statm) and the bytes mtl holds for tensors (mtl.memory()).
 local mtl = require "mtl"
 
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function run(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local shell = require "helpers.shell"
+local shell_quote, run = shell.quote, shell.run
 
 local function full_gc()
   collectgarbage()
@@ -27,9 +21,7 @@ describe("memory #slow", function()
   -- collections. Under AddressSanitizer, tools/test.sh caps the quarantine of
   -- freed blocks at 16 MB so that it fills during the warm-up.
   it("stays flat over 100,000 training steps of a small MLP", function()
-    local root = run("pwd"):gsub("%s+$", "")
-    local build = os.getenv("MTL_BUILD") or "build"
-    if build:sub(1, 1) ~= "/" then build = root .. "/" .. build end
+    local root, build = shell.root, shell.build
     local out = run(string.format("%s %s 100000 20000 2>&1", shell_quote(build .. "/mtl"),
       shell_quote(root .. "/spec/scripts/memory_loop.lua")))
     local fields = {}

@@ -13,18 +13,12 @@ local function read_file(path)
   return s
 end
 
-local function run(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local shell = require "helpers.shell"
+local run = shell.run
 
 describe("misuse #slow", function()
   it("raises Lua errors for every misuse of every function and never crashes", function()
-    local root = run("pwd"):gsub("%s+$", "")
-    local build = os.getenv("MTL_BUILD") or "build"
-    if build:sub(1, 1) ~= "/" then build = root .. "/" .. build end
+    local root, build = shell.root, shell.build
     local dir = run("mktemp -d"):gsub("%s+$", "") -- some functions write files named by their arguments
     local out, err, trace = dir .. "/stdout", dir .. "/stderr", dir .. "/trace"
     local status = run(string.format("cd %s && timeout 900 %s %s %s </dev/null >%s 2>%s; echo $?",

@@ -4,17 +4,8 @@ local json = require "cjson"
 local repl = require "mtl.repl"
 local mtl = require "mtl"
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-
-local root = sh("pwd"):gsub("%s+$", "")
-local build = os.getenv("MTL_BUILD") or "build"
-if build:sub(1, 1) ~= "/" then build = root .. "/" .. build end
-local launcher = build .. "/mtl"
+local shell = require "helpers.shell"
+local sh, root, launcher = shell.run, shell.root, shell.launcher
 
 -- Runs the pty driver with these steps (expect: Python regular expressions);
 -- returns its output (starts with OK).
@@ -33,7 +24,7 @@ end
 
 describe("the REPL", function()
   it("completes, continues multi-line input, survives Ctrl-C and keeps history (pty)", function()
-    local home = sh("mktemp -d"):gsub("%s+$", "")
+    local home = shell.tmpdir()
     local out = drive({
       { expect = "mtl> " },
       { send = "x = mtl.ones(2, 2)\r", expect = "mtl> " },

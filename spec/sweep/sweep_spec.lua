@@ -3,16 +3,8 @@
 local sweep = require "mtl.sweep"
 local mtl = require "mtl"
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-
-local root = sh("pwd"):gsub("%s+$", "")
-local build = os.getenv("MTL_BUILD") or "build"
-if build:sub(1, 1) ~= "/" then build = root .. "/" .. build end
+local shell = require "helpers.shell"
+local sh, root = shell.run, shell.root
 
 -- A small two-task data set and an MMoE config over it.
 local function setup(dir)
@@ -64,7 +56,7 @@ describe("mtl.sweep", function()
   end)
 
   it("runs 12 trials on 2 workers, survives a kill, and never reruns a finished trial", function()
-    local dir = sh("mktemp -d"):gsub("%s+$", "")
+    local dir = shell.tmpdir()
     setup(dir)
     local script = dir .. "/sweep.lua"
     local f = assert(io.open(script, "w"))
@@ -77,7 +69,7 @@ local s = require("mtl.sweep").run{
 print("BEST", s.best.id, s.best.metric)
 ]], dir .. "/base.lua", dir))
     f:close()
-    local mtl_cmd = build .. "/mtl"
+    local mtl_cmd = shell.launcher
     -- start, wait until a few trials finished, kill the sweep and its workers
     sh(string.format("cd %q && (%s %s > %s/first.log 2>&1 & echo $! > %s/pid)", root, mtl_cmd, script, dir, dir))
     local db = dir .. "/sweep.db"

@@ -1,0 +1,24 @@
+-- Shell helpers for specs that run programs: the repository root, the build
+-- directory under test ($MTL_BUILD, default build/), its launcher, and
+-- running a command for its output.
+local M = {}
+
+function M.quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- Runs cmd with a shell; returns its stdout.
+function M.run(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+-- A new temporary directory (the caller removes it).
+function M.tmpdir() return (M.run("mktemp -d"):gsub("%s+$", "")) end
+
+M.root = M.run("pwd"):gsub("%s+$", "")
+M.build = os.getenv("MTL_BUILD") or "build"
+if M.build:sub(1, 1) ~= "/" then M.build = M.root .. "/" .. M.build end
+M.launcher = M.build .. "/mtl"
+
+return M
