@@ -328,12 +328,17 @@ static int l_samples_label(lua_State *L) {
   return 4;
 }
 
-/* The {{name, tensor}, ...} list at idx, in a userdata array left on the stack. */
+/* The {{name, tensor[, k]}, ...} list at idx (k: column k of a [n, m]
+ * tensor), in a userdata array; pushes an anchor table (holding the array and
+ * any views) and leaves it on the stack. */
 static mtl_stats_csv_column *csv_columns(lua_State *L, const char *fn, int idx, int *n) {
   luaL_checktype(L, idx, LUA_TTABLE);
   int nc = (int)lua_objlen(L, idx);
   if (nc < 1 || nc > 100000) luaL_error(L, "%s: expected 1 to 100000 columns, got %d", fn, nc);
+  lua_newtable(L);
+  int anchor_at = lua_gettop(L);
   mtl_stats_csv_column *cols = lua_newuserdata(L, sizeof *cols * (size_t)nc);
+  lua_rawseti(L, anchor_at, 0);
   for (int c = 0; c < nc; c++) {
     lua_rawgeti(L, idx, c + 1);
     int ct = lua_gettop(L);
@@ -341,9 +346,40 @@ static mtl_stats_csv_column *csv_columns(lua_State *L, const char *fn, int idx, 
     lua_rawgeti(L, ct, 1);
     lua_rawgeti(L, ct, 2);
     mtl_tensor *t = bind_test_tensor(L, -1);
-    if (lua_type(L, -2) != LUA_TSTRING || !t) luaL_error(L, "%s: column %d must be {name, tensor}", fn, c + 1);
+    if (lua_type(L, -2) != LUA_TSTRING || !t)
+      luaL_error(L, "%s: column %d must be {name, tensor[, column of a 2-D tensor]}", fn, c + 1);
     cols[c].name = lua_tostring(L, -2); /* kept alive by the column table */
+    lua_rawgeti(L, ct, 3);
+    if (!lua_isnil(L, -1)) { /* column k of a [n, m] tensor: a strided 1-D view */
+      double k = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+      if (t->ndim != 2 || !(k >= 1 && k <= (double)t->shape[1]) || k != floor(k))
+        luaL_error(L, "%s: column %d: expected a 2-D tensor and a column number in 1..its width", fn, c + 1);
+      mtl_tensor **slot = bind_slot(L);
+      int64_t shape[1] = {t->shape[0]}, stride[1] = {t->stride[0]};
+      *slot = mtl_tensor_view(t, 1, shape, stride, t->offset + ((int64_t)k - 1) * t->stride[1]);
+      if (!*slot) bind_error(L);
+      t = *slot;
+      lua_rawseti(L, anchor_at, c + 1);
+    }
     cols[c].values = t;
+    cols[c].labels = NULL;
+    cols[c].nlabels = 0;
+    lua_getfield(L, ct, "labels"); /* {"impression", "click", ...} for codes 1, 2, ... */
+    if (lua_istable(L, -1)) {
+      int nl = (int)lua_objlen(L, -1);
+      const char **labels = lua_newuserdata(L, sizeof *labels * (size_t)(nl > 0 ? nl : 1));
+      lua_rawseti(L, anchor_at, -c - 1);
+      for (int k = 0; k < nl; k++) {
+        lua_rawgeti(L, -1, k + 1);
+        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s: column %d: label %d must be a string", fn, c + 1, k + 1);
+        labels[k] = lua_tostring(L, -1); /* kept alive by the labels table */
+        lua_pop(L, 1);
+      }
+      cols[c].labels = labels;
+      cols[c].nlabels = nl;
+    } else if (!lua_isnil(L, -1)) {
+      luaL_error(L, "%s: column %d: labels must be a list of strings", fn, c + 1);
+    }
     lua_settop(L, ct - 1);
   }
   *n = nc;
@@ -372,10 +408,24 @@ static int l_stats_append_csv(lua_State *L) {
   return 0;
 }
 
+/* core.stats_order(time int64 [n]) -> int64 [n]: 1-based positions by time (stable) */
+static int l_stats_order(lua_State *L) {
+  mtl_tensor *t = bind_check_tensor(L, 1, "mtl.stats.order");
+  if (t->dtype != MTL_I64 || t->ndim != 1 || !mtl_tensor_is_contiguous(t))
+    return luaL_error(L, "mtl.stats.order: expected a contiguous int64 [n] tensor");
+  mtl_tensor **slot = bind_slot(L);
+  if (!(*slot = mtl_tensor_new(MTL_I64, 1, t->shape))) return bind_error(L);
+  int64_t *o = mtl_i64(*slot);
+  if (mtl_stats_order(mtl_i64(t), t->shape[0], o) < 0) return bind_error(L);
+  for (int64_t i = 0; i < t->shape[0]; i++) o[i] += 1;
+  return 1;
+}
+
 void bind_stats_open(lua_State *L, int mod, int methods) {
   (void)methods;
   bind_register(L, mod, 0, "stats_compute", l_stats_compute);
   bind_register(L, mod, 0, "samples_label", l_samples_label);
   bind_register(L, mod, 0, "stats_write_csv", l_stats_write_csv);
   bind_register(L, mod, 0, "stats_append_csv", l_stats_append_csv);
+  bind_register(L, mod, 0, "stats_order", l_stats_order);
 }

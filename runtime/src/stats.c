@@ -740,6 +740,16 @@ done:
   return rc;
 }
 
+int mtl_stats_order(const int64_t *time, int64_t n, int64_t *order) {
+  if (n < 0 || n > MAX_ROWS) return mtl_error("mtl.stats.order: %" PRId64 " values (at most %" PRId64 ")", n, MAX_ROWS);
+  if (n > 0 && (!time || !order)) return mtl_error("mtl.stats.order: no values");
+  uint32_t *a = sort_by_time(time, NULL, n);
+  if (!a) return mtl_error("mtl.stats.order: out of memory");
+  for (int64_t i = 0; i < n; i++) order[i] = a[i];
+  free(a);
+  return 0;
+}
+
 /* ---- CSV output ------------------------------------------------------------------ */
 typedef struct outbuf {
   FILE *f;
@@ -775,11 +785,65 @@ static void ob_int(outbuf *b, int64_t v) {
   ob_write(b, tmp + p, (size_t)(24 - p));
 }
 
-static void ob_value(outbuf *b, const mtl_tensor *t, int64_t i, int digits) {
+/* v with `digits` significant digits in %g's plain form (no exponent), for
+ * 1e-4 <= |v| < 10^digits and digits <= 15; returns the length, or 0 when v
+ * needs snprintf (other magnitudes; nan, inf). Rounds like %g except perhaps
+ * at exact halfway cases (the scaled value carries one rounding). */
+static int format_g(char *out, double v, int digits) {
+  static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+                                 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19};
+  double a = fabs(v);
+  if (!(a >= 1e-4) || digits > 15 || !(a < pow10[digits])) return 0;
+  int e = (int)floor(log10(a));
+  int64_t m = 0;
+  for (int tries = 0; tries < 3; tries++) {
+    int p = digits - 1 - e; /* 10^p scales a to `digits` integer digits */
+    double scaled = p >= 0 ? a * pow10[p] : a / pow10[-p];
+    m = llround(scaled);
+    if (m >= (int64_t)pow10[digits]) {
+      e++;
+    } else if (m < (int64_t)pow10[digits - 1]) {
+      e--;
+    } else {
+      break;
+    }
+  }
+  if (m >= (int64_t)pow10[digits] || m < (int64_t)pow10[digits - 1] || e < -4 || e >= digits) return 0;
+  char dig[24];
+  for (int i = digits - 1; i >= 0; i--, m /= 10) dig[i] = (char)('0' + m % 10);
+  int n = 0, frac = digits - 1 - e; /* digits after the decimal point */
+  if (v < 0) out[n++] = '-';
+  if (frac <= 0) { /* an integer (frac == 0 here, as e < digits) */
+    memcpy(out + n, dig, (size_t)digits);
+    return n + digits;
+  }
+  int intdigits = digits - frac; /* may be <= 0: 0.000ddd */
+  if (intdigits > 0) {
+    memcpy(out + n, dig, (size_t)intdigits);
+    n += intdigits;
+  } else {
+    out[n++] = '0';
+  }
+  int last = n; /* the end once trailing zeros are dropped */
+  out[n++] = '.';
+  for (int i = 0; i < -intdigits; i++) out[n++] = '0';
+  for (int i = intdigits > 0 ? intdigits : 0; i < digits; i++) {
+    out[n++] = dig[i];
+    if (dig[i] != '0') last = n;
+  }
+  return last;
+}
+
+static void ob_value(outbuf *b, const mtl_stats_csv_column *col, int64_t i, int digits) {
+  const mtl_tensor *t = col->values;
   const char *base = (const char *)t->storage->data;
   int64_t at = t->offset + i * (t->ndim > 0 ? t->stride[0] : 0);
   if (t->dtype == MTL_I64) {
-    ob_int(b, ((const int64_t *)(const void *)base)[at]);
+    int64_t v = ((const int64_t *)(const void *)base)[at];
+    if (col->labels && v >= 1 && v <= col->nlabels)
+      ob_write(b, col->labels[v - 1], strlen(col->labels[v - 1]));
+    else
+      ob_int(b, v);
     return;
   }
   double v = ((const float *)(const void *)base)[at];
@@ -789,7 +853,8 @@ static void ob_value(outbuf *b, const mtl_tensor *t, int64_t i, int digits) {
     ob_write(b, "nan", 3);
   } else {
     char tmp[40];
-    int n = snprintf(tmp, sizeof tmp, "%.*g", digits, v);
+    int n = format_g(tmp, v, digits);
+    if (n <= 0) n = snprintf(tmp, sizeof tmp, "%.*g", digits, v);
     ob_write(b, tmp, (size_t)n);
   }
 }
@@ -806,6 +871,13 @@ static int check_columns(const char *fn, int ncols, const mtl_stats_csv_column *
       if (*p == sep || *p == '"' || *p == '\n' || *p == '\r')
         return mtl_error("%s: column name \"%s\" contains a separator, quote or line break", fn, name);
     if (!t || t->ndim != 1) return mtl_error("%s: column '%s' must be a 1-D tensor", fn, name);
+    for (int k = 0; k < cols[c].nlabels; k++) {
+      const char *l = cols[c].labels ? cols[c].labels[k] : NULL;
+      if (!l) return mtl_error("%s: column '%s': label %d is missing", fn, name, k + 1);
+      for (const char *p = l; *p; p++)
+        if (*p == sep || *p == '"' || *p == '\n' || *p == '\r')
+          return mtl_error("%s: column '%s': label \"%s\" contains a separator, quote or line break", fn, name, l);
+    }
     if (c == 0) *nrows = t->shape[0];
     if (t->shape[0] != *nrows)
       return mtl_error("%s: column '%s' has %" PRId64 " values, column '%s' has %" PRId64, fn, name, t->shape[0],
@@ -835,7 +907,7 @@ int mtl_stats_write_csv(const char *path, int ncols, const mtl_stats_csv_column 
   for (int64_t i = 0; i < n; i++) {
     for (int c = 0; c < ncols; c++) {
       if (c) ob_write(&b, ",", 1);
-      ob_value(&b, cols[c].values, i, digits);
+      ob_value(&b, &cols[c], i, digits);
     }
     ob_write(&b, "\n", 1);
   }
@@ -903,7 +975,7 @@ int mtl_stats_append_csv(const char *in_path, const char *out_path, char separat
       if (lineno == 1)
         ob_write(&b, cols[c].name, strlen(cols[c].name));
       else
-        ob_value(&b, cols[c].values, row, digits);
+        ob_value(&b, &cols[c], row, digits);
     }
     if (lineno > 1) row++;
     ob_write(&b, nl ? line + body : "\n", nl ? nl : 1);

@@ -133,6 +133,10 @@ typedef struct mtl_samples_label_report {
 int mtl_samples_label(const mtl_samples_label_options *o, int64_t *is_click, int64_t *is_pay, int64_t *click_time,
                       mtl_samples_label_report *report);
 
+/* order[i] = the 0-based position of the i-th earliest time; equal times keep
+ * their input order (a stable sort). */
+int mtl_stats_order(const int64_t *time, int64_t n, int64_t *order);
+
 /* ---- CSV output --------------------------------------------------------------
  * A column: a name and a 1-D int64 or float32 tensor (any stride). Integral
  * float values print as integers, others with `digits` significant digits
@@ -140,6 +144,10 @@ int mtl_samples_label(const mtl_samples_label_options *o, int64_t *is_click, int
 typedef struct mtl_stats_csv_column {
   const char *name;
   const mtl_tensor *values;
+  /* int64 columns: value v in 1..nlabels prints as labels[v - 1] (a
+   * categorical column such as the event type); other values print as numbers */
+  const char *const *labels;
+  int nlabels;
 } mtl_stats_csv_column;
 
 /* Writes a header line and one row per value. */
