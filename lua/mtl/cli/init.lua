@@ -155,7 +155,13 @@ function cli.load_config(path, sets)
   local cfg
   local mod = config_module()
   if mod then
-    cfg = mod.load(path, sets)
+    local ok, res = pcall(mod.load, path, sets)
+    if not ok then
+      -- the file alone loads: then the --set overrides are what is wrong (exit 2)
+      if #sets > 0 and pcall(mod.load, path, {}) then usage("%s", tostring(res)) end
+      error(res, 0)
+    end
+    cfg = res
   else
     local chunk, err = loadfile(path)
     if not chunk then error(err, 0) end
