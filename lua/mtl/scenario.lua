@@ -56,16 +56,23 @@ local function mod(p, m)
 end
 
 -- scenario.rng(seed) -> {uniform = f() in (0, 1), normal = f(), int = f(n) in 1..n}
+-- scenario.rng{state = {s10, s11, s12, s20, s21, s22}}: the generator from a
+-- raw state (x[n-3], x[n-2], x[n-1] of each component), without warm-up.
 function scenario.rng(seed)
-  if type(seed) ~= "number" or seed ~= math.floor(seed) or seed < 0 or seed >= 2 ^ 31 then
-    error("mtl.scenario: seed must be a whole number in 0..2^31-1, got " .. tostring(seed), 2)
+  local s10, s11, s12, s20, s21, s22
+  if type(seed) == "table" and type(seed.state) == "table" then
+    s10, s11, s12, s20, s21, s22 = unpack(seed.state, 1, 6)
+  else
+    if type(seed) ~= "number" or seed ~= math.floor(seed) or seed < 0 or seed >= 2 ^ 31 then
+      error("mtl.scenario: seed must be a whole number in 0..2^31-1, got " .. tostring(seed), 2)
+    end
+    local x = seed + 1
+    local function lcg()
+      x = mod(x * 48271 + 11, 2147483647)
+      return x + 1
+    end
+    s10, s11, s12, s20, s21, s22 = lcg(), lcg(), lcg(), lcg(), lcg(), lcg()
   end
-  local x = seed + 1
-  local function lcg()
-    x = mod(x * 48271 + 11, 2147483647)
-    return x + 1
-  end
-  local s10, s11, s12, s20, s21, s22 = lcg(), lcg(), lcg(), lcg(), lcg(), lcg()
   local function uniform()
     local p1 = mod(1403580 * s11 - 810728 * s10, M1)
     s10, s11, s12 = s11, s12, p1
@@ -74,7 +81,9 @@ function scenario.rng(seed)
     if p1 > p2 then return (p1 - p2) * NORM end
     return (p1 - p2 + M1) * NORM
   end
-  for _ = 1, 16 do uniform() end
+  if type(seed) == "number" then
+    for _ = 1, 16 do uniform() end
+  end
   local function normal()
     return math.sqrt(-2 * math.log(uniform())) * math.cos(2 * math.pi * uniform())
   end
@@ -442,7 +451,7 @@ local function schema_source(columns, stat_names, opts)
                   "-- suggested feature config in the mtl config format (docs/features_engineering.md).",
                   "local columns = {" }
   for _, c in ipairs(columns) do
-    lines[#lines + 1] = string.format("  { name = %s, type = %s },", lua_string(c[1]), lua_string(c[2]))
+    lines[#lines + 1] = string.format("  { name = %s, type = %s },", lua_string(c[1]), lua_string((c[1] == "is_click" or c[1] == "is_pay") and "float" or c[2]))
   end
   lines[#lines + 1] = "}"
   lines[#lines + 1] = "local features = {"
