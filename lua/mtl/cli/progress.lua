@@ -52,6 +52,7 @@ end
 -- when a file is compressed, a glob or missing.
 local function count_rows(files, header)
   local quoted = {}
+  if #files == 0 then return nil end
   for _, f in ipairs(files) do
     if f:match("[*?%[]") or f:match("%.gz$") then return nil end
     local h = io.open(f)
@@ -116,7 +117,7 @@ function Progress:start(run, info)
   self.total = info.steps
   if self.tty and not self.quiet then
     local rows = count_rows(info.files or {}, true)
-    if rows then
+    if rows and rows > 0 then
       local per_epoch = math.ceil(rows / (info.batch_size or 1024))
       local by_epochs = per_epoch * (info.epochs or 1)
       self.total = self.total and math.min(self.total, by_epochs) or by_epochs
