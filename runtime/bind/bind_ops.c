@@ -245,11 +245,21 @@ static int l_matmul(lua_State *L) {
   return bind_fill(L, slot, mtl_matmul(a, b));
 }
 
+/* mtl.linear(x, w[, bias[, activation]]): activation "relu" fused, or nil/"none" */
 static int l_linear(lua_State *L) {
   mtl_tensor *x = bind_check_tensor(L, 1, "mtl.linear"), *w = bind_check_tensor(L, 2, "mtl.linear");
   mtl_tensor *b = bind_opt_tensor(L, 3, "mtl.linear");
+  mtl_activation act = MTL_ACT_NONE;
+  if (!lua_isnoneornil(L, 4)) {
+    if (lua_type(L, 4) != LUA_TSTRING)
+      return luaL_error(L, "mtl.linear: expected an activation name for argument 4, got %s", luaL_typename(L, 4));
+    const char *name = lua_tostring(L, 4);
+    if (strcmp(name, "relu") == 0) act = MTL_ACT_RELU;
+    else if (strcmp(name, "none") != 0)
+      return luaL_error(L, "mtl.linear: unknown activation '%s' (expected 'relu' or 'none')", name);
+  }
   mtl_tensor **slot = bind_slot(L);
-  return bind_fill(L, slot, mtl_linear(x, w, b));
+  return bind_fill(L, slot, mtl_linear_act(x, w, b, act));
 }
 
 void bind_ops_open(lua_State *L, int mod, int methods) {

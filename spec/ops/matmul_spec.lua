@@ -178,8 +178,93 @@ describe("linear", function()
     assert.same({ 0, 0, 0 }, bg.grad:values())
   end)
 
+  -- the gradients of f's leaves after backward of sum(f(...) * r)
+  local function grads_of(f, inputs, r)
+    local leaves = {}
+    for i, t in ipairs(inputs) do leaves[i] = t:clone():requires_grad(true) end
+    local y = f(unpack(leaves))
+    mtl.sum(y * r):backward()
+    local out = { y:values() }
+    for i, t in ipairs(leaves) do out[i + 1] = t.grad:values() end
+    return out
+  end
+
+  it("fuses relu: the values and gradients of relu(linear(x, W, b))", function()
+    mtl.seed(33)
+    local x, w, b = mtl.randn(6, 5), mtl.randn(4, 5), mtl.randn(4)
+    local r = mtl.randn(6, 4)
+    local fused = grads_of(function(a, v, d) return mtl.linear(a, v, d, "relu") end, { x, w, b }, r)
+    local composed = grads_of(function(a, v, d) return mtl.relu(mtl.linear(a, v, d)) end, { x, w, b }, r)
+    for i = 1, 4 do check.assert_close(fused[i], composed[i], 1e-5) end
+    check.assert_close(mtl.linear(x, w, b, "none"), mtl.linear(x, w, b), 0)
+    -- a gradient that other nodes still read is not overwritten in place
+    local xl = x:clone():requires_grad(true)
+    local y = mtl.linear(xl, w, b, "relu")
+    local z = y:reshape(24)
+    mtl.sum(mtl.concat({ z, z }, 1) * mtl.concat({ r:reshape(24), r:reshape(24) }, 1)):backward()
+    local xl2 = x:clone():requires_grad(true)
+    mtl.sum(mtl.relu(mtl.linear(xl2, w, b)) * r * 2):backward()
+    check.assert_close(xl.grad, xl2.grad, 1e-5)
+  end)
+
+  -- grouped reference: group k of W [g,out,in] applied to x (shared) or x[:,k,:]
+  local function grouped_ref(x, w, b)
+    local g, nout, nin = w:size(1), w:size(2), w:size(3)
+    local m = x:size(1)
+    local out = {}
+    for i = 1, m do
+      for k = 1, g do
+        for j = 1, nout do
+          local acc = b and b:get(k, j) or 0
+          for l = 1, nin do
+            local xv = x:dim() == 2 and x:get(i, l) or x:get(i, k, l)
+            acc = acc + xv * w:get(k, j, l)
+          end
+          out[#out + 1] = acc
+        end
+      end
+    end
+    return out
+  end
+
+  it("applies grouped weights [g,out,in] to a shared x [n,in] and to x [n,g,in]", function()
+    mtl.seed(34)
+    local w, b = mtl.randn(3, 4, 5), mtl.randn(3, 4)
+    local shared, per_group = mtl.randn(6, 5), mtl.randn(6, 3, 5)
+    for _, x in ipairs { shared, per_group } do
+      local y = mtl.linear(x, w, b)
+      assert.same({ 6, 3, 4 }, y:shape())
+      check.assert_close(y, grouped_ref(x, w, b), 1e-5)
+      check.gradcheck(mtl.linear, { x, w, b })
+      check.gradcheck(mtl.linear, { x, w })
+      local r = mtl.randn(6, 3, 4)
+      local fused = grads_of(function(a, v, d) return mtl.linear(a, v, d, "relu") end, { x, w, b }, r)
+      local composed = grads_of(function(a, v, d) return mtl.relu(mtl.linear(a, v, d)) end, { x, w, b }, r)
+      for i = 1, 4 do check.assert_close(fused[i], composed[i], 1e-5) end
+    end
+  end)
+
+  it("reads grouped views: x [g,n,in] transposed, W with groups apart (one GEMM per group)", function()
+    mtl.seed(35)
+    local sx, sw, sb = mtl.randn(3, 6, 5), mtl.randn(3, 8, 5), mtl.randn(3, 7)
+    local function make(a, v, d) return a:transpose(1, 2), v:narrow(2, 2, 4), d:narrow(2, 3, 4) end
+    local x, w, b = make(sx, sw, sb)
+    check.assert_close(mtl.linear(x, w, b), grouped_ref(x, w, b), 1e-5)
+    local x1 = x:narrow(2, 1, 1):reshape(6, 5)
+    check.assert_close(mtl.linear(x1, w, b), grouped_ref(x1, w, b), 1e-5)
+    check.gradcheck(function(a, v, d) return mtl.linear(make(a, v, d)) end, { sx, sw, sb })
+    check.gradcheck(function(a, v, d) local xx, ww, bb = make(a, v, d)
+      return mtl.linear(xx:narrow(2, 2, 1):reshape(6, 5), ww, bb) end, { sx, sw, sb })
+  end)
+
   it("raises clear errors for bad arguments", function()
     local x, w = mtl.zeros(2, 3), mtl.zeros(4, 3)
+    check.assert_error("mtl.linear: groups differ: x [2,2,3], weight [3,4,3]", mtl.linear, mtl.zeros(2, 2, 3), mtl.zeros(3, 4, 3))
+    check.assert_error("mtl.linear: bias must be [3,4], got [4]", mtl.linear, x, mtl.zeros(3, 4, 3), mtl.zeros(4))
+    check.assert_error("mtl.linear: expected x [n,in] and weight [out,in], or x [n,in] or [n,g,in] and grouped weight [g,out,in], got [3] and [2,4,3]",
+      mtl.linear, mtl.zeros(3), mtl.zeros(2, 4, 3))
+    check.assert_error("mtl.linear: unknown activation 'tanh' (expected 'relu' or 'none')", mtl.linear, x, w, nil, "tanh")
+    check.assert_error("mtl.linear: expected an activation name for argument 4, got number", mtl.linear, x, w, nil, 1)
     check.assert_error("mtl.linear: input features differ: x [2,3], weight [4,5]", mtl.linear, x, mtl.zeros(4, 5))
     check.assert_error("mtl.linear: bias must be [4], got [3]", mtl.linear, x, w, mtl.zeros(3))
     check.assert_error("mtl.linear: bias must be [4], got [1,4]", mtl.linear, x, w, mtl.zeros(1, 4))

@@ -33,6 +33,8 @@ return function(nn)
     linear = function(x) return x end, none = function(x) return x end,
   }
   nn.activations = activations
+  -- Activations mtl.linear applies in its own output pass (by name).
+  nn.fused_activation = { relu = "relu", linear = "none", none = "none" }
   local function activation(name)
     if type(name) == "function" then return name end
     local f = activations[name or "relu"]
@@ -137,11 +139,17 @@ return function(nn)
     self.output_dim = self.sizes[#self.sizes]
   end
   function MLP:forward(x)
+    local fused = not self.bn and nn.fused_activation[self.act_name]
     for i = 1, self.n do
-      x = self["fc" .. i](x)
       local last = i == self.n
-      if self.bn and not (last and not self.last_activation) then x = self["bn" .. i](x) end
-      if not last or self.last_activation then x = self.act(x) end
+      local fc = self["fc" .. i]
+      if fused and (not last or self.last_activation) then
+        x = mtl.linear(x, fc.weight, fc.bias, fused) -- bias and activation in one pass
+      else
+        x = fc(x)
+        if self.bn and not (last and not self.last_activation) then x = self["bn" .. i](x) end
+        if not last or self.last_activation then x = self.act(x) end
+      end
       local p = self.drop[i]
       if p > 0 and self.training then x = mtl.dropout(x, p, true) end
     end

@@ -61,6 +61,16 @@ mtl_tensor *mtl_log_softmax(mtl_tensor *a, int dim);
 mtl_tensor *mtl_matmul(mtl_tensor *a, mtl_tensor *b);
 /* y = x W^T + bias (bias may be NULL): x [n,in], W [out,in]. */
 mtl_tensor *mtl_linear(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias);
+/* An activation fused into linear's output pass (and its derivative into the
+ * backward's pass over the gradient). */
+typedef enum { MTL_ACT_NONE = 0, MTL_ACT_RELU = 1 } mtl_activation;
+const char *mtl_activation_name(mtl_activation act);
+/* y = act(x W^T + bias). Grouped forms (mixtures of experts), g groups:
+ *   x [n,in],   W [g,out,in], bias [g,out] -> [n,g,out]  (every group reads x;
+ *                                              one GEMM when W is contiguous)
+ *   x [n,g,in], W [g,out,in], bias [g,out] -> [n,g,out]  (group k reads x[:,k,:])
+ * Strided x and W go to BLAS as transpose flags and leading dimensions. */
+mtl_tensor *mtl_linear_act(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias, mtl_activation act);
 
 /* ---- shape and indexing (ops/shape.c) ------------------------------------ */
 /* Views share a's storage (writes show through) and are differentiable. Error

@@ -140,62 +140,250 @@ int mtl_matmul_backward(mtl_node *n, mtl_tensor *g) {
   return 0;
 }
 
-mtl_tensor *mtl_linear(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias) {
+/* ---- linear: y = act(x W^T + bias), plain or grouped ----------------------
+ * Shapes (see ops.h): x [m,in] with W [out,in] -> [m,out]; x [m,in] with a
+ * grouped W [g,out,in] -> [m,g,out] (one GEMM when W's groups are adjacent
+ * rows: the experts' first layers); x [m,g,in] with W [g,out,in] -> [m,g,out]
+ * (g GEMMs writing straight into the output's slices through ldc). The bias
+ * is written into the output first and BLAS adds the product (beta = 1), and
+ * the activation runs over the output in place: one pass, no temporaries.
+ * Backward applies the activation's derivative to the gradient in place when
+ * it owns it (as mtl_backward hands it over), fusing the bias gradient's
+ * column sums into the same pass. */
+
+/* A 2-D window of a tensor's storage. */
+typedef struct {
+  const mtl_tensor *t;
+  int64_t off, shape[2], stride[2];
+} mat2;
+
+static mat2 window(const mtl_tensor *t, int64_t off, int64_t r, int64_t c, int64_t sr, int64_t sc) {
+  mat2 w = {t, off, {r, c}, {sr, sc}};
+  return w;
+}
+
+static mat2 transposed(mat2 a) {
+  mat2 t = {a.t, a.off, {a.shape[1], a.shape[0]}, {a.stride[1], a.stride[0]}};
+  return t;
+}
+
+/* c[m,n] (row stride ldc) = a[m,k] b[k,n] + beta c */
+static int gemm_win(const mat2 *a, const mat2 *b, float *c, int64_t ldc, float beta) {
+  int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
+  if (m == 0 || n == 0) return 0;
+  if (k == 0) {
+    if (beta == 0.0f)
+      for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
+    return 0;
+  }
+  CBLAS_TRANSPOSE fa, fb;
+  int lda, ldb;
+  const float *pa, *pb;
+  mtl_tensor *tmpa = NULL, *tmpb = NULL;
+  if (operand(a->t, a->off, a->shape, a->stride, &fa, &lda, &pa, &tmpa) < 0) return -1;
+  if (operand(b->t, b->off, b->shape, b->stride, &fb, &ldb, &pb, &tmpb) < 0) {
+    mtl_tensor_release(tmpa);
+    return -1;
+  }
+  cblas_sgemm(CblasRowMajor, fa, fb, (int)m, (int)n, (int)k, 1.0f, pa, lda, pb, ldb, beta, c, (int)ldc);
+  mtl_tensor_release(tmpa);
+  mtl_tensor_release(tmpb);
+  return 0;
+}
+
+/* The layout of one linear call: groups g (1 when W is 2-D), per-group out/in,
+ * x's group stride (0 when x is shared by all groups). */
+typedef struct {
+  int64_t m, g, out, in;
+  int64_t xs_row, xs_group, xs_col; /* x strides */
+  bool merged;                      /* W [g,out,in] seen as [g*out,in] and x shared: one GEMM */
+} lin_shape;
+
+static mat2 x_win(const mtl_tensor *x, const lin_shape *s, int64_t k) {
+  return window(x, x->offset + k * s->xs_group, s->m, s->in, s->xs_row, s->xs_col);
+}
+
+/* W_k as [out,in] (or all groups as [g*out,in] when merged). */
+static mat2 w_win(const mtl_tensor *w, const lin_shape *s, int64_t k) {
+  if (w->ndim == 2) return window(w, w->offset, s->out, s->in, w->stride[0], w->stride[1]);
+  if (s->merged) return window(w, w->offset, s->g * s->out, s->in, w->stride[1], w->stride[2]);
+  return window(w, w->offset + k * w->stride[0], s->out, s->in, w->stride[1], w->stride[2]);
+}
+
+static void act_forward(mtl_activation act, float *y, int64_t n) {
+  if (act == MTL_ACT_RELU)
+    for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+}
+
+static const char *const act_names[] = {"none", "relu"};
+
+mtl_tensor *mtl_linear_act(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias, mtl_activation act) {
   char s1[128], s2[128];
   if (x->dtype != MTL_F32 || w->dtype != MTL_F32 || (bias && bias->dtype != MTL_F32))
     return (void)mtl_error("mtl.linear: expected float32 tensors, got x %s, weight %s%s%s",
                            mtl_dtype_name(x->dtype), mtl_dtype_name(w->dtype), bias ? ", bias " : "",
                            bias ? mtl_dtype_name(bias->dtype) : ""), NULL;
-  if (x->ndim != 2 || w->ndim != 2)
-    return (void)mtl_error("mtl.linear: expected x [n,in] and weight [out,in], got %s and %s",
+  if ((int)act < 0 || act > MTL_ACT_RELU)
+    return (void)mtl_error("mtl.linear: unknown activation %d", (int)act), NULL;
+  lin_shape s = {0};
+  if (w->ndim == 2) {
+    if (x->ndim != 2)
+      return (void)mtl_error("mtl.linear: expected x [n,in] and weight [out,in], got %s and %s",
+                             mtl_shape_str(x, s1, sizeof s1), mtl_shape_str(w, s2, sizeof s2)), NULL;
+    s.g = 1; s.out = w->shape[0]; s.in = w->shape[1];
+  } else if (w->ndim == 3 && (x->ndim == 2 || x->ndim == 3)) {
+    s.g = w->shape[0]; s.out = w->shape[1]; s.in = w->shape[2];
+    if (x->ndim == 3 && x->shape[1] != s.g)
+      return (void)mtl_error("mtl.linear: groups differ: x %s, weight %s", mtl_shape_str(x, s1, sizeof s1),
+                             mtl_shape_str(w, s2, sizeof s2)), NULL;
+  } else {
+    return (void)mtl_error("mtl.linear: expected x [n,in] and weight [out,in], or x [n,in] or [n,g,in] "
+                           "and grouped weight [g,out,in], got %s and %s",
                            mtl_shape_str(x, s1, sizeof s1), mtl_shape_str(w, s2, sizeof s2)), NULL;
-  if (x->shape[1] != w->shape[1])
+  }
+  if (x->shape[x->ndim - 1] != s.in)
     return (void)mtl_error("mtl.linear: input features differ: x %s, weight %s",
                            mtl_shape_str(x, s1, sizeof s1), mtl_shape_str(w, s2, sizeof s2)), NULL;
-  if (bias && (bias->ndim != 1 || bias->shape[0] != w->shape[0]))
-    return (void)mtl_error("mtl.linear: bias must be [%lld], got %s", (long long)w->shape[0],
+  int64_t bshape[2] = {w->ndim == 3 ? s.g : s.out, s.out};
+  int bnd = w->ndim == 3 ? 2 : 1;
+  if (bias && (bias->ndim != bnd || bias->shape[0] != bshape[0] || (bnd == 2 && bias->shape[1] != s.out)))
+    return (void)mtl_error("mtl.linear: bias must be %s, got %s", mtl_dims_str(bnd, bshape, s2, sizeof s2),
                            mtl_shape_str(bias, s1, sizeof s1)), NULL;
-  int64_t m = x->shape[0], k = x->shape[1], nout = w->shape[0];
-  if (m > INT_MAX || k > INT_MAX || nout > INT_MAX)
+  s.m = x->shape[0];
+  if (s.m > INT_MAX || s.in > INT_MAX || s.g * s.out > INT_MAX || s.g * s.in > INT_MAX)
     return (void)mtl_error("mtl.linear: dimensions too large for BLAS (at most %d): x %s, weight %s",
                            INT_MAX, mtl_shape_str(x, s1, sizeof s1), mtl_shape_str(w, s2, sizeof s2)), NULL;
-  int64_t shape[2] = {m, nout};
-  mtl_tensor *out = mtl_tensor_new(MTL_F32, 2, shape);
+  s.xs_row = x->stride[0];
+  s.xs_col = x->stride[x->ndim - 1];
+  s.xs_group = x->ndim == 3 ? x->stride[1] : 0;
+  s.merged = w->ndim == 3 && x->ndim == 2 && (s.g == 1 || w->stride[0] == s.out * w->stride[1]);
+  int64_t shape[3] = {s.m, s.g, s.out};
+  if (w->ndim == 2) shape[1] = s.out;
+  mtl_tensor *out = mtl_tensor_new(MTL_F32, w->ndim == 3 ? 3 : 2, shape);
   if (!out) return NULL;
   float *po = mtl_f32(out);
+  int64_t width = s.g * s.out; /* floats per output row */
   float beta = 0.0f;
   if (bias) {
     mtl_tensor *bc = mtl_tensor_contiguous_data(bias);
     if (!bc) { mtl_tensor_release(out); return NULL; }
-    for (int64_t i = 0; i < m; i++) memcpy(po + i * nout, mtl_f32(bc), (size_t)nout * sizeof(float));
+    for (int64_t i = 0; i < s.m; i++) memcpy(po + i * width, mtl_f32(bc), (size_t)width * sizeof(float));
     mtl_tensor_release(bc);
     beta = 1.0f;
   }
-  mtl_tensor *wt = t_view(w);
-  if (!wt) { mtl_tensor_release(out); return NULL; }
-  int rc = gemm2d(x, x->offset, wt, wt->offset, po, m, k, nout, beta);
-  mtl_tensor_release(wt);
-  if (rc < 0) { mtl_tensor_release(out); return NULL; }
+  int64_t calls = s.merged ? 1 : s.g;
+  for (int64_t k = 0; k < calls; k++) {
+    mat2 a = x_win(x, &s, k), b = transposed(w_win(w, &s, k));
+    if (gemm_win(&a, &b, po + k * s.out, width, beta) < 0) { mtl_tensor_release(out); return NULL; }
+  }
+  act_forward(act, po, out->numel);
   mtl_tensor *in[3] = {x, w, bias};
-  if (mtl_needs_grad(bias ? 3 : 2, in) && !mtl_record(MTL_OP_LINEAR, out, bias ? 3 : 2, in)) {
-    mtl_tensor_release(out);
-    return NULL;
+  if (mtl_needs_grad(bias ? 3 : 2, in)) {
+    mtl_node *n = mtl_record(MTL_OP_LINEAR, out, bias ? 3 : 2, in);
+    if (!n) { mtl_tensor_release(out); return NULL; }
+    n->iarg[0] = act;
+    if (act != MTL_ACT_NONE) {
+      mtl_tensor *y = mtl_tensor_alias(out); /* output values, no graph link */
+      if (!y) { mtl_tensor_release(out); return NULL; }
+      mtl_node_save(n, 0, y);
+      mtl_tensor_release(y);
+    }
   }
   return out;
 }
 
-/* dx = g W, dW = g^T x, dbias = column sums of g. */
+mtl_tensor *mtl_linear(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias) {
+  return mtl_linear_act(x, w, bias, MTL_ACT_NONE);
+}
+
+const char *mtl_activation_name(mtl_activation act) {
+  return (int)act >= 0 && act <= MTL_ACT_RELU ? act_names[act] : "?";
+}
+
+/* dx = g W, dW = g^T x, dbias = column sums of g (g after the activation's
+ * derivative), per group. */
 int mtl_linear_backward(mtl_node *n, mtl_tensor *g) {
   mtl_tensor *x = n->in[0], *w = n->in[1];
-  if (mtl_node_wants(n, 0) && mtl_node_accumulate(n, 0, matmul_raw(g, w)) < 0) return -1;
-  if (mtl_node_wants(n, 1)) {
-    mtl_tensor *gt = t_view(g);
-    if (!gt) return -1;
-    mtl_tensor *gw = matmul_raw(gt, x);
-    mtl_tensor_release(gt);
-    if (mtl_node_accumulate(n, 1, gw) < 0) return -1;
+  mtl_activation act = (mtl_activation)n->iarg[0];
+  lin_shape s = {0};
+  s.m = x->shape[0];
+  s.g = w->ndim == 3 ? w->shape[0] : 1;
+  s.out = w->shape[w->ndim - 2];
+  s.in = w->shape[w->ndim - 1];
+  s.xs_row = x->stride[0];
+  s.xs_col = x->stride[x->ndim - 1];
+  s.xs_group = x->ndim == 3 ? x->stride[1] : 0;
+  s.merged = w->ndim == 3 && x->ndim == 2 && (s.g == 1 || w->stride[0] == s.out * w->stride[1]);
+  int64_t width = s.g * s.out;
+  bool want_b = n->nin > 2 && mtl_node_wants(n, 2);
+  /* the gradient before the activation, contiguous [m, width]: g itself
+   * when it is contiguous and nothing else holds it (mtl_backward hands each
+   * node its gradient that way), else a copy */
+  mtl_tensor *gm = mtl_tensor_contiguous_data(g);
+  if (!gm) return -1;
+  if (act != MTL_ACT_NONE && gm == g && !(g->refcount == 2 && g->storage->refcount == 1 && !g->node)) {
+    mtl_tensor_release(gm);
+    gm = mtl_tensor_empty_like(g);
+    if (!gm) return -1;
+    mtl_tensor_copy_into(gm, g);
   }
-  if (n->nin > 2 && mtl_node_wants(n, 2) && mtl_node_accumulate(n, 2, mtl_sum(g, 0, false)) < 0)
-    return -1;
-  return 0;
+  float *pg = mtl_f32(gm);
+  mtl_tensor *gb = NULL;
+  int64_t bshape[2] = {s.g, s.out};
+  if (want_b) {
+    gb = w->ndim == 3 ? mtl_tensor_zeros(MTL_F32, 2, bshape) : mtl_tensor_zeros(MTL_F32, 1, &bshape[1]);
+    if (!gb) { mtl_tensor_release(gm); return -1; }
+  }
+  float *pb = gb ? mtl_f32(gb) : NULL;
+  if (act == MTL_ACT_RELU) {
+    const float *y = mtl_f32(n->saved[0]);
+    for (int64_t i = 0; i < s.m; i++) {
+      float *row = pg + i * width;
+      const float *yr = y + i * width;
+      for (int64_t j = 0; j < width; j++) row[j] = yr[j] > 0.0f ? row[j] : 0.0f;
+      if (pb)
+        for (int64_t j = 0; j < width; j++) pb[j] += row[j];
+    }
+  } else if (pb) {
+    for (int64_t i = 0; i < s.m; i++) {
+      const float *row = pg + i * width;
+      for (int64_t j = 0; j < width; j++) pb[j] += row[j];
+    }
+  }
+  int rc = 0;
+  if (mtl_node_wants(n, 0)) {
+    mtl_tensor *gx = mtl_tensor_new(MTL_F32, x->ndim, x->shape);
+    if (!gx) rc = -1;
+    int64_t xw = x->ndim == 3 ? s.g * s.in : s.in; /* floats per gx row */
+    int64_t calls = s.merged || s.g == 1 ? 1 : s.g;
+    for (int64_t k = 0; rc == 0 && k < calls; k++) {
+      /* g_k [m,out] (all groups [m,g*out] when merged) times W_k [out,in] */
+      mat2 a = window(gm, gm->offset + k * s.out, s.m, s.merged ? width : s.out, width, 1);
+      mat2 b = w_win(w, &s, k);
+      float beta = x->ndim == 2 && k > 0 ? 1.0f : 0.0f; /* a shared x sums its groups */
+      rc = gemm_win(&a, &b, mtl_f32(gx) + (x->ndim == 3 ? k * s.in : 0), xw, beta);
+    }
+    if (rc == 0) rc = mtl_node_accumulate(n, 0, gx);
+    else mtl_tensor_release(gx);
+  }
+  if (rc == 0 && mtl_node_wants(n, 1)) {
+    mtl_tensor *gw = mtl_tensor_new(MTL_F32, w->ndim, w->shape);
+    if (!gw) rc = -1;
+    int64_t calls = s.merged || s.g == 1 ? 1 : s.g;
+    for (int64_t k = 0; rc == 0 && k < calls; k++) {
+      /* g_k^T [out,m] (or [g*out,m]) times x_k [m,in] -> rows of gw */
+      int64_t rows = s.merged ? width : s.out;
+      mat2 a = transposed(window(gm, gm->offset + k * s.out, s.m, rows, width, 1));
+      mat2 b = x_win(x, &s, k);
+      rc = gemm_win(&a, &b, mtl_f32(gw) + k * s.out * s.in, s.in, 0.0f);
+    }
+    if (rc == 0) rc = mtl_node_accumulate(n, 1, gw);
+    else mtl_tensor_release(gw);
+  }
+  mtl_tensor_release(gm);
+  if (gb) {
+    if (rc == 0) rc = mtl_node_accumulate(n, 2, gb);
+    else mtl_tensor_release(gb);
+  }
+  return rc;
 }
