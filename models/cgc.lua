@@ -8,7 +8,6 @@
 --   shared_out = sum softmax(W_s in_s) * [E_1, ..., E_T, S]
 -- The gate weights index the experts in that bracket order.
 local nn = require "mtl.nn"
-local mtl = require "mtl"
 
 -- One extraction level, reused by ple.lua.
 local Layer = nn.class("ExtractionLayer")
@@ -40,12 +39,12 @@ function Layer:forward(inputs, shared)
   for _, name in ipairs(self.task_names) do
     local E = self["experts_" .. name](inputs[name])         -- [B, s, h]
     all[#all + 1] = E
-    outs[name] = nn.mix(mtl.concat({ E, S }, 2), self["gate_" .. name](inputs[name]))
+    outs[name] = nn.mix({ E, S }, self["gate_" .. name](inputs[name]))
   end
   local shared_out
   if self.shared_gate then
     all[#all + 1] = S
-    shared_out = nn.mix(mtl.concat(all, 2), self.shared_gate(shared))
+    shared_out = nn.mix(all, self.shared_gate(shared))
   end
   return outs, shared_out
 end

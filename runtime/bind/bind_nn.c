@@ -161,6 +161,30 @@ static int l_cross_entropy(lua_State *L) {
   return bind_fill(L, slot, mtl_cross_entropy(x, target, red));
 }
 
+/* mtl.mix(experts, gate): experts a tensor [B,n,d] or a list of blocks [B,n_i,d] */
+static int l_mix(lua_State *L) {
+  const char *f = "mtl.mix";
+  mtl_tensor *blocks[64];
+  int n = 0;
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    n = (int)lua_objlen(L, 1);
+    if (n < 1 || n > 64) return luaL_error(L, "%s: expected 1 to 64 expert blocks, got %d", f, n);
+    for (int i = 0; i < n; i++) {
+      lua_rawgeti(L, 1, i + 1);
+      mtl_tensor *t = bind_test_tensor(L, -1);
+      if (!t) return luaL_error(L, "%s: expert block %d is not a tensor (%s)", f, i + 1, luaL_typename(L, -1));
+      blocks[i] = t; /* the table keeps it alive */
+      lua_pop(L, 1);
+    }
+  } else {
+    blocks[0] = bind_check_tensor(L, 1, f);
+    n = 1;
+  }
+  mtl_tensor *gate = bind_check_tensor(L, 2, f);
+  mtl_tensor **slot = bind_slot(L);
+  return bind_fill(L, slot, mtl_mix(n, blocks, gate));
+}
+
 void bind_nn_open(lua_State *L, int mod, int methods) {
   static const luaL_Reg with_methods[] = {
     {"dropout", l_dropout}, {"layer_norm", l_layer_norm}, {"batch_norm", l_batch_norm}, {NULL, NULL},
@@ -168,6 +192,7 @@ void bind_nn_open(lua_State *L, int mod, int methods) {
   static const luaL_Reg module_only[] = {
     {"binary_cross_entropy_with_logits", l_bce_with_logits}, {"bce_with_logits", l_bce_with_logits},
     {"binary_cross_entropy", l_bce}, {"bce", l_bce}, {"mse", l_mse}, {"cross_entropy", l_cross_entropy},
+    {"mix", l_mix},
     {NULL, NULL},
   };
   for (const luaL_Reg *r = with_methods; r->name; r++) bind_register(L, mod, methods, r->name, r->func);

@@ -354,3 +354,48 @@ describe("mtl.batch_norm", function()
       mtl.batch_norm, mtl.tensor({ { 1, 2 } }, "int64"))
   end)
 end)
+
+describe("mix", function()
+  -- sum_k gate[:, k] * E[:, k, :] from the composed ops
+  local function composed(experts, gate)
+    local B, n = gate:size(1), gate:size(2)
+    return mtl.sum(experts * gate:reshape(B, n, 1), 2)
+  end
+
+  it("is the gate-weighted sum of experts, with gradients of both", function()
+    mtl.seed(41)
+    local e, g = mtl.randn(5, 3, 4), mtl.softmax(mtl.randn(5, 3), 2)
+    check.assert_close(mtl.mix(e, g), composed(e, g), 1e-6)
+    check.gradcheck(mtl.mix, { e, g })
+  end)
+
+  it("takes a list of expert blocks, weighed as if concatenated", function()
+    mtl.seed(42)
+    local a, b, c = mtl.randn(4, 2, 3), mtl.randn(4, 1, 3), mtl.randn(4, 3, 3)
+    local g = mtl.randn(4, 6)
+    check.assert_close(mtl.mix({ a, b, c }, g), composed(mtl.concat({ a, b, c }, 2), g), 1e-6)
+    check.gradcheck(function(x, y, z, w) return mtl.mix({ x, y, z }, w) end, { a, b, c, g })
+  end)
+
+  it("reads strided experts and gates", function()
+    mtl.seed(43)
+    local se, sg = mtl.randn(3, 5, 4), mtl.randn(6, 5)
+    local function make(e, g) return e:transpose(1, 2):narrow(3, 2, 3), g:t():narrow(2, 2, 3) end
+    local e, g = make(se, sg)
+    check.assert_close(mtl.mix(e, g), composed(e:contiguous(), g:contiguous()), 1e-6)
+    check.gradcheck(function(x, y) return mtl.mix(make(x, y)) end, { se, sg })
+  end)
+
+  it("rejects mismatched shapes", function()
+    check.assert_error("mtl.mix: the gate has 3 weights per row but the experts number 2",
+      mtl.mix, mtl.zeros(4, 2, 3), mtl.zeros(4, 3))
+    check.assert_error("mtl.mix: expected experts [B,n,d] with B = 4 and one d, got [4,2] (block 1) with gate [4,2]",
+      mtl.mix, mtl.zeros(4, 2), mtl.zeros(4, 2))
+    check.assert_error("mtl.mix: expected experts [B,n,d] with B = 4 and one d, got [4,1,2] (block 2) with gate [4,2]",
+      mtl.mix, { mtl.zeros(4, 1, 3), mtl.zeros(4, 1, 2) }, mtl.zeros(4, 2))
+    check.assert_error("mtl.mix: expected a gate [B,n], got [4]", mtl.mix, mtl.zeros(4, 1, 3), mtl.zeros(4))
+    check.assert_error("mtl.mix: expert block 2 is not a tensor (number)", mtl.mix, { mtl.zeros(4, 1, 3), 1 }, mtl.zeros(4, 2))
+    check.assert_error("mtl.mix: expected a float32 tensor for the gate, got int64",
+      mtl.mix, mtl.zeros(4, 1, 3), mtl.zeros(4, 1, "int64"))
+  end)
+end)

@@ -7,10 +7,12 @@ return function(nn)
 
   -- Experts{n=, input=, hidden={h1, ...}, activation="relu", fused=true}
   -- Output [B, n, h_last]. Layer l's weights for all experts live in one
-  -- tensor W_l [n, out, in] (b_l [n, out]). Fused mode runs layer 1 as ONE
-  -- GEMM, x [B, in] x W_1 viewed as [n*h1, in], and later layers as a batched
-  -- product over experts; unfused mode runs each expert with its own
-  -- Linear calls on views of the same tensors, so both modes share weights.
+  -- tensor W_l [n, out, in] (b_l [n, out]). Fused mode runs each layer as one
+  -- grouped mtl.linear: layer 1 as ONE GEMM (x [B, in] against W_1 seen as
+  -- [n*h1, in]), later layers as one GEMM per expert reading and writing the
+  -- [B, n, h] activations in place, with bias and relu in the GEMM's output
+  -- pass; unfused mode runs each expert with its own Linear calls on views of
+  -- the same tensors, so both modes share weights.
   local Experts = class("Experts")
   nn.Experts = Experts
   function Experts:__init(opts)
@@ -37,19 +39,14 @@ return function(nn)
     return self:forward_each(x)
   end
 
-  function Experts:forward_fused(x)
-    local n, B = self.n_experts, x:size(1)
-    local h1 = self.sizes[2]
-    -- [B, in] x [n*h1, in]^T -> [B, n*h1]
-    local y = self.act(mtl.linear(x, self.weight1:reshape(n * h1, self.input), self.bias1:reshape(n * h1)))
-    if self.n_layers == 1 then return y:reshape(B, n, h1) end
-    y = y:reshape(B, n, h1):transpose(1, 2)                  -- [n, B, h1] (a view)
-    for l = 2, self.n_layers do
-      local W, b = self["weight" .. l], self["bias" .. l]      -- [n, out, in], [n, out]
-      y = mtl.matmul(y, W:transpose(2, 3))                     -- [n, B, out]
-      y = self.act(y + b:reshape(n, 1, self.sizes[l + 1]))
+  function Experts:forward_fused(x)                            -- x [B, in]
+    local fused = nn.fused_activation[self.act_name]
+    local y = x
+    for l = 1, self.n_layers do                                -- [B, n, h_l]
+      y = mtl.linear(y, self["weight" .. l], self["bias" .. l], fused)
+      if not fused then y = self.act(y) end
     end
-    return y:transpose(1, 2)                                   -- [B, n, out] (a view)
+    return y                                                   -- [B, n, out]
   end
 
   function Experts:forward_each(x)
@@ -88,8 +85,9 @@ return function(nn)
   function Gate:extra_repr() return tostring(self.n) end
 
   -- mix(experts [B, n, d], gate [B, n]) -> [B, d] = sum_k gate[:, k] * experts[:, k, :]
+  -- experts may be a list of blocks [B, n_i, d], weighed as if concatenated
+  -- along dim 2 (one fused C kernel: no concat, no [B, n, d] product).
   function nn.mix(experts, gate)
-    local B, n = gate:size(1), gate:size(2)
-    return mtl.sum(experts * gate:reshape(B, n, 1), 2)
+    return mtl.mix(experts, gate)
   end
 end

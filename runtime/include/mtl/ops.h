@@ -124,6 +124,11 @@ mtl_tensor *mtl_batch_norm(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias,
                            mtl_tensor *running_mean, mtl_tensor *running_var,
                            bool training, double momentum, double eps);
 
+/* Mixture of experts: out [B,d] = sum_k gate[b,k] * E[b,k,:], the experts
+ * given as nblocks blocks [B,n_i,d] (any strides) taken in order, so the gate
+ * [B, sum n_i] weighs them as if they were concatenated along dim 1. */
+mtl_tensor *mtl_mix(int nblocks, mtl_tensor *const *experts, mtl_tensor *gate);
+
 /* ---- losses (ops/loss.c) ------------------------------------------------- */
 typedef enum { MTL_REDUCE_MEAN = 0, MTL_REDUCE_SUM = 1, MTL_REDUCE_NONE = 2 } mtl_reduction;
 /* weight and mask may be NULL; both shaped like logits (no broadcasting).

@@ -1,4 +1,4 @@
-/* Layers' building blocks: dropout, layer_norm, batch_norm. Each is one fused
+/* Layers' building blocks: dropout, layer_norm, batch_norm, mix. Each is one fused
  * kernel with its hand-written backward right after it (rows in ops_nn.def).
  *
  * Saved tensors, by op (slot: contents):
@@ -413,5 +413,125 @@ int mtl_batch_norm_backward(mtl_node *n, mtl_tensor *g) {
   }
   mtl_tensor_release(gc);
   if (acc) mtl_free(acc, scratch_bytes);
+  return rc;
+}
+
+/* ---- mix: the gate-weighted sum of experts ------------------------------------
+ * out[b,:] = sum_k gate[b,k] * E[b,k,:], where the experts E are the blocks
+ * E_1 [B,n_1,d], E_2 [B,n_2,d], ... taken in order (k runs over n_1 + n_2 + ...)
+ * and read through their strides (no concat, no broadcast temporary).
+ * Node inputs: 0 = gate, 1.. = expert blocks. Backward:
+ *   dE_i[b,k,:] = gate[b,k] * dout[b,:],  dgate[b,k] = <E[b,k,:], dout[b,:]>. */
+#define MIX_MAX_BLOCKS 64
+
+mtl_tensor *mtl_mix(int nblocks, mtl_tensor *const *experts, mtl_tensor *gate) {
+  const char *op = "mtl.mix";
+  char s1[128], s2[128];
+  if (nblocks < 1 || nblocks > MIX_MAX_BLOCKS)
+    return (void)mtl_error("%s: expected 1 to %d expert blocks, got %d", op, MIX_MAX_BLOCKS, nblocks), NULL;
+  if (check_f32(op, gate, "the gate") < 0) return NULL;
+  if (gate->ndim != 2)
+    return (void)mtl_error("%s: expected a gate [B,n], got %s", op, mtl_shape_str(gate, s1, sizeof s1)), NULL;
+  int64_t B = gate->shape[0], total = 0, d = -1;
+  for (int i = 0; i < nblocks; i++) {
+    const mtl_tensor *e = experts[i];
+    if (check_f32(op, e, "the experts") < 0) return NULL;
+    if (e->ndim != 3 || e->shape[0] != B || (d >= 0 && e->shape[2] != d))
+      return (void)mtl_error("%s: expected experts [B,n,d] with B = %lld and one d, got %s (block %d) "
+                             "with gate %s", op, (long long)B, mtl_shape_str(e, s1, sizeof s1), i + 1,
+                             mtl_shape_str(gate, s2, sizeof s2)), NULL;
+    d = e->shape[2];
+    total += e->shape[1];
+  }
+  if (total != gate->shape[1])
+    return (void)mtl_error("%s: the gate has %lld weights per row but the experts number %lld",
+                           op, (long long)gate->shape[1], (long long)total), NULL;
+  int64_t shape[2] = {B, d};
+  mtl_tensor *out = mtl_tensor_zeros(MTL_F32, 2, shape);
+  if (!out) return NULL;
+  float *po = mtl_f32(out);
+  const float *pg = mtl_f32(gate);
+  int64_t gs0 = gate->stride[0], gs1 = gate->stride[1];
+  for (int64_t b = 0; b < B; b++) {
+    float *o = po + b * d;
+    int64_t k = 0;
+    for (int i = 0; i < nblocks; i++) {
+      const mtl_tensor *e = experts[i];
+      const float *pe = mtl_f32(e) + b * e->stride[0];
+      for (int64_t j = 0; j < e->shape[1]; j++, k++) {
+        float w = pg[b * gs0 + k * gs1];
+        const float *row = pe + j * e->stride[1];
+        int64_t s = e->stride[2];
+        if (s == 1)
+          for (int64_t c = 0; c < d; c++) o[c] += w * row[c];
+        else
+          for (int64_t c = 0; c < d; c++) o[c] += w * row[c * s];
+      }
+    }
+  }
+  mtl_tensor *in[MIX_MAX_BLOCKS + 1];
+  in[0] = gate;
+  for (int i = 0; i < nblocks; i++) in[i + 1] = experts[i];
+  if (mtl_needs_grad(nblocks + 1, in) && !mtl_record(MTL_OP_MIX, out, nblocks + 1, in)) {
+    mtl_tensor_release(out);
+    return NULL;
+  }
+  return out;
+}
+
+int mtl_mix_backward(mtl_node *n, mtl_tensor *g) {
+  mtl_tensor *gate = n->in[0];
+  int nblocks = n->nin - 1;
+  int64_t B = gate->shape[0], d = n->out_shape[1];
+  mtl_tensor *gc = mtl_tensor_contiguous_data(g);
+  if (!gc) return -1;
+  const float *go = mtl_f32(gc);
+  const float *pg = mtl_f32(gate);
+  int64_t gs0 = gate->stride[0], gs1 = gate->stride[1];
+  int rc = 0;
+  if (mtl_node_wants(n, 0)) {
+    mtl_tensor *gg = mtl_tensor_new(MTL_F32, 2, gate->shape);
+    if (!gg) rc = -1;
+    for (int64_t b = 0; rc == 0 && b < B; b++) {
+      const float *gr = go + b * d;
+      float *dst = mtl_f32(gg) + b * gate->shape[1];
+      int64_t k = 0;
+      for (int i = 0; i < nblocks; i++) {
+        const mtl_tensor *e = n->in[i + 1];
+        const float *pe = mtl_f32(e) + b * e->stride[0];
+        for (int64_t j = 0; j < e->shape[1]; j++, k++) {
+          const float *row = pe + j * e->stride[1];
+          int64_t s = e->stride[2];
+          double acc = 0;
+          if (s == 1) acc = row_dot(row, gr, d);
+          else
+            for (int64_t c = 0; c < d; c++) acc += (double)row[c * s] * gr[c];
+          dst[k] = (float)acc;
+        }
+      }
+    }
+    if (rc == 0) rc = mtl_node_accumulate(n, 0, gg);
+  }
+  int64_t k0 = 0;
+  for (int i = 0; i < nblocks && rc == 0; i++) {
+    const mtl_tensor *e = n->in[i + 1];
+    int64_t ne = e->shape[1];
+    if (mtl_node_wants(n, i + 1)) {
+      mtl_tensor *ge = mtl_tensor_new(MTL_F32, 3, e->shape);
+      if (!ge) { rc = -1; break; }
+      float *pe = mtl_f32(ge);
+      for (int64_t b = 0; b < B; b++) {
+        const float *gr = go + b * d;
+        for (int64_t j = 0; j < ne; j++) {
+          float w = pg[b * gs0 + (k0 + j) * gs1];
+          float *dst = pe + (b * ne + j) * d;
+          for (int64_t c = 0; c < d; c++) dst[c] = w * gr[c];
+        }
+      }
+      rc = mtl_node_accumulate(n, i + 1, ge);
+    }
+    k0 += ne;
+  }
+  mtl_tensor_release(gc);
   return rc;
 }
