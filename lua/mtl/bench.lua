@@ -1,0 +1,460 @@
+-- mtl.bench: the multi-task ranking benchmark (bench/SPEC.md), run the way
+-- bench/torch_ref.py runs it, so the two print comparable JSON lines.
+--
+--   require("mtl.bench").run(arg)     -- arg: CLI strings, or an options table
+--   build/mtl bench/bench.lua --model mmoe --batch 1024 --threads 1 \
+--       --train /tmp/mtlbench/train.csv --test /tmp/mtlbench/test.csv
+--
+-- Options (the flags of torch_ref.py): --model, --preset spec|paper, --batch,
+-- --threads, --epochs, --train, --test, --train-rows N, --test-rows N (first N
+-- rows; 0 = all), --warmup 20, --infer-warmup 5, --seed 0; and
+-- --phase-split (mean ms per step of each phase in "phase_ms", SPEC.md 6.4).
+--
+-- The workload (SPEC.md):
+--   data      read_all of the CSV (parse, tags as ids + offsets, z-score of
+--             d1..d8 with the training statistics, in C) -- timed as "load"
+--   features  14 tables (dim 16, or 4 in preset paper), U(-0.05, 0.05); tags
+--             mean-pooled; x = [embeddings, 8 standardized numbers]
+--   models    models/*.lua at SPEC.md's sizes (section 3, or 6.2 for paper);
+--             Linear W and b ~ U(+-1/sqrt(fan_in))
+--   loss      BCE with logits per task, summed (esmm: BCE on pCTR and pCTCVR)
+--   optim     Adam (dense) and lazy SparseAdam (tables), lr 1e-3
+--   protocol  20 warm-up steps, then parameters restored and optimizers made
+--             anew; one timed epoch in file order (last partial batch kept);
+--             5 untimed inference batches, then a timed pass over the test
+--             file; AUCs, log losses, peak RSS.
+-- The last line printed is one JSON object with torch_ref.py's keys plus
+-- step_gflops (matrix-product FLOPs of the training epoch / train seconds),
+-- infer_gflops, flops_per_step, and train_cpu_seconds / infer_cpu_seconds
+-- (process CPU time of the timed phases).
+local mtl = require "mtl"
+local ffi = require "ffi"
+local json = require "cjson"
+
+local bench = {}
+
+bench.MODELS = { "shared_bottom", "mmoe", "ple", "esmm", "dbmtl" }
+bench.PAPER_MODELS = { shared_bottom = true, mmoe = true }
+
+local ID_FIELDS = { "user_id", "item_id", "trigger_id", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9", "c10" }
+local ID_CARDS = { 100000, 200000, 200000, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10000 }
+local TAG_CARD = 10000
+local N_DENSE = 8
+
+-- SPEC.md section 3 (preset spec) and 6.2 (preset paper): model options for models/*.lua.
+local TWO_TASKS = { { name = "click", label = "is_click" }, { name = "pay", label = "is_pay" } }
+local PRESETS = {
+  spec = {
+    dim = 16,
+    shared_bottom = { name = "shared_bottom", bottom = { 256, 128 }, tower = { 64 } },
+    mmoe = { name = "mmoe", experts = 4, expert = { 256, 128 }, tower = { 64 } },
+    ple = { name = "ple", levels = 2, specific = 2, shared = 2, expert = { 128 }, tower = { 64 } },
+    esmm = { name = "esmm", tower = { 256, 128, 64 } },
+    dbmtl = { name = "dbmtl", bottom = { 256, 128 }, tower = { 64 },
+              tasks = { { name = "click", label = "is_click", relation = { 32 }, logit_input = "tower" },
+                        { name = "pay", label = "is_pay", relations = { "click" } } } },
+  },
+  paper = {
+    dim = 4,
+    shared_bottom = { name = "shared_bottom", bottom = { 113 }, tower = { 8 } },
+    mmoe = { name = "mmoe", experts = 8, expert = { 16 }, tower = { 8 } },
+  },
+}
+
+-- ---- small helpers ------------------------------------------------------------------
+pcall(ffi.cdef, [[
+typedef struct { long tv_sec; long tv_nsec; } mtl_bench_timespec;
+int clock_gettime(int clk, mtl_bench_timespec *ts);
+typedef struct { long tv_sec; long tv_usec; } mtl_bench_timeval;
+typedef struct {
+  mtl_bench_timeval ru_utime, ru_stime;
+  long ru_maxrss, ru_ixrss, ru_idrss, ru_isrss, ru_minflt, ru_majflt, ru_nswap,
+       ru_inblock, ru_oublock, ru_msgsnd, ru_msgrcv, ru_nsignals, ru_nvcsw, ru_nivcsw;
+} mtl_bench_rusage;
+int getrusage(int who, mtl_bench_rusage *usage);
+]])
+local ts = ffi.new("mtl_bench_timespec")
+local function now()
+  ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+end
+bench.now = now
+
+local function peak_rss_mib()
+  local ru = ffi.new("mtl_bench_rusage")
+  if ffi.C.getrusage(0, ru) ~= 0 then return nil end
+  return tonumber(ru.ru_maxrss) / 1024 -- Linux: KiB
+end
+
+-- CPU seconds of the process (user + system, all threads): on a shared
+-- machine a steadier A/B figure than wall time for 1-thread runs.
+local function cpu_seconds()
+  local ru = ffi.new("mtl_bench_rusage")
+  ffi.C.getrusage(0, ru)
+  return tonumber(ru.ru_utime.tv_sec) + tonumber(ru.ru_utime.tv_usec) * 1e-6
+    + tonumber(ru.ru_stime.tv_sec) + tonumber(ru.ru_stime.tv_usec) * 1e-6
+end
+
+local function round(x, digits)
+  local m = 10 ^ digits
+  return math.floor(x * m + 0.5) / m
+end
+
+local function fail(fmt, ...) error("mtl bench: " .. string.format(fmt, ...), 0) end
+
+-- ---- options ------------------------------------------------------------------------
+local DEFAULTS = {
+  model = nil, preset = "spec", batch = 1024, threads = 1, epochs = 1,
+  train = "/tmp/mtlbench/train.csv", test = "/tmp/mtlbench/test.csv",
+  train_rows = 0, test_rows = 0, warmup = 20, infer_warmup = 5, seed = 0,
+  phase_split = false, quiet = false,
+}
+local NUMERIC = { batch = true, threads = true, epochs = true, train_rows = true, test_rows = true,
+                  warmup = true, infer_warmup = true, seed = true }
+
+bench.USAGE = [[
+usage: mtl bench --model M [--batch 1024] [--threads 1] [--preset spec|paper]
+                 [--train FILE] [--test FILE] [--train-rows N] [--test-rows N]
+                 [--warmup 20] [--infer-warmup 5] [--seed 0] [--epochs 1]
+                 [--phase-split] [--quiet]
+  M: shared_bottom, mmoe, ple, esmm, dbmtl (preset paper: shared_bottom, mmoe)]]
+
+-- args: a list of CLI strings ({"--model", "mmoe", ...}) or a table of options.
+function bench.parse(args)
+  local o = {}
+  for k, v in pairs(DEFAULTS) do o[k] = v end
+  args = args or {}
+  if args[1] == nil and next(args) ~= nil then -- an options table
+    for k, v in pairs(args) do
+      local key = tostring(k):gsub("-", "_")
+      if DEFAULTS[key] == nil and key ~= "model" then fail("unknown option '%s'", tostring(k)) end
+      o[key] = v
+    end
+  else
+    local i = 1
+    while i <= #args do
+      local a = args[i]
+      local name, value = a:match("^%-%-([%w%-_]+)=(.*)$")
+      name = name or a:match("^%-%-([%w%-_]+)$")
+      if not name then fail("unexpected argument '%s'\n%s", a, bench.USAGE) end
+      local key = name:gsub("-", "_")
+      if DEFAULTS[key] == nil and key ~= "model" then fail("unknown option '--%s'\n%s", name, bench.USAGE) end
+      if key == "phase_split" or key == "quiet" then
+        o[key] = true
+      else
+        if value == nil then
+          i = i + 1
+          value = args[i]
+          if value == nil then fail("option '--%s' needs a value", name) end
+        end
+        o[key] = value
+      end
+      i = i + 1
+    end
+  end
+  for k in pairs(NUMERIC) do
+    local n = tonumber(o[k])
+    if not n or n ~= math.floor(n) or n < 0 then fail("--%s must be a non-negative integer, got '%s'", k:gsub("_", "-"), tostring(o[k])) end
+    o[k] = n
+  end
+  if o.batch < 1 then fail("--batch must be at least 1") end
+  if o.threads < 1 then fail("--threads must be at least 1") end
+  if not o.model then fail("--model is required\n%s", bench.USAGE) end
+  if not PRESETS[o.preset] then fail("unknown preset '%s' (expected spec or paper)", tostring(o.preset)) end
+  if not PRESETS[o.preset][o.model] then
+    if PRESETS.spec[o.model] then fail("model %s is not defined for preset %s", o.model, o.preset) end
+    fail("unknown model '%s' (expected %s)", tostring(o.model), table.concat(bench.MODELS, ", "))
+  end
+  return o
+end
+
+-- ---- data ---------------------------------------------------------------------------
+-- Reader columns: labels as floats, ids as int64, tags as a bag, d1..d8 in one
+-- float group "__numbers" standardized in C (fit on train, given on test).
+local function reader_columns(stats)
+  local cols = { { name = "is_click", type = "float" }, { name = "is_pay", type = "float" } }
+  for _, f in ipairs(ID_FIELDS) do
+    cols[#cols + 1] = { name = f, type = "int64" }
+  end
+  -- the file's column order: is_click,is_pay,user_id,item_id,trigger_id,c1..c10,tags,d1..d8
+  cols[#cols + 1] = { name = "tags", type = "multi", separator = "|" }
+  for i = 1, N_DENSE do
+    local name = "d" .. i
+    cols[#cols + 1] = { name = name, type = "float", group = "__numbers",
+                        standardize = stats and stats[name] or true }
+  end
+  return cols
+end
+
+-- -> {size, columns, stats}, seconds
+local function load(path, rows, stats)
+  local t0 = now()
+  local d = mtl.data.read_all { files = path, columns = reader_columns(stats), header = true,
+                                max_rows = rows > 0 and rows or nil }
+  return d, now() - t0
+end
+bench.load = load
+
+-- Rows s+1..s+n of a read_all result as a batch (narrow views, no copies).
+local function slice(d, s, n)
+  local c = d.columns
+  local cols = {}
+  for _, f in ipairs(ID_FIELDS) do cols[f] = c[f]:narrow(1, s + 1, n) end
+  local offs = c.tags.offsets:narrow(1, s + 1, n + 1)
+  local o0, o1 = offs:get(1), offs:get(n + 1)
+  cols.tags = { ids = c.tags.ids:narrow(1, o0 + 1, o1 - o0), offsets = offs }
+  cols.__numbers = c.__numbers:narrow(1, s + 1, n)
+  cols.is_click = c.is_click:narrow(1, s + 1, n)
+  cols.is_pay = c.is_pay:narrow(1, s + 1, n)
+  return { size = n, columns = cols }
+end
+bench.slice = slice
+
+-- ---- model --------------------------------------------------------------------------
+local function feature_specs(dim)
+  local specs = {}
+  for i, f in ipairs(ID_FIELDS) do
+    specs[i] = { name = f, type = "id", column = f, num_buckets = ID_CARDS[i], dim = dim }
+  end
+  specs[#specs + 1] = { name = "tags", type = "tag", column = "tags", num_buckets = TAG_CARD, dim = dim,
+                        combiner = "mean" }
+  for i = 1, N_DENSE do
+    specs[#specs + 1] = { name = "d" .. i, type = "raw", column = "d" .. i, normalize = "zscore" }
+  end
+  return specs
+end
+
+local function data_columns()
+  local cols = {}
+  for _, c in ipairs(reader_columns(nil)) do cols[#cols + 1] = { name = c.name, type = c.type == "multi" and "ids" or (c.type == "int64" and "int" or c.type), separator = c.separator } end
+  return cols
+end
+
+local function deep_copy(t)
+  if type(t) ~= "table" then return t end
+  local c = {}
+  for k, v in pairs(t) do c[k] = deep_copy(v) end
+  return c
+end
+
+-- Builds features + model (mtl.train.Ranker) with the preset's sizes.
+function bench.build(o)
+  local features = require "mtl.features"
+  local train = require "mtl.train"
+  local preset = PRESETS[o.preset]
+  local F = features.new(feature_specs(preset.dim), { columns = data_columns(), labels = { "is_click", "is_pay" } })
+  F:build()
+  local model_cfg = deep_copy(preset[o.model])
+  model_cfg.tasks = model_cfg.tasks or deep_copy(TWO_TASKS)
+  local model = train.Ranker({ model = model_cfg }, F)
+  return model, F
+end
+
+-- Matrix-product FLOPs per example of one forward pass: 2*in*out per Linear
+-- weight (experts' [n, out, in] weights count n times). A training step does
+-- three times this (forward, dX, dW).
+local function forward_flops_per_row(model)
+  local total = 0
+  for _, np in ipairs(model:named_parameters()) do
+    local p, s = np[2], np[2]:shape()
+    if not np[1]:match("weight%d*$") then s = {} end
+    if #s == 2 then total = total + 2 * s[1] * s[2]
+    elseif #s == 3 then total = total + 2 * s[1] * s[2] * s[3] end
+  end
+  return total
+end
+bench.forward_flops_per_row = forward_flops_per_row
+
+local function count_params(list)
+  local n = 0
+  for _, p in ipairs(list) do n = n + p:numel() end
+  return n
+end
+
+-- Predictions of one output table: p_click, p_ctcvr, p_cvr
+local function predict(kind, out)
+  if kind == "esmm" then
+    return out.ctr.prob, out.ctcvr.prob, out.cvr.prob
+  end
+  local pc, pp = out.click.prob, out.pay.prob
+  return pc, pp, mtl.clamp(pp / pc, 0, 1)
+end
+
+-- ---- the run ------------------------------------------------------------------------
+function bench.run(args)
+  local o = bench.parse(args)
+  local say = o.quiet and function() end or function(...) io.stdout:write(string.format(...), "\n") end
+  local losses = require "mtl.losses"
+  mtl.set_num_threads(o.threads)
+  local info = { model = o.model, preset = o.preset, batch = o.batch, threads = o.threads, epochs = o.epochs,
+                 seed = o.seed, mtl = "mtl (LuaJIT + C, OpenBLAS sgemm)", mtl_threads = mtl.get_num_threads() }
+  local env = {}
+  for _, k in ipairs { "OMP_WAIT_POLICY", "LD_LIBRARY_PATH", "OPENBLAS_NUM_THREADS", "LD_PRELOAD", "OMP_NUM_THREADS" } do
+    env[k] = os.getenv(k)
+  end
+  info.env = env -- cjson writes an empty table as {}
+
+  -- 1. load
+  local tr, t_train = load(o.train, o.train_rows, nil)
+  local te, t_test = load(o.test, o.test_rows, tr.stats)
+  info.train_rows, info.test_rows = tr.size, te.size
+  info.load_train_seconds, info.load_test_seconds = round(t_train, 3), round(t_test, 3)
+  info.read_csv_train_seconds = round(t_train, 3) -- one pass in C: parse, bags and z-score together
+  say("loaded %d train rows in %.2fs, %d test rows in %.2fs", tr.size, t_train, te.size, t_test)
+  if tr.size == 0 then fail("no training rows in %s", o.train) end
+
+  -- 2. model
+  mtl.seed(o.seed)
+  local model, F = bench.build(o)
+  local tables = {}
+  for _, e in ipairs(F:embedding_tables()) do tables[#tables + 1] = e.table end
+  local dense = model:parameters()
+  info.dense_params = count_params(dense)
+  local n_emb = 0
+  for _, t in ipairs(tables) do n_emb = n_emb + t:rows() * t:dim() end
+  info.embedding_params = n_emb
+  local spec = losses.default_spec(model.body)
+  local B = o.batch
+  local nb = math.ceil(tr.size / B)
+
+  local opts
+  local function make_optimizers()
+    opts = { mtl.optim.adam { params = dense, lr = 1e-3 }, mtl.optim.adam { params = tables, lr = 1e-3 } }
+  end
+  local dense_opt, sparse_opt
+  local function step(batch)
+    local out = model(batch)
+    local total = losses.compute(out, batch.columns, spec)
+    dense_opt:zero_grad()
+    sparse_opt:zero_grad()
+    total:backward()
+    dense_opt:step()
+    sparse_opt:step()
+    return total
+  end
+
+  -- 3. warm-up, then the initial model and fresh optimizers
+  local init_dense, init_tables = {}, {}
+  for i, p in ipairs(dense) do init_dense[i] = p:clone() end
+  for i, t in ipairs(tables) do init_tables[i] = t:weight():clone() end
+  model:train()
+  make_optimizers()
+  dense_opt, sparse_opt = opts[1], opts[2]
+  local tw = now()
+  for b = 0, math.min(o.warmup, nb) - 1 do
+    step(slice(tr, b * B, math.min(B, tr.size - b * B)))
+  end
+  info.warmup_seconds = round(now() - tw, 3)
+  mtl.no_grad(function()
+    for i, p in ipairs(dense) do p:copy(init_dense[i]) end
+    for i, t in ipairs(tables) do t:weight():copy(init_tables[i]) end
+  end)
+  init_dense, init_tables = nil, nil
+  opts = nil
+  dense_opt, sparse_opt = nil, nil
+  collectgarbage()
+  make_optimizers()
+  dense_opt, sparse_opt = opts[1], opts[2]
+
+  -- 4. the timed epoch(s)
+  local train_s, last_loss = 0, nil
+  local cpu0 = cpu_seconds()
+  local phase = o.phase_split and { slice = 0, forward = 0, zero_grad = 0, backward = 0, adam = 0, sparse_adam = 0 }
+  for ep = 1, o.epochs do
+    model:train()
+    local loss_sum = 0
+    local ts0 = now()
+    if phase then
+      for b = 0, nb - 1 do
+        local s = b * B
+        local n = math.min(B, tr.size - s)
+        local t0 = now()
+        local batch = slice(tr, s, n)
+        local t1 = now()
+        local total = losses.compute(model(batch), batch.columns, spec)
+        local t2 = now()
+        dense_opt:zero_grad(); sparse_opt:zero_grad()
+        local t3 = now()
+        total:backward()
+        local t4 = now()
+        dense_opt:step()
+        local t5 = now()
+        sparse_opt:step()
+        local t6 = now()
+        phase.slice, phase.forward, phase.zero_grad = phase.slice + t1 - t0, phase.forward + t2 - t1, phase.zero_grad + t3 - t2
+        phase.backward, phase.adam, phase.sparse_adam = phase.backward + t4 - t3, phase.adam + t5 - t4, phase.sparse_adam + t6 - t5
+        loss_sum = loss_sum + total:item() * n
+      end
+    else
+      for b = 0, nb - 1 do
+        local s = b * B
+        local n = math.min(B, tr.size - s)
+        loss_sum = loss_sum + step(slice(tr, s, n)):item() * n
+      end
+    end
+    local dt = now() - ts0
+    train_s = train_s + dt
+    last_loss = loss_sum / tr.size
+    say("epoch %d: %.2fs, %.0f ex/s, mean train loss %.5f", ep, dt, tr.size / dt, last_loss)
+  end
+  info.train_seconds = round(train_s, 3)
+  info.train_cpu_seconds = round(cpu_seconds() - cpu0, 3)
+  info.train_examples_per_s = round(tr.size * o.epochs / train_s, 1)
+  info.train_loss_last_epoch = round(last_loss, 5)
+  local fpr = forward_flops_per_row(model)
+  info.step_gflops = round(3 * fpr * tr.size * o.epochs / train_s / 1e9, 2)
+  info.flops_per_step = 3 * fpr * B
+  if phase then
+    local steps = nb * o.epochs
+    local ms, sum = {}, 0
+    for k, v in pairs(phase) do ms[k] = round(1e3 * v / steps, 4); sum = sum + v end
+    ms.step = round(1e3 * train_s / steps, 4)
+    ms.rest = round(1e3 * (train_s - sum) / steps, 4)
+    info.phase_split, info.phase_steps, info.phase_ms = true, steps, ms
+    say("phase ms/step: slice %.3f forward %.3f zero_grad %.3f backward %.3f adam %.3f sparse_adam %.3f rest %.3f step %.3f",
+      ms.slice, ms.forward, ms.zero_grad, ms.backward, ms.adam, ms.sparse_adam, ms.rest, ms.step)
+  end
+  opts, dense_opt, sparse_opt = nil, nil, nil
+
+  -- 5. inference
+  model:eval()
+  local p_click, p_ctcvr, p_cvr = mtl.zeros(te.size), mtl.zeros(te.size), mtl.zeros(te.size)
+  mtl.no_grad(function()
+    for s = 0, math.min(o.infer_warmup * B, te.size) - 1, B do
+      predict(o.model, model(slice(te, s, math.min(B, te.size - s))))
+    end
+  end)
+  collectgarbage()
+  local ti, cpu_i = now(), cpu_seconds()
+  mtl.no_grad(function()
+    for s = 0, te.size - 1, B do
+      local n = math.min(B, te.size - s)
+      local c, p, v = predict(o.model, model(slice(te, s, n)))
+      p_click:narrow(1, s + 1, n):copy(c)
+      p_ctcvr:narrow(1, s + 1, n):copy(p)
+      p_cvr:narrow(1, s + 1, n):copy(v)
+    end
+  end)
+  local di = now() - ti
+  info.infer_cpu_seconds = round(cpu_seconds() - cpu_i, 3)
+  info.infer_seconds = round(di, 3)
+  info.infer_examples_per_s = round(te.size / di, 1)
+  info.infer_gflops = round(fpr * te.size / di / 1e9, 2)
+
+  -- 6. quality
+  local yc, yp = te.columns.is_click, te.columns.is_pay
+  info.auc_click = round(mtl.metrics.auc(p_click, yc), 5)
+  info.auc_cvr = round(mtl.metrics.auc(p_cvr, yp, yc), 5)
+  info.auc_ctcvr = round(mtl.metrics.auc(p_ctcvr, yp), 5)
+  info.logloss_click = round(mtl.metrics.logloss(p_click, yc), 5)
+  info.logloss_ctcvr = round(mtl.metrics.logloss(p_ctcvr, yp), 5)
+  -- 7. memory
+  info.peak_rss_mib = round(peak_rss_mib() or -1, 1)
+  say("infer: %.0f ex/s; AUC click %.4f cvr %.4f ctcvr %.4f; peak RSS %.0f MiB",
+    info.infer_examples_per_s, info.auc_click, info.auc_cvr, info.auc_ctcvr, info.peak_rss_mib)
+  io.stdout:write(json.encode(info), "\n")
+  io.stdout:flush()
+  return info
+end
+
+return bench
