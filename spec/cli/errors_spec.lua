@@ -49,7 +49,7 @@ describe("mtl command line", function()
   it("prints usage for --help (exit 0) and lists the subcommands", function()
     local rc, out = tiny.run("--help")
     assert.are.equal(0, rc)
-    for _, name in ipairs({ "train", "eval", "predict", "export", "report", "bench", "sweep" }) do
+    for _, name in ipairs({ "train", "eval", "predict", "export", "report", "bench", "sweep", "features" }) do
       assert.truthy(out:find("\n  " .. name .. " ", 1, true), name)
     end
     assert.truthy(out:find("Exit codes: 0 success, 1 a failure while running, 2 a wrong command line.", 1, true))
@@ -86,13 +86,17 @@ describe("mtl command line", function()
     assert.truthy(err:find("fail.lua:1: boom", 1, true))
   end)
 
-  it("dispatches bench and sweep to their modules", function()
+  it("dispatches bench, sweep and features to their modules", function()
     local rc, _, err = tiny.run("sweep")
     assert.are.equal(2, rc)
     assert.truthy(err:find("usage: mtl sweep SWEEP.lua", 1, true), err)
     rc, _, err = tiny.run("sweep " .. dir .. "/none.lua")
     assert.are.equal(1, rc)
     assert.truthy(err:find("none.lua", 1, true), err)
+    local out
+    rc, out = tiny.run("features --help")
+    assert.are.equal(0, rc)
+    assert.truthy(out:find("dataset", 1, true), out)
   end)
 
   it("names a module that is missing", function()

@@ -4,7 +4,8 @@
 --   mtl predict CONFIG --checkpoint ... --input FILE --output FILE [--pass-through a,b]
 --   mtl export CONFIG --checkpoint ... --out DIR
 --   mtl report RUN_DIR
---   mtl bench ... / mtl sweep SWEEP.lua   (lua/mtl/bench.lua, lua/mtl/sweep.lua)
+--   mtl bench ... / mtl sweep SWEEP.lua / mtl features ...
+--                           (lua/mtl/bench.lua, lua/mtl/sweep.lua, lua/mtl/cli_features.lua)
 -- Exit codes: 0 success; 1 a failure while running (config contents, data,
 -- checkpoints, training); 2 a wrong command line (unknown command or option,
 -- a missing argument, a malformed --set, a file or directory named on the
@@ -24,6 +25,7 @@ cli.COMMANDS = {
   { "report", "write a run's HTML training report" },
   { "bench", "the multi-task benchmark (bench/SPEC.md)" },
   { "sweep", "a hyperparameter sweep (docs/sweeps.md)" },
+  { "features", "feature engineering: dataset, logs, samples, stats (docs/features_engineering.md)" },
 }
 local KNOWN = {}
 for _, c in ipairs(cli.COMMANDS) do KNOWN[c[1]] = true end
@@ -469,6 +471,7 @@ end
 function cli.main(name, args)
   if name == "bench" then return external("bench", "mtl.bench", "run", args) end
   if name == "sweep" then return external("sweep", "mtl.sweep", "main", args) end
+  if name == "features" then return external("features", "mtl.cli_features", "run", args) end
   local make = PARSERS[name]
   if not make then
     local s = cli.suggest(name)
