@@ -41,6 +41,9 @@ stats.RATES = {
 }
 
 stats.WINDOWS = { 1, 3, 7, 14, 30 }
+-- The id that marks a missing value in int64 columns (INT64_MIN; in Lua
+-- lists write false instead).
+stats.MISSING = -2 ^ 63
 stats.DAY = 86400
 
 local function fail(fmt, ...) error("mtl.stats.compute: " .. string.format(fmt, ...), 3) end
@@ -95,9 +98,24 @@ local function entity_table(t, what)
   return { id = t.id, props = props }, index, names
 end
 
+-- A column as a contiguous int64 tensor; in a Lua list, false marks a
+-- missing id (an event off any detail page has no trigger).
 local function int64(x, what)
   if x == nil then return nil end
-  if type(x) == "table" then return core.tensor(x, "int64") end
+  if type(x) == "table" then
+    local vals, missing = {}, {}
+    for i = 1, #x do
+      if x[i] == false then
+        vals[i] = 0
+        missing[#missing + 1] = i
+      else
+        vals[i] = x[i]
+      end
+    end
+    local t = core.tensor(vals, "int64")
+    for _, i in ipairs(missing) do t:set_flat(i, stats.MISSING) end
+    return t
+  end
   if x:dtype() ~= "int64" then fail("%s must be int64, got %s", what, x:dtype()) end
   return x:contiguous()
 end
@@ -244,12 +262,19 @@ function stats.read_logs(opts)
   for k, v in pairs(opts.columns or {}) do names[k] = v end
   local id = opts.id_type or "int64"
   local ev = read_columns(opts.events, {
-    { names.time, "int64" }, { names.user, id }, { names.item, id }, { names.trigger, id, id == "int64" and NONE or nil },
+    { names.time, "int64" }, { names.user, id }, { names.item, id }, { names.trigger, id, id == "int64" and NONE or "" },
     { names.event, "string" } })
   local events = { time = ev[names.time], user = ev[names.user], item = ev[names.item], trigger = ev[names.trigger],
                    event = ev[names.event] }
+  if id == "string" then -- an empty trigger field is missing, not the id of ""
+    local empty, t = data.hash(""):item(), events.trigger
+    local v = t:values()
+    for i = 1, #v do
+      if v[i] == empty then t:set_flat(i, stats.MISSING) end
+    end
+  end
   local sm = read_columns(opts.samples, { { names.time, "int64" }, { names.user, id }, { names.item, id },
-    { names.trigger, id, id == "int64" and NONE or nil } })
+    { names.trigger, id, id == "int64" and NONE or "" } })
   local samples = { time = sm[names.time], user = sm[names.user], item = sm[names.item], trigger = sm[names.trigger] }
   local function table_of(file, id_column, props)
     if not file then return nil end
