@@ -1,0 +1,795 @@
+-- mtl.config.validate: checks an mtl config table and fills in defaults.
+--
+--   local cfg = validate(raw)   -- a new table; raw is not modified
+--
+-- Every problem is reported, one per line, each naming its key path the way
+-- --set spells it ("config: unknown key 'model.exprets' (did you mean
+-- 'experts'?)", "config: 'train.steps' must be a positive integer, got -5").
+-- The keys, types and defaults are documented in docs/config.md; a new key the
+-- trainer reads must be added here too (unknown keys are errors).
+local util = require "mtl.config.util"
+
+local show = util.show
+
+-- ---- the schema ------------------------------------------------------------------------------
+local SECTIONS = { "data", "features", "model", "losses", "optimizer", "train", "eval", "rank", "model_dir" }
+
+local DATA_KEYS = { "train", "eval", "format", "separator", "header", "columns", "labels", "batch_size",
+                    "shuffle_buffer", "epochs", "fields", "unknown_fields" }
+local COLUMN_KEYS = { "name", "type", "default", "separator", "kv_separator", "values" }
+local COLUMN_TYPES = { int = true, int64 = true, float = true, string = true, ids = true, multi = true, kv = true,
+                       skip = true }
+local FEATURE_KEYS = { "name", "type", "column", "columns", "dim", "num_buckets", "hash_bucket_size", "vocab",
+                       "vocab_file", "shared", "combiner", "separator", "kv_separator", "normalize", "boundaries",
+                       "bins", "key", "weighted", "init_scale", "missing" }
+local FEATURE_TYPES = { "id", "raw", "tag", "combo", "lookup" }
+
+-- Model options by model (models/*.lua); every model also takes name and tasks.
+local MODEL_KEYS = {
+  shared_bottom = { "bottom", "tower", "sharing", "soft_weight", "batch_norm", "dropout" },
+  esmm = { "tower", "ctr", "cvr", "batch_norm" },
+  mmoe = { "experts", "expert", "tower", "one_gate", "fused" },
+  cgc = { "specific", "shared", "expert", "tower", "fused" },
+  ple = { "levels", "specific", "shared", "expert", "tower", "fused" },
+  dbmtl = { "bottom", "mmoe", "tower", "relation" },
+}
+local TASK_KEYS = { "name", "label", "weight", "tower", "mask", "gamma", "sample_weight" }
+local DBMTL_TASK_KEYS = { "relations", "relation", "logit_input" }
+local LOSS_KEYS = { "name", "output", "label", "on", "weight", "gamma", "mask", "sample_weight" }
+
+local OPTIMIZERS = {
+  sgd = { lr = 0.01, keys = { "momentum", "nesterov", "weight_decay" } },
+  adam = { lr = 1e-3, keys = { "beta1", "beta2", "eps", "weight_decay" } },
+  adamw = { lr = 1e-3, keys = { "beta1", "beta2", "eps", "weight_decay" } },
+  adagrad = { lr = 0.01, keys = { "lr_decay", "weight_decay", "initial_accumulator", "eps" } },
+  ftrl = { lr = 1e-3, keys = { "lr_power", "l1", "l2", "initial_accumulator" } },
+  rmsprop = { lr = 0.01, keys = { "alpha", "eps", "weight_decay", "momentum", "centered" } },
+}
+local OPTIMIZER_NAMES = { "sgd", "adam", "adamw", "adagrad", "ftrl", "rmsprop" }
+
+-- Schedules: options and the required ones (names as train.lua maps them).
+local SCHEDULES = {
+  constant = { keys = { "lr" }, required = {} },
+  exponential_decay = { keys = { "lr", "decay_steps", "decay_factor", "decay_rate", "staircase", "min_lr" },
+                        required = { "decay_steps" } },
+  cosine = { keys = { "lr", "total_steps", "warmup_steps", "min_lr", "start_lr" }, required = { "total_steps" } },
+  linear_warmup = { keys = { "lr", "warmup_steps", "start_lr" }, required = { "warmup_steps" } },
+  polynomial = { keys = { "lr", "decay_steps", "end_lr", "power" }, required = { "decay_steps" } },
+  manual = { keys = { "boundaries", "values" }, required = { "boundaries", "values" } },
+  step = { keys = { "lr", "step_size", "gamma" }, required = { "step_size" } },
+}
+local SCHEDULE_ALIASES = { exponential = "exponential_decay", cosine_decay = "cosine",
+                           polynomial_decay = "polynomial", manual_step = "manual", piecewise = "manual" }
+
+local TRAIN_KEYS = { "steps", "epochs", "eval_every", "checkpoint_every", "keep_checkpoints", "log_every", "seed",
+                     "threads", "early_stopping", "resume", "auc_window" }
+local EVAL_KEYS = { "metrics", "gauc" }
+local METRICS = { "auc", "gauc", "logloss", "calibration" }
+local GAUC_REDUCTIONS = { "mean", "mean_by_sample_num", "mean_by_positive_num" }
+local RANK_KEYS = { "alpha", "price", "expression" }
+
+local validate = {}
+validate.SECTIONS, validate.MODEL_KEYS, validate.TASK_KEYS = SECTIONS, MODEL_KEYS, TASK_KEYS
+validate.OPTIMIZERS, validate.SCHEDULES, validate.METRICS = OPTIMIZERS, SCHEDULES, METRICS
+
+-- ---- a checking context -------------------------------------------------------------------------
+local Ctx = {}
+Ctx.__index = Ctx
+
+function Ctx:err(fmt, ...) self.errs[#self.errs + 1] = "config: " .. string.format(fmt, ...) end
+
+local function join(path, key)
+  if path == "" then return tostring(key) end
+  return path .. "." .. tostring(key)
+end
+
+local function set_of(list)
+  local s = {}
+  for _, v in ipairs(list) do s[v] = true end
+  return s
+end
+
+local function one_of(list)
+  local quoted = {}
+  for i, v in ipairs(list) do quoted[i] = "'" .. v .. "'" end
+  if #quoted == 1 then return quoted[1] end
+  return table.concat(quoted, ", ", 1, #quoted - 1) .. " or " .. quoted[#quoted]
+end
+
+-- Unknown keys of a table (allowed: a list of names); where: its path.
+function Ctx:keys(t, path, allowed, hint)
+  local set = set_of(allowed)
+  for _, k in ipairs(util.sorted_keys(t)) do
+    if not set[k] then
+      if type(k) ~= "string" then
+        self:err("'%s' has an unexpected entry [%s] (expected named keys: %s)", path, show(k), table.concat(allowed, ", "))
+      else
+        local h = hint and hint(k)
+        self:err("unknown key '%s'%s%s", join(path, k), util.did_you_mean(k, allowed), h or "")
+      end
+    end
+  end
+end
+
+function Ctx:table(v, path, what)
+  if type(v) ~= "table" then
+    self:err("'%s' must be %s, got %s", path, what or "a table", show(v))
+    return false
+  end
+  return true
+end
+
+function Ctx:list(v, path, what, allow_empty)
+  if type(v) ~= "table" or (next(v) ~= nil and not util.is_list(v)) then
+    self:err("'%s' must be %s, got %s", path, what or "a list", show(v))
+    return false
+  end
+  if not allow_empty and #v == 0 then
+    self:err("'%s' must not be empty", path)
+    return false
+  end
+  return true
+end
+
+-- number checks: opts.int, opts.min (>=), opts.gt (>), opts.max (<=), opts.lt (<), opts.inf (math.huge allowed)
+function Ctx:number(v, path, opts, what)
+  opts = opts or {}
+  local ok = type(v) == "number" and v == v
+  if ok and (v == math.huge or v == -math.huge) and not opts.inf then ok = false end
+  if ok and opts.int and v ~= math.huge and v ~= math.floor(v) then ok = false end
+  if ok and opts.min and v < opts.min then ok = false end
+  if ok and opts.gt and not (v > opts.gt) then ok = false end
+  if ok and opts.max and v > opts.max then ok = false end
+  if ok and opts.lt and not (v < opts.lt) then ok = false end
+  if not ok then
+    if not what then
+      if opts.int and opts.min == 1 then what = "a positive integer"
+      elseif opts.int and opts.min == 0 then what = "an integer >= 0"
+      elseif opts.int then what = "an integer"
+      elseif opts.gt == 0 then what = "a number > 0"
+      elseif opts.min == 0 and opts.max == 1 then what = "a number in [0, 1]"
+      elseif opts.min == 0 and opts.lt == 1 then what = "a number in [0, 1)"
+      elseif opts.min == 0 then what = "a number >= 0"
+      else what = "a finite number" end
+    end
+    self:err("'%s' must be %s, got %s", path, what, show(v))
+  end
+  return ok
+end
+
+function Ctx:string(v, path, what)
+  if type(v) ~= "string" or v == "" then
+    self:err("'%s' must be %s, got %s", path, what or "a non-empty string", show(v))
+    return false
+  end
+  return true
+end
+
+function Ctx:enum(v, path, list)
+  if type(v) ~= "string" or not set_of(list)[v] then
+    self:err("'%s' must be %s, got %s%s", path, one_of(list), show(v), util.did_you_mean(v, list))
+    return false
+  end
+  return true
+end
+
+function Ctx:boolean(v, path)
+  if type(v) ~= "boolean" then
+    self:err("'%s' must be true or false, got %s", path, show(v))
+    return false
+  end
+  return true
+end
+
+-- A list of positive integers (layer sizes); empty allowed when allow_empty.
+function Ctx:sizes(v, path, allow_empty)
+  if not self:list(v, path, "a list of layer sizes such as {256, 128}", allow_empty) then return false end
+  local ok = true
+  for i, h in ipairs(v) do ok = self:number(h, join(path, i), { int = true, min = 1 }) and ok end
+  return ok
+end
+
+-- A path, a glob, or a non-empty list of them.
+function Ctx:files(v, path)
+  if type(v) == "string" and v ~= "" then return true end
+  if type(v) == "table" and util.is_list(v) then
+    local ok = true
+    for i, p in ipairs(v) do ok = self:string(p, join(path, i), "a path") and ok end
+    return ok
+  end
+  self:err("'%s' must be a path, a glob or a list of paths, got %s", path, show(v))
+  return false
+end
+
+-- ---- sections --------------------------------------------------------------------------------------
+local function check_data(c, d)
+  if not c:table(d, "data") then return end
+  c:keys(d, "data", DATA_KEYS)
+  if d.train == nil then c:err("missing required key 'data.train'") else c:files(d.train, "data.train") end
+  if d.eval ~= nil then c:files(d.eval, "data.eval") end
+  if d.format == nil then d.format = "csv" else c:enum(d.format, "data.format", { "csv" }) end
+  if d.separator == nil then d.separator = "," else
+    if type(d.separator) ~= "string" or #d.separator ~= 1 then
+      c:err("'data.separator' must be one character, got %s", show(d.separator))
+    end
+  end
+  if d.header == nil then d.header = true else c:boolean(d.header, "data.header") end
+  if d.batch_size == nil then d.batch_size = 1024 else c:number(d.batch_size, "data.batch_size", { int = true, min = 1 }) end
+  if d.shuffle_buffer == nil then d.shuffle_buffer = 0 else
+    c:number(d.shuffle_buffer, "data.shuffle_buffer", { int = true, min = 0 })
+  end
+  if d.epochs ~= nil then
+    c:number(d.epochs, "data.epochs", { int = true, min = 1, inf = true }, "a positive integer or math.huge")
+  end
+  if d.fields ~= nil and c:list(d.fields, "data.fields", "a list of field names") then
+    for i, f in ipairs(d.fields) do c:string(f, "data.fields." .. i) end
+  end
+  if d.unknown_fields ~= nil then c:enum(d.unknown_fields, "data.unknown_fields", { "error", "skip" }) end
+  c.columns = {}
+  if d.columns == nil then
+    c:err("missing required key 'data.columns' (the file's columns: {name =, type =} in order)")
+  elseif c:list(d.columns, "data.columns", "a list of columns {name =, type =}") then
+    for i, col in ipairs(d.columns) do
+      local p = "data.columns." .. i
+      if c:table(col, p, "a column {name =, type =}") then
+        c:keys(col, p, COLUMN_KEYS)
+        if c:string(col.name, p .. ".name", "a column name") then
+          if c.columns[col.name] then c:err("'%s': column '%s' is listed twice", p, col.name) end
+          c.columns[col.name] = col
+        end
+        if col.type == nil then col.type = "string" else
+          c:enum(col.type, p .. ".type", { "int", "float", "string", "ids", "kv", "skip", "int64", "multi" })
+        end
+        if col.default ~= nil and type(col.default) ~= "number" and type(col.default) ~= "string" then
+          c:err("'%s.default' must be a number or a string, got %s", p, show(col.default))
+        end
+        if col.separator ~= nil then c:string(col.separator, p .. ".separator") end
+        if col.kv_separator ~= nil then c:string(col.kv_separator, p .. ".kv_separator") end
+        if col.values ~= nil then c:enum(col.values, p .. ".values", { "int64", "string" }) end
+      end
+    end
+  end
+  for _, f in ipairs(type(d.fields) == "table" and d.fields or {}) do
+    if type(f) == "string" and not c.columns[f] then c.columns[f] = { name = f, type = "ids" } end
+  end
+  c.labels = {}
+  if d.labels == nil then
+    c:err("missing required key 'data.labels' (the label columns, e.g. {\"is_click\", \"is_pay\"})")
+  elseif c:list(d.labels, "data.labels", "a list of label column names") then
+    for i, l in ipairs(d.labels) do
+      if c:string(l, "data.labels." .. i, "a column name") then
+        if next(c.columns) and not c.columns[l] then
+          c:err("'data.labels.%d': column '%s' is not in data.columns%s", i, l, util.did_you_mean(l, c.columns))
+        end
+        c.labels[l] = true
+      end
+    end
+  end
+end
+
+-- A column name that must exist (types: allowed column types or nil for any).
+local function column_ref(c, v, path, types, what)
+  if not c:string(v, path, "a column name") then return false end
+  local col = c.columns[v]
+  if not col then
+    if next(c.columns) then
+      c:err("'%s': column '%s' is not in data.columns%s", path, v, util.did_you_mean(v, c.columns))
+    end
+    return false
+  end
+  if types and not set_of(types)[col.type or "string"] then
+    c:err("'%s': column '%s' has type '%s'; %s needs %s", path, v, tostring(col.type), what, one_of(types))
+    return false
+  end
+  return true
+end
+
+local ID_COLUMNS = { "int", "int64", "string", "ids", "multi" }
+
+local function check_features(c, fs)
+  c.features = {}
+  if fs == nil then c:err("missing required key 'features' (a list of feature columns)") return end
+  if not c:list(fs, "features", "a list of feature columns {name =, type =, ...}") then return end
+  for i, f in ipairs(fs) do
+    local p = "features." .. i
+    if c:table(f, p, "a feature {name =, type =, ...}") then
+      c:keys(f, p, FEATURE_KEYS)
+      if c:string(f.name, p .. ".name", "a feature name") then
+        if c.features[f.name] then c:err("'%s': feature '%s' is listed twice", p, f.name) end
+        c.features[f.name] = f
+      end
+      local ok_type = c:enum(f.type, p .. ".type", FEATURE_TYPES)
+      local t = ok_type and f.type
+      if t == "combo" then
+        if c:list(f.columns, p .. ".columns", "a list of two or more column names") then
+          if #f.columns < 2 then c:err("'%s.columns' must name two or more columns", p) end
+          for j, col in ipairs(f.columns) do column_ref(c, col, p .. ".columns." .. j, { "int", "int64", "string" }, "a combo feature") end
+        end
+        if f.column ~= nil then c:err("'%s.column': a combo feature reads 'columns' (a list)", p) end
+      elseif t then
+        if f.column == nil then c:err("missing required key '%s.column'", p)
+        elseif t == "id" then column_ref(c, f.column, p .. ".column", ID_COLUMNS, "an id feature")
+        elseif t == "tag" then column_ref(c, f.column, p .. ".column", { "ids", "multi", "kv" }, "a tag feature")
+        elseif t == "raw" then column_ref(c, f.column, p .. ".column", { "float" }, "a raw feature")
+        elseif t == "lookup" then column_ref(c, f.column, p .. ".column", { "kv" }, "a lookup feature") end
+        if f.columns ~= nil then c:err("'%s.columns' is only for combo features (use 'column')", p) end
+      end
+      if t == "lookup" then
+        if f.key == nil then c:err("missing required key '%s.key' (the column holding the key to look up)", p)
+        else column_ref(c, f.key, p .. ".key", { "int", "int64", "string" }, "a lookup key") end
+        if f.missing ~= nil then c:number(f.missing, p .. ".missing") end
+      elseif f.key ~= nil then c:err("'%s.key' is only for lookup features", p) end
+      local embedded = t == "id" or t == "tag" or t == "combo" or (t == "raw" and (f.boundaries ~= nil or f.bins ~= nil))
+      if t then
+        local sizes = {}
+        for _, k in ipairs({ "num_buckets", "hash_bucket_size", "vocab", "vocab_file" }) do
+          if f[k] ~= nil then sizes[#sizes + 1] = k end
+        end
+        if embedded and t ~= "raw" then
+          if f.shared == nil and #sizes == 0 then
+            c:err("'%s' (%s) needs one of num_buckets, hash_bucket_size, vocab or vocab_file", p, tostring(f.name))
+          elseif #sizes > 1 then
+            c:err("'%s' (%s) has %s; give only one", p, tostring(f.name), table.concat(sizes, " and "))
+          end
+        elseif #sizes > 0 then
+          c:err("'%s.%s': a %s feature has no embedding table of its own", p, sizes[1], t)
+        end
+        if f.num_buckets ~= nil then c:number(f.num_buckets, p .. ".num_buckets", { int = true, min = 1 }) end
+        if f.hash_bucket_size ~= nil then c:number(f.hash_bucket_size, p .. ".hash_bucket_size", { int = true, min = 1 }) end
+        if f.vocab ~= nil and c:list(f.vocab, p .. ".vocab", "a list of values") then
+          for j, v in ipairs(f.vocab) do
+            if type(v) ~= "string" and type(v) ~= "number" then
+              c:err("'%s.vocab.%d' must be a string or a number, got %s", p, j, show(v))
+            end
+          end
+        end
+        if f.vocab_file ~= nil then c:string(f.vocab_file, p .. ".vocab_file", "a path") end
+        if embedded then
+          if f.dim == nil then f.dim = 16 else c:number(f.dim, p .. ".dim", { int = true, min = 1 }) end
+          if f.init_scale ~= nil then c:number(f.init_scale, p .. ".init_scale", { gt = 0 }) end
+        else
+          for _, k in ipairs({ "dim", "shared", "init_scale" }) do
+            if f[k] ~= nil then c:err("'%s.%s': a %s feature without an embedding takes no %s", p, k, t, k) end
+          end
+        end
+        if f.combiner ~= nil then
+          if t == "tag" or t == "id" then c:enum(f.combiner, p .. ".combiner", { "sum", "mean", "sqrtn" })
+          else c:err("'%s.combiner' is only for tag (and multi-valued id) features", p) end
+        end
+        if f.weighted ~= nil then
+          if t == "tag" then c:boolean(f.weighted, p .. ".weighted") else c:err("'%s.weighted' is only for tag features", p) end
+        end
+        for _, k in ipairs({ "separator", "kv_separator" }) do
+          if f[k] ~= nil then c:string(f[k], p .. "." .. k) end
+        end
+        if t == "raw" then
+          local modes = {}
+          for _, k in ipairs({ "normalize", "boundaries", "bins" }) do if f[k] ~= nil then modes[#modes + 1] = k end end
+          if #modes > 1 then c:err("'%s' (%s) has %s; give only one", p, tostring(f.name), table.concat(modes, " and ")) end
+          if f.normalize ~= nil then c:enum(f.normalize, p .. ".normalize", { "zscore", "minmax", "log1p" }) end
+          if f.boundaries ~= nil and c:list(f.boundaries, p .. ".boundaries", "a list of increasing numbers") then
+            for j, b in ipairs(f.boundaries) do
+              if c:number(b, p .. ".boundaries." .. j) and j > 1 and type(f.boundaries[j - 1]) == "number"
+                and not (b > f.boundaries[j - 1]) then
+                c:err("'%s.boundaries' must increase, got %s after %s", p, show(b), show(f.boundaries[j - 1]))
+              end
+            end
+          end
+          if f.bins ~= nil and c:table(f.bins, p .. ".bins", "{method = 'equal_width'|'equal_freq'|'adaptive', n = count}") then
+            c:keys(f.bins, p .. ".bins", { "method", "n", "min_fraction" })
+            c:enum(f.bins.method, p .. ".bins.method", { "equal_width", "equal_freq", "adaptive" })
+            if f.bins.n == nil then f.bins.n = 10 else c:number(f.bins.n, p .. ".bins.n", { int = true, min = 2 }, "an integer >= 2") end
+            if f.bins.min_fraction ~= nil then c:number(f.bins.min_fraction, p .. ".bins.min_fraction", { min = 0, lt = 1 }) end
+          end
+        else
+          for _, k in ipairs({ "normalize", "boundaries", "bins" }) do
+            if f[k] ~= nil then c:err("'%s.%s' is only for raw features", p, k) end
+          end
+        end
+        if f.missing ~= nil and t ~= "lookup" then c:err("'%s.missing' is only for lookup features", p) end
+      end
+    end
+  end
+  for i, f in ipairs(fs) do
+    if type(f) == "table" and f.shared ~= nil then
+      local p = "features." .. i .. ".shared"
+      if c:string(f.shared, p, "the name of another feature") then
+        local target = c.features[f.shared]
+        if f.shared == f.name then c:err("'%s': a feature cannot share its own table", p)
+        elseif not target then c:err("'%s': no feature is named '%s'%s", p, f.shared, util.did_you_mean(f.shared, c.features))
+        elseif target.shared ~= nil then
+          c:err("'%s': '%s' shares a table itself; name the feature that owns it ('%s')", p, f.shared, tostring(target.shared))
+        end
+      end
+    end
+  end
+end
+
+-- A column a loss reads as a float: a label, or a float column.
+local function float_column(c, v, path, what)
+  if not c:string(v, path, "a column name") then return end
+  if c.labels[v] then return end
+  local col = c.columns[v]
+  if not col then
+    if next(c.columns) then c:err("'%s': column '%s' is not in data.columns%s", path, v, util.did_you_mean(v, c.columns)) end
+  elseif col.type ~= "float" then
+    c:err("'%s': the %s column '%s' must be in data.labels or have type 'float'", path, what, v)
+  end
+end
+
+local function label_ref(c, v, path)
+  if type(v) == "table" then
+    if c:list(v, path, "a label column or a list of them") then
+      for i, l in ipairs(v) do label_ref(c, l, path .. "." .. i) end
+    end
+    return
+  end
+  if not c:string(v, path, "a label column") then return end
+  if next(c.labels) and not c.labels[v] then
+    c:err("'%s': '%s' is not in data.labels%s", path, v, util.did_you_mean(v, c.labels))
+  end
+end
+
+local function check_tasks(c, m, name)
+  local tasks = m.tasks
+  c.tasks = {}
+  if tasks == nil then c:err("missing required key 'model.tasks' (e.g. {{name = \"ctr\", label = \"is_click\"}})") return end
+  if not c:list(tasks, "model.tasks", "a list of tasks {name =, label =}") then return end
+  local keys = TASK_KEYS
+  if name == "dbmtl" then
+    keys = {}
+    for _, k in ipairs(TASK_KEYS) do keys[#keys + 1] = k end
+    for _, k in ipairs(DBMTL_TASK_KEYS) do keys[#keys + 1] = k end
+  end
+  local dbmtl_only = set_of(DBMTL_TASK_KEYS)
+  for i, t in ipairs(tasks) do
+    local p = "model.tasks." .. i
+    if type(t) == "string" then t = { name = t }; tasks[i] = t end
+    if c:table(t, p, "a task {name =, label =}") then
+      c:keys(t, p, keys, function(k) if dbmtl_only[k] then return " ('" .. k .. "' is only for dbmtl)" end end)
+      if c:string(t.name, p .. ".name", "a task name") then
+        if c.tasks[t.name] then c:err("'%s': task '%s' is listed twice", p, t.name) end
+        c.tasks[t.name] = t
+      end
+      if t.label == nil then t.label = t.name end
+      label_ref(c, t.label, p .. ".label")
+      if t.weight == nil then t.weight = 1 else c:number(t.weight, p .. ".weight", { min = 0 }) end
+      if t.tower ~= nil then c:sizes(t.tower, p .. ".tower", true) end
+      if t.mask ~= nil then float_column(c, t.mask, p .. ".mask", "mask") end
+      if t.sample_weight ~= nil then float_column(c, t.sample_weight, p .. ".sample_weight", "sample weight") end
+      if t.gamma ~= nil then c:number(t.gamma, p .. ".gamma", { gt = 0 }) end
+      if name == "dbmtl" then
+        if t.relation ~= nil then c:sizes(t.relation, p .. ".relation", true) end
+        if t.logit_input ~= nil then c:enum(t.logit_input, p .. ".logit_input", { "relation", "tower" }) end
+      end
+    end
+  end
+  if name == "dbmtl" then
+    for i, t in ipairs(tasks) do
+      if type(t) == "table" and t.relations ~= nil then
+        local p = "model.tasks." .. i .. ".relations"
+        if c:list(t.relations, p, "a list of task names", true) then
+          for j, r in ipairs(t.relations) do
+            if c:string(r, p .. "." .. j, "a task name") then
+              if r == t.name then c:err("'%s.%d': task '%s' cannot depend on itself", p, j, r)
+              elseif not c.tasks[r] then c:err("'%s.%d': no task is named '%s'%s", p, j, r, util.did_you_mean(r, c.tasks)) end
+            end
+          end
+        end
+      end
+    end
+  end
+end
+
+local function check_model(c, m)
+  if m == nil then c:err("missing required key 'model' (e.g. {name = \"mmoe\", tasks = {...}})") return end
+  if not c:table(m, "model") then return end
+  local ok_models, models = pcall(require, "mtl.models")
+  local names = ok_models and models.names or { "shared_bottom", "esmm", "mmoe", "cgc", "ple", "dbmtl" }
+  if m.name == nil then c:err("missing required key 'model.name' (one of %s)", table.concat(names, ", ")) return end
+  if not c:enum(m.name, "model.name", names) then return end
+  local keys = MODEL_KEYS[m.name]
+  if not keys then -- a model this validator does not know the options of
+    if m.tasks ~= nil then check_tasks(c, m, m.name) end
+    return
+  end
+  local allowed = { "name", "tasks" }
+  for _, k in ipairs(keys) do allowed[#allowed + 1] = k end
+  c:keys(m, "model", allowed)
+  if m.name == "esmm" then
+    -- ESMM has two fixed tasks: ctr and cvr (or tasks = {ctr task, cvr task})
+    if m.tasks ~= nil then
+      if c:list(m.tasks, "model.tasks", "a list of two tasks {name =, label =} (ctr, then cvr)")
+        and #m.tasks ~= 2 then
+        c:err("'model.tasks': esmm has exactly two tasks (ctr, then cvr), got %d", #m.tasks)
+      elseif #m.tasks == 2 then
+        for i, role in ipairs({ "ctr", "cvr" }) do
+          if m[role] ~= nil then c:err("'model.%s' and 'model.tasks' both give the esmm %s task; give one", role, role)
+          else m[role] = m.tasks[i] end
+        end
+        m.tasks = nil
+      end
+    end
+    for _, role in ipairs({ "ctr", "cvr" }) do
+      if m[role] == nil then m[role] = role == "ctr" and { name = "ctr", label = "is_click" } or { name = "cvr", label = "is_pay" } end
+      local p = "model." .. role
+      if type(m[role]) == "string" then m[role] = { name = m[role] } end
+      if c:table(m[role], p, "a task {name =, label =}") then
+        c:keys(m[role], p, { "name", "label" }, function(k)
+          if k == "weight" or k == "mask" or k == "tower" then
+            return " (ESMM's losses are fixed; give 'losses' to weight them, 'model.tower' for the towers)"
+          end
+        end)
+        c:string(m[role].name, p .. ".name", "a task name")
+        if m[role].label == nil then m[role].label = m[role].name end
+        label_ref(c, m[role].label, p .. ".label")
+      end
+    end
+    if type(m.ctr) == "table" and type(m.cvr) == "table" and m.ctr.name == m.cvr.name then
+      c:err("'model.cvr.name': the esmm tasks need two names, both are '%s'", tostring(m.ctr.name))
+    end
+  else
+    check_tasks(c, m, m.name)
+  end
+  if m.tower ~= nil then c:sizes(m.tower, "model.tower", true) end
+  if m.expert ~= nil then
+    if m.name == "ple" and type(m.expert) == "table" and type(m.expert[1]) == "table" then
+      if c:list(m.expert, "model.expert", "a list of layer sizes, or one per level") then
+        for i, e in ipairs(m.expert) do c:sizes(e, "model.expert." .. i) end
+        if type(m.levels) == "number" and #m.expert ~= m.levels then
+          c:err("'model.expert' gives %d levels of expert sizes, model.levels is %d", #m.expert, m.levels)
+        end
+      end
+    else
+      c:sizes(m.expert, "model.expert")
+    end
+  end
+  if m.experts ~= nil then c:number(m.experts, "model.experts", { int = true, min = 1 }) end
+  if m.levels ~= nil then c:number(m.levels, "model.levels", { int = true, min = 1 }) end
+  if m.specific ~= nil then c:number(m.specific, "model.specific", { int = true, min = 1 }) end
+  if m.shared ~= nil then c:number(m.shared, "model.shared", { int = true, min = 1 }) end
+  for _, k in ipairs({ "one_gate", "fused", "batch_norm" }) do
+    if m[k] ~= nil then c:boolean(m[k], "model." .. k) end
+  end
+  if m.sharing ~= nil then c:enum(m.sharing, "model.sharing", { "hard", "soft" }) end
+  if m.soft_weight ~= nil then c:number(m.soft_weight, "model.soft_weight", { min = 0 }) end
+  if m.dropout ~= nil then
+    if type(m.dropout) == "table" then
+      if c:list(m.dropout, "model.dropout", "a number in [0, 1) or one per layer") then
+        for i, v in ipairs(m.dropout) do c:number(v, "model.dropout." .. i, { min = 0, lt = 1 }) end
+      end
+    else
+      c:number(m.dropout, "model.dropout", { min = 0, lt = 1 })
+    end
+  end
+  if m.bottom ~= nil then
+    if m.bottom == false and m.name == "dbmtl" then -- no bottom MLP
+    else c:sizes(m.bottom, "model.bottom", true) end
+  end
+  if m.relation ~= nil then c:sizes(m.relation, "model.relation", true) end
+  if m.mmoe ~= nil and c:table(m.mmoe, "model.mmoe", "{experts = n, expert = {sizes}}") then
+    c:keys(m.mmoe, "model.mmoe", { "experts", "expert" })
+    if m.mmoe.experts == nil then m.mmoe.experts = 4 else c:number(m.mmoe.experts, "model.mmoe.experts", { int = true, min = 1 }) end
+    if m.mmoe.expert ~= nil then c:sizes(m.mmoe.expert, "model.mmoe.expert") end
+  end
+end
+
+local function check_losses(c, ls)
+  if ls == nil then return end
+  if not c:list(ls, "losses", "a list of task losses {name =, label =, ...}") then return end
+  for i, l in ipairs(ls) do
+    local p = "losses." .. i
+    if c:table(l, p, "a task loss {name =, label =, ...}") then
+      c:keys(l, p, LOSS_KEYS)
+      if l.name == nil and l.output == nil then c:err("missing required key '%s.name' (or '%s.output')", p, p) end
+      if l.name ~= nil then c:string(l.name, p .. ".name", "a loss name") end
+      if l.output ~= nil then c:string(l.output, p .. ".output", "a model output name") end
+      if l.label == nil then c:err("missing required key '%s.label'", p) else label_ref(c, l.label, p .. ".label") end
+      if l.on == nil then l.on = "logits" else c:enum(l.on, p .. ".on", { "logits", "prob" }) end
+      if l.weight == nil then l.weight = 1 else c:number(l.weight, p .. ".weight", { min = 0 }) end
+      if l.gamma ~= nil then c:number(l.gamma, p .. ".gamma", { gt = 0 }) end
+      if l.mask ~= nil then float_column(c, l.mask, p .. ".mask", "mask") end
+      if l.sample_weight ~= nil then float_column(c, l.sample_weight, p .. ".sample_weight", "sample weight") end
+    end
+  end
+end
+
+local OPTION_RANGES = {
+  momentum = { min = 0, lt = 1 }, beta1 = { min = 0, lt = 1 }, beta2 = { min = 0, lt = 1 }, eps = { gt = 0 },
+  weight_decay = { min = 0 }, lr_decay = { min = 0 }, initial_accumulator = { min = 0 }, lr_power = { max = 0 },
+  l1 = { min = 0 }, l2 = { min = 0 }, alpha = { min = 0, lt = 1 },
+}
+
+local function check_optimizer_kind(c, o, p)
+  if not c:table(o, p, "{name = 'adam', lr = 1e-3, ...}") then return end
+  if o.name == nil then o.name = "adam" end
+  if not c:enum(o.name, p .. ".name", OPTIMIZER_NAMES) then return end
+  local kind = OPTIMIZERS[o.name]
+  local allowed = { "name", "lr" }
+  for _, k in ipairs(kind.keys) do allowed[#allowed + 1] = k end
+  c:keys(o, p, allowed, function(k)
+    for _, other in ipairs(OPTIMIZER_NAMES) do
+      for _, ok in ipairs(OPTIMIZERS[other].keys) do
+        if ok == k then return string.format(" (%s takes %s)", o.name, table.concat(allowed, ", ", 2)) end
+      end
+    end
+  end)
+  if o.lr == nil then o.lr = kind.lr else c:number(o.lr, p .. ".lr", { gt = 0 }) end
+  for _, k in ipairs(kind.keys) do
+    local v = o[k]
+    if v ~= nil then
+      if k == "nesterov" or k == "centered" then c:boolean(v, p .. "." .. k)
+      else c:number(v, p .. "." .. k, OPTION_RANGES[k]) end
+    end
+  end
+end
+
+local function check_schedule(c, s)
+  local p = "optimizer.schedule"
+  if not c:table(s, p, "{name = 'exponential_decay', ...}") then return end
+  if s.name == nil then s.name = "constant" end
+  local names = util.sorted_keys(SCHEDULES)
+  for alias in pairs(SCHEDULE_ALIASES) do names[#names + 1] = alias end
+  table.sort(names)
+  if not c:enum(s.name, p .. ".name", names) then return end
+  local kind = SCHEDULES[SCHEDULE_ALIASES[s.name] or s.name]
+  local allowed = { "name" }
+  for _, k in ipairs(kind.keys) do allowed[#allowed + 1] = k end
+  c:keys(s, p, allowed)
+  for _, k in ipairs(kind.required) do
+    if s[k] == nil then c:err("missing required key '%s.%s' (for the %s schedule)", p, k, s.name) end
+  end
+  local canonical = SCHEDULE_ALIASES[s.name] or s.name
+  if canonical == "exponential_decay" then
+    if s.decay_factor == nil and s.decay_rate == nil then
+      c:err("missing required key '%s.decay_factor' (for the %s schedule)", p, s.name)
+    elseif s.decay_factor ~= nil and s.decay_rate ~= nil then
+      c:err("'%s' has decay_factor and decay_rate (the same thing); give one", p)
+    end
+  end
+  for _, k in ipairs({ "lr", "min_lr", "start_lr", "end_lr" }) do
+    if s[k] ~= nil then c:number(s[k], p .. "." .. k, { min = 0 }) end
+  end
+  for _, k in ipairs({ "decay_factor", "decay_rate", "gamma" }) do
+    if s[k] ~= nil then c:number(s[k], p .. "." .. k, { min = 0 }) end
+  end
+  for _, k in ipairs({ "decay_steps", "total_steps", "step_size" }) do
+    if s[k] ~= nil then c:number(s[k], p .. "." .. k, { int = true, min = 1 }) end
+  end
+  if s.warmup_steps ~= nil then
+    c:number(s.warmup_steps, p .. ".warmup_steps", { int = true, min = canonical == "linear_warmup" and 1 or 0 })
+  end
+  if s.power ~= nil then c:number(s.power, p .. ".power", { gt = 0 }) end
+  if s.staircase ~= nil then c:boolean(s.staircase, p .. ".staircase") end
+  if canonical == "cosine" and type(s.total_steps) == "number" and type(s.warmup_steps) == "number"
+    and s.total_steps <= s.warmup_steps then
+    c:err("'%s.total_steps' (%s) must be greater than warmup_steps (%s)", p, show(s.total_steps), show(s.warmup_steps))
+  end
+  if canonical == "manual" and type(s.boundaries) == "table" and type(s.values) == "table" then
+    if c:list(s.boundaries, p .. ".boundaries", "a list of increasing steps")
+      and c:list(s.values, p .. ".values", "a list of learning rates") then
+      for i, b in ipairs(s.boundaries) do
+        if c:number(b, p .. ".boundaries." .. i, { int = true, min = 1 }) and i > 1
+          and type(s.boundaries[i - 1]) == "number" and not (b > s.boundaries[i - 1]) then
+          c:err("'%s.boundaries' must increase, got %s after %s", p, show(b), show(s.boundaries[i - 1]))
+        end
+      end
+      for i, v in ipairs(s.values) do c:number(v, p .. ".values." .. i, { min = 0 }) end
+      if #s.values ~= #s.boundaries + 1 then
+        c:err("'%s.values' needs one more entry than boundaries (%d), got %d", p, #s.boundaries, #s.values)
+      end
+    end
+  end
+end
+
+local function check_optimizer(c, o)
+  if o == nil then o = {}; c.cfg.optimizer = o end
+  if not c:table(o, "optimizer") then return end
+  c:keys(o, "optimizer", { "dense", "sparse", "schedule", "clip_norm" })
+  if o.dense == nil then o.dense = { name = "adam" } end
+  check_optimizer_kind(c, o.dense, "optimizer.dense")
+  if o.sparse ~= nil then check_optimizer_kind(c, o.sparse, "optimizer.sparse") end
+  if o.schedule == nil then o.schedule = { name = "constant" } end
+  check_schedule(c, o.schedule)
+  if o.clip_norm ~= nil then c:number(o.clip_norm, "optimizer.clip_norm", { gt = 0 }) end
+end
+
+local function check_train(c, t, data)
+  if t == nil then t = {}; c.cfg.train = t end
+  if not c:table(t, "train") then return end
+  c:keys(t, "train", TRAIN_KEYS)
+  if t.steps ~= nil then c:number(t.steps, "train.steps", { int = true, min = 1 }) end
+  -- epochs: train.epochs, else data.epochs, else 1; both end up equal
+  local data_epochs = type(data) == "table" and data.epochs or nil
+  if t.epochs == nil then t.epochs = data_epochs or 1
+  else c:number(t.epochs, "train.epochs", { int = true, min = 1, inf = true }, "a positive integer or math.huge") end
+  if type(data) == "table" then data.epochs = t.epochs end
+  if t.epochs == math.huge and t.steps == nil then
+    c:err("'train.epochs' is math.huge (no end) but train.steps is not set")
+  end
+  if t.eval_every ~= nil then c:number(t.eval_every, "train.eval_every", { int = true, min = 1 }) end
+  if t.checkpoint_every == nil then t.checkpoint_every = 100
+  elseif t.checkpoint_every ~= false then
+    c:number(t.checkpoint_every, "train.checkpoint_every", { int = true, min = 1 }, "a positive integer or false")
+  end
+  if t.keep_checkpoints == nil then t.keep_checkpoints = 5 else c:number(t.keep_checkpoints, "train.keep_checkpoints", { int = true, min = 1 }) end
+  if t.log_every == nil then t.log_every = 100 else c:number(t.log_every, "train.log_every", { int = true, min = 1 }) end
+  if t.seed == nil then t.seed = 0 else c:number(t.seed, "train.seed", { int = true }) end
+  if t.threads == nil then t.threads = 1 else c:number(t.threads, "train.threads", { int = true, min = 1 }) end
+  if t.resume == nil then t.resume = false else c:boolean(t.resume, "train.resume") end
+  if t.auc_window ~= nil then c:number(t.auc_window, "train.auc_window", { int = true, min = 1 }) end
+  local es = t.early_stopping
+  if es ~= nil and c:table(es, "train.early_stopping", "{metric = 'eval.<task>.auc', mode = 'max', patience = 3}") then
+    c:keys(es, "train.early_stopping", { "metric", "mode", "patience" })
+    if es.metric == nil then c:err("missing required key 'train.early_stopping.metric' (e.g. \"eval.ctr.auc\")")
+    elseif c:string(es.metric, "train.early_stopping.metric") then
+      local task, name = es.metric:match("^eval%.([^.]+)%.([^.]+)$")
+      if not task then task, name = es.metric:match("^([^.]+)%.([^.]+)$") end
+      if not task then
+        c:err("'train.early_stopping.metric' must look like \"eval.<task>.<metric>\", got %s", show(es.metric))
+      elseif not set_of(METRICS)[name] then
+        c:err("'train.early_stopping.metric': unknown metric '%s' (expected %s)%s", name, one_of(METRICS),
+          util.did_you_mean(name, METRICS))
+      end
+    end
+    if es.mode == nil then es.mode = "max" else c:enum(es.mode, "train.early_stopping.mode", { "max", "min" }) end
+    if es.patience == nil then es.patience = 3 else c:number(es.patience, "train.early_stopping.patience", { int = true, min = 1 }) end
+    if t.eval_every == nil then c:err("'train.early_stopping' needs train.eval_every (it compares evaluations)") end
+  end
+end
+
+local function check_eval(c, e)
+  if e == nil then e = {}; c.cfg.eval = e end
+  if not c:table(e, "eval") then return end
+  c:keys(e, "eval", EVAL_KEYS)
+  if e.metrics == nil then e.metrics = { "auc" }
+  elseif c:list(e.metrics, "eval.metrics", "a list of metric names", true) then
+    for i, name in ipairs(e.metrics) do c:enum(name, "eval.metrics." .. i, METRICS) end
+  end
+  local has_gauc = false
+  for _, name in ipairs(type(e.metrics) == "table" and e.metrics or {}) do if name == "gauc" then has_gauc = true end end
+  if e.gauc ~= nil then
+    if c:table(e.gauc, "eval.gauc", "{group = 'user_id', reduction = 'mean'}") then
+      c:keys(e.gauc, "eval.gauc", { "group", "reduction" })
+      if e.gauc.group == nil then c:err("missing required key 'eval.gauc.group' (the user id column)")
+      else column_ref(c, e.gauc.group, "eval.gauc.group", { "int", "int64", "string" }, "gauc grouping") end
+      if e.gauc.reduction == nil then e.gauc.reduction = "mean"
+      else c:enum(e.gauc.reduction, "eval.gauc.reduction", GAUC_REDUCTIONS) end
+    end
+    if not has_gauc and type(e.metrics) == "table" then e.metrics[#e.metrics + 1] = "gauc" end
+  elseif has_gauc then
+    c:err("'eval.metrics' lists gauc but eval.gauc is not set (eval.gauc = {group = 'user_id'})")
+  end
+end
+
+local function check_rank(c, r)
+  if r == nil then r = {}; c.cfg.rank = r end
+  if not c:table(r, "rank") then return end
+  c:keys(r, "rank", RANK_KEYS)
+  if r.alpha == nil then r.alpha = 1 else c:number(r.alpha, "rank.alpha") end
+  if r.price ~= nil then column_ref(c, r.price, "rank.price", { "float", "int", "int64" }, "the price") end
+  if r.expression ~= nil then c:string(r.expression, "rank.expression", "an expression string") end
+end
+
+-- Returns a validated copy of cfg with defaults filled in; raises one error
+-- listing every problem.
+return function(cfg)
+  if type(cfg) ~= "table" then error("config: expected a config table, got " .. show(cfg), 2) end
+  cfg = util.deep_copy(cfg)
+  local c = setmetatable({ errs = {}, cfg = cfg, columns = {}, labels = {} }, Ctx)
+  c:keys(cfg, "", SECTIONS, nil)
+  for i, e in ipairs(c.errs) do
+    c.errs[i] = e:gsub("^config: unknown key", "config: unknown section")
+  end
+  check_data(c, cfg.data)
+  check_features(c, cfg.features)
+  check_model(c, cfg.model)
+  check_losses(c, cfg.losses)
+  check_optimizer(c, cfg.optimizer)
+  check_train(c, cfg.train, cfg.data)
+  check_eval(c, cfg.eval)
+  check_rank(c, cfg.rank)
+  if cfg.model_dir ~= nil then c:string(cfg.model_dir, "model_dir", "a directory path") end
+  if #c.errs > 0 then error(table.concat(c.errs, "\n"), 0) end
+  return cfg
+end
