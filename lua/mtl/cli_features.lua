@@ -139,7 +139,9 @@ function M.run(args)
     io.stderr:write(string.format("mtl features: %s\n", rc.msg))
     return 2
   end
-  io.stderr:write(string.format("mtl features: %s\n", tostring(rc)))
+  -- the message without the Lua position of the raising call (it names the caller's line)
+  local msg = tostring(rc):gsub("^[^:\n]+%.lua:%d+: ", "")
+  io.stderr:write(string.format("mtl features: %s\n", msg))
   return 1
 end
 
