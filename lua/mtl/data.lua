@@ -179,7 +179,9 @@ Reader.__tostring = function(self) return tostring(self._core) end
 function data.csv(opts)
   local o = normalize("mtl.data.csv", opts)
   if o.batch_size == nil then o.batch_size = 1024 end
-  if o.batch_size == 0 then fail("mtl.data.csv", "batch_size must be > 0 (read_all reads everything)") end
+  if o.batch_size == 0 and not o.text then -- a text reader may give all its rows as one batch
+    fail("mtl.data.csv", "batch_size must be > 0 (read_all reads everything)")
+  end
   return new_reader(o)
 end
 

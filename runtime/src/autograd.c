@@ -34,7 +34,9 @@ const char *mtl_op_name(int op) { return op >= 0 && op < MTL_OP__COUNT ? op_name
 int mtl_op_arity(int op) { return op >= 0 && op < MTL_OP__COUNT ? op_arity[op] : 0; }
 
 /* ---- grad mode ----------------------------------------------------------- */
-static bool grad_enabled = true;
+/* Per thread: a serving thread scores with recording off while another thread
+ * may train. (The node pool below is not locked: only one thread records.) */
+static _Thread_local bool grad_enabled = true;
 bool mtl_grad_enabled(void) { return grad_enabled; }
 void mtl_set_grad_enabled(bool on) { grad_enabled = on; }
 

@@ -103,7 +103,7 @@ int mtl_sort_pairs_scratch(int64_t n, int64_t *keys, int64_t *vals, int64_t *key
   uint64_t *ks = k, *kd = (uint64_t *)key_tmp;
   int64_t *vs = vals, *vd = val_tmp;
   enum { RADIX = 11, BUCKETS = 1 << RADIX };
-  static int64_t count[BUCKETS];
+  int64_t count[BUCKETS]; /* on the stack: sorts may run in several threads */
   for (int shift = 0; shift < bits; shift += RADIX) {
     memset(count, 0, sizeof count);
     for (int64_t i = 0; i < n; i++) count[(ks[i] >> shift) & (BUCKETS - 1)]++;

@@ -38,16 +38,19 @@ void mtl_memory_release_cache(void);
 void mtl_memory_set_limit(size_t nbytes);
 
 /* ---- storage and tensors ------------------------------------------------- */
+/* Reference counts are atomic: serving threads (runtime/serve) share one
+ * model's parameter tensors, and a forward pass may retain and release them
+ * (views, contiguous copies) from several threads at once. */
 typedef struct mtl_storage {
   void *data;
   size_t nbytes;
-  int refcount;
+  _Atomic int refcount;
 } mtl_storage;
 
 struct mtl_node;
 
 typedef struct mtl_tensor {
-  int refcount;
+  _Atomic int refcount;
   mtl_dtype dtype;
   int ndim;
   int64_t shape[MTL_MAX_DIMS];
