@@ -212,7 +212,7 @@ local NOOPS = {
   ["TrainConfig.startup_delay_steps"] = { why = "staggers the start of distributed TF workers" },
   ["TrainConfig.save_summary_steps"] = { why = "TensorBoard summaries; mtl writes metrics.jsonl every log_every steps" },
   ["TrainConfig.is_profiling"] = { why = "TF timeline profiling; it does not change training" },
-  ["TrainConfig.train_distribute"] = { only = "NoStrategy", why = "TF's distribution strategy; NoStrategy is one process, as mtl" },
+  ["TrainConfig.train_distribute"] = { only = "NoStrategy", why = "TF's distribution strategy; NoStrategy is one process, as in mtl" },
   ["TrainConfig.num_gpus_per_worker"] = { why = "GPU count of a TF worker; mtl runs on the CPU" },
   ["TrainConfig.summary_model_vars"] = { why = "TensorBoard histograms of the variables" },
   ["TrainConfig.protocol"] = { why = "RPC protocol of distributed TF (grpc++, star_server)" },
@@ -220,14 +220,14 @@ local NOOPS = {
   ["TrainConfig.tensor_fuse"] = { why = "PAI-TF's communication fusion (distributed only)" },
   ["TrainConfig.write_graph"] = { why = "writes graph.pbtxt for TensorBoard" },
   ["TrainConfig.force_restore_shape_compatible"] = { only = false, why = "applies only to fine_tune_checkpoint, which mtl does not read" },
-  ["Optimizer.use_moving_average"] = { only = false, why = "false (the default) keeps no moving average of the weights" },
+  ["Optimizer.use_moving_average"] = { only = false, why = "mtl keeps no moving average of the weights" },
   ["Optimizer.moving_average_decay"] = { why = "used only when use_moving_average is true, which mtl rejects" },
   ["ExponentialDecayLearningRate.burnin_learning_rate"] = { why = "used only during burnin_steps, which must be 0 for mtl" },
   ["DatasetConfig.prefetch_size"] = { why = "tf.data prefetch depth; mtl's reader parses ahead in C on its own" },
   ["DatasetConfig.num_parallel_calls"] = { why = "tf.data parsing parallelism; it does not change the batches" },
   ["DatasetConfig.shard"] = { why = "splits files between distributed workers; one process reads them all" },
   ["DatasetConfig.chief_redundant"] = { why = "distributed data assignment to the chief worker" },
-  ["DatasetConfig.pai_worker_queue"] = { only = false, why = "PAI's global shuffle queue for ODPS inputs" },
+  ["DatasetConfig.pai_worker_queue"] = { only = false, why = "PAI's global shuffle queue, for ODPS inputs only" },
   ["DatasetConfig.pai_worker_slice_num"] = { why = "used only with pai_worker_queue (ODPS inputs)" },
   ["DatasetConfig.rtp_separator"] = { why = "read only by RTPInput; mtl reads CSVInput" },
   ["DatasetConfig.data_compression_type"] = { why = "read only by TFRecord inputs; mtl reads CSVInput" },
@@ -381,7 +381,7 @@ end
 local function decode(ctx, node, type_name, path)
   local schema = SCHEMA[type_name]
   local obj = setmetatable({ type = type_name, path = path, node = node, values = {}, nodes = {}, used = {},
-                             ctx = ctx }, Obj)
+                             bad = {}, ctx = ctx }, Obj)
   ctx.objects[#ctx.objects + 1] = obj
   local oneof_of = {}
   for group, names in pairs(schema.oneofs or {}) do
@@ -397,11 +397,28 @@ local function decode(ctx, node, type_name, path)
         util.did_you_mean(child.name, names))
     else
       local value, ok = nil, true
-      if spec.kind == "message" then
+      local group = oneof_of[child.name]
+      local prev = group and oneof_seen[group]
+      if prev and prev.name ~= child.name then
+        ctx:add(child.line, child.col, "'%s' and '%s' are both set, but only one of them may be (oneof %s)",
+          fpath, prev.name, group)
+        ok = false
+      elseif group then
+        oneof_seen[group] = child
+      end
+      if ok and not spec.rep and obj.nodes[child.name] then
+        local first = obj.nodes[child.name]
+        ctx:add(child.line, child.col, "'%s' is set twice (first at line %d, column %d); it is not a repeated field",
+          fpath, first.line, first.col)
+        ok = false
+      end
+      if not ok then -- skipped
+      elseif spec.kind == "message" then
         if child.kind ~= "message" then
           ctx:add(child.vline, child.vcol, "'%s' is a message: write %s { ... }, got %s", fpath, child.name,
             token_text(child.value))
           ok = false
+          obj.bad[child.name] = true
         elseif spec.msg then
           local index = spec.rep and ("[" .. ((obj.values[child.name] and #obj.values[child.name] or 0) + 1) .. "]") or ""
           value = decode(ctx, child, spec.msg, fpath .. index)
@@ -410,14 +427,17 @@ local function decode(ctx, node, type_name, path)
         end
       else
         if child.kind ~= "scalar" then
-          ctx:add(child.vline, child.vcol, "'%s' expects %s, got a message { ... }", fpath,
-            spec.kind == "enum" and "an enum value" or ("a " .. spec.kind))
+          local what = ({ string = "a quoted string", uint = "a non-negative integer", int = "an integer",
+                          float = "a number", bool = "true or false", enum = "an enum value" })[spec.kind]
+          ctx:add(child.vline, child.vcol, "'%s' expects %s, got a message { ... }", fpath, what)
+          obj.bad[child.name] = true
           ok = false
         else
           local why
           value, why = convert(spec, child.value)
           if value == nil then
             ok = false
+            obj.bad[child.name] = true
             local extra = ""
             if spec.kind == "enum" and child.value.type == "ident" then extra = util.did_you_mean(child.value.value, spec.values) end
             ctx:add(child.value.line, child.value.col, "'%s' expects %s, got %s%s", fpath, why, token_text(child.value), extra)
@@ -430,25 +450,12 @@ local function decode(ctx, node, type_name, path)
           obj.nodes[child.name] = obj.nodes[child.name] or {}
           table.insert(obj.values[child.name], value)
           table.insert(obj.nodes[child.name], child)
-        elseif obj.nodes[child.name] then
-          local first = obj.nodes[child.name]
-          ctx:add(child.line, child.col, "'%s' is set twice (first at line %d, column %d); it is not a repeated field",
-            fpath, first.line, first.col)
         else
           obj.values[child.name] = value
           obj.nodes[child.name] = child
         end
         if child.in_list and not spec.rep then
           ctx:add(child.line, child.col, "'%s' is not a repeated field; [ ... ] gives it several values", fpath)
-        end
-        local group = oneof_of[child.name]
-        if group then
-          local prev = oneof_seen[group]
-          if prev and prev.name ~= child.name then
-            ctx:add(child.line, child.col, "'%s' and '%s' are both set, but only one of them may be (oneof %s)",
-              fpath, prev.name, group)
-          end
-          oneof_seen[group] = oneof_seen[group] or child
         end
       end
     end
@@ -595,7 +602,7 @@ local function map_data(ctx, root, cfg, st)
   end
   local data = cfg.data
   if not dc:has("input_type") then
-    dc:err(nil, "data_config.input_type is required (mtl reads CSVInput)")
+    if not dc.bad.input_type then dc:err(nil, "data_config.input_type is required (mtl reads CSVInput)") end
   else
     local it = dc:get("input_type")
     if it ~= "CSVInput" then dc:unsupported_value("input_type", "mtl reads delimited text files (CSVInput)") end
@@ -827,6 +834,7 @@ local function map_features(ctx, root, st)
     else
       fc:unsupported_value("feature_type", ftype == "SequenceFeature" and "sequence features are not supported"
         or "expression features are not supported")
+      mark_all(fc) -- its other fields need no second report
     end
     if fc:has("combiner") and ftype ~= "IdFeature" and ftype ~= "TagFeature" then
       fc:unsupported("combiner", "a combiner applies to multi-valued id and tag features")
@@ -1303,13 +1311,16 @@ local function map_train(ctx, root, cfg, st)
   elseif train.steps then
     train.epochs = math.huge
     cfg.data.epochs = math.huge
-  elseif st.epochs_obj then
+  elseif st.epochs_obj and not st.epochs_obj.bad.num_epochs and not tc.bad.num_steps then
     st.epochs_obj:err(st.epochs_obj:has("num_epochs") and "num_epochs" or nil,
       "data_config.num_epochs is 0 and train_config.num_steps is 0: EasyRec would train forever; set one of them")
   end
   -- the optimizer
   local list = tc:get("optimizer_config")
-  if #list == 0 then tc:err(nil, "train_config needs an optimizer_config") return end
+  if #list == 0 then
+    if not tc.bad.optimizer_config then tc:err(nil, "train_config needs an optimizer_config") end
+    return
+  end
   if #list > 1 then
     local line, col = tc:pos("optimizer_config", 2)
     ctx:add(line, col, "unsupported field 'train_config.optimizer_config' given twice: mtl's EasyRec reader takes one optimizer (embeddings use it too, with embedding_learning_rate_multiplier)")
@@ -1437,7 +1448,7 @@ local function check_unhandled(ctx)
         if noop and (noop.only == nil or noop.only == value) then
           obj.used[name] = true
         elseif noop then
-          obj:unsupported_value(name, noop.why)
+          obj:unsupported_value(name, string.format("only %s is accepted (%s)", util.show(noop.only), noop.why))
         elseif UNSUPPORTED[key] then
           obj:unsupported(name, UNSUPPORTED[key])
         else

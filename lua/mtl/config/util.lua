@@ -63,6 +63,15 @@ function util.suggest(word, candidates)
   if not best then return nil end
   local limit = #word <= 3 and 1 or (#word <= 6 and 2 or 3)
   if best_d <= limit and best_d < #word then return best end
+  -- a prefix of a candidate ("item" for "item_id"), or a candidate that is one
+  if #lw >= 3 then
+    for _, c in ipairs(list) do
+      if type(c) == "string" and #c >= 3 then
+        local lc = c:lower()
+        if lc:sub(1, #lw) == lw or lw:sub(1, #lc) == lc then return c end
+      end
+    end
+  end
   return nil
 end
 
