@@ -41,6 +41,23 @@ function M.read(path, stack)
   return M.load(path, stack)
 end
 
+-- The first line of file that imports rel (for `return import(...)`, whose
+-- frame Lua drops).
+local function import_line(file, rel)
+  local f = io.open(file, "rb")
+  if not f then return nil end
+  local n = 0
+  for line in f:lines() do
+    n = n + 1
+    if line:find("import", 1, true) and line:find(rel, 1, true) then
+      f:close()
+      return n
+    end
+  end
+  f:close()
+  return nil
+end
+
 function M.load(path, stack)
   stack = stack or {}
   for i, p in ipairs(stack) do
@@ -73,8 +90,9 @@ function M.load(path, stack)
     if type(rel) ~= "string" then error("import: expected a path relative to this config, got " .. type(rel), 2) end
     local target = util.join(dir, rel)
     local info = debug.getinfo(2, "Sl")
-    local where = info and info.currentline and info.currentline > 0
-      and string.format("%s:%d", path, info.currentline) or path
+    local line = info and info.source == "@" .. path and info.currentline or -1
+    if line <= 0 then line = import_line(path, rel) end -- a tail call (return import(...)) leaves no frame
+    local where = line and line > 0 and string.format("%s:%d", path, line) or path
     local ok, res = pcall(M.read, target, inner)
     if not ok then
       res = tostring(res)
