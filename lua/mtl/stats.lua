@@ -236,6 +236,7 @@ function stats.compute(opts)
       for i, p in ipairs(t.props) do t.props[i] = int64(p, "a property") end
     end
   end
+  c.cache_bytes_max = opts.cache_bytes_max
   local values, report = core.stats_compute(c)
   return { names = names, values = values, report = report }
 end

@@ -243,6 +243,14 @@ static int l_stats_compute(lua_State *L) {
   o.specs = specs;
   lua_settop(L, 2);
 
+  lua_getfield(L, 1, "cache_bytes_max");
+  if (!lua_isnil(L, -1)) {
+    double v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+    if (!(v >= 1 && v <= 1e18) || v != floor(v))
+      return luaL_error(L, "%s: option 'cache_bytes_max' must be a whole number >= 1", fn);
+    o.cache_bytes_max = (size_t)v;
+  }
+  lua_pop(L, 1);
   int64_t shape[2] = {o.nsamples, ns};
   mtl_tensor **slot = bind_slot(L);
   mtl_tensor *out = mtl_tensor_zeros(MTL_F32, 2, shape);

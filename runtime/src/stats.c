@@ -255,8 +255,8 @@ static int grow_array(void **p, uint32_t *cap, uint32_t need, size_t elem) {
   return 0;
 }
 
-/* Adds delta (+1 / -1) to the member of (group key, entity key). */
-static int rank_update(rankstate *r, uint64_t gkey, uint64_t ekey, int delta) {
+/* The member index of (group key, entity key), added with count 0 when new. */
+static int64_t rank_member(rankstate *r, uint64_t gkey, uint64_t ekey) {
   int added;
   int64_t gi = hmap_get_or_add(&r->groups, gkey, r->ng, &added);
   if (gi < 0) return oom();
@@ -275,7 +275,13 @@ static int rank_update(rankstate *r, uint64_t gkey, uint64_t ekey, int delta) {
     g->members[g->n++] = r->nm; /* count 0: the end of the descending order */
     r->nm++;
   }
+  return mi;
+}
+
+/* Adds delta (+1 / -1) to member mi's count, keeping its group in order. */
+static int rank_step(rankstate *r, uint32_t mi, int delta) {
   rmember *m = &r->m[mi];
+  rgroup *g = &r->g[m->group];
   int32_t c = m->count;
   uint32_t j;
   if (delta > 0) {
@@ -292,7 +298,7 @@ static int rank_update(rankstate *r, uint64_t gkey, uint64_t ekey, int delta) {
     g->start[c - 1]--;
   }
   uint32_t other = g->members[j];
-  g->members[j] = (uint32_t)mi;
+  g->members[j] = mi;
   g->members[m->pos] = other;
   r->m[other].pos = m->pos;
   m->pos = j;
@@ -427,7 +433,14 @@ typedef struct cstate {
   int nrank;
   int *spec_rank; /* spec -> rank state */
   bool need_urow, need_irow, need_trow;
+  /* per event: the count slot of each object and the member of each rank
+   * state it entered (NOT_COUNTED: none), so leaving needs no hashing;
+   * NULL when too big (then keys are computed again) */
+  uint32_t *eslot;
+  int eslot_stride;
 } cstate;
+
+#define NOT_COUNTED UINT32_MAX
 
 static void event_ctx(const cstate *cs, int64_t e, keyctx *c) {
   const mtl_stats_options *o = cs->o;
@@ -439,51 +452,92 @@ static void event_ctx(const cstate *cs, int64_t e, keyctx *c) {
   c->trow = cs->need_trow ? table_row(&cs->item_rows, c->trigger) : -1;
 }
 
-/* Applies event e: delta = +1 enters every window, -1 leaves window w. */
-static int apply_event(cstate *cs, int64_t e, int delta, int w) {
+/* Event e enters every window: counts and rank members, remembered in eslot. */
+static int add_event(cstate *cs, int64_t e) {
   int k = cs->etype[e];
   if (k < 0) return 0;
   const mtl_stats_options *o = cs->o;
+  uint32_t *cache = cs->eslot ? cs->eslot + (uint64_t)e * (uint64_t)cs->eslot_stride : NULL;
   keyctx c;
   event_ctx(cs, e, &c);
   for (int i = 0; i < o->nobjects; i++) {
     objstate *st = &cs->obj[i];
     int tc = st->tmap[k];
-    if (tc < 0 || (delta < 0 && st->wmap[w] < 0)) continue;
     uint64_t key;
-    if (!object_key(o, &o->objects[i], &c, &key)) continue;
-    int64_t slot;
-    if (delta > 0) {
-      int added;
-      if (st->nslots >= UINT32_MAX - 1) return mtl_error(FN ": too many distinct keys for object %d", i + 1);
-      slot = hmap_get_or_add(&st->map, key, (uint32_t)st->nslots, &added);
-      if (slot < 0) return oom();
-      if (added) {
-        if (st->nslots == st->capslots) {
-          uint64_t cap = st->capslots ? st->capslots * 2 : 1024;
-          int32_t *q = realloc(st->counts, (size_t)cap * (size_t)st->stride * sizeof *q);
-          if (!q) return oom();
-          st->counts = q;
-          st->capslots = cap;
-        }
-        memset(st->counts + st->nslots * (uint64_t)st->stride, 0, (size_t)st->stride * sizeof *st->counts);
-        st->nslots++;
+    if (cache) cache[i] = NOT_COUNTED;
+    if (tc < 0 || !object_key(o, &o->objects[i], &c, &key)) continue;
+    int added;
+    if (st->nslots >= UINT32_MAX - 1) return mtl_error(FN ": too many distinct keys for object %d", i + 1);
+    int64_t slot = hmap_get_or_add(&st->map, key, (uint32_t)st->nslots, &added);
+    if (slot < 0) return oom();
+    if (added) {
+      if (st->nslots == st->capslots) {
+        uint64_t cap = st->capslots ? st->capslots * 2 : 1024;
+        int32_t *q = realloc(st->counts, (size_t)cap * (size_t)st->stride * sizeof *q);
+        if (!q) return oom();
+        st->counts = q;
+        st->capslots = cap;
       }
-      int32_t *row = st->counts + (uint64_t)slot * (uint64_t)st->stride;
-      for (int wc = 0; wc < st->nwu; wc++) row[wc * st->ntu + tc]++;
-    } else {
-      slot = hmap_find(&st->map, key);
-      if (slot < 0) return mtl_error(FN ": internal error: a leaving event was never counted");
-      st->counts[(uint64_t)slot * (uint64_t)st->stride + (uint64_t)(st->wmap[w] * st->ntu + tc)]--;
+      memset(st->counts + st->nslots * (uint64_t)st->stride, 0, (size_t)st->stride * sizeof *st->counts);
+      st->nslots++;
     }
+    int32_t *row = st->counts + (uint64_t)slot * (uint64_t)st->stride;
+    for (int wc = 0; wc < st->nwu; wc++) row[wc * st->ntu + tc]++;
+    if (cache) cache[i] = (uint32_t)slot;
   }
   for (int r = 0; r < cs->nrank; r++) {
     rankstate *rs = &cs->rank[r];
-    if (rs->event != k || (delta < 0 && rs->window != w)) continue;
     uint64_t ekey, gkey;
-    if (!object_key(o, &o->objects[rs->entity], &c, &ekey) || !object_key(o, &o->objects[rs->group], &c, &gkey))
+    if (cache) cache[o->nobjects + r] = NOT_COUNTED;
+    if (rs->event != k || !object_key(o, &o->objects[rs->entity], &c, &ekey) ||
+        !object_key(o, &o->objects[rs->group], &c, &gkey))
       continue;
-    if (rank_update(rs, gkey, ekey, delta) < 0) return -1;
+    int64_t mi = rank_member(rs, gkey, ekey);
+    if (mi < 0 || rank_step(rs, (uint32_t)mi, +1) < 0) return -1;
+    if (cache) cache[o->nobjects + r] = (uint32_t)mi;
+  }
+  return 0;
+}
+
+/* Event e leaves window w. */
+static int remove_event(cstate *cs, int64_t e, int w) {
+  int k = cs->etype[e];
+  if (k < 0) return 0;
+  const mtl_stats_options *o = cs->o;
+  const uint32_t *cache = cs->eslot ? cs->eslot + (uint64_t)e * (uint64_t)cs->eslot_stride : NULL;
+  keyctx c;
+  if (!cache) event_ctx(cs, e, &c);
+  for (int i = 0; i < o->nobjects; i++) {
+    objstate *st = &cs->obj[i];
+    int tc = st->tmap[k];
+    if (tc < 0 || st->wmap[w] < 0) continue;
+    int64_t slot;
+    if (cache) {
+      if (cache[i] == NOT_COUNTED) continue;
+      slot = cache[i];
+    } else {
+      uint64_t key;
+      if (!object_key(o, &o->objects[i], &c, &key)) continue;
+      slot = hmap_find(&st->map, key);
+      if (slot < 0) return mtl_error(FN ": internal error: a leaving event was never counted");
+    }
+    st->counts[(uint64_t)slot * (uint64_t)st->stride + (uint64_t)(st->wmap[w] * st->ntu + tc)]--;
+  }
+  for (int r = 0; r < cs->nrank; r++) {
+    rankstate *rs = &cs->rank[r];
+    if (rs->event != k || rs->window != w) continue;
+    int64_t mi;
+    if (cache) {
+      if (cache[o->nobjects + r] == NOT_COUNTED) continue;
+      mi = cache[o->nobjects + r];
+    } else {
+      uint64_t ekey, gkey;
+      if (!object_key(o, &o->objects[rs->entity], &c, &ekey) || !object_key(o, &o->objects[rs->group], &c, &gkey))
+        continue;
+      mi = hmap_find(&rs->members, pair_key((int64_t)gkey, (int64_t)ekey));
+      if (mi < 0) return mtl_error(FN ": internal error: a leaving event was never ranked");
+    }
+    if (rank_step(rs, (uint32_t)mi, -1) < 0) return -1;
   }
   return 0;
 }
@@ -503,6 +557,7 @@ static void free_state(cstate *cs) {
     for (int r = 0; r < cs->nrank; r++) rank_free(&cs->rank[r]);
   free(cs->rank);
   free(cs->spec_rank);
+  free(cs->eslot);
 }
 
 static bool uses(const mtl_stats_object *ob, mtl_stats_field_kind kind) {
@@ -560,6 +615,10 @@ static int setup_state(cstate *cs) {
     if (s->kind == MTL_STATS_RATE && st->tmap[s->denominator] < 0) st->tmap[s->denominator] = st->ntu++;
     if (st->wmap[s->window] < 0) st->wmap[s->window] = st->nwu++;
   }
+  cs->eslot_stride = o->nobjects + cs->nrank;
+  uint64_t cache_bytes = (uint64_t)o->nevents * (uint64_t)cs->eslot_stride * sizeof *cs->eslot;
+  uint64_t cache_max = o->cache_bytes_max ? (uint64_t)o->cache_bytes_max : ((uint64_t)2 << 30);
+  if (cache_bytes > 0 && cache_bytes <= cache_max) cs->eslot = malloc((size_t)cache_bytes); /* NULL: no cache */
   for (int i = 0; i < o->nobjects; i++) {
     objstate *st = &cs->obj[i];
     st->stride = st->ntu * st->nwu;
@@ -592,13 +651,13 @@ int mtl_stats_compute(const mtl_stats_options *o, float *out, mtl_stats_report *
   for (int64_t si = 0; si < o->nsamples; si++) {
     int64_t s = sorder[si], t = o->sample_time[s];
     while (added < o->nevents && o->event_time[eorder[added]] < t) {
-      if (apply_event(&cs, eorder[added], +1, 0) < 0) goto done;
+      if (add_event(&cs, eorder[added]) < 0) goto done;
       added++;
     }
     for (int w = 0; w < o->nwindows; w++) {
       int64_t from = t - o->windows[w]; /* events before `from` have left the window */
       while (removed[w] < added && o->event_time[eorder[removed[w]]] < from) {
-        if (apply_event(&cs, eorder[removed[w]], -1, w) < 0) goto done;
+        if (remove_event(&cs, eorder[removed[w]], w) < 0) goto done;
         removed[w]++;
       }
     }

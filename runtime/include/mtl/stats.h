@@ -96,6 +96,10 @@ typedef struct mtl_stats_options {
   const mtl_stats_object *objects;
   int nspecs;
   const mtl_stats_spec *specs;
+  /* Memory for remembering each event's slots so leaving a window needs no
+   * hashing (0: up to 2 GiB); when the cache would need more, keys are
+   * computed again. Results are the same either way. */
+  size_t cache_bytes_max;
 } mtl_stats_options;
 
 typedef struct mtl_stats_report {
