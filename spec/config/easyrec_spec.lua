@@ -580,3 +580,18 @@ eval_config {
 ]] }))
   end)
 end)
+
+describe("EasyRec: docs/config.md", function()
+  it("lists every unsupported field and every accepted no-op", function()
+    local f = assert(io.open("docs/config.md"))
+    local doc = f:read("*a")
+    f:close()
+    for key in pairs(easyrec.UNSUPPORTED) do
+      assert.is_truthy(doc:find("| `" .. key .. "` | " .. easyrec.UNSUPPORTED[key] .. " |", 1, true), key)
+    end
+    for key, entry in pairs(easyrec.NOOPS) do
+      assert.is_truthy(doc:find("| `" .. key .. "` |", 1, true), key)
+      assert.is_truthy(doc:find(entry.why, 1, true), key)
+    end
+  end)
+end)
