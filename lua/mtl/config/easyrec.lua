@@ -1035,14 +1035,18 @@ local function map_model(ctx, root, cfg, st)
   local class = mc:get("model_class")
   local model = cfg.model
   local spec = class and MODELS[class]
-  if not class then mc:err(nil, "model_config.model_class is required (SimpleMultiTask, MMoE, ESMM, PLE or DBMTL)") return end
+  if not class then
+    mc:err(nil, "model_config.model_class is required (SimpleMultiTask, MMoE, ESMM, PLE or DBMTL)")
+    mark_all(mc)
+    return
+  end
   if not spec then
     local known = {}
     for k in pairs(MODELS) do known[#known + 1] = k end
     table.sort(known)
     mc:verr("model_class", nil, "unsupported model_class %q: mtl reads the multi-task models %s%s", class,
       table.concat(known, ", "), util.did_you_mean(class, known))
-    for _, other in ipairs(SCHEMA.EasyRecModel.oneofs.model) do mc:mark(other) end
+    mark_all(mc)
     return
   end
   model.name = spec.name
@@ -1056,6 +1060,7 @@ local function map_model(ctx, root, cfg, st)
   mc.used[spec.field] = true
   if not m then
     mc:err(nil, "model_class is %s but model_config has no '%s { ... }'", class, spec.field)
+    mark_all(mc)
     return
   end
   if mc:get("loss_type") ~= "CLASSIFICATION" then mc:unsupported_value("loss_type", "mtl's tasks are binary classification") end
