@@ -14,7 +14,7 @@ end
 local function features(dir, ...)
   local words = {}
   for i, a in ipairs({ ... }) do words[i] = string.format("%q", a) end
-  local code = string.format("os.exit(require('mtl.cli_features').run({%s}))", table.concat(words, ","))
+  local code = string.format("os.exit(require('mtl.cli_features').run({%s}), true)", table.concat(words, ","))
   local status = shell.run(string.format("cd %s && %s -e %s >out.txt 2>err.txt; echo $?", shell.quote(dir),
     shell.quote(shell.launcher), shell.quote(code)))
   return tonumber(status:match("%d+")), slurp(dir .. "/out.txt"), slurp(dir .. "/err.txt")
