@@ -9,17 +9,28 @@
 #include "bind.h"
 
 /* ---- helpers -------------------------------------------------------------- */
-static _Thread_local size_t gc_threshold = (size_t)64 << 20; /* per thread: serving runs states in several */
+#define GC_MIN_MARGIN ((size_t)16 << 20)
+static _Thread_local size_t gc_threshold = GC_MIN_MARGIN; /* per thread: serving runs states in several */
 
 /* Heap tracking: the Lua GC does not see tensor storage, so when the memory
- * held by tensors grows past a threshold, run a collection and move the
- * threshold to twice what is still alive. */
+ * held by tensors grows past a threshold, run a collection. The threshold is
+ * what survived the last collection plus a margin for new garbage: 32 MB, an
+ * eighth of the survivors, or four times the Lua heap (so that a full
+ * collection stays cheap against the tensor work between two), whichever is
+ * largest. The margin does not grow with long-lived data (embedding tables,
+ * optimizer moments, a data set held in memory), so a training step's garbage
+ * is reclaimed within about a step and peak memory stays near what is live
+ * plus one step's working set. */
 static void track_memory(lua_State *L) {
   size_t used = mtl_memory_in_use();
   if (used > gc_threshold) {
     lua_gc(L, LUA_GCCOLLECT, 0);
+    mtl_memory_trim();
     used = mtl_memory_in_use();
-    gc_threshold = used * 2 > ((size_t)64 << 20) ? used * 2 : ((size_t)64 << 20);
+    size_t margin = used / 8, heap = (size_t)lua_gc(L, LUA_GCCOUNT, 0) << 10;
+    if (margin < GC_MIN_MARGIN) margin = GC_MIN_MARGIN;
+    if (margin < 4 * heap) margin = 4 * heap;
+    gc_threshold = used + margin;
   }
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <pthread.h>
+#include <sys/mman.h>
 
 #include "mtl/core.h"
 
@@ -30,9 +31,16 @@
 #define NCLASS ((MAX_SHIFT - MIN_SHIFT + 1) * STEPS)
 #define CACHE_LIMIT ((size_t)1 << 30) /* never keep more than 1 GiB cached */
 
+/* Blocks of at least this many bytes are mapped from the kernel directly and
+ * unmapped when the cache lets them go, so their memory leaves the process at
+ * once (malloc's heap might keep it, and its mmap threshold moves). */
+#define MAP_MIN ((size_t)1 << 20)
+
 typedef struct block { struct block *next; } block;
 
 static block *free_list[NCLASS];
+/* allocations served per class since the last mtl_memory_trim */
+static unsigned hits[NCLASS];
 static size_t in_use, cached;
 static size_t limit = (size_t)64 << 30;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -52,6 +60,28 @@ static int size_class(size_t n, size_t *cls_bytes) {
 
 void mtl_memory_set_limit(size_t nbytes) { limit = nbytes; }
 
+static void *block_new(size_t bytes) {
+#ifndef MTL_NO_POOLS
+  if (bytes >= MAP_MIN) {
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+  }
+#endif
+  void *p = NULL;
+  if (posix_memalign(&p, 64, bytes) != 0) return NULL;
+  return p;
+}
+
+static void block_delete(void *p, size_t bytes) {
+#ifndef MTL_NO_POOLS
+  if (bytes >= MAP_MIN) {
+    munmap(p, bytes);
+    return;
+  }
+#endif
+  free(p);
+}
+
 void *mtl_alloc(size_t nbytes) {
   if (nbytes == 0) nbytes = 1;
   if (nbytes > limit) {
@@ -61,6 +91,7 @@ void *mtl_alloc(size_t nbytes) {
   size_t cls_bytes;
   int c = size_class(nbytes, &cls_bytes);
   pthread_mutex_lock(&lock);
+  if (c >= 0) hits[c]++;
   if (c >= 0 && free_list[c]) {
     block *b = free_list[c];
     UNPOISON(b, sizeof *b);
@@ -74,10 +105,10 @@ void *mtl_alloc(size_t nbytes) {
   }
   pthread_mutex_unlock(&lock);
   size_t want = c >= 0 ? cls_bytes : (nbytes + 63) & ~(size_t)63;
-  void *p = NULL;
-  if (posix_memalign(&p, 64, want) != 0 || !p) {
+  void *p = block_new(want);
+  if (!p) {
     mtl_memory_release_cache();
-    if (posix_memalign(&p, 64, want) != 0 || !p) {
+    if (!(p = block_new(want))) {
       mtl_error("out of memory: cannot allocate %zu bytes", nbytes);
       return NULL;
     }
@@ -113,22 +144,46 @@ void mtl_free(void *p, size_t nbytes) {
   }
   pthread_mutex_unlock(&lock);
   UNPOISON(p, have);
-  free(p);
+  block_delete(p, have);
 }
 
 size_t mtl_memory_in_use(void) { return in_use; }
 size_t mtl_memory_cached(void) { return cached; }
 
+static size_t class_bytes(int c) {
+  size_t lo = (size_t)1 << (MIN_SHIFT + (c - 1) / STEPS);
+  return c == 0 ? ((size_t)1 << MIN_SHIFT) : lo + (size_t)((c - 1) % STEPS + 1) * (lo / STEPS);
+}
+
+/* Frees the cached blocks of class c (lock held). */
+static void drop_class(int c) {
+  size_t bytes = class_bytes(c);
+  while (free_list[c]) {
+    block *b = free_list[c];
+    UNPOISON(b, sizeof *b);
+    free_list[c] = b->next;
+    block_delete(b, bytes);
+    cached -= bytes;
+  }
+}
+
 void mtl_memory_release_cache(void) {
   pthread_mutex_lock(&lock);
-  for (int c = 0; c < NCLASS; c++) {
-    while (free_list[c]) {
-      block *b = free_list[c];
-      UNPOISON(b, sizeof *b);
-      free_list[c] = b->next;
-      free(b);
-    }
-  }
+  for (int c = 0; c < NCLASS; c++) drop_class(c);
   cached = 0;
+  pthread_mutex_unlock(&lock);
+}
+
+/* Gives back the cached blocks of every size class that served no allocation
+ * since the previous trim: a training step keeps reusing its classes, while
+ * the buffers of one-off work (building optimizer state, a snapshot, loading
+ * data) leave the process instead of staying resident. The heap tracker of
+ * the Lua binding calls this after each full collection. */
+void mtl_memory_trim(void) {
+  pthread_mutex_lock(&lock);
+  for (int c = 0; c < NCLASS; c++) {
+    if (hits[c] == 0) drop_class(c);
+    hits[c] = 0;
+  }
   pthread_mutex_unlock(&lock);
 }

@@ -34,6 +34,8 @@ void mtl_free(void *p, size_t nbytes);
 size_t mtl_memory_in_use(void);    /* bytes held by live tensors */
 size_t mtl_memory_cached(void);    /* bytes kept in the cache for reuse */
 void mtl_memory_release_cache(void);
+/* Frees the cached buffers of size classes unused since the previous call. */
+void mtl_memory_trim(void);
 /* Refuses any single allocation above this many bytes (default: 64 GiB). */
 void mtl_memory_set_limit(size_t nbytes);
 
