@@ -254,6 +254,32 @@ describe("EasyRec: errors", function()
   end)
 end)
 
+describe("EasyRec: options mtl's blocks do not have", function()
+  it("rejects batch norm, other activations and regularization the optimizer cannot apply", function()
+    local model = pipeline():match("model_config {\n(.-)}\n$")
+    assert.are.equal("t.config:29:49: unsupported value true for 'model_config.mmoe.expert_dnn.use_bn': only false is " ..
+      "accepted (mtl's towers, experts and bottoms have no batch normalization (ESMM's towers excepted))\n" ..
+      "t.config:32:91: unsupported value \"tf.nn.sigmoid\" for 'model_config.mmoe.task_towers[2].dnn.activation': " ..
+      "only \"tf.nn.relu\" is accepted (mtl's towers, experts and bottoms use ReLU)",
+      err_of(map, { model = model:gsub("expert_dnn { hidden_units: %[32, 16%] }", "expert_dnn { hidden_units: [32, 16] use_bn: true }")
+        :gsub('label_name: "buy" dnn { hidden_units: %[8%] }', 'label_name: "buy" dnn { hidden_units: [8] activation: "tf.nn.sigmoid" }') }))
+    local ok_cfg = map({ model = model:gsub("expert_dnn { hidden_units: %[32, 16%] }",
+      'expert_dnn { hidden_units: [32, 16] use_bn: false activation: "relu" }') })
+    assert.are.same({ 32, 16 }, ok_cfg.model.expert)
+    assert.are.equal("t.config:33:5: unsupported field 'model_config.mmoe.l2_regularization': mtl's adamw has only its " ..
+      "decoupled weight_decay; set l2_regularization: 0 or use adam_optimizer",
+      err_of(map, { model = model:gsub("l2_regularization: 0", "l2_regularization: 1e-5"), train = [[
+  optimizer_config { adamw_optimizer { learning_rate { constant_learning_rate { learning_rate: 0.01 } } } }
+  num_steps: 100
+]] }))
+    assert.are.equal("t.config:6:39: unsupported value 0 for 'train_config.keep_checkpoint_max': mtl keeps the last N >= 1 checkpoints",
+      err_of(map, { train = [[
+  optimizer_config { adam_optimizer { learning_rate { constant_learning_rate { learning_rate: 0.01 } } } }
+  num_steps: 100 keep_checkpoint_max: 0
+]] }))
+  end)
+end)
+
 describe("EasyRec: models", function()
   it("maps SimpleMultiTask to shared_bottom without shared layers", function()
     local cfg = map({ model = [[

@@ -566,19 +566,16 @@ local function copy_list(t)
   return out
 end
 
--- The hidden sizes of a DNN message (nil dnn: {}); batch_norm: whether the
--- model can take use_bn (returns it as the second value).
-local function dnn_sizes(dnn, bn_ok)
-  if not dnn then return {}, nil end
+-- The hidden sizes of a DNN message ({} without one). use_bn, dropout_ratio
+-- and activation are left to NOOPS/UNSUPPORTED (ESMM reads use_bn itself).
+local function dnn_sizes(dnn)
+  if not dnn then return {} end
   local sizes = copy_list(dnn:get("hidden_units"))
   for i, h in ipairs(sizes) do
     if h < 1 then dnn:verr("hidden_units", i, "'%s' must be positive, got %s", dnn:field_path("hidden_units", i), util.show(h)) end
   end
-  local act = dnn.values.activation
-  if act == "relu" then dnn.used.activation = true end -- the same function under its short name
-  local bn
-  if bn_ok then bn = dnn:get("use_bn") end
-  return sizes, bn
+  if dnn.values.activation == "relu" then dnn.used.activation = true end -- tf.nn.relu under its short name
+  return sizes
 end
 
 -- ---- data -----------------------------------------------------------------------------------------
