@@ -320,6 +320,9 @@ end
 local function lua_literal(v, indent)
   indent = indent or ""
   if type(v) == "string" then return string.format("%q", v) end
+  if v == math.huge then return "math.huge" end
+  if v == -math.huge then return "-math.huge" end
+  if v ~= v then return "0 / 0" end
   if type(v) == "number" and v ~= math.floor(v) then return string.format("%.17g", v) end
   if type(v) ~= "table" then return tostring(v) end
   local n, parts, keys = #v, {}, {}

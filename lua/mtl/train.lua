@@ -135,7 +135,8 @@ local function schedule_of(s, base_lr)
   local opts = {}
   for k, v in pairs(s) do if k ~= "name" then opts[k] = v end end
   if opts.decay_factor then opts.decay_rate, opts.decay_factor = opts.decay_factor, nil end
-  opts.lr = opts.lr or base_lr
+  -- manual schedules list their own values; the others scale from the base lr
+  if name ~= "manual" then opts.lr = opts.lr or base_lr end
   return mtl.schedule[name](opts)
 end
 

@@ -66,7 +66,7 @@ local TRAIN_KEYS = { "steps", "epochs", "eval_every", "checkpoint_every", "keep_
 local EVAL_KEYS = { "metrics", "gauc" }
 local METRICS = { "auc", "gauc", "logloss", "calibration" }
 local GAUC_REDUCTIONS = { "mean", "mean_by_sample_num", "mean_by_positive_num" }
-local RANK_KEYS = { "alpha", "price", "expression" }
+local RANK_KEYS = { "alpha", "price", "expression", "ctr", "cvr", "cvr_mode", "price_floor" }
 
 local validate = {}
 validate.SECTIONS, validate.MODEL_KEYS, validate.TASK_KEYS = SECTIONS, MODEL_KEYS, TASK_KEYS
