@@ -39,4 +39,4 @@ local run_dir = small and (dir .. "/run") or "runs/ecommerce_mmoe"
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local rc = cli.main("train", { here .. "configs/ecommerce_mmoe.lua", "--fresh", "--model-dir", run_dir })
 if small then os.execute(string.format("rm -rf '%s'", dir)) end
-os.exit(rc)
+os.exit(rc, true)

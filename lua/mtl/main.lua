@@ -13,7 +13,7 @@ local function run_script(script, args, env)
   local chunk, err = loadfile(script)
   if not chunk then
     io.stderr:write("mtl: ", err, "\n")
-    os.exit(1)
+    os.exit(1, true)
   end
   if env then setfenv(chunk, env) end
   args[0] = script
@@ -21,7 +21,7 @@ local function run_script(script, args, env)
   local ok, msg = xpcall(function() return chunk(unpack(args)) end, debug.traceback)
   if not ok then
     io.stderr:write("mtl: ", tostring(msg), "\n")
-    os.exit(1)
+    os.exit(1, true)
   end
 end
 
@@ -29,49 +29,49 @@ local first = arg[1]
 
 if first == nil then
   require("mtl.repl").run()
-  os.exit(0)
+  os.exit(0, true)
 end
 
 if first == "-e" then
-  local code = arg[2] or (io.stderr:write("mtl: -e needs code\n") and os.exit(2))
+  local code = arg[2] or (io.stderr:write("mtl: -e needs code\n") and os.exit(2, true))
   local chunk, err = loadstring(code, "=(command line)")
   if not chunk then
     io.stderr:write("mtl: ", err, "\n")
-    os.exit(1)
+    os.exit(1, true)
   end
   local ok, msg = xpcall(chunk, debug.traceback)
   if not ok then
     io.stderr:write("mtl: ", tostring(msg), "\n")
-    os.exit(1)
+    os.exit(1, true)
   end
-  os.exit(0)
+  os.exit(0, true)
 end
 
 if first == "-i" then
-  local script = arg[2] or (io.stderr:write("mtl: -i needs a script\n") and os.exit(2))
+  local script = arg[2] or (io.stderr:write("mtl: -i needs a script\n") and os.exit(2, true))
   local env = setmetatable({}, { __index = _G })
   env.mtl = require "mtl"
   local args = {}
   for i = 3, #arg do args[i - 2] = arg[i] end
   run_script(script, args, env)
   require("mtl.repl").run({ env = env })
-  os.exit(0)
+  os.exit(0, true)
 end
 
 if first == "-h" or first == "--help" then
   io.stdout:write(require("mtl.cli").usage_text())
-  os.exit(0)
+  os.exit(0, true)
 end
 
 local args = {}
 for i = 2, #arg do args[i - 1] = arg[i] end
 
 local cli = require "mtl.cli"
-if cli.KNOWN[first] then os.exit(cli.main(first, args)) end
+if cli.KNOWN[first] then os.exit(cli.main(first, args), true) end
 
 if first:sub(1, 1) == "-" then
   io.stderr:write(string.format("mtl: unknown option '%s'\n", first), cli.usage_text())
-  os.exit(2)
+  os.exit(2, true)
 end
 
 -- a script, or a mistyped command (a word that names no file)
@@ -79,9 +79,9 @@ local f = io.open(first)
 if f then
   f:close()
 elseif not first:find("[/.]") then
-  os.exit(cli.main(first, args)) -- prints "unknown command" (and a suggestion); exit 2
+  os.exit(cli.main(first, args), true) -- prints "unknown command" (and a suggestion); exit 2
 else
   io.stderr:write(string.format("mtl: cannot open script '%s'\n", first))
-  os.exit(2)
+  os.exit(2, true)
 end
 run_script(first, args)

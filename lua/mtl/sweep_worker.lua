@@ -45,5 +45,5 @@ end)
 if not ok then
   update(string.format("status = 'failed', error = %s, finished = %f", q(tostring(err)), train.now()))
   io.stderr:write("trial ", id, " failed: ", tostring(err), "\n")
-  os.exit(1)
+  os.exit(1, true)
 end
