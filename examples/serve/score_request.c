@@ -160,7 +160,8 @@ int main(int argc, char **argv) {
   for (int j = 0; j < k; j++) printf("%s%s", j ? ", " : "", mtl_model_output_name(m, j));
   printf("), loaded in %.1f ms\n", load_ms);
 
-  /* one request, and its best candidates by the product of the task probabilities */
+  /* one request, and its best candidates by rank_score (the config's
+   * ranking formula; mtl_model_output_index finds it) */
   float *out = malloc(sizeof(float) * (size_t)n * (size_t)k);
   t0 = now_us();
   if (mtl_model_score_csv(m, (const char *const *)lines, n, out, k, err, sizeof err) < 0) {
@@ -168,22 +169,19 @@ int main(int argc, char **argv) {
     return 1;
   }
   printf("first request: %d candidates scored in %.0f us\n", n, now_us() - t0);
+  int by = mtl_model_output_index(m, "rank_score");
+  if (by < 0) by = 0;
   int best[5] = {-1, -1, -1, -1, -1};
   for (int i = 0; i < n; i++) {
-    float s = 1;
-    for (int j = 0; j < k; j++) s *= out[i * k + j];
     for (int b = 0; b < 5; b++) {
-      float sb = 1;
-      if (best[b] >= 0)
-        for (int j = 0; j < k; j++) sb *= out[best[b] * k + j];
-      if (best[b] < 0 || s > sb) {
+      if (best[b] < 0 || out[i * k + by] > out[best[b] * k + by]) {
         memmove(best + b + 1, best + b, sizeof(int) * (size_t)(4 - b));
         best[b] = i;
         break;
       }
     }
   }
-  printf("top candidates (product of the outputs):\n");
+  printf("top candidates by %s:\n", mtl_model_output_name(m, by));
   for (int b = 0; b < 5 && b < n; b++) {
     printf("  row %3d:", best[b] + 1);
     for (int j = 0; j < k; j++) printf("  %s %.4f", mtl_model_output_name(m, j), out[best[b] * k + j]);

@@ -1,6 +1,7 @@
 -- The setup step of the serving example (docs/serving.md): generates a small
--- e-commerce data set, trains an MMoE on it for a few epochs and exports the
--- model directory that examples/serve/score_request.c loads.
+-- e-commerce data set, trains an MMoE on it for two epochs and exports the
+-- model directory (as `mtl export` does) that examples/serve/score_request.c
+-- loads.
 --
 --   build/mtl examples/serve/train_and_export.lua [OUT_DIR]     (default /tmp/mtl-serve-example)
 --
@@ -9,7 +10,7 @@
 -- OUT_DIR/model/                        the exported model
 local mtl = require "mtl"
 local train = require "mtl.train"
-local export = require "mtl.serve_export"
+local export = require "mtl.export"
 
 local out = arg and arg[1] or "/tmp/mtl-serve-example"
 train.mkdir_p(out)
@@ -90,6 +91,9 @@ local cfg = {
   },
   model = { name = "mmoe", experts = 4, expert = { 128, 64 }, tower = { 32 },
             tasks = { { name = "click", label = "is_click" }, { name = "pay", label = "is_pay" } } },
+  -- rank_score = pCTR * pCVR * log(price) (lua/mtl/rank.lua); pay is "click and pay"
+  -- over all impressions, so pCVR = p_pay / p_click
+  rank = { ctr = "click", cvr = "pay", price = "price", alpha = 1 },
   optimizer = { dense = { name = "adam", lr = 2e-3 } },
   train = { epochs = 2, log_every = 1000, seed = 1, threads = 1 },
 }
@@ -97,5 +101,5 @@ local cfg = {
 local run = train.new(cfg, { quiet = true })
 local metrics = run:fit()
 print(string.format("trained %d steps: click auc %.4f, pay auc %.4f", run.step, metrics.click.auc, metrics.pay.auc))
-export.run(run, out .. "/model")
+export.write(run, cfg, out .. "/model", { step = run.step })
 print("exported " .. out .. "/model")

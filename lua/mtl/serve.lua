@@ -1,53 +1,71 @@
 -- mtl.serve: the Lua half of the C serving library (runtime/serve,
 -- docs/serving.md). Each embedded LuaJIT state of a served model holds one
--- Scorer; C calls it with rows and reads back probabilities.
+-- Scorer; C gives it rows and reads back one float tensor per output.
 --
 --   local serve = require "mtl.serve"
---   local s = serve.load("model_dir")                 -- the first state: reads the weights
---   local w = serve.load("model_dir", {tables = s:table_list()})  -- another state: shares them
---   s.reader:set_text("row 1\nrow 2\n"); local probs = s:score_text(2)  -- {[n] per output}
+--   local s = serve.load("model_dir")         -- a directory written by `mtl export`
+--   -- another state of the same model: the config and fitted transforms as
+--   -- plain tables (C copies them over), the first state's embedding tables
+--   local w = serve.build(s.cfg, s.features.fitted, s:table_list())
+--   s.reader:set_text("row 1\nrow 2\n"); local out = s:score_text(2)  -- {[2] per output}
 --
--- A Scorer scores in eval mode; C turns gradient recording off around each
--- call. Rows are in the training schema (data.columns). Columns no feature
--- reads (labels included) are not parsed: a request may leave them empty.
+-- Outputs, in order: the tasks' probabilities, further model outputs (ESMM's
+-- ctcvr), rank_score, and score when cfg.rank.expression is set: the same
+-- columns as `mtl predict` (lua/mtl/predict.lua), computed by mtl.rank.
+-- Rows are in the training schema (data.columns, no header). Columns that no
+-- feature and no ranking formula reads, labels included, are not parsed.
+-- A Scorer scores in eval mode; C turns gradient recording off around calls.
 local mtl = require "mtl"
 local features = require "mtl.features"
 local train = require "mtl.train"
+local export = require "mtl.export"
+local rank = require "mtl.rank"
 
 local serve = {}
-serve.FORMAT = "mtl-model-1"
 
 local function fail(fmt, ...) error(string.format(fmt, ...), 0) end
 
--- Reads dir/config.ckpt (the small part of the model directory).
-function serve.read_config(dir)
-  local path = dir .. "/config.ckpt"
-  local f = io.open(path, "rb")
-  if not f then fail("'%s' is not a model directory: cannot open '%s'", dir, path) end
-  f:close()
-  local ok, st = pcall(mtl.load, path)
-  if not ok then fail("%s", st) end
-  if type(st) ~= "table" or st.format ~= serve.FORMAT or type(st.config) ~= "table" then
-    fail("'%s' is not an mtl model (expected format '%s')", path, serve.FORMAT)
+-- The config of an exported model directory, as export.load reads it.
+local function read_config(dir, manifest)
+  local path = dir .. "/" .. tostring(manifest.files and manifest.files.config)
+  local chunk, err = loadfile(path)
+  if not chunk then fail("cannot read the model's config: %s", err) end
+  setfenv(chunk, { math = math })
+  local ok, cfg = pcall(chunk)
+  if not ok then fail("%s: %s", path, tostring(cfg)) end
+  if type(cfg) ~= "table" or type(cfg.data) ~= "table" or type(cfg.features) ~= "table" or type(cfg.model) ~= "table" then
+    fail("%s does not return a config (a table with data, features and model)", path)
   end
-  return st
+  return export.resolve_paths(cfg, dir)
+end
+
+-- serve.load(dir) -> Scorer: the first state of a model, which reads the
+-- directory (manifest.json, config.lua, model.ckpt).
+function serve.load(dir)
+  local ok, manifest = export.is_model_dir(dir)
+  if not ok then
+    fail("'%s' is not an mtl model directory (no manifest.json of format %s; write one with `mtl export`)", dir,
+      export.FORMAT)
+  end
+  local cfg = read_config(dir, manifest)
+  local path = dir .. "/" .. tostring(manifest.files.weights)
+  local loaded, state = pcall(mtl.load, path)
+  if not loaded then fail("%s", state) end
+  if type(state) ~= "table" or state.format ~= export.FORMAT or type(state.model) ~= "table"
+     or type(state.features) ~= "table" then
+    fail("%s holds no exported model (format %s)", path, export.FORMAT)
+  end
+  local s = serve.build(cfg, nil, nil, state, path)
+  s.dir = dir
+  return s
 end
 
 local Scorer = {}
 Scorer.__index = Scorer
 serve.Scorer = Scorer
 
--- The embedding tables in the order Features:build creates them.
-local function created_tables(F)
-  local list = {}
-  for _, s in ipairs(F.specs) do
-    if s.embedded and not s.shared then list[#list + 1] = F.tables[s.name] end
-  end
-  return list
-end
-
--- Builds features whose tables are the given ones (shared with another state)
--- instead of new ones: mtl.Embedding is swapped for the time of the build.
+-- Builds features whose tables are the given ones (another state's) instead
+-- of new ones: mtl.Embedding is swapped for the time of the build.
 local function build_with_tables(F, tables)
   local real, i = mtl.Embedding, 0
   mtl.Embedding = function(o)
@@ -62,7 +80,57 @@ local function build_with_tables(F, tables)
   if i ~= #tables then fail("the shared model has %d embedding tables, the config makes %d", #tables, i) end
 end
 
--- Columns used by some feature (their values are parsed).
+-- serve.build(cfg, fitted, tables[, state, path]) -> Scorer. With state (a
+-- loaded model.ckpt) the weights are loaded from it; otherwise the tables
+-- are another Scorer's and C shares that Scorer's dense parameters
+-- (Scorer:parameter_list()) into this one.
+function serve.build(cfg, fitted, tables, state, path)
+  local F = features.new(cfg.features, cfg.data)
+  if state then
+    local ok, err = pcall(F.load_state, F, state.features)
+    if not ok then fail("%s: %s", path, tostring(err)) end
+  else
+    F.fitted = fitted or {}
+    build_with_tables(F, tables or {})
+  end
+  local model = train.Ranker(cfg, F)
+  if state then
+    local ok, err = pcall(model.load_state_dict, model, state.model)
+    if not ok then fail("%s: %s", path, tostring(err)) end
+  end
+  model:eval()
+  local self = setmetatable({ cfg = cfg, features = F, model = model }, Scorer)
+  self:make_ranking()
+  self:make_readers()
+  return self
+end
+
+-- The outputs and the ranking formula, as `mtl predict` has them.
+function Scorer:make_ranking()
+  local model, cfg = self.model, self.cfg
+  local outputs, seen = {}, {}
+  for _, t in ipairs(model.tasks) do
+    if not seen[t.name] then outputs[#outputs + 1], seen[t.name] = t.name, true end
+  end
+  for _, t in ipairs(model:eval_targets()) do
+    if not seen[t.output] then outputs[#outputs + 1], seen[t.output] = t.output, true end
+  end
+  local tasks, direct, columns = {}, {}, {}
+  for _, t in ipairs(model.tasks) do tasks[#tasks + 1] = t.name end
+  if cfg.model.name == "esmm" then for _, t in ipairs(model.tasks) do direct[t.name] = true end end
+  for _, t in ipairs(model:eval_targets()) do if t.mask then direct[t.output] = true end end
+  for _, c in ipairs(cfg.data.columns or {}) do columns[#columns + 1] = c.name end
+  self.model_outputs = outputs
+  self.ranker = rank.new(cfg.rank, { tasks = tasks, outputs = outputs, direct = direct, columns = columns })
+  self.rank_columns = self.ranker.columns
+  self.outputs = {}
+  for i, n in ipairs(outputs) do self.outputs[i] = n end
+  self.outputs[#self.outputs + 1] = "rank_score"
+  if self.ranker.expression then self.outputs[#self.outputs + 1] = "score" end
+  self.num_tasks = #tasks
+end
+
+-- Columns some feature reads (their values are parsed).
 local function used_columns(F)
   local used = {}
   for _, s in ipairs(F.specs) do
@@ -73,49 +141,18 @@ local function used_columns(F)
   return used
 end
 
--- serve.load(dir[, opts]) -> Scorer. opts.tables: embedding tables shared
--- with another Scorer of the same directory (then no weights are read: the
--- caller shares the dense parameters too, see Scorer:parameter_list()).
-function serve.load(dir, opts)
-  opts = opts or {}
-  local st = serve.read_config(dir)
-  local cfg = st.config
-  local F = features.new(cfg.features, cfg.data)
-  F.fitted = st.fitted or {}
-  if opts.tables then build_with_tables(F, opts.tables) else F:build() end
-  local model = train.Ranker(cfg, F)
-  if not opts.tables then
-    local path = dir .. "/weights.ckpt"
-    local ok, w = pcall(mtl.load, path)
-    if not ok then fail("%s", w) end
-    if type(w) ~= "table" or type(w.model) ~= "table" then fail("'%s' holds no model weights", path) end
-    ok, w.err = pcall(model.load_state_dict, model, w.model)
-    if not ok then fail("%s: %s", path, w.err) end
-    for name, sd in pairs(w.tables or {}) do
-      local t = F.tables[name] or fail("%s: a table '%s' that the features do not define", path, name)
-      t:load_state_dict(sd)
-    end
-    for _, s in ipairs(F.specs) do
-      if s.embedded and not s.shared and not (w.tables or {})[s.name] then
-        fail("%s: no weights for the embedding table of feature '%s'", path, s.name)
-      end
-    end
-  end
-  model:eval()
-  local self = setmetatable({ dir = dir, cfg = cfg, features = F, model = model, outputs = st.outputs }, Scorer)
-  self:make_reader()
-  return self
-end
-
--- The reader of requests: the training schema, in-memory text, no header,
--- all rows of a request in one batch; unused columns and labels skipped.
-function Scorer:make_reader()
-  local F, cfg = self.features, self.cfg
+-- The readers of requests: the training schema, rows in memory, no header,
+-- all rows of a request in one batch. `reader` parses what the features
+-- read; `rank_reader` (when ranking reads columns) the ranking columns as
+-- plain numbers (empty: NaN).
+function Scorer:make_readers()
+  local F, dc = self.features, self.cfg.data
   local used = used_columns(F)
-  if cfg.data.fields then for _, f in ipairs(cfg.data.fields) do used[f] = true end end
-  local o = F:reader_options(nil, 0, { text = "", text_name = "request", header = false, separator = cfg.data.separator })
+  if dc.fields then for _, f in ipairs(dc.fields) do used[f] = true end end
+  local extra = { text = "", text_name = "request", header = false, separator = dc.separator }
+  if dc.quote ~= nil then extra.quote = dc.quote end
+  local o = F:reader_options(nil, 0, extra)
   o.files = nil
-  if cfg.data.quote ~= nil then o.quote = cfg.data.quote end
   self.columns = {}
   for i, c in ipairs(o.columns) do
     if not used[c.name] then c.type, c.default, c.group, c.standardize = "skip", nil, nil, nil end
@@ -123,30 +160,67 @@ function Scorer:make_reader()
                         values = c.values, group = c.group }
   end
   self.reader = mtl.data.csv(o)
+  if #self.rank_columns > 0 then
+    local want = {}
+    for _, c in ipairs(self.rank_columns) do want[c] = true end
+    local r = F:reader_options(nil, 0, extra)
+    r.files = nil
+    for _, c in ipairs(r.columns) do
+      if want[c.name] then
+        c.type, c.default, c.group, c.standardize, c.values, c.separator, c.kv_separator = "float", "nan", nil, nil, nil, nil, nil
+      else
+        c.type, c.default, c.group, c.standardize, c.values = "skip", nil, nil, nil, nil
+      end
+    end
+    self.rank_reader = mtl.data.csv(r)
+  end
 end
 
--- Probabilities of a batch: a list of float [n] tensors, one per output.
-function Scorer:score(batch)
+-- Scores a batch (a reader's, or built by C from typed columns); rank_values:
+-- {column = float tensor [n]} for the ranking columns. Returns a list of
+-- float [n] tensors, one per output.
+function Scorer:score(batch, rank_values)
   local out = self.model(batch)
-  local res = {}
-  for i, name in ipairs(self.outputs) do
+  local n = batch.size
+  local res, env = {}, {}
+  for i, name in ipairs(self.model_outputs) do
     local o = out[name] or fail("the model has no output '%s'", name)
     res[i] = o.prob or fail("output '%s' has no probabilities", name)
+    env[name] = res[i]:values()
   end
+  for _, c in ipairs(self.rank_columns) do
+    local t = rank_values and rank_values[c] or fail("no values of column '%s' for ranking", c)
+    env[c] = t:values()
+  end
+  self.ranker:score(env, n)
+  res[#res + 1] = mtl.tensor(env.rank_score)
+  if self.ranker.expression then res[#res + 1] = mtl.tensor(env.score) end
   return res
 end
 
--- Scores the n rows the reader holds (set by C or reader:set_text).
+-- Scores the n rows the readers hold (C set their text).
 function Scorer:score_text(n)
   local batch = self.reader:next()
   local got = batch and batch.size or 0
   if got ~= n then fail("expected %d rows, read %d", n, got) end
-  return self:score(batch)
+  local rank_values
+  if self.rank_reader then
+    local rb = self.rank_reader:next()
+    if not rb or rb.size ~= n then fail("expected %d rows for ranking, read %d", n, rb and rb.size or 0) end
+    rank_values = rb.columns
+  end
+  return self:score(batch, rank_values)
 end
 
--- What C shares between states: the tables in build order, and the dense
--- parameters and buffers by name.
-function Scorer:table_list() return created_tables(self.features) end
+-- What C shares between states: the tables in the order the features build
+-- them, and the dense parameters and buffers by name.
+function Scorer:table_list()
+  local F, list = self.features, {}
+  for _, s in ipairs(F.specs) do
+    if s.embedded and not s.shared then list[#list + 1] = F.tables[s.name] end
+  end
+  return list
+end
 
 function Scorer:parameter_list()
   local names, tensors = {}, {}

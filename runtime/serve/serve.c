@@ -60,12 +60,73 @@ typedef struct open_args {
   bool first;
 } open_args;
 
-/* Sets the Lua paths, loads mtl.serve and returns serve.load(dir, opts). */
-static const char BOOT[] =
-    "local root, dir, tables = ...\n"
-    "package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. root .. '/?.lua;' .. package.path\n"
-    "local serve = require 'mtl.serve'\n"
-    "return serve.load(dir, tables and { tables = tables } or nil)\n";
+/* ---- plain values between states ---------------------------------------------- */
+static void value_free(serve_value *v) {
+  if (!v) return;
+  free(v->string);
+  for (int i = 0; i < v->n; i++) {
+    value_free(&v->keys[i]);
+    value_free(&v->values[i]);
+  }
+  free(v->keys);
+  free(v->values);
+  memset(v, 0, sizeof *v);
+}
+
+/* Copies the value at idx into v (inside a protected call: raises on what
+ * cannot be copied, leaving v complete enough for value_free). */
+static void value_capture(lua_State *L, int idx, serve_value *v, const char *where, int depth) {
+  int t = lua_type(L, idx);
+  memset(v, 0, sizeof *v);
+  if (depth > 100) luaL_error(L, "%s: nested too deeply", where);
+  v->type = t;
+  switch (t) {
+    case LUA_TNIL: return;
+    case LUA_TBOOLEAN: v->number = lua_toboolean(L, idx); return;
+    case LUA_TNUMBER: v->number = lua_tonumber(L, idx); return;
+    case LUA_TSTRING: {
+      const char *s = lua_tolstring(L, idx, &v->len);
+      if (!(v->string = malloc(v->len + 1))) luaL_error(L, "out of memory");
+      memcpy(v->string, s, v->len + 1);
+      return;
+    }
+    case LUA_TTABLE: break;
+    default: v->type = LUA_TNIL; luaL_error(L, "%s holds a %s, which a served model cannot copy", where, lua_typename(L, t));
+  }
+  if (idx < 0) idx = lua_gettop(L) + idx + 1;
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    n++;
+    lua_pop(L, 1);
+  }
+  v->keys = calloc((size_t)(n ? n : 1), sizeof *v->keys);
+  v->values = calloc((size_t)(n ? n : 1), sizeof *v->values);
+  if (!v->keys || !v->values) luaL_error(L, "out of memory");
+  lua_pushnil(L);
+  while (lua_next(L, idx) && v->n < n) {
+    int k = v->n++;
+    value_capture(L, -2, &v->keys[k], where, depth + 1);
+    value_capture(L, -1, &v->values[k], where, depth + 1);
+    lua_pop(L, 1);
+  }
+}
+
+static void value_push(lua_State *L, const serve_value *v) {
+  switch (v->type) {
+    case LUA_TBOOLEAN: lua_pushboolean(L, v->number != 0); return;
+    case LUA_TNUMBER: lua_pushnumber(L, v->number); return;
+    case LUA_TSTRING: lua_pushlstring(L, v->string, v->len); return;
+    case LUA_TTABLE: break;
+    default: lua_pushnil(L); return;
+  }
+  lua_createtable(L, 0, v->n);
+  for (int i = 0; i < v->n; i++) {
+    value_push(L, &v->keys[i]);
+    value_push(L, &v->values[i]);
+    lua_rawset(L, -3);
+  }
+}
 
 static char *lua_dup(lua_State *L, int idx, const char *what) {
   if (lua_type(L, idx) != LUA_TSTRING) luaL_error(L, "the model's %s is not a string", what);
@@ -117,11 +178,10 @@ static void record_model(lua_State *L, int sc, mtl_model *m) {
   if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) m->quote = 0;
   else if (lua_type(L, -1) == LUA_TSTRING && lua_objlen(L, -1) == 1) m->quote = lua_tostring(L, -1)[0];
   lua_pop(L, 4);
-  lua_getfield(L, sc, "model");
-  lua_getfield(L, -1, "tasks");
-  m->ntasks = (int)lua_objlen(L, -1);
+  lua_getfield(L, sc, "num_tasks");
+  m->ntasks = (int)lua_tointeger(L, -1);
   if (m->ntasks > m->noutputs) m->ntasks = m->noutputs;
-  lua_pop(L, 2);
+  lua_pop(L, 1);
 
   lua_getfield(L, sc, "columns");
   n = (int)lua_objlen(L, -1);
@@ -157,6 +217,19 @@ static void record_model(lua_State *L, int sc, mtl_model *m) {
       lua_pop(L, 2);
     }
     lua_settop(L, c - 1);
+  }
+  lua_pop(L, 1);
+
+  lua_getfield(L, sc, "rank_columns");
+  n = (int)lua_objlen(L, -1);
+  m->rank_columns = zalloc(L, (size_t)n, sizeof *m->rank_columns);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, -1, i + 1);
+    const char *name = lua_tostring(L, -1);
+    int ci = name ? mtl_model_column_index(m, name) : -1;
+    if (ci < 0) luaL_error(L, "ranking column '%s' is not in the schema", name ? name : "?");
+    m->rank_columns[m->nrank_columns++] = ci;
+    lua_pop(L, 1);
   }
   lua_pop(L, 1);
 
@@ -231,6 +304,19 @@ static void share_parameters(lua_State *L, int sc, const mtl_model *m) {
   lua_pop(L, 2);
 }
 
+/* The Scorer's reader userdata (field `field` of the Scorer at sc), or NULL. */
+static mtl_reader *scorer_reader(lua_State *L, int sc, const char *field) {
+  lua_getfield(L, sc, field);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  lua_getfield(L, -1, "_core");
+  mtl_reader **rd = luaL_checkudata(L, -1, READER_MT);
+  lua_pop(L, 2);
+  return *rd;
+}
+
 static int open_state(lua_State *L) {
   open_args *a = lua_touserdata(L, 1);
   mtl_model *m = a->m;
@@ -239,16 +325,24 @@ static int open_state(lua_State *L) {
   lua_getfield(L, -1, "preload");
   lua_pushcfunction(L, luaopen_mtl_core); /* this library's core, never a second copy from core.so */
   lua_setfield(L, -2, "mtl.core");
+  lua_pop(L, 1);
+  lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;", m->root, m->root, m->root);
+  lua_getfield(L, -2, "path");
+  lua_concat(L, 2);
+  lua_setfield(L, -2, "path");
   lua_settop(L, 1);
   lua_getglobal(L, "require");
-  lua_pushstring(L, "mtl.core");
-  lua_call(L, 1, 0);
-  if (luaL_loadbuffer(L, BOOT, sizeof BOOT - 1, "=mtl_serve") != 0) lua_error(L);
-  lua_pushstring(L, m->root);
-  lua_pushstring(L, m->dir);
-  if (a->first) {
-    lua_pushnil(L);
-  } else {
+  lua_pushstring(L, "mtl.serve");
+  lua_call(L, 1, 1);
+  int serve = lua_gettop(L);
+  if (a->first) { /* serve.load(dir) */
+    lua_getfield(L, serve, "load");
+    lua_pushstring(L, m->dir);
+    lua_call(L, 1, 1);
+  } else { /* serve.build(cfg, fitted, tables) */
+    lua_getfield(L, serve, "build");
+    value_push(L, &m->config);
+    value_push(L, &m->fitted);
     lua_createtable(L, m->ntables, 0);
     for (int i = 0; i < m->ntables; i++) {
       mtl_embedding **ud = lua_newuserdata(L, sizeof *ud);
@@ -259,16 +353,23 @@ static int open_state(lua_State *L) {
       *ud = m->tables[i];
       lua_rawseti(L, -2, i + 1);
     }
+    lua_call(L, 3, 1);
   }
-  lua_call(L, 3, 1);
   int sc = lua_gettop(L);
-  lua_getfield(L, sc, "reader");
-  lua_getfield(L, -1, "_core");
-  mtl_reader **rd = luaL_checkudata(L, -1, READER_MT);
-  a->s->reader = *rd;
-  lua_pop(L, 2);
-  if (a->first) record_model(L, sc, m);
-  else share_parameters(L, sc, m);
+  a->s->reader = scorer_reader(L, sc, "reader");
+  a->s->rank_reader = scorer_reader(L, sc, "rank_reader");
+  if (!a->s->reader) luaL_error(L, "the scorer has no reader");
+  if (a->first) {
+    record_model(L, sc, m);
+    lua_getfield(L, sc, "cfg");
+    value_capture(L, -1, &m->config, "the config", 0);
+    lua_getfield(L, sc, "features");
+    lua_getfield(L, -1, "fitted");
+    value_capture(L, -1, &m->fitted, "the fitted transforms", 0);
+    lua_pop(L, 3);
+  } else {
+    share_parameters(L, sc, m);
+  }
   lua_pushvalue(L, sc);
   a->s->scorer_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
@@ -373,6 +474,9 @@ void mtl_model_free(mtl_model *m) {
     free(m->columns[i].name);
     free(m->columns[i].default_text);
   }
+  value_free(&m->config);
+  value_free(&m->fitted);
+  free(m->rank_columns);
   free(m->params);
   free(m->param_names);
   free(m->tables);
@@ -509,8 +613,9 @@ static int score_call(lua_State *L) {
     lua_getfield(L, sc, "score");
     lua_pushvalue(L, sc);
     serve_push_column_batch(L, a->m, a->s->reader, a->cols, a->ncols, a->n);
+    serve_push_rank_values(L, a->m, a->cols, a->ncols, a->n);
   }
-  lua_call(L, 2, 1);
+  lua_call(L, a->typed ? 3 : 2, 1);
   int res = lua_gettop(L);
   for (int j = 0; j < a->m->noutputs; j++) {
     lua_rawgeti(L, res, j + 1);
@@ -571,7 +676,8 @@ static int ensure_text(serve_state *s, size_t n) {
 /* Scores the text in s->text[0 .. len) holding n rows. */
 static int score_text(mtl_model *m, serve_state *s, size_t len, int n, float *out, int stride, char *err,
                       size_t errlen, const char *fname) {
-  if (mtl_reader_set_text(s->reader, s->text, len) < 0)
+  if (mtl_reader_set_text(s->reader, s->text, len) < 0 ||
+      (s->rank_reader && mtl_reader_set_text(s->rank_reader, s->text, len) < 0))
     return serve_error(err, errlen, fname, "%s", mtl_error_message());
   score_args a = {m, s, false, NULL, 0, n, out, stride};
   return run_scoring(m, s, &a, err, errlen, fname);

@@ -219,3 +219,18 @@ void serve_push_column_batch(lua_State *L, const mtl_model *m, mtl_reader *r, co
   lua_setfield(L, -2, "columns");
   lua_remove(L, -2); /* the scratch userdata */
 }
+
+void serve_push_rank_values(lua_State *L, const mtl_model *m, const mtl_column_data *cols, int ncols, int n) {
+  lua_createtable(L, 0, m->nrank_columns);
+  for (int r = 0; r < m->nrank_columns; r++) {
+    const serve_column *c = &m->columns[m->rank_columns[r]];
+    const mtl_column_data *d = NULL;
+    for (int k = 0; k < ncols; k++)
+      if (cols[k].name && !strcmp(cols[k].name, c->name)) d = &cols[k];
+    int64_t shape[1] = {n};
+    float *o = mtl_f32(new_tensor(L, MTL_F32, 1, shape));
+    for (int i = 0; i < n; i++)
+      o[i] = d && d->values ? d->values[i] : d && d->ids && !d->offsets ? (float)d->ids[i] : NAN;
+    lua_setfield(L, -2, c->name);
+  }
+}

@@ -26,11 +26,25 @@ typedef struct serve_column {
   double mean, std;
 } serve_column;
 
+/* A plain Lua value (nil, boolean, number, string, table of them) held in C
+ * memory: the config and fitted transforms, captured once from the first
+ * state and pushed into each new one (a state is never read while another
+ * thread may be scoring with it). */
+typedef struct serve_value {
+  int type; /* LUA_TNIL, LUA_TBOOLEAN, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE */
+  double number;
+  char *string;
+  size_t len;
+  int n; /* table entries */
+  struct serve_value *keys, *values;
+} serve_value;
+
 /* One embedded LuaJIT state with its Scorer (lua/mtl/serve.lua). */
 typedef struct serve_state {
   lua_State *L;
   int scorer_ref;      /* registry reference of the Scorer */
   mtl_reader *reader;  /* the Scorer's request reader (owned by its userdata) */
+  mtl_reader *rank_reader; /* the ranking columns' reader, or NULL */
   char *text;          /* request rows joined into one text */
   size_t text_cap;
   uint64_t calls;
@@ -44,6 +58,9 @@ struct mtl_model {
   int ncolumns;
   serve_column *columns;
   char sep, quote; /* of the rows (quote 0: no quoting) */
+  int nrank_columns; /* columns the ranking formula reads (schema indices) */
+  int *rank_columns;
+  serve_value config, fitted; /* what another state needs to build the model */
   /* the weights every state shares: the first state's parameters (by name)
    * and embedding tables (in the order the features build them) */
   int nparams;
@@ -67,5 +84,8 @@ int serve_error(char *err, size_t errlen, const char *fname, const char *fmt, ..
  * raises Lua errors). */
 void serve_push_column_batch(lua_State *L, const mtl_model *m, mtl_reader *r, const mtl_column_data *cols,
                              int ncols, int n);
+/* Pushes {column = float [n]} of the ranking columns (float values, or ids
+ * as numbers; NaN when not given), as the Scorer's rank reader gives them. */
+void serve_push_rank_values(lua_State *L, const mtl_model *m, const mtl_column_data *cols, int ncols, int n);
 
 #endif

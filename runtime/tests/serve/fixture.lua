@@ -1,13 +1,16 @@
 -- Fixture of the serving test (test_serve.c runs it in a LuaJIT state of its
 -- own): generates rows that exercise every feature type, trains two small
--- models for a few steps, exports them with mtl.serve_export, and returns
--- the rows (as CSV lines, fields and typed columns) with the probabilities
--- the trained Lua models give for them. The C API must reproduce those.
+-- models for a few steps, exports them as `mtl export` does (mtl.export),
+-- and returns the rows (as CSV lines, fields and typed columns) with what
+-- `mtl predict` (mtl.predict, the Lua model) writes for them: each output's
+-- probability, rank_score and the expression's score. The C API must
+-- reproduce those.
 --
 --   local fixture = dofile("fixture.lua"); local cases = fixture(out_dir)
 local mtl = require "mtl"
 local train = require "mtl.train"
-local export = require "mtl.serve_export"
+local export = require "mtl.export"
+local predict = require "mtl.predict"
 
 local NAMES = { "click", "buy", "uid", "city", "gender", "tags", "wtags", "item", "cat", "pref", "age", "price",
                 "score", "d1", "d2", "note" }
@@ -139,27 +142,34 @@ return function(dir)
       tasks = { { name = "click", label = "click" }, { name = "buy", label = "buy" } } },
     { name = "esmm", tower = { 8 }, ctr = { name = "ctr", label = "click" }, cvr = { name = "cvr", label = "buy" } },
   }
+  local ranks = { { price = "price", alpha = 0.5, expression = "click * 2 + buy - log(score + 3)" }, nil }
   for k, model in ipairs(models) do
-    local cfg = { data = data_config(dir), features = FEATURES, model = model,
+    local cfg = { data = data_config(dir), features = FEATURES, model = model, rank = ranks[k],
                   train = { epochs = 1, seed = k, log_every = 1000 } }
     local run = train.new(cfg, { quiet = true })
     run:fit()
     local out_dir = dir .. "/" .. model.name
-    export.run(run, out_dir)
-    -- the Lua model's probabilities for the request (read from a file, as training reads)
+    export.write(run, cfg, out_dir, { step = run.step })
+    -- what `mtl predict` writes for the request (a file with a header)
     local path = dir .. "/request_" .. model.name .. ".csv"
     local rf = assert(io.open(path, "w"))
     rf:write(table.concat(NAMES, ","), "\n")
     for _, row in ipairs(request) do rf:write(csv_line(row), "\n") end
     rf:close()
-    local outputs = export.outputs(run.model)
-    local r = run:reader(path, 1000, false)
+    local scores = dir .. "/scores_" .. model.name .. ".csv"
     run.model:eval()
-    local batch = r:next()
-    r:close()
-    local out = mtl.no_grad(function() return run.model(batch) end)
-    local expected = {}
-    for j, name in ipairs(outputs) do expected[j] = out[name].prob:values() end
+    predict.file(run, cfg, { input = path, output = scores })
+    local expected, outputs = {}, nil
+    for line in io.lines(scores) do
+      local fields = predict.split(line, ",", '"')
+      if not outputs then
+        outputs = {}
+        for j, h in ipairs(fields) do outputs[j] = h:gsub("^p_", "") end
+        for j = 1, #outputs do expected[j] = {} end
+      else
+        for j, v in ipairs(fields) do expected[j][#expected[j] + 1] = tonumber(v) end
+      end
+    end
     local lines = {}
     for i, row in ipairs(request) do lines[i] = csv_line(row) end
     cases[k] = { dir = out_dir, outputs = outputs, lines = lines, fields = request, expected = expected,

@@ -30,6 +30,8 @@
 int luaopen_mtl_core(lua_State *L);
 
 static int failures;
+static int verbose; /* MTL_TEST_VERBOSE=1 prints what was measured */
+#define NOTE(...) (verbose ? (void)printf(__VA_ARGS__) : (void)0)
 #define CHECK(cond, ...)                              \
   do {                                                \
     if (!(cond)) {                                    \
@@ -227,11 +229,13 @@ static int make_fixture(const char *tmp, fixture *cases, int ncases) {
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */
+/* The largest difference, relative to max(1, |b|) (scores such as the
+ * expression's may exceed 1); NaN counts as a difference. */
 static float max_diff(const float *a, const float *b, size_t n) {
   float d = 0;
   for (size_t i = 0; i < n; i++) {
-    float e = fabsf(a[i] - b[i]);
-    if (!(e <= d)) d = e; /* NaN counts as a difference */
+    float e = fabsf(a[i] - b[i]) / fmaxf(1.0f, fabsf(b[i]));
+    if (!(e <= d)) d = e;
   }
   return d;
 }
@@ -275,15 +279,21 @@ static void check_scores(mtl_model *m, const fixture *f) {
   CHECK(mtl_model_score_csv(m, (const char *const *)f->lines, n, out, k, err, sizeof err) == 0, "score_csv: %s", err);
   float d = max_diff(out, f->expected, (size_t)n * (size_t)k);
   CHECK(d <= 1e-6f, "%s: csv scores differ from the Lua model's by %g", f->dir, (double)d);
-  int hits = 0;
-  for (int i = 0; i < n * k; i++) hits += out[i] > 0 && out[i] < 1;
-  CHECK(hits == n * k, "probabilities in (0, 1): %d of %d", hits, n * k);
+  NOTE("%s: %d rows x %d outputs; csv: max difference from Lua %g (first: %.6f vs %.6f)\n", f->dir, n, k, (double)d,
+       (double)out[0], (double)f->expected[0]);
+  int hits = 0, nt = mtl_model_num_tasks(m);
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < nt; j++) hits += out[i * k + j] > 0 && out[i * k + j] < 1;
+  CHECK(hits == n * nt, "task probabilities in (0, 1): %d of %d", hits, n * nt);
+  int rs = mtl_model_output_index(m, "rank_score");
+  CHECK(rs >= nt && rs < k, "rank_score is output %d", rs);
 
   memset(out, 0, sizeof(float) * (size_t)n * (size_t)k);
   CHECK(mtl_model_score_fields(m, (const char *const *)f->fields, n, f->nfields, out, k, err, sizeof err) == 0,
         "score_fields: %s", err);
   d = max_diff(out, f->expected, (size_t)n * (size_t)k);
   CHECK(d <= 1e-6f, "%s: field scores differ by %g", f->dir, (double)d);
+  NOTE("  fields: max difference %g\n", (double)d);
 
   /* typed columns, with a wider stride: the padding is left alone */
   int stride = k + 3;
@@ -294,7 +304,7 @@ static void check_scores(mtl_model *m, const fixture *f) {
   int pad_ok = 1;
   for (int i = 0; i < n; i++) {
     for (int j = 0; j < k; j++) {
-      float e = fabsf(out[i * stride + j] - f->expected[i * k + j]);
+      float e = max_diff(&out[i * stride + j], &f->expected[i * k + j], 1);
       if (!(e <= worst)) worst = e;
     }
     for (int j = k; j < stride; j++) pad_ok &= out[i * stride + j] == -7.0f;
@@ -302,6 +312,7 @@ static void check_scores(mtl_model *m, const fixture *f) {
   /* typed floats are float32 where text is parsed as double: z-scores may
    * differ in the last bits, so a little more room */
   CHECK(worst <= 1e-5f, "%s: typed-column scores differ by %g", f->dir, (double)worst);
+  NOTE("  typed columns: max difference %g\n", (double)worst);
   CHECK(pad_ok, "score_columns wrote past the outputs of a row");
 
   /* a subset of rows scores as in the full request; zero rows do nothing */
@@ -385,6 +396,7 @@ static void check_threads(const fixture *f) {
   }
   int states = mtl_model_num_states(m);
   CHECK(states >= 1 && states <= 3, "states: %d (max 3)", states);
+  NOTE("threads: %d x %d requests, all equal to sequential scoring; %d states in the pool\n", THREADS, ITER, states);
   free(ref);
   mtl_model_free(m);
 }
@@ -404,11 +416,12 @@ static void check_load_errors(const char *tmp, const fixture *f) {
   CHECK(!m && contains(err, "mtl_model_load: cannot open the model directory '/nonexistent/model'"), "%s", err);
   m = mtl_model_load(NULL, err, sizeof err);
   CHECK(!m && contains(err, "no model directory"), "%s", err);
-  snprintf(path, sizeof path, "%s/config.ckpt", f->dir);
+  NOTE("load errors, e.g.: %s\n", err);
+  snprintf(path, sizeof path, "%s/manifest.json", f->dir);
   m = mtl_model_load(path, err, sizeof err);
   CHECK(!m && contains(err, "is not a directory"), "%s", err);
   m = mtl_model_load(tmp, err, sizeof err); /* a directory, but not a model */
-  CHECK(!m && contains(err, "is not a model directory") && contains(err, "config.ckpt"), "%s", err);
+  CHECK(!m && contains(err, "is not an mtl model directory") && contains(err, "manifest.json"), "%s", err);
   mtl_model_options o = {"/nonexistent/mtl", 0, 0};
   m = mtl_model_load_opts(f->dir, &o, err, sizeof err);
   CHECK(!m && contains(err, "cannot find mtl's Lua code"), "%s", err);
@@ -420,37 +433,52 @@ static void check_load_errors(const char *tmp, const fixture *f) {
   CHECK(!mtl_model_load("/nonexistent/model", NULL, 0), "no buffer");
   mtl_model_free(NULL);
 
-  /* corrupt copies: truncated config, flipped bytes in the weights, a
-   * config of another format */
-  const char *names[] = {"config.ckpt", "weights.ckpt"};
-  for (int c = 0; c < 3; c++) {
+  /* corrupt copies of the directory: the weights truncated, bytes of the
+   * weights overwritten, the config not Lua, the manifest not JSON, the
+   * config's table sizes not the weights' */
+  static const char *names[] = {"manifest.json", "config.lua", "model.ckpt"};
+  static const struct {
+    const char *file, *says;
+  } bad_cases[] = {
+      {"model.ckpt", "model.ckpt"},    {"model.ckpt", "model.ckpt"},    {"config.lua", "config.lua"},
+      {"manifest.json", "is not an mtl model directory"}, {"config.lua", "model.ckpt"},
+  };
+  for (int c = 0; c < 5; c++) {
     snprintf(bad, sizeof bad, "%s/bad%d", tmp, c);
     mkdir(bad, 0755);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
       char from[2048], to[2048];
       snprintf(from, sizeof from, "%s/%s", f->dir, names[i]);
       snprintf(to, sizeof to, "%s/%s", bad, names[i]);
       copy_file(from, to);
     }
-    snprintf(path, sizeof path, "%s/%s", bad, c == 1 ? "weights.ckpt" : "config.ckpt");
+    snprintf(path, sizeof path, "%s/%s", bad, bad_cases[c].file);
     long size = file_size(path);
     if (c == 0) {
       CHECK(truncate(path, size / 2) == 0, "truncate");
-    } else if (c == 1) {
+    } else if (c == 1 || c == 2 || c == 3) {
       FILE *fp = fopen(path, "r+b");
-      fseek(fp, size / 2, SEEK_SET);
-      fputs("garbage!", fp);
+      fseek(fp, c == 1 ? size / 2 : 0, SEEK_SET);
+      fputs(c == 1 ? "garbage!" : "{{ garbage", fp);
       fclose(fp);
-    } else { /* a valid checkpoint, but not a model's config */
-      char from[2048];
-      snprintf(from, sizeof from, "%s/weights.ckpt", f->dir);
-      copy_file(from, path);
+    } else { /* uid's table: 101 rows in the config, 100 in the weights */
+      FILE *fp = fopen(path, "rb");
+      char *text = calloc((size_t)size + 2, 1);
+      size_t got = fread(text, 1, (size_t)size, fp);
+      fclose(fp);
+      char *at = strstr(text, "num_buckets = 100,");
+      CHECK(at != NULL && got == (size_t)size, "config.lua has uid's num_buckets = 100");
+      if (at) memcpy(at, "num_buckets = 101,", 18);
+      fp = fopen(path, "wb");
+      fputs(text, fp);
+      fclose(fp);
+      free(text);
     }
     m = mtl_model_load(bad, err, sizeof err);
     CHECK(!m, "corrupt copy %d loaded", c);
-    CHECK(contains(err, "mtl_model_load: ") && contains(err, c == 1 ? "weights.ckpt" : "config.ckpt"),
-          "corrupt copy %d: %s", c, err);
-    if (c == 2) CHECK(contains(err, "is not an mtl model"), "%s", err);
+    CHECK(contains(err, "mtl_model_load: ") && contains(err, bad_cases[c].says), "corrupt copy %d: %s", c, err);
+    NOTE("  corrupt %s: %s\n", bad_cases[c].file, err);
+    if (m) mtl_model_free(m);
   }
 }
 
@@ -569,6 +597,7 @@ static void check_score_errors(mtl_model *m, const fixture *f) {
 }
 
 int main(void) {
+  verbose = getenv("MTL_TEST_VERBOSE") != NULL;
   char tmp[] = "/tmp/mtl-serve-test-XXXXXX";
   if (!mkdtemp(tmp)) {
     perror("mkdtemp");
