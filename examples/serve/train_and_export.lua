@@ -55,8 +55,9 @@ local function write(path, n)
   for _ = 1, n do f:write(row(math.random(N_USERS), math.random(N_ITEMS), true), "\n") end
   f:close()
 end
-write(out .. "/train.csv", 40000)
-write(out .. "/test.csv", 10000)
+local small = os.getenv("MTL_EXAMPLE_SMALL") -- CI: a smaller run
+write(out .. "/train.csv", small and 4000 or 40000)
+write(out .. "/test.csv", small and 1000 or 10000)
 -- one request: 300 candidate items for user 17, labels left empty
 local f = assert(io.open(out .. "/request.csv", "w"))
 for _ = 1, 300 do f:write(row(17, math.random(N_ITEMS), false), "\n") end
@@ -95,7 +96,7 @@ local cfg = {
   -- over all impressions, so pCVR = p_pay / p_click
   rank = { ctr = "click", cvr = "pay", price = "price", alpha = 1 },
   optimizer = { dense = { name = "adam", lr = 2e-3 } },
-  train = { epochs = 2, log_every = 1000, seed = 1, threads = 1 },
+  train = { epochs = small and 1 or 2, log_every = 1000, seed = 1, threads = 1 },
 }
 
 local run = train.new(cfg, { quiet = true })
