@@ -186,6 +186,16 @@ static int accumulate_into(mtl_tensor **slot, mtl_tensor *g, int nd, const int64
   return 0;
 }
 
+mtl_tensor *mtl_node_grad_sum(mtl_node *n, int i) {
+  if (!mtl_node_wants(n, i)) return NULL;
+  mtl_tensor *x = n->in[i];
+  mtl_tensor *g = x->node ? x->node->gout : x->grad;
+  if (!g || g->refcount != 1 || g->storage->refcount != 1 || g->node || g->dtype != MTL_F32 ||
+      !same_shape(x->ndim, x->shape, g) || !mtl_tensor_is_contiguous(g))
+    return NULL;
+  return g;
+}
+
 int mtl_node_accumulate(mtl_node *n, int i, mtl_tensor *g) {
   if (!g) return -1;
   mtl_tensor *x = n->in[i];

@@ -257,6 +257,22 @@ describe("linear", function()
       return mtl.linear(xx:narrow(2, 2, 1):reshape(6, 5), ww, bb) end, { sx, sw, sb })
   end)
 
+  it("adds the gradients of an input and a weight used several times", function()
+    mtl.seed(36)
+    local x, w, v = mtl.randn(5, 4), mtl.randn(3, 4), mtl.randn(3, 4)
+    -- x reaches the loss through three linears, w through two and a product
+    local function f(a, b, c)
+      return mtl.linear(a, b, nil, "relu") + mtl.linear(a, c) * 2 + mtl.linear(a * 0.5, b) + mtl.linear(a, b):t():t()
+    end
+    check.gradcheck(f, { x, w, v })
+    -- a second backward adds into the leaf's gradient
+    local xl = x:clone():requires_grad(true)
+    mtl.sum(mtl.linear(xl, w, nil, "relu")):backward()
+    local first_values = xl.grad:values()
+    mtl.sum(mtl.linear(xl, w, nil, "relu")):backward()
+    check.assert_close(xl.grad, (mtl.tensor(first_values) * 2):values(), 1e-6)
+  end)
+
   it("raises clear errors for bad arguments", function()
     local x, w = mtl.zeros(2, 3), mtl.zeros(4, 3)
     check.assert_error("mtl.linear: groups differ: x [2,2,3], weight [3,4,3]", mtl.linear, mtl.zeros(2, 2, 3), mtl.zeros(3, 4, 3))

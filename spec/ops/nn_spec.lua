@@ -375,6 +375,9 @@ describe("mix", function()
     local g = mtl.randn(4, 6)
     check.assert_close(mtl.mix({ a, b, c }, g), composed(mtl.concat({ a, b, c }, 2), g), 1e-6)
     check.gradcheck(function(x, y, z, w) return mtl.mix({ x, y, z }, w) end, { a, b, c, g })
+    -- experts shared by two gates (MMoE): their gradients add up
+    check.gradcheck(function(x, y, w, v) return mtl.mix({ x, y }, w) + mtl.mix({ y, x }, v) * 2 end,
+      { a, c, mtl.randn(4, 5), mtl.randn(4, 5) })
   end)
 
   it("reads strided experts and gates", function()

@@ -70,6 +70,12 @@ bool mtl_node_wants(const mtl_node *n, int i);
 /* Adds g to input i's gradient. g may be broadcast-shaped: it is summed down
  * to the input's shape. Takes ownership of g (releases it). */
 int mtl_node_accumulate(mtl_node *n, int i, mtl_tensor *g);
+/* The buffer input i's gradient is being summed into, when a backward may add
+ * its contribution there directly (a GEMM with beta = 1, a += loop) instead of
+ * building a tensor for mtl_node_accumulate: the sum exists already, is
+ * contiguous, shaped like the input, and nothing else holds it. NULL
+ * otherwise (also when input i needs no gradient). Borrowed, not retained. */
+mtl_tensor *mtl_node_grad_sum(mtl_node *n, int i);
 
 void mtl_node_release(mtl_node *n);
 

@@ -351,8 +351,11 @@ int mtl_linear_backward(mtl_node *n, mtl_tensor *g) {
     }
   }
   int rc = 0;
+  /* dx and dW go straight into a gradient sum that already exists (beta = 1:
+   * no new buffer, no zeroing pass, no separate add), else into a new tensor */
   if (mtl_node_wants(n, 0)) {
-    mtl_tensor *gx = mtl_tensor_new(MTL_F32, x->ndim, x->shape);
+    mtl_tensor *sum = mtl_node_grad_sum(n, 0);
+    mtl_tensor *gx = sum ? sum : mtl_tensor_new(MTL_F32, x->ndim, x->shape);
     if (!gx) rc = -1;
     int64_t xw = x->ndim == 3 ? s.g * s.in : s.in; /* floats per gx row */
     int64_t calls = s.merged || s.g == 1 ? 1 : s.g;
@@ -360,14 +363,17 @@ int mtl_linear_backward(mtl_node *n, mtl_tensor *g) {
       /* g_k [m,out] (all groups [m,g*out] when merged) times W_k [out,in] */
       mat2 a = window(gm, gm->offset + k * s.out, s.m, s.merged ? width : s.out, width, 1);
       mat2 b = w_win(w, &s, k);
-      float beta = x->ndim == 2 && k > 0 ? 1.0f : 0.0f; /* a shared x sums its groups */
+      float beta = sum || (x->ndim == 2 && k > 0) ? 1.0f : 0.0f; /* a shared x sums its groups */
       rc = gemm_win(&a, &b, mtl_f32(gx) + (x->ndim == 3 ? k * s.in : 0), xw, beta);
     }
-    if (rc == 0) rc = mtl_node_accumulate(n, 0, gx);
-    else mtl_tensor_release(gx);
+    if (!sum) {
+      if (rc == 0) rc = mtl_node_accumulate(n, 0, gx);
+      else mtl_tensor_release(gx);
+    }
   }
   if (rc == 0 && mtl_node_wants(n, 1)) {
-    mtl_tensor *gw = mtl_tensor_new(MTL_F32, w->ndim, w->shape);
+    mtl_tensor *sum = mtl_node_grad_sum(n, 1);
+    mtl_tensor *gw = sum ? sum : mtl_tensor_new(MTL_F32, w->ndim, w->shape);
     if (!gw) rc = -1;
     int64_t calls = s.merged || s.g == 1 ? 1 : s.g;
     for (int64_t k = 0; rc == 0 && k < calls; k++) {
@@ -375,10 +381,12 @@ int mtl_linear_backward(mtl_node *n, mtl_tensor *g) {
       int64_t rows = s.merged ? width : s.out;
       mat2 a = transposed(window(gm, gm->offset + k * s.out, s.m, rows, width, 1));
       mat2 b = x_win(x, &s, k);
-      rc = gemm_win(&a, &b, mtl_f32(gw) + k * s.out * s.in, s.in, 0.0f);
+      rc = gemm_win(&a, &b, mtl_f32(gw) + k * s.out * s.in, s.in, sum ? 1.0f : 0.0f);
     }
-    if (rc == 0) rc = mtl_node_accumulate(n, 1, gw);
-    else mtl_tensor_release(gw);
+    if (!sum) {
+      if (rc == 0) rc = mtl_node_accumulate(n, 1, gw);
+      else mtl_tensor_release(gw);
+    }
   }
   mtl_tensor_release(gm);
   if (gb) {

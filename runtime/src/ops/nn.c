@@ -517,7 +517,10 @@ int mtl_mix_backward(mtl_node *n, mtl_tensor *g) {
     const mtl_tensor *e = n->in[i + 1];
     int64_t ne = e->shape[1];
     if (mtl_node_wants(n, i + 1)) {
-      mtl_tensor *ge = mtl_tensor_new(MTL_F32, 3, e->shape);
+      /* added straight into a gradient sum that exists (several gates mix
+       * the same experts), else written into a new tensor */
+      mtl_tensor *sum = mtl_node_grad_sum(n, i + 1);
+      mtl_tensor *ge = sum ? sum : mtl_tensor_new(MTL_F32, 3, e->shape);
       if (!ge) { rc = -1; break; }
       float *pe = mtl_f32(ge);
       for (int64_t b = 0; b < B; b++) {
@@ -525,10 +528,13 @@ int mtl_mix_backward(mtl_node *n, mtl_tensor *g) {
         for (int64_t j = 0; j < ne; j++) {
           float w = pg[b * gs0 + (k0 + j) * gs1];
           float *dst = pe + (b * ne + j) * d;
-          for (int64_t c = 0; c < d; c++) dst[c] = w * gr[c];
+          if (sum)
+            for (int64_t c = 0; c < d; c++) dst[c] += w * gr[c];
+          else
+            for (int64_t c = 0; c < d; c++) dst[c] = w * gr[c];
         }
       }
-      rc = mtl_node_accumulate(n, i + 1, ge);
+      if (!sum) rc = mtl_node_accumulate(n, i + 1, ge);
     }
     k0 += ne;
   }
