@@ -73,6 +73,7 @@ static void *block_new(size_t bytes) {
 }
 
 static void block_delete(void *p, size_t bytes) {
+  (void)bytes; /* only the mmap path needs it */
 #ifndef MTL_NO_POOLS
   if (bytes >= MAP_MIN) {
     munmap(p, bytes);
