@@ -8,6 +8,17 @@
 --                            subcommands (lua/mtl/cli/init.lua, docs/cli.md)
 -- Exit codes: 0 success, 1 a failure while running, 2 a wrong command line.
 
+-- Every exit closes the Lua state (finalizers run, tensors and modules free
+-- their memory), also when a library such as argparse calls os.exit itself
+-- (e.g. after --help): sanitizer runs then see no leaks at exit.
+do
+  local exit = os.exit
+  os.exit = function(code, close)
+    if close == nil then close = true end
+    return exit(code, close)
+  end
+end
+
 -- Runs a script file in env (a table of globals); exits 1 on error.
 local function run_script(script, args, env)
   local chunk, err = loadfile(script)
