@@ -5,11 +5,17 @@ local models = {}
 
 models.names = { "shared_bottom", "esmm", "mmoe", "cgc", "ple", "dbmtl" }
 
+-- A model file that exists but fails to load (a syntax error, an error while
+-- it runs) raises its own error, not "unknown model".
 function models.get(name)
-  local ok, cls = pcall(require, "models." .. tostring(name))
+  local module = "models." .. tostring(name)
+  local ok, cls = pcall(require, module)
   if not ok then
-    error(string.format("mtl.models: unknown model '%s' (known: %s)", tostring(name),
-      table.concat(models.names, ", ")), 2)
+    if tostring(cls):find("module '" .. module .. "' not found", 1, true) then
+      error(string.format("mtl.models: unknown model '%s' (known: %s)", tostring(name),
+        table.concat(models.names, ", ")), 2)
+    end
+    error(string.format("mtl.models: model '%s' failed to load: %s", tostring(name), tostring(cls)), 2)
   end
   return cls
 end

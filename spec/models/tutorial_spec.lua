@@ -162,4 +162,20 @@ describe("the tutorial's architecture (examples/aitm.lua)", function()
     assert.is_true(mtl.metrics.auc(out.click.prob, lt.is_click) > 0.97)
     assert.is_true(mtl.metrics.auc(out.pay.prob, lt.is_pay) > 0.95)
   end)
+
+  it("once under models/, a name builds it; a file that fails to load says why", function()
+    local models = require "mtl.models"
+    package.preload["models.aitm_tutorial"] = function() return AITM end
+    package.preload["models.aitm_broken"] = function() error("aitm_broken.lua:3: '=' expected near 'x'", 0) end
+    local ok, err = pcall(function()
+      local model = models.build("aitm_tutorial", { input = 4, tasks = { "click", "pay" } })
+      assert.are.equal("AITM", model.__name)
+      check.assert_error("mtl.models: model 'aitm_broken' failed to load: aitm_broken.lua:3: '=' expected near 'x'",
+        models.get, "aitm_broken")
+      check.assert_error("mtl.models: unknown model 'aitm_missing'", models.get, "aitm_missing")
+    end)
+    package.preload["models.aitm_tutorial"], package.preload["models.aitm_broken"] = nil, nil
+    package.loaded["models.aitm_tutorial"] = nil
+    assert(ok, err)
+  end)
 end)
