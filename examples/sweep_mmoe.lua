@@ -7,22 +7,7 @@ local mtl = require "mtl"
 local scenario = require "mtl.scenario"
 
 local small = os.getenv("MTL_EXAMPLE_SMALL") == "1"
-local dir = arg and arg[1] or os.getenv("MTL_DATA")
-local tmp
-if not dir then
-  if small then
-    tmp = os.tmpname()
-    os.remove(tmp)
-    dir = tmp .. ".d"
-  else
-    dir = "/tmp/mtl-ecommerce"
-  end
-end
-local f = io.open(dir .. "/schema.lua")
-if f then f:close() else
-  scenario.default_dataset(dir, small and { users = 400, items = 300, categories = 8, brands = 30, shops = 40,
-    days = 14, impressions_per_day = 2000 } or {})
-end
+local dir, temporary = scenario.example_data(arg and arg[1], small)
 
 -- workers inherit the environment: the config finds the data through MTL_DATA
 local ffi = require "ffi"
@@ -44,4 +29,4 @@ local result = mtl.sweep{
 }
 print(string.format("%d trials; best: %s = %.4f (trial %d); %s; %s", #result.trials, "eval.pay.auc",
   result.best.metric, result.best.id, result.best_config, result.plot))
-if tmp then os.execute(string.format("rm -rf '%s'", dir)) end
+if temporary then os.execute(string.format("rm -rf '%s'", dir)) end

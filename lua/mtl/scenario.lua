@@ -594,4 +594,30 @@ function scenario.default_dataset(dir, opts)
   return { files = files, rows = rows, world = world, stats = result.names }
 end
 
+-- The data folder of the examples: dir (or $MTL_DATA, or /tmp/mtl-ecommerce),
+-- generated when it has no schema.lua yet. small (CI) makes a small scenario
+-- in a fresh temporary folder. Returns the folder and whether it is temporary.
+function scenario.example_data(dir, small)
+  dir = dir or os.getenv("MTL_DATA")
+  local temporary = false
+  if not dir then
+    if small then
+      dir = os.tmpname()
+      os.remove(dir)
+      dir, temporary = dir .. ".d", true
+    else
+      dir = "/tmp/mtl-ecommerce"
+    end
+  end
+  local f = io.open(dir .. "/schema.lua")
+  if f then
+    f:close()
+    return dir, temporary
+  end
+  local r = scenario.default_dataset(dir, small and { users = 400, items = 300, categories = 8, brands = 30, shops = 40,
+    days = 14, impressions_per_day = 2000 } or {})
+  print(string.format("data: %s: %d training rows, %d test rows", dir, r.rows.train, r.rows.test))
+  return dir, temporary
+end
+
 return scenario
