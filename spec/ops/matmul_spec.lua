@@ -293,3 +293,32 @@ describe("linear", function()
     check.assert_error("mtl.linear: expected a tensor for argument 3, got number", mtl.linear, x, w, 1)
   end)
 end)
+
+describe("threads", function()
+  -- values and gradients of a step of fused linears and a mix with n threads
+  local function run(n)
+    mtl.set_num_threads(n)
+    mtl.seed(51)
+    local x = mtl.randn(600, 300):requires_grad(true)
+    local w1, b1 = mtl.randn(3, 160, 300):requires_grad(true), mtl.randn(3, 160):requires_grad(true)
+    local w2, b2 = mtl.randn(3, 96, 160):requires_grad(true), mtl.randn(3, 96):requires_grad(true)
+    local wg = mtl.randn(3, 300):requires_grad(true)
+    local h = mtl.linear(mtl.linear(x, w1, b1, "relu"), w2, b2, "relu")   -- [600, 3, 96]
+    local y = mtl.mix(h, mtl.softmax(mtl.linear(x, wg), 2))                -- [600, 96]
+    mtl.sum(y * y):backward()
+    local out = { y:values() }
+    for _, t in ipairs { x, w1, b1, w2, b2, wg } do out[#out + 1] = t.grad:values() end
+    mtl.set_num_threads(1)
+    return out
+  end
+
+  -- Parts of a split product may fall under OpenBLAS's small-matrix kernels,
+  -- which sum in another order: close, not always bit-identical, to 1 thread.
+  it("gives the values and gradients of 1 thread with 2, the same in every run", function()
+    local one, two, again = run(1), run(2), run(2)
+    for i = 1, #one do
+      check.assert_close(two[i], one[i], 1e-5, "output " .. i)
+      check.assert_close(again[i], two[i], 0, "output " .. i)
+    end
+  end)
+end)

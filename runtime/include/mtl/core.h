@@ -117,7 +117,16 @@ void mtl_rand_get_state(uint64_t state[4]);
 void mtl_rand_set_state(const uint64_t state[4]);
 
 /* ---- threads ------------------------------------------------------------- */
+/* One count for mtl's worker pool, which also runs the matrix products (split
+ * by rows or columns; OpenBLAS itself stays at one thread). Default 1. */
 void mtl_set_num_threads(int n);
 int mtl_get_num_threads(void);
+/* Runs fn(ctx, begin, end) over contiguous parts of [0, n), at most one part
+ * per thread and parts of at least grain items; returns when all are done.
+ * Part k always goes to the same thread, so results depend only on the
+ * thread count. Runs serially with one thread, when called from inside a
+ * part, or while another thread's job holds the pool. */
+typedef void (*mtl_task_fn)(void *ctx, int64_t begin, int64_t end);
+void mtl_parallel_for(int64_t n, int64_t grain, mtl_task_fn fn, void *ctx);
 
 #endif

@@ -2,6 +2,7 @@
  * transpose flags with their leading dimension, never copied. */
 #include <cblas.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "mtl/autograd.h"
@@ -48,27 +49,95 @@ static int operand(const mtl_tensor *t, int64_t off, const int64_t *shape, const
   return 0;
 }
 
-/* c[m,n] = a[m,k] b[k,n] (+ beta c), for the 2-D slices at offsets oa, ob. */
-static int gemm2d(const mtl_tensor *a, int64_t oa, const mtl_tensor *b, int64_t ob, float *c,
-                  int64_t m, int64_t k, int64_t n, float beta) {
+/* A 2-D window of a tensor's storage. */
+typedef struct {
+  const mtl_tensor *t;
+  int64_t off, shape[2], stride[2];
+} mat2;
+
+static mat2 window(const mtl_tensor *t, int64_t off, int64_t r, int64_t c, int64_t sr, int64_t sc) {
+  mat2 w = {t, off, {r, c}, {sr, sc}};
+  return w;
+}
+
+static mat2 transposed(mat2 a) {
+  mat2 t = {a.t, a.off, {a.shape[1], a.shape[0]}, {a.stride[1], a.stride[0]}};
+  return t;
+}
+
+/* c[m,n] (row stride ldc) = a[m,k] b[k,n] + beta c, on the calling thread */
+static int gemm_serial(const mat2 *a, const mat2 *b, float *c, int64_t ldc, float beta) {
+  int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
   if (m == 0 || n == 0) return 0;
   if (k == 0) {
-    if (beta == 0.0f) memset(c, 0, (size_t)(m * n) * sizeof(float));
+    if (beta == 0.0f)
+      for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
     return 0;
   }
-  int d = a->ndim, e = b->ndim;
-  int64_t sa[2] = {a->shape[d - 2], a->shape[d - 1]}, ta[2] = {a->stride[d - 2], a->stride[d - 1]};
-  int64_t sb[2] = {b->shape[e - 2], b->shape[e - 1]}, tb[2] = {b->stride[e - 2], b->stride[e - 1]};
   CBLAS_TRANSPOSE fa, fb;
   int lda, ldb;
   const float *pa, *pb;
   mtl_tensor *tmpa = NULL, *tmpb = NULL;
-  if (operand(a, oa, sa, ta, &fa, &lda, &pa, &tmpa) < 0) return -1;
-  if (operand(b, ob, sb, tb, &fb, &ldb, &pb, &tmpb) < 0) { mtl_tensor_release(tmpa); return -1; }
-  cblas_sgemm(CblasRowMajor, fa, fb, (int)m, (int)n, (int)k, 1.0f, pa, lda, pb, ldb, beta, c, (int)n);
+  if (operand(a->t, a->off, a->shape, a->stride, &fa, &lda, &pa, &tmpa) < 0) return -1;
+  if (operand(b->t, b->off, b->shape, b->stride, &fb, &ldb, &pb, &tmpb) < 0) {
+    mtl_tensor_release(tmpa);
+    return -1;
+  }
+  cblas_sgemm(CblasRowMajor, fa, fb, (int)m, (int)n, (int)k, 1.0f, pa, lda, pb, ldb, beta, c, (int)ldc);
   mtl_tensor_release(tmpa);
   mtl_tensor_release(tmpb);
   return 0;
+}
+
+/* With more than one thread, a product of at least SPLIT_FLOPS is cut into
+ * one block of rows of c per thread (or of columns, when c has few rows), and
+ * each block is one single-threaded sgemm on mtl's pool. Every element of c
+ * is computed by the same kernel over the same k as without the split, so the
+ * result does not depend on the thread count. */
+#define SPLIT_FLOPS (1 << 22)
+#define SPLIT_MIN 32 /* rows (or columns) per part at least */
+
+typedef struct {
+  const mat2 *a, *b;
+  float *c;
+  int64_t ldc;
+  float beta;
+  bool by_rows;
+  _Atomic int rc;
+} gemm_job;
+
+static void gemm_part(void *p, int64_t begin, int64_t end) {
+  gemm_job *j = p;
+  mat2 a = *j->a, b = *j->b;
+  float *c = j->c;
+  if (j->by_rows) {
+    a.off += begin * a.stride[0];
+    a.shape[0] = end - begin;
+    c += begin * j->ldc;
+  } else {
+    b.off += begin * b.stride[1];
+    b.shape[1] = end - begin;
+    c += begin;
+  }
+  if (gemm_serial(&a, &b, c, j->ldc, j->beta) < 0) atomic_store(&j->rc, -1);
+}
+
+static int gemm_win(const mat2 *a, const mat2 *b, float *c, int64_t ldc, float beta) {
+  int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
+  if (mtl_get_num_threads() < 2 || (double)m * (double)n * (double)k * 2.0 < SPLIT_FLOPS)
+    return gemm_serial(a, b, c, ldc, beta);
+  gemm_job j = {a, b, c, ldc, beta, m >= n || m >= 4 * SPLIT_MIN, 0};
+  mtl_parallel_for(j.by_rows ? m : n, SPLIT_MIN, gemm_part, &j);
+  return atomic_load(&j.rc);
+}
+
+/* c[m,n] = a[m,k] b[k,n] (+ beta c), for the 2-D slices at offsets oa, ob. */
+static int gemm2d(const mtl_tensor *a, int64_t oa, const mtl_tensor *b, int64_t ob, float *c,
+                  int64_t m, int64_t k, int64_t n, float beta) {
+  int d = a->ndim, e = b->ndim;
+  mat2 wa = window(a, oa, m, k, a->stride[d - 2], a->stride[d - 1]);
+  mat2 wb = window(b, ob, k, n, b->stride[e - 2], b->stride[e - 1]);
+  return gemm_win(&wa, &wb, c, n, beta);
 }
 
 /* Product without autograd: a [..,m,k] x b [..,k,n] (2-D or batched 3-D). */
@@ -151,46 +220,6 @@ int mtl_matmul_backward(mtl_node *n, mtl_tensor *g) {
  * it owns it (as mtl_backward hands it over), fusing the bias gradient's
  * column sums into the same pass. */
 
-/* A 2-D window of a tensor's storage. */
-typedef struct {
-  const mtl_tensor *t;
-  int64_t off, shape[2], stride[2];
-} mat2;
-
-static mat2 window(const mtl_tensor *t, int64_t off, int64_t r, int64_t c, int64_t sr, int64_t sc) {
-  mat2 w = {t, off, {r, c}, {sr, sc}};
-  return w;
-}
-
-static mat2 transposed(mat2 a) {
-  mat2 t = {a.t, a.off, {a.shape[1], a.shape[0]}, {a.stride[1], a.stride[0]}};
-  return t;
-}
-
-/* c[m,n] (row stride ldc) = a[m,k] b[k,n] + beta c */
-static int gemm_win(const mat2 *a, const mat2 *b, float *c, int64_t ldc, float beta) {
-  int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
-  if (m == 0 || n == 0) return 0;
-  if (k == 0) {
-    if (beta == 0.0f)
-      for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
-    return 0;
-  }
-  CBLAS_TRANSPOSE fa, fb;
-  int lda, ldb;
-  const float *pa, *pb;
-  mtl_tensor *tmpa = NULL, *tmpb = NULL;
-  if (operand(a->t, a->off, a->shape, a->stride, &fa, &lda, &pa, &tmpa) < 0) return -1;
-  if (operand(b->t, b->off, b->shape, b->stride, &fb, &ldb, &pb, &tmpb) < 0) {
-    mtl_tensor_release(tmpa);
-    return -1;
-  }
-  cblas_sgemm(CblasRowMajor, fa, fb, (int)m, (int)n, (int)k, 1.0f, pa, lda, pb, ldb, beta, c, (int)ldc);
-  mtl_tensor_release(tmpa);
-  mtl_tensor_release(tmpb);
-  return 0;
-}
-
 /* The layout of one linear call: groups g (1 when W is 2-D), per-group out/in,
  * x's group stride (0 when x is shared by all groups). */
 typedef struct {
@@ -216,6 +245,46 @@ static void act_forward(mtl_activation act, float *y, int64_t n) {
 }
 
 static const char *const act_names[] = {"none", "relu"};
+
+/* Runs part(ctx, begin, end) over rows [0, m): on mtl's pool in blocks of rows
+ * when the work is large enough to pay for it, else at once here. */
+static void run_rows(int64_t m, double flops, mtl_task_fn part, void *ctx) {
+  if (mtl_get_num_threads() > 1 && flops >= SPLIT_FLOPS) mtl_parallel_for(m, SPLIT_MIN, part, ctx);
+  else part(ctx, 0, m);
+}
+
+/* The forward of rows [r0, r1): bias into the output rows, the product added
+ * (beta = 1) group by group, the activation over those rows while they are
+ * still in cache. */
+typedef struct {
+  const mtl_tensor *x, *w;
+  const lin_shape *s;
+  const float *bias;
+  float *out;
+  mtl_activation act;
+  _Atomic int rc;
+} lin_fwd;
+
+static void lin_fwd_part(void *p, int64_t r0, int64_t r1) {
+  lin_fwd *j = p;
+  const lin_shape *s = j->s;
+  int64_t width = s->g * s->out; /* floats per output row */
+  float *po = j->out + r0 * width;
+  float beta = 0.0f;
+  if (j->bias) {
+    for (int64_t i = r0; i < r1; i++, po += width) memcpy(po, j->bias, (size_t)width * sizeof(float));
+    po = j->out + r0 * width;
+    beta = 1.0f;
+  }
+  int64_t calls = s->merged ? 1 : s->g;
+  for (int64_t k = 0; k < calls; k++) {
+    mat2 a = x_win(j->x, s, k), b = transposed(w_win(j->w, s, k));
+    a.off += r0 * a.stride[0];
+    a.shape[0] = r1 - r0;
+    if (gemm_serial(&a, &b, po + k * s->out, width, beta) < 0) { atomic_store(&j->rc, -1); return; }
+  }
+  act_forward(j->act, po, (r1 - r0) * width);
+}
 
 mtl_tensor *mtl_linear_act(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias, mtl_activation act) {
   char s1[128], s2[128];
@@ -261,22 +330,12 @@ mtl_tensor *mtl_linear_act(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias, mtl_a
   if (w->ndim == 2) shape[1] = s.out;
   mtl_tensor *out = mtl_tensor_new(MTL_F32, w->ndim == 3 ? 3 : 2, shape);
   if (!out) return NULL;
-  float *po = mtl_f32(out);
-  int64_t width = s.g * s.out; /* floats per output row */
-  float beta = 0.0f;
-  if (bias) {
-    mtl_tensor *bc = mtl_tensor_contiguous_data(bias);
-    if (!bc) { mtl_tensor_release(out); return NULL; }
-    for (int64_t i = 0; i < s.m; i++) memcpy(po + i * width, mtl_f32(bc), (size_t)width * sizeof(float));
-    mtl_tensor_release(bc);
-    beta = 1.0f;
-  }
-  int64_t calls = s.merged ? 1 : s.g;
-  for (int64_t k = 0; k < calls; k++) {
-    mat2 a = x_win(x, &s, k), b = transposed(w_win(w, &s, k));
-    if (gemm_win(&a, &b, po + k * s.out, width, beta) < 0) { mtl_tensor_release(out); return NULL; }
-  }
-  act_forward(act, po, out->numel);
+  mtl_tensor *bc = bias ? mtl_tensor_contiguous_data(bias) : NULL;
+  if (bias && !bc) { mtl_tensor_release(out); return NULL; }
+  lin_fwd job = {x, w, &s, bc ? mtl_f32(bc) : NULL, mtl_f32(out), act, 0};
+  run_rows(s.m, 2.0 * (double)s.m * (double)(s.g * s.out) * (double)s.in, lin_fwd_part, &job);
+  mtl_tensor_release(bc);
+  if (atomic_load(&job.rc) < 0) { mtl_tensor_release(out); return NULL; }
   mtl_tensor *in[3] = {x, w, bias};
   if (mtl_needs_grad(bias ? 3 : 2, in)) {
     mtl_node *n = mtl_record(MTL_OP_LINEAR, out, bias ? 3 : 2, in);
@@ -298,6 +357,29 @@ mtl_tensor *mtl_linear(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias) {
 
 const char *mtl_activation_name(mtl_activation act) {
   return (int)act >= 0 && act <= MTL_ACT_RELU ? act_names[act] : "?";
+}
+
+/* The activation's derivative applied to columns [c0, c1) of the gradient
+ * [m, width] in place, and their sums into the bias gradient (a part owns its
+ * columns, so the sums do not depend on the thread count). */
+typedef struct {
+  float *g;
+  const float *y; /* relu: the saved output, else NULL */
+  float *gb;      /* NULL: no bias gradient */
+  int64_t m, width;
+} lin_mask;
+
+static void lin_mask_part(void *p, int64_t c0, int64_t c1) {
+  lin_mask *j = p;
+  for (int64_t i = 0; i < j->m; i++) {
+    float *row = j->g + i * j->width;
+    if (j->y) {
+      const float *yr = j->y + i * j->width;
+      for (int64_t c = c0; c < c1; c++) row[c] = yr[c] > 0.0f ? row[c] : 0.0f;
+    }
+    if (j->gb)
+      for (int64_t c = c0; c < c1; c++) j->gb[c] += row[c];
+  }
 }
 
 /* dx = g W, dW = g^T x, dbias = column sums of g (g after the activation's
@@ -334,21 +416,12 @@ int mtl_linear_backward(mtl_node *n, mtl_tensor *g) {
     gb = w->ndim == 3 ? mtl_tensor_zeros(MTL_F32, 2, bshape) : mtl_tensor_zeros(MTL_F32, 1, &bshape[1]);
     if (!gb) { mtl_tensor_release(gm); return -1; }
   }
-  float *pb = gb ? mtl_f32(gb) : NULL;
-  if (act == MTL_ACT_RELU) {
-    const float *y = mtl_f32(n->saved[0]);
-    for (int64_t i = 0; i < s.m; i++) {
-      float *row = pg + i * width;
-      const float *yr = y + i * width;
-      for (int64_t j = 0; j < width; j++) row[j] = yr[j] > 0.0f ? row[j] : 0.0f;
-      if (pb)
-        for (int64_t j = 0; j < width; j++) pb[j] += row[j];
-    }
-  } else if (pb) {
-    for (int64_t i = 0; i < s.m; i++) {
-      const float *row = pg + i * width;
-      for (int64_t j = 0; j < width; j++) pb[j] += row[j];
-    }
+  if (act != MTL_ACT_NONE || gb) {
+    lin_mask job = {pg, act == MTL_ACT_RELU ? mtl_f32(n->saved[0]) : NULL, gb ? mtl_f32(gb) : NULL, s.m, width};
+    if (mtl_get_num_threads() > 1 && (double)s.m * (double)width >= SPLIT_FLOPS / 16)
+      mtl_parallel_for(width, 64, lin_mask_part, &job);
+    else
+      lin_mask_part(&job, 0, width);
   }
   int rc = 0;
   /* dx and dW go straight into a gradient sum that already exists (beta = 1:

@@ -423,6 +423,80 @@ int mtl_batch_norm_backward(mtl_node *n, mtl_tensor *g) {
  * Node inputs: 0 = gate, 1.. = expert blocks. Backward:
  *   dE_i[b,k,:] = gate[b,k] * dout[b,:],  dgate[b,k] = <E[b,k,:], dout[b,:]>. */
 #define MIX_MAX_BLOCKS 64
+#define MIX_PAR_MIN 32768 /* output floats per part at least, on mtl's pool */
+
+typedef struct {
+  int nblocks;
+  mtl_tensor *const *e;  /* expert blocks */
+  const mtl_tensor *gate;
+  int64_t d;
+  const float *gout;     /* backward: dout [B, d] */
+  float *out;            /* forward: out [B, d] (zeroed) */
+  float *ggate;          /* backward: dgate [B, n] or NULL */
+  float *ge[MIX_MAX_BLOCKS]; /* backward: dE_i [B, n_i, d] or NULL */
+  bool add[MIX_MAX_BLOCKS];  /* add into ge[i] (a gradient sum) instead of writing */
+} mix_job;
+
+static void mix_fwd_part(void *p, int64_t b0, int64_t b1) {
+  mix_job *j = p;
+  const float *pg = mtl_f32(j->gate);
+  int64_t gs0 = j->gate->stride[0], gs1 = j->gate->stride[1], d = j->d;
+  for (int64_t b = b0; b < b1; b++) {
+    float *o = j->out + b * d;
+    int64_t k = 0;
+    for (int i = 0; i < j->nblocks; i++) {
+      const mtl_tensor *e = j->e[i];
+      const float *pe = mtl_f32(e) + b * e->stride[0];
+      int64_t s = e->stride[2];
+      for (int64_t r = 0; r < e->shape[1]; r++, k++) {
+        float w = pg[b * gs0 + k * gs1];
+        const float *row = pe + r * e->stride[1];
+        if (s == 1)
+          for (int64_t c = 0; c < d; c++) o[c] += w * row[c];
+        else
+          for (int64_t c = 0; c < d; c++) o[c] += w * row[c * s];
+      }
+    }
+  }
+}
+
+static void mix_bwd_part(void *p, int64_t b0, int64_t b1) {
+  mix_job *j = p;
+  const float *pg = mtl_f32(j->gate);
+  int64_t gs0 = j->gate->stride[0], gs1 = j->gate->stride[1], d = j->d, n = j->gate->shape[1];
+  for (int64_t b = b0; b < b1; b++) {
+    const float *gr = j->gout + b * d;
+    int64_t k = 0;
+    for (int i = 0; i < j->nblocks; i++) {
+      const mtl_tensor *e = j->e[i];
+      int64_t ne = e->shape[1], s = e->stride[2];
+      const float *pe = mtl_f32(e) + b * e->stride[0];
+      for (int64_t r = 0; r < ne; r++, k++) {
+        if (j->ggate) {
+          const float *row = pe + r * e->stride[1];
+          double acc = 0;
+          if (s == 1) acc = row_dot(row, gr, d);
+          else
+            for (int64_t c = 0; c < d; c++) acc += (double)row[c * s] * gr[c];
+          j->ggate[b * n + k] = (float)acc;
+        }
+        if (j->ge[i]) {
+          float w = pg[b * gs0 + k * gs1];
+          float *dst = j->ge[i] + (b * ne + r) * d;
+          if (j->add[i])
+            for (int64_t c = 0; c < d; c++) dst[c] += w * gr[c];
+          else
+            for (int64_t c = 0; c < d; c++) dst[c] = w * gr[c];
+        }
+      }
+    }
+  }
+}
+
+static void mix_run(int64_t B, int64_t d, mtl_task_fn part, mix_job *j) {
+  if (mtl_get_num_threads() > 1 && B * d >= 2 * MIX_PAR_MIN) mtl_parallel_for(B, MIX_PAR_MIN / d + 1, part, j);
+  else part(j, 0, B);
+}
 
 mtl_tensor *mtl_mix(int nblocks, mtl_tensor *const *experts, mtl_tensor *gate) {
   const char *op = "mtl.mix";
@@ -449,26 +523,8 @@ mtl_tensor *mtl_mix(int nblocks, mtl_tensor *const *experts, mtl_tensor *gate) {
   int64_t shape[2] = {B, d};
   mtl_tensor *out = mtl_tensor_zeros(MTL_F32, 2, shape);
   if (!out) return NULL;
-  float *po = mtl_f32(out);
-  const float *pg = mtl_f32(gate);
-  int64_t gs0 = gate->stride[0], gs1 = gate->stride[1];
-  for (int64_t b = 0; b < B; b++) {
-    float *o = po + b * d;
-    int64_t k = 0;
-    for (int i = 0; i < nblocks; i++) {
-      const mtl_tensor *e = experts[i];
-      const float *pe = mtl_f32(e) + b * e->stride[0];
-      for (int64_t j = 0; j < e->shape[1]; j++, k++) {
-        float w = pg[b * gs0 + k * gs1];
-        const float *row = pe + j * e->stride[1];
-        int64_t s = e->stride[2];
-        if (s == 1)
-          for (int64_t c = 0; c < d; c++) o[c] += w * row[c];
-        else
-          for (int64_t c = 0; c < d; c++) o[c] += w * row[c * s];
-      }
-    }
-  }
+  mix_job j = {nblocks, experts, gate, d, NULL, mtl_f32(out), NULL, {NULL}, {false}};
+  if (d > 0) mix_run(B, d, mix_fwd_part, &j);
   mtl_tensor *in[MIX_MAX_BLOCKS + 1];
   in[0] = gate;
   for (int i = 0; i < nblocks; i++) in[i + 1] = experts[i];
@@ -485,58 +541,37 @@ int mtl_mix_backward(mtl_node *n, mtl_tensor *g) {
   int64_t B = gate->shape[0], d = n->out_shape[1];
   mtl_tensor *gc = mtl_tensor_contiguous_data(g);
   if (!gc) return -1;
-  const float *go = mtl_f32(gc);
-  const float *pg = mtl_f32(gate);
-  int64_t gs0 = gate->stride[0], gs1 = gate->stride[1];
+  mix_job j = {nblocks, n->in + 1, gate, d, mtl_f32(gc), NULL, NULL, {NULL}, {false}};
+  mtl_tensor *gg = NULL, *ge[MIX_MAX_BLOCKS] = {NULL};
   int rc = 0;
   if (mtl_node_wants(n, 0)) {
-    mtl_tensor *gg = mtl_tensor_new(MTL_F32, 2, gate->shape);
-    if (!gg) rc = -1;
-    for (int64_t b = 0; rc == 0 && b < B; b++) {
-      const float *gr = go + b * d;
-      float *dst = mtl_f32(gg) + b * gate->shape[1];
-      int64_t k = 0;
-      for (int i = 0; i < nblocks; i++) {
-        const mtl_tensor *e = n->in[i + 1];
-        const float *pe = mtl_f32(e) + b * e->stride[0];
-        for (int64_t j = 0; j < e->shape[1]; j++, k++) {
-          const float *row = pe + j * e->stride[1];
-          int64_t s = e->stride[2];
-          double acc = 0;
-          if (s == 1) acc = row_dot(row, gr, d);
-          else
-            for (int64_t c = 0; c < d; c++) acc += (double)row[c * s] * gr[c];
-          dst[k] = (float)acc;
-        }
-      }
-    }
-    if (rc == 0) rc = mtl_node_accumulate(n, 0, gg);
+    if (!(gg = mtl_tensor_new(MTL_F32, 2, gate->shape))) rc = -1;
+    else j.ggate = mtl_f32(gg);
   }
-  int64_t k0 = 0;
+  /* dE goes straight into a gradient sum that exists (several gates mix the
+   * same experts), else into a new tensor */
   for (int i = 0; i < nblocks && rc == 0; i++) {
-    const mtl_tensor *e = n->in[i + 1];
-    int64_t ne = e->shape[1];
-    if (mtl_node_wants(n, i + 1)) {
-      /* added straight into a gradient sum that exists (several gates mix
-       * the same experts), else written into a new tensor */
-      mtl_tensor *sum = mtl_node_grad_sum(n, i + 1);
-      mtl_tensor *ge = sum ? sum : mtl_tensor_new(MTL_F32, 3, e->shape);
-      if (!ge) { rc = -1; break; }
-      float *pe = mtl_f32(ge);
-      for (int64_t b = 0; b < B; b++) {
-        const float *gr = go + b * d;
-        for (int64_t j = 0; j < ne; j++) {
-          float w = pg[b * gs0 + (k0 + j) * gs1];
-          float *dst = pe + (b * ne + j) * d;
-          if (sum)
-            for (int64_t c = 0; c < d; c++) dst[c] += w * gr[c];
-          else
-            for (int64_t c = 0; c < d; c++) dst[c] = w * gr[c];
-        }
-      }
-      if (!sum) rc = mtl_node_accumulate(n, i + 1, ge);
+    if (!mtl_node_wants(n, i + 1)) continue;
+    mtl_tensor *sum = mtl_node_grad_sum(n, i + 1);
+    if (sum) {
+      j.ge[i] = mtl_f32(sum);
+      j.add[i] = true;
+    } else if ((ge[i] = mtl_tensor_new(MTL_F32, 3, n->in[i + 1]->shape))) {
+      j.ge[i] = mtl_f32(ge[i]);
+    } else {
+      rc = -1;
     }
-    k0 += ne;
+  }
+  if (rc == 0 && d > 0) mix_run(B, d, mix_bwd_part, &j);
+  else if (rc == 0 && gg) memset(j.ggate, 0, (size_t)gg->numel * sizeof(float));
+  if (gg) {
+    if (rc == 0) rc = mtl_node_accumulate(n, 0, gg);
+    else mtl_tensor_release(gg);
+  }
+  for (int i = 0; i < nblocks; i++) {
+    if (!ge[i]) continue;
+    if (rc == 0) rc = mtl_node_accumulate(n, i + 1, ge[i]);
+    else mtl_tensor_release(ge[i]);
   }
   mtl_tensor_release(gc);
   return rc;
