@@ -4,6 +4,6 @@
 -- Prints a few lines, then one JSON line with torch_ref.py's keys.
 local ok, err = pcall(require("mtl.bench").run, arg)
 if not ok then
-  io.stderr:write(tostring(err), "\n")
+  io.stderr:write("mtl bench: ", tostring(err), "\n")
   os.exit(2)
 end

@@ -100,7 +100,8 @@ local function round(x, digits)
   return math.floor(x * m + 0.5) / m
 end
 
-local function fail(fmt, ...) error("mtl bench: " .. string.format(fmt, ...), 0) end
+-- Errors carry no prefix: `mtl bench` (lua/mtl/cli) and bench/bench.lua add "mtl bench: ".
+local function fail(fmt, ...) error(string.format(fmt, ...), 0) end
 
 -- ---- options ------------------------------------------------------------------------
 local DEFAULTS = {
@@ -282,6 +283,10 @@ end
 
 -- ---- the run ------------------------------------------------------------------------
 function bench.run(args)
+  if type(args) == "table" and (args[1] == "--help" or args[1] == "-h") then
+    io.stdout:write(bench.USAGE, "\n")
+    return 0
+  end
   local o = bench.parse(args)
   local say = o.quiet and function() end or function(...) io.stdout:write(string.format(...), "\n") end
   local losses = require "mtl.losses"
@@ -467,7 +472,8 @@ function bench.run(args)
     info.infer_examples_per_s, info.auc_click, info.auc_cvr, info.auc_ctcvr, info.peak_rss_mib)
   io.stdout:write(json.encode(info), "\n")
   io.stdout:flush()
-  return info
+  bench.last = info
+  return 0
 end
 
 return bench

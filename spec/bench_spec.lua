@@ -1,0 +1,99 @@
+-- mtl bench (lua/mtl/bench.lua): options, errors, and a whole run of the
+-- protocol on a small file in the benchmark's CSV format; the JSON line has
+-- every key torch_ref.py prints. Speed is never asserted here.
+local mtl = require "mtl"
+local bench = require "mtl.bench"
+local json = require "cjson"
+local check = require "helpers.check"
+local shell = require "helpers.shell"
+
+-- n rows in SPEC.md's format (section 1.2), from a fixed LCG
+local function write_csv(path, n, seed)
+  local f = assert(io.open(path, "w"))
+  f:write("is_click,is_pay,user_id,item_id,trigger_id,c1,c2,c3,c4,c5,c6,c7,c8,c9,c10,tags,d1,d2,d3,d4,d5,d6,d7,d8\n")
+  local state = seed
+  local function rnd(k)
+    state = (state * 1103515245 + 12345) % 2147483648
+    return state % k
+  end
+  local cards = { 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10000 }
+  for _ = 1, n do
+    local click = rnd(4) == 0 and 1 or 0
+    local pay = click == 1 and rnd(3) == 0 and 1 or 0
+    local row = { click, pay, rnd(100000), rnd(200000), rnd(200000) }
+    for _, c in ipairs(cards) do row[#row + 1] = rnd(c) end
+    local tags = {}
+    for t = 1, 1 + rnd(8) do tags[t] = rnd(10000) end
+    row[#row + 1] = table.concat(tags, "|")
+    for _ = 1, 8 do row[#row + 1] = string.format("%.6g", rnd(100000) / 1000 - 20) end
+    f:write(table.concat(row, ","), "\n")
+  end
+  f:close()
+end
+
+local TORCH_KEYS = {
+  "model", "preset", "batch", "threads", "epochs", "seed", "env", "train_rows", "test_rows",
+  "load_train_seconds", "load_test_seconds", "read_csv_train_seconds", "dense_params", "embedding_params",
+  "warmup_seconds", "train_seconds", "train_examples_per_s", "train_loss_last_epoch", "infer_seconds",
+  "infer_examples_per_s", "auc_click", "auc_cvr", "auc_ctcvr", "logloss_click", "logloss_ctcvr", "peak_rss_mib",
+}
+
+describe("mtl bench", function()
+  it("parses torch_ref.py's flags and checks them", function()
+    local o = bench.parse { "--model", "mmoe", "--batch", "256", "--threads=2", "--preset", "paper", "--train-rows", "10" }
+    assert.are.equal("mmoe", o.model)
+    assert.are.equal(256, o.batch)
+    assert.are.equal(2, o.threads)
+    assert.are.equal("paper", o.preset)
+    assert.are.equal(10, o.train_rows)
+    assert.are.equal(20, o.warmup)
+    assert.are.equal(5, o.infer_warmup)
+    check.assert_error("model ple is not defined for preset paper", bench.parse, { "--model", "ple", "--preset", "paper" })
+    check.assert_error("unknown model 'x' (expected shared_bottom, mmoe, ple, esmm, dbmtl)", bench.parse, { "--model", "x" })
+    check.assert_error("--model is required", bench.parse, { "--batch", "3" })
+    check.assert_error("--batch must be a non-negative integer, got 'x'", bench.parse, { "--model", "mmoe", "--batch", "x" })
+    check.assert_error("unknown option '--bogus'", bench.parse, { "--model", "mmoe", "--bogus", "1" })
+    check.assert_error("option '--seed' needs a value", bench.parse, { "--model", "mmoe", "--seed" })
+  end)
+
+  it("builds each model at SPEC.md's sizes (dense parameter counts of sections 3 and 6.2)", function()
+    local counts = { shared_bottom = 109186, mmoe = 388682, ple = 298952, esmm = 201730, dbmtl = 111298 }
+    for name, want in pairs(counts) do
+      local m = bench.build(bench.parse { "--model", name })
+      local n = 0
+      for _, p in ipairs(m:parameters()) do n = n + p:numel() end
+      assert.are.equal(want, n, name)
+    end
+    for name, want in pairs { shared_bottom = 9187, mmoe = 9650 } do
+      local m = bench.build(bench.parse { "--model", name, "--preset", "paper" })
+      local n = 0
+      for _, p in ipairs(m:parameters()) do n = n + p:numel() end
+      assert.are.equal(want, n, name .. " paper")
+    end
+  end)
+
+  it("runs the protocol on a small file and prints torch_ref.py's keys as its last line #slow", function()
+    local dir = shell.tmpdir()
+    write_csv(dir .. "/train.csv", 700, 7)
+    write_csv(dir .. "/test.csv", 300, 8)
+    local out = shell.run(string.format("%s %s --model mmoe --batch 64 --warmup 3 --infer-warmup 2 --train %s --test %s 2>&1",
+      shell.quote(shell.launcher), shell.quote(shell.root .. "/bench/bench.lua"),
+      shell.quote(dir .. "/train.csv"), shell.quote(dir .. "/test.csv")))
+    shell.run("rm -rf " .. shell.quote(dir))
+    local last = out:match("([^\n]+)\n?$")
+    local ok, info = pcall(json.decode, last)
+    assert(ok and type(info) == "table", "no JSON last line in:\n" .. out)
+    for _, k in ipairs(TORCH_KEYS) do assert(info[k] ~= nil, "missing key " .. k) end
+    assert.are.equal(700, info.train_rows)
+    assert.are.equal(300, info.test_rows)
+    assert.are.equal(388682, info.dense_params)
+    assert.are.equal(8430160, info.embedding_params)
+    assert.is_true(info.step_gflops > 0 and info.auc_click > 0 and info.auc_click < 1)
+    assert.is_true(info.peak_rss_mib > 0)
+    -- one epoch of 11 steps: 2*(232*1024 + 4*256*128 + 2*232*4 + 2*(128*64 + 64)) FLOPs per row, x3
+    assert.are.equal(3 * 2 * (232 * 1024 + 4 * 256 * 128 + 2 * 232 * 4 + 2 * (128 * 64 + 64)) * 64, info.flops_per_step)
+  end)
+end)
+
+-- the module loads without touching the global namespace
+assert(mtl and not rawget(_G, "bench"))
