@@ -5,7 +5,8 @@
  *   build/score_request /tmp/mtl-serve-example/model /tmp/mtl-serve-example/request.csv
  *
  * options: --requests N (default 1000 per thread), --threads "1,2" (the
- * thread counts to measure), --warmup N (default 50)
+ * thread counts to measure), --warmup N (default 50), --states N (most
+ * embedded Lua states in the model's pool; default: one per CPU)
  *
  * Each request scores every line of the request file (300 candidates, in the
  * training schema, labels empty). For each thread count T, T threads score
@@ -126,15 +127,17 @@ static int measure(mtl_model *m, const char *const *lines, int n, int threads, i
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: %s MODEL_DIR REQUEST_CSV [--requests N] [--threads 1,2] [--warmup N]\n", argv[0]);
+    fprintf(stderr, "usage: %s MODEL_DIR REQUEST_CSV [--requests N] [--threads 1,2] [--warmup N] [--states N]\n",
+            argv[0]);
     return 2;
   }
-  int requests = 1000, warmup = 50;
+  int requests = 1000, warmup = 50, states = 0;
   const char *thread_list = "1,2";
   for (int i = 3; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--requests")) requests = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--threads")) thread_list = argv[i + 1];
     else if (!strcmp(argv[i], "--warmup")) warmup = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--states")) states = atoi(argv[i + 1]);
     else {
       fprintf(stderr, "score_request: unknown option '%s'\n", argv[i]);
       return 2;
@@ -149,7 +152,8 @@ int main(int argc, char **argv) {
   }
   char err[1024];
   double t0 = now_us();
-  mtl_model *m = mtl_model_load(argv[1], err, sizeof err);
+  mtl_model_options opts = {NULL, states, 1};
+  mtl_model *m = mtl_model_load_opts(argv[1], &opts, err, sizeof err);
   if (!m) {
     fprintf(stderr, "score_request: %s\n", err);
     return 1;

@@ -36,7 +36,22 @@ local function read_config(dir, manifest)
   if type(cfg) ~= "table" or type(cfg.data) ~= "table" or type(cfg.features) ~= "table" or type(cfg.model) ~= "table" then
     fail("%s does not return a config (a table with data, features and model)", path)
   end
-  return export.resolve_paths(cfg, dir)
+  export.resolve_paths(cfg, dir)
+  -- vocabulary files are read in now (as Features:vocab_keys reads them), so
+  -- the states C creates later from this config read no file
+  for i, f in ipairs(cfg.features) do
+    if f.vocab_file then
+      local fh = io.open(f.vocab_file) or fail("feature %d (%s): cannot open vocab_file '%s'", i, tostring(f.name), f.vocab_file)
+      local list = {}
+      for line in fh:lines() do
+        line = line:gsub("\r$", "")
+        if line ~= "" then list[#list + 1] = line end
+      end
+      fh:close()
+      f.vocab, f.vocab_file = list, nil
+    end
+  end
+  return cfg
 end
 
 -- serve.load(dir) -> Scorer: the first state of a model, which reads the

@@ -447,7 +447,11 @@ static serve_state *acquire(mtl_model *m, char *err, size_t errlen, const char *
         pthread_mutex_unlock(&m->lock);
         return NULL;
       }
-      m->max_states = m->nstates; /* no more states (e.g. out of memory): wait for one */
+      /* no more states (e.g. out of memory): the pool stops growing and
+       * this caller takes one of the others (one may be idle by now) */
+      m->max_states = m->nstates;
+      if (err && errlen) err[0] = 0;
+      continue;
     }
     pthread_cond_wait(&m->cond, &m->lock);
   }

@@ -148,8 +148,21 @@ void mtl_free(void *p, size_t nbytes) {
   block_delete(p, have);
 }
 
-size_t mtl_memory_in_use(void) { return in_use; }
-size_t mtl_memory_cached(void) { return cached; }
+/* Read under the lock: serving threads allocate while another thread's heap
+ * tracking reads the count (ThreadSanitizer reported the unlocked read). */
+size_t mtl_memory_in_use(void) {
+  pthread_mutex_lock(&lock);
+  size_t n = in_use;
+  pthread_mutex_unlock(&lock);
+  return n;
+}
+
+size_t mtl_memory_cached(void) {
+  pthread_mutex_lock(&lock);
+  size_t n = cached;
+  pthread_mutex_unlock(&lock);
+  return n;
+}
 
 static size_t class_bytes(int c) {
   size_t lo = (size_t)1 << (MIN_SHIFT + (c - 1) / STEPS);

@@ -74,7 +74,7 @@ end
 local FEATURES = {
   { name = "uid", type = "id", column = "uid", num_buckets = 100, dim = 4 },
   { name = "city", type = "id", column = "city", hash_bucket_size = 20, dim = 4 },
-  { name = "gender", type = "id", column = "gender", vocab = { "m", "f" }, dim = 3 },
+  { name = "gender", type = "id", column = "gender", vocab_file = "VOCAB", dim = 3 },
   { name = "tags", type = "tag", column = "tags", num_buckets = 30, dim = 4, combiner = "mean" },
   { name = "wtags", type = "tag", column = "wtags", num_buckets = 30, dim = 4, combiner = "sum" },
   { name = "item", type = "id", column = "item", num_buckets = 200, dim = 4 },
@@ -143,6 +143,10 @@ return function(dir)
     { name = "esmm", tower = { 8 }, ctr = { name = "ctr", label = "click" }, cvr = { name = "cvr", label = "buy" } },
   }
   local ranks = { { price = "price", alpha = 0.5, expression = "click * 2 + buy - log(score + 3)" }, nil }
+  local vf = assert(io.open(dir .. "/gender_vocab.txt", "w"))
+  vf:write("m\nf\n")  -- a vocabulary file: `mtl export` copies it into the model directory
+  vf:close()
+  for _, f in ipairs(FEATURES) do if f.vocab_file then f.vocab_file = dir .. "/gender_vocab.txt" end end
   for k, model in ipairs(models) do
     local cfg = { data = data_config(dir), features = FEATURES, model = model, rank = ranks[k],
                   train = { epochs = 1, seed = k, log_every = 1000 } }

@@ -242,15 +242,6 @@ static float max_diff(const float *a, const float *b, size_t n) {
 
 static bool contains(const char *s, const char *part) { return s && strstr(s, part) != NULL; }
 
-static void copy_file(const char *from, const char *to) {
-  FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
-  char buf[65536];
-  size_t n;
-  while (a && b && (n = fread(buf, 1, sizeof buf, a)) > 0) fwrite(buf, 1, n, b);
-  if (a) fclose(a);
-  if (b) fclose(b);
-}
-
 static long file_size(const char *path) {
   struct stat st;
   return stat(path, &st) == 0 ? (long)st.st_size : -1;
@@ -396,7 +387,53 @@ static void check_threads(const fixture *f) {
   }
   int states = mtl_model_num_states(m);
   CHECK(states >= 1 && states <= 3, "states: %d (max 3)", states);
+  if (states == 1) fprintf(stderr, "note: the threads never overlapped (a very busy machine?)\n");
   NOTE("threads: %d x %d requests, all equal to sequential scoring; %d states in the pool\n", THREADS, ITER, states);
+  free(ref);
+  mtl_model_free(m);
+}
+
+/* When new states cannot be made (here: their Lua code is gone), the pool
+ * stops growing and every caller is served by the states there are. */
+static void check_pool_cannot_grow(const char *tmp, const fixture *f) {
+  char err[512], root[1024], cmd[4096];
+  snprintf(root, sizeof root, "%s/lua-copy", tmp);
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp -r '%s/lua' '%s/models' '%s/'", root, MTL_SOURCE_DIR, MTL_SOURCE_DIR,
+           root);
+  CHECK(system(cmd) == 0, "%s", cmd);
+  mtl_model_options o = {root, 4, 1};
+  mtl_model *m = mtl_model_load_opts(f->dir, &o, err, sizeof err);
+  CHECK(m != NULL, "load with a copy of the Lua code: %s", err);
+  if (!m) return;
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+  CHECK(system(cmd) == 0, "%s", cmd);
+  enum { THREADS = 3, ITER = 6 };
+  int k = f->noutputs;
+  size_t per = (size_t)f->n * (size_t)k;
+  float *ref = calloc((size_t)THREADS * ITER * per, sizeof *ref);
+  for (int t = 0; t < THREADS; t++)
+    for (int it = 0; it < ITER; it++) {
+      int start = (t * 37 + it * 11) % 100, count = 50 + (t * 13 + it * 29) % 150;
+      float *r = ref + (size_t)(t * ITER + it) * per;
+      int rc = (it + t) % 3 == 2
+                   ? mtl_model_score_fields(m, (const char *const *)f->fields + (size_t)start * (size_t)f->nfields,
+                                            count, f->nfields, r, k, err, sizeof err)
+                   : mtl_model_score_csv(m, (const char *const *)f->lines + start, count, r, k, err, sizeof err);
+      CHECK(rc == 0, "sequential: %s", err);
+    }
+  pthread_t th[THREADS];
+  thread_job jobs[THREADS];
+  for (int t = 0; t < THREADS; t++) {
+    jobs[t] = (thread_job){m, f, ref, t, ITER, 0, 0, {0}};
+    pthread_create(&th[t], NULL, score_thread, &jobs[t]);
+  }
+  for (int t = 0; t < THREADS; t++) {
+    pthread_join(th[t], NULL);
+    CHECK(jobs[t].errors == 0 && jobs[t].mismatches == 0, "thread %d: %d errors (%s), %d mismatches", t,
+          jobs[t].errors, jobs[t].err, jobs[t].mismatches);
+  }
+  CHECK(mtl_model_num_states(m) == 1, "the pool grew to %d states without its Lua code", mtl_model_num_states(m));
+  NOTE("pool that cannot grow: %d threads served by %d state\n", THREADS, mtl_model_num_states(m));
   free(ref);
   mtl_model_free(m);
 }
@@ -436,22 +473,18 @@ static void check_load_errors(const char *tmp, const fixture *f) {
   /* corrupt copies of the directory: the weights truncated, bytes of the
    * weights overwritten, the config not Lua, the manifest not JSON, the
    * config's table sizes not the weights' */
-  static const char *names[] = {"manifest.json", "config.lua", "model.ckpt"};
   static const struct {
     const char *file, *says;
   } bad_cases[] = {
       {"model.ckpt", "model.ckpt"},    {"model.ckpt", "model.ckpt"},    {"config.lua", "config.lua"},
       {"manifest.json", "is not an mtl model directory"}, {"config.lua", "model.ckpt"},
+      {"vocab_gender.txt", "cannot open vocab_file"},
   };
-  for (int c = 0; c < 5; c++) {
+  for (int c = 0; c < 6; c++) {
+    char cmd[4096];
     snprintf(bad, sizeof bad, "%s/bad%d", tmp, c);
-    mkdir(bad, 0755);
-    for (int i = 0; i < 3; i++) {
-      char from[2048], to[2048];
-      snprintf(from, sizeof from, "%s/%s", f->dir, names[i]);
-      snprintf(to, sizeof to, "%s/%s", bad, names[i]);
-      copy_file(from, to);
-    }
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", f->dir, bad);
+    CHECK(system(cmd) == 0, "%s", cmd);
     snprintf(path, sizeof path, "%s/%s", bad, bad_cases[c].file);
     long size = file_size(path);
     if (c == 0) {
@@ -461,6 +494,8 @@ static void check_load_errors(const char *tmp, const fixture *f) {
       fseek(fp, c == 1 ? size / 2 : 0, SEEK_SET);
       fputs(c == 1 ? "garbage!" : "{{ garbage", fp);
       fclose(fp);
+    } else if (c == 5) { /* the vocabulary file `mtl export` copied in is gone */
+      CHECK(unlink(path) == 0, "unlink %s", path);
     } else { /* uid's table: 101 rows in the config, 100 in the weights */
       FILE *fp = fopen(path, "rb");
       char *text = calloc((size_t)size + 2, 1);
@@ -616,6 +651,7 @@ int main(void) {
     mtl_model_free(m);
   }
   check_threads(&cases[0]);
+  check_pool_cannot_grow(tmp, &cases[0]);
   check_load_errors(tmp, &cases[0]);
   for (int c = 0; c < 2; c++) free_case(&cases[c]);
   char cmd[256];
