@@ -24,6 +24,8 @@ local rank = require "mtl.rank"
 local serve = {}
 
 local function fail(fmt, ...) error(string.format(fmt, ...), 0) end
+-- An error's text without a leading Lua source position (the library's own files).
+local function text(err) return (tostring(err):gsub("^[^%s:]+%.lua:%d+: ", "")) end
 
 -- The config of an exported model directory, as export.load reads it.
 local function read_config(dir, manifest)
@@ -32,7 +34,7 @@ local function read_config(dir, manifest)
   if not chunk then fail("cannot read the model's config: %s", err) end
   setfenv(chunk, { math = math })
   local ok, cfg = pcall(chunk)
-  if not ok then fail("%s: %s", path, tostring(cfg)) end
+  if not ok then fail("%s: %s", path, text(cfg)) end
   if type(cfg) ~= "table" or type(cfg.data) ~= "table" or type(cfg.features) ~= "table" or type(cfg.model) ~= "table" then
     fail("%s does not return a config (a table with data, features and model)", path)
   end
@@ -103,7 +105,7 @@ function serve.build(cfg, fitted, tables, state, path)
   local F = features.new(cfg.features, cfg.data)
   if state then
     local ok, err = pcall(F.load_state, F, state.features)
-    if not ok then fail("%s: %s", path, tostring(err)) end
+    if not ok then fail("%s: %s", path, text(err)) end
   else
     F.fitted = fitted or {}
     build_with_tables(F, tables or {})
@@ -111,7 +113,7 @@ function serve.build(cfg, fitted, tables, state, path)
   local model = train.Ranker(cfg, F)
   if state then
     local ok, err = pcall(model.load_state_dict, model, state.model)
-    if not ok then fail("%s: %s", path, tostring(err)) end
+    if not ok then fail("%s: %s", path, text(err)) end
   end
   model:eval()
   local self = setmetatable({ cfg = cfg, features = F, model = model }, Scorer)

@@ -382,9 +382,20 @@ static void state_free(serve_state *s) {
   free(s);
 }
 
+/* msg without a leading Lua source position ("/x/lua/mtl/features.lua:436: "):
+ * the caller of the C API has no use for the library's own file names. */
+static const char *strip_position(const char *msg) {
+  const char *p = strstr(msg, ".lua:");
+  if (!p || memchr(msg, ' ', (size_t)(p - msg))) return msg;
+  p += 5;
+  if (*p < '0' || *p > '9') return msg;
+  while (*p >= '0' && *p <= '9') p++;
+  return p[0] == ':' && p[1] == ' ' ? p + 2 : msg;
+}
+
 /* Copies the Lua error at the top of L into err. */
 static int lua_failure(lua_State *L, char *err, size_t errlen, const char *fname) {
-  const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "unknown error (not a string)";
+  const char *msg = lua_type(L, -1) == LUA_TSTRING ? strip_position(lua_tostring(L, -1)) : "unknown error (not a string)";
   serve_error(err, errlen, fname, "%s", msg);
   lua_settop(L, 0);
   return -1;

@@ -445,6 +445,7 @@ static void check_pool_cannot_grow(const char *tmp, const fixture *f) {
     int rc_ = (call);                                                                      \
     CHECK(rc_ == -1, "%s: expected a failure, got %d", #call, rc_);                        \
     CHECK(contains(err, part), "%s: message \"%s\" does not say \"%s\"", #call, err, part); \
+    NOTE("  error: %s\n", err);                                                          \
   } while (0)
 
 static void check_load_errors(const char *tmp, const fixture *f) {
