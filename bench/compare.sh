@@ -21,7 +21,10 @@
 #
 # Env: PAIRS=3, MTL=<repo>/build/mtl, PY=/usr/bin/python3, DATA=/tmp/mtlbench,
 #      OUT=$DATA/compare.jsonl (every raw JSON line is appended, tagged), EXTRA="" (more
-#      flags for both sides, e.g. "--train-rows 50000 --test-rows 10000").
+#      flags for both sides, e.g. "--train-rows 50000 --test-rows 10000"),
+#      WAIT_IDLE=0: on a shared machine, the most seconds to wait before each run for
+#      the other processes to leave the CPUs idle (under 10% busy over two seconds);
+#      the busy fraction seen when each run starts is printed and kept in OUT.
 # The data is generated with bench/gen_synth.py when missing (SPEC.md 1.1).
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -36,6 +39,7 @@ PY="${PY:-/usr/bin/python3}"
 DATA="${DATA:-/tmp/mtlbench}"
 OUT="${OUT:-$DATA/compare.jsonl}"
 EXTRA="${EXTRA:-}"
+WAIT_IDLE="${WAIT_IDLE:-0}"
 OMPBLAS=/usr/lib/x86_64-linux-gnu/openblas-openmp
 
 [ -x "$MTL" ] || { echo "compare.sh: $MTL not found (build first, or set MTL=)" >&2; exit 2; }
@@ -60,9 +64,32 @@ EXTRA_ARGS=($EXTRA)
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
+# busy: the fraction of all CPU time that was not idle over the last second
+busy() {
+  local a b
+  a=($(head -1 /proc/stat)); sleep 1; b=($(head -1 /proc/stat))
+  local total=0 idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) i
+  for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
+  [ "$total" -gt 0 ] || { echo 0; return; }
+  echo "$(( 100 * (total - idle) / total ))"
+}
+
+# wait_idle: up to WAIT_IDLE seconds until two one-second samples are < 10% busy
+BUSY=-1
+wait_idle() {
+  if [ "$WAIT_IDLE" -le 0 ]; then BUSY=$(busy); return 0; fi
+  local start=$SECONDS quiet=0
+  while [ $(( SECONDS - start )) -lt "$WAIT_IDLE" ]; do
+    BUSY=$(busy)
+    if [ "$BUSY" -lt 10 ]; then quiet=$(( quiet + 1 )); [ $quiet -ge 2 ] && return 0; else quiet=0; fi
+  done
+  echo "  (gave up waiting for idle CPUs after ${WAIT_IDLE}s: ${BUSY}% busy)" >&2
+}
+
 # run TAG CMD...: the command's last line (its JSON) tagged with "side" and "round"
 run() {
   local tag="$1"; shift
+  wait_idle
   local log="$TMP/$tag.$round.log"
   if ! "$@" >"$log" 2>&1; then
     echo "compare.sh: $tag failed (round $round):" >&2
@@ -72,9 +99,9 @@ run() {
   local line
   line="$(grep '^{' "$log" | tail -1)"
   [ -n "$line" ] || { echo "compare.sh: $tag printed no JSON line" >&2; return 1; }
-  printf '{"side": "%s", "round": %d, "config": "%s %s %s %s", "result": %s}\n' \
-    "$tag" "$round" "$MODEL" "$BATCH" "$THREADS" "$PRESET" "$line" | tee -a "$OUT" >>"$TMP/all.jsonl"
-  echo "  round $round $tag done" >&2
+  printf '{"side": "%s", "round": %d, "config": "%s %s %s %s", "busy_before": %d, "result": %s}\n' \
+    "$tag" "$round" "$MODEL" "$BATCH" "$THREADS" "$PRESET" "$BUSY" "$line" | tee -a "$OUT" >>"$TMP/all.jsonl"
+  echo "  round $round $tag done (CPUs ${BUSY}% busy before it)" >&2
 }
 
 echo "compare: $MODEL batch $BATCH threads $THREADS preset $PRESET, $PAIRS rounds ($(date '+%F %T'), load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
