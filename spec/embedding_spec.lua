@@ -655,3 +655,67 @@ describe("mtl.Embedding state", function()
     assert.are.same({ 0.5, 0.5 }, row(t, 2))
   end)
 end)
+
+-- ---- memory layout: a row next to its optimizer state (docs/embedding.md, "Performance") ----
+describe("mtl.Embedding rows and optimizer state", function()
+  it("keeps the weights bit-exact and shared through weight() when an optimizer takes the table", function()
+    mtl.seed(7)
+    local t = mtl.Embedding { num_buckets = 6, dim = 3, init = "normal" }
+    local before = t:weight():values()
+    assert.is_true(t:weight():is_contiguous())
+    local opt = mtl.optim.adam { params = { t }, lr = 0.1 }
+    local w = t:weight() -- [6, 3], a strided view: each row sits next to its m and v
+    assert.are.same({ 6, 3 }, w:shape())
+    assert.is_false(w:is_contiguous())
+    assert.are.same(before, w:values())
+    w:narrow(1, 2, 1):fill(0.25) -- writes go to the table
+    assert.are.same({ 0.25, 0.25, 0.25 }, row(t, 1))
+    t:lookup({ 1 }):backward(mtl.ones(1, 3))
+    opt:step()
+    assert.are_not.same({ 0.25, 0.25, 0.25 }, w:narrow(1, 2, 1):values()) -- and the view sees the update
+    assert.are.same(row(t, 1), w:narrow(1, 2, 1):values())
+  end)
+
+  it("gives the state of fixed tables as views of the live state", function()
+    local t = mtl.Embedding { num_buckets = 4, dim = 2, init = "zeros" }
+    local opt = mtl.optim.adam { params = { t }, lr = 0.1 }
+    local st = opt:state()[1]
+    t:lookup({ 2 }):backward(mtl.tensor { { 1, -2 } })
+    opt:step()
+    assert_close(st.exp_avg:narrow(1, 3, 1), { 0.1, -0.2 }, 1e-7)
+    assert_close(st.exp_avg_sq:narrow(1, 3, 1), { 0.001, 0.004 }, 1e-9)
+    assert.are.same({ 0, 0, 0, 0 }, st.exp_avg:narrow(1, 1, 2):clone():values())
+  end)
+
+  it("changes only the touched rows and their state in a table too big for the caches", function()
+    -- 400,000 x 16 rows with Adam state: 77 MB, so the lookup also prefetches the state blocks
+    mtl.seed(11)
+    local rows, dim = 400000, 16
+    local t = mtl.Embedding { num_buckets = rows, dim = dim }
+    local opt = mtl.optim.adam { params = { t }, lr = 0.01 }
+    local ids = { 5, 399999, 123456, 5, 70000 }
+    local function snapshot()
+      local st = opt:state()[1]
+      return { t:weight():clone(), st.exp_avg:clone(), st.exp_avg_sq:clone() }
+    end
+    for step = 1, 2 do
+      local before = snapshot()
+      opt:zero_grad()
+      t:lookup(ids):backward(mtl.ones(#ids, dim) * step)
+      opt:step()
+      local after = snapshot()
+      local touched = { [5] = true, [399999] = true, [123456] = true, [70000] = true }
+      for k = 1, 3 do
+        local d = after[k] - before[k]
+        local changed = mtl.sum(d * d, 2):values() -- per row
+        for r = 1, rows do
+          if touched[r - 1] then
+            assert.is_true(changed[r] > 0, "row " .. (r - 1) .. " was not updated")
+          elseif changed[r] ~= 0 then
+            error(("untouched row %d changed (tensor %d)"):format(r - 1, k))
+          end
+        end
+      end
+    end
+  end)
+end)

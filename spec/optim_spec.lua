@@ -525,3 +525,33 @@ describe("mtl.optim errors", function()
     p:zero_grad()
   end)
 end)
+
+describe("mtl.optim table state through checkpoints", function()
+  it("saves a table's state (views of the live state) and loads it bit-exactly", function()
+    mtl.seed(9)
+    local t = mtl.Embedding { num_buckets = 50, dim = 4 }
+    local opt = mtl.optim.rmsprop { params = { t }, lr = 0.01, momentum = 0.5, centered = true }
+    for step = 1, 3 do
+      opt:zero_grad()
+      t:lookup({ step, 7, 49 - step }):backward(mtl.ones(3, 4) * step)
+      opt:step()
+    end
+    local path = os.tmpname()
+    mtl.save(path, { t = t, opt = opt })
+    local back = mtl.load(path)
+    os.remove(path)
+    local t2 = back.t
+    local opt2 = mtl.optim.rmsprop({ params = { t2 }, lr = 0.01, momentum = 0.5, centered = true })
+      :load_state_dict(back.opt)
+    local a, b = opt:state()[1], opt2:state()[1]
+    for _, name in ipairs { "square_avg", "momentum_buffer", "grad_avg" } do
+      assert.are.same(a[name]:values(), b[name]:values())
+    end
+    for _, o in ipairs { { opt, t }, { opt2, t2 } } do -- the same next step
+      o[1]:zero_grad()
+      o[2]:lookup({ 7 }):backward(mtl.ones(1, 4))
+      o[1]:step()
+    end
+    assert.are.same(t:weight():values(), t2:weight():values())
+  end)
+end)

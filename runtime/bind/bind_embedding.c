@@ -500,7 +500,7 @@ static int l_get(lua_State *L) {
   int64_t dim = t->cfg.dim;
   mtl_tensor **slot = bind_slot(L);
   mtl_tensor *v = mtl_tensor_new(MTL_F32, 1, &dim);
-  if (v) memcpy(mtl_f32(v), mtl_f32(t->weight) + row * dim, (size_t)dim * sizeof(float));
+  if (v) memcpy(mtl_f32(v), mtl_embedding_row(t, row), (size_t)dim * sizeof(float));
   return bind_fill(L, slot, v);
 }
 
@@ -527,7 +527,7 @@ static int l_set(lua_State *L) {
     mtl_error_prefix(fname);
     return bind_error(L);
   }
-  memcpy(mtl_f32(t->weight) + row * dim, buf, (size_t)dim * sizeof *buf);
+  memcpy(mtl_embedding_row(t, row), buf, (size_t)dim * sizeof *buf);
   lua_settop(L, 1);
   return 1;
 }

@@ -338,7 +338,7 @@ static void load_params(lua_State *L, mtl_optimizer *o, int list, int pass, cons
         for (int64_t k = 0; pass == 1 && k < ids->numel; k++) {
           int64_t idx1[1] = {k};
           int64_t row = mtl_embedding_find(t, (int64_t)mtl_tensor_get_at(ids, idx1));
-          float *dst = mtl_f32(t->slot[s]) + row * t->cfg.dim;
+          float *dst = mtl_embedding_slot_row(t, s, row);
           for (int64_t j = 0; j < t->cfg.dim; j++) {
             int64_t idx2[2] = {k, j};
             dst[j] = (float)mtl_tensor_get_at(v, idx2);

@@ -22,27 +22,30 @@ const char *mtl_embedding_kind_name(mtl_embedding_kind k) {
   }
 }
 
-/* Fills n rows starting at row with the table's initializer. */
+/* Fills n rows starting at row with the table's initializer: the random
+ * stream is drawn row by row, element by element, whatever the layout. */
 static void init_rows(mtl_embedding *t, int64_t row, int64_t n) {
-  float *w = mtl_f32(t->weight) + row * t->cfg.dim;
-  int64_t m = n * t->cfg.dim;
+  int64_t dim = t->cfg.dim;
   double s = t->cfg.scale;
-  switch (t->cfg.init) {
-    case MTL_INIT_UNIFORM:
-      for (int64_t i = 0; i < m; i++) w[i] = (float)((2.0 * mtl_rand_uniform() - 1.0) * s);
-      break;
-    case MTL_INIT_NORMAL:
-      for (int64_t i = 0; i < m; i++) w[i] = (float)(mtl_rand_normal() * s);
-      break;
-    case MTL_INIT_TRUNCATED_NORMAL:
-      for (int64_t i = 0; i < m; i++) {
-        double z;
-        do z = mtl_rand_normal(); while (fabs(z) > 2.0);
-        w[i] = (float)(z * s);
-      }
-      break;
-    default:
-      memset(w, 0, (size_t)m * sizeof *w);
+  for (int64_t r = row; r < row + n; r++) {
+    float *w = mtl_embedding_row(t, r);
+    switch (t->cfg.init) {
+      case MTL_INIT_UNIFORM:
+        for (int64_t i = 0; i < dim; i++) w[i] = (float)((2.0 * mtl_rand_uniform() - 1.0) * s);
+        break;
+      case MTL_INIT_NORMAL:
+        for (int64_t i = 0; i < dim; i++) w[i] = (float)(mtl_rand_normal() * s);
+        break;
+      case MTL_INIT_TRUNCATED_NORMAL:
+        for (int64_t i = 0; i < dim; i++) {
+          double z;
+          do z = mtl_rand_normal(); while (fabs(z) > 2.0);
+          w[i] = (float)(z * s);
+        }
+        break;
+      default:
+        memset(w, 0, (size_t)dim * sizeof *w);
+    }
   }
 }
 
@@ -50,10 +53,11 @@ static void fill_floats(float *p, int64_t n, float v) {
   for (int64_t i = 0; i < n; i++) p[i] = v;
 }
 
-/* Resets row's optimizer state to the fresh value. */
+/* Resets the optimizer state of n rows from row to the fresh values. */
 static void reset_slot_rows(mtl_embedding *t, int64_t row, int64_t n) {
   for (int i = 0; i < MTL_EMB_MAX_SLOTS; i++)
-    if (t->slot[i]) fill_floats(mtl_f32(t->slot[i]) + row * t->cfg.dim, n * t->cfg.dim, t->slot_init[i]);
+    if (t->slot[i])
+      for (int64_t r = row; r < row + n; r++) fill_floats(mtl_embedding_slot_row(t, i, r), t->cfg.dim, t->slot_init[i]);
 }
 
 /* Asks for transparent huge pages on a big buffer before it is first
@@ -77,6 +81,60 @@ static mtl_tensor *new_rows(int64_t rows, int64_t dim) {
   if (!w) mtl_error_prefix("mtl.Embedding");
   else advise_huge_pages(w);
   return w;
+}
+
+/* The row blocks of a table (embedding.h): one new buffer of cap blocks laid
+ * out for the slots in use (used[i]), as *weight and slots[i] (NULL when
+ * unused) views [cap, dim] with strides {*stride, 1}. Contents uninitialized. */
+typedef struct {
+  mtl_tensor *weight, *slot[MTL_EMB_MAX_SLOTS];
+  int64_t stride;
+} row_blocks;
+
+static void blocks_release(row_blocks *b) {
+  mtl_tensor_release(b->weight);
+  for (int i = 0; i < MTL_EMB_MAX_SLOTS; i++) mtl_tensor_release(b->slot[i]);
+  memset(b, 0, sizeof *b);
+}
+
+static int new_blocks(int64_t cap, int64_t dim, const bool used[MTL_EMB_MAX_SLOTS], row_blocks *b) {
+  memset(b, 0, sizeof *b);
+  int k = 0;
+  for (int i = 0; i < MTL_EMB_MAX_SLOTS; i++) k += used[i];
+  b->stride = dim * (1 + k);
+  mtl_tensor *block = new_rows(cap, b->stride);
+  if (!block) return -1;
+  if (k == 0) {
+    b->weight = block;
+    return 0;
+  }
+  int64_t shape[2] = {cap, dim}, stride[2] = {b->stride, 1};
+  bool ok = (b->weight = mtl_tensor_view(block, 2, shape, stride, 0)) != NULL;
+  for (int i = 0, pos = 1; ok && i < MTL_EMB_MAX_SLOTS; i++)
+    if (used[i]) ok = (b->slot[i] = mtl_tensor_view(block, 2, shape, stride, dim * pos++)) != NULL;
+  mtl_tensor_release(block); /* the views hold the buffer */
+  if (!ok) {
+    blocks_release(b);
+    mtl_error_prefix("mtl.Embedding");
+    return -1;
+  }
+  return 0;
+}
+
+/* Replaces the table's rows by b (taking its references). */
+static void install_blocks(mtl_embedding *t, row_blocks *b) {
+  mtl_tensor_release(t->weight);
+  t->weight = b->weight;
+  for (int i = 0; i < MTL_EMB_MAX_SLOTS; i++) {
+    mtl_tensor_release(t->slot[i]);
+    t->slot[i] = b->slot[i];
+  }
+  t->row_stride = b->stride;
+  memset(b, 0, sizeof *b);
+}
+
+static void slots_in_use(const mtl_embedding *t, bool used[MTL_EMB_MAX_SLOTS]) {
+  for (int i = 0; i < MTL_EMB_MAX_SLOTS; i++) used[i] = t->slot[i] != NULL;
 }
 
 mtl_embedding *mtl_embedding_new(const mtl_embedding_config *cfg) {
@@ -122,8 +180,10 @@ mtl_embedding *mtl_embedding_new(const mtl_embedding_config *cfg) {
   t->requires_grad = true;
   t->g_coalesced = true;
   t->row_cap = rows;
-  t->weight = new_rows(rows, cfg->dim);
-  if (!t->weight) goto fail;
+  row_blocks b;
+  bool none[MTL_EMB_MAX_SLOTS] = {0};
+  if (new_blocks(rows, cfg->dim, none, &b) < 0) goto fail;
+  install_blocks(t, &b);
   if (cfg->default_row) {
     t->default_row = malloc((size_t)cfg->dim * sizeof(float));
     if (!t->default_row) goto oom;
@@ -185,32 +245,24 @@ static int grow(mtl_embedding *t) {
   int64_t cap = t->row_cap * 2, dim = t->cfg.dim;
   if (cap > INT64_MAX / 16 / dim)
     return mtl_error("mtl.Embedding: a dynamic table cannot grow past %lld rows", (long long)t->row_cap);
-  mtl_tensor *w = new_rows(cap, dim), *slots[MTL_EMB_MAX_SLOTS] = {0};
+  bool used[MTL_EMB_MAX_SLOTS];
+  slots_in_use(t, used);
+  row_blocks b;
+  bool ok = new_blocks(cap, dim, used, &b) == 0;
   int64_t *ids = malloc((size_t)cap * sizeof *ids), *seen = malloc((size_t)cap * sizeof *seen);
   int64_t *fr = malloc((size_t)cap * sizeof *fr);
-  bool ok = w && ids && seen && fr;
-  for (int i = 0; ok && i < MTL_EMB_MAX_SLOTS; i++)
-    if (t->slot[i] && !(slots[i] = new_rows(cap, dim))) ok = false;
-  if (!ok) {
-    mtl_tensor_release(w);
-    for (int i = 0; i < MTL_EMB_MAX_SLOTS; i++) mtl_tensor_release(slots[i]);
+  if (!ok || !ids || !seen || !fr) {
+    if (ok) mtl_error("mtl.Embedding: out of memory growing a dynamic table to %lld rows", (long long)cap);
+    if (ok) blocks_release(&b);
     free(ids);
     free(seen);
     free(fr);
-    if (w) mtl_error("mtl.Embedding: out of memory growing a dynamic table to %lld rows", (long long)cap);
     return -1;
   }
-  size_t old = (size_t)(t->row_cap * dim) * sizeof(float);
-  memcpy(mtl_f32(w), mtl_f32(t->weight), old);
-  mtl_tensor_release(t->weight);
-  t->weight = w;
-  for (int i = 0; i < MTL_EMB_MAX_SLOTS; i++) {
-    if (!slots[i]) continue;
-    memcpy(mtl_f32(slots[i]), mtl_f32(t->slot[i]), old);
-    fill_floats(mtl_f32(slots[i]) + t->row_cap * dim, (cap - t->row_cap) * dim, t->slot_init[i]);
-    mtl_tensor_release(t->slot[i]);
-    t->slot[i] = slots[i];
-  }
+  /* same layout: the blocks of the rows handed out so far move as one piece
+   * (a new row's state is set when the row is admitted) */
+  memcpy(mtl_f32(b.weight), mtl_f32(t->weight), (size_t)(t->next_row * b.stride) * sizeof(float));
+  install_blocks(t, &b);
   memcpy(ids, t->ids, (size_t)t->row_cap * sizeof *ids);
   memcpy(seen, t->last_seen, (size_t)t->row_cap * sizeof *seen);
   memcpy(fr, t->free_rows, (size_t)t->nfree * sizeof *fr);
@@ -389,28 +441,29 @@ int64_t mtl_embedding_tick(mtl_embedding *t) {
 /* ---- optimizer slots ---------------------------------------------------------------- */
 int mtl_embedding_claim_slots(mtl_embedding *t, const void *owner, int n, const bool *used,
                               const float *init) {
+  bool want[MTL_EMB_MAX_SLOTS], same = true;
   for (int i = 0; i < MTL_EMB_MAX_SLOTS; i++) {
-    bool want = i < n && used[i];
-    if (!want) {
-      mtl_tensor_release(t->slot[i]);
-      t->slot[i] = NULL;
-      continue;
-    }
-    if (!t->slot[i] && !(t->slot[i] = new_rows(t->row_cap, t->cfg.dim))) return -1;
-    t->slot_init[i] = init[i];
-    fill_floats(mtl_f32(t->slot[i]), t->slot[i]->numel, init[i]);
+    want[i] = i < n && used[i];
+    same = same && want[i] == (t->slot[i] != NULL);
+    if (want[i]) t->slot_init[i] = init[i];
   }
+  if (!same) {
+    /* a new layout: the weights move into new blocks, one row at a time */
+    row_blocks b;
+    if (new_blocks(t->row_cap, t->cfg.dim, want, &b) < 0) return -1;
+    int64_t rows = t->cfg.kind == MTL_EMB_DYNAMIC ? t->next_row : t->row_cap;
+    size_t bytes = (size_t)t->cfg.dim * sizeof(float);
+    for (int64_t r = 0; r < rows; r++)
+      memcpy(mtl_f32(b.weight) + r * b.stride, mtl_embedding_row(t, r), bytes);
+    install_blocks(t, &b);
+  }
+  reset_slot_rows(t, 0, t->row_cap);
   t->slot_owner = owner;
   return 0;
 }
 
 void mtl_embedding_drop_slots(mtl_embedding *t, const void *owner) {
-  if (t->slot_owner != owner) return;
-  for (int i = 0; i < MTL_EMB_MAX_SLOTS; i++) {
-    mtl_tensor_release(t->slot[i]);
-    t->slot[i] = NULL;
-  }
-  t->slot_owner = NULL;
+  if (t->slot_owner == owner) t->slot_owner = NULL; /* the rows stay where they are */
 }
 
 /* ---- inspection and state -------------------------------------------------------------- */
@@ -450,9 +503,11 @@ mtl_tensor *mtl_embedding_gather_rows(mtl_embedding *t, const mtl_tensor *src, i
   int64_t dim = t->cfg.dim;
   mtl_tensor *out = new_rows(n, dim);
   if (!out) return NULL;
-  const float *s = mtl_f32(src ? src : t->weight);
+  if (!src) src = t->weight;
+  const float *s = mtl_f32(src);
+  int64_t stride = src->stride[0];
   float *o = mtl_f32(out);
-  for (int64_t k = 0; k < n; k++) memcpy(o + k * dim, s + rows[k] * dim, (size_t)dim * sizeof *o);
+  for (int64_t k = 0; k < n; k++) memcpy(o + k * dim, s + rows[k] * stride, (size_t)dim * sizeof *o);
   return out;
 }
 
@@ -520,14 +575,15 @@ int mtl_embedding_load(mtl_embedding *t, const mtl_tensor *ids, const mtl_tensor
     /* build everything new, then swap in */
     int64_t cap = t->cfg.initial_capacity;
     while (cap < n) cap *= 2;
-    mtl_tensor *w = new_rows(cap, dim);
+    bool used[MTL_EMB_MAX_SLOTS];
+    slots_in_use(t, used);
+    row_blocks b = {0};
+    bool have_blocks = new_blocks(cap, dim, used, &b) == 0;
     int64_t *nid = malloc((size_t)cap * sizeof *nid), *seen = malloc((size_t)cap * sizeof *seen);
     int64_t *fr = malloc((size_t)cap * sizeof *fr);
     mtl_id_map map = {0}, pend = {0};
-    mtl_tensor *slots[MTL_EMB_MAX_SLOTS] = {0};
-    bool ok = w && nid && seen && fr && mtl_id_map_init(&map, 2 * n) == 0 && mtl_id_map_init(&pend, 2 * np) == 0;
-    for (int i = 0; ok && i < MTL_EMB_MAX_SLOTS; i++)
-      if (t->slot[i] && !(slots[i] = new_rows(cap, dim))) ok = false;
+    bool ok = have_blocks && nid && seen && fr && mtl_id_map_init(&map, 2 * n) == 0 &&
+              mtl_id_map_init(&pend, 2 * np) == 0;
     if (!ok) mtl_error("%s: out of memory for %lld rows", fn, (long long)n);
     const int64_t *pi = ok ? mtl_i64(ids) : NULL; /* 1-D int64 (checked), contiguous (bind) */
     for (int64_t k = 0; ok && k < n; k++) {
@@ -558,13 +614,12 @@ int mtl_embedding_load(mtl_embedding *t, const mtl_tensor *ids, const mtl_tensor
     }
     if (ok && n > 0) {
       int64_t shape[2] = {n, dim};
-      mtl_tensor *head = mtl_tensor_view(w, 2, shape, NULL, 0);
+      mtl_tensor *head = mtl_tensor_view(b.weight, 2, shape, b.weight->stride, b.weight->offset);
       ok = head && mtl_tensor_copy_into(head, values) == 0;
       mtl_tensor_release(head);
     }
     if (!ok) {
-      mtl_tensor_release(w);
-      for (int i = 0; i < MTL_EMB_MAX_SLOTS; i++) mtl_tensor_release(slots[i]);
+      blocks_release(&b);
       free(nid);
       free(seen);
       free(fr);
@@ -572,13 +627,7 @@ int mtl_embedding_load(mtl_embedding *t, const mtl_tensor *ids, const mtl_tensor
       mtl_id_map_free(&pend);
       return -1;
     }
-    mtl_tensor_release(t->weight);
-    t->weight = w;
-    for (int i = 0; i < MTL_EMB_MAX_SLOTS; i++) {
-      if (!slots[i]) continue;
-      mtl_tensor_release(t->slot[i]);
-      t->slot[i] = slots[i];
-    }
+    install_blocks(t, &b);
     free(t->ids);
     free(t->last_seen);
     free(t->free_rows);

@@ -17,15 +17,29 @@ void mtl_id_map_remove(mtl_id_map *m, mtl_id_entry *e);
 int mtl_sort_pairs(int64_t n, int64_t *keys, int64_t *vals);
 int mtl_sort_pairs_scratch(int64_t n, int64_t *keys, int64_t *vals, int64_t *key_tmp, int64_t *val_tmp);
 
-/* Prefetches the cache lines of n floats at p (rows of big tables are read at
- * random: asking early overlaps the memory latency of several rows). */
-static inline void mtl_prefetch_floats(const float *p, int64_t n, int write) {
-  for (int64_t j = 0; j < n; j += 16) {
-    if (write) __builtin_prefetch(p + j, 1);
-    else __builtin_prefetch(p + j, 0);
+/* Prefetches every cache line of the n floats at p (rows of big tables are
+ * read at random: asking early overlaps the memory latency of several rows).
+ * write: with intent to write (the line arrives exclusive).
+ * Always inlined: GCC finds a function whose only effect is a prefetch to be
+ * const, and then deletes its calls (their result is unused). Helpers that
+ * wrap it must be always_inline too. */
+#define MTL_ALWAYS_INLINE static inline __attribute__((always_inline))
+MTL_ALWAYS_INLINE void mtl_prefetch_floats(const float *p, int64_t n, int write) {
+  const char *a = (const char *)((uintptr_t)p & ~(uintptr_t)63), *end = (const char *)(p + n);
+  for (; a < end; a += 64) {
+    if (write) __builtin_prefetch(a, 1);
+    else __builtin_prefetch(a, 0);
   }
 }
-#define MTL_PREFETCH_AHEAD 8
+/* How many entries ahead loops over random rows prefetch: far enough to
+ * cover a DRAM access (~100 ns) with the loop's work per row. A gather
+ * copies a row in a few ns; an optimizer spends tens of ns on a row. */
+#ifndef MTL_PREFETCH_GATHER
+#define MTL_PREFETCH_GATHER 24
+#endif
+#ifndef MTL_PREFETCH_UPDATE
+#define MTL_PREFETCH_UPDATE 8
+#endif
 
 /* mtl_embedding_resolve with the caller's name in error messages. */
 int mtl_embedding_resolve_named(mtl_embedding *t, const char *fname, int64_t n, const int64_t *ids,

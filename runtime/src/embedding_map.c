@@ -102,19 +102,25 @@ int mtl_sort_pairs_scratch(int64_t n, int64_t *keys, int64_t *vals, int64_t *key
   int bits = diff ? 64 - __builtin_clzll(diff) : 0; /* only bits that differ need passes */
   uint64_t *ks = k, *kd = (uint64_t *)key_tmp;
   int64_t *vs = vals, *vd = val_tmp;
-  enum { RADIX = 11, BUCKETS = 1 << RADIX };
-  int64_t count[BUCKETS]; /* on the stack: sorts may run in several threads */
-  for (int shift = 0; shift < bits; shift += RADIX) {
-    memset(count, 0, sizeof count);
-    for (int64_t i = 0; i < n; i++) count[(ks[i] >> shift) & (BUCKETS - 1)]++;
+  enum { MAX_RADIX = 11, MAX_BUCKETS = 1 << MAX_RADIX };
+  int64_t count[MAX_BUCKETS]; /* on the stack: sorts may run in several threads */
+  /* as few passes as 11-bit digits allow, with digits of equal width: the
+   * bits of ids below 10^7 (24) take 3 passes of 8 bits (256 buckets each)
+   * rather than 11 + 11 + 2, which keeps the per-pass bucket work small */
+  int passes = (bits + MAX_RADIX - 1) / MAX_RADIX, radix = passes ? (bits + passes - 1) / passes : 0;
+  uint64_t mask = ((uint64_t)1 << radix) - 1;
+  int64_t buckets = (int64_t)1 << radix;
+  for (int shift = 0; shift < bits; shift += radix) {
+    memset(count, 0, (size_t)buckets * sizeof count[0]);
+    for (int64_t i = 0; i < n; i++) count[(ks[i] >> shift) & mask]++;
     int64_t sum = 0;
-    for (int b = 0; b < BUCKETS; b++) {
+    for (int64_t b = 0; b < buckets; b++) {
       int64_t c = count[b];
       count[b] = sum;
       sum += c;
     }
     for (int64_t i = 0; i < n; i++) {
-      int64_t d = count[(ks[i] >> shift) & (BUCKETS - 1)]++;
+      int64_t d = count[(ks[i] >> shift) & mask]++;
       kd[d] = ks[i];
       vd[d] = vs[i];
     }

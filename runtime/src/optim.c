@@ -296,20 +296,20 @@ int mtl_optim_sparse_update(mtl_optim_kind kind, const mtl_optim_config *c, mtl_
   if (check_lr(kind, c) < 0 || mtl_embedding_grad_coalesce(t) < 0) return -1;
   kparams k;
   fold(kind, c, step, true, &k);
-  int64_t dim = t->cfg.dim;
+  /* rows in increasing id order; a row's weights and state are one block of
+   * row_stride floats (embedding.h), prefetched a few rows ahead */
+  int64_t dim = t->cfg.dim, stride = t->row_stride, nnz = t->g_nnz;
+  const int64_t *rows = t->g_rows;
   float *w = mtl_f32(t->weight), *base[MTL_OPTIM_MAX_STATE];
   for (int i = 0; i < MTL_OPTIM_MAX_STATE; i++) base[i] = t->slot[i] ? mtl_f32(t->slot[i]) : NULL;
-  for (int64_t e = 0; e < t->g_nnz; e++) {
-    if (e + MTL_PREFETCH_AHEAD < t->g_nnz) {
-      int64_t ahead = t->g_rows[e + MTL_PREFETCH_AHEAD] * dim;
-      mtl_prefetch_floats(w + ahead, dim, 1);
-      for (int i = 0; i < MTL_OPTIM_MAX_STATE; i++)
-        if (base[i]) mtl_prefetch_floats(base[i] + ahead, dim, 1);
-    }
-    int64_t off = t->g_rows[e] * dim;
+  for (int64_t e = 0; e < nnz + MTL_PREFETCH_UPDATE; e++) {
+    if (e < nnz) mtl_prefetch_floats(w + rows[e] * stride, stride, 1);
+    int64_t u = e - MTL_PREFETCH_UPDATE; /* the row updated now */
+    if (u < 0) continue;
+    int64_t off = rows[u] * stride;
     float *s[MTL_OPTIM_MAX_STATE];
     for (int i = 0; i < MTL_OPTIM_MAX_STATE; i++) s[i] = base[i] ? base[i] + off : NULL;
-    run_kernel(kind, w + off, t->g_vals + e * dim, s, dim, &k);
+    run_kernel(kind, w + off, t->g_vals + u * dim, s, dim, &k);
   }
   return 0;
 }

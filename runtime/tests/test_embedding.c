@@ -1,7 +1,8 @@
 /* C test of the embedding core (no Lua): the id map (with backward-shift
  * deletion) against a plain array, the radix sort against qsort, gradient
- * coalescing, a lookup's backward, and the row-wise Adam against the dense
- * kernel when every row is touched. Prints nothing on success. */
+ * coalescing, a lookup's backward, the row-wise Adam against the dense
+ * kernel when every row is touched, and the row blocks (weights next to
+ * their optimizer state). Prints nothing on success. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,10 +64,12 @@ static int cmp_i64(const void *a, const void *b) {
 static void test_sort(void) {
   enum { N = 5000 };
   static int64_t keys[N], vals[N], ref[N];
-  for (int round = 0; round < 3; round++) {
+  /* key ranges of 17, 64, 3, 24, 25, 36 and 1 varying bits (the radix passes adapt to them) */
+  const int64_t range[] = {100000, 0, 7, 10000000, 1 << 25, (int64_t)1 << 36, 2};
+  for (int round = 0; round < (int)(sizeof range / sizeof range[0]); round++) {
     for (int i = 0; i < N; i++) {
       uint64_t r = mtl_rand_u64();
-      keys[i] = round == 0 ? (int64_t)(r % 100000) : round == 1 ? (int64_t)r : (int64_t)(r % 7) - 3;
+      keys[i] = range[round] == 0 ? (int64_t)r : (int64_t)(r % (uint64_t)range[round]) - (round == 2 ? 3 : 0);
       vals[i] = i;
       ref[i] = keys[i];
     }
@@ -103,7 +106,7 @@ static void test_lookup_backward(void) {
   CHECK(y && y->ndim == 2 && y->shape[0] == 6 && y->shape[1] == 3, "lookup shape");
   for (int i = 0; y && i < 6; i++)
     for (int j = 0; j < 3; j++)
-      CHECK(mtl_f32(y)[i * 3 + j] == mtl_f32(t->weight)[ids_v[i] * 3 + j], "row %d", i);
+      CHECK(mtl_f32(y)[i * 3 + j] == mtl_embedding_row(t, ids_v[i])[j], "row %d", i);
   CHECK(y && mtl_backward(y, g) == 0, "%s", mtl_error_message());
   CHECK(mtl_embedding_grad_coalesce(t) == 0, "%s", mtl_error_message());
   CHECK(t->g_nnz == 3, "nnz %lld", (long long)t->g_nnz);
@@ -147,13 +150,99 @@ static void test_sparse_vs_dense_adam(void) {
     CHECK(mtl_optimizer_step(o) == 0, "%s", mtl_error_message());
     CHECK(mtl_optim_dense_update(MTL_OPTIM_ADAM, &c, w, g, st, step) == 0, "%s", mtl_error_message());
   }
-  for (int64_t i = 0; i < rows * dim; i++)
-    CHECK(fabsf(mtl_f32(w)[i] - mtl_f32(t->weight)[i]) < 1e-5f, "element %lld: dense %g, sparse %g", (long long)i,
-          mtl_f32(w)[i], mtl_f32(t->weight)[i]);
+  for (int64_t i = 0; i < rows * dim; i++) {
+    float sparse = mtl_embedding_row(t, i / dim)[i % dim];
+    CHECK(fabsf(mtl_f32(w)[i] - sparse) < 1e-5f, "element %lld: dense %g, sparse %g", (long long)i, mtl_f32(w)[i],
+          sparse);
+  }
   mtl_optimizer_free(o);
   for (int i = 0; i < MTL_OPTIM_MAX_STATE; i++) mtl_tensor_release(st[i]);
   mtl_tensor_release(w);
   mtl_tensor_release(g);
+  mtl_embedding_release(t);
+}
+
+static mtl_optimizer *table_optimizer(mtl_optim_kind kind, double momentum, mtl_embedding *t) {
+  mtl_optim_config c;
+  mtl_optim_defaults(kind, &c);
+  c.momentum = momentum;
+  mtl_optimizer *o = mtl_optimizer_new(kind, 1, &c);
+  CHECK(o && mtl_optimizer_add_table(o, 0, t) == 0, "%s", mtl_error_message());
+  return o;
+}
+
+/* A row and its optimizer state are one block: Adam's table has blocks of
+ * [w | m | v]; an update changes only the touched blocks; another optimizer
+ * with other state moves the weights bit-exactly into its layout; a dynamic
+ * table grows with its blocks. */
+static void test_row_blocks(void) {
+  enum { ROWS = 50, DIM = 5 };
+  mtl_embedding *t = fixed_table(ROWS, DIM);
+  if (!t) return;
+  static float w0[ROWS][DIM], blocks[ROWS][3 * DIM];
+  CHECK(t->row_stride == DIM && mtl_tensor_is_contiguous(t->weight), "a table without state is contiguous");
+  for (int r = 0; r < ROWS; r++) memcpy(w0[r], mtl_embedding_row(t, r), sizeof w0[r]);
+  mtl_optimizer *adam = table_optimizer(MTL_OPTIM_ADAM, 0, t);
+  CHECK(t->row_stride == 3 * DIM, "Adam's row stride %lld", (long long)t->row_stride);
+  CHECK(t->slot[0] && t->slot[1] && !t->slot[2], "Adam uses slots 0 and 1");
+  for (int r = 0; t->slot[1] && r < ROWS; r++) {
+    CHECK(mtl_embedding_slot_row(t, 0, r) == mtl_embedding_row(t, r) + DIM, "row %d: m follows w", r);
+    CHECK(mtl_embedding_slot_row(t, 1, r) == mtl_embedding_row(t, r) + 2 * DIM, "row %d: v follows m", r);
+    CHECK(!memcmp(w0[r], mtl_embedding_row(t, r), sizeof w0[r]), "row %d moved bit-exactly", r);
+    for (int j = 0; j < DIM; j++)
+      CHECK(mtl_embedding_slot_row(t, 0, r)[j] == 0 && mtl_embedding_slot_row(t, 1, r)[j] == 0, "fresh state");
+  }
+  for (int r = 0; r < ROWS; r++) memcpy(blocks[r], mtl_embedding_row(t, r), sizeof blocks[r]);
+  const int64_t touched[2] = {40, 3};
+  for (int k = 0; k < 2; k++) {
+    float *g = mtl_embedding_grad_append(t, touched[k]);
+    for (int j = 0; j < DIM; j++) g[j] = (float)(j + 1);
+  }
+  CHECK(mtl_optimizer_step(adam) == 0, "%s", mtl_error_message());
+  for (int r = 0; r < ROWS; r++) {
+    bool hit = r == 3 || r == 40, same = !memcmp(blocks[r], mtl_embedding_row(t, r), sizeof blocks[r]);
+    CHECK(hit != same, "row %d: %s", r, hit ? "not updated" : "untouched row or state changed");
+  }
+  for (int r = 0; r < ROWS; r++) memcpy(w0[r], mtl_embedding_row(t, r), sizeof w0[r]);
+  /* SGD with momentum: one slot, the weights move, the old optimizer is refused */
+  mtl_optimizer *sgd = table_optimizer(MTL_OPTIM_SGD, 0.9, t);
+  CHECK(t->row_stride == 2 * DIM && t->slot[0] && !t->slot[1], "SGD with momentum: stride %lld",
+        (long long)t->row_stride);
+  for (int r = 0; r < ROWS; r++) {
+    CHECK(!memcmp(w0[r], mtl_embedding_row(t, r), sizeof w0[r]), "row %d moved bit-exactly", r);
+    CHECK(mtl_embedding_slot_row(t, 0, r)[0] == 0, "row %d: fresh momentum", r);
+  }
+  CHECK(adam && mtl_optimizer_step(adam) < 0, "the older optimizer must refuse to step");
+  /* plain SGD: no state, a contiguous weight again */
+  mtl_optimizer *plain = table_optimizer(MTL_OPTIM_SGD, 0, t);
+  CHECK(t->row_stride == DIM && mtl_tensor_is_contiguous(t->weight) && !t->slot[0], "plain SGD: contiguous");
+  for (int r = 0; r < ROWS; r++) CHECK(!memcmp(w0[r], mtl_embedding_row(t, r), sizeof w0[r]), "row %d", r);
+  mtl_optimizer_free(adam);
+  mtl_optimizer_free(sgd);
+  mtl_optimizer_free(plain);
+  mtl_embedding_release(t);
+
+  /* a dynamic table with Adam state grows from 2 rows to 64 */
+  mtl_embedding_config c = {.kind = MTL_EMB_DYNAMIC, .dim = DIM, .init = MTL_INIT_UNIFORM, .scale = 1,
+                            .initial_capacity = 2, .min_count = 1};
+  t = mtl_embedding_new(&c);
+  CHECK(t != NULL, "%s", mtl_error_message());
+  if (!t) return;
+  adam = table_optimizer(MTL_OPTIM_ADAM, 0, t);
+  int64_t first = mtl_embedding_insert(t, 1000);
+  for (int j = 0; j < DIM; j++) mtl_embedding_slot_row(t, 1, first)[j] = (float)j + 0.5f;
+  memcpy(blocks[0], mtl_embedding_row(t, first), sizeof blocks[0]);
+  for (int64_t id = 0; id < 63; id++) CHECK(mtl_embedding_insert(t, id) >= 0, "%s", mtl_error_message());
+  CHECK(t->row_cap == 64 && t->row_stride == 3 * DIM, "capacity %lld, stride %lld", (long long)t->row_cap,
+        (long long)t->row_stride);
+  CHECK(mtl_embedding_find(t, 1000) == first && !memcmp(blocks[0], mtl_embedding_row(t, first), sizeof blocks[0]),
+        "the first row's block survived growing");
+  for (int64_t id = 0; id < 63; id++) {
+    int64_t r = mtl_embedding_find(t, id);
+    CHECK(r >= 0 && mtl_embedding_slot_row(t, 0, r)[0] == 0 && mtl_embedding_slot_row(t, 1, r)[DIM - 1] == 0,
+          "id %lld: fresh state", (long long)id);
+  }
+  mtl_optimizer_free(adam);
   mtl_embedding_release(t);
 }
 
@@ -162,6 +251,7 @@ int main(void) {
   test_sort();
   test_lookup_backward();
   test_sparse_vs_dense_adam();
+  test_row_blocks();
   mtl_memory_release_cache();
   if (failures) fprintf(stderr, "%d failures\n", failures);
   return failures != 0;

@@ -14,6 +14,16 @@
  * update only those rows; their per-row state lives in the table's "slots",
  * which grow with the table and are reset when a row is (re)assigned.
  *
+ * Memory layout: a row and its optimizer state are one block. The table
+ * holds one buffer of row_cap blocks of row_stride floats,
+ *   block r = [ weight row r (dim) | slot a row r (dim) | slot b row r ... ]
+ * with the slots in use in slot order, so a row-wise update of a table much
+ * larger than the caches touches one contiguous block per row (192 bytes
+ * for Adam at dim 16) instead of three scattered rows. weight and slot[i]
+ * are [row_cap, dim] views of that buffer with strides {row_stride, 1}:
+ * weight is contiguous only while no slot is in use. Claiming slots with a
+ * different set in use moves the rows into a new buffer (copies, bit-exact).
+ *
  * Rows are addressed by "row" (a slot index into weight) inside the runtime
  * and by "id" outside. For fixed and hashed tables row and id-or-bucket agree.
  */
@@ -65,9 +75,11 @@ typedef struct mtl_embedding {
   bool requires_grad;       /* lookups record a node */
   int64_t row_cap;          /* rows allocated in weight and the slots */
   int64_t nrows;            /* rows in use */
-  mtl_tensor *weight;       /* [row_cap, dim] */
-  /* Optimizer state per row, owned by one optimizer at a time (slot_owner). */
-  mtl_tensor *slot[MTL_EMB_MAX_SLOTS]; /* [row_cap, dim] or NULL */
+  int64_t row_stride;       /* floats from one row's block to the next: dim * (1 + slots) */
+  mtl_tensor *weight;       /* [row_cap, dim], strides {row_stride, 1} */
+  /* Optimizer state per row, owned by one optimizer at a time (slot_owner);
+   * views into the row blocks, next to the weights (see above). */
+  mtl_tensor *slot[MTL_EMB_MAX_SLOTS]; /* [row_cap, dim], strides {row_stride, 1}, or NULL */
   float slot_init[MTL_EMB_MAX_SLOTS];  /* value of a fresh row's state */
   const void *slot_owner;
   /* dynamic tables */
@@ -117,6 +129,14 @@ int64_t mtl_embedding_tick(mtl_embedding *t);
 /* Evicts now every id unseen for more than ttl_steps steps. */
 int64_t mtl_embedding_evict(mtl_embedding *t);
 
+/* The dim weights of row / of slot i's state for row (slot i in use). */
+static inline float *mtl_embedding_row(const mtl_embedding *t, int64_t row) {
+  return mtl_f32(t->weight) + row * t->row_stride;
+}
+static inline float *mtl_embedding_slot_row(const mtl_embedding *t, int i, int64_t row) {
+  return mtl_f32(t->slot[i]) + row * t->row_stride;
+}
+
 /* ---- lookups (ops, recorded on the tape) ---------------------------------- */
 /* ids: int64 of any shape -> float [ids.shape..., dim]. */
 mtl_tensor *mtl_embedding_lookup(mtl_embedding *t, mtl_tensor *ids);
@@ -137,16 +157,21 @@ int mtl_embedding_grad_coalesce(mtl_embedding *t);
 float *mtl_embedding_grad_append(mtl_embedding *t, int64_t row);
 
 /* ---- optimizer slots ---------------------------------------------------------- */
-/* Makes owner the table's optimizer: slot i (i < n) is allocated and filled
- * with init[i] when used[i], freed otherwise. */
+/* Makes owner the table's optimizer: slot i (i < n) is in use and filled
+ * with init[i] when used[i], dropped otherwise. When the set in use changes,
+ * the rows move into a new buffer laid out for it (weights copied): views of
+ * the old weight (weight(), a state_dict) no longer share the table's memory. */
 int mtl_embedding_claim_slots(mtl_embedding *t, const void *owner, int n, const bool *used,
                               const float *init);
+/* owner no longer updates the table. The slots keep their room in the row
+ * blocks (the rows do not move) until the next claim or the table's release. */
 void mtl_embedding_drop_slots(mtl_embedding *t, const void *owner);
 
 /* ---- inspection and state ------------------------------------------------------- */
 /* Live rows sorted by id: *ids int64 [n] and (if rows_out) the row indices. */
 int mtl_embedding_sorted_rows(mtl_embedding *t, mtl_tensor **ids, int64_t **rows_out);
-/* Copies of rows (by row index) of weight (src NULL) or of a slot tensor. */
+/* Copies of rows (by row index) of weight (src NULL) or of a slot tensor
+ * (any [rows, dim] view with unit inner stride). */
 mtl_tensor *mtl_embedding_gather_rows(mtl_embedding *t, const mtl_tensor *src, int64_t n,
                                       const int64_t *rows);
 /* Replaces the contents: n rows with the given ids (dynamic; ignored
