@@ -62,21 +62,25 @@ local PRESETS = {
 }
 
 -- ---- small helpers ------------------------------------------------------------------
-pcall(ffi.cdef, [[
-typedef struct { long tv_sec; long tv_nsec; } mtl_bench_timespec;
-int clock_gettime(int clk, mtl_bench_timespec *ts);
-typedef struct { long tv_sec; long tv_usec; } mtl_bench_timeval;
-typedef struct {
-  mtl_bench_timeval ru_utime, ru_stime;
-  long ru_maxrss, ru_ixrss, ru_idrss, ru_isrss, ru_minflt, ru_majflt, ru_nswap,
-       ru_inblock, ru_oublock, ru_msgsnd, ru_msgrcv, ru_nsignals, ru_nvcsw, ru_nivcsw;
-} mtl_bench_rusage;
-int getrusage(int who, mtl_bench_rusage *usage);
-]])
-local ts = ffi.new("mtl_bench_timespec")
+-- One declaration at a time: another module may have declared clock_gettime
+-- with its own struct type (mtl.train does), which must not stop the rest;
+-- clock_gettime is called with a void * (it converts to any pointer parameter).
+for _, decl in ipairs {
+  "typedef struct { long tv_sec; long tv_nsec; } mtl_bench_timespec;",
+  "int clock_gettime(int clk, mtl_bench_timespec *ts);",
+  "typedef struct { long tv_sec; long tv_usec; } mtl_bench_timeval;",
+  [[typedef struct {
+    mtl_bench_timeval ru_utime, ru_stime;
+    long ru_maxrss, ru_ixrss, ru_idrss, ru_isrss, ru_minflt, ru_majflt, ru_nswap,
+         ru_inblock, ru_oublock, ru_msgsnd, ru_msgrcv, ru_nsignals, ru_nvcsw, ru_nivcsw;
+  } mtl_bench_rusage;]],
+  "int getrusage(int who, mtl_bench_rusage *usage);",
+} do pcall(ffi.cdef, decl) end
+local ts = ffi.new("mtl_bench_timespec[1]")
+local ts_ptr = ffi.cast("void *", ts)
 local function now()
-  ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
-  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+  ffi.C.clock_gettime(1, ts_ptr) -- CLOCK_MONOTONIC
+  return tonumber(ts[0].tv_sec) + tonumber(ts[0].tv_nsec) * 1e-9
 end
 bench.now = now
 

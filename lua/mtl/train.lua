@@ -62,15 +62,20 @@ local function label_columns(batch, names)
   return labels
 end
 
+-- Other modules may have declared clock_gettime with their own struct type
+-- (mtl.bench does): the type and the function are declared separately, and
+-- the call passes a void * (which converts to any pointer parameter).
 local function now()
   local ffi = require "ffi"
-  if not pcall(function() return ffi.C.clock_gettime end) then
-    ffi.cdef [[ typedef struct { long tv_sec; long tv_nsec; } mtl_timespec;
-                int clock_gettime(int clk, mtl_timespec *ts); ]]
+  if not pcall(ffi.typeof, "mtl_timespec") then
+    ffi.cdef "typedef struct { long tv_sec; long tv_nsec; } mtl_timespec;"
   end
-  local ts = ffi.new("mtl_timespec")
-  ffi.C.clock_gettime(1, ts)
-  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+  if not pcall(function() return ffi.C.clock_gettime end) then
+    ffi.cdef "int clock_gettime(int clk, mtl_timespec *ts);"
+  end
+  local ts = ffi.new("mtl_timespec[1]")
+  ffi.C.clock_gettime(1, ffi.cast("void *", ts))
+  return tonumber(ts[0].tv_sec) + tonumber(ts[0].tv_nsec) * 1e-9
 end
 train.now = now
 
