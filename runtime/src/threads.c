@@ -1,15 +1,15 @@
-/* One thread count for everything: mtl's own pool of worker threads runs the
- * large loops (mtl_parallel_for), and the matrix products split across the
- * same pool (ops/matmul.c) with OpenBLAS itself kept at one thread, so two
- * pools never spin against each other on the same cores.
+/* One thread count for everything (mtl_set_num_threads): OpenBLAS's threads
+ * run the matrix products, and mtl's own pool runs the large element loops
+ * (linear's bias, activation and gradient passes, mix) between them.
  *
  * The pool: num_threads - 1 workers plus the calling thread. A job is cut into
  * at most num_threads contiguous parts, part k always run by thread k, so the
  * split (and any per-part rounding) depends only on the thread count. Workers
- * spin for a short while after a job (steps issue jobs back to back), then
- * sleep on a condition variable. One job runs at a time: a caller that finds
- * the pool busy (another thread's job, or a job started from inside a part)
- * runs its loop serially. */
+ * poll for a short while after a job (a step issues its loops close together),
+ * then sleep on a condition variable, so they do not hold a core that
+ * OpenBLAS's threads need for the next product. One job runs at a time: a
+ * caller that finds the pool busy (another thread's job, or a job started from
+ * inside a part) runs its loop serially. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -20,7 +20,7 @@
 extern void openblas_set_num_threads(int n);
 
 #define MAX_THREADS 64
-#define SPIN_ROUNDS 20000 /* ~50-100 us of polling before a worker sleeps */
+#define SPIN_ROUNDS 2000 /* ~10-20 us of polling before a worker sleeps */
 
 static int num_threads = 1;
 
@@ -137,7 +137,7 @@ void mtl_set_num_threads(int n) {
   if (n < 1) n = 1;
   if (n > MAX_THREADS) n = MAX_THREADS;
   num_threads = n;
-  openblas_set_num_threads(1); /* products split over mtl's pool instead */
+  openblas_set_num_threads(n);
 }
 
 int mtl_get_num_threads(void) { return num_threads; }

@@ -117,8 +117,8 @@ void mtl_rand_get_state(uint64_t state[4]);
 void mtl_rand_set_state(const uint64_t state[4]);
 
 /* ---- threads ------------------------------------------------------------- */
-/* One count for mtl's worker pool, which also runs the matrix products (split
- * by rows or columns; OpenBLAS itself stays at one thread). Default 1. */
+/* One count for OpenBLAS's threads (the matrix products) and mtl's worker
+ * pool (large element loops). Default 1. */
 void mtl_set_num_threads(int n);
 int mtl_get_num_threads(void);
 /* Runs fn(ctx, begin, end) over contiguous parts of [0, n), at most one part

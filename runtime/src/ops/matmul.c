@@ -2,7 +2,6 @@
  * transpose flags with their leading dimension, never copied. */
 #include <cblas.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "mtl/autograd.h"
@@ -89,47 +88,16 @@ static int gemm_serial(const mat2 *a, const mat2 *b, float *c, int64_t ldc, floa
   return 0;
 }
 
-/* With more than one thread, a product of at least SPLIT_FLOPS is cut into
- * one block of rows of c per thread (or of columns, when c has few rows), and
- * each block is one single-threaded sgemm on mtl's pool. Every element of c
- * is computed by the same kernel over the same k as without the split, so the
- * result does not depend on the thread count. */
-#define SPLIT_FLOPS (1 << 22)
-#define SPLIT_MIN 32 /* rows (or columns) per part at least */
-
-typedef struct {
-  const mat2 *a, *b;
-  float *c;
-  int64_t ldc;
-  float beta;
-  bool by_rows;
-  _Atomic int rc;
-} gemm_job;
-
-static void gemm_part(void *p, int64_t begin, int64_t end) {
-  gemm_job *j = p;
-  mat2 a = *j->a, b = *j->b;
-  float *c = j->c;
-  if (j->by_rows) {
-    a.off += begin * a.stride[0];
-    a.shape[0] = end - begin;
-    c += begin * j->ldc;
-  } else {
-    b.off += begin * b.stride[1];
-    b.shape[1] = end - begin;
-    c += begin;
-  }
-  if (gemm_serial(&a, &b, c, j->ldc, j->beta) < 0) atomic_store(&j->rc, -1);
-}
-
+/* OpenBLAS runs a product on its own threads (mtl_set_num_threads sets their
+ * number). Splitting products over mtl's pool instead does not work with the
+ * pthreads OpenBLAS: its calls from two threads at once run one after the
+ * other (docs/performance.md). */
 static int gemm_win(const mat2 *a, const mat2 *b, float *c, int64_t ldc, float beta) {
-  int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
-  if (mtl_get_num_threads() < 2 || (double)m * (double)n * (double)k * 2.0 < SPLIT_FLOPS)
-    return gemm_serial(a, b, c, ldc, beta);
-  gemm_job j = {a, b, c, ldc, beta, m >= n || m >= 4 * SPLIT_MIN, 0};
-  mtl_parallel_for(j.by_rows ? m : n, SPLIT_MIN, gemm_part, &j);
-  return atomic_load(&j.rc);
+  return gemm_serial(a, b, c, ldc, beta);
 }
+
+/* Element passes over at least this many floats go to mtl's pool. */
+#define PAR_MIN_FLOATS (1 << 16)
 
 /* c[m,n] = a[m,k] b[k,n] (+ beta c), for the 2-D slices at offsets oa, ob. */
 static int gemm2d(const mtl_tensor *a, int64_t oa, const mtl_tensor *b, int64_t ob, float *c,
@@ -246,44 +214,32 @@ static void act_forward(mtl_activation act, float *y, int64_t n) {
 
 static const char *const act_names[] = {"none", "relu"};
 
-/* Runs part(ctx, begin, end) over rows [0, m): on mtl's pool in blocks of rows
- * when the work is large enough to pay for it, else at once here. */
-static void run_rows(int64_t m, double flops, mtl_task_fn part, void *ctx) {
-  if (mtl_get_num_threads() > 1 && flops >= SPLIT_FLOPS) mtl_parallel_for(m, SPLIT_MIN, part, ctx);
-  else part(ctx, 0, m);
-}
-
-/* The forward of rows [r0, r1): bias into the output rows, the product added
- * (beta = 1) group by group, the activation over those rows while they are
- * still in cache. */
+/* The forward's element passes over rows [r0, r1) of the output: the bias
+ * into each row before the product (which then adds with beta = 1), or the
+ * activation after it. */
 typedef struct {
-  const mtl_tensor *x, *w;
-  const lin_shape *s;
   const float *bias;
   float *out;
+  int64_t width;
   mtl_activation act;
-  _Atomic int rc;
-} lin_fwd;
+} lin_rows;
 
-static void lin_fwd_part(void *p, int64_t r0, int64_t r1) {
-  lin_fwd *j = p;
-  const lin_shape *s = j->s;
-  int64_t width = s->g * s->out; /* floats per output row */
-  float *po = j->out + r0 * width;
-  float beta = 0.0f;
-  if (j->bias) {
-    for (int64_t i = r0; i < r1; i++, po += width) memcpy(po, j->bias, (size_t)width * sizeof(float));
-    po = j->out + r0 * width;
-    beta = 1.0f;
-  }
-  int64_t calls = s->merged ? 1 : s->g;
-  for (int64_t k = 0; k < calls; k++) {
-    mat2 a = x_win(j->x, s, k), b = transposed(w_win(j->w, s, k));
-    a.off += r0 * a.stride[0];
-    a.shape[0] = r1 - r0;
-    if (gemm_serial(&a, &b, po + k * s->out, width, beta) < 0) { atomic_store(&j->rc, -1); return; }
-  }
-  act_forward(j->act, po, (r1 - r0) * width);
+static void lin_bias_part(void *p, int64_t r0, int64_t r1) {
+  lin_rows *j = p;
+  for (int64_t i = r0; i < r1; i++) memcpy(j->out + i * j->width, j->bias, (size_t)j->width * sizeof(float));
+}
+
+static void lin_act_part(void *p, int64_t r0, int64_t r1) {
+  lin_rows *j = p;
+  act_forward(j->act, j->out + r0 * j->width, (r1 - r0) * j->width);
+}
+
+/* part over rows [0, m) of [m, width] floats: on mtl's pool when large */
+static void run_rows(int64_t m, int64_t width, mtl_task_fn part, void *ctx) {
+  if (mtl_get_num_threads() > 1 && m * width >= 2 * PAR_MIN_FLOATS)
+    mtl_parallel_for(m, PAR_MIN_FLOATS / (width > 0 ? width : 1) + 1, part, ctx);
+  else
+    part(ctx, 0, m);
 }
 
 mtl_tensor *mtl_linear_act(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias, mtl_activation act) {
@@ -330,12 +286,24 @@ mtl_tensor *mtl_linear_act(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias, mtl_a
   if (w->ndim == 2) shape[1] = s.out;
   mtl_tensor *out = mtl_tensor_new(MTL_F32, w->ndim == 3 ? 3 : 2, shape);
   if (!out) return NULL;
-  mtl_tensor *bc = bias ? mtl_tensor_contiguous_data(bias) : NULL;
-  if (bias && !bc) { mtl_tensor_release(out); return NULL; }
-  lin_fwd job = {x, w, &s, bc ? mtl_f32(bc) : NULL, mtl_f32(out), act, 0};
-  run_rows(s.m, 2.0 * (double)s.m * (double)(s.g * s.out) * (double)s.in, lin_fwd_part, &job);
-  mtl_tensor_release(bc);
-  if (atomic_load(&job.rc) < 0) { mtl_tensor_release(out); return NULL; }
+  float *po = mtl_f32(out);
+  int64_t width = s.g * s.out; /* floats per output row */
+  lin_rows rows = {NULL, po, width, act};
+  float beta = 0.0f;
+  if (bias) {
+    mtl_tensor *bc = mtl_tensor_contiguous_data(bias);
+    if (!bc) { mtl_tensor_release(out); return NULL; }
+    rows.bias = mtl_f32(bc);
+    run_rows(s.m, width, lin_bias_part, &rows);
+    mtl_tensor_release(bc);
+    beta = 1.0f;
+  }
+  int64_t calls = s.merged ? 1 : s.g;
+  for (int64_t k = 0; k < calls; k++) {
+    mat2 a = x_win(x, &s, k), b = transposed(w_win(w, &s, k));
+    if (gemm_win(&a, &b, po + k * s.out, width, beta) < 0) { mtl_tensor_release(out); return NULL; }
+  }
+  if (act != MTL_ACT_NONE) run_rows(s.m, width, lin_act_part, &rows);
   mtl_tensor *in[3] = {x, w, bias};
   if (mtl_needs_grad(bias ? 3 : 2, in)) {
     mtl_node *n = mtl_record(MTL_OP_LINEAR, out, bias ? 3 : 2, in);
@@ -418,7 +386,7 @@ int mtl_linear_backward(mtl_node *n, mtl_tensor *g) {
   }
   if (act != MTL_ACT_NONE || gb) {
     lin_mask job = {pg, act == MTL_ACT_RELU ? mtl_f32(n->saved[0]) : NULL, gb ? mtl_f32(gb) : NULL, s.m, width};
-    if (mtl_get_num_threads() > 1 && (double)s.m * (double)width >= SPLIT_FLOPS / 16)
+    if (mtl_get_num_threads() > 1 && s.m * width >= 2 * PAR_MIN_FLOATS)
       mtl_parallel_for(width, 64, lin_mask_part, &job);
     else
       lin_mask_part(&job, 0, width);
