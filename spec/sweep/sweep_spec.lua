@@ -88,19 +88,23 @@ print("BEST", s.best.id, s.best.metric)
     local best_id, best_metric = out:match("BEST%s+(%d+)%s+([%d%.e%-]+)")
     assert.is_not_nil(best_id, out)
     local store = sweep.connect(db)
-    local cur = store.con:execute("SELECT id, status, runs, metric FROM trials WHERE sweep = 'grid' ORDER BY id")
+    local cur = store.con:execute("SELECT id, status, runs, metric, error FROM trials WHERE sweep = 'grid' ORDER BY id")
     local rows, best = {}, nil
     local r = cur:fetch({}, "a")
     while r do
       rows[#rows + 1] = r
-      if not best or tonumber(r.metric) > tonumber(best.metric) then best = r end
       r = cur:fetch({}, "a")
     end
     cur:close()
     assert.are.equal(12, #rows)
     for _, row in ipairs(rows) do
-      assert.are.equal("done", row.status)
+      local log = io.open(string.format("%s/trial-%s.log", dir, row.id))
+      local tail = log and log:read("*a"):sub(-600) or ""
+      if log then log:close() end
+      assert.are.equal("done", row.status, string.format("trial %s: %s
+%s", row.id, tostring(row.error), tail))
       assert.are.equal(1, tonumber(row.runs), "trial " .. row.id .. " ran " .. row.runs .. " times")
+      if not best or tonumber(row.metric) > tonumber(best.metric) then best = row end
     end
     assert.are.equal(tonumber(best.id), tonumber(best_id))
     -- the best config is a runnable config file with the winning overrides
