@@ -101,8 +101,7 @@ print("BEST", s.best.id, s.best.metric)
       local log = io.open(string.format("%s/trial-%s.log", dir, row.id))
       local tail = log and log:read("*a"):sub(-600) or ""
       if log then log:close() end
-      assert.are.equal("done", row.status, string.format("trial %s: %s
-%s", row.id, tostring(row.error), tail))
+      assert.are.equal("done", row.status, string.format("trial %s: %s\n%s", row.id, tostring(row.error), tail))
       assert.are.equal(1, tonumber(row.runs), "trial " .. row.id .. " ran " .. row.runs .. " times")
       if not best or tonumber(row.metric) > tonumber(best.metric) then best = row end
     end
