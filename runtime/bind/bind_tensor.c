@@ -10,6 +10,7 @@
 
 /* ---- helpers -------------------------------------------------------------- */
 #define GC_MIN_MARGIN ((size_t)16 << 20)
+#define GC_HEAP_MARGIN_CAP ((size_t)96 << 20)
 static _Thread_local size_t gc_threshold = GC_MIN_MARGIN; /* per thread: serving runs states in several */
 
 /* Heap tracking: the Lua GC does not see tensor storage, so when the memory
@@ -29,7 +30,11 @@ static void track_memory(lua_State *L) {
     used = mtl_memory_in_use();
     size_t margin = used / 8, heap = (size_t)lua_gc(L, LUA_GCCOUNT, 0) << 10;
     if (margin < GC_MIN_MARGIN) margin = GC_MIN_MARGIN;
-    if (margin < 4 * heap) margin = 4 * heap;
+    /* the Lua-heap term is capped: in a process with a large Lua heap (a
+     * test runner, a REPL full of data) it would otherwise let hundreds of MB
+     * of garbage tensors pile up between collections */
+    if (margin < 4 * heap) margin = 4 * heap < GC_HEAP_MARGIN_CAP ? 4 * heap : GC_HEAP_MARGIN_CAP;
+    if (margin < GC_MIN_MARGIN) margin = GC_MIN_MARGIN;
     gc_threshold = used + margin;
   }
 }
