@@ -34,6 +34,7 @@ local function connect(path)
     status TEXT NOT NULL, rung INTEGER NOT NULL DEFAULT 0, steps INTEGER,
     metric REAL, metrics TEXT, error TEXT, pid INTEGER,
     started REAL, finished REAL, seconds REAL, runs INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (sweep, id))]])
   con:execute([[CREATE TABLE IF NOT EXISTS sweeps (
     name TEXT PRIMARY KEY, spec TEXT NOT NULL, created REAL)]])
@@ -176,6 +177,7 @@ function sweep.rungs(h)
 end
 
 -- ---- the sweep ---------------------------------------------------------------------------------
+local MAX_ATTEMPTS = 3 -- runs of a trial whose worker died without reporting
 local function cores()
   local p = io.popen("nproc 2>/dev/null")
   local n = tonumber(p:read("*l")) or 1
@@ -255,9 +257,12 @@ function sweep.run(spec)
     while true do
       local running = rows(db, string.format("SELECT id, pid FROM trials WHERE sweep = %s AND status = 'running'", q(db, spec.name)))
       for _, t in ipairs(running) do
-        if not alive(tonumber(t.pid)) then -- died without reporting
-          exec(db, string.format("UPDATE trials SET status = 'failed', error = 'worker exited' WHERE sweep = %s AND id = %s AND status = 'running'",
-            q(db, spec.name), t.id))
+        if not alive(tonumber(t.pid)) then
+          -- the worker died without reporting (killed, out of memory, a crash):
+          -- the trial runs again, at most MAX_ATTEMPTS times in all
+          exec(db, string.format("UPDATE trials SET attempts = attempts + 1, pid = NULL, status = CASE WHEN attempts + 1 >= %d " ..
+            "THEN 'failed' ELSE 'pending' END, error = 'worker exited' WHERE sweep = %s AND id = %s AND status = 'running'",
+            MAX_ATTEMPTS, q(db, spec.name), t.id))
         end
       end
       running = rows(db, string.format("SELECT id FROM trials WHERE sweep = %s AND status = 'running'", q(db, spec.name)))
