@@ -11,7 +11,8 @@
 /* ---- helpers -------------------------------------------------------------- */
 #define GC_MIN_MARGIN ((size_t)16 << 20)
 #define GC_HEAP_MARGIN_CAP ((size_t)96 << 20)
-static _Thread_local size_t gc_threshold = GC_MIN_MARGIN; /* per thread: serving runs states in several */
+/* per thread: serving runs Lua states in several */
+static _Thread_local size_t gc_threshold = GC_MIN_MARGIN, gc_survivors = 0, gc_margin = GC_MIN_MARGIN;
 
 /* Heap tracking: the Lua GC does not see tensor storage, so when the memory
  * held by tensors grows past a threshold, run a collection. The threshold is
@@ -24,6 +25,12 @@ static _Thread_local size_t gc_threshold = GC_MIN_MARGIN; /* per thread: serving
  * plus one step's working set. */
 static void track_memory(lua_State *L) {
   size_t used = mtl_memory_in_use();
+  if (used < gc_survivors) {
+    /* memory was freed since (a collection the program asked for, data let
+     * go): the threshold follows it down, so garbage cannot fill the room */
+    gc_survivors = used;
+    gc_threshold = used + gc_margin;
+  }
   if (used > gc_threshold) {
     lua_gc(L, LUA_GCCOLLECT, 0);
     mtl_memory_trim();
@@ -35,6 +42,8 @@ static void track_memory(lua_State *L) {
      * of garbage tensors pile up between collections */
     if (margin < 4 * heap) margin = 4 * heap < GC_HEAP_MARGIN_CAP ? 4 * heap : GC_HEAP_MARGIN_CAP;
     if (margin < GC_MIN_MARGIN) margin = GC_MIN_MARGIN;
+    gc_survivors = used;
+    gc_margin = margin;
     gc_threshold = used + margin;
   }
 }
