@@ -1,5 +1,7 @@
 -- The training step of mtl bench, repeated: for profiling one step (bench/profile.sh).
 --   build/mtl bench/step_loop.lua MODEL BATCH STEPS [PRESET] [THREADS]
+--   build/mtl bench/step_loop.lua MODEL BATCH STEPS PRESET THREADS infer
+-- (the last word times inference batches instead: eval mode, no gradients).
 -- Loads as many training rows as the steps need (wrapping around), builds the
 -- model and optimizers as mtl bench does, runs 20 warm-up steps, prints "timed"
 -- on stderr, then runs STEPS steps and prints ms per step (wall and CPU).
@@ -8,6 +10,7 @@ local bench = require "mtl.bench"
 local losses = require "mtl.losses"
 local model_name, B, N = arg[1] or "mmoe", tonumber(arg[2] or 1024), tonumber(arg[3] or 100)
 local preset, threads = arg[4] or "spec", tonumber(arg[5] or 1)
+local infer = arg[6] == "infer"
 mtl.set_num_threads(threads)
 local rows = math.min(200000, B * (N + 20))
 local tr = bench.load(os.getenv("MTL_BENCH_TRAIN") or "/tmp/mtlbench/train.csv", rows, nil)
@@ -27,6 +30,10 @@ local function step(b)
   dense:step(); sparse:step()
   return total:item()
 end
+if infer then
+  model:eval()
+  step = function(b) return mtl.no_grad(function() return model(bench.slice(tr, (b % nb) * B, B)) end) end
+end
 for b = 0, 19 do step(b) end
 local function cpu()
   local f = io.open("/proc/self/stat")
@@ -41,4 +48,4 @@ local c0, t0 = cpu(), bench.now()
 for b = 20, 20 + N - 1 do step(b) end
 local dt, dc = bench.now() - t0, cpu() - c0
 print(string.format("%s %s B=%d threads=%d: %.3f ms/step (CPU %.3f ms), %.0f ex/s, %.1f GFLOP/s", model_name, preset, B,
-  threads, dt / N * 1e3, dc / N * 1e3, B * N / dt, 3 * bench.forward_flops_per_row(model) * B * N / dt / 1e9))
+  threads, dt / N * 1e3, dc / N * 1e3, B * N / dt, (infer and 1 or 3) * bench.forward_flops_per_row(model) * B * N / dt / 1e9))

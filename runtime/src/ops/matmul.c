@@ -82,6 +82,15 @@ static int gemm_serial(const mat2 *a, const mat2 *b, float *c, int64_t ldc, floa
     mtl_tensor_release(tmpa);
     return -1;
   }
+  /* OpenBLAS zeroes C for beta = 0 in a pass of its own that runs at a fraction of
+   * memset's speed (a 1024 x 256 product: 0.14 ms more than with beta = 1); clearing
+   * C here and adding (beta = 1, which skips that pass) gives the same result. */
+  if (beta == 0.0f) {
+    if (ldc == n) memset(c, 0, (size_t)(m * n) * sizeof(float));
+    else
+      for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
+    beta = 1.0f;
+  }
   cblas_sgemm(CblasRowMajor, fa, fb, (int)m, (int)n, (int)k, 1.0f, pa, lda, pb, ldb, beta, c, (int)ldc);
   mtl_tensor_release(tmpa);
   mtl_tensor_release(tmpb);
