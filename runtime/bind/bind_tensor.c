@@ -654,6 +654,31 @@ static int l_get_num_threads(lua_State *L) {
   return 1;
 }
 
+/* mtl.gemm_stats(true|false) turns the statistics on (clearing them) or off;
+ * mtl.gemm_stats() returns them: a list of {m, n, k, ta, tb, calls, seconds}. */
+static int l_gemm_stats(lua_State *L) {
+  if (!lua_isnoneornil(L, 1)) {
+    luaL_checktype(L, 1, LUA_TBOOLEAN);
+    mtl_gemm_stats_enable(lua_toboolean(L, 1));
+    return 0;
+  }
+  mtl_gemm_stat st[MTL_GEMM_STATS_MAX];
+  int n = mtl_gemm_stats(st, MTL_GEMM_STATS_MAX);
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_createtable(L, 0, 7);
+    lua_pushnumber(L, (lua_Number)st[i].m); lua_setfield(L, -2, "m");
+    lua_pushnumber(L, (lua_Number)st[i].n); lua_setfield(L, -2, "n");
+    lua_pushnumber(L, (lua_Number)st[i].k); lua_setfield(L, -2, "k");
+    lua_pushlstring(L, &st[i].ta, 1); lua_setfield(L, -2, "ta");
+    lua_pushlstring(L, &st[i].tb, 1); lua_setfield(L, -2, "tb");
+    lua_pushnumber(L, (lua_Number)st[i].calls); lua_setfield(L, -2, "calls");
+    lua_pushnumber(L, st[i].seconds); lua_setfield(L, -2, "seconds");
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
 static int l_memory(lua_State *L) {
   lua_createtable(L, 0, 2);
   lua_pushnumber(L, (lua_Number)mtl_memory_in_use());
@@ -677,7 +702,7 @@ void bind_tensor_open(lua_State *L, int mod, int methods) {
     {"rand", l_rand}, {"randn", l_randn}, {"arange", l_arange}, {"seed", l_seed},
     {"rand_state", l_rand_state}, {"set_grad_enabled", l_set_grad_enabled},
     {"set_num_threads", l_set_num_threads}, {"get_num_threads", l_get_num_threads},
-    {"memory", l_memory}, {"set_memory_limit", l_set_memory_limit},
+    {"memory", l_memory}, {"set_memory_limit", l_set_memory_limit}, {"gemm_stats", l_gemm_stats},
     {"catch_interrupts", l_catch_interrupts}, {"interrupted", l_interrupted},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) bind_register(L, mod, 0, fns[i].name, fns[i].f);

@@ -327,3 +327,32 @@ describe("threads", function()
     end
   end)
 end)
+
+describe("mtl.gemm_stats", function()
+  after_each(function() mtl.gemm_stats(false) end)
+
+  it("counts and times each product by shape and transpose flags while on", function()
+    local a, b = mtl.randn(3, 4), mtl.randn(4, 5)
+    mtl.matmul(a, b)                                   -- off: not counted
+    mtl.gemm_stats(true)
+    mtl.matmul(a, b); mtl.matmul(a, b)
+    mtl.matmul(mtl.randn(4, 3):t(), b)                 -- a transposed view: flag T
+    local x = mtl.randn(6, 4):requires_grad(true)
+    local w = mtl.randn(2, 4):requires_grad(true)
+    mtl.sum(mtl.linear(x, w)):backward()               -- x W^T, then dx = g W, dW = g^T x
+    mtl.gemm_stats(false)
+    mtl.matmul(a, b)                                   -- off again: not counted
+    local got = {}
+    for _, g in ipairs(mtl.gemm_stats()) do
+      assert.is_true(g.seconds >= 0)
+      got[string.format("%dx%dx%d %s%s", g.m, g.n, g.k, g.ta, g.tb)] = g.calls
+    end
+    assert.same({ ["3x5x4 NN"] = 2, ["3x5x4 TN"] = 1, ["6x2x4 NT"] = 1, ["6x4x2 NN"] = 1, ["2x4x6 TN"] = 1 }, got)
+    mtl.gemm_stats(true)                               -- on again: cleared
+    assert.same({}, mtl.gemm_stats())
+  end)
+
+  it("rejects what is not a boolean", function()
+    assert.has_error(function() mtl.gemm_stats("yes") end)
+  end)
+end)

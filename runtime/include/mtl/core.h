@@ -116,6 +116,22 @@ double mtl_rand_normal(void);
 void mtl_rand_get_state(uint64_t state[4]);
 void mtl_rand_set_state(const uint64_t state[4]);
 
+/* ---- matrix-product statistics (profiling) ------------------------------- */
+/* While on, every sgemm call is timed and counted by its shape: m, n, k and
+ * the operands' transpose flags ('N' or 'T'), row-major as in the call.
+ * Turning it on clears the table; a table of MTL_GEMM_STATS_MAX shapes keeps
+ * the first shapes seen and counts the others nowhere. Thread-safe. */
+#define MTL_GEMM_STATS_MAX 256
+typedef struct {
+  int64_t m, n, k;
+  char ta, tb;
+  int64_t calls;
+  double seconds;
+} mtl_gemm_stat;
+void mtl_gemm_stats_enable(bool on);
+/* Copies up to max entries (in first-seen order) into out; returns how many. */
+int mtl_gemm_stats(mtl_gemm_stat *out, int max);
+
 /* ---- threads ------------------------------------------------------------- */
 /* One count for OpenBLAS's threads (the matrix products) and mtl's worker
  * pool (large element loops). Default 1. */

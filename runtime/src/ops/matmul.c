@@ -2,7 +2,10 @@
  * transpose flags with their leading dimension, never copied. */
 #include <cblas.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "mtl/autograd.h"
 #include "mtl/ops.h"
@@ -64,6 +67,50 @@ static mat2 transposed(mat2 a) {
   return t;
 }
 
+/* ---- statistics of the products (mtl_gemm_stats_enable) ---- */
+static atomic_bool stats_on;
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static mtl_gemm_stat stats[MTL_GEMM_STATS_MAX];
+static int n_stats;
+
+void mtl_gemm_stats_enable(bool on) {
+  pthread_mutex_lock(&stats_lock);
+  if (on) n_stats = 0;
+  atomic_store(&stats_on, on);
+  pthread_mutex_unlock(&stats_lock);
+}
+
+int mtl_gemm_stats(mtl_gemm_stat *out, int max) {
+  pthread_mutex_lock(&stats_lock);
+  int n = n_stats < max ? n_stats : max;
+  if (n > 0) memcpy(out, stats, (size_t)n * sizeof *out);
+  pthread_mutex_unlock(&stats_lock);
+  return n;
+}
+
+static double seconds_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void stats_add(int64_t m, int64_t n, int64_t k, char ta, char tb, double dt) {
+  pthread_mutex_lock(&stats_lock);
+  int i = 0;
+  while (i < n_stats && !(stats[i].m == m && stats[i].n == n && stats[i].k == k && stats[i].ta == ta &&
+                          stats[i].tb == tb))
+    i++;
+  if (i == n_stats && n_stats < MTL_GEMM_STATS_MAX) {
+    mtl_gemm_stat z = {m, n, k, ta, tb, 0, 0.0};
+    stats[n_stats++] = z;
+  }
+  if (i < n_stats) {
+    stats[i].calls++;
+    stats[i].seconds += dt;
+  }
+  pthread_mutex_unlock(&stats_lock);
+}
+
 /* c[m,n] (row stride ldc) = a[m,k] b[k,n] + beta c, on the calling thread */
 static int gemm_serial(const mat2 *a, const mat2 *b, float *c, int64_t ldc, float beta) {
   int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
@@ -91,7 +138,10 @@ static int gemm_serial(const mat2 *a, const mat2 *b, float *c, int64_t ldc, floa
       for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
     beta = 1.0f;
   }
+  bool timed = atomic_load_explicit(&stats_on, memory_order_relaxed);
+  double t0 = timed ? seconds_now() : 0.0;
   cblas_sgemm(CblasRowMajor, fa, fb, (int)m, (int)n, (int)k, 1.0f, pa, lda, pb, ldb, beta, c, (int)ldc);
+  if (timed) stats_add(m, n, k, fa == CblasTrans ? 'T' : 'N', fb == CblasTrans ? 'T' : 'N', seconds_now() - t0);
   mtl_tensor_release(tmpa);
   mtl_tensor_release(tmpb);
   return 0;
