@@ -19,6 +19,8 @@
 --
 --   mtl examples/synthetic_correlation.lua            full size: 30 seeds x 3 p x 3 models,
 --                                                      10000 steps each, lr 1e-3 (~15 CPU minutes; docs/models.md)
+--   ... --first 31 --seeds 85 & ... --first 116 --seeds 85   the paper's 200 seeds with those 30
+--                                                      (~100 CPU minutes; the result is in docs/models.md)
 --   mtl examples/synthetic_correlation.lua --small    the reduced run CI uses (~1 s)
 --   mtl examples/synthetic_correlation.lua --pilot 1 --first 101 --seeds 3 --every 1000
 --        the learning-rate pilot: every model at lr 1e-4, 1e-3 and 1e-2 (the
