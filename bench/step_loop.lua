@@ -42,19 +42,11 @@ if infer then
   step = function(b) return mtl.no_grad(function() return model(bench.slice(tr, (b % nb) * B, B)) end) end
 end
 for b = 0, 19 do step(b) end
-local function cpu()
-  local f = io.open("/proc/self/stat")
-  local s = f:read("*a")
-  f:close()
-  local fields = {}
-  for w in s:gmatch("%S+") do fields[#fields + 1] = w end
-  return (tonumber(fields[14]) + tonumber(fields[15])) / 100
-end
 io.stderr:write("timed\n")
 if gemm then mtl.gemm_stats(true) end
-local c0, t0 = cpu(), bench.now()
+local c0, t0 = bench.cpu_seconds(), bench.now()
 for b = 20, 20 + N - 1 do step(b) end
-local dt, dc = bench.now() - t0, cpu() - c0
+local dt, dc = bench.now() - t0, bench.cpu_seconds() - c0
 if gemm then mtl.gemm_stats(false) end
 print(string.format("%s %s B=%d threads=%d: %.3f ms/step (CPU %.3f ms), %.0f ex/s, %.1f GFLOP/s", model_name, preset, B,
   threads, dt / N * 1e3, dc / N * 1e3, B * N / dt, (infer and 1 or 3) * bench.forward_flops_per_row(model) * B * N / dt / 1e9))

@@ -98,6 +98,7 @@ local function cpu_seconds()
   return tonumber(ru.ru_utime.tv_sec) + tonumber(ru.ru_utime.tv_usec) * 1e-6
     + tonumber(ru.ru_stime.tv_sec) + tonumber(ru.ru_stime.tv_usec) * 1e-6
 end
+bench.cpu_seconds = cpu_seconds
 
 local function round(x, digits)
   local m = 10 ^ digits

@@ -324,19 +324,26 @@ typedef struct {
   char err[512];
 } thread_job;
 
+/* Request it of thread id: rows [*start, *start + *count) of the fixture,
+ * every third one as fields, the others as CSV lines; scores into out. */
+static int score_request(mtl_model *m, const fixture *f, int id, int it, float *out, int *start, int *count,
+                         char *err, size_t errsize) {
+  int k = f->noutputs;
+  *start = (id * 37 + it * 11) % 100;
+  *count = 50 + (id * 13 + it * 29) % 150;
+  if ((it + id) % 3 == 2)
+    return mtl_model_score_fields(m, (const char *const *)f->fields + (size_t)*start * (size_t)f->nfields, *count,
+                                  f->nfields, out, k, err, errsize);
+  return mtl_model_score_csv(m, (const char *const *)f->lines + *start, *count, out, k, err, errsize);
+}
+
 static void *score_thread(void *arg) {
   thread_job *j = arg;
   int k = j->f->noutputs;
   float *out = malloc(sizeof(float) * (size_t)j->f->n * (size_t)k);
   for (int it = 0; it < j->iterations; it++) {
-    int start = (j->id * 37 + it * 11) % 100, count = 50 + (j->id * 13 + it * 29) % 150;
-    int rc;
-    if ((it + j->id) % 3 == 2) {
-      rc = mtl_model_score_fields(j->m, (const char *const *)j->f->fields + (size_t)start * (size_t)j->f->nfields,
-                                  count, j->f->nfields, out, k, j->err, sizeof j->err);
-    } else {
-      rc = mtl_model_score_csv(j->m, (const char *const *)j->f->lines + start, count, out, k, j->err, sizeof j->err);
-    }
+    int start, count;
+    int rc = score_request(j->m, j->f, j->id, it, out, &start, &count, j->err, sizeof j->err);
     if (rc != 0) {
       j->errors++;
       continue;
@@ -363,12 +370,9 @@ static void check_threads(const fixture *f) {
   /* sequential reference: each thread's requests, one after the other */
   for (int t = 0; t < THREADS; t++)
     for (int it = 0; it < ITER; it++) {
-      int start = (t * 37 + it * 11) % 100, count = 50 + (t * 13 + it * 29) % 150;
+      int start, count;
       float *r = ref + (size_t)(t * ITER + it) * per;
-      int rc = (it + t) % 3 == 2
-                   ? mtl_model_score_fields(m, (const char *const *)f->fields + (size_t)start * (size_t)f->nfields,
-                                            count, f->nfields, r, k, err, sizeof err)
-                   : mtl_model_score_csv(m, (const char *const *)f->lines + start, count, r, k, err, sizeof err);
+      int rc = score_request(m, f, t, it, r, &start, &count, err, sizeof err);
       CHECK(rc == 0, "sequential: %s", err);
       float d = max_diff(r, f->expected + (size_t)start * (size_t)k, (size_t)count * (size_t)k);
       CHECK(d <= 1e-6f, "sequential request differs from Lua by %g", (double)d);
@@ -413,12 +417,9 @@ static void check_pool_cannot_grow(const char *tmp, const fixture *f) {
   float *ref = calloc((size_t)THREADS * ITER * per, sizeof *ref);
   for (int t = 0; t < THREADS; t++)
     for (int it = 0; it < ITER; it++) {
-      int start = (t * 37 + it * 11) % 100, count = 50 + (t * 13 + it * 29) % 150;
+      int start, count;
       float *r = ref + (size_t)(t * ITER + it) * per;
-      int rc = (it + t) % 3 == 2
-                   ? mtl_model_score_fields(m, (const char *const *)f->fields + (size_t)start * (size_t)f->nfields,
-                                            count, f->nfields, r, k, err, sizeof err)
-                   : mtl_model_score_csv(m, (const char *const *)f->lines + start, count, r, k, err, sizeof err);
+      int rc = score_request(m, f, t, it, r, &start, &count, err, sizeof err);
       CHECK(rc == 0, "sequential: %s", err);
     }
   pthread_t th[THREADS];
