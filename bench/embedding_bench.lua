@@ -1,9 +1,9 @@
 -- Embedding benchmark: training steps touching ~5,000 rows of fixed tables of
--- 10^5, 10^6 and 10^7 rows x 16 dims, one thread. The work of a step does not
+-- 10^5, 10^6 and 10^7 rows x 16 dims, on one thread (or `threads`). The work of a step does not
 -- depend on the table's size; where the rows live does (docs/embedding.md,
 -- "Performance").
 --
---   build/mtl bench/embedding_bench.lua [rounds] [steps] [max_rows] [settings]
+--   build/mtl bench/embedding_bench.lua [rounds] [steps] [max_rows] [settings] [threads]
 --
 -- settings: a comma-separated list of kind:ids (default
 -- "emb:uniform,emb:zipf,full:uniform,full:zipf"):
@@ -42,7 +42,8 @@
 -- a table's step time to the 10^5 table's in the same setting and round.
 -- Times are the thread's CPU time (CLOCK_THREAD_CPUTIME_ID: stalls on memory
 -- included, time other processes ran on the core excluded); wall time is
--- reported too (the step alone). Ids are drawn outside the timed part. A step is split into
+-- reported too (the step alone). With threads > 1 the phases and steps are
+-- wall times (the workers' CPU time is not the calling thread's). Ids are drawn outside the timed part. A step is split into
 -- phases: forward lookup (lookups/s), the rest of the forward (full only),
 -- backward, the dense Adam (full only) and the table's optimizer step
 -- (coalescing the sparse gradient, then the lazy Adam update of the touched
@@ -73,8 +74,12 @@ local SETTINGS = arg and arg[4] or "emb:uniform,emb:zipf,full:uniform,full:zipf"
 local EMB_BATCH, DIM, FIELDS, WARM_EMB, WARM_FULL = 5000, 16, 5, 40, 8
 local FULL_B = { uniform = 1024, zipf = 2048 }
 local ZIPF_S, TARGET_DISTINCT = 1.05, 5000
+local THREADS = tonumber(arg and arg[5]) or 1
 local FULL_STEPS = math.max(3, math.floor(STEPS / 5))
-mtl.set_num_threads(1)
+mtl.set_num_threads(THREADS)
+-- one thread: the thread's CPU time; several: wall time (the workers' time is
+-- not the calling thread's)
+local ptime = THREADS > 1 and wall or cpu
 
 local settings = {}
 for s in SETTINGS:gmatch "[^,]+" do
@@ -204,32 +209,32 @@ end
 local function step(st, c, ids)
   local p = st.per[c]
   if st.kind == "emb" then
-    local t0 = cpu()
+    local t0 = ptime()
     c.opt:zero_grad()
     local y = c.table:lookup(ids)
-    local t1 = cpu()
+    local t1 = ptime()
     y:backward(p.grad)
-    local t2 = cpu()
+    local t2 = ptime()
     c.opt:step()
-    local t3 = cpu()
+    local t3 = ptime()
     return t1 - t0, 0, t2 - t1, 0, t3 - t2
   end
   local B = FULL_B[st.ids]
   ids = ids:reshape(B, FIELDS)
-  local t0 = cpu()
+  local t0 = ptime()
   c.opt:zero_grad()
   dense_opt:zero_grad()
   local x = c.table:lookup(ids):reshape(B, FIELDS * DIM)
-  local t1 = cpu()
+  local t1 = ptime()
   local logit = dense.out(dense.mlp(x)):reshape(B)
   local loss = mtl.bce_with_logits(logit, labels[st.ids])
-  local t2 = cpu()
+  local t2 = ptime()
   loss:backward()
-  local t3 = cpu()
+  local t3 = ptime()
   dense_opt:step()
-  local t4 = cpu()
+  local t4 = ptime()
   c.opt:step()
-  local t5 = cpu()
+  local t5 = ptime()
   return t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4
 end
 
@@ -270,9 +275,9 @@ local function cell(xs, fmt)
   local lo, hi = range(xs)
   return string.format(fmt .. " (" .. fmt .. ".." .. fmt .. ")", median(xs), lo, hi)
 end
-print(string.format("dim %d, 1 thread, %d interleaved rounds; per table and round a block of %d (emb) / %d (full) "
-  .. "steps; CPU ms per step: median over rounds of the per-block medians (min..max over rounds); Zipf exponent %.2f",
-  DIM, ROUNDS, STEPS, FULL_STEPS, ZIPF_S))
+print(string.format("dim %d, %d thread%s, %d interleaved rounds; per table and round a block of %d (emb) / %d (full) "
+  .. "steps; %s ms per step: median over rounds of the per-block medians (min..max over rounds); Zipf exponent %.2f",
+  DIM, THREADS, THREADS > 1 and "s" or "", ROUNDS, STEPS, FULL_STEPS, THREADS > 1 and "wall" or "CPU", ZIPF_S))
 for _, st in ipairs(settings) do
   local full = st.kind == "full"
   print()

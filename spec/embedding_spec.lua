@@ -719,3 +719,61 @@ describe("mtl.Embedding rows and optimizer state", function()
     end
   end)
 end)
+
+describe("mtl.Embedding with several threads", function()
+  -- Lookups, bags and the lazy update split their ids / bags / rows between
+  -- threads above a size (1,024 ids, 256 bags, 512 rows per thread): the
+  -- results must be the one-thread results, bit for bit.
+  local function run(threads)
+    mtl.set_num_threads(threads)
+    mtl.seed(21)
+    local t = mtl.Embedding { num_buckets = 50000, dim = 8 }
+    local h = mtl.Embedding { hash_bucket_size = 3000, dim = 8 }
+    local opt = mtl.optim.adam { params = { t, h }, lr = 0.01 }
+    math.randomseed(5)
+    local ids, bag_ids, offsets, weights = {}, {}, {}, {}
+    for i = 1, 6000 do ids[i] = math.random(0, 49999) end
+    for b = 1, 1500 do
+      offsets[b] = #bag_ids + 1 -- 1-based positions
+      for _ = 1, math.random(0, 4) do
+        bag_ids[#bag_ids + 1] = math.random(0, 10 ^ 9)
+        weights[#weights + 1] = math.random()
+      end
+    end
+    local outs = {}
+    for step = 1, 3 do
+      opt:zero_grad()
+      local y = t:lookup(mtl.tensor(ids, "int64"))
+      local p = h:lookup_bag(mtl.tensor(bag_ids, "int64"), mtl.tensor(offsets, "int64"), { combiner = "sqrtn", weights = mtl.tensor(weights) })
+      outs[#outs + 1] = y:clone()
+      outs[#outs + 1] = p:clone()
+      local gy = mtl.randn(6000, 8)
+      local gp = mtl.randn(1500, 8)
+      mtl.sum(y * gy):add(mtl.sum(p * gp)):backward()
+      opt:step()
+      ids[step] = ids[step + 1] -- a repeated id
+    end
+    local st = opt:state()
+    outs[#outs + 1] = t:weight():clone()
+    outs[#outs + 1] = st[1].exp_avg:clone()
+    outs[#outs + 1] = st[1].exp_avg_sq:clone()
+    outs[#outs + 1] = h:weight():clone()
+    outs[#outs + 1] = st[2].exp_avg_sq:clone()
+    mtl.set_num_threads(1)
+    return outs
+  end
+
+  it("gives the one-thread lookups, pools and updates", function()
+    local n = mtl.get_num_threads()
+    local one, two = run(1), run(2)
+    mtl.set_num_threads(n)
+    assert.are.equal(#one, #two)
+    for i = 1, #one do
+      assert.are.same(one[i]:shape(), two[i]:shape())
+      local d = mtl.sum(mtl.abs(one[i] - two[i])):item()
+      assert.are.equal(0, d, "tensor " .. i .. " differs between 1 and 2 threads")
+    end
+    -- the update did move the touched rows
+    assert.is_true(mtl.sum(mtl.abs(one[#one - 4])):item() > 0)
+  end)
+end)

@@ -123,7 +123,9 @@ static inline const float *row_values(const mtl_embedding *t, int64_t r) {
  * A table whose blocks fit in the last-level cache does not gain from it:
  * the update's own prefetching finds them there (measured: the forward
  * lookup of a 10^5-row Adam table took 2x as long, the update the same). */
+#ifndef MTL_PREFETCH_BLOCKS_MIN_BYTES
 #define MTL_PREFETCH_BLOCKS_MIN_BYTES ((int64_t)64 << 20)
+#endif
 typedef struct {
   int64_t n;
   int write;
@@ -138,6 +140,33 @@ static row_prefetch lookup_prefetch(const mtl_embedding *t) {
 
 MTL_ALWAYS_INLINE void prefetch_row(const mtl_embedding *t, int64_t r, row_prefetch p) {
   if (r >= 0) mtl_prefetch_floats(mtl_embedding_row(t, r), p.n, p.write);
+}
+
+/* Copies the rows of ids [begin, end) into their places of the output; parts
+ * of the range can run in parallel. */
+typedef struct {
+  const mtl_embedding *t;
+  const int64_t *rows;
+  float *out;
+  row_prefetch pf;
+} gather_job;
+
+/* Ids (or bags) per thread below which a lookup stays on one thread. */
+#define LOOKUP_PAR_MIN_IDS 1024
+#define LOOKUP_PAR_MIN_BAGS 256
+
+static void gather_rows(void *ctx, int64_t begin, int64_t end) {
+  const gather_job *j = ctx;
+  const mtl_embedding *t = j->t;
+  const int64_t *r = j->rows, dim = t->cfg.dim;
+  for (int64_t i = begin; i < begin + MTL_PREFETCH_GATHER && i < end; i++) prefetch_row(t, r[i], j->pf);
+  for (int64_t i = begin; i < end; i++) {
+    if (i + MTL_PREFETCH_GATHER < end) prefetch_row(t, r[i + MTL_PREFETCH_GATHER], j->pf);
+    const float *src = row_values(t, r[i]);
+    float *o = j->out + i * dim;
+    if (src) memcpy(o, src, (size_t)dim * sizeof *o);
+    else memset(o, 0, (size_t)dim * sizeof *o);
+  }
 }
 
 /* Records the node for a lookup: rows saved, the table held. */
@@ -171,14 +200,8 @@ mtl_tensor *mtl_embedding_lookup(mtl_embedding *t, mtl_tensor *ids) {
     goto fail;
   const int64_t *r = mtl_i64(rows);
   float *o = mtl_f32(out);
-  row_prefetch pf = lookup_prefetch(t);
-  for (int64_t i = 0; i < MTL_PREFETCH_GATHER && i < n; i++) prefetch_row(t, r[i], pf);
-  for (int64_t i = 0; i < n; i++) {
-    if (i + MTL_PREFETCH_GATHER < n) prefetch_row(t, r[i + MTL_PREFETCH_GATHER], pf);
-    const float *src = row_values(t, r[i]);
-    if (src) memcpy(o + i * dim, src, (size_t)dim * sizeof *o);
-    else memset(o + i * dim, 0, (size_t)dim * sizeof *o);
-  }
+  gather_job j = {t, r, o, lookup_prefetch(t)};
+  mtl_parallel_for(n, LOOKUP_PAR_MIN_IDS, gather_rows, &j);
   if (mtl_grad_enabled() && t->requires_grad && !record(MTL_OP_EMBEDDING_LOOKUP, t, out, 0, NULL, rows))
     goto fail;
   mtl_tensor_release(idc);
@@ -226,6 +249,39 @@ static double bag_denominator(mtl_combiner c, const float *w, int64_t s, int64_t
 
 static inline int64_t bag_end(const int64_t *off, int64_t b, int64_t nb, int64_t n, int64_t base) {
   return b + 1 < nb ? off[b + 1] - base : n;
+}
+
+/* Pools bags [begin, end) into their output rows and records each id's
+ * coefficient; parts of the range can run in parallel. */
+typedef struct {
+  const mtl_embedding *t;
+  const int64_t *rows, *off;
+  const float *w;
+  float *coef, *out;
+  int64_t nb, n, base;
+  mtl_combiner combiner;
+  row_prefetch pf;
+} bag_job;
+
+static void pool_bags(void *ctx, int64_t begin, int64_t end) {
+  const bag_job *j = ctx;
+  const mtl_embedding *t = j->t;
+  const int64_t *r = j->rows, dim = t->cfg.dim;
+  int64_t lo = j->off[begin] - j->base, hi = bag_end(j->off, end - 1, j->nb, j->n, j->base);
+  for (int64_t k = lo; k < lo + MTL_PREFETCH_GATHER && k < hi; k++) prefetch_row(t, r[k], j->pf);
+  for (int64_t b = begin; b < end; b++) {
+    int64_t s = j->off[b] - j->base, e = bag_end(j->off, b, j->nb, j->n, j->base);
+    double d = bag_denominator(j->combiner, j->w, s, e);
+    float *ob = j->out + b * dim;
+    for (int64_t k = s; k < e; k++) {
+      if (k + MTL_PREFETCH_GATHER < hi) prefetch_row(t, r[k + MTL_PREFETCH_GATHER], j->pf);
+      j->coef[k] = d != 0 ? (float)((j->w ? j->w[k] : 1.0) / d) : 0.0f;
+      const float *src = row_values(t, r[k]);
+      if (!src) continue;
+      float ck = j->coef[k];
+      for (int64_t i = 0; i < dim; i++) ob[i] += ck * src[i];
+    }
+  }
 }
 
 mtl_tensor *mtl_embedding_bag(mtl_embedding *t, mtl_tensor *ids, mtl_tensor *offsets, int64_t base,
@@ -277,21 +333,8 @@ mtl_tensor *mtl_embedding_bag(mtl_embedding *t, mtl_tensor *ids, mtl_tensor *off
   const int64_t *r = mtl_i64(rows);
   const float *w = wc ? mtl_f32(wc) : NULL;
   float *c = mtl_f32(coef), *o = mtl_f32(out);
-  row_prefetch pf = lookup_prefetch(t);
-  for (int64_t k = 0; k < MTL_PREFETCH_GATHER && k < n; k++) prefetch_row(t, r[k], pf);
-  for (int64_t b = 0; b < nb; b++) {
-    int64_t s = off[b] - base, e = bag_end(off, b, nb, n, base);
-    double d = bag_denominator(combiner, w, s, e);
-    float *ob = o + b * dim;
-    for (int64_t k = s; k < e; k++) {
-      if (k + MTL_PREFETCH_GATHER < n) prefetch_row(t, r[k + MTL_PREFETCH_GATHER], pf);
-      c[k] = d != 0 ? (float)((w ? w[k] : 1.0) / d) : 0.0f;
-      const float *src = row_values(t, r[k]);
-      if (!src) continue;
-      float ck = c[k];
-      for (int64_t j = 0; j < dim; j++) ob[j] += ck * src[j];
-    }
-  }
+  bag_job j = {t, r, off, w, c, o, nb, n, base, combiner, lookup_prefetch(t)};
+  mtl_parallel_for(nb, LOOKUP_PAR_MIN_BAGS, pool_bags, &j);
   bool wants_w = weights && weights->requires_grad;
   if (mtl_grad_enabled() && (t->requires_grad || wants_w)) {
     mtl_node *node = record(MTL_OP_EMBEDDING_BAG, t, out, 1, &weights, rows);

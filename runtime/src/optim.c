@@ -291,26 +291,43 @@ int mtl_optim_dense_update(mtl_optim_kind kind, const mtl_optim_config *c, mtl_t
   return 0;
 }
 
+/* The lazy update of the coalesced rows [begin, end): a row's weights and
+ * state are one block of row_stride floats (embedding.h), prefetched a few
+ * rows ahead. Rows are unique, so parts of the range can run in parallel. */
+typedef struct {
+  mtl_optim_kind kind;
+  const kparams *k;
+  const mtl_embedding *t;
+} sparse_job;
+
+static void sparse_update_rows(void *ctx, int64_t begin, int64_t end) {
+  const sparse_job *j = ctx;
+  const mtl_embedding *t = j->t;
+  int64_t dim = t->cfg.dim, stride = t->row_stride;
+  const int64_t *rows = t->g_rows;
+  float *w = mtl_f32(t->weight), *base[MTL_OPTIM_MAX_STATE];
+  for (int i = 0; i < MTL_OPTIM_MAX_STATE; i++) base[i] = t->slot[i] ? mtl_f32(t->slot[i]) : NULL;
+  for (int64_t e = begin; e < end + MTL_PREFETCH_UPDATE; e++) {
+    if (e < end) mtl_prefetch_floats(w + rows[e] * stride, stride, 1);
+    int64_t u = e - MTL_PREFETCH_UPDATE; /* the row updated now */
+    if (u < begin) continue;
+    int64_t off = rows[u] * stride;
+    float *s[MTL_OPTIM_MAX_STATE];
+    for (int i = 0; i < MTL_OPTIM_MAX_STATE; i++) s[i] = base[i] ? base[i] + off : NULL;
+    run_kernel(j->kind, w + off, t->g_vals + u * dim, s, dim, j->k);
+  }
+}
+
+/* Rows per thread below which the update stays on one thread. */
+#define SPARSE_PAR_MIN_ROWS 512
+
 int mtl_optim_sparse_update(mtl_optim_kind kind, const mtl_optim_config *c, mtl_embedding *t, int64_t step) {
   if (t->g_nnz == 0) return 0;
   if (check_lr(kind, c) < 0 || mtl_embedding_grad_coalesce(t) < 0) return -1;
   kparams k;
   fold(kind, c, step, true, &k);
-  /* rows in increasing id order; a row's weights and state are one block of
-   * row_stride floats (embedding.h), prefetched a few rows ahead */
-  int64_t dim = t->cfg.dim, stride = t->row_stride, nnz = t->g_nnz;
-  const int64_t *rows = t->g_rows;
-  float *w = mtl_f32(t->weight), *base[MTL_OPTIM_MAX_STATE];
-  for (int i = 0; i < MTL_OPTIM_MAX_STATE; i++) base[i] = t->slot[i] ? mtl_f32(t->slot[i]) : NULL;
-  for (int64_t e = 0; e < nnz + MTL_PREFETCH_UPDATE; e++) {
-    if (e < nnz) mtl_prefetch_floats(w + rows[e] * stride, stride, 1);
-    int64_t u = e - MTL_PREFETCH_UPDATE; /* the row updated now */
-    if (u < 0) continue;
-    int64_t off = rows[u] * stride;
-    float *s[MTL_OPTIM_MAX_STATE];
-    for (int i = 0; i < MTL_OPTIM_MAX_STATE; i++) s[i] = base[i] ? base[i] + off : NULL;
-    run_kernel(kind, w + off, t->g_vals + u * dim, s, dim, &k);
-  }
+  sparse_job j = {kind, &k, t};
+  mtl_parallel_for(t->g_nnz, SPARSE_PAR_MIN_ROWS, sparse_update_rows, &j);
   return 0;
 }
 
