@@ -93,6 +93,30 @@ describe("mtl bench", function()
     -- one epoch of 11 steps: 2*(232*1024 + 4*256*128 + 2*232*4 + 2*(128*64 + 64)) FLOPs per row, x3
     assert.are.equal(3 * 2 * (232 * 1024 + 4 * 256 * 128 + 2 * 232 * 4 + 2 * (128 * 64 + 64)) * 64, info.flops_per_step)
   end)
+
+  it("runs the embedding benchmark: every setting, a row per table, on 1 and 2 threads #slow", function()
+    for _, threads in ipairs { 1, 2 } do
+      local out = shell.run(string.format("%s %s 2 10 1e5 emb:uniform,emb:zipf,full:uniform,full:zipf %d 2>&1",
+        shell.quote(shell.launcher), shell.quote(shell.root .. "/bench/embedding_bench.lua"), threads))
+      assert.is_truthy(out:find(("dim 16, %d thread"):format(threads), 1, true), out)
+      for _, st in ipairs { "emb:uniform", "emb:zipf", "full:uniform", "full:zipf" } do
+        local block = out:match("\n" .. st:gsub("%p", "%%%0") .. " [^\n]*\n[^\n]*\n(10%^5[^\n]*)")
+        assert(block, "no 10^5 row for " .. st .. " in:\n" .. out)
+        local ids, touched, step, ratio = block:match("^10%^5%s+(%d+)%s+(%d+)%s+([%d.]+) %b()%s+([%d.]+)")
+        assert(ids, "cannot read the row: " .. block)
+        ids, touched = tonumber(ids), tonumber(touched)
+        assert.is_true(touched > 0 and touched <= ids, block)
+        assert.is_true(tonumber(step) > 0, block)
+        assert.are.equal(1, tonumber(ratio)) -- the 10^5 table against itself
+        local lookups, rows_s = block:match("([%d.e+]+)%s+([%d.e+]+)%s+[%d.]+$")
+        assert.is_true(tonumber(lookups) > 0 and tonumber(rows_s) > 0, block)
+      end
+      -- emb:uniform draws 5,000 ids, full:uniform 1,024 x 5, full:zipf 2,048 x 5
+      assert.is_truthy(out:find("\n10%^5%s+5000%s"), out)
+      assert.is_truthy(out:find("\n10%^5%s+5120%s"), out)
+      assert.is_truthy(out:find("\n10%^5%s+10240%s"), out)
+    end
+  end)
 end)
 
 -- the module loads without touching the global namespace

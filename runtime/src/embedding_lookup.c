@@ -123,9 +123,6 @@ static inline const float *row_values(const mtl_embedding *t, int64_t r) {
  * A table whose blocks fit in the last-level cache does not gain from it:
  * the update's own prefetching finds them there (measured: the forward
  * lookup of a 10^5-row Adam table took 2x as long, the update the same). */
-#ifndef MTL_PREFETCH_BLOCKS_MIN_BYTES
-#define MTL_PREFETCH_BLOCKS_MIN_BYTES ((int64_t)64 << 20)
-#endif
 typedef struct {
   int64_t n;
   int write;
@@ -133,8 +130,7 @@ typedef struct {
 
 static row_prefetch lookup_prefetch(const mtl_embedding *t) {
   bool updating = mtl_grad_enabled() && t->requires_grad && t->slot_owner != NULL &&
-                  t->row_stride > t->cfg.dim &&
-                  t->row_cap * t->row_stride * (int64_t)sizeof(float) >= MTL_PREFETCH_BLOCKS_MIN_BYTES;
+                  t->row_stride > t->cfg.dim && mtl_embedding_is_big(t);
   return updating ? (row_prefetch){t->row_stride, 1} : (row_prefetch){t->cfg.dim, 0};
 }
 
@@ -151,9 +147,10 @@ typedef struct {
   row_prefetch pf;
 } gather_job;
 
-/* Ids (or bags) per thread below which a lookup stays on one thread. */
-#define LOOKUP_PAR_MIN_IDS 1024
-#define LOOKUP_PAR_MIN_BAGS 256
+/* Ids (bags) per thread below which a lookup stays on one thread. */
+static int64_t lookup_grain(const mtl_embedding *t, int64_t per_row) {
+  return (mtl_embedding_is_big(t) ? MTL_EMB_PAR_ROWS_BIG : MTL_EMB_PAR_ROWS_SMALL) / per_row + 1;
+}
 
 static void gather_rows(void *ctx, int64_t begin, int64_t end) {
   const gather_job *j = ctx;
@@ -201,7 +198,7 @@ mtl_tensor *mtl_embedding_lookup(mtl_embedding *t, mtl_tensor *ids) {
   const int64_t *r = mtl_i64(rows);
   float *o = mtl_f32(out);
   gather_job j = {t, r, o, lookup_prefetch(t)};
-  mtl_parallel_for(n, LOOKUP_PAR_MIN_IDS, gather_rows, &j);
+  mtl_parallel_for(n, lookup_grain(t, 1), gather_rows, &j);
   if (mtl_grad_enabled() && t->requires_grad && !record(MTL_OP_EMBEDDING_LOOKUP, t, out, 0, NULL, rows))
     goto fail;
   mtl_tensor_release(idc);
@@ -334,7 +331,7 @@ mtl_tensor *mtl_embedding_bag(mtl_embedding *t, mtl_tensor *ids, mtl_tensor *off
   const float *w = wc ? mtl_f32(wc) : NULL;
   float *c = mtl_f32(coef), *o = mtl_f32(out);
   bag_job j = {t, r, off, w, c, o, nb, n, base, combiner, lookup_prefetch(t)};
-  mtl_parallel_for(nb, LOOKUP_PAR_MIN_BAGS, pool_bags, &j);
+  mtl_parallel_for(nb, lookup_grain(t, nb ? n / nb + 1 : 1), pool_bags, &j);
   bool wants_w = weights && weights->requires_grad;
   if (mtl_grad_enabled() && (t->requires_grad || wants_w)) {
     mtl_node *node = record(MTL_OP_EMBEDDING_BAG, t, out, 1, &weights, rows);

@@ -318,8 +318,6 @@ static void sparse_update_rows(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-/* Rows per thread below which the update stays on one thread. */
-#define SPARSE_PAR_MIN_ROWS 512
 
 int mtl_optim_sparse_update(mtl_optim_kind kind, const mtl_optim_config *c, mtl_embedding *t, int64_t step) {
   if (t->g_nnz == 0) return 0;
@@ -327,7 +325,8 @@ int mtl_optim_sparse_update(mtl_optim_kind kind, const mtl_optim_config *c, mtl_
   kparams k;
   fold(kind, c, step, true, &k);
   sparse_job j = {kind, &k, t};
-  mtl_parallel_for(t->g_nnz, SPARSE_PAR_MIN_ROWS, sparse_update_rows, &j);
+  int64_t grain = mtl_embedding_is_big(t) ? MTL_EMB_PAR_ROWS_BIG : MTL_EMB_PAR_ROWS_SMALL;
+  mtl_parallel_for(t->g_nnz, grain, sparse_update_rows, &j);
   return 0;
 }
 
