@@ -300,8 +300,11 @@ static int64_t admit(mtl_embedding *t, int64_t id) {
 }
 
 static int resolve_dynamic(mtl_embedding *t, int64_t n, const int64_t *ids, int64_t *rows) {
+  const mtl_id_map *map = &t->map;
+  for (int64_t i = 0; i < MTL_PREFETCH_MAP && i < n; i++) mtl_id_map_prefetch(map, ids[i]);
   if (!t->training) {
     for (int64_t i = 0; i < n; i++) {
+      if (i + MTL_PREFETCH_MAP < n) mtl_id_map_prefetch(map, ids[i + MTL_PREFETCH_MAP]);
       mtl_id_entry *e = mtl_id_map_find(&t->map, ids[i]);
       rows[i] = e ? e->val : -1;
     }
@@ -309,6 +312,11 @@ static int resolve_dynamic(mtl_embedding *t, int64_t n, const int64_t *ids, int6
   }
   bool admitted_late = false;
   for (int64_t i = 0; i < n; i++) {
+    if (i + MTL_PREFETCH_MAP < n) mtl_id_map_prefetch(map, ids[i + MTL_PREFETCH_MAP]);
+    if (i + MTL_PREFETCH_MAP / 2 < n) { /* its slot has arrived: ask for the row's clock */
+      const mtl_id_entry *a = mtl_id_map_find(map, ids[i + MTL_PREFETCH_MAP / 2]);
+      if (a) __builtin_prefetch(&t->last_seen[a->val], 1);
+    }
     mtl_id_entry *e = mtl_id_map_find(&t->map, ids[i]);
     if (e) {
       rows[i] = e->val;

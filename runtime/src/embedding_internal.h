@@ -31,6 +31,19 @@ MTL_ALWAYS_INLINE void mtl_prefetch_floats(const float *p, int64_t n, int write)
     else __builtin_prefetch(a, 0);
   }
 }
+/* The id map's home slot of key: Fibonacci hashing, the top bits of
+ * key * 2^64/phi (cap is a power of two). */
+static inline int64_t mtl_id_map_home(const mtl_id_map *m, int64_t key) {
+  uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ULL;
+  return (int64_t)(h >> (64 - __builtin_ctzll((unsigned long long)m->cap)));
+}
+/* Prefetches key's home slot (a lookup in a big map misses the caches). */
+MTL_ALWAYS_INLINE void mtl_id_map_prefetch(const mtl_id_map *m, int64_t key) {
+  if (m->count > 0) __builtin_prefetch(&m->e[mtl_id_map_home(m, key)], 0);
+}
+/* How far ahead id resolution prefetches map slots. */
+#define MTL_PREFETCH_MAP 16
+
 /* How many entries ahead loops over random rows prefetch: far enough to
  * cover a DRAM access (~100 ns) with the loop's work per row. A gather
  * copies a row in a few ns; an optimizer spends tens of ns on a row. */

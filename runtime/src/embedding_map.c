@@ -7,12 +7,6 @@
 #include "embedding_internal.h"
 
 /* ---- the id map -------------------------------------------------------------- */
-static inline int64_t map_home(const mtl_id_map *m, int64_t key) {
-  /* Fibonacci hashing: the top bits of key * 2^64/phi. */
-  uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ULL;
-  return (int64_t)(h >> (64 - __builtin_ctzll((unsigned long long)m->cap)));
-}
-
 int mtl_id_map_init(mtl_id_map *m, int64_t cap) {
   int64_t c = 16;
   while (c < cap) c *= 2;
@@ -40,7 +34,7 @@ void mtl_id_map_clear(mtl_id_map *m) {
 mtl_id_entry *mtl_id_map_find(const mtl_id_map *m, int64_t key) {
   if (m->count == 0) return NULL;
   int64_t mask = m->cap - 1;
-  for (int64_t i = map_home(m, key);; i = (i + 1) & mask) {
+  for (int64_t i = mtl_id_map_home(m, key);; i = (i + 1) & mask) {
     mtl_id_entry *e = &m->e[i];
     if (e->val < 0) return NULL;
     if (e->key == key) return e;
@@ -48,7 +42,7 @@ mtl_id_entry *mtl_id_map_find(const mtl_id_map *m, int64_t key) {
 }
 
 static mtl_id_entry *map_slot(mtl_id_map *m, int64_t key) {
-  int64_t mask = m->cap - 1, i = map_home(m, key);
+  int64_t mask = m->cap - 1, i = mtl_id_map_home(m, key);
   while (m->e[i].val >= 0) i = (i + 1) & mask;
   return &m->e[i];
 }
@@ -78,7 +72,7 @@ mtl_id_entry *mtl_id_map_insert(mtl_id_map *m, int64_t key) {
 void mtl_id_map_remove(mtl_id_map *m, mtl_id_entry *hole) {
   int64_t mask = m->cap - 1, i = hole - m->e;
   for (int64_t j = (i + 1) & mask; m->e[j].val >= 0; j = (j + 1) & mask) {
-    int64_t home = map_home(m, m->e[j].key);
+    int64_t home = mtl_id_map_home(m, m->e[j].key);
     /* the entry at j may move to i unless its home lies cyclically in (i, j] */
     bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
     if (!stays) {
