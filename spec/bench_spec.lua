@@ -117,6 +117,20 @@ describe("mtl bench", function()
       assert.is_truthy(out:find("\n10%^5%s+10240%s"), out)
     end
   end)
+
+  it("runs the dynamic-table benchmark on a small table", function()
+    local out = shell.run(string.format("%s %s 20000 5 2>&1", shell.quote(shell.launcher),
+      shell.quote(shell.root .. "/bench/dynamic_bench.lua")))
+    -- 4 batches of 5,120 new ids reach 20,480 >= 20,000
+    local admitted, batches = out:match("growth: (%d+) ids admitted in (%d+) batches of 5120 new ids")
+    assert(admitted, out)
+    assert.are.equal(20480, tonumber(admitted))
+    assert.are.equal(4, tonumber(batches))
+    local held, train_ms, eval_ms = out:match("resolution %((%d+) ids held%): lookup of 5120 ids, training ([%d.]+) ms .- eval ([%d.]+) ms")
+    assert(held, out)
+    assert.are.equal(20480, tonumber(held))
+    assert.is_true(tonumber(train_ms) > 0 and tonumber(eval_ms) > 0, out)
+  end)
 end)
 
 -- the module loads without touching the global namespace
