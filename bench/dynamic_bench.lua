@@ -7,7 +7,7 @@
 --    (lookup, backward, optimizer step) until it holds `ids` ids (default
 --    4,000,000); prints the time per batch (median), the slowest batch (the
 --    table doubles its rows: copy into new memory; none when initial_capacity
---    covers `ids`) and the resident memory.
+--    covers `ids`) and the resident memory, now and at its peak.
 -- 2. resolution: `steps` (default 400) lookups of 5,120 ids drawn uniformly
 --    from the admitted ones, in training mode (id -> row through the id map,
 --    the row's clock updated) and in eval mode (no clock), each with fresh ids;
@@ -30,10 +30,10 @@ local function median(xs)
   table.sort(s)
   return s[math.floor(#s / 2) + 1]
 end
-local function rss_mib()
+local function rss_mib(field) -- VmRSS (now) or VmHWM (peak)
   local f = io.open("/proc/self/status")
   if not f then return 0 end
-  local kb = f:read("*a"):match("VmRSS:%s*(%d+)")
+  local kb = f:read("*a"):match(field .. ":%s*(%d+)")
   f:close()
   return (tonumber(kb) or 0) / 1024
 end
@@ -65,7 +65,8 @@ while t:rows() < N do
 end
 t_all = cpu() - t_all
 print(string.format("growth: %d ids admitted in %d batches of %d new ids, %.1f s CPU; batch median %.2f ms, "
-  .. "slowest %.0f ms; RSS %.0f MiB", t:rows(), #per, B, t_all, median(per) * 1e3, worst * 1e3, rss_mib()))
+  .. "slowest %.0f ms; RSS %.0f MiB, peak %.0f MiB", t:rows(), #per, B, t_all, median(per) * 1e3, worst * 1e3,
+  rss_mib("VmRSS"), rss_mib("VmHWM")))
 
 local admitted = t:rows()
 local function draw()

@@ -539,6 +539,39 @@ describe("dynamic mtl.Embedding", function()
     assert_error("mtl.Embedding.weight: a dynamic table has no fixed row order; use export()", t.weight, t)
   end)
 
+  it("grows a big table with optimizer state as if it had had the room from the start", function()
+    -- Past 64 MiB of rows and Adam state a doubling moves the buffer's pages
+    -- (mremap) instead of copying into a new buffer; the rows, their state and
+    -- the training that follows must be those of a table that never grew.
+    local function run(initial_capacity)
+      mtl.seed(13)
+      local t = mtl.Embedding { kind = "dynamic", dim = 16, initial_capacity = initial_capacity }
+      local opt = mtl.optim.adam { params = { t }, lr = 0.01 }
+      local next_id = 1
+      for _ = 1, 10 do -- 10 x 60,000 new ids: 600,000 rows, 115 MB with Adam
+        local ids = {}
+        for i = 1, 60000 do ids[i], next_id = next_id, next_id + 1 end
+        for i = 1, 6000 do ids[#ids + 1] = 1 + (i * 7919) % (next_id - 1) end -- rows seen before
+        opt:zero_grad()
+        t:lookup(mtl.tensor(ids, "int64")):backward(mtl.randn(#ids, 16))
+        opt:step()
+      end
+      local ids, vecs = t:export()
+      local st = opt:state()[1]
+      return t, ids, vecs, st
+    end
+    local grown, ids_g, vecs_g, st_g = run(1024)
+    assert.are.equal(1048576, grown:capacity())
+    local ids_r, vecs_r, st_r = select(2, run(700000))
+    assert.are.equal(600000, ids_g:numel())
+    assert.are.equal(0, mtl.sum(mtl.abs(ids_g:float() - ids_r:float())):item())
+    assert.are.equal(0, mtl.sum(mtl.abs(vecs_g - vecs_r)):item())
+    for _, k in ipairs { "exp_avg", "exp_avg_sq" } do
+      assert.are.same(st_r[k]:shape(), st_g[k]:shape())
+      assert.are.equal(0, mtl.sum(mtl.abs(st_g[k] - st_r[k])):item(), k)
+    end
+  end)
+
   it("sets rows directly (creating them in a dynamic table)", function()
     local t = mtl.Embedding { kind = "dynamic", dim = 2, min_count = 5 }
     t:set("k", { 1, 2 })

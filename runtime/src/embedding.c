@@ -239,39 +239,65 @@ static inline int64_t bucket_of(const mtl_embedding *t, int64_t id) {
   return (int64_t)(XXH3_64bits_withSeed(b, 8, t->cfg.hash_seed) % (uint64_t)t->cfg.num_rows);
 }
 
-/* Doubles the dynamic table's rows (weight, slots, bookkeeping). All new
- * buffers are allocated before anything is replaced. */
+/* The row blocks of a table grown to cap rows in place: when the table alone
+ * holds its row buffer (no view of it was handed out) and the buffer is a
+ * mapping of its own, the kernel moves its pages (mtl_grow_mapping): no copy,
+ * and no second buffer of twice the size next to the first. Returns 1 with b
+ * holding the new views over the grown buffer, 0 when this cannot be done
+ * (nothing changed), -1 on error. */
+static int grow_in_place(mtl_embedding *t, int64_t cap, row_blocks *b) {
+  memset(b, 0, sizeof *b);
+  mtl_storage *s = t->weight->storage;
+  int views = 1;
+  for (int i = 0; i < MTL_EMB_MAX_SLOTS; i++) views += t->slot[i] != NULL;
+  if (s->refcount != views || t->weight->offset != 0) return 0;
+  size_t bytes = (size_t)(cap * t->row_stride) * sizeof(float);
+  void *p = mtl_grow_mapping(s->data, s->nbytes, bytes);
+  if (!p) return 0;
+  s->data = p; /* the old views stay valid over the larger buffer */
+  s->nbytes = bytes;
+  int64_t dim = t->cfg.dim, shape[2] = {cap, dim}, stride[2] = {t->row_stride, 1};
+  b->stride = t->row_stride;
+  bool ok = (b->weight = mtl_tensor_view(t->weight, 2, shape, stride, 0)) != NULL;
+  for (int i = 0; ok && i < MTL_EMB_MAX_SLOTS; i++)
+    if (t->slot[i]) ok = (b->slot[i] = mtl_tensor_view(t->weight, 2, shape, stride, t->slot[i]->offset)) != NULL;
+  if (!ok) {
+    blocks_release(b);
+    return mtl_error("mtl.Embedding: out of memory growing a dynamic table to %lld rows", (long long)cap);
+  }
+  return 1;
+}
+
+/* Doubles the dynamic table's rows (weight, slots, bookkeeping). The
+ * bookkeeping arrays grow first, each by realloc (big ones move their pages);
+ * then the rows grow in place or move to a new buffer. If memory runs out the
+ * table keeps its rows and capacity (an array that already grew is merely
+ * roomier). */
 static int grow(mtl_embedding *t) {
   int64_t cap = t->row_cap * 2, dim = t->cfg.dim;
   if (cap > INT64_MAX / 16 / dim)
     return mtl_error("mtl.Embedding: a dynamic table cannot grow past %lld rows", (long long)t->row_cap);
-  bool used[MTL_EMB_MAX_SLOTS];
-  slots_in_use(t, used);
-  row_blocks b;
-  bool ok = new_blocks(cap, dim, used, &b) == 0;
-  int64_t *ids = malloc((size_t)cap * sizeof *ids), *seen = malloc((size_t)cap * sizeof *seen);
-  int64_t *fr = malloc((size_t)cap * sizeof *fr);
-  if (!ok || !ids || !seen || !fr) {
-    if (ok) mtl_error("mtl.Embedding: out of memory growing a dynamic table to %lld rows", (long long)cap);
-    if (ok) blocks_release(&b);
-    free(ids);
-    free(seen);
-    free(fr);
-    return -1;
+  int64_t **arrays[3] = {&t->ids, &t->last_seen, &t->free_rows};
+  for (int i = 0; i < 3; i++) {
+    int64_t *p = realloc(*arrays[i], (size_t)cap * sizeof *p);
+    if (!p) return mtl_error("mtl.Embedding: out of memory growing a dynamic table to %lld rows", (long long)cap);
+    *arrays[i] = p;
   }
-  /* same layout: the blocks of the rows handed out so far move as one piece
-   * (a new row's state is set when the row is admitted) */
-  memcpy(mtl_f32(b.weight), mtl_f32(t->weight), (size_t)(t->next_row * b.stride) * sizeof(float));
+  row_blocks b;
+  int in_place = grow_in_place(t, cap, &b);
+  if (in_place == 0) {
+    bool used[MTL_EMB_MAX_SLOTS];
+    slots_in_use(t, used);
+    if (new_blocks(cap, dim, used, &b) == 0) {
+      /* same layout: the blocks of the rows handed out so far move as one piece
+       * (a new row's state is set when the row is admitted) */
+      memcpy(mtl_f32(b.weight), mtl_f32(t->weight), (size_t)(t->next_row * b.stride) * sizeof(float));
+    } else {
+      in_place = -1;
+    }
+  }
+  if (in_place < 0) return -1;
   install_blocks(t, &b);
-  memcpy(ids, t->ids, (size_t)t->row_cap * sizeof *ids);
-  memcpy(seen, t->last_seen, (size_t)t->row_cap * sizeof *seen);
-  memcpy(fr, t->free_rows, (size_t)t->nfree * sizeof *fr);
-  free(t->ids);
-  free(t->last_seen);
-  free(t->free_rows);
-  t->ids = ids;
-  t->last_seen = seen;
-  t->free_rows = fr;
   t->row_cap = cap;
   return 0;
 }

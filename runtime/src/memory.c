@@ -148,6 +148,24 @@ void mtl_free(void *p, size_t nbytes) {
   block_delete(p, have);
 }
 
+void *mtl_grow_mapping(void *p, size_t old_bytes, size_t new_bytes) {
+#ifdef MTL_NO_POOLS
+  (void)p, (void)old_bytes, (void)new_bytes;
+  return NULL; /* sanitizer builds: every buffer comes from posix_memalign */
+#else
+  size_t cls;
+  if (!p || new_bytes <= old_bytes || new_bytes > limit || size_class(old_bytes, &cls) >= 0) return NULL;
+  size_t have = (old_bytes + 63) & ~(size_t)63, want = (new_bytes + 63) & ~(size_t)63;
+  if (have < MAP_MIN) return NULL;
+  void *q = mremap(p, have, want, MREMAP_MAYMOVE);
+  if (q == MAP_FAILED) return NULL;
+  pthread_mutex_lock(&lock);
+  in_use += want - have;
+  pthread_mutex_unlock(&lock);
+  return q;
+#endif
+}
+
 /* Read under the lock: serving threads allocate while another thread's heap
  * tracking reads the count (ThreadSanitizer reported the unlocked read). */
 size_t mtl_memory_in_use(void) {

@@ -31,6 +31,13 @@ void mtl_error_prefix(const char *prefix);
  * the previous one. Returned memory is 64-byte aligned and uninitialized. */
 void *mtl_alloc(size_t nbytes);
 void mtl_free(void *p, size_t nbytes);
+/* Grows a buffer of old_bytes that mtl_alloc served from a mapping of its own
+ * (beyond the size classes: more than 64 MiB) to new_bytes by moving its pages
+ * (mremap): no copy, no second buffer. The contents up to old_bytes stay, the
+ * rest reads zero. Returns the new address, or NULL when the buffer is not
+ * such a mapping or the kernel refuses: then nothing changed and no error is
+ * set, and the caller copies into a new buffer instead. */
+void *mtl_grow_mapping(void *p, size_t old_bytes, size_t new_bytes);
 size_t mtl_memory_in_use(void);    /* bytes held by live tensors */
 size_t mtl_memory_cached(void);    /* bytes kept in the cache for reuse */
 void mtl_memory_release_cache(void);
