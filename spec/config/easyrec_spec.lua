@@ -236,6 +236,23 @@ describe("EasyRec: errors", function()
       err_of(map, { model = '  model_class: "DeepFM"\n  deepfm { }\n' }))
   end)
 
+  -- Found by fuzzing: a 1.2 MB feature name made the "did you mean" distance
+  -- run for 15 s (a table of #name x #candidate cells per candidate).
+  it("reports a megabyte-long undefined name at once", function()
+    local model = pipeline():match("model_config {\n(.-)}\n$")
+    local long = ("1:1,"):rep(250000)
+    local t0 = os.clock()
+    local e = err_of(map, { model = model:gsub('"item_id"%]', '"' .. long .. '"]') })
+    assert.is_true(os.clock() - t0 < 0.5, "took " .. (os.clock() - t0) .. " s")
+    assert.are.equal("t.config:27:65: feature '" .. long .. "' is not defined in feature_config", e)
+    -- a long name next to a long candidate: the prefix suggestion, not a 10^8-cell distance
+    local util = require "mtl.config.util"
+    long = long:sub(1, 10000)
+    t0 = os.clock()
+    assert.are.equal(long, util.suggest(long .. "x", { "user_id", long }))
+    assert.is_true(os.clock() - t0 < 0.5, "took " .. (os.clock() - t0) .. " s")
+  end)
+
   it("needs num_steps or num_epochs, since EasyRec would train forever", function()
     assert.are.equal("t.config:8:1: data_config.num_epochs is 0 and train_config.num_steps is 0: EasyRec would train forever; set one of them",
       err_of(map, { train = [[

@@ -46,6 +46,11 @@ function util.distance(a, b)
   return d[la][lb]
 end
 
+-- Words longer than this get no typo suggestion (only the prefix one below):
+-- the distance costs #word * #candidate, and a name from a damaged file may
+-- be megabytes long.
+local MAX_TYPO_LENGTH = 256
+
 -- The candidate closest to word when it is a plausible typo of it, else nil.
 -- candidates: a list of strings or a set {name = true}.
 function util.suggest(word, candidates)
@@ -54,15 +59,16 @@ function util.suggest(word, candidates)
   if util.is_list(candidates) then list = candidates else list = util.sorted_keys(candidates) end
   local best, best_d
   local lw = word:lower()
+  local limit = #word <= 3 and 1 or (#word <= 6 and 2 or 3)
   for _, c in ipairs(list) do
-    if type(c) == "string" then
+    -- the distance is at least the difference in length: a candidate further
+    -- than limit cannot be the suggestion, so its distance is not computed
+    if type(c) == "string" and #word <= MAX_TYPO_LENGTH and math.abs(#c - #word) <= limit then
       local d = util.distance(lw, c:lower())
       if best_d == nil or d < best_d then best, best_d = c, d end
     end
   end
-  if not best then return nil end
-  local limit = #word <= 3 and 1 or (#word <= 6 and 2 or 3)
-  if best_d <= limit and best_d < #word then return best end
+  if best and best_d <= limit and best_d < #word then return best end
   -- a prefix of a candidate ("item" for "item_id"), or a candidate that is one
   if #lw >= 3 then
     for _, c in ipairs(list) do
