@@ -63,6 +63,18 @@ describe("--set values", function()
     assert.are.equal("config: cannot read the value \"{1} 2\": expected the end of the value at character 5, got \"2\"",
       err_of(parse, "{1} 2"))
   end)
+
+  -- Found by fuzzing: 80 nested tables overflowed LPeg's backtrack stack, and the
+  -- error was "backtrack stack overflow (current limit is 400)", without the value.
+  it("refuses tables nested deeper than 32 levels, and still reads after", function()
+    local deep = ("{"):rep(32) .. ("}"):rep(32)
+    assert.are.equal("table", type(parse(deep)))
+    assert.are.equal("config: cannot read the value \"{" .. deep .. "}\": tables nested deeper than 32 levels at character 33",
+      err_of(parse, "{" .. deep .. "}"))
+    local e = err_of(parse, ("{a="):rep(100000))
+    assert.are.equal(": tables nested deeper than 32 levels at character 97", e:sub(-53))
+    assert.are.same({ { 1 } }, parse("{{1}}"))
+  end)
 end)
 
 describe("--set key paths", function()

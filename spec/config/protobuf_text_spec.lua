@@ -125,6 +125,22 @@ describe("protobuf text: errors", function()
     for _, c in ipairs(cases) do assert.are.equal(c[2], err_of(c[1])) end
   end)
 
+  -- Found by fuzzing: 100 nested messages overflowed LPeg's backtrack stack,
+  -- and the error was "backtrack stack overflow (current limit is 400)", no file or position.
+  it("refuses nesting deeper than 32 levels at the bracket, and still parses after", function()
+    local function nest(open, close, n) return open:rep(n) .. close:rep(n) end
+    local node, levels = parse(nest("a {", "}", 32)), 0
+    while node.fields[1] do node, levels = node.fields[1], levels + 1 end
+    assert.are.equal(32, levels)
+    assert.are.equal("p.config:1:99: messages and lists nested deeper than 32 levels", err_of(nest("a {", "}", 33)))
+    assert.are.equal("p.config:1:99: messages and lists nested deeper than 32 levels", err_of(nest("a <", ">", 100000)))
+    assert.are.equal("p.config:1:84: messages and lists nested deeper than 32 levels", err_of(nest("a: [{", "}]", 17)))
+    assert.are.equal("p.config:1:198: messages and lists nested deeper than 32 levels",
+      err_of(nest("a: [1, {b: 2, c: <", ">}]", 11)))
+    parse(nest("a: [1, {b: 2, c: <", ">}]", 10))
+    assert.are.equal(1, parse("a { b { c: 1 } }").fields[1].fields[1].fields[1].value.value)
+  end)
+
   it("reports a missing file", function()
     local ok, e = pcall(pt.parse_file, "spec/fixtures/easyrec/missing.config")
     assert.is_false(ok)

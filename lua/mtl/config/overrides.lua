@@ -27,6 +27,24 @@ local function fail(what)
 end
 local function expect(p, what) return p + fail(what) end
 
+-- LPeg's backtrack stack (400 entries) overflows past about 60 nested tables,
+-- with a message that names nothing; deeper nesting is refused first, at the
+-- '{'. Once a '{' is matched the value either closes it or fails.
+local MAX_DEPTH = 32
+local depth = 0 -- reset by parse_value
+local open_brace = Cmt(P("{"), function(_, pos)
+  depth = depth + 1
+  if depth > MAX_DEPTH then
+    error(setmetatable({ pos = pos - 1, message = string.format("tables nested deeper than %d levels", MAX_DEPTH) },
+      Failure))
+  end
+  return pos
+end)
+local close_brace = Cmt(P("}"), function(_, pos)
+  depth = depth - 1
+  return pos
+end)
+
 local ws = S(" \t\r\n")^0
 local digit, hex = R("09"), R("09", "af", "AF")
 local ident_char = R("az", "AZ", "09") + P("_")
@@ -71,8 +89,8 @@ local grammar = P({
   "value",
   value = V("table") + qstring + keyword + number,
   item = V("value") + C(ident), -- a bare word inside a table is a string
-  table = (P("{") * ws * (V("field") * (ws * S(",;") * ws * V("field"))^0 * (ws * S(",;"))^-1)^-1 * ws
-    * expect(P("}"), "a value, ',' or '}'")) / build_table,
+  table = (open_brace * ws * (V("field") * (ws * S(",;") * ws * V("field"))^0 * (ws * S(",;"))^-1)^-1 * ws
+    * expect(close_brace, "a value, ',' or '}'")) / build_table,
   field = (P("[") * ws * expect(V("value"), "a key") * ws * expect(P("]"), "']'") * ws * expect(P("="), "'='") * ws
       * expect(V("item"), "a value")) / function(k, v) return { key = k, value = v } end
     + (C(ident) * ws * P("=") * ws * expect(V("item"), "a value")) / function(k, v) return { key = k, value = v } end
@@ -86,6 +104,7 @@ function overrides.parse_value(text)
   local trimmed = text:match("^%s*(.-)%s*$")
   local first = trimmed:sub(1, 1)
   local structured = first == "{" or first == '"' or first == "'"
+  depth = 0
   local ok, res = pcall(lpeg.match, whole, trimmed)
   if ok and res ~= nil then
     if res == NIL then return nil end
@@ -94,6 +113,10 @@ function overrides.parse_value(text)
   if not structured then return trimmed end -- a plain string
   if ok then error(string.format("config: cannot read the value %s", util.show(text)), 0) end
   if getmetatable(res) ~= Failure then error(res, 0) end
+  if res.message then
+    error(string.format("config: cannot read the value %s: %s at character %d", util.show(trimmed), res.message,
+      res.pos), 0)
+  end
   local got = res.pos > #trimmed and "the end" or string.format("%q", trimmed:sub(res.pos, res.pos))
   error(string.format("config: cannot read the value %s: expected %s at character %d, got %s",
     util.show(trimmed), res.what, res.pos, got), 0)

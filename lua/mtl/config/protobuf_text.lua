@@ -128,6 +128,30 @@ local ident_value = (Cp() * C(ident)) / function(pos, name) return { type = "ide
 
 local scalar = string_value + number_value_patt + negative_non_finite + ident_value
 
+-- ---- nesting ----------------------------------------------------------------------------------
+-- LPeg's backtrack stack (400 entries) overflows past about 40 nested messages
+-- and lists, with a message that names nothing; deeper nesting is refused first,
+-- at the opening bracket. Once a bracket is matched the parse either closes it
+-- or fails, so the count stays right.
+local MAX_DEPTH = 32
+local depth = 0 -- reset by M.parse
+local function open(patt)
+  return Cmt(patt, function(_, pos)
+    depth = depth + 1
+    if depth > MAX_DEPTH then
+      error(setmetatable({ pos = pos - 1, message = string.format("messages and lists nested deeper than %d levels",
+        MAX_DEPTH) }, Failure))
+    end
+    return pos
+  end)
+end
+local function close(patt)
+  return Cmt(patt, function(_, pos)
+    depth = depth - 1
+    return pos
+  end)
+end
+
 -- ---- the grammar ------------------------------------------------------------------------------
 local function message_node(pos, fields) return { kind = "message", fields = fields, pos = pos } end
 local function list_node(pos, ...) return { kind = "list", items = { ... }, pos = pos } end
@@ -143,11 +167,11 @@ local grammar = P({
     + fail("':' or '{' after the field name"))) / function(pos, name, value)
       return { name = name, pos = pos, value = value }
     end,
-  message = (Cp() * P("{") * ws * V("fields") * ws * expect(P("}"), "a field name or '}'")) / message_node
-    + (Cp() * P("<") * ws * V("fields") * ws * expect(P(">"), "a field name or '>'")) / message_node,
+  message = (Cp() * open(P("{")) * ws * V("fields") * ws * expect(close(P("}")), "a field name or '}'")) / message_node
+    + (Cp() * open(P("<")) * ws * V("fields") * ws * expect(close(P(">")), "a field name or '>'")) / message_node,
   value = V("message") + V("list") + scalar / scalar_node + fail("a value"),
-  list = (Cp() * P("[") * ws * (V("item") * (ws * P(",") * ws * expect(V("item"), "a value"))^0)^-1 * ws
-    * expect(P("]"), "',' or ']'")) / list_node,
+  list = (Cp() * open(P("[")) * ws * (V("item") * (ws * P(",") * ws * expect(V("item"), "a value"))^0)^-1 * ws
+    * expect(close(P("]")), "',' or ']'")) / list_node,
   item = V("message") + scalar / scalar_node,
 })
 
@@ -210,6 +234,7 @@ end
 function M.parse(text, name)
   name = name or "(text)"
   if type(text) ~= "string" then error("protobuf_text.parse: expected a string, got " .. type(text), 2) end
+  depth = 0
   local ok, res = pcall(lpeg.match, grammar, text)
   if not ok then
     if getmetatable(res) ~= Failure then error(res, 0) end
