@@ -1,6 +1,7 @@
 /* Lua binding of the readers: the mtl.Reader userdata (runtime/src/reader*.c).
  * lua/mtl/data.lua builds the friendly API (mtl.data.csv, read_all, ...) on
  * core.reader_new, which takes one table of options and checks every field. */
+#include <stdio.h>
 #include <string.h>
 
 #include "bind.h"
@@ -36,8 +37,12 @@ static const char *opt_string(lua_State *L, int t, const char *key, const char *
 static char opt_char(lua_State *L, int t, const char *key, const char *what) {
   const char *s = opt_string(L, t, key, what);
   if (!s) return 0;
-  if (strlen(s) != 1)
-    luaL_error(L, FNAME ": %s '%s' must be one character, got \"%s\"", what, key, s);
+  lua_getfield(L, t, key);
+  size_t n = lua_objlen(L, -1); /* with NUL bytes, which strlen would not count */
+  lua_pop(L, 1);
+  if (n != 1)
+    luaL_error(L, FNAME ": %s '%s' must be one character, got \"%s\" (%d bytes)", what, key, s, (int)n);
+  if (s[0] == '\0') luaL_error(L, FNAME ": %s '%s' must be one character other than NUL", what, key);
   return s[0];
 }
 
@@ -62,8 +67,11 @@ static double opt_number(lua_State *L, int t, const char *key, double def) {
 
 static int64_t opt_count(lua_State *L, int t, const char *key) {
   double v = opt_number(L, t, key, 0);
-  if (!(v >= 0 && v <= 9e15) || v != (double)(int64_t)v) /* range first: the cast needs it */
-    luaL_error(L, FNAME ": option '%s' must be a whole number >= 0, got %g", key, v);
+  if (!(v >= 0 && v <= 9e15) || v != (double)(int64_t)v) { /* range first: the cast needs it */
+    char num[32]; /* lua_pushfstring has no %g */
+    snprintf(num, sizeof num, "%.15g", v);
+    luaL_error(L, FNAME ": option '%s' must be a whole number in 0..9e15, got %s", key, num);
+  }
   return (int64_t)v;
 }
 

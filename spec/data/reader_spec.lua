@@ -310,7 +310,9 @@ describe("mtl.data bad input", function()
     { "an unknown type", { files = "F", columns = { { name = "a", type = "integer" } } },
       "mtl.data: column 'a': type must be one of int64, float, string, multi, kv, skip; got \"integer\"" },
     { "a long separator", { files = "F", columns = { C("a", "int64") }, separator = "::" },
-      "mtl.data: option 'separator' must be one character, got \"::\"" },
+      "mtl.data: option 'separator' must be one character, got \"::\" (2 bytes)" },
+    { "a NUL separator", { files = "F", columns = { C("a", "int64") }, separator = "\0" },
+      "mtl.data: option 'separator' must be one character other than NUL" },
     { "a bad on_error", { files = "F", columns = { C("a", "int64") }, on_error = "ignore" },
       "mtl.data: option 'on_error' must be \"raise\" or \"skip\", got \"ignore\"" },
     { "a bad default", { files = "F", columns = { C("a", "int64", { default = "x" }) } },
@@ -328,7 +330,9 @@ describe("mtl.data bad input", function()
     { "a zero batch size", { files = "F", columns = { C("a", "int64") }, batch_size = 0 },
       "mtl.data.csv: batch_size must be > 0 (read_all reads everything)" },
     { "a negative batch size", { files = "F", columns = { C("a", "int64") }, batch_size = -2 },
-      "mtl.data: option 'batch_size' must be a whole number >= 0, got -2" },
+      "mtl.data: option 'batch_size' must be a whole number in 0..9e15, got -2" },
+    { "a max_rows past 9e15", { files = "F", columns = { C("a", "int64") }, max_rows = 2 ^ 53 },
+      "mtl.data: option 'max_rows' must be a whole number in 0..9e15, got 9.00719925474099e+15" },
   }
   for _, case in ipairs(config_cases) do
     it("rejects " .. case[1], function()
@@ -350,7 +354,7 @@ describe("mtl.data bad input", function()
       "mtl.data: column field 'default' must be a string, got number" },
     { "a huge batch size", function()
       mtl.core.reader_new { files = { "x" }, columns = { C("a", "int64") }, batch_size = 1e300 } end,
-      "mtl.data: option 'batch_size' must be a whole number >= 0, got 1e+300" },
+      "mtl.data: option 'batch_size' must be a whole number in 0..9e15, got 1e+300" },
     { "a method on something else", function()
       local r = mtl.data.csv { files = file("t.csv", "1\n"), columns = { C("a", "int64") } }
       r._core.next({})

@@ -54,27 +54,11 @@ end
 
 local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
--- Levenshtein distance, for "did you mean".
-local function distance(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a:sub(i, i) == b:sub(j, j) and 0 or 1))
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
+-- The command closest to word, for "did you mean" (config.util's typo rule).
 function cli.suggest(word)
-  local best, bd
-  for _, c in ipairs(cli.COMMANDS) do
-    local d = distance(word, c[1])
-    if not bd or d < bd then best, bd = c[1], d end
-  end
-  if bd and bd <= 2 then return best end
+  local names = {}
+  for i, c in ipairs(cli.COMMANDS) do names[i] = c[1] end
+  return require("mtl.config.util").suggest(word, names)
 end
 
 -- ---- configs -------------------------------------------------------------------------------------

@@ -323,7 +323,9 @@ local Ctx = {}
 Ctx.__index = Ctx
 
 function Ctx:add(line, col, fmt, ...)
-  self.errs[#self.errs + 1] = { line = line or 1, col = col or 1, text = string.format(fmt, ...) }
+  local args, n = { ... }, select("#", ...)
+  for i = 1, n do args[i] = util.clip(args[i]) end
+  self.errs[#self.errs + 1] = { line = line or 1, col = col or 1, text = string.format(fmt, unpack(args, 1, n)) }
 end
 
 local Obj = {}

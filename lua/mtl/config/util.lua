@@ -81,6 +81,14 @@ function util.suggest(word, candidates)
   return nil
 end
 
+-- A string for a message: one longer than n bytes (default 1000: a name from
+-- a damaged file may be megabytes long) is cut, saying how long it was.
+function util.clip(v, n)
+  n = n or 1000
+  if type(v) == "string" and #v > n then return v:sub(1, n) .. string.format("... (%d bytes)", #v) end
+  return v
+end
+
 -- " (did you mean 'x'?)" or "".
 function util.did_you_mean(word, candidates)
   local s = util.suggest(word, candidates)
