@@ -256,6 +256,26 @@ return merge(base, { model = { experts = 8, expert = sizes }, train = { seed = 7
       err_of(config.load, dir .. "/x.yaml"))
   end)
 
+  it("stops a config that never finishes, naming the file and line it was running", function()
+    local lua_config = require "mtl.config.lua_config"
+    write(dir .. "/endless.lua", "local n = 0\nfor i = 1, 1e308 do n = n + i end\nreturn {}\n")
+    write(dir .. "/imports_endless.lua", "local e = import('endless.lua')\nreturn e\n")
+    write(dir .. "/busy.lua", "local s = 0\nfor i = 1, 100000 do s = s + i end\nreturn { n = s }\n")
+    local budget = lua_config.instruction_budget
+    lua_config.instruction_budget = 2e6 -- the default (1e9) takes seconds to run out
+    local e1 = select(2, pcall(config.read, dir .. "/endless.lua"))
+    local e2 = select(2, pcall(config.read, dir .. "/imports_endless.lua"))
+    local ok, busy = pcall(config.read, dir .. "/busy.lua") -- ~400,000 instructions: within the budget
+    local hook = debug.gethook()
+    lua_config.instruction_budget = budget
+    local msg = dir .. "/endless.lua:2: the config did not finish within 2000000 Lua instructions (an endless loop?)"
+    assert.are.equal(msg, e1)
+    assert.are.equal(msg .. "\n  imported from " .. dir .. "/imports_endless.lua:1", e2)
+    assert(ok, busy)
+    assert.are.equal(5000050000, busy.n)
+    assert.is_nil(hook) -- the budget's hook is gone after the config ran
+  end)
+
   it("merges deeply into a new table; lists are replaced whole", function()
     local a = { model = { name = "mmoe", expert = { 64, 32 }, tasks = { { name = "a" } } }, train = { steps = 1 } }
     local m = config.merge(a, { model = { expert = { 8 } }, train = { seed = 3 }, eval = { metrics = { "auc" } } })

@@ -58,6 +58,35 @@ local function import_line(file, rel)
   return nil
 end
 
+-- A config file is a program: one that never returns (a loop gone wrong) is
+-- stopped after M.instruction_budget Lua VM instructions with an error naming
+-- the file. Its chunk runs interpreted (count hooks do not reach compiled
+-- code); imported configs run under the outermost file's budget.
+M.instruction_budget = 1e9
+local HOOK_EVERY = 1e5
+
+local function run_bounded(chunk, path, outermost)
+  jit.off(chunk, true)
+  if not outermost then return pcall(chunk) end
+  local old = { debug.gethook() }
+  local left = math.ceil(M.instruction_budget / HOOK_EVERY)
+  debug.sethook(function()
+    left = left - 1
+    if left <= 0 then
+      debug.sethook()
+      local info, where = debug.getinfo(2, "Sl"), path -- where it was running: a file and line
+      if info and info.source:sub(1, 1) == "@" and info.currentline > 0 then
+        where = info.source:sub(2) .. ":" .. info.currentline
+      end
+      error(string.format("%s: the config did not finish within %.0f Lua instructions (an endless loop?)", where,
+        M.instruction_budget), 0)
+    end
+  end, "", HOOK_EVERY)
+  local ok, res = pcall(chunk)
+  debug.sethook(unpack(old))
+  return ok, res
+end
+
 function M.load(path, stack)
   stack = stack or {}
   for i, p in ipairs(stack) do
@@ -105,7 +134,7 @@ function M.load(path, stack)
     return res
   end
   setfenv(chunk, env)
-  local ok, res = pcall(chunk)
+  local ok, res = run_bounded(chunk, path, #stack == 0)
   if not ok then
     if type(res) ~= "string" then res = string.format("%s: the config raised %s", path, util.show(res)) end
     error(res, 0)
