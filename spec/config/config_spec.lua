@@ -262,7 +262,7 @@ return merge(base, { model = { experts = 8, expert = sizes }, train = { seed = 7
     write(dir .. "/imports_endless.lua", "local e = import('endless.lua')\nreturn e\n")
     write(dir .. "/busy.lua", "local s = 0\nfor i = 1, 100000 do s = s + i end\nreturn { n = s }\n")
     local budget = lua_config.instruction_budget
-    lua_config.instruction_budget = 2e6 -- the default (1e9) takes seconds to run out
+    lua_config.instruction_budget = 2e6 -- the default (1e8) takes a third of a second to run out
     local e1 = select(2, pcall(config.read, dir .. "/endless.lua"))
     local e2 = select(2, pcall(config.read, dir .. "/imports_endless.lua"))
     local ok, busy = pcall(config.read, dir .. "/busy.lua") -- ~400,000 instructions: within the budget

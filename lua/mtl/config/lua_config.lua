@@ -62,7 +62,7 @@ end
 -- stopped after M.instruction_budget Lua VM instructions with an error naming
 -- the file. Its chunk runs interpreted (count hooks do not reach compiled
 -- code); imported configs run under the outermost file's budget.
-M.instruction_budget = 1e9
+M.instruction_budget = 1e8
 local HOOK_EVERY = 1e5
 
 local function run_bounded(chunk, path, outermost)

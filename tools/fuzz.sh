@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Mutation fuzzing of mtl's input parsers under AddressSanitizer and
+# UndefinedBehaviorSanitizer (tools/fuzz/fuzz.lua says what is mutated and how).
+#
+#   tools/fuzz.sh [seconds_per_target=60] [batch=60] [targets] [seed]
+#   e.g. tools/fuzz.sh 150 60 csv,gz,ff,opts,pbtxt,override,luacfg,ckpt
+#
+# Builds the sanitizer build (MTL_ASAN_BUILD_DIR, default build-asan) when it is
+# missing, then runs every batch of mutants in a child process of that build,
+# with the sanitizer runtimes preloaded into luajit the way tools/test.sh does.
+# Work files, error-message samples (work/messages_*.txt) and failing inputs
+# with their logs (crashes/) go to MTL_FUZZ_DIR (default /tmp/mtl-fuzz).
+# Exits 1 when a batch failed. Run it niced on a shared machine.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+asan_build=${MTL_ASAN_BUILD_DIR:-build-asan}
+[[ "$asan_build" = /* ]] || asan_build="$root/$asan_build"
+dir=${MTL_FUZZ_DIR:-/tmp/mtl-fuzz}
+mkdir -p "$dir/bin" "$dir/work" "$dir/crashes" "$dir/seeds"
+
+if [[ ! -x "$asan_build/mtl" ]]; then
+  echo "== building $asan_build (-DMTL_SANITIZE=ON)" >&2
+  cmake -S "$root" -B "$asan_build" -DCMAKE_BUILD_TYPE=Release -DMTL_WERROR=ON -DMTL_SANITIZE=ON >/dev/null
+  make -C "$asan_build" -j"$(nproc)" --no-print-directory >/dev/null
+fi
+
+# luajit is not instrumented: a wrapper preloads the runtimes, LUA_INIT drops
+# LD_PRELOAD once luajit runs and pins the instrumented core (see tools/test.sh)
+printf '#!/bin/sh\nLD_PRELOAD="%s %s" exec %s "$@"\n' "$(gcc -print-file-name=libasan.so)" \
+  "$(gcc -print-file-name=libubsan.so)" "$(command -v luajit)" >"$dir/bin/luajit"
+chmod +x "$dir/bin/luajit"
+init="if jit then local ffi = require 'ffi'"
+init+="; ffi.cdef 'void *dlopen(const char *, int); int unsetenv(const char *);'"
+init+="; ffi.C.dlopen('$asan_build/lib/mtl/core.so', 0x1002)" # RTLD_NOW | RTLD_NODELETE
+init+="; ffi.C.unsetenv('LD_PRELOAD') end"
+{
+  echo "export PATH=\"$dir/bin:\$PATH\""
+  echo "export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:quarantine_size_mb=16:exitcode=86"
+  echo "export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=87"
+  printf 'export LUA_INIT=%q\n' "$init"
+} >"$dir/env.sh"
+
+export MTL_FUZZ_DIR="$dir" MTL_FUZZ_REPO="$root" MTL_FUZZ_MTL="$asan_build/mtl"
+(. "$dir/env.sh" && cd "$dir" && "$asan_build/mtl" "$root/tools/fuzz/gen_seeds.lua")
+exec luajit "$root/tools/fuzz/fuzz.lua" "$@"
