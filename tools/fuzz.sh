@@ -11,13 +11,25 @@
 # Work files, error-message samples (work/messages_*.txt) and failing inputs
 # with their logs (crashes/) go to MTL_FUZZ_DIR (default /tmp/mtl-fuzz).
 # Exits 1 when a batch failed. Run it niced on a shared machine.
+# MTL_FUZZ_PLAIN=1 uses the plain build (MTL_BUILD, default build) without the
+# sanitizers: crashes and hangs are still caught, memory errors only if they
+# crash (the spec that keeps this script working runs it so for a few seconds).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-asan_build=${MTL_ASAN_BUILD_DIR:-build-asan}
-[[ "$asan_build" = /* ]] || asan_build="$root/$asan_build"
 dir=${MTL_FUZZ_DIR:-/tmp/mtl-fuzz}
 mkdir -p "$dir/bin" "$dir/work" "$dir/crashes" "$dir/seeds"
 
+if [[ "${MTL_FUZZ_PLAIN:-0}" = 1 ]]; then
+  build=${MTL_BUILD:-build}
+  [[ "$build" = /* ]] || build="$root/$build"
+  : >"$dir/env.sh"
+  export MTL_FUZZ_DIR="$dir" MTL_FUZZ_REPO="$root" MTL_FUZZ_MTL="$build/mtl"
+  (cd "$dir" && "$build/mtl" "$root/tools/fuzz/gen_seeds.lua")
+  exec luajit "$root/tools/fuzz/fuzz.lua" "$@"
+fi
+
+asan_build=${MTL_ASAN_BUILD_DIR:-build-asan}
+[[ "$asan_build" = /* ]] || asan_build="$root/$asan_build"
 if [[ ! -x "$asan_build/mtl" ]]; then
   echo "== building $asan_build (-DMTL_SANITIZE=ON)" >&2
   cmake -S "$root" -B "$asan_build" -DCMAKE_BUILD_TYPE=Release -DMTL_WERROR=ON -DMTL_SANITIZE=ON >/dev/null
