@@ -331,7 +331,7 @@ static int resolve_dynamic(mtl_embedding *t, int64_t n, const int64_t *ids, int6
   if (!t->training) {
     for (int64_t i = 0; i < n; i++) {
       if (i + MTL_PREFETCH_MAP < n) mtl_id_map_prefetch(map, ids[i + MTL_PREFETCH_MAP]);
-      mtl_id_entry *e = mtl_id_map_find(&t->map, ids[i]);
+      mtl_id_entry *e = mtl_id_map_find(map, ids[i]);
       rows[i] = e ? e->val : -1;
     }
     return 0;
@@ -343,7 +343,7 @@ static int resolve_dynamic(mtl_embedding *t, int64_t n, const int64_t *ids, int6
       const mtl_id_entry *a = mtl_id_map_find(map, ids[i + MTL_PREFETCH_MAP / 2]);
       if (a) __builtin_prefetch(&t->last_seen[a->val], 1);
     }
-    mtl_id_entry *e = mtl_id_map_find(&t->map, ids[i]);
+    mtl_id_entry *e = mtl_id_map_find(map, ids[i]);
     if (e) {
       rows[i] = e->val;
       t->last_seen[e->val] = t->step;

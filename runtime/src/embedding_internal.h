@@ -37,9 +37,10 @@ static inline int64_t mtl_id_map_home(const mtl_id_map *m, int64_t key) {
   uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ULL;
   return (int64_t)(h >> (64 - __builtin_ctzll((unsigned long long)m->cap)));
 }
-/* Prefetches key's home slot (a lookup in a big map misses the caches). */
+/* Prefetches key's home slot (a lookup in a big map misses the caches); a
+ * map with no slots yet has nothing to fetch. */
 MTL_ALWAYS_INLINE void mtl_id_map_prefetch(const mtl_id_map *m, int64_t key) {
-  if (m->count > 0) __builtin_prefetch(&m->e[mtl_id_map_home(m, key)], 0);
+  if (m->cap > 0) __builtin_prefetch(&m->e[mtl_id_map_home(m, key)], 0);
 }
 /* How far ahead id resolution prefetches map slots. */
 #define MTL_PREFETCH_MAP 16

@@ -53,7 +53,6 @@ mtl_id_entry *mtl_id_map_insert(mtl_id_map *m, int64_t key) {
   if ((m->count + 1) * 2 > m->cap) {
     mtl_id_map bigger = {0};
     if (mtl_id_map_init(&bigger, m->cap * 2) < 0) return NULL;
-    bigger.count = 1; /* lets mtl_id_map_prefetch look */
     for (int64_t i = 0; i < m->cap; i++) {
       /* a big map's entries land at random places of the new one: ask early */
       if (i + MTL_PREFETCH_MAP * 2 < m->cap && m->e[i + MTL_PREFETCH_MAP * 2].val >= 0)

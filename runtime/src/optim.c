@@ -318,7 +318,6 @@ static void sparse_update_rows(void *ctx, int64_t begin, int64_t end) {
   }
 }
 
-
 int mtl_optim_sparse_update(mtl_optim_kind kind, const mtl_optim_config *c, mtl_embedding *t, int64_t step) {
   if (t->g_nnz == 0) return 0;
   if (check_lr(kind, c) < 0 || mtl_embedding_grad_coalesce(t) < 0) return -1;
