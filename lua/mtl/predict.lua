@@ -139,9 +139,8 @@ function predict.file(run, cfg, opts)
   local tasks = {}
   for _, t in ipairs(run.model.tasks) do tasks[#tasks + 1] = t.name end
   local direct = {}
-  if cfg.model.name == "esmm" then
-    for _, t in ipairs(run.model.tasks) do direct[t.name] = true end
-  end
+  local body = run.model.body
+  for name in pairs(body.direct_outputs and body:direct_outputs() or {}) do direct[name] = true end
   for _, t in ipairs(run.model:eval_targets()) do if t.mask then direct[t.output] = true end end
   local scorer = rank.new(cfg.rank, { tasks = tasks, outputs = outputs, direct = direct, columns = header })
   for _, c in ipairs(scorer.columns) do

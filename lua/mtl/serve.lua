@@ -134,7 +134,7 @@ function Scorer:make_ranking()
   end
   local tasks, direct, columns = {}, {}, {}
   for _, t in ipairs(model.tasks) do tasks[#tasks + 1] = t.name end
-  if cfg.model.name == "esmm" then for _, t in ipairs(model.tasks) do direct[t.name] = true end end
+  for name in pairs(model.body.direct_outputs and model.body:direct_outputs() or {}) do direct[name] = true end
   for _, t in ipairs(model:eval_targets()) do if t.mask then direct[t.output] = true end end
   for _, c in ipairs(cfg.data.columns or {}) do columns[#columns + 1] = c.name end
   self.model_outputs = outputs
