@@ -277,11 +277,14 @@ static int l_tensor(lua_State *L) {
   return 1;
 }
 
-/* zeros/ones/full/rand/randn/empty(shape..., [dtype]) */
-static int make_filled(lua_State *L, const char *fname, int kind, double value) {
+/* zeros/ones/full/rand/randn(shape..., [dtype]) */
+typedef enum { FILL_ZEROS, FILL_ONES, FILL_FULL, FILL_RAND, FILL_RANDN } fill_kind;
+
+static int make_filled(lua_State *L, const char *fname, fill_kind kind) {
   int64_t shape[MTL_MAX_DIMS];
   int ndim, next;
-  if (kind == 2 && !lua_istable(L, 1)) {
+  double value = kind == FILL_ONES ? 1.0 : 0.0;
+  if (kind == FILL_FULL && !lua_istable(L, 1)) {
     /* full(sizes..., value[, dtype]): the last number is the value */
     int top = lua_gettop(L), last = top;
     if (lua_type(L, last) == LUA_TSTRING) last--;
@@ -295,7 +298,7 @@ static int make_filled(lua_State *L, const char *fname, int kind, double value) 
   } else {
     ndim = bind_check_shape(L, 1, shape, fname);
     next = lua_istable(L, 1) ? 2 : ndim + 1;
-    if (kind == 2) { /* full({sizes}, value[, dtype]) */
+    if (kind == FILL_FULL) { /* full({sizes}, value[, dtype]) */
       value = luaL_checknumber(L, next);
       next++;
     }
@@ -304,50 +307,30 @@ static int make_filled(lua_State *L, const char *fname, int kind, double value) 
   for (int i = 0; i < ndim; i++)
     if (shape[i] < 0) return luaL_error(L, "%s: size %d must be >= 0, got %d", fname, i + 1, (int)shape[i]);
   mtl_tensor **slot = bind_slot(L);
-  mtl_tensor *t = mtl_tensor_new(dt, ndim, shape);
-  if (!t) return luaL_error(L, "%s: %s", fname, mtl_error_message() + (strncmp(mtl_error_message(), "mtl.tensor: ", 12) ? 0 : 12));
-  if (kind <= 2) {
-    mtl_tensor_fill(t, value);
-  } else if (dt != MTL_F32) {
-    mtl_tensor_release(t);
-    return luaL_error(L, "%s: random tensors are float32", fname);
-  } else {
-    float *p = mtl_f32(t);
-    for (int64_t i = 0; i < t->numel; i++)
-      p[i] = (float)(kind == 3 ? mtl_rand_uniform() : mtl_rand_normal());
-  }
+  if (kind == FILL_RAND) return bind_fill(L, slot, mtl_tensor_rand(dt, ndim, shape));
+  if (kind == FILL_RANDN) return bind_fill(L, slot, mtl_tensor_randn(dt, ndim, shape));
+  mtl_tensor *t = mtl_tensor_new_named(fname, dt, ndim, shape);
+  if (t) mtl_tensor_fill(t, value);
   return bind_fill(L, slot, t);
 }
 
-static int l_zeros(lua_State *L) { return make_filled(L, "mtl.zeros", 0, 0.0); }
-static int l_ones(lua_State *L) { return make_filled(L, "mtl.ones", 1, 1.0); }
-static int l_full(lua_State *L) { return make_filled(L, "mtl.full", 2, 0.0); }
-static int l_rand(lua_State *L) { return make_filled(L, "mtl.rand", 3, 0.0); }
-static int l_randn(lua_State *L) { return make_filled(L, "mtl.randn", 4, 0.0); }
+static int l_zeros(lua_State *L) { return make_filled(L, "mtl.zeros", FILL_ZEROS); }
+static int l_ones(lua_State *L) { return make_filled(L, "mtl.ones", FILL_ONES); }
+static int l_full(lua_State *L) { return make_filled(L, "mtl.full", FILL_FULL); }
+static int l_rand(lua_State *L) { return make_filled(L, "mtl.rand", FILL_RAND); }
+static int l_randn(lua_State *L) { return make_filled(L, "mtl.randn", FILL_RANDN); }
 
 /* arange(n) = 0..n-1; arange(a, b[, step]) = a, a+step, ... < b */
 static int l_arange(lua_State *L) {
   double a = 0, b, step = 1;
   int top = lua_gettop(L), nnum = 0;
-  for (int i = 1; i <= top && lua_isnumber(L, i); i++) nnum++;
+  for (int i = 1; i <= top && i <= 3 && lua_isnumber(L, i); i++) nnum++;
   if (nnum == 0) return luaL_error(L, "mtl.arange: expected (n) or (start, stop[, step])");
   if (nnum == 1) b = lua_tonumber(L, 1);
   else { a = lua_tonumber(L, 1); b = lua_tonumber(L, 2); if (nnum > 2) step = lua_tonumber(L, 3); }
   mtl_dtype dt = check_dtype(L, nnum + 1, MTL_F32, "mtl.arange");
-  if (step == 0 || !isfinite(step) || !isfinite(a) || !isfinite(b))
-    return luaL_error(L, "mtl.arange: step must be finite and nonzero, bounds finite");
-  double cnt = ceil((b - a) / step);
-  if (cnt < 0) cnt = 0;
-  if (cnt > 4e18) return luaL_error(L, "mtl.arange: too many elements");
-  int64_t n = (int64_t)cnt;
   mtl_tensor **slot = bind_slot(L);
-  mtl_tensor *t = mtl_tensor_new(dt, 1, &n);
-  if (t)
-    for (int64_t i = 0; i < n; i++) {
-      double v = a + (double)i * step;
-      if (dt == MTL_F32) mtl_f32(t)[i] = (float)v; else mtl_i64(t)[i] = (int64_t)v;
-    }
-  return bind_fill(L, slot, t);
+  return bind_fill(L, slot, mtl_tensor_arange(a, b, step, dt));
 }
 
 static int l_seed(lua_State *L) {

@@ -18,9 +18,13 @@ mtl_tensor *mtl_add(mtl_tensor *a, mtl_tensor *b);
 mtl_tensor *mtl_sub(mtl_tensor *a, mtl_tensor *b);
 mtl_tensor *mtl_mul(mtl_tensor *a, mtl_tensor *b);
 mtl_tensor *mtl_div(mtl_tensor *a, mtl_tensor *b);
+/* Scalar forms (the Lua operators with a number on either side); s is rounded
+ * to float32 first, as the tensor operand's values are float32. */
 mtl_tensor *mtl_add_scalar(mtl_tensor *a, double s);     /* a + s */
-mtl_tensor *mtl_mul_scalar(mtl_tensor *a, double s);     /* a * s */
+mtl_tensor *mtl_sub_scalar(mtl_tensor *a, double s);     /* a - s */
 mtl_tensor *mtl_rsub_scalar(mtl_tensor *a, double s);    /* s - a */
+mtl_tensor *mtl_mul_scalar(mtl_tensor *a, double s);     /* a * s */
+mtl_tensor *mtl_div_scalar(mtl_tensor *a, double s);     /* a / s (a true division) */
 mtl_tensor *mtl_rdiv_scalar(mtl_tensor *a, double s);    /* s / a */
 mtl_tensor *mtl_neg(mtl_tensor *a);
 mtl_tensor *mtl_exp(mtl_tensor *a);
