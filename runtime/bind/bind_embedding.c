@@ -23,8 +23,7 @@ static mtl_embedding *check_table(lua_State *L, int idx, const char *fname) {
   return t;
 }
 
-/* Pushes a new userdata owning t (a new reference; NULL raises the core's error). */
-static int push_table(lua_State *L, mtl_embedding *t) {
+int bind_push_embedding(lua_State *L, mtl_embedding *t) {
   if (!t) return bind_error(L);
   mtl_embedding **ud = lua_newuserdata(L, sizeof *ud);
   *ud = NULL;
@@ -287,7 +286,7 @@ static int l_from_state(lua_State *L) {
   parse_config(L, 1, &cfg, true, &rg, &row, fname);
   mtl_embedding_init init = cfg.init;
   cfg.init = MTL_INIT_ZEROS; /* rows come from the state: draw nothing from the RNG */
-  push_table(L, mtl_embedding_new(&cfg));
+  bind_push_embedding(L, mtl_embedding_new(&cfg));
   mtl_embedding *t = bind_test_embedding(L, -1);
   t->cfg.init = init;
   t->requires_grad = rg;
@@ -301,7 +300,7 @@ static int l_new(lua_State *L) {
   bool rg;
   float *row = NULL;
   parse_config(L, 2, &cfg, false, &rg, &row, "mtl.Embedding");
-  push_table(L, mtl_embedding_new(&cfg));
+  bind_push_embedding(L, mtl_embedding_new(&cfg));
   bind_test_embedding(L, -1)->requires_grad = rg;
   return 1;
 }

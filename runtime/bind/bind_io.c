@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "bind.h"
-#include "mtl/reader.h"
 
 #define READER_MT "mtl.Reader"
 #define FNAME "mtl.data"
@@ -15,6 +14,11 @@
 static int raise(lua_State *L) {
   lua_pushstring(L, mtl_error_message());
   return lua_error(L);
+}
+
+mtl_reader *bind_test_reader(lua_State *L, int idx) {
+  mtl_reader **ud = luaL_testudata(L, idx, READER_MT);
+  return ud ? *ud : NULL;
 }
 
 static mtl_reader *check_reader(lua_State *L, int idx) {

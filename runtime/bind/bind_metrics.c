@@ -81,8 +81,9 @@ static int l_gauc(lua_State *L) {
 
 void bind_metrics_open(lua_State *L, int mod, int methods) {
   (void)methods;
-  bind_register(L, mod, 0, "metric_auc", l_auc);
-  bind_register(L, mod, 0, "metric_gauc", l_gauc);
-  bind_register(L, mod, 0, "metric_logloss", l_logloss);
-  bind_register(L, mod, 0, "metric_calibration", l_calibration);
+  static const luaL_Reg fns[] = {
+    {"metric_auc", l_auc}, {"metric_gauc", l_gauc}, {"metric_logloss", l_logloss},
+    {"metric_calibration", l_calibration}, {NULL, NULL},
+  };
+  bind_register_list(L, mod, 0, fns);
 }

@@ -260,5 +260,5 @@ void bind_ops_open(lua_State *L, int mod, int methods) {
     {"matmul", l_matmul}, {"linear", l_linear},
     {NULL, NULL},
   };
-  for (const luaL_Reg *r = ops; r->name; r++) bind_register(L, mod, methods, r->name, r->func);
+  bind_register_list(L, mod, methods, ops);
 }

@@ -431,9 +431,10 @@ static int l_stats_order(lua_State *L) {
 
 void bind_stats_open(lua_State *L, int mod, int methods) {
   (void)methods;
-  bind_register(L, mod, 0, "stats_compute", l_stats_compute);
-  bind_register(L, mod, 0, "samples_label", l_samples_label);
-  bind_register(L, mod, 0, "stats_write_csv", l_stats_write_csv);
-  bind_register(L, mod, 0, "stats_append_csv", l_stats_append_csv);
-  bind_register(L, mod, 0, "stats_order", l_stats_order);
+  static const luaL_Reg fns[] = {
+    {"stats_compute", l_stats_compute}, {"samples_label", l_samples_label},
+    {"stats_write_csv", l_stats_write_csv}, {"stats_append_csv", l_stats_append_csv},
+    {"stats_order", l_stats_order}, {NULL, NULL},
+  };
+  bind_register_list(L, mod, 0, fns);
 }
