@@ -11,10 +11,6 @@
 #include "mtl/stats.h"
 
 #define FN "mtl.stats.compute"
-#define MAX_WINDOWS 64
-#define MAX_OBJECTS 4096
-#define MAX_SPECS (1 << 20)
-#define MAX_ROWS ((int64_t)INT32_MAX - 1)
 
 /* ---- a hash map from 64-bit keys to 32-bit values (open addressing) -------- */
 typedef struct hmap {
@@ -173,7 +169,7 @@ typedef struct objstate {
   uint64_t nslots, capslots;
   int stride, ntu, nwu;
   int tmap[MTL_STATS_MAX_EVENT_TYPES]; /* event type -> compact index, or -1 */
-  int wmap[MAX_WINDOWS];               /* window -> compact index, or -1 */
+  int wmap[MTL_STATS_MAX_WINDOWS];               /* window -> compact index, or -1 */
 } objstate;
 
 /* Ranks of entities within groups by one event type in one window. Members
@@ -328,8 +324,10 @@ static void rank_free(rankstate *r) {
 }
 
 static int check_table(const char *what, const mtl_stats_table *t, hmap *rows) {
-  if (t->n < 0 || t->n > MAX_ROWS) return mtl_error(FN ": %s: %" PRId64 " rows (at most %" PRId64 ")", what, t->n, MAX_ROWS);
-  if (t->nprops < 0 || t->nprops > 1024) return mtl_error(FN ": %s: %d properties (at most 1024)", what, t->nprops);
+  if (t->n < 0 || t->n > MTL_STATS_MAX_ROWS)
+    return mtl_error(FN ": %s: %" PRId64 " rows (at most %" PRId64 ")", what, t->n, MTL_STATS_MAX_ROWS);
+  if (t->nprops < 0 || t->nprops > MTL_STATS_MAX_PROPS)
+    return mtl_error(FN ": %s: %d properties (at most %d)", what, t->nprops, MTL_STATS_MAX_PROPS);
   if (t->n > 0 && (!t->id || (t->nprops > 0 && !t->props))) return mtl_error(FN ": %s: missing columns", what);
   for (int p = 0; p < t->nprops; p++)
     if (t->n > 0 && !t->props[p]) return mtl_error(FN ": %s: property %d has no values", what, p + 1);
@@ -354,10 +352,10 @@ static int check_times(const char *fn, const char *what, const int64_t *t, int64
 }
 
 static int check_options(const mtl_stats_options *o) {
-  if (o->nevents < 0 || o->nevents > MAX_ROWS)
-    return mtl_error(FN ": %" PRId64 " events (at most %" PRId64 ")", o->nevents, MAX_ROWS);
-  if (o->nsamples < 0 || o->nsamples > MAX_ROWS)
-    return mtl_error(FN ": %" PRId64 " samples (at most %" PRId64 ")", o->nsamples, MAX_ROWS);
+  if (o->nevents < 0 || o->nevents > MTL_STATS_MAX_ROWS)
+    return mtl_error(FN ": %" PRId64 " events (at most %" PRId64 ")", o->nevents, MTL_STATS_MAX_ROWS);
+  if (o->nsamples < 0 || o->nsamples > MTL_STATS_MAX_ROWS)
+    return mtl_error(FN ": %" PRId64 " samples (at most %" PRId64 ")", o->nsamples, MTL_STATS_MAX_ROWS);
   if (o->nevents > 0 && (!o->event_time || !o->event_user || !o->event_item || !o->event_type))
     return mtl_error(FN ": the events need times, users, items and types");
   if (o->nsamples > 0 && (!o->sample_time || !o->sample_user || !o->sample_item))
@@ -368,13 +366,13 @@ static int check_options(const mtl_stats_options *o) {
     for (int b = 0; b < a; b++)
       if (o->type_codes[a] == o->type_codes[b])
         return mtl_error(FN ": event types %d and %d have the same code", b + 1, a + 1);
-  if (o->nwindows < 1 || o->nwindows > MAX_WINDOWS || !o->windows)
-    return mtl_error(FN ": expected 1 to %d windows, got %d", MAX_WINDOWS, o->nwindows);
+  if (o->nwindows < 1 || o->nwindows > MTL_STATS_MAX_WINDOWS || !o->windows)
+    return mtl_error(FN ": expected 1 to %d windows, got %d", MTL_STATS_MAX_WINDOWS, o->nwindows);
   for (int w = 0; w < o->nwindows; w++)
     if (o->windows[w] <= 0 || o->windows[w] > MTL_STATS_MAX_TIME)
       return mtl_error(FN ": window %d has length %" PRId64 " (expected 1..2^62)", w + 1, o->windows[w]);
-  if (o->nobjects < 0 || o->nobjects > MAX_OBJECTS || (o->nobjects > 0 && !o->objects))
-    return mtl_error(FN ": expected 0 to %d objects, got %d", MAX_OBJECTS, o->nobjects);
+  if (o->nobjects < 0 || o->nobjects > MTL_STATS_MAX_OBJECTS || (o->nobjects > 0 && !o->objects))
+    return mtl_error(FN ": expected 0 to %d objects, got %d", MTL_STATS_MAX_OBJECTS, o->nobjects);
   for (int i = 0; i < o->nobjects; i++) {
     const mtl_stats_object *ob = &o->objects[i];
     if (ob->nfields < 1 || ob->nfields > MTL_STATS_MAX_FIELDS)
@@ -397,8 +395,8 @@ static int check_options(const mtl_stats_options *o) {
       }
     }
   }
-  if (o->nspecs < 0 || o->nspecs > MAX_SPECS || (o->nspecs > 0 && !o->specs))
-    return mtl_error(FN ": expected 0 to %d statistics, got %d", MAX_SPECS, o->nspecs);
+  if (o->nspecs < 0 || o->nspecs > MTL_STATS_MAX_STATISTICS || (o->nspecs > 0 && !o->specs))
+    return mtl_error(FN ": expected 0 to %d statistics, got %d", MTL_STATS_MAX_STATISTICS, o->nspecs);
   for (int j = 0; j < o->nspecs; j++) {
     const mtl_stats_spec *s = &o->specs[j];
     if (s->kind != MTL_STATS_COUNT && s->kind != MTL_STATS_RATE && s->kind != MTL_STATS_RANK)
@@ -589,7 +587,7 @@ static int setup_state(cstate *cs) {
   for (int i = 0; i < o->nobjects; i++) {
     objstate *st = &cs->obj[i];
     for (int t = 0; t < MTL_STATS_MAX_EVENT_TYPES; t++) st->tmap[t] = -1;
-    for (int w = 0; w < MAX_WINDOWS; w++) st->wmap[w] = -1;
+    for (int w = 0; w < MTL_STATS_MAX_WINDOWS; w++) st->wmap[w] = -1;
   }
   for (int j = 0; j < o->nspecs; j++) {
     const mtl_stats_spec *s = &o->specs[j];
@@ -647,7 +645,7 @@ int mtl_stats_compute(const mtl_stats_options *o, float *out, mtl_stats_report *
     oom();
     goto done;
   }
-  int64_t added = 0, removed[MAX_WINDOWS] = {0};
+  int64_t added = 0, removed[MTL_STATS_MAX_WINDOWS] = {0};
   for (int64_t si = 0; si < o->nsamples; si++) {
     int64_t s = sorder[si], t = o->sample_time[s];
     while (added < o->nevents && o->event_time[eorder[added]] < t) {
@@ -721,18 +719,18 @@ done:
 int mtl_samples_label(const mtl_samples_label_options *o, int64_t *is_click, int64_t *is_pay, int64_t *click_time,
                       mtl_samples_label_report *report) {
   if (!o) return mtl_error(FN ": no options");
-  if (o->nimpressions < 0 || o->nimpressions > MAX_ROWS)
-    return mtl_error(FN ": %" PRId64 " impressions (at most %" PRId64 ")", o->nimpressions, MAX_ROWS);
-  if (o->nevents < 0 || o->nevents > MAX_ROWS)
-    return mtl_error(FN ": %" PRId64 " events (at most %" PRId64 ")", o->nevents, MAX_ROWS);
+  if (o->nimpressions < 0 || o->nimpressions > MTL_STATS_MAX_ROWS)
+    return mtl_error(FN ": %" PRId64 " impressions (at most %" PRId64 ")", o->nimpressions, MTL_STATS_MAX_ROWS);
+  if (o->nevents < 0 || o->nevents > MTL_STATS_MAX_ROWS)
+    return mtl_error(FN ": %" PRId64 " events (at most %" PRId64 ")", o->nevents, MTL_STATS_MAX_ROWS);
   if (o->nimpressions > 0 && (!o->impression_time || !o->impression_user || !o->impression_item || !is_click || !is_pay))
     return mtl_error(FN ": the impressions need times, users and items");
   if (o->nevents > 0 && (!o->event_time || !o->event_user || !o->event_item || !o->event_type))
     return mtl_error(FN ": the events need times, users, items and types");
-  if (o->click_window < 0 || o->pay_window < 0 || o->click_window > MTL_STATS_MAX_TIME ||
-      o->pay_window > MTL_STATS_MAX_TIME)
-    return mtl_error(FN ": windows must be 0..2^62, got click %" PRId64 " and pay %" PRId64, o->click_window,
-                     o->pay_window);
+  if (o->click_window < 0 || o->click_window > MTL_STATS_MAX_TIME)
+    return mtl_error(FN ": option 'click_window' must be 0..2^62 time units, got %" PRId64, o->click_window);
+  if (o->pay_window < 0 || o->pay_window > MTL_STATS_MAX_TIME)
+    return mtl_error(FN ": option 'pay_window' must be 0..2^62 time units, got %" PRId64, o->pay_window);
   if (check_times(FN, "impression", o->impression_time, o->nimpressions) < 0 ||
       check_times(FN, "event", o->event_time, o->nevents) < 0)
     return -1;
@@ -800,7 +798,8 @@ done:
 }
 
 int mtl_stats_order(const int64_t *time, int64_t n, int64_t *order) {
-  if (n < 0 || n > MAX_ROWS) return mtl_error("mtl.stats.order: %" PRId64 " values (at most %" PRId64 ")", n, MAX_ROWS);
+  if (n < 0 || n > MTL_STATS_MAX_ROWS)
+    return mtl_error("mtl.stats.order: %" PRId64 " values (at most %" PRId64 ")", n, MTL_STATS_MAX_ROWS);
   if (n > 0 && (!time || !order)) return mtl_error("mtl.stats.order: no values");
   uint32_t *a = sort_by_time(time, NULL, n);
   if (!a) return mtl_error("mtl.stats.order: out of memory");
