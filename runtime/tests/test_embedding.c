@@ -9,21 +9,10 @@
 #include <string.h>
 
 #include "../src/embedding_internal.h"
+#include "check.h"
 #include "mtl/autograd.h"
 #include "mtl/embedding.h"
 #include "mtl/optim.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                          \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);   \
-      fprintf(stderr, __VA_ARGS__);                                               \
-      fprintf(stderr, "\n");                                                      \
-      failures++;                                                                 \
-    }                                                                             \
-  } while (0)
 
 /* Random keys from a small range, so inserts, hits and removals all happen. */
 static void test_id_map(void) {
