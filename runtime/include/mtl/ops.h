@@ -68,7 +68,6 @@ mtl_tensor *mtl_linear(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias);
 /* An activation fused into linear's output pass (and its derivative into the
  * backward's pass over the gradient). */
 typedef enum { MTL_ACT_NONE = 0, MTL_ACT_RELU = 1 } mtl_activation;
-const char *mtl_activation_name(mtl_activation act);
 /* y = act(x W^T + bias). Grouped forms (mixtures of experts), g groups:
  *   x [n,in],   W [g,out,in], bias [g,out] -> [n,g,out]  (every group reads x;
  *                                              one GEMM when W is contiguous)
