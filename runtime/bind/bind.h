@@ -36,11 +36,18 @@ int bind_check_dim(lua_State *L, int idx, int ndim, const char *fname);
 int bind_check_shape(lua_State *L, int idx, int64_t *shape, const char *fname);
 /* Raises the core's current error message. */
 int bind_error(lua_State *L);
+/* luaL_error with C's printf (LuaJIT's lacks %lld, %zu, widths, ...). */
+int bind_errorf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Registers f under name in the module table (at mod) and, if methods != 0,
  * in the Tensor methods table (at methods). */
 void bind_register(lua_State *L, int mod, int methods, const char *name, lua_CFunction f);
 /* bind_register for each entry of a {NULL, NULL}-terminated list. */
 void bind_register_list(lua_State *L, int mod, int methods, const luaL_Reg *list);
+/* The metatable `name` of a boxed core object (created, or reused on a module
+ * reload): __index = a table of the methods, __gc = gc, __tostring =
+ * tostring unless NULL. Leaves the stack as it was. */
+void bind_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                    lua_CFunction tostring);
 /* After a new tensor reached Lua (bind_fill and bind_push call it): steps
  * the GC when tensor memory grew (heap tracking), and raises "interrupted"
  * once after a Ctrl-C (bind_runtime.c). */

@@ -2,12 +2,23 @@
  * points, and the module's luaopen. Runtime settings (threads, seed, memory,
  * the GC policy, Ctrl-C) are in bind_runtime.c. */
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bind.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 int bind_error(lua_State *L) { return luaL_error(L, "%s", mtl_error_message()); }
+
+int bind_errorf(lua_State *L, const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  return luaL_error(L, "%s", buf);
+}
 
 mtl_tensor *bind_test_tensor(lua_State *L, int idx) {
   mtl_tensor **ud = luaL_testudata(L, idx, BIND_TENSOR_MT);
@@ -108,6 +119,21 @@ void bind_register(lua_State *L, int mod, int methods, const char *name, lua_CFu
 
 void bind_register_list(lua_State *L, int mod, int methods, const luaL_Reg *list) {
   for (const luaL_Reg *r = list; r->name; r++) bind_register(L, mod, methods, r->name, r->func);
+}
+
+void bind_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                    lua_CFunction tostring) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  luaL_register(L, NULL, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  if (tostring) {
+    lua_pushcfunction(L, tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
 }
 
 static mtl_dtype check_dtype(lua_State *L, int idx, mtl_dtype def, const char *fname) {

@@ -69,8 +69,11 @@ static int record_loss(int op, mtl_tensor *out, int nin, mtl_tensor **in, mtl_re
   return 0;
 }
 
-/* Releases a failed output: returns NULL. */
-static mtl_tensor *discard(mtl_tensor *out) {
+/* The end of a loss's forward: releases its n temporaries (NULL ones too)
+ * and returns out; when !ok, releases out as well and returns NULL. */
+static mtl_tensor *finish(bool ok, mtl_tensor *out, int n, mtl_tensor *const *temps) {
+  for (int i = 0; i < n; i++) mtl_tensor_release(temps[i]);
+  if (ok) return out;
   mtl_tensor_release(out);
   return NULL;
 }
@@ -169,15 +172,9 @@ static mtl_tensor *bce_impl(bool on_logits, mtl_tensor *x, mtl_tensor *y, mtl_te
     if (wc) mtl_node_save(node, 2, wc);
     if (mc) mtl_node_save(node, 3, mc);
   }
-done:
-  mtl_tensor_release(xc);
-  mtl_tensor_release(yc);
-  mtl_tensor_release(wc);
-  mtl_tensor_release(mc);
-  return out;
+  return finish(true, out, 4, (mtl_tensor *[]){xc, yc, wc, mc});
 fail:
-  out = discard(out);
-  goto done;
+  return finish(false, out, 4, (mtl_tensor *[]){xc, yc, wc, mc});
 }
 
 mtl_tensor *mtl_bce_with_logits(mtl_tensor *logits, mtl_tensor *target, mtl_tensor *weight,
@@ -259,14 +256,9 @@ mtl_tensor *mtl_mse(mtl_tensor *a, mtl_tensor *target, mtl_reduction red) {
   mtl_node *node;
   if (record_loss(MTL_OP_MSE, out, 2, in, red, n, &node) < 0) goto fail;
   if (node) mtl_node_save(node, 0, diff);
-done:
-  mtl_tensor_release(ac);
-  mtl_tensor_release(tc);
-  mtl_tensor_release(diff);
-  return out;
+  return finish(true, out, 3, (mtl_tensor *[]){ac, tc, diff});
 fail:
-  out = discard(out);
-  goto done;
+  return finish(false, out, 3, (mtl_tensor *[]){ac, tc, diff});
 }
 
 /* d/da = 2 (a - target), d/dtarget = -2 (a - target). */
@@ -347,14 +339,9 @@ mtl_tensor *mtl_cross_entropy(mtl_tensor *logits, mtl_tensor *target, mtl_reduct
     mtl_node_save(node, 0, prob);
     mtl_node_save(node, 1, tc);
   }
-done:
-  mtl_tensor_release(xc);
-  mtl_tensor_release(tc);
-  mtl_tensor_release(prob);
-  return out;
+  return finish(true, out, 3, (mtl_tensor *[]){xc, tc, prob});
 fail:
-  out = discard(out);
-  goto done;
+  return finish(false, out, 3, (mtl_tensor *[]){xc, tc, prob});
 }
 
 /* d loss_i / d logits_ij = softmax_ij - [j == target_i]. */
