@@ -313,25 +313,21 @@ static mtl_tensor *index_arg(lua_State *L, int idx, const char *fname, bool allo
   return z;
 }
 
-/* t:index_select(dim, index): the entries of dim at the (1-based) positions. */
-static int l_index_select(lua_State *L) {
-  const char *fname = "mtl.index_select";
+/* f(t, dim, index) with 1-based positions in index (allow_table: also a Lua list) */
+static int indexed(lua_State *L, const char *fname, bool allow_table,
+                   mtl_tensor *(*f)(mtl_tensor *, int, mtl_tensor *)) {
   mtl_tensor *a = bind_check_tensor(L, 1, fname);
   int dim = bind_check_dim(L, 2, a->ndim, fname);
-  mtl_tensor *index = index_arg(L, 3, fname, true);
+  mtl_tensor *index = index_arg(L, 3, fname, allow_table);
   mtl_tensor **slot = bind_slot(L);
-  return bind_fill(L, slot, mtl_index_select(a, dim, index));
+  return bind_fill(L, slot, f(a, dim, index));
 }
 
+/* t:index_select(dim, index): the entries of dim at the (1-based) positions. */
+static int l_index_select(lua_State *L) { return indexed(L, "mtl.index_select", true, mtl_index_select); }
+
 /* t:gather(dim, index): out[i][j] = t[i][index[i][j]] for dim 2. */
-static int l_gather(lua_State *L) {
-  const char *fname = "mtl.gather";
-  mtl_tensor *a = bind_check_tensor(L, 1, fname);
-  int dim = bind_check_dim(L, 2, a->ndim, fname);
-  mtl_tensor *index = index_arg(L, 3, fname, false);
-  mtl_tensor **slot = bind_slot(L);
-  return bind_fill(L, slot, mtl_gather(a, dim, index));
-}
+static int l_gather(lua_State *L) { return indexed(L, "mtl.gather", false, mtl_gather); }
 
 void bind_shape_open(lua_State *L, int mod, int methods) {
   static const luaL_Reg ops[] = {
