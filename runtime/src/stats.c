@@ -8,115 +8,39 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "mtl/id_map.h"
 #include "mtl/stats.h"
 
 #define FN "mtl.stats.compute"
 
-/* ---- a hash map from 64-bit keys to 32-bit values (open addressing) -------- */
-typedef struct hmap {
-  uint64_t *keys;
-  uint32_t *vals; /* value + 1; 0 marks an empty slot */
-  uint64_t cap;   /* a power of two */
-  uint64_t n;
-  int bits;
-} hmap;
-
-static uint64_t hmap_index(const hmap *m, uint64_t key) {
-  return (key * 0x9E3779B97F4A7C15ULL) >> (64 - m->bits); /* Fibonacci hashing */
-}
-
-static int hmap_alloc(hmap *m, int bits) {
-  m->bits = bits;
-  m->cap = (uint64_t)1 << bits;
-  m->n = 0;
-  m->keys = malloc(m->cap * sizeof *m->keys);
-  m->vals = calloc(m->cap, sizeof *m->vals);
-  if (!m->keys || !m->vals) {
-    free(m->keys);
-    free(m->vals);
-    m->keys = NULL;
-    m->vals = NULL;
-    return -1;
-  }
-  return 0;
-}
-
-static int hmap_init(hmap *m, uint64_t expected) {
-  int bits = 4;
-  while (bits < 40 && ((uint64_t)1 << bits) < 2 * expected) bits++;
-  return hmap_alloc(m, bits);
-}
-
-static void hmap_free(hmap *m) {
-  free(m->keys);
-  free(m->vals);
-  m->keys = NULL;
-  m->vals = NULL;
-}
+/* ---- key -> value maps: the core's id map (mtl/id_map.h) ------------------- */
+/* An empty map with room for `expected` keys before it grows. */
+static int map_init(mtl_id_map *m, uint64_t expected) { return mtl_id_map_init(m, (int64_t)(2 * expected)); }
 
 /* The value stored for key, or -1. */
-static int64_t hmap_find(const hmap *m, uint64_t key) {
-  if (!m->vals) return -1;
-  uint64_t mask = m->cap - 1;
-  for (uint64_t i = hmap_index(m, key);; i = (i + 1) & mask) {
-    uint32_t v = m->vals[i];
-    if (v == 0) return -1;
-    if (m->keys[i] == key) return (int64_t)v - 1;
-  }
-}
-
-static int hmap_grow(hmap *m) {
-  hmap bigger;
-  if (hmap_alloc(&bigger, m->bits + 1) < 0) return -1;
-  uint64_t mask = bigger.cap - 1;
-  for (uint64_t i = 0; i < m->cap; i++) {
-    if (!m->vals[i]) continue;
-    uint64_t j = hmap_index(&bigger, m->keys[i]);
-    while (bigger.vals[j]) j = (j + 1) & mask;
-    bigger.keys[j] = m->keys[i];
-    bigger.vals[j] = m->vals[i];
-  }
-  bigger.n = m->n;
-  hmap_free(m);
-  *m = bigger;
-  return 0;
+static inline int64_t map_value(const mtl_id_map *m, uint64_t key) {
+  const mtl_id_entry *e = mtl_id_map_find(m, (int64_t)key);
+  return e ? e->val : -1;
 }
 
 /* The value of key; when absent, stores value and returns it (*added = 1).
  * Returns -1 when memory runs out. */
-static int64_t hmap_get_or_add(hmap *m, uint64_t key, uint32_t value, int *added) {
-  *added = 0;
-  if ((m->n + 1) * 2 > m->cap && hmap_grow(m) < 0) return -1;
-  uint64_t mask = m->cap - 1;
-  for (uint64_t i = hmap_index(m, key);; i = (i + 1) & mask) {
-    uint32_t v = m->vals[i];
-    if (v == 0) {
-      m->keys[i] = key;
-      m->vals[i] = value + 1;
-      m->n++;
-      *added = 1;
-      return value;
-    }
-    if (m->keys[i] == key) return (int64_t)v - 1;
-  }
+static inline int64_t map_get_or_add(mtl_id_map *m, uint64_t key, uint32_t value, int *added) {
+  bool is_new;
+  mtl_id_entry *e = mtl_id_map_find_or_insert(m, (int64_t)key, &is_new);
+  if (!e) return -1;
+  *added = is_new;
+  if (is_new) e->val = value;
+  return e->val;
 }
 
 /* Stores value under key (replacing any). Returns -1 when memory runs out. */
-static int hmap_put(hmap *m, uint64_t key, uint32_t value) {
-  if ((m->n + 1) * 2 > m->cap && hmap_grow(m) < 0) return -1;
-  uint64_t mask = m->cap - 1;
-  for (uint64_t i = hmap_index(m, key);; i = (i + 1) & mask) {
-    if (m->vals[i] == 0) {
-      m->keys[i] = key;
-      m->n++;
-      m->vals[i] = value + 1;
-      return 0;
-    }
-    if (m->keys[i] == key) {
-      m->vals[i] = value + 1;
-      return 0;
-    }
-  }
+static inline int map_put(mtl_id_map *m, uint64_t key, uint32_t value) {
+  bool is_new;
+  mtl_id_entry *e = mtl_id_map_find_or_insert(m, (int64_t)key, &is_new);
+  if (!e) return -1;
+  e->val = value;
+  return 0;
 }
 
 /* ---- a stable sort of positions 0..n-1 by an int64 key ------------------- */
@@ -164,12 +88,12 @@ static uint64_t pair_key(int64_t a, int64_t b) {
 /* ---- statistics ------------------------------------------------------------ */
 /* The counts of one object: per key, ntu event types x nwu windows. */
 typedef struct objstate {
-  hmap map;
+  mtl_id_map map;
   int32_t *counts; /* nslots * stride */
   uint64_t nslots, capslots;
   int stride, ntu, nwu;
   int tmap[MTL_STATS_MAX_EVENT_TYPES]; /* event type -> compact index, or -1 */
-  int wmap[MTL_STATS_MAX_WINDOWS];               /* window -> compact index, or -1 */
+  int wmap[MTL_STATS_MAX_WINDOWS];     /* window -> compact index, or -1 */
 } objstate;
 
 /* Ranks of entities within groups by one event type in one window. Members
@@ -189,7 +113,7 @@ typedef struct rmember {
 
 typedef struct rankstate {
   int entity, group, window, event;
-  hmap groups, members;
+  mtl_id_map groups, members;
   rgroup *g;
   uint32_t ng, capg;
   rmember *m;
@@ -232,9 +156,9 @@ static bool object_key(const mtl_stats_options *o, const mtl_stats_object *ob, c
   return true;
 }
 
-static int64_t table_row(const hmap *m, int64_t id) {
+static int64_t table_row(const mtl_id_map *m, int64_t id) {
   if (id == MTL_STATS_NONE) return -1;
-  return hmap_find(m, (uint64_t)id);
+  return map_value(m, (uint64_t)id);
 }
 
 static int oom(void) { return mtl_error(FN ": out of memory"); }
@@ -254,7 +178,7 @@ static int grow_array(void **p, uint32_t *cap, uint32_t need, size_t elem) {
 /* The member index of (group key, entity key), added with count 0 when new. */
 static int64_t rank_member(rankstate *r, uint64_t gkey, uint64_t ekey) {
   int added;
-  int64_t gi = hmap_get_or_add(&r->groups, gkey, r->ng, &added);
+  int64_t gi = map_get_or_add(&r->groups, gkey, r->ng, &added);
   if (gi < 0) return oom();
   if (added) {
     if (grow_array((void **)&r->g, &r->capg, r->ng + 1, sizeof *r->g) < 0) return oom();
@@ -262,7 +186,7 @@ static int64_t rank_member(rankstate *r, uint64_t gkey, uint64_t ekey) {
     r->ng++;
   }
   rgroup *g = &r->g[gi];
-  int64_t mi = hmap_get_or_add(&r->members, pair_key((int64_t)gkey, (int64_t)ekey), r->nm, &added);
+  int64_t mi = map_get_or_add(&r->members, pair_key((int64_t)gkey, (int64_t)ekey), r->nm, &added);
   if (mi < 0) return oom();
   if (added) {
     if (grow_array((void **)&r->m, &r->capm, r->nm + 1, sizeof *r->m) < 0) return oom();
@@ -303,10 +227,10 @@ static int rank_step(rankstate *r, uint32_t mi, int delta) {
 }
 
 static double rank_query(const rankstate *r, uint64_t gkey, uint64_t ekey) {
-  int64_t gi = hmap_find(&r->groups, gkey);
+  int64_t gi = map_value(&r->groups, gkey);
   if (gi < 0) return 1;
   const rgroup *g = &r->g[gi];
-  int64_t mi = hmap_find(&r->members, pair_key((int64_t)gkey, (int64_t)ekey));
+  int64_t mi = map_value(&r->members, pair_key((int64_t)gkey, (int64_t)ekey));
   int32_t c = mi < 0 ? 0 : r->m[mi].count;
   int32_t above = (uint32_t)c < g->nstart ? g->start[c] : 0;
   return (double)above + 1;
@@ -319,11 +243,11 @@ static void rank_free(rankstate *r) {
   }
   free(r->g);
   free(r->m);
-  hmap_free(&r->groups);
-  hmap_free(&r->members);
+  mtl_id_map_free(&r->groups);
+  mtl_id_map_free(&r->members);
 }
 
-static int check_table(const char *what, const mtl_stats_table *t, hmap *rows) {
+static int check_table(const char *what, const mtl_stats_table *t, mtl_id_map *rows) {
   if (t->n < 0 || t->n > MTL_STATS_MAX_ROWS)
     return mtl_error(FN ": %s: %" PRId64 " rows (at most %" PRId64 ")", what, t->n, MTL_STATS_MAX_ROWS);
   if (t->nprops < 0 || t->nprops > MTL_STATS_MAX_PROPS)
@@ -331,11 +255,11 @@ static int check_table(const char *what, const mtl_stats_table *t, hmap *rows) {
   if (t->n > 0 && (!t->id || (t->nprops > 0 && !t->props))) return mtl_error(FN ": %s: missing columns", what);
   for (int p = 0; p < t->nprops; p++)
     if (t->n > 0 && !t->props[p]) return mtl_error(FN ": %s: property %d has no values", what, p + 1);
-  if (hmap_init(rows, (uint64_t)t->n) < 0) return oom();
+  if (map_init(rows, (uint64_t)t->n) < 0) return oom();
   for (int64_t i = 0; i < t->n; i++) {
     if (t->id[i] == MTL_STATS_NONE) return mtl_error(FN ": %s: row %" PRId64 " has the missing id", what, i + 1);
     int added;
-    int64_t v = hmap_get_or_add(rows, (uint64_t)t->id[i], (uint32_t)i, &added);
+    int64_t v = map_get_or_add(rows, (uint64_t)t->id[i], (uint32_t)i, &added);
     if (v < 0) return oom();
     if (!added)
       return mtl_error(FN ": %s: id %" PRId64 " appears twice (rows %" PRId64 " and %" PRId64 ")", what, t->id[i],
@@ -424,7 +348,7 @@ static int check_options(const mtl_stats_options *o) {
 
 typedef struct cstate {
   const mtl_stats_options *o;
-  hmap user_rows, item_rows;
+  mtl_id_map user_rows, item_rows;
   int8_t *etype;
   objstate *obj;
   rankstate *rank;
@@ -466,7 +390,7 @@ static int add_event(cstate *cs, int64_t e) {
     if (tc < 0 || !object_key(o, &o->objects[i], &c, &key)) continue;
     int added;
     if (st->nslots >= UINT32_MAX - 1) return mtl_error(FN ": too many distinct keys for object %d", i + 1);
-    int64_t slot = hmap_get_or_add(&st->map, key, (uint32_t)st->nslots, &added);
+    int64_t slot = map_get_or_add(&st->map, key, (uint32_t)st->nslots, &added);
     if (slot < 0) return oom();
     if (added) {
       if (st->nslots == st->capslots) {
@@ -516,7 +440,7 @@ static int remove_event(cstate *cs, int64_t e, int w) {
     } else {
       uint64_t key;
       if (!object_key(o, &o->objects[i], &c, &key)) continue;
-      slot = hmap_find(&st->map, key);
+      slot = map_value(&st->map, key);
       if (slot < 0) return mtl_error(FN ": internal error: a leaving event was never counted");
     }
     st->counts[(uint64_t)slot * (uint64_t)st->stride + (uint64_t)(st->wmap[w] * st->ntu + tc)]--;
@@ -532,7 +456,7 @@ static int remove_event(cstate *cs, int64_t e, int w) {
       uint64_t ekey, gkey;
       if (!object_key(o, &o->objects[rs->entity], &c, &ekey) || !object_key(o, &o->objects[rs->group], &c, &gkey))
         continue;
-      mi = hmap_find(&rs->members, pair_key((int64_t)gkey, (int64_t)ekey));
+      mi = map_value(&rs->members, pair_key((int64_t)gkey, (int64_t)ekey));
       if (mi < 0) return mtl_error(FN ": internal error: a leaving event was never ranked");
     }
     if (rank_step(rs, (uint32_t)mi, -1) < 0) return -1;
@@ -542,12 +466,12 @@ static int remove_event(cstate *cs, int64_t e, int w) {
 
 static void free_state(cstate *cs) {
   const mtl_stats_options *o = cs->o;
-  hmap_free(&cs->user_rows);
-  hmap_free(&cs->item_rows);
+  mtl_id_map_free(&cs->user_rows);
+  mtl_id_map_free(&cs->item_rows);
   free(cs->etype);
   if (cs->obj)
     for (int i = 0; i < o->nobjects; i++) {
-      hmap_free(&cs->obj[i].map);
+      mtl_id_map_free(&cs->obj[i].map);
       free(cs->obj[i].counts);
     }
   free(cs->obj);
@@ -603,7 +527,7 @@ static int setup_state(cstate *cs) {
         rs->group = s->group;
         rs->window = s->window;
         rs->event = s->event;
-        if (hmap_init(&rs->groups, 64) < 0 || hmap_init(&rs->members, 1024) < 0) return oom();
+        if (map_init(&rs->groups, 64) < 0 || map_init(&rs->members, 1024) < 0) return oom();
       }
       cs->spec_rank[j] = r;
       continue;
@@ -620,7 +544,7 @@ static int setup_state(cstate *cs) {
   for (int i = 0; i < o->nobjects; i++) {
     objstate *st = &cs->obj[i];
     st->stride = st->ntu * st->nwu;
-    if (st->stride > 0 && hmap_init(&st->map, 1024) < 0) return oom();
+    if (st->stride > 0 && map_init(&st->map, 1024) < 0) return oom();
     if (st->stride == 0)
       for (int t = 0; t < MTL_STATS_MAX_EVENT_TYPES; t++) st->tmap[t] = -1; /* nothing to count */
   }
@@ -668,7 +592,7 @@ int mtl_stats_compute(const mtl_stats_options *o, float *out, mtl_stats_report *
     c.trow = cs.need_trow ? table_row(&cs.item_rows, c.trigger) : -1;
     for (int i = 0; i < o->nobjects; i++) {
       uint64_t key;
-      slots[i] = cs.obj[i].stride > 0 && object_key(o, &o->objects[i], &c, &key) ? hmap_find(&cs.obj[i].map, key) : -1;
+      slots[i] = cs.obj[i].stride > 0 && object_key(o, &o->objects[i], &c, &key) ? map_value(&cs.obj[i].map, key) : -1;
     }
     float *row = out + s * o->nspecs;
     for (int j = 0; j < o->nspecs; j++) {
@@ -739,7 +663,7 @@ int mtl_samples_label(const mtl_samples_label_options *o, int64_t *is_click, int
   uint32_t *iorder = NULL, *eorder = NULL;
   int64_t *ctime = NULL;
   uint8_t *rank = NULL;
-  hmap last_imp = {0}, last_click = {0};
+  mtl_id_map last_imp = {0}, last_click = {0};
   int rc = -1;
   mtl_samples_label_report rep = {0};
   /* clicks before purchases at equal times; other events are not used */
@@ -750,7 +674,7 @@ int mtl_samples_label(const mtl_samples_label_options *o, int64_t *is_click, int
   iorder = sort_by_time(o->impression_time, NULL, ni);
   eorder = sort_by_time(o->event_time, rank, ne);
   if (!iorder || !eorder) goto nomem;
-  if (hmap_init(&last_imp, (uint64_t)ni) < 0 || hmap_init(&last_click, 1024) < 0) goto nomem;
+  if (map_init(&last_imp, (uint64_t)ni) < 0 || map_init(&last_click, 1024) < 0) goto nomem;
   for (int64_t i = 0; i < ni; i++) {
     is_click[i] = 0;
     is_pay[i] = 0;
@@ -762,20 +686,20 @@ int mtl_samples_label(const mtl_samples_label_options *o, int64_t *is_click, int
     if (type != o->click_code && type != o->pay_code) continue;
     while (a < ni && o->impression_time[iorder[a]] <= t) { /* impressions come first at equal times */
       int64_t i = iorder[a++];
-      if (hmap_put(&last_imp, pair_key(o->impression_user[i], o->impression_item[i]), (uint32_t)i) < 0) goto nomem;
+      if (map_put(&last_imp, pair_key(o->impression_user[i], o->impression_item[i]), (uint32_t)i) < 0) goto nomem;
     }
     uint64_t key = pair_key(o->event_user[e], o->event_item[e]);
     if (type == o->click_code) {
       rep.clicks++;
-      int64_t i = hmap_find(&last_imp, key);
+      int64_t i = map_value(&last_imp, key);
       if (i < 0 || ctime[i] != MTL_STATS_NONE || t - o->impression_time[i] > o->click_window) continue;
       ctime[i] = t;
       is_click[i] = 1;
       rep.clicks_attributed++;
-      if (hmap_put(&last_click, key, (uint32_t)i) < 0) goto nomem;
+      if (map_put(&last_click, key, (uint32_t)i) < 0) goto nomem;
     } else {
       rep.purchases++;
-      int64_t i = hmap_find(&last_click, key);
+      int64_t i = map_value(&last_click, key);
       if (i < 0 || t - ctime[i] > o->pay_window) continue;
       if (!is_pay[i]) rep.purchases_attributed++;
       is_pay[i] = 1;
@@ -792,8 +716,8 @@ done:
   free(ctime);
   free(iorder);
   free(eorder);
-  hmap_free(&last_imp);
-  hmap_free(&last_click);
+  mtl_id_map_free(&last_imp);
+  mtl_id_map_free(&last_click);
   return rc;
 }
 
