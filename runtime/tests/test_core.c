@@ -41,6 +41,13 @@ static mtl_tensor *iota(int ndim, const int64_t *shape) {
   return t;
 }
 
+/* Releases the tensors; the storage accounting must then be back to base. */
+static void release_to_baseline(const char *test, size_t base, mtl_tensor *const *ts, size_t n) {
+  for (size_t i = 0; i < n; i++) mtl_tensor_release(ts[i]);
+  size_t now = mtl_memory_in_use();
+  CHECK(now == base, "%s: %zu bytes in use after release, %zu before", test, now, base);
+}
+
 static double at2(const mtl_tensor *t, int64_t i, int64_t j) {
   int64_t idx[2] = {i, j};
   return mtl_tensor_get_at(t, idx);
@@ -378,9 +385,7 @@ static void test_filled(void) {
   CHECK_MSG("mtl.arange: step must be finite and nonzero, bounds finite (got start 0, stop inf, step 1)");
   CHECK(mtl_tensor_arange(0, 0x1p62, 1, MTL_F32) == NULL);
   CHECK_MSG("mtl.arange: too many elements (4.61169e+18)");
-  mtl_tensor *all[] = {u, z, r, d, e};
-  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) mtl_tensor_release(all[i]);
-  CHECK(mtl_memory_in_use() == base);
+  release_to_baseline("test_filled", base, (mtl_tensor *[]){u, z, r, d, e}, 5);
 }
 
 /* The scalar forms of arithmetic: values against double arithmetic rounded
@@ -555,10 +560,8 @@ static void test_autograd(void) {
   CHECK(mtl_sum(a43, 2, false) == NULL);
   CHECK_MSG("mtl.sum: dimension 3 out of range (tensor has 2 dimensions)");
 
-  /* everything released: the storage accounting is back to the baseline */
   mtl_tensor *all[] = {x, w, y, sq, loss, s2, c, p, ps, q, m, bad, ones, li, r, a43, b52};
-  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) mtl_tensor_release(all[i]);
-  CHECK(mtl_memory_in_use() == base);
+  release_to_baseline("test_autograd", base, all, sizeof all / sizeof all[0]);
 }
 
 /* A chain of 100,000 ops: backward and release must not recurse deeply. */
