@@ -178,6 +178,10 @@ void mtl_tensor_release(mtl_tensor *t) {
   handle_free(t);
 }
 
+void mtl_tensor_release_all(int n, mtl_tensor *const *ts) {
+  for (int i = 0; i < n; i++) mtl_tensor_release(ts[i]);
+}
+
 bool mtl_tensor_is_contiguous(const mtl_tensor *t) {
   int64_t st = 1;
   for (int i = t->ndim - 1; i >= 0; i--) {

@@ -95,7 +95,9 @@ mtl_tensor *mtl_tensor_view(mtl_tensor *t, int ndim, const int64_t *shape,
 /* An alias of t: same storage, shape and strides, no autograd link. */
 mtl_tensor *mtl_tensor_alias(mtl_tensor *t);
 void mtl_tensor_retain(mtl_tensor *t);
-void mtl_tensor_release(mtl_tensor *t);
+void mtl_tensor_release(mtl_tensor *t); /* NULL: nothing */
+/* mtl_tensor_release of each of n tensors (an op's temporaries). */
+void mtl_tensor_release_all(int n, mtl_tensor *const *ts);
 
 bool mtl_tensor_is_contiguous(const mtl_tensor *t);
 /* Contiguous copy of values (no autograd link); returns a new reference to t

@@ -72,7 +72,7 @@ static int record_loss(int op, mtl_tensor *out, int nin, mtl_tensor **in, mtl_re
 /* The end of a loss's forward: releases its n temporaries (NULL ones too)
  * and returns out; when !ok, releases out as well and returns NULL. */
 static mtl_tensor *finish(bool ok, mtl_tensor *out, int n, mtl_tensor *const *temps) {
-  for (int i = 0; i < n; i++) mtl_tensor_release(temps[i]);
+  mtl_tensor_release_all(n, temps);
   if (ok) return out;
   mtl_tensor_release(out);
   return NULL;
