@@ -98,10 +98,10 @@ local function entity_table(t, what)
   return { id = t.id, props = props }, index, names
 end
 
--- A column as a contiguous int64 tensor; in a Lua list, false marks a
--- missing id (an event off any detail page has no trigger).
-local function int64(x, what)
-  if x == nil then return nil end
+-- A column as a contiguous tensor (the C binding checks it is int64); in a
+-- Lua list, false marks a missing id (an event off any detail page has no
+-- trigger).
+local function int64(x)
   if type(x) == "table" then
     local vals, missing = {}, {}
     for i = 1, #x do
@@ -116,8 +116,8 @@ local function int64(x, what)
     for _, i in ipairs(missing) do t:set_flat(i, stats.MISSING) end
     return t
   end
-  if x:dtype() ~= "int64" then fail("%s must be int64, got %s", what, x:dtype()) end
-  return x:contiguous()
+  if getmetatable(x) == core.Tensor_mt then return x:contiguous() end
+  return x
 end
 
 -- The C option tables for a list of feature specs; returns opts, names.
@@ -132,9 +132,8 @@ function stats.plan(opts)
   for k, v in pairs(opts.rates or {}) do rates[k] = v end
   local window_index = {}
   for i, w in ipairs(windows) do
-    if type(w) ~= "number" or w <= 0 or w * unit ~= math.floor(w * unit) then
-      fail("window %d must be a positive number of units (unit = %g s), got %s", i, unit, tostring(w))
-    end
+    -- a number of units; the C core checks the length in seconds
+    if type(w) ~= "number" then fail("window %d must be a number of units (unit = %g s), got %s", i, unit, type(w)) end
     window_index[w] = i
   end
   local users, user_props = entity_table(opts.users, "users")
@@ -207,7 +206,7 @@ function stats.plan(opts)
   if codes == nil then
     codes = data.hash(event_types)
   else
-    codes = int64(codes, "event_codes")
+    codes = int64(codes)
   end
   return {
     type_codes = codes, windows = seconds, objects = objects, specs = specs, users = users, items = items,
@@ -226,14 +225,13 @@ function stats.compute(opts)
   if type(opts.samples) ~= "table" then fail("option 'samples' must be a table of columns") end
   local c, names = stats.plan(opts)
   local ev, sm = opts.events, opts.samples
-  c.events = { time = int64(ev.time, "events.time"), user = int64(ev.user, "events.user"), item = int64(ev.item, "events.item"),
-               trigger = int64(ev.trigger, "events.trigger"), type = int64(ev.event, "events.event") }
-  c.samples = { time = int64(sm.time, "samples.time"), user = int64(sm.user, "samples.user"),
-                item = int64(sm.item, "samples.item"), trigger = int64(sm.trigger, "samples.trigger") }
+  c.events = { time = int64(ev.time), user = int64(ev.user), item = int64(ev.item), trigger = int64(ev.trigger),
+               type = int64(ev.event) }
+  c.samples = { time = int64(sm.time), user = int64(sm.user), item = int64(sm.item), trigger = int64(sm.trigger) }
   for _, t in ipairs({ c.users or false, c.items or false }) do
     if t then
-      t.id = int64(t.id, "id")
-      for i, p in ipairs(t.props) do t.props[i] = int64(p, "a property") end
+      t.id = int64(t.id)
+      for i, p in ipairs(t.props) do t.props[i] = int64(p) end
     end
   end
   c.cache_bytes_max = opts.cache_bytes_max

@@ -193,19 +193,6 @@ static int l_r_close(lua_State *L) {
   return 0;
 }
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc) {
-  luaL_newmetatable(L, name); /* reused on module reload */
-  lua_newtable(L);
-  for (const luaL_Reg *m = methods; m->name; m++) {
-    lua_pushcfunction(L, m->func);
-    lua_setfield(L, -2, m->name);
-  }
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
-}
-
 void bind_checkpoint_open(lua_State *L, int mod, int methods) {
   (void)methods;
   static const luaL_Reg writer_methods[] = {
@@ -216,12 +203,10 @@ void bind_checkpoint_open(lua_State *L, int mod, int methods) {
   static const luaL_Reg reader_methods[] = {
     {"read", l_r_read}, {"offset", l_r_offset}, {"close", l_r_close}, {NULL, NULL},
   };
-  new_class(L, WRITER_MT, writer_methods, l_w_abort);
-  new_class(L, READER_MT, reader_methods, l_r_close);
+  static const luaL_Reg io[] = {{"writer", l_writer}, {"reader", l_reader}, {NULL, NULL}};
+  bind_new_class(L, WRITER_MT, writer_methods, l_w_abort, NULL);
+  bind_new_class(L, READER_MT, reader_methods, l_r_close, NULL);
   lua_createtable(L, 0, 2);
-  lua_pushcfunction(L, l_writer);
-  lua_setfield(L, -2, "writer");
-  lua_pushcfunction(L, l_reader);
-  lua_setfield(L, -2, "reader");
+  luaL_register(L, NULL, io);
   lua_setfield(L, mod, "checkpoint_io");
 }

@@ -23,8 +23,7 @@ static mtl_embedding *check_table(lua_State *L, int idx, const char *fname) {
   return t;
 }
 
-/* Pushes a new userdata owning t (a new reference; NULL raises the core's error). */
-static int push_table(lua_State *L, mtl_embedding *t) {
+int bind_push_embedding(lua_State *L, mtl_embedding *t) {
   if (!t) return bind_error(L);
   mtl_embedding **ud = lua_newuserdata(L, sizeof *ud);
   *ud = NULL;
@@ -287,7 +286,7 @@ static int l_from_state(lua_State *L) {
   parse_config(L, 1, &cfg, true, &rg, &row, fname);
   mtl_embedding_init init = cfg.init;
   cfg.init = MTL_INIT_ZEROS; /* rows come from the state: draw nothing from the RNG */
-  push_table(L, mtl_embedding_new(&cfg));
+  bind_push_embedding(L, mtl_embedding_new(&cfg));
   mtl_embedding *t = bind_test_embedding(L, -1);
   t->cfg.init = init;
   t->requires_grad = rg;
@@ -301,9 +300,15 @@ static int l_new(lua_State *L) {
   bool rg;
   float *row = NULL;
   parse_config(L, 2, &cfg, false, &rg, &row, "mtl.Embedding");
-  push_table(L, mtl_embedding_new(&cfg));
+  bind_push_embedding(L, mtl_embedding_new(&cfg));
   bind_test_embedding(L, -1)->requires_grad = rg;
   return 1;
+}
+
+/* sd[key] = t (a new reference; the GC owns it) */
+static void set_tensor(lua_State *L, int sd, const char *key, mtl_tensor *t) {
+  bind_push(L, t);
+  lua_setfield(L, sd, key);
 }
 
 static void set_int(lua_State *L, const char *key, int64_t v) {
@@ -350,8 +355,7 @@ static int l_state_dict(lua_State *L) {
   mtl_tensor *ids;
   int64_t *rows;
   if (mtl_embedding_sorted_rows(t, &ids, &rows) < 0) return bind_error(L);
-  bind_push(L, ids);
-  lua_setfield(L, sd, "ids");
+  set_tensor(L, sd, "ids", ids);
   mtl_tensor *w = mtl_embedding_gather_rows(t, NULL, t->nrows, rows);
   mtl_tensor *seen = mtl_tensor_new(MTL_I64, 1, &t->nrows);
   if (!w || !seen) {
@@ -362,18 +366,13 @@ static int l_state_dict(lua_State *L) {
   }
   for (int64_t k = 0; k < t->nrows; k++) mtl_i64(seen)[k] = t->last_seen[rows[k]];
   free(rows);
-  bind_push(L, w);
-  lua_setfield(L, sd, "weight");
-  bind_push(L, seen);
-  lua_setfield(L, sd, "last_seen");
+  set_tensor(L, sd, "weight", w);
+  set_tensor(L, sd, "last_seen", seen);
   mtl_tensor *pids, *pcounts, *pseen;
   if (mtl_embedding_pending(t, &pids, &pcounts, &pseen) < 0) return bind_error(L);
-  bind_push(L, pids);
-  lua_setfield(L, sd, "pending_ids");
-  bind_push(L, pcounts);
-  lua_setfield(L, sd, "pending_counts");
-  bind_push(L, pseen);
-  lua_setfield(L, sd, "pending_seen");
+  set_tensor(L, sd, "pending_ids", pids);
+  set_tensor(L, sd, "pending_counts", pcounts);
+  set_tensor(L, sd, "pending_seen", pseen);
   lua_settop(L, sd);
   return 1;
 }
@@ -668,10 +667,7 @@ void bind_embedding_open(lua_State *L, int mod, int methods) {
     lua_setfield(L, mt, "__index");
   }
   int m = lua_gettop(L);
-  for (const luaL_Reg *r = meths; r->name; r++) {
-    lua_pushcfunction(L, r->func);
-    lua_setfield(L, m, r->name);
-  }
+  luaL_register(L, NULL, meths);
   lua_pushcfunction(L, l_gc);
   lua_setfield(L, mt, "__gc");
   lua_pushcfunction(L, l_tostring);
@@ -679,12 +675,10 @@ void bind_embedding_open(lua_State *L, int mod, int methods) {
   lua_pushstring(L, "mtl.Embedding"); /* checkpoints store it as this type (loader: from_state) */
   lua_setfield(L, mt, "__typename");
   /* mtl.Embedding: callable class table with from_state, is and the methods */
+  static const luaL_Reg class_fns[] = {{"from_state", l_from_state}, {"is", l_is}, {NULL, NULL}};
   lua_newtable(L);
   int cls = lua_gettop(L);
-  lua_pushcfunction(L, l_from_state);
-  lua_setfield(L, cls, "from_state");
-  lua_pushcfunction(L, l_is);
-  lua_setfield(L, cls, "is");
+  luaL_register(L, NULL, class_fns);
   lua_pushvalue(L, m);
   lua_setfield(L, cls, "methods");
   lua_newtable(L);

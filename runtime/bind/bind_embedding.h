@@ -1,4 +1,5 @@
-/* The mtl.Embedding userdata, for other bindings (optimizers, checkpoints). */
+/* The mtl.Embedding userdata, for other bindings (optimizers, checkpoints)
+ * and runtime/serve. */
 #ifndef MTL_BIND_EMBEDDING_H
 #define MTL_BIND_EMBEDDING_H
 
@@ -9,5 +10,7 @@
 
 /* The table at idx, or NULL if it is not one. */
 mtl_embedding *bind_test_embedding(lua_State *L, int idx);
+/* Pushes a new userdata owning t (a new reference; NULL raises the core's error). */
+int bind_push_embedding(lua_State *L, mtl_embedding *t);
 
 #endif

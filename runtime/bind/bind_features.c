@@ -62,9 +62,9 @@ static int l_sort_unique(lua_State *L) {
 
 void bind_features_open(lua_State *L, int mod, int methods) {
   (void)methods;
-  bind_register(L, mod, 0, "bucketize", l_bucketize);
-  bind_register(L, mod, 0, "hash_cross", l_hash_cross);
-  bind_register(L, mod, 0, "kv_lookup", l_kv_lookup);
-  bind_register(L, mod, 0, "vocab_index", l_vocab_index);
-  bind_register(L, mod, 0, "sort_unique", l_sort_unique);
+  static const luaL_Reg fns[] = {
+    {"bucketize", l_bucketize}, {"hash_cross", l_hash_cross}, {"kv_lookup", l_kv_lookup},
+    {"vocab_index", l_vocab_index}, {"sort_unique", l_sort_unique}, {NULL, NULL},
+  };
+  bind_register_list(L, mod, 0, fns);
 }

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "bind.h"
-#include "mtl/reader.h"
 
 #define READER_MT "mtl.Reader"
 #define FNAME "mtl.data"
@@ -15,6 +14,11 @@
 static int raise(lua_State *L) {
   lua_pushstring(L, mtl_error_message());
   return lua_error(L);
+}
+
+mtl_reader *bind_test_reader(lua_State *L, int idx) {
+  mtl_reader **ud = luaL_testudata(L, idx, READER_MT);
+  return ud ? *ud : NULL;
 }
 
 static mtl_reader *check_reader(lua_State *L, int idx) {
@@ -366,20 +370,12 @@ static int l_hash_strings(lua_State *L) {
 
 void bind_io_open(lua_State *L, int mod, int methods) {
   (void)methods;
-  luaL_newmetatable(L, READER_MT); /* reused if it exists (module reload) */
   static const luaL_Reg meths[] = {
     {"next", l_next}, {"rewind", l_rewind}, {"set_text", l_set_text}, {"skipped", l_skipped}, {"messages", l_messages},
     {"outputs", l_outputs}, {"stats", l_stats}, {"peak_bytes", l_peak_bytes}, {"close", reader_gc},
     {NULL, NULL},
   };
-  lua_newtable(L);
-  luaL_register(L, NULL, meths);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, reader_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, l_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
+  bind_new_class(L, READER_MT, meths, reader_gc, l_tostring);
   bind_register(L, mod, 0, "reader_new", l_reader_new);
   bind_register(L, mod, 0, "hash_strings", l_hash_strings);
 }

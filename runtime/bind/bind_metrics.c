@@ -28,10 +28,6 @@ static int contiguous_all(mtl_tensor **in, mtl_tensor **out, int k) {
   return ok;
 }
 
-static void release_all(mtl_tensor **t, int k) {
-  for (int i = 0; i < k; i++) mtl_tensor_release(t[i]);
-}
-
 typedef int (*masked_metric)(const float *, const float *, const float *, int64_t, double *);
 
 static int masked(lua_State *L, const char *fn, masked_metric f) {
@@ -43,7 +39,7 @@ static int masked(lua_State *L, const char *fn, masked_metric f) {
   mtl_tensor *c[3];
   double v = 0;
   int rc = contiguous_all(in, c, 3) ? f(mtl_f32(c[0]), mtl_f32(c[1]), c[2] ? mtl_f32(c[2]) : NULL, n, &v) : -1;
-  release_all(c, 3);
+  mtl_tensor_release_all(3, c);
   if (rc < 0) return bind_error(L);
   lua_pushnumber(L, v);
   return 1;
@@ -72,7 +68,7 @@ static int l_gauc(lua_State *L) {
   double v = 0;
   int64_t used = 0;
   int rc = contiguous_all(in, c, 3) ? mtl_metric_gauc(mtl_f32(c[0]), mtl_f32(c[1]), mtl_i64(c[2]), n, r, &v, &used) : -1;
-  release_all(c, 3);
+  mtl_tensor_release_all(3, c);
   if (rc < 0) return bind_error(L);
   lua_pushnumber(L, v);
   lua_pushnumber(L, (lua_Number)used);
@@ -81,8 +77,9 @@ static int l_gauc(lua_State *L) {
 
 void bind_metrics_open(lua_State *L, int mod, int methods) {
   (void)methods;
-  bind_register(L, mod, 0, "metric_auc", l_auc);
-  bind_register(L, mod, 0, "metric_gauc", l_gauc);
-  bind_register(L, mod, 0, "metric_logloss", l_logloss);
-  bind_register(L, mod, 0, "metric_calibration", l_calibration);
+  static const luaL_Reg fns[] = {
+    {"metric_auc", l_auc}, {"metric_gauc", l_gauc}, {"metric_logloss", l_logloss},
+    {"metric_calibration", l_calibration}, {NULL, NULL},
+  };
+  bind_register_list(L, mod, 0, fns);
 }

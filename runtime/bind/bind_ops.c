@@ -54,50 +54,36 @@ static mtl_tensor *as_tensor(lua_State *L, int idx, mtl_tensor **tmp) {
 }
 
 /* ---- arithmetic ------------------------------------------------------------ */
-/* Binary arithmetic accepting tensor or number on either side. */
+/* Binary arithmetic accepting tensor or number on either side: tensor with
+ * tensor broadcasts; a number on one side picks the core's scalar form (the
+ * binding only dispatches, the core decides the numerics). */
 typedef mtl_tensor *(*binary_fn)(mtl_tensor *, mtl_tensor *);
+typedef mtl_tensor *(*scalar_fn)(mtl_tensor *, double);
 
-static int arith(lua_State *L, const char *name, binary_fn tt, int kind) {
+static int arith(lua_State *L, const char *name, binary_fn tt, scalar_fn ts, scalar_fn st) {
   mtl_tensor *a = bind_test_tensor(L, 1), *b = bind_test_tensor(L, 2);
   if (a && b) {
     mtl_tensor **slot = bind_slot(L);
     return bind_fill(L, slot, tt(a, b));
   }
-  /* scalar forms: name the op the user called, not its scalar kernel */
-  if ((a && is_number(L, 2)) || (b && is_number(L, 1))) {
-    mtl_tensor *t = a ? a : b;
-    if (t->dtype != MTL_F32)
-      return luaL_error(L, "%s: expected a float32 tensor for the %s argument, got %s", name,
-                        a ? "first" : "second", mtl_dtype_name(t->dtype));
-  }
-  if (a && is_number(L, 2)) {
-    double s = lua_tonumber(L, 2);
-    mtl_tensor **slot = bind_slot(L);
-    switch (kind) {
-      case 0: return bind_fill(L, slot, mtl_add_scalar(a, s));
-      case 1: return bind_fill(L, slot, mtl_add_scalar(a, -s));
-      case 2: return bind_fill(L, slot, mtl_mul_scalar(a, s));
-      default: return bind_fill(L, slot, mtl_mul_scalar(a, 1.0 / s));
-    }
-  }
-  if (b && is_number(L, 1)) {
-    double s = lua_tonumber(L, 1);
-    mtl_tensor **slot = bind_slot(L);
-    switch (kind) {
-      case 0: return bind_fill(L, slot, mtl_add_scalar(b, s));
-      case 1: return bind_fill(L, slot, mtl_rsub_scalar(b, s));
-      case 2: return bind_fill(L, slot, mtl_mul_scalar(b, s));
-      default: return bind_fill(L, slot, mtl_rdiv_scalar(b, s));
-    }
-  }
-  return luaL_error(L, "%s: expected tensors or numbers, got %s and %s", name, luaL_typename(L, 1),
-                    luaL_typename(L, 2));
+  bool tensor_first = a && is_number(L, 2);
+  if (!tensor_first && !(b && is_number(L, 1)))
+    return luaL_error(L, "%s: expected tensors or numbers, got %s and %s", name, luaL_typename(L, 1),
+                      luaL_typename(L, 2));
+  /* name the op the user called, not its scalar kernel */
+  mtl_tensor *t = tensor_first ? a : b;
+  if (t->dtype != MTL_F32)
+    return luaL_error(L, "%s: expected a float32 tensor for the %s argument, got %s", name,
+                      tensor_first ? "first" : "second", mtl_dtype_name(t->dtype));
+  double s = lua_tonumber(L, tensor_first ? 2 : 1);
+  mtl_tensor **slot = bind_slot(L);
+  return bind_fill(L, slot, (tensor_first ? ts : st)(t, s));
 }
 
-static int l_add(lua_State *L) { return arith(L, "mtl.add", mtl_add, 0); }
-static int l_sub(lua_State *L) { return arith(L, "mtl.sub", mtl_sub, 1); }
-static int l_mul(lua_State *L) { return arith(L, "mtl.mul", mtl_mul, 2); }
-static int l_div(lua_State *L) { return arith(L, "mtl.div", mtl_div, 3); }
+static int l_add(lua_State *L) { return arith(L, "mtl.add", mtl_add, mtl_add_scalar, mtl_add_scalar); }
+static int l_sub(lua_State *L) { return arith(L, "mtl.sub", mtl_sub, mtl_sub_scalar, mtl_rsub_scalar); }
+static int l_mul(lua_State *L) { return arith(L, "mtl.mul", mtl_mul, mtl_mul_scalar, mtl_mul_scalar); }
+static int l_div(lua_State *L) { return arith(L, "mtl.div", mtl_div, mtl_div_scalar, mtl_rdiv_scalar); }
 
 /* pow(t, p) with p a number or a tensor; pow(x, t) with x a number (2 ^ t). */
 static int l_pow(lua_State *L) {
@@ -274,5 +260,5 @@ void bind_ops_open(lua_State *L, int mod, int methods) {
     {"matmul", l_matmul}, {"linear", l_linear},
     {NULL, NULL},
   };
-  for (const luaL_Reg *r = ops; r->name; r++) bind_register(L, mod, methods, r->name, r->func);
+  bind_register_list(L, mod, methods, ops);
 }

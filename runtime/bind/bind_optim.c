@@ -429,22 +429,10 @@ void bind_optim_open(lua_State *L, int mod, int methods) {
     {"state", l_state}, {"state_dict", l_state_dict}, {"load_state_dict", l_load_state_dict},
     {NULL, NULL},
   };
-  luaL_newmetatable(L, OPTIM_MT);
-  int mt = lua_gettop(L);
-  lua_newtable(L);
-  for (const luaL_Reg *r = meths; r->name; r++) {
-    lua_pushcfunction(L, r->func);
-    lua_setfield(L, -2, r->name);
-  }
-  lua_setfield(L, mt, "__index");
-  lua_pushcfunction(L, l_gc);
-  lua_setfield(L, mt, "__gc");
-  lua_pop(L, 1);
+  bind_new_class(L, OPTIM_MT, meths, l_gc, NULL);
   /* core._optim = {new = ..., clip_grad_norm = ...}; lua/mtl/optim.lua wraps them */
+  static const luaL_Reg fns[] = {{"new", l_optim_new}, {"clip_grad_norm", l_clip_grad_norm}, {NULL, NULL}};
   lua_createtable(L, 0, 2);
-  lua_pushcfunction(L, l_optim_new);
-  lua_setfield(L, -2, "new");
-  lua_pushcfunction(L, l_clip_grad_norm);
-  lua_setfield(L, -2, "clip_grad_norm");
+  luaL_register(L, NULL, fns);
   lua_setfield(L, mod, "_optim");
 }

@@ -15,22 +15,10 @@
  *   table of integers); they are converted to 0-based copies here.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "bind.h"
-
-/* luaL_error with C's full printf (LuaJIT's lacks %lld). */
-static int fail(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(lua_State *L, const char *fmt, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return luaL_error(L, "%s", buf);
-}
 
 /* An integer argument (exact, |v| <= 2^53). */
 static int64_t check_int(lua_State *L, int idx, const char *fname, const char *what) {
@@ -53,13 +41,16 @@ static int check_sizes(lua_State *L, int idx, int64_t *shape, const char *fname)
   return n;
 }
 
-static int l_reshape(lua_State *L) {
-  mtl_tensor *a = bind_check_tensor(L, 1, "mtl.reshape");
+/* f(t, sizes...) for reshape and expand */
+static int resized(lua_State *L, const char *fname, mtl_tensor *(*f)(mtl_tensor *, int, const int64_t *)) {
+  mtl_tensor *a = bind_check_tensor(L, 1, fname);
   int64_t shape[MTL_MAX_DIMS];
-  int nd = check_sizes(L, 2, shape, "mtl.reshape");
+  int nd = check_sizes(L, 2, shape, fname);
   mtl_tensor **slot = bind_slot(L);
-  return bind_fill(L, slot, mtl_reshape(a, nd, shape));
+  return bind_fill(L, slot, f(a, nd, shape));
 }
+
+static int l_reshape(lua_State *L) { return resized(L, "mtl.reshape", mtl_reshape); }
 
 static int l_transpose(lua_State *L) {
   mtl_tensor *a = bind_check_tensor(L, 1, "mtl.transpose");
@@ -137,20 +128,14 @@ static int l_narrow(lua_State *L) {
   int64_t start = check_int(L, 3, fname, "start"), length = check_int(L, 4, fname, "length");
   int64_t size = a->shape[dim];
   if (start == 0 || start > size + 1 || start < -size)
-    return fail(L, "%s: start %lld out of range for dimension %d of size %lld (expected 1..%lld or -%lld..-1)",
+    return bind_errorf(L, "%s: start %lld out of range for dimension %d of size %lld (expected 1..%lld or -%lld..-1)",
                       fname, (long long)start, dim + 1, (long long)size, (long long)size + 1, (long long)size);
   mtl_tensor **slot = bind_slot(L);
   return bind_fill(L, slot, mtl_narrow(a, dim, start > 0 ? start - 1 : size + start, length));
 }
 
 /* t:expand(sizes): a broadcast view; -1 keeps a size. */
-static int l_expand(lua_State *L) {
-  mtl_tensor *a = bind_check_tensor(L, 1, "mtl.expand");
-  int64_t shape[MTL_MAX_DIMS];
-  int nd = check_sizes(L, 2, shape, "mtl.expand");
-  mtl_tensor **slot = bind_slot(L);
-  return bind_fill(L, slot, mtl_expand(a, nd, shape));
-}
+static int l_expand(lua_State *L) { return resized(L, "mtl.expand", mtl_expand); }
 
 static int l_expand_as(lua_State *L) {
   mtl_tensor *a = bind_check_tensor(L, 1, "mtl.expand_as"), *b = bind_check_tensor(L, 2, "mtl.expand_as");
@@ -261,10 +246,10 @@ static int l_split(lua_State *L) {
     }
   } else {
     int64_t size = check_int(L, 2, fname, "the split size");
-    if (size < 1) return fail(L, "%s: the split size must be >= 1, got %lld", fname, (long long)size);
+    if (size < 1) return bind_errorf(L, "%s: the split size must be >= 1, got %lld", fname, (long long)size);
     int64_t cnt = len == 0 ? 1 : (len - 1) / size + 1;
     if (cnt > MAX_PIECES)
-      return fail(L, "%s: that makes %lld pieces (at most %d)", fname, (long long)cnt, MAX_PIECES);
+      return bind_errorf(L, "%s: that makes %lld pieces (at most %d)", fname, (long long)cnt, MAX_PIECES);
     n = (int)cnt;
     sizes = lua_newuserdata(L, (size_t)n * sizeof *sizes);
     for (int i = 0; i < n; i++) sizes[i] = i < n - 1 ? size : len - size * (n - 1);
@@ -281,7 +266,7 @@ static int l_chunk(lua_State *L) {
   int dim = lua_isnoneornil(L, 3) ? 0 : bind_check_dim(L, 3, a->ndim, fname);
   if (a->ndim == 0) return luaL_error(L, "%s: cannot chunk a 0-dimensional tensor", fname);
   if (want < 1 || want > MAX_PIECES)
-    return fail(L, "%s: the number of chunks must be in 1..%d, got %lld", fname, MAX_PIECES, (long long)want);
+    return bind_errorf(L, "%s: the number of chunks must be in 1..%d, got %lld", fname, MAX_PIECES, (long long)want);
   int64_t len = a->shape[dim];
   int64_t size = len == 0 ? 0 : (len - 1) / want + 1;
   int n = size == 0 ? (int)want : (int)((len - 1) / size + 1); /* an empty dim gives n empty chunks */
@@ -328,25 +313,21 @@ static mtl_tensor *index_arg(lua_State *L, int idx, const char *fname, bool allo
   return z;
 }
 
-/* t:index_select(dim, index): the entries of dim at the (1-based) positions. */
-static int l_index_select(lua_State *L) {
-  const char *fname = "mtl.index_select";
+/* f(t, dim, index) with 1-based positions in index (allow_table: also a Lua list) */
+static int indexed(lua_State *L, const char *fname, bool allow_table,
+                   mtl_tensor *(*f)(mtl_tensor *, int, mtl_tensor *)) {
   mtl_tensor *a = bind_check_tensor(L, 1, fname);
   int dim = bind_check_dim(L, 2, a->ndim, fname);
-  mtl_tensor *index = index_arg(L, 3, fname, true);
+  mtl_tensor *index = index_arg(L, 3, fname, allow_table);
   mtl_tensor **slot = bind_slot(L);
-  return bind_fill(L, slot, mtl_index_select(a, dim, index));
+  return bind_fill(L, slot, f(a, dim, index));
 }
 
+/* t:index_select(dim, index): the entries of dim at the (1-based) positions. */
+static int l_index_select(lua_State *L) { return indexed(L, "mtl.index_select", true, mtl_index_select); }
+
 /* t:gather(dim, index): out[i][j] = t[i][index[i][j]] for dim 2. */
-static int l_gather(lua_State *L) {
-  const char *fname = "mtl.gather";
-  mtl_tensor *a = bind_check_tensor(L, 1, fname);
-  int dim = bind_check_dim(L, 2, a->ndim, fname);
-  mtl_tensor *index = index_arg(L, 3, fname, false);
-  mtl_tensor **slot = bind_slot(L);
-  return bind_fill(L, slot, mtl_gather(a, dim, index));
-}
+static int l_gather(lua_State *L) { return indexed(L, "mtl.gather", false, mtl_gather); }
 
 void bind_shape_open(lua_State *L, int mod, int methods) {
   static const luaL_Reg ops[] = {

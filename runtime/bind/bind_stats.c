@@ -1,37 +1,58 @@
 /* Lua binding of the statistics features, impression labels and CSV output
  * (runtime/src/stats.c). lua/mtl/stats.lua and lua/mtl/samples.lua build the
- * option tables; indices here are 1-based and converted once. */
+ * option tables. This file only converts them (tensors to arrays, 1-based
+ * indices to 0-based, numbers to integers): the core checks every value and
+ * limit (mtl/stats.h), once. */
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bind.h"
 #include "mtl/stats.h"
 
-/* An int64 [n] contiguous tensor at t[key] (n = -1: any length, set into *n);
- * NULL when absent and optional. */
-static const int64_t *ids_field(lua_State *L, const char *fn, int t, const char *table, const char *key, int64_t *n,
-                                bool optional) {
-  lua_getfield(L, t, key);
-  mtl_tensor *x = bind_test_tensor(L, -1);
-  if (!x) {
-    if (optional && lua_isnil(L, -1)) {
-      lua_pop(L, 1);
-      return NULL;
-    }
-    luaL_error(L, "%s: %s.%s must be an int64 tensor, got %s", fn, table, key, luaL_typename(L, -1));
-  }
-  lua_pop(L, 1); /* still referenced by the options table */
+/* The contiguous int64 [n] tensor at stack index idx, called `what` in
+ * errors (*n = -1: any length, set into *n). */
+static const int64_t *check_ids(lua_State *L, const char *fn, int idx, const char *what, int64_t *n) {
+  mtl_tensor *x = bind_test_tensor(L, idx);
+  if (!x) luaL_error(L, "%s: %s must be an int64 tensor, got %s", fn, what, luaL_typename(L, idx));
   if (x->dtype != MTL_I64 || x->ndim != 1 || !mtl_tensor_is_contiguous(x)) {
     char shape[64];
-    luaL_error(L, "%s: %s.%s must be a contiguous int64 [n] tensor, got %s %s", fn, table, key,
-               mtl_dtype_name(x->dtype), mtl_shape_str(x, shape, sizeof shape));
+    luaL_error(L, "%s: %s must be a contiguous int64 [n] tensor, got %s %s", fn, what, mtl_dtype_name(x->dtype),
+               mtl_shape_str(x, shape, sizeof shape));
   }
   if (*n < 0)
     *n = x->shape[0];
   else if (x->shape[0] != *n)
-    luaL_error(L, "%s: %s.%s has %d values, expected %d", fn, table, key, (int)x->shape[0], (int)*n);
+    luaL_error(L, "%s: %s has %d values, expected %d", fn, what, (int)x->shape[0], (int)*n);
   return mtl_i64(x);
 }
+
+/* check_ids for t[key] (`table.key` in errors); NULL when absent and optional. */
+static const int64_t *ids_field(lua_State *L, const char *fn, int t, const char *table, const char *key, int64_t *n,
+                                bool optional) {
+  lua_getfield(L, t, key);
+  if (optional && lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  char what[128];
+  snprintf(what, sizeof what, "%s.%s", table, key);
+  const int64_t *ids = check_ids(L, fn, -1, what, n);
+  lua_pop(L, 1); /* still referenced by the options table */
+  return ids;
+}
+
+/* The number at stack index idx as an integer (whole, within int64's range):
+ * a conversion only, the core checks the value. */
+static int64_t whole_number(lua_State *L, int idx, bool *ok) {
+  double v = lua_type(L, idx) == LUA_TNUMBER ? lua_tonumber(L, idx) : NAN;
+  *ok = v == floor(v) && fabs(v) <= 9.2e18;
+  return *ok ? (int64_t)v : 0;
+}
+
+/* As int, clamped (an out-of-range count or index stays out of range). */
+static int clamp_int(int64_t v) { return v > INT_MAX ? INT_MAX : v < INT_MIN ? INT_MIN : (int)v; }
 
 /* Keeps the value on top of the stack alive in the anchor table (at stack
  * index 2) until the call returns, and pops it. */
@@ -60,16 +81,18 @@ static double number_field(lua_State *L, const char *fn, int t, const char *what
   return v;
 }
 
-/* A 1-based index at t[key] in 1..n, returned 0-based. */
-static int index_field(lua_State *L, const char *fn, int t, const char *what, int i, const char *key, int n) {
+/* A 1-based index at t[key], returned 0-based (the core checks its range). */
+static int index_field(lua_State *L, const char *fn, int t, const char *what, int i, const char *key) {
   lua_getfield(L, t, key);
-  if (lua_type(L, -1) != LUA_TNUMBER)
+  bool ok;
+  int64_t v = whole_number(L, -1, &ok);
+  if (!ok) {
+    if (lua_type(L, -1) == LUA_TNUMBER)
+      luaL_error(L, "%s: %s %d: '%s' must be a whole number, got %g", fn, what, i, key, lua_tonumber(L, -1));
     luaL_error(L, "%s: %s %d: '%s' must be a number, got %s", fn, what, i, key, luaL_typename(L, -1));
-  double v = lua_tonumber(L, -1);
+  }
   lua_pop(L, 1);
-  if (!(v >= 1 && v <= n) || v != floor(v))
-    luaL_error(L, "%s: %s %d: '%s' must be a whole number in 1..%d, got %g", fn, what, i, key, n, v);
-  return (int)v - 1;
+  return clamp_int(v - 1);
 }
 
 static void entity_table(lua_State *L, const char *fn, int opts, const char *key, mtl_stats_table *out) {
@@ -81,16 +104,14 @@ static void entity_table(lua_State *L, const char *fn, int opts, const char *key
   int props = table_field(L, fn, t, "props", true);
   if (props) {
     int np = (int)lua_objlen(L, props);
-    if (np > 1024) luaL_error(L, "%s: %s.props: %d columns (at most 1024)", fn, key, np);
     const int64_t **cols = lua_newuserdata(L, sizeof *cols * (size_t)(np > 0 ? np : 1));
     anchor(L);
     for (int p = 0; p < np; p++) {
+      char what[128];
+      snprintf(what, sizeof what, "%s.props[%d]", key, p + 1);
       lua_rawgeti(L, props, p + 1);
-      mtl_tensor *x = bind_test_tensor(L, -1);
-      lua_pop(L, 1);
-      if (!x || x->dtype != MTL_I64 || x->ndim != 1 || !mtl_tensor_is_contiguous(x) || x->shape[0] != out->n)
-        luaL_error(L, "%s: %s.props[%d] must be a contiguous int64 tensor of %d values", fn, key, p + 1, (int)out->n);
-      cols[p] = mtl_i64(x);
+      cols[p] = check_ids(L, fn, -1, what, &out->n);
+      lua_pop(L, 1); /* still referenced by the props table */
     }
     out->nprops = np;
     out->props = cols;
@@ -109,11 +130,11 @@ static mtl_stats_field parse_field(lua_State *L, const char *fn, int obj, int f,
     kind = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
     lua_pop(L, 1); /* the string stays in the field table */
     lua_rawgeti(L, idx, 2);
-    double p = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+    bool ok;
+    int64_t p = whole_number(L, -1, &ok);
     lua_pop(L, 1);
-    if (!(p >= 1 && p <= 1024) || p != floor(p))
-      luaL_error(L, "%s: object %d, field %d: expected {kind, property number}", fn, obj, f);
-    fd.prop = (int)p - 1;
+    if (!ok) luaL_error(L, "%s: object %d, field %d: expected {kind, property number}", fn, obj, f);
+    fd.prop = clamp_int(p - 1);
   }
   for (int k = 0; k < 6; k++)
     if (kind && !strcmp(kind, names[k])) {
@@ -146,15 +167,9 @@ static int l_stats_compute(lua_State *L) {
   lua_settop(L, 2);
   int64_t ntypes = -1;
   lua_getfield(L, 1, "type_codes");
-  mtl_tensor *codes = bind_test_tensor(L, -1);
-  if (!codes || codes->dtype != MTL_I64 || codes->ndim != 1 || !mtl_tensor_is_contiguous(codes))
-    return luaL_error(L, "%s: type_codes must be a contiguous int64 [n] tensor", fn);
+  o.type_codes = check_ids(L, fn, -1, "type_codes", &ntypes);
   lua_pop(L, 1);
-  ntypes = codes->shape[0];
-  if (ntypes < 1 || ntypes > MTL_STATS_MAX_EVENT_TYPES)
-    return luaL_error(L, "%s: expected 1 to %d event types, got %d", fn, MTL_STATS_MAX_EVENT_TYPES, (int)ntypes);
-  o.ntypes = (int)ntypes;
-  o.type_codes = mtl_i64(codes);
+  o.ntypes = clamp_int(ntypes);
   entity_table(L, fn, 1, "users", &o.users);
   entity_table(L, fn, 1, "items", &o.items);
   int sm = table_field(L, fn, 1, "samples", false);
@@ -167,16 +182,14 @@ static int l_stats_compute(lua_State *L) {
 
   int wt = table_field(L, fn, 1, "windows", false);
   int nw = (int)lua_objlen(L, wt);
-  if (nw < 1 || nw > 64) return luaL_error(L, "%s: expected 1 to 64 windows, got %d", fn, nw);
-  int64_t *windows = lua_newuserdata(L, sizeof *windows * (size_t)nw);
+  int64_t *windows = lua_newuserdata(L, sizeof *windows * (size_t)(nw > 0 ? nw : 1));
   anchor(L);
   for (int w = 0; w < nw; w++) {
     lua_rawgeti(L, wt, w + 1);
-    double v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+    bool ok;
+    windows[w] = whole_number(L, -1, &ok);
+    if (!ok) return luaL_error(L, "%s: window %d must be a whole number of time units", fn, w + 1);
     lua_pop(L, 1);
-    if (!(v >= 1 && v <= 4.6e18) || v != floor(v))
-      return luaL_error(L, "%s: window %d must be a whole number of time units >= 1", fn, w + 1);
-    windows[w] = (int64_t)v;
   }
   o.nwindows = nw;
   o.windows = windows;
@@ -184,7 +197,6 @@ static int l_stats_compute(lua_State *L) {
 
   int ot = table_field(L, fn, 1, "objects", false);
   int nobj = (int)lua_objlen(L, ot);
-  if (nobj > 4096) return luaL_error(L, "%s: %d objects (at most 4096)", fn, nobj);
   mtl_stats_object *objects = lua_newuserdata(L, sizeof *objects * (size_t)(nobj > 0 ? nobj : 1));
   anchor(L);
   for (int i = 0; i < nobj; i++) {
@@ -192,10 +204,8 @@ static int l_stats_compute(lua_State *L) {
     int ob = lua_gettop(L);
     if (!lua_istable(L, ob)) return luaL_error(L, "%s: object %d must be a list of fields", fn, i + 1);
     int nf = (int)lua_objlen(L, ob);
-    if (nf < 1 || nf > MTL_STATS_MAX_FIELDS)
-      return luaL_error(L, "%s: object %d has %d fields (expected 1 to %d)", fn, i + 1, nf, MTL_STATS_MAX_FIELDS);
-    objects[i].nfields = nf;
-    for (int f = 0; f < nf; f++) {
+    objects[i].nfields = nf; /* the core checks the count; only the fields that fit are read */
+    for (int f = 0; f < nf && f < MTL_STATS_MAX_FIELDS; f++) {
       lua_rawgeti(L, ob, f + 1);
       objects[i].fields[f] = parse_field(L, fn, i + 1, f + 1, lua_gettop(L));
       lua_pop(L, 1);
@@ -208,7 +218,6 @@ static int l_stats_compute(lua_State *L) {
 
   int st = table_field(L, fn, 1, "specs", false);
   int ns = (int)lua_objlen(L, st);
-  if (ns > (1 << 20)) return luaL_error(L, "%s: %d statistics (at most 2^20)", fn, ns);
   mtl_stats_spec *specs = lua_newuserdata(L, sizeof *specs * (size_t)(ns > 0 ? ns : 1));
   anchor(L);
   for (int j = 0; j < ns; j++) {
@@ -228,15 +237,15 @@ static int l_stats_compute(lua_State *L) {
     else
       return luaL_error(L, "%s: statistic %d: kind must be count, rate or rank", fn, j + 1);
     lua_pop(L, 1);
-    s->object = index_field(L, fn, sp, "statistic", j + 1, "object", nobj);
-    s->window = index_field(L, fn, sp, "statistic", j + 1, "window", nw);
-    s->event = index_field(L, fn, sp, "statistic", j + 1, "event", o.ntypes);
+    s->object = index_field(L, fn, sp, "statistic", j + 1, "object");
+    s->window = index_field(L, fn, sp, "statistic", j + 1, "window");
+    s->event = index_field(L, fn, sp, "statistic", j + 1, "event");
     if (s->kind == MTL_STATS_RATE) {
-      s->denominator = index_field(L, fn, sp, "statistic", j + 1, "denominator", o.ntypes);
+      s->denominator = index_field(L, fn, sp, "statistic", j + 1, "denominator");
       s->alpha = number_field(L, fn, sp, "statistic", j + 1, "alpha", 0);
       s->beta = number_field(L, fn, sp, "statistic", j + 1, "beta", 0);
     }
-    if (s->kind == MTL_STATS_RANK) s->group = index_field(L, fn, sp, "statistic", j + 1, "group", nobj);
+    if (s->kind == MTL_STATS_RANK) s->group = index_field(L, fn, sp, "statistic", j + 1, "group");
     lua_pop(L, 1);
   }
   o.nspecs = ns;
@@ -287,11 +296,11 @@ static int64_t code_field(lua_State *L, const char *fn, int t, const char *key) 
 
 static int64_t window_field(lua_State *L, const char *fn, int t, const char *key) {
   lua_getfield(L, t, key);
-  double d = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+  bool ok;
+  int64_t v = whole_number(L, -1, &ok);
+  if (!ok) luaL_error(L, "%s: option '%s' must be a whole number of time units", fn, key);
   lua_pop(L, 1);
-  if (!(d >= 0 && d <= 4.6e18) || d != floor(d))
-    luaL_error(L, "%s: option '%s' must be a whole number of time units >= 0", fn, key);
-  return (int64_t)d;
+  return v;
 }
 
 /* core.samples_label(opts) -> is_click, is_pay, click_time (int64 [n]), report */
@@ -431,9 +440,10 @@ static int l_stats_order(lua_State *L) {
 
 void bind_stats_open(lua_State *L, int mod, int methods) {
   (void)methods;
-  bind_register(L, mod, 0, "stats_compute", l_stats_compute);
-  bind_register(L, mod, 0, "samples_label", l_samples_label);
-  bind_register(L, mod, 0, "stats_write_csv", l_stats_write_csv);
-  bind_register(L, mod, 0, "stats_append_csv", l_stats_append_csv);
-  bind_register(L, mod, 0, "stats_order", l_stats_order);
+  static const luaL_Reg fns[] = {
+    {"stats_compute", l_stats_compute}, {"samples_label", l_samples_label},
+    {"stats_write_csv", l_stats_write_csv}, {"stats_append_csv", l_stats_append_csv},
+    {"stats_order", l_stats_order}, {NULL, NULL},
+  };
+  bind_register_list(L, mod, 0, fns);
 }

@@ -1,54 +1,24 @@
 /* mtl.core: the Tensor userdata, constructors, inspection, autograd entry
- * points, and the module's luaopen. */
+ * points, and the module's luaopen. Runtime settings (threads, seed, memory,
+ * the GC policy, Ctrl-C) are in bind_runtime.c. */
 #include <math.h>
-#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "bind.h"
 
 /* ---- helpers -------------------------------------------------------------- */
-#define GC_MIN_MARGIN ((size_t)16 << 20)
-#define GC_HEAP_MARGIN_CAP ((size_t)96 << 20)
-/* per thread: serving runs Lua states in several */
-static _Thread_local size_t gc_threshold = GC_MIN_MARGIN, gc_survivors = 0, gc_margin = GC_MIN_MARGIN;
-
-/* Heap tracking: the Lua GC does not see tensor storage, so when the memory
- * held by tensors grows past a threshold, run a collection. The threshold is
- * what survived the last collection plus a margin for new garbage: 32 MB, an
- * eighth of the survivors, or four times the Lua heap (so that a full
- * collection stays cheap against the tensor work between two), whichever is
- * largest. The margin does not grow with long-lived data (embedding tables,
- * optimizer moments, a data set held in memory), so a training step's garbage
- * is reclaimed within about a step and peak memory stays near what is live
- * plus one step's working set. */
-static void track_memory(lua_State *L) {
-  size_t used = mtl_memory_in_use();
-  if (used < gc_survivors) {
-    /* memory was freed since (a collection the program asked for, data let
-     * go): the threshold follows it down, so garbage cannot fill the room */
-    gc_survivors = used;
-    gc_threshold = used + gc_margin;
-  }
-  if (used > gc_threshold) {
-    lua_gc(L, LUA_GCCOLLECT, 0);
-    mtl_memory_trim();
-    used = mtl_memory_in_use();
-    size_t margin = used / 8, heap = (size_t)lua_gc(L, LUA_GCCOUNT, 0) << 10;
-    if (margin < GC_MIN_MARGIN) margin = GC_MIN_MARGIN;
-    /* the Lua-heap term is capped: in a process with a large Lua heap (a
-     * test runner, a REPL full of data) it would otherwise let hundreds of MB
-     * of garbage tensors pile up between collections */
-    if (margin < 4 * heap) margin = 4 * heap < GC_HEAP_MARGIN_CAP ? 4 * heap : GC_HEAP_MARGIN_CAP;
-    if (margin < GC_MIN_MARGIN) margin = GC_MIN_MARGIN;
-    gc_survivors = used;
-    gc_margin = margin;
-    gc_threshold = used + margin;
-  }
-}
-
 int bind_error(lua_State *L) { return luaL_error(L, "%s", mtl_error_message()); }
+
+int bind_errorf(lua_State *L, const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  return luaL_error(L, "%s", buf);
+}
 
 mtl_tensor *bind_test_tensor(lua_State *L, int idx) {
   mtl_tensor **ud = luaL_testudata(L, idx, BIND_TENSOR_MT);
@@ -75,63 +45,29 @@ mtl_tensor **bind_slot(lua_State *L) {
   return ud;
 }
 
-/* Ctrl-C in the REPL: while code runs, SIGINT only sets this flag, and the
- * next tensor op returns to Lua with an "interrupted" error, so a training
- * loop stops between ops with every tensor intact. */
-static volatile sig_atomic_t interrupted;
-static struct sigaction previous_sigint;
-static void on_sigint(int sig) {
-  (void)sig;
-  interrupted = 1;
-}
-
-static void check_interrupt(lua_State *L) {
-  if (interrupted) {
-    interrupted = 0;
-    luaL_error(L, "interrupted");
-  }
-}
-
-/* core.catch_interrupts(on): installs (true) or removes (false) the handler. */
-static int l_catch_interrupts(lua_State *L) {
-  if (lua_toboolean(L, 1)) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    interrupted = 0;
-    sigaction(SIGINT, &sa, &previous_sigint);
-  } else {
-    sigaction(SIGINT, &previous_sigint, NULL);
-  }
-  return 0;
-}
-
-/* core.interrupted(): true once after a Ctrl-C (clears the flag). */
-static int l_interrupted(lua_State *L) {
-  lua_pushboolean(L, interrupted);
-  interrupted = 0;
-  return 1;
-}
-
 int bind_fill(lua_State *L, mtl_tensor **slot, mtl_tensor *t) {
   if (!t) return bind_error(L);
   *slot = t; /* owned by the userdata from here, even if we raise below */
-  track_memory(L);
-  check_interrupt(L);
+  bind_track(L);
   return 1;
 }
 
 int bind_push(lua_State *L, mtl_tensor *t) {
   if (!t) return bind_error(L);
-  mtl_tensor **ud = lua_newuserdata(L, sizeof *ud);
-  *ud = NULL;
-  luaL_getmetatable(L, BIND_TENSOR_MT);
-  lua_setmetatable(L, -2);
-  *ud = t; /* from here the GC owns the reference */
-  track_memory(L);
-  check_interrupt(L);
-  return 1;
+  mtl_tensor **slot = bind_slot(L);
+  return bind_fill(L, slot, t); /* from here the GC owns the reference */
+}
+
+int bind_replace_tensor(lua_State *L, int idx, mtl_tensor *t) {
+  mtl_tensor **ud = luaL_testudata(L, idx, BIND_TENSOR_MT);
+  if (!ud || !*ud || !t || (*ud)->dtype != t->dtype || (*ud)->ndim != t->ndim) return -1;
+  for (int i = 0; i < t->ndim; i++)
+    if ((*ud)->shape[i] != t->shape[i]) return -1;
+  mtl_tensor *own = *ud;
+  mtl_tensor_retain(t);
+  *ud = t;
+  mtl_tensor_release(own);
+  return 0;
 }
 
 int bind_check_dim(lua_State *L, int idx, int ndim, const char *fname) {
@@ -179,6 +115,25 @@ void bind_register(lua_State *L, int mod, int methods, const char *name, lua_CFu
     lua_pushcfunction(L, f);
     lua_setfield(L, methods, name);
   }
+}
+
+void bind_register_list(lua_State *L, int mod, int methods, const luaL_Reg *list) {
+  for (const luaL_Reg *r = list; r->name; r++) bind_register(L, mod, methods, r->name, r->func);
+}
+
+void bind_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                    lua_CFunction tostring) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  luaL_register(L, NULL, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  if (tostring) {
+    lua_pushcfunction(L, tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
 }
 
 static mtl_dtype check_dtype(lua_State *L, int idx, mtl_dtype def, const char *fname) {
@@ -273,15 +228,18 @@ static int l_tensor(lua_State *L) {
   *slot = t;
   int64_t pos = 0;
   table_fill(L, 1, 0, ndim, t, &pos);
-  track_memory(L);
+  bind_track(L);
   return 1;
 }
 
-/* zeros/ones/full/rand/randn/empty(shape..., [dtype]) */
-static int make_filled(lua_State *L, const char *fname, int kind, double value) {
+/* zeros/ones/full/rand/randn(shape..., [dtype]) */
+typedef enum { FILL_ZEROS, FILL_ONES, FILL_FULL, FILL_RAND, FILL_RANDN } fill_kind;
+
+static int make_filled(lua_State *L, const char *fname, fill_kind kind) {
   int64_t shape[MTL_MAX_DIMS];
   int ndim, next;
-  if (kind == 2 && !lua_istable(L, 1)) {
+  double value = kind == FILL_ONES ? 1.0 : 0.0;
+  if (kind == FILL_FULL && !lua_istable(L, 1)) {
     /* full(sizes..., value[, dtype]): the last number is the value */
     int top = lua_gettop(L), last = top;
     if (lua_type(L, last) == LUA_TSTRING) last--;
@@ -295,7 +253,7 @@ static int make_filled(lua_State *L, const char *fname, int kind, double value) 
   } else {
     ndim = bind_check_shape(L, 1, shape, fname);
     next = lua_istable(L, 1) ? 2 : ndim + 1;
-    if (kind == 2) { /* full({sizes}, value[, dtype]) */
+    if (kind == FILL_FULL) { /* full({sizes}, value[, dtype]) */
       value = luaL_checknumber(L, next);
       next++;
     }
@@ -304,85 +262,30 @@ static int make_filled(lua_State *L, const char *fname, int kind, double value) 
   for (int i = 0; i < ndim; i++)
     if (shape[i] < 0) return luaL_error(L, "%s: size %d must be >= 0, got %d", fname, i + 1, (int)shape[i]);
   mtl_tensor **slot = bind_slot(L);
-  mtl_tensor *t = mtl_tensor_new(dt, ndim, shape);
-  if (!t) return luaL_error(L, "%s: %s", fname, mtl_error_message() + (strncmp(mtl_error_message(), "mtl.tensor: ", 12) ? 0 : 12));
-  if (kind <= 2) {
-    mtl_tensor_fill(t, value);
-  } else if (dt != MTL_F32) {
-    mtl_tensor_release(t);
-    return luaL_error(L, "%s: random tensors are float32", fname);
-  } else {
-    float *p = mtl_f32(t);
-    for (int64_t i = 0; i < t->numel; i++)
-      p[i] = (float)(kind == 3 ? mtl_rand_uniform() : mtl_rand_normal());
-  }
+  if (kind == FILL_RAND) return bind_fill(L, slot, mtl_tensor_rand(dt, ndim, shape));
+  if (kind == FILL_RANDN) return bind_fill(L, slot, mtl_tensor_randn(dt, ndim, shape));
+  mtl_tensor *t = mtl_tensor_new_named(fname, dt, ndim, shape);
+  if (t) mtl_tensor_fill(t, value);
   return bind_fill(L, slot, t);
 }
 
-static int l_zeros(lua_State *L) { return make_filled(L, "mtl.zeros", 0, 0.0); }
-static int l_ones(lua_State *L) { return make_filled(L, "mtl.ones", 1, 1.0); }
-static int l_full(lua_State *L) { return make_filled(L, "mtl.full", 2, 0.0); }
-static int l_rand(lua_State *L) { return make_filled(L, "mtl.rand", 3, 0.0); }
-static int l_randn(lua_State *L) { return make_filled(L, "mtl.randn", 4, 0.0); }
+static int l_zeros(lua_State *L) { return make_filled(L, "mtl.zeros", FILL_ZEROS); }
+static int l_ones(lua_State *L) { return make_filled(L, "mtl.ones", FILL_ONES); }
+static int l_full(lua_State *L) { return make_filled(L, "mtl.full", FILL_FULL); }
+static int l_rand(lua_State *L) { return make_filled(L, "mtl.rand", FILL_RAND); }
+static int l_randn(lua_State *L) { return make_filled(L, "mtl.randn", FILL_RANDN); }
 
 /* arange(n) = 0..n-1; arange(a, b[, step]) = a, a+step, ... < b */
 static int l_arange(lua_State *L) {
   double a = 0, b, step = 1;
   int top = lua_gettop(L), nnum = 0;
-  for (int i = 1; i <= top && lua_isnumber(L, i); i++) nnum++;
+  for (int i = 1; i <= top && i <= 3 && lua_isnumber(L, i); i++) nnum++;
   if (nnum == 0) return luaL_error(L, "mtl.arange: expected (n) or (start, stop[, step])");
   if (nnum == 1) b = lua_tonumber(L, 1);
   else { a = lua_tonumber(L, 1); b = lua_tonumber(L, 2); if (nnum > 2) step = lua_tonumber(L, 3); }
   mtl_dtype dt = check_dtype(L, nnum + 1, MTL_F32, "mtl.arange");
-  if (step == 0 || !isfinite(step) || !isfinite(a) || !isfinite(b))
-    return luaL_error(L, "mtl.arange: step must be finite and nonzero, bounds finite");
-  double cnt = ceil((b - a) / step);
-  if (cnt < 0) cnt = 0;
-  if (cnt > 4e18) return luaL_error(L, "mtl.arange: too many elements");
-  int64_t n = (int64_t)cnt;
   mtl_tensor **slot = bind_slot(L);
-  mtl_tensor *t = mtl_tensor_new(dt, 1, &n);
-  if (t)
-    for (int64_t i = 0; i < n; i++) {
-      double v = a + (double)i * step;
-      if (dt == MTL_F32) mtl_f32(t)[i] = (float)v; else mtl_i64(t)[i] = (int64_t)v;
-    }
-  return bind_fill(L, slot, t);
-}
-
-static int l_seed(lua_State *L) {
-  lua_Number s = luaL_checknumber(L, 1);
-  if (!(fabs(s) < 9.2e18)) /* also refuses NaN: the cast below needs a finite value in range */
-    return luaL_error(L, "mtl.seed: expected an integer seed, got %f", s);
-  mtl_seed((uint64_t)(int64_t)s);
-  return 0;
-}
-
-static int l_rand_state(lua_State *L) {
-  uint64_t st[4];
-  if (lua_isnoneornil(L, 1)) { /* get: four 16-hex-digit strings */
-    mtl_rand_get_state(st);
-    lua_createtable(L, 4, 0);
-    for (int i = 0; i < 4; i++) {
-      char buf[17];
-      snprintf(buf, sizeof buf, "%016llx", (unsigned long long)st[i]);
-      lua_pushstring(L, buf);
-      lua_rawseti(L, -2, i + 1);
-    }
-    return 1;
-  }
-  luaL_checktype(L, 1, LUA_TTABLE);
-  for (int i = 0; i < 4; i++) {
-    lua_rawgeti(L, 1, i + 1);
-    const char *s = lua_tostring(L, -1);
-    if (!s || strlen(s) != 16) return luaL_error(L, "mtl.rand_state: expected 4 hex strings of 16 digits");
-    char *end;
-    st[i] = strtoull(s, &end, 16);
-    if (*end) return luaL_error(L, "mtl.rand_state: bad hex string '%s'", s);
-    lua_pop(L, 1);
-  }
-  mtl_rand_set_state(st);
-  return 0;
+  return bind_fill(L, slot, mtl_tensor_arange(a, b, step, dt));
 }
 
 /* ---- inspection ------------------------------------------------------------ */
@@ -641,72 +544,14 @@ static int l_set_grad_enabled(lua_State *L) {
   return 1;
 }
 
-/* ---- runtime ---------------------------------------------------------------- */
-static int l_set_num_threads(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
-  if (n < 1 || n > 256) return luaL_error(L, "mtl.set_num_threads: expected 1..256, got %d", (int)n);
-  mtl_set_num_threads((int)n);
-  return 0;
-}
-
-static int l_get_num_threads(lua_State *L) {
-  lua_pushinteger(L, mtl_get_num_threads());
-  return 1;
-}
-
-/* mtl.gemm_stats(true|false) turns the statistics on (clearing them) or off;
- * mtl.gemm_stats() returns them: a list of {m, n, k, ta, tb, calls, seconds}. */
-static int l_gemm_stats(lua_State *L) {
-  if (!lua_isnoneornil(L, 1)) {
-    luaL_checktype(L, 1, LUA_TBOOLEAN);
-    mtl_gemm_stats_enable(lua_toboolean(L, 1));
-    return 0;
-  }
-  mtl_gemm_stat st[MTL_GEMM_STATS_MAX];
-  int n = mtl_gemm_stats(st, MTL_GEMM_STATS_MAX);
-  lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    lua_createtable(L, 0, 7);
-    lua_pushnumber(L, (lua_Number)st[i].m); lua_setfield(L, -2, "m");
-    lua_pushnumber(L, (lua_Number)st[i].n); lua_setfield(L, -2, "n");
-    lua_pushnumber(L, (lua_Number)st[i].k); lua_setfield(L, -2, "k");
-    lua_pushlstring(L, &st[i].ta, 1); lua_setfield(L, -2, "ta");
-    lua_pushlstring(L, &st[i].tb, 1); lua_setfield(L, -2, "tb");
-    lua_pushnumber(L, (lua_Number)st[i].calls); lua_setfield(L, -2, "calls");
-    lua_pushnumber(L, st[i].seconds); lua_setfield(L, -2, "seconds");
-    lua_rawseti(L, -2, i + 1);
-  }
-  return 1;
-}
-
-static int l_memory(lua_State *L) {
-  lua_createtable(L, 0, 2);
-  lua_pushnumber(L, (lua_Number)mtl_memory_in_use());
-  lua_setfield(L, -2, "in_use");
-  lua_pushnumber(L, (lua_Number)mtl_memory_cached());
-  lua_setfield(L, -2, "cached");
-  return 1;
-}
-
-static int l_set_memory_limit(lua_State *L) {
-  lua_Number n = luaL_checknumber(L, 1);
-  if (!(n >= 1 && n < 1.8e19)) /* also refuses NaN */
-    return luaL_error(L, "mtl.set_memory_limit: expected a positive byte count, got %f", n);
-  mtl_memory_set_limit((size_t)n);
-  return 0;
-}
-
 void bind_tensor_open(lua_State *L, int mod, int methods) {
-  static const struct { const char *name; lua_CFunction f; } fns[] = {
+  static const luaL_Reg fns[] = {
     {"tensor", l_tensor}, {"zeros", l_zeros}, {"ones", l_ones}, {"full", l_full},
-    {"rand", l_rand}, {"randn", l_randn}, {"arange", l_arange}, {"seed", l_seed},
-    {"rand_state", l_rand_state}, {"set_grad_enabled", l_set_grad_enabled},
-    {"set_num_threads", l_set_num_threads}, {"get_num_threads", l_get_num_threads},
-    {"memory", l_memory}, {"set_memory_limit", l_set_memory_limit}, {"gemm_stats", l_gemm_stats},
-    {"catch_interrupts", l_catch_interrupts}, {"interrupted", l_interrupted},
+    {"rand", l_rand}, {"randn", l_randn}, {"arange", l_arange}, {"set_grad_enabled", l_set_grad_enabled},
+    {NULL, NULL},
   };
-  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) bind_register(L, mod, 0, fns[i].name, fns[i].f);
-  static const struct { const char *name; lua_CFunction f; } meths[] = {
+  bind_register_list(L, mod, 0, fns);
+  static const luaL_Reg meths[] = {
     {"shape", l_shape}, {"stride", l_stride}, {"dim", l_dim}, {"size", l_size},
     {"numel", l_numel}, {"dtype", l_dtype}, {"get", l_get}, {"set", l_set}, {"item", l_item},
     {"get_flat", l_get_flat}, {"set_flat", l_set_flat},
@@ -714,24 +559,14 @@ void bind_tensor_open(lua_State *L, int mod, int methods) {
     {"fill", l_fill}, {"copy", l_copy}, {"is_contiguous", l_is_contiguous}, {"data_ptr", l_data_ptr},
     {"requires_grad", l_requires_grad}, {"get_grad", l_grad}, {"zero_grad", l_zero_grad},
     {"backward", l_backward}, {"detach", l_detach}, {"is_leaf", l_is_leaf}, {"grad_fn", l_grad_fn},
+    {NULL, NULL},
   };
-  for (size_t i = 0; i < sizeof meths / sizeof meths[0]; i++)
-    bind_register(L, mod, methods, meths[i].name, meths[i].f);
+  bind_register_list(L, mod, methods, meths);
 }
 
 /* luaopen_mtl_core: returns the core table; the methods table is core.Tensor
  * and the metatable core.Tensor_mt (lua/mtl/tensor.lua completes both). */
 int luaopen_mtl_core(lua_State *L) {
-  /* One thread unless MTL_NUM_THREADS says otherwise: OpenBLAS would
-   * otherwise start a pool as wide as the machine, and an idle pool spinning
-   * beside the main thread costs more than it gives on small matrices. */
-  static int threads_set;
-  if (!threads_set) {
-    const char *env = getenv("MTL_NUM_THREADS");
-    int n = env ? atoi(env) : 1;
-    mtl_set_num_threads(n >= 1 && n <= 256 ? n : 1);
-    threads_set = 1;
-  }
   lua_newtable(L);
   int mod = lua_gettop(L);
   luaL_newmetatable(L, BIND_TENSOR_MT); /* reused if it exists (module reload) */
@@ -748,6 +583,7 @@ int luaopen_mtl_core(lua_State *L) {
   lua_setfield(L, mt, "__index"); /* lua/mtl/tensor.lua installs a richer __index */
   lua_pushcfunction(L, l_gc);
   lua_setfield(L, mt, "__gc");
+  bind_runtime_open(L, mod, methods);
   bind_tensor_open(L, mod, methods);
   bind_ops_open(L, mod, methods);
   bind_shape_open(L, mod, methods);

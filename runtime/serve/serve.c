@@ -6,9 +6,10 @@
  * model forward as training, in eval mode. The first state reads the weights;
  * every other state builds the model from the config alone, is handed the
  * first state's embedding tables while its features are built, and then has
- * the pointers inside its parameter userdata replaced by the first state's
- * tensors. Scoring only reads them; the core's reference counts are atomic
- * and its gradient mode is per thread, so states score in parallel. */
+ * its parameter tensors replaced by the first state's (bind_replace_tensor:
+ * this file goes through the binding's functions, never its userdata).
+ * Scoring only reads them; the core's reference counts are atomic and its
+ * gradient mode is per thread, so states score in parallel. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,12 +24,9 @@
 #include "bind_embedding.h"
 #include "serve_internal.h"
 
-int luaopen_mtl_core(lua_State *L);
-
 #ifndef MTL_SERVE_DEFAULT_ROOT
 #define MTL_SERVE_DEFAULT_ROOT "."
 #endif
-#define READER_MT "mtl.Reader"
 
 /* States are created one at a time in the process: building a model draws
  * initial weights from the core's one random stream (saved and restored
@@ -265,15 +263,8 @@ static void record_model(lua_State *L, int sc, mtl_model *m) {
   lua_pop(L, 2);
 }
 
-static bool same_shape(const mtl_tensor *a, const mtl_tensor *b) {
-  if (a->ndim != b->ndim || a->dtype != b->dtype) return false;
-  for (int i = 0; i < a->ndim; i++)
-    if (a->shape[i] != b->shape[i]) return false;
-  return true;
-}
-
-/* Another state: its parameter userdata now hold the first state's tensors
- * (its own, freshly initialized ones are released). */
+/* Another state: its parameters now hold the first state's tensors (its
+ * own, freshly initialized ones are released). */
 static void share_parameters(lua_State *L, int sc, const mtl_model *m) {
   call_method(L, sc, "table_list", 1);
   int n = (int)lua_objlen(L, -1);
@@ -290,15 +281,10 @@ static void share_parameters(lua_State *L, int sc, const mtl_model *m) {
   for (int i = 0; i < n; i++) {
     lua_rawgeti(L, -2, i + 1);
     lua_rawgeti(L, -2, i + 1);
-    mtl_tensor **ud = luaL_testudata(L, -1, BIND_TENSOR_MT);
     const char *name = lua_tostring(L, -2);
-    if (!ud || !*ud || !name || strcmp(name, m->param_names[i]) != 0 || !same_shape(*ud, m->params[i]))
+    if (!name || strcmp(name, m->param_names[i]) != 0 || bind_replace_tensor(L, -1, m->params[i]) < 0)
       luaL_error(L, "parameter %d ('%s') does not match the model's '%s'", i + 1, name ? name : "?",
                  m->param_names[i]);
-    mtl_tensor *own = *ud;
-    mtl_tensor_retain(m->params[i]);
-    *ud = m->params[i];
-    mtl_tensor_release(own);
     lua_pop(L, 2);
   }
   lua_pop(L, 2);
@@ -312,9 +298,10 @@ static mtl_reader *scorer_reader(lua_State *L, int sc, const char *field) {
     return NULL;
   }
   lua_getfield(L, -1, "_core");
-  mtl_reader **rd = luaL_checkudata(L, -1, READER_MT);
+  mtl_reader *rd = bind_test_reader(L, -1);
+  if (!rd) luaL_error(L, "the scorer's %s is not an open mtl.Reader", field);
   lua_pop(L, 2);
-  return *rd;
+  return rd;
 }
 
 static int open_state(lua_State *L) {
@@ -345,12 +332,8 @@ static int open_state(lua_State *L) {
     value_push(L, &m->fitted);
     lua_createtable(L, m->ntables, 0);
     for (int i = 0; i < m->ntables; i++) {
-      mtl_embedding **ud = lua_newuserdata(L, sizeof *ud);
-      *ud = NULL;
-      luaL_getmetatable(L, BIND_EMBEDDING_MT);
-      lua_setmetatable(L, -2);
       mtl_embedding_retain(m->tables[i]);
-      *ud = m->tables[i];
+      bind_push_embedding(L, m->tables[i]);
       lua_rawseti(L, -2, i + 1);
     }
     lua_call(L, 3, 1);

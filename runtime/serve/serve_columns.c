@@ -4,24 +4,11 @@
  * inside a protected Lua call: input errors are raised as Lua errors. */
 #include <float.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "bind.h"
 #include "serve_internal.h"
-
-/* Raises a Lua error with printf formatting (lua_pushfstring has no %lld). */
-static void raise(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void raise(lua_State *L, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  lua_pushstring(L, msg);
-  lua_error(L); /* does not return: longjmps to the protected call */
-}
 
 static const char *type_name(mtl_column_type t) {
   static const char *names[] = {"int64", "float", "string", "multi", "kv", "skip"};
@@ -37,7 +24,7 @@ static float z_float(double z) {
 
 static mtl_tensor *new_tensor(lua_State *L, mtl_dtype dtype, int ndim, const int64_t *shape) {
   mtl_tensor **slot = bind_slot(L); /* pushed first: the GC owns it even if we raise */
-  if (!(*slot = mtl_tensor_new(dtype, ndim, shape))) raise(L, "%s", mtl_error_message());
+  if (!(*slot = mtl_tensor_new(dtype, ndim, shape))) bind_errorf(L, "%s", mtl_error_message());
   return *slot;
 }
 
@@ -49,7 +36,7 @@ static int64_t default_id(lua_State *L, const serve_column *c) {
   int64_t v;
   bool overflow = false;
   const char *q = mtl_parse_int64(s, s + len, &v, &overflow);
-  if (!q || q != s + len || overflow) raise(L, "column '%s': its default \"%s\" is not an integer", c->name, s);
+  if (!q || q != s + len || overflow) bind_errorf(L, "column '%s': its default \"%s\" is not an integer", c->name, s);
   return v;
 }
 
@@ -58,12 +45,12 @@ static double default_number(lua_State *L, const serve_column *c) {
   size_t len = strlen(s);
   double v;
   const char *q = mtl_parse_double(s, s + len, &v);
-  if (!q || q != s + len) raise(L, "column '%s': its default \"%s\" is not a number", c->name, s);
+  if (!q || q != s + len) bind_errorf(L, "column '%s': its default \"%s\" is not a number", c->name, s);
   return v;
 }
 
 static void missing(lua_State *L, const serve_column *c, const char *needs) {
-  raise(L, "column '%s' (%s) is missing: give %s (the config gives it no default)", c->name,
+  bind_errorf(L, "column '%s' (%s) is missing: give %s (the config gives it no default)", c->name,
              type_name(c->type), needs);
 }
 
@@ -75,11 +62,11 @@ static void push_ids(lua_State *L, const serve_column *c, const mtl_column_data 
     memcpy(o, d->ids, (size_t)n * sizeof *o);
   } else if (d && d->strings && c->type == MTL_COLUMN_STRING) {
     for (int i = 0; i < n; i++) {
-      if (!d->strings[i]) raise(L, "column '%s': string %d is NULL", c->name, i + 1);
+      if (!d->strings[i]) bind_errorf(L, "column '%s': string %d is NULL", c->name, i + 1);
       o[i] = mtl_hash_string(d->strings[i], strlen(d->strings[i]));
     }
   } else if (d) {
-    raise(L, "column '%s' (%s) needs ids%s", c->name, type_name(c->type),
+    bind_errorf(L, "column '%s' (%s) needs ids%s", c->name, type_name(c->type),
                c->type == MTL_COLUMN_STRING ? " or strings" : "");
   } else {
     if (!c->default_text) missing(L, c, c->type == MTL_COLUMN_STRING ? "strings or ids" : "ids");
@@ -98,17 +85,17 @@ static void push_bag(lua_State *L, const char *name, const serve_column *c, cons
   lua_setfield(L, -2, "offsets");
   if (!d) {
     if (c && c->default_text && c->default_text[0])
-      raise(L, "column '%s' (%s) is missing: give offsets and ids (its default \"%s\" is only read from text "
+      bind_errorf(L, "column '%s' (%s) is missing: give offsets and ids (its default \"%s\" is only read from text "
                  "rows)", name, c ? type_name(c->type) : "multi", c->default_text);
     if (c && !c->default_text) missing(L, c, "offsets and ids");
-    if (!c) raise(L, "field '%s' is missing: give offsets and ids", name);
+    if (!c) bind_errorf(L, "field '%s' is missing: give offsets and ids", name);
     memset(off, 0, (size_t)(n + 1) * sizeof *off); /* empty bags */
   } else {
-    if (!d->offsets) raise(L, "column '%s' needs offsets (n + 1 positions into its ids)", name);
-    if (d->offsets[0] != 0) raise(L, "column '%s': offsets[0] must be 0, got %lld", name, (long long)d->offsets[0]);
+    if (!d->offsets) bind_errorf(L, "column '%s' needs offsets (n + 1 positions into its ids)", name);
+    if (d->offsets[0] != 0) bind_errorf(L, "column '%s': offsets[0] must be 0, got %lld", name, (long long)d->offsets[0]);
     for (int i = 0; i < n; i++)
       if (d->offsets[i + 1] < d->offsets[i])
-        raise(L, "column '%s': offsets must be nondecreasing, got offsets[%d] = %lld after %lld", name, i + 1,
+        bind_errorf(L, "column '%s': offsets must be nondecreasing, got offsets[%d] = %lld after %lld", name, i + 1,
                    (long long)d->offsets[i + 1], (long long)d->offsets[i]);
     memcpy(off, d->offsets, (size_t)(n + 1) * sizeof *off);
   }
@@ -121,18 +108,18 @@ static void push_bag(lua_State *L, const char *name, const serve_column *c, cons
       memcpy(ids, d->ids, (size_t)total * sizeof *ids);
     } else if (d->strings && c && c->string_values) {
       for (int64_t k = 0; k < total; k++) {
-        if (!d->strings[k]) raise(L, "column '%s': string %lld is NULL", name, (long long)k + 1);
+        if (!d->strings[k]) bind_errorf(L, "column '%s': string %lld is NULL", name, (long long)k + 1);
         ids[k] = mtl_hash_string(d->strings[k], strlen(d->strings[k]));
       }
     } else {
-      raise(L, "column '%s' needs ids%s", name, c && c->string_values ? " or strings" : "");
+      bind_errorf(L, "column '%s' needs ids%s", name, c && c->string_values ? " or strings" : "");
     }
   }
   if (weighted) {
     float *w = mtl_f32(new_tensor(L, MTL_F32, 1, vshape));
     lua_setfield(L, -2, "weights");
     if (total > 0) {
-      if (!d->values) raise(L, "column '%s' (kv) needs values (one weight per id)", name);
+      if (!d->values) bind_errorf(L, "column '%s' (kv) needs values (one weight per id)", name);
       memcpy(w, d->values, (size_t)total * sizeof *w);
     }
   }
@@ -145,7 +132,7 @@ static void push_dense(lua_State *L, const mtl_model *m, mtl_reader *r, int out,
   bool grouped = false;
   for (int j = 0; j < w; j++) {
     int ci = mtl_reader_output_column(r, out, j);
-    if (ci < 0 || ci >= m->ncolumns) raise(L, "dense output '%s': lane %d has no column", mtl_reader_output_name(r, out), j + 1);
+    if (ci < 0 || ci >= m->ncolumns) bind_errorf(L, "dense output '%s': lane %d has no column", mtl_reader_output_name(r, out), j + 1);
     grouped |= m->columns[ci].grouped;
   }
   int64_t shape[2] = {n, w};
@@ -154,7 +141,7 @@ static void push_dense(lua_State *L, const mtl_model *m, mtl_reader *r, int out,
     int ci = mtl_reader_output_column(r, out, j);
     const serve_column *c = &m->columns[ci];
     const mtl_column_data *d = given[ci];
-    if (d && !d->values) raise(L, "column '%s' (float) needs values", c->name);
+    if (d && !d->values) bind_errorf(L, "column '%s' (float) needs values", c->name);
     double def = 0;
     if (!d) {
       if (!c->default_text) missing(L, c, "values");
@@ -176,17 +163,17 @@ void serve_push_column_batch(lua_State *L, const mtl_model *m, mtl_reader *r, co
   int nouts = mtl_reader_num_outputs(r);
   for (int k = 0; k < ncols; k++) {
     const char *name = cols[k].name;
-    if (!name) raise(L, "column %d has no name", k + 1);
+    if (!name) bind_errorf(L, "column %d has no name", k + 1);
     int ci = mtl_model_column_index(m, name);
     if (ci < 0) {
       bool field = false;
       for (int i = 0; i < nouts && !field; i++) field = !strcmp(mtl_reader_output_name(r, i), name);
-      if (!field) raise(L, "unknown column '%s' (not in the model's training schema)", name);
+      if (!field) bind_errorf(L, "unknown column '%s' (not in the model's training schema)", name);
       for (int j = 0; j < k; j++)
-        if (cols[j].name && !strcmp(cols[j].name, name)) raise(L, "column '%s' is given twice", name);
+        if (cols[j].name && !strcmp(cols[j].name, name)) bind_errorf(L, "column '%s' is given twice", name);
       continue;
     }
-    if (given[ci]) raise(L, "column '%s' is given twice", name);
+    if (given[ci]) bind_errorf(L, "column '%s' is given twice", name);
     given[ci] = &cols[k];
   }
   lua_createtable(L, 0, 2);
@@ -204,7 +191,7 @@ void serve_push_column_batch(lua_State *L, const mtl_model *m, mtl_reader *r, co
         if (!strcmp(cols[k].name, name)) d = &cols[k];
     switch (kind) {
       case MTL_OUTPUT_IDS:
-        if (!c) raise(L, "output '%s' has no column", name);
+        if (!c) bind_errorf(L, "output '%s' has no column", name);
         push_ids(L, c, d, n);
         break;
       case MTL_OUTPUT_DENSE:

@@ -1,7 +1,8 @@
 /* Embedding tables: creation, id -> row resolution for the three kinds, the
  * dynamic table's admission and eviction, optimizer slots, and state export /
  * import for checkpoints. The lookup ops and the sparse gradient are in
- * embedding_lookup.c, the id map and the radix sort in embedding_map.c.
+ * embedding_lookup.c, the radix sort in embedding_map.c, the id map in
+ * id_map.c (mtl/id_map.h, shared with the statistics).
  * See embedding.h and docs/embedding.md. */
 #include <math.h>
 #include <stdlib.h>

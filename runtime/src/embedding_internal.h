@@ -4,14 +4,6 @@
 
 #include "mtl/embedding.h"
 
-/* id maps (embedding.h: mtl_id_map) */
-int mtl_id_map_init(mtl_id_map *m, int64_t cap); /* empty, room for cap/2 keys */
-void mtl_id_map_free(mtl_id_map *m);
-void mtl_id_map_clear(mtl_id_map *m);
-mtl_id_entry *mtl_id_map_find(const mtl_id_map *m, int64_t key);
-mtl_id_entry *mtl_id_map_insert(mtl_id_map *m, int64_t key); /* key absent; NULL: out of memory */
-void mtl_id_map_remove(mtl_id_map *m, mtl_id_entry *e);
-
 /* Sorts keys ascending (signed), carrying vals along; stable. The _scratch
  * form uses two caller buffers of n entries instead of allocating. */
 int mtl_sort_pairs(int64_t n, int64_t *keys, int64_t *vals);
@@ -30,17 +22,6 @@ MTL_ALWAYS_INLINE void mtl_prefetch_floats(const float *p, int64_t n, int write)
     if (write) __builtin_prefetch(a, 1);
     else __builtin_prefetch(a, 0);
   }
-}
-/* The id map's home slot of key: Fibonacci hashing, the top bits of
- * key * 2^64/phi (cap is a power of two). */
-static inline int64_t mtl_id_map_home(const mtl_id_map *m, int64_t key) {
-  uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ULL;
-  return (int64_t)(h >> (64 - __builtin_ctzll((unsigned long long)m->cap)));
-}
-/* Prefetches key's home slot (a lookup in a big map misses the caches); a
- * map with no slots yet has nothing to fetch. */
-MTL_ALWAYS_INLINE void mtl_id_map_prefetch(const mtl_id_map *m, int64_t key) {
-  if (m->cap > 0) __builtin_prefetch(&m->e[mtl_id_map_home(m, key)], 0);
 }
 /* How far ahead id resolution prefetches map slots. */
 #define MTL_PREFETCH_MAP 16

@@ -1,92 +1,9 @@
-/* The id map (open addressing, linear probing, backward-shift deletion) and
- * the radix sort of (id, value) pairs used by embedding tables. See
- * embedding_internal.h. */
+/* The radix sort of (id, value) pairs used by embedding tables (see
+ * embedding_internal.h); their id maps are mtl/id_map.h's (id_map.c). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "embedding_internal.h"
-
-/* ---- the id map -------------------------------------------------------------- */
-int mtl_id_map_init(mtl_id_map *m, int64_t cap) {
-  int64_t c = 16;
-  while (c < cap) c *= 2;
-  mtl_id_entry *e = malloc((size_t)c * sizeof *e);
-  if (!e) return mtl_error("out of memory (id map of %lld entries)", (long long)c);
-  for (int64_t i = 0; i < c; i++) e[i].val = -1;
-  free(m->e);
-  m->e = e;
-  m->cap = c;
-  m->count = 0;
-  return 0;
-}
-
-void mtl_id_map_free(mtl_id_map *m) {
-  free(m->e);
-  m->e = NULL;
-  m->cap = m->count = 0;
-}
-
-void mtl_id_map_clear(mtl_id_map *m) {
-  for (int64_t i = 0; i < m->cap; i++) m->e[i].val = -1;
-  m->count = 0;
-}
-
-mtl_id_entry *mtl_id_map_find(const mtl_id_map *m, int64_t key) {
-  if (m->count == 0) return NULL;
-  int64_t mask = m->cap - 1;
-  for (int64_t i = mtl_id_map_home(m, key);; i = (i + 1) & mask) {
-    mtl_id_entry *e = &m->e[i];
-    if (e->val < 0) return NULL;
-    if (e->key == key) return e;
-  }
-}
-
-static mtl_id_entry *map_slot(mtl_id_map *m, int64_t key) {
-  int64_t mask = m->cap - 1, i = mtl_id_map_home(m, key);
-  while (m->e[i].val >= 0) i = (i + 1) & mask;
-  return &m->e[i];
-}
-
-/* Inserts a key known to be absent; the caller sets val (>= 0) and aux. */
-mtl_id_entry *mtl_id_map_insert(mtl_id_map *m, int64_t key) {
-  if (m->cap == 0 && mtl_id_map_init(m, 16) < 0) return NULL;
-  if ((m->count + 1) * 2 > m->cap) {
-    mtl_id_map bigger = {0};
-    if (mtl_id_map_init(&bigger, m->cap * 2) < 0) return NULL;
-    for (int64_t i = 0; i < m->cap; i++) {
-      /* a big map's entries land at random places of the new one: ask early */
-      if (i + MTL_PREFETCH_MAP * 2 < m->cap && m->e[i + MTL_PREFETCH_MAP * 2].val >= 0)
-        mtl_id_map_prefetch(&bigger, m->e[i + MTL_PREFETCH_MAP * 2].key);
-      if (m->e[i].val >= 0) *map_slot(&bigger, m->e[i].key) = m->e[i];
-    }
-    bigger.count = m->count;
-    free(m->e);
-    *m = bigger;
-  }
-  mtl_id_entry *e = map_slot(m, key);
-  e->key = key;
-  e->val = 0;
-  e->aux = 0;
-  m->count++;
-  return e;
-}
-
-/* Removes an entry by backward shifting the entries after it, so linear
- * probing needs no tombstones. */
-void mtl_id_map_remove(mtl_id_map *m, mtl_id_entry *hole) {
-  int64_t mask = m->cap - 1, i = hole - m->e;
-  for (int64_t j = (i + 1) & mask; m->e[j].val >= 0; j = (j + 1) & mask) {
-    int64_t home = mtl_id_map_home(m, m->e[j].key);
-    /* the entry at j may move to i unless its home lies cyclically in (i, j] */
-    bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-    if (!stays) {
-      m->e[i] = m->e[j];
-      i = j;
-    }
-  }
-  m->e[i].val = -1;
-  m->count--;
-}
 
 /* ---- sorting (id, value) pairs by id: LSD radix sort on the varying bits ---- */
 int mtl_sort_pairs_scratch(int64_t n, int64_t *keys, int64_t *vals, int64_t *key_tmp, int64_t *val_tmp) {

@@ -1,6 +1,7 @@
 /* One seeded random stream (xoshiro256** generator, seeded via splitmix64).
  * Every random draw in mtl (initialization, shuffling, dropout, sampling)
- * comes from here, so mtl_seed(n) makes a run reproducible. */
+ * comes from here, so mtl_seed(n) makes a run reproducible. Also the
+ * tensors of draws (mtl.rand, mtl.randn). */
 #include <math.h>
 
 #include "mtl/core.h"
@@ -51,6 +52,24 @@ double mtl_rand_normal(void) {
   spare = r * sin(th);
   have_spare = 1;
   return r * cos(th);
+}
+
+static mtl_tensor *random_tensor(const char *op, bool normal, mtl_dtype dtype, int ndim, const int64_t *shape) {
+  if (dtype != MTL_F32)
+    return (void)mtl_error("%s: random tensors are float32, got %s", op, mtl_dtype_name(dtype)), NULL;
+  mtl_tensor *t = mtl_tensor_new_named(op, MTL_F32, ndim, shape);
+  if (!t) return NULL;
+  float *p = mtl_f32(t);
+  for (int64_t i = 0; i < t->numel; i++) p[i] = (float)(normal ? mtl_rand_normal() : mtl_rand_uniform());
+  return t;
+}
+
+mtl_tensor *mtl_tensor_rand(mtl_dtype dtype, int ndim, const int64_t *shape) {
+  return random_tensor("mtl.rand", false, dtype, ndim, shape);
+}
+
+mtl_tensor *mtl_tensor_randn(mtl_dtype dtype, int ndim, const int64_t *shape) {
+  return random_tensor("mtl.randn", true, dtype, ndim, shape);
 }
 
 void mtl_rand_get_state(uint64_t state[4]) {

@@ -74,6 +74,34 @@ static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
                                        1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
+/* A decimal's significant digits as read so far: at most 19 in m, the
+ * power of ten to apply, whether any digit came and whether digits beyond
+ * the 19th were dropped (nonzero ones make the fast path inexact). */
+typedef struct {
+  uint64_t m;
+  int sig, exp10;
+  bool any, inexact;
+} decimal;
+
+/* Reads a run of digits into d: the integer part (digits beyond the 19th
+ * scale by ten) or, with fraction, the digits after the point (each kept one
+ * scales by a tenth). */
+static inline const char *read_digits(const char *p, const char *e, bool fraction, decimal *d) {
+  for (; p < e && (unsigned)(*p - '0') < 10; p++) {
+    unsigned digit = (unsigned)(*p - '0');
+    d->any = true;
+    if (d->sig < 19) {
+      d->m = d->m * 10 + digit;
+      if (d->m) d->sig++;
+      if (fraction) d->exp10--;
+    } else {
+      if (!fraction) d->exp10++;
+      if (digit) d->inexact = true;
+    }
+  }
+  return p;
+}
+
 /* Fast path (Clinger): a decimal with at most 19 significant digits whose
  * mantissa m fits in 53 bits and whose power of ten is at most 22 is exactly
  * m * 10^k or m / 10^-k, one correctly rounded IEEE operation. Everything else
@@ -85,35 +113,10 @@ const char *mtl_parse_double(const char *s, const char *e, double *out) {
     neg = *p == '-';
     p++;
   }
-  uint64_t m = 0;
-  int sig = 0, exp10 = 0;
-  bool any = false, inexact = false;
-  for (; p < e && (unsigned)(*p - '0') < 10; p++) {
-    unsigned d = (unsigned)(*p - '0');
-    any = true;
-    if (sig < 19) {
-      m = m * 10 + d;
-      if (m) sig++;
-    } else {
-      exp10++;
-      if (d) inexact = true;
-    }
-  }
-  if (p < e && *p == '.') {
-    p++;
-    for (; p < e && (unsigned)(*p - '0') < 10; p++) {
-      unsigned d = (unsigned)(*p - '0');
-      any = true;
-      if (sig < 19) {
-        m = m * 10 + d;
-        if (m) sig++;
-        exp10--;
-      } else if (d) {
-        inexact = true;
-      }
-    }
-  }
-  if (!any) return parse_double_slow(s, e, out);
+  decimal d = {0, 0, 0, false, false};
+  p = read_digits(p, e, false, &d);
+  if (p < e && *p == '.') p = read_digits(p + 1, e, true, &d);
+  if (!d.any) return parse_double_slow(s, e, out);
   if (p < e && (*p == 'e' || *p == 'E')) {
     const char *q = p + 1;
     bool eneg = false;
@@ -125,17 +128,17 @@ const char *mtl_parse_double(const char *s, const char *e, double *out) {
       int x = 0;
       for (; q < e && (unsigned)(*q - '0') < 10; q++)
         if (x < 100000) x = x * 10 + (*q - '0');
-      exp10 += eneg ? -x : x;
+      d.exp10 += eneg ? -x : x;
       p = q;
     } /* else the 'e' is not part of the number: stop before it, as strtod does */
   }
   if (p < e && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
     return parse_double_slow(s, e, out); /* 0x1p3 and the like */
   double v;
-  if (m == 0) v = 0.0;
-  else if (inexact || m > ((uint64_t)1 << 53) || exp10 > 22 || exp10 < -22)
+  if (d.m == 0) v = 0.0;
+  else if (d.inexact || d.m > ((uint64_t)1 << 53) || d.exp10 > 22 || d.exp10 < -22)
     return parse_double_slow(s, e, out);
-  else v = exp10 >= 0 ? (double)m * pow10_exact[exp10] : (double)m / pow10_exact[-exp10];
+  else v = d.exp10 >= 0 ? (double)d.m * pow10_exact[d.exp10] : (double)d.m / pow10_exact[-d.exp10];
   *out = neg ? -v : v;
   return p;
 }

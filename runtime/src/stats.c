@@ -8,119 +8,39 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "mtl/id_map.h"
 #include "mtl/stats.h"
 
 #define FN "mtl.stats.compute"
-#define MAX_WINDOWS 64
-#define MAX_OBJECTS 4096
-#define MAX_SPECS (1 << 20)
-#define MAX_ROWS ((int64_t)INT32_MAX - 1)
 
-/* ---- a hash map from 64-bit keys to 32-bit values (open addressing) -------- */
-typedef struct hmap {
-  uint64_t *keys;
-  uint32_t *vals; /* value + 1; 0 marks an empty slot */
-  uint64_t cap;   /* a power of two */
-  uint64_t n;
-  int bits;
-} hmap;
-
-static uint64_t hmap_index(const hmap *m, uint64_t key) {
-  return (key * 0x9E3779B97F4A7C15ULL) >> (64 - m->bits); /* Fibonacci hashing */
-}
-
-static int hmap_alloc(hmap *m, int bits) {
-  m->bits = bits;
-  m->cap = (uint64_t)1 << bits;
-  m->n = 0;
-  m->keys = malloc(m->cap * sizeof *m->keys);
-  m->vals = calloc(m->cap, sizeof *m->vals);
-  if (!m->keys || !m->vals) {
-    free(m->keys);
-    free(m->vals);
-    m->keys = NULL;
-    m->vals = NULL;
-    return -1;
-  }
-  return 0;
-}
-
-static int hmap_init(hmap *m, uint64_t expected) {
-  int bits = 4;
-  while (bits < 40 && ((uint64_t)1 << bits) < 2 * expected) bits++;
-  return hmap_alloc(m, bits);
-}
-
-static void hmap_free(hmap *m) {
-  free(m->keys);
-  free(m->vals);
-  m->keys = NULL;
-  m->vals = NULL;
-}
+/* ---- key -> value maps: the core's id map (mtl/id_map.h) ------------------- */
+/* An empty map with room for `expected` keys before it grows. */
+static int map_init(mtl_id_map *m, uint64_t expected) { return mtl_id_map_init(m, (int64_t)(2 * expected)); }
 
 /* The value stored for key, or -1. */
-static int64_t hmap_find(const hmap *m, uint64_t key) {
-  if (!m->vals) return -1;
-  uint64_t mask = m->cap - 1;
-  for (uint64_t i = hmap_index(m, key);; i = (i + 1) & mask) {
-    uint32_t v = m->vals[i];
-    if (v == 0) return -1;
-    if (m->keys[i] == key) return (int64_t)v - 1;
-  }
-}
-
-static int hmap_grow(hmap *m) {
-  hmap bigger;
-  if (hmap_alloc(&bigger, m->bits + 1) < 0) return -1;
-  uint64_t mask = bigger.cap - 1;
-  for (uint64_t i = 0; i < m->cap; i++) {
-    if (!m->vals[i]) continue;
-    uint64_t j = hmap_index(&bigger, m->keys[i]);
-    while (bigger.vals[j]) j = (j + 1) & mask;
-    bigger.keys[j] = m->keys[i];
-    bigger.vals[j] = m->vals[i];
-  }
-  bigger.n = m->n;
-  hmap_free(m);
-  *m = bigger;
-  return 0;
+static inline int64_t map_value(const mtl_id_map *m, uint64_t key) {
+  const mtl_id_entry *e = mtl_id_map_find(m, (int64_t)key);
+  return e ? e->val : -1;
 }
 
 /* The value of key; when absent, stores value and returns it (*added = 1).
  * Returns -1 when memory runs out. */
-static int64_t hmap_get_or_add(hmap *m, uint64_t key, uint32_t value, int *added) {
-  *added = 0;
-  if ((m->n + 1) * 2 > m->cap && hmap_grow(m) < 0) return -1;
-  uint64_t mask = m->cap - 1;
-  for (uint64_t i = hmap_index(m, key);; i = (i + 1) & mask) {
-    uint32_t v = m->vals[i];
-    if (v == 0) {
-      m->keys[i] = key;
-      m->vals[i] = value + 1;
-      m->n++;
-      *added = 1;
-      return value;
-    }
-    if (m->keys[i] == key) return (int64_t)v - 1;
-  }
+static inline int64_t map_get_or_add(mtl_id_map *m, uint64_t key, uint32_t value, int *added) {
+  bool is_new;
+  mtl_id_entry *e = mtl_id_map_find_or_insert(m, (int64_t)key, &is_new);
+  if (!e) return -1;
+  *added = is_new;
+  if (is_new) e->val = value;
+  return e->val;
 }
 
 /* Stores value under key (replacing any). Returns -1 when memory runs out. */
-static int hmap_put(hmap *m, uint64_t key, uint32_t value) {
-  if ((m->n + 1) * 2 > m->cap && hmap_grow(m) < 0) return -1;
-  uint64_t mask = m->cap - 1;
-  for (uint64_t i = hmap_index(m, key);; i = (i + 1) & mask) {
-    if (m->vals[i] == 0) {
-      m->keys[i] = key;
-      m->n++;
-      m->vals[i] = value + 1;
-      return 0;
-    }
-    if (m->keys[i] == key) {
-      m->vals[i] = value + 1;
-      return 0;
-    }
-  }
+static inline int map_put(mtl_id_map *m, uint64_t key, uint32_t value) {
+  bool is_new;
+  mtl_id_entry *e = mtl_id_map_find_or_insert(m, (int64_t)key, &is_new);
+  if (!e) return -1;
+  e->val = value;
+  return 0;
 }
 
 /* ---- a stable sort of positions 0..n-1 by an int64 key ------------------- */
@@ -168,12 +88,12 @@ static uint64_t pair_key(int64_t a, int64_t b) {
 /* ---- statistics ------------------------------------------------------------ */
 /* The counts of one object: per key, ntu event types x nwu windows. */
 typedef struct objstate {
-  hmap map;
+  mtl_id_map map;
   int32_t *counts; /* nslots * stride */
   uint64_t nslots, capslots;
   int stride, ntu, nwu;
   int tmap[MTL_STATS_MAX_EVENT_TYPES]; /* event type -> compact index, or -1 */
-  int wmap[MAX_WINDOWS];               /* window -> compact index, or -1 */
+  int wmap[MTL_STATS_MAX_WINDOWS];     /* window -> compact index, or -1 */
 } objstate;
 
 /* Ranks of entities within groups by one event type in one window. Members
@@ -193,7 +113,7 @@ typedef struct rmember {
 
 typedef struct rankstate {
   int entity, group, window, event;
-  hmap groups, members;
+  mtl_id_map groups, members;
   rgroup *g;
   uint32_t ng, capg;
   rmember *m;
@@ -236,9 +156,9 @@ static bool object_key(const mtl_stats_options *o, const mtl_stats_object *ob, c
   return true;
 }
 
-static int64_t table_row(const hmap *m, int64_t id) {
+static int64_t table_row(const mtl_id_map *m, int64_t id) {
   if (id == MTL_STATS_NONE) return -1;
-  return hmap_find(m, (uint64_t)id);
+  return map_value(m, (uint64_t)id);
 }
 
 static int oom(void) { return mtl_error(FN ": out of memory"); }
@@ -258,7 +178,7 @@ static int grow_array(void **p, uint32_t *cap, uint32_t need, size_t elem) {
 /* The member index of (group key, entity key), added with count 0 when new. */
 static int64_t rank_member(rankstate *r, uint64_t gkey, uint64_t ekey) {
   int added;
-  int64_t gi = hmap_get_or_add(&r->groups, gkey, r->ng, &added);
+  int64_t gi = map_get_or_add(&r->groups, gkey, r->ng, &added);
   if (gi < 0) return oom();
   if (added) {
     if (grow_array((void **)&r->g, &r->capg, r->ng + 1, sizeof *r->g) < 0) return oom();
@@ -266,7 +186,7 @@ static int64_t rank_member(rankstate *r, uint64_t gkey, uint64_t ekey) {
     r->ng++;
   }
   rgroup *g = &r->g[gi];
-  int64_t mi = hmap_get_or_add(&r->members, pair_key((int64_t)gkey, (int64_t)ekey), r->nm, &added);
+  int64_t mi = map_get_or_add(&r->members, pair_key((int64_t)gkey, (int64_t)ekey), r->nm, &added);
   if (mi < 0) return oom();
   if (added) {
     if (grow_array((void **)&r->m, &r->capm, r->nm + 1, sizeof *r->m) < 0) return oom();
@@ -307,10 +227,10 @@ static int rank_step(rankstate *r, uint32_t mi, int delta) {
 }
 
 static double rank_query(const rankstate *r, uint64_t gkey, uint64_t ekey) {
-  int64_t gi = hmap_find(&r->groups, gkey);
+  int64_t gi = map_value(&r->groups, gkey);
   if (gi < 0) return 1;
   const rgroup *g = &r->g[gi];
-  int64_t mi = hmap_find(&r->members, pair_key((int64_t)gkey, (int64_t)ekey));
+  int64_t mi = map_value(&r->members, pair_key((int64_t)gkey, (int64_t)ekey));
   int32_t c = mi < 0 ? 0 : r->m[mi].count;
   int32_t above = (uint32_t)c < g->nstart ? g->start[c] : 0;
   return (double)above + 1;
@@ -323,21 +243,23 @@ static void rank_free(rankstate *r) {
   }
   free(r->g);
   free(r->m);
-  hmap_free(&r->groups);
-  hmap_free(&r->members);
+  mtl_id_map_free(&r->groups);
+  mtl_id_map_free(&r->members);
 }
 
-static int check_table(const char *what, const mtl_stats_table *t, hmap *rows) {
-  if (t->n < 0 || t->n > MAX_ROWS) return mtl_error(FN ": %s: %" PRId64 " rows (at most %" PRId64 ")", what, t->n, MAX_ROWS);
-  if (t->nprops < 0 || t->nprops > 1024) return mtl_error(FN ": %s: %d properties (at most 1024)", what, t->nprops);
+static int check_table(const char *what, const mtl_stats_table *t, mtl_id_map *rows) {
+  if (t->n < 0 || t->n > MTL_STATS_MAX_ROWS)
+    return mtl_error(FN ": %s: %" PRId64 " rows (at most %" PRId64 ")", what, t->n, MTL_STATS_MAX_ROWS);
+  if (t->nprops < 0 || t->nprops > MTL_STATS_MAX_PROPS)
+    return mtl_error(FN ": %s: %d properties (at most %d)", what, t->nprops, MTL_STATS_MAX_PROPS);
   if (t->n > 0 && (!t->id || (t->nprops > 0 && !t->props))) return mtl_error(FN ": %s: missing columns", what);
   for (int p = 0; p < t->nprops; p++)
     if (t->n > 0 && !t->props[p]) return mtl_error(FN ": %s: property %d has no values", what, p + 1);
-  if (hmap_init(rows, (uint64_t)t->n) < 0) return oom();
+  if (map_init(rows, (uint64_t)t->n) < 0) return oom();
   for (int64_t i = 0; i < t->n; i++) {
     if (t->id[i] == MTL_STATS_NONE) return mtl_error(FN ": %s: row %" PRId64 " has the missing id", what, i + 1);
     int added;
-    int64_t v = hmap_get_or_add(rows, (uint64_t)t->id[i], (uint32_t)i, &added);
+    int64_t v = map_get_or_add(rows, (uint64_t)t->id[i], (uint32_t)i, &added);
     if (v < 0) return oom();
     if (!added)
       return mtl_error(FN ": %s: id %" PRId64 " appears twice (rows %" PRId64 " and %" PRId64 ")", what, t->id[i],
@@ -354,10 +276,10 @@ static int check_times(const char *fn, const char *what, const int64_t *t, int64
 }
 
 static int check_options(const mtl_stats_options *o) {
-  if (o->nevents < 0 || o->nevents > MAX_ROWS)
-    return mtl_error(FN ": %" PRId64 " events (at most %" PRId64 ")", o->nevents, MAX_ROWS);
-  if (o->nsamples < 0 || o->nsamples > MAX_ROWS)
-    return mtl_error(FN ": %" PRId64 " samples (at most %" PRId64 ")", o->nsamples, MAX_ROWS);
+  if (o->nevents < 0 || o->nevents > MTL_STATS_MAX_ROWS)
+    return mtl_error(FN ": %" PRId64 " events (at most %" PRId64 ")", o->nevents, MTL_STATS_MAX_ROWS);
+  if (o->nsamples < 0 || o->nsamples > MTL_STATS_MAX_ROWS)
+    return mtl_error(FN ": %" PRId64 " samples (at most %" PRId64 ")", o->nsamples, MTL_STATS_MAX_ROWS);
   if (o->nevents > 0 && (!o->event_time || !o->event_user || !o->event_item || !o->event_type))
     return mtl_error(FN ": the events need times, users, items and types");
   if (o->nsamples > 0 && (!o->sample_time || !o->sample_user || !o->sample_item))
@@ -368,13 +290,13 @@ static int check_options(const mtl_stats_options *o) {
     for (int b = 0; b < a; b++)
       if (o->type_codes[a] == o->type_codes[b])
         return mtl_error(FN ": event types %d and %d have the same code", b + 1, a + 1);
-  if (o->nwindows < 1 || o->nwindows > MAX_WINDOWS || !o->windows)
-    return mtl_error(FN ": expected 1 to %d windows, got %d", MAX_WINDOWS, o->nwindows);
+  if (o->nwindows < 1 || o->nwindows > MTL_STATS_MAX_WINDOWS || !o->windows)
+    return mtl_error(FN ": expected 1 to %d windows, got %d", MTL_STATS_MAX_WINDOWS, o->nwindows);
   for (int w = 0; w < o->nwindows; w++)
     if (o->windows[w] <= 0 || o->windows[w] > MTL_STATS_MAX_TIME)
       return mtl_error(FN ": window %d has length %" PRId64 " (expected 1..2^62)", w + 1, o->windows[w]);
-  if (o->nobjects < 0 || o->nobjects > MAX_OBJECTS || (o->nobjects > 0 && !o->objects))
-    return mtl_error(FN ": expected 0 to %d objects, got %d", MAX_OBJECTS, o->nobjects);
+  if (o->nobjects < 0 || o->nobjects > MTL_STATS_MAX_OBJECTS || (o->nobjects > 0 && !o->objects))
+    return mtl_error(FN ": expected 0 to %d objects, got %d", MTL_STATS_MAX_OBJECTS, o->nobjects);
   for (int i = 0; i < o->nobjects; i++) {
     const mtl_stats_object *ob = &o->objects[i];
     if (ob->nfields < 1 || ob->nfields > MTL_STATS_MAX_FIELDS)
@@ -397,8 +319,8 @@ static int check_options(const mtl_stats_options *o) {
       }
     }
   }
-  if (o->nspecs < 0 || o->nspecs > MAX_SPECS || (o->nspecs > 0 && !o->specs))
-    return mtl_error(FN ": expected 0 to %d statistics, got %d", MAX_SPECS, o->nspecs);
+  if (o->nspecs < 0 || o->nspecs > MTL_STATS_MAX_STATISTICS || (o->nspecs > 0 && !o->specs))
+    return mtl_error(FN ": expected 0 to %d statistics, got %d", MTL_STATS_MAX_STATISTICS, o->nspecs);
   for (int j = 0; j < o->nspecs; j++) {
     const mtl_stats_spec *s = &o->specs[j];
     if (s->kind != MTL_STATS_COUNT && s->kind != MTL_STATS_RATE && s->kind != MTL_STATS_RANK)
@@ -426,7 +348,7 @@ static int check_options(const mtl_stats_options *o) {
 
 typedef struct cstate {
   const mtl_stats_options *o;
-  hmap user_rows, item_rows;
+  mtl_id_map user_rows, item_rows;
   int8_t *etype;
   objstate *obj;
   rankstate *rank;
@@ -468,7 +390,7 @@ static int add_event(cstate *cs, int64_t e) {
     if (tc < 0 || !object_key(o, &o->objects[i], &c, &key)) continue;
     int added;
     if (st->nslots >= UINT32_MAX - 1) return mtl_error(FN ": too many distinct keys for object %d", i + 1);
-    int64_t slot = hmap_get_or_add(&st->map, key, (uint32_t)st->nslots, &added);
+    int64_t slot = map_get_or_add(&st->map, key, (uint32_t)st->nslots, &added);
     if (slot < 0) return oom();
     if (added) {
       if (st->nslots == st->capslots) {
@@ -518,7 +440,7 @@ static int remove_event(cstate *cs, int64_t e, int w) {
     } else {
       uint64_t key;
       if (!object_key(o, &o->objects[i], &c, &key)) continue;
-      slot = hmap_find(&st->map, key);
+      slot = map_value(&st->map, key);
       if (slot < 0) return mtl_error(FN ": internal error: a leaving event was never counted");
     }
     st->counts[(uint64_t)slot * (uint64_t)st->stride + (uint64_t)(st->wmap[w] * st->ntu + tc)]--;
@@ -534,7 +456,7 @@ static int remove_event(cstate *cs, int64_t e, int w) {
       uint64_t ekey, gkey;
       if (!object_key(o, &o->objects[rs->entity], &c, &ekey) || !object_key(o, &o->objects[rs->group], &c, &gkey))
         continue;
-      mi = hmap_find(&rs->members, pair_key((int64_t)gkey, (int64_t)ekey));
+      mi = map_value(&rs->members, pair_key((int64_t)gkey, (int64_t)ekey));
       if (mi < 0) return mtl_error(FN ": internal error: a leaving event was never ranked");
     }
     if (rank_step(rs, (uint32_t)mi, -1) < 0) return -1;
@@ -544,12 +466,12 @@ static int remove_event(cstate *cs, int64_t e, int w) {
 
 static void free_state(cstate *cs) {
   const mtl_stats_options *o = cs->o;
-  hmap_free(&cs->user_rows);
-  hmap_free(&cs->item_rows);
+  mtl_id_map_free(&cs->user_rows);
+  mtl_id_map_free(&cs->item_rows);
   free(cs->etype);
   if (cs->obj)
     for (int i = 0; i < o->nobjects; i++) {
-      hmap_free(&cs->obj[i].map);
+      mtl_id_map_free(&cs->obj[i].map);
       free(cs->obj[i].counts);
     }
   free(cs->obj);
@@ -589,7 +511,7 @@ static int setup_state(cstate *cs) {
   for (int i = 0; i < o->nobjects; i++) {
     objstate *st = &cs->obj[i];
     for (int t = 0; t < MTL_STATS_MAX_EVENT_TYPES; t++) st->tmap[t] = -1;
-    for (int w = 0; w < MAX_WINDOWS; w++) st->wmap[w] = -1;
+    for (int w = 0; w < MTL_STATS_MAX_WINDOWS; w++) st->wmap[w] = -1;
   }
   for (int j = 0; j < o->nspecs; j++) {
     const mtl_stats_spec *s = &o->specs[j];
@@ -605,7 +527,7 @@ static int setup_state(cstate *cs) {
         rs->group = s->group;
         rs->window = s->window;
         rs->event = s->event;
-        if (hmap_init(&rs->groups, 64) < 0 || hmap_init(&rs->members, 1024) < 0) return oom();
+        if (map_init(&rs->groups, 64) < 0 || map_init(&rs->members, 1024) < 0) return oom();
       }
       cs->spec_rank[j] = r;
       continue;
@@ -622,7 +544,7 @@ static int setup_state(cstate *cs) {
   for (int i = 0; i < o->nobjects; i++) {
     objstate *st = &cs->obj[i];
     st->stride = st->ntu * st->nwu;
-    if (st->stride > 0 && hmap_init(&st->map, 1024) < 0) return oom();
+    if (st->stride > 0 && map_init(&st->map, 1024) < 0) return oom();
     if (st->stride == 0)
       for (int t = 0; t < MTL_STATS_MAX_EVENT_TYPES; t++) st->tmap[t] = -1; /* nothing to count */
   }
@@ -647,7 +569,7 @@ int mtl_stats_compute(const mtl_stats_options *o, float *out, mtl_stats_report *
     oom();
     goto done;
   }
-  int64_t added = 0, removed[MAX_WINDOWS] = {0};
+  int64_t added = 0, removed[MTL_STATS_MAX_WINDOWS] = {0};
   for (int64_t si = 0; si < o->nsamples; si++) {
     int64_t s = sorder[si], t = o->sample_time[s];
     while (added < o->nevents && o->event_time[eorder[added]] < t) {
@@ -670,7 +592,7 @@ int mtl_stats_compute(const mtl_stats_options *o, float *out, mtl_stats_report *
     c.trow = cs.need_trow ? table_row(&cs.item_rows, c.trigger) : -1;
     for (int i = 0; i < o->nobjects; i++) {
       uint64_t key;
-      slots[i] = cs.obj[i].stride > 0 && object_key(o, &o->objects[i], &c, &key) ? hmap_find(&cs.obj[i].map, key) : -1;
+      slots[i] = cs.obj[i].stride > 0 && object_key(o, &o->objects[i], &c, &key) ? map_value(&cs.obj[i].map, key) : -1;
     }
     float *row = out + s * o->nspecs;
     for (int j = 0; j < o->nspecs; j++) {
@@ -721,18 +643,18 @@ done:
 int mtl_samples_label(const mtl_samples_label_options *o, int64_t *is_click, int64_t *is_pay, int64_t *click_time,
                       mtl_samples_label_report *report) {
   if (!o) return mtl_error(FN ": no options");
-  if (o->nimpressions < 0 || o->nimpressions > MAX_ROWS)
-    return mtl_error(FN ": %" PRId64 " impressions (at most %" PRId64 ")", o->nimpressions, MAX_ROWS);
-  if (o->nevents < 0 || o->nevents > MAX_ROWS)
-    return mtl_error(FN ": %" PRId64 " events (at most %" PRId64 ")", o->nevents, MAX_ROWS);
+  if (o->nimpressions < 0 || o->nimpressions > MTL_STATS_MAX_ROWS)
+    return mtl_error(FN ": %" PRId64 " impressions (at most %" PRId64 ")", o->nimpressions, MTL_STATS_MAX_ROWS);
+  if (o->nevents < 0 || o->nevents > MTL_STATS_MAX_ROWS)
+    return mtl_error(FN ": %" PRId64 " events (at most %" PRId64 ")", o->nevents, MTL_STATS_MAX_ROWS);
   if (o->nimpressions > 0 && (!o->impression_time || !o->impression_user || !o->impression_item || !is_click || !is_pay))
     return mtl_error(FN ": the impressions need times, users and items");
   if (o->nevents > 0 && (!o->event_time || !o->event_user || !o->event_item || !o->event_type))
     return mtl_error(FN ": the events need times, users, items and types");
-  if (o->click_window < 0 || o->pay_window < 0 || o->click_window > MTL_STATS_MAX_TIME ||
-      o->pay_window > MTL_STATS_MAX_TIME)
-    return mtl_error(FN ": windows must be 0..2^62, got click %" PRId64 " and pay %" PRId64, o->click_window,
-                     o->pay_window);
+  if (o->click_window < 0 || o->click_window > MTL_STATS_MAX_TIME)
+    return mtl_error(FN ": option 'click_window' must be 0..2^62 time units, got %" PRId64, o->click_window);
+  if (o->pay_window < 0 || o->pay_window > MTL_STATS_MAX_TIME)
+    return mtl_error(FN ": option 'pay_window' must be 0..2^62 time units, got %" PRId64, o->pay_window);
   if (check_times(FN, "impression", o->impression_time, o->nimpressions) < 0 ||
       check_times(FN, "event", o->event_time, o->nevents) < 0)
     return -1;
@@ -741,7 +663,7 @@ int mtl_samples_label(const mtl_samples_label_options *o, int64_t *is_click, int
   uint32_t *iorder = NULL, *eorder = NULL;
   int64_t *ctime = NULL;
   uint8_t *rank = NULL;
-  hmap last_imp = {0}, last_click = {0};
+  mtl_id_map last_imp = {0}, last_click = {0};
   int rc = -1;
   mtl_samples_label_report rep = {0};
   /* clicks before purchases at equal times; other events are not used */
@@ -752,7 +674,7 @@ int mtl_samples_label(const mtl_samples_label_options *o, int64_t *is_click, int
   iorder = sort_by_time(o->impression_time, NULL, ni);
   eorder = sort_by_time(o->event_time, rank, ne);
   if (!iorder || !eorder) goto nomem;
-  if (hmap_init(&last_imp, (uint64_t)ni) < 0 || hmap_init(&last_click, 1024) < 0) goto nomem;
+  if (map_init(&last_imp, (uint64_t)ni) < 0 || map_init(&last_click, 1024) < 0) goto nomem;
   for (int64_t i = 0; i < ni; i++) {
     is_click[i] = 0;
     is_pay[i] = 0;
@@ -764,20 +686,20 @@ int mtl_samples_label(const mtl_samples_label_options *o, int64_t *is_click, int
     if (type != o->click_code && type != o->pay_code) continue;
     while (a < ni && o->impression_time[iorder[a]] <= t) { /* impressions come first at equal times */
       int64_t i = iorder[a++];
-      if (hmap_put(&last_imp, pair_key(o->impression_user[i], o->impression_item[i]), (uint32_t)i) < 0) goto nomem;
+      if (map_put(&last_imp, pair_key(o->impression_user[i], o->impression_item[i]), (uint32_t)i) < 0) goto nomem;
     }
     uint64_t key = pair_key(o->event_user[e], o->event_item[e]);
     if (type == o->click_code) {
       rep.clicks++;
-      int64_t i = hmap_find(&last_imp, key);
+      int64_t i = map_value(&last_imp, key);
       if (i < 0 || ctime[i] != MTL_STATS_NONE || t - o->impression_time[i] > o->click_window) continue;
       ctime[i] = t;
       is_click[i] = 1;
       rep.clicks_attributed++;
-      if (hmap_put(&last_click, key, (uint32_t)i) < 0) goto nomem;
+      if (map_put(&last_click, key, (uint32_t)i) < 0) goto nomem;
     } else {
       rep.purchases++;
-      int64_t i = hmap_find(&last_click, key);
+      int64_t i = map_value(&last_click, key);
       if (i < 0 || t - ctime[i] > o->pay_window) continue;
       if (!is_pay[i]) rep.purchases_attributed++;
       is_pay[i] = 1;
@@ -794,13 +716,14 @@ done:
   free(ctime);
   free(iorder);
   free(eorder);
-  hmap_free(&last_imp);
-  hmap_free(&last_click);
+  mtl_id_map_free(&last_imp);
+  mtl_id_map_free(&last_click);
   return rc;
 }
 
 int mtl_stats_order(const int64_t *time, int64_t n, int64_t *order) {
-  if (n < 0 || n > MAX_ROWS) return mtl_error("mtl.stats.order: %" PRId64 " values (at most %" PRId64 ")", n, MAX_ROWS);
+  if (n < 0 || n > MTL_STATS_MAX_ROWS)
+    return mtl_error("mtl.stats.order: %" PRId64 " values (at most %" PRId64 ")", n, MTL_STATS_MAX_ROWS);
   if (n > 0 && (!time || !order)) return mtl_error("mtl.stats.order: no values");
   uint32_t *a = sort_by_time(time, NULL, n);
   if (!a) return mtl_error("mtl.stats.order: out of memory");

@@ -129,6 +129,13 @@ mtl_tensor *mtl_tensor_new(mtl_dtype dtype, int ndim, const int64_t *shape) {
   return t;
 }
 
+mtl_tensor *mtl_tensor_new_named(const char *op, mtl_dtype dtype, int ndim, const int64_t *shape) {
+  if (mtl_shape_numel(op, ndim, shape) < 0) return NULL;
+  mtl_tensor *t = mtl_tensor_new(dtype, ndim, shape);
+  if (!t) mtl_error_prefix(op); /* the allocation's message ("out of memory: ...") */
+  return t;
+}
+
 mtl_tensor *mtl_tensor_zeros(mtl_dtype dtype, int ndim, const int64_t *shape) {
   mtl_tensor *t = mtl_tensor_new(dtype, ndim, shape);
   if (t) memset(t->storage->data, 0, (size_t)t->numel * mtl_dtype_size(dtype));
@@ -169,6 +176,10 @@ void mtl_tensor_release(mtl_tensor *t) {
   mtl_tensor_release(t->grad);
   storage_release(t->storage);
   handle_free(t);
+}
+
+void mtl_tensor_release_all(int n, mtl_tensor *const *ts) {
+  for (int i = 0; i < n; i++) mtl_tensor_release(ts[i]);
 }
 
 bool mtl_tensor_is_contiguous(const mtl_tensor *t) {
@@ -303,6 +314,24 @@ int mtl_tensor_fill(mtl_tensor *t, double v) {
       ((int64_t *)t->storage->data)[o] = to_i64(v);
   }
   return 0;
+}
+
+mtl_tensor *mtl_tensor_arange(double start, double stop, double step, mtl_dtype dtype) {
+  if (step == 0 || !isfinite(step) || !isfinite(start) || !isfinite(stop))
+    return (void)mtl_error("mtl.arange: step must be finite and nonzero, bounds finite (got start %g, stop %g, "
+                           "step %g)", start, stop, step), NULL;
+  double count = ceil((stop - start) / step);
+  if (count < 0) count = 0;
+  if (count > 4e18) return (void)mtl_error("mtl.arange: too many elements (%g)", count), NULL;
+  int64_t n = (int64_t)count;
+  mtl_tensor *t = mtl_tensor_new_named("mtl.arange", dtype, 1, &n);
+  if (!t) return NULL;
+  for (int64_t i = 0; i < n; i++) {
+    double v = start + (double)i * step;
+    if (dtype == MTL_F32) mtl_f32(t)[i] = (float)v;
+    else mtl_i64(t)[i] = to_i64(v);
+  }
+  return t;
 }
 
 double mtl_tensor_get_at(const mtl_tensor *t, const int64_t *idx) {

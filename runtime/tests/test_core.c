@@ -7,19 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "mtl/autograd.h"
 #include "mtl/core.h"
 #include "mtl/ops.h"
-
-static int failures;
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                            \
-    }                                                                        \
-  } while (0)
 
 #define CHECK_NEAR(a, b, tol)                                                          \
   do {                                                                                 \
@@ -48,6 +39,13 @@ static mtl_tensor *iota(int ndim, const int64_t *shape) {
   if (!t) return NULL;
   for (int64_t i = 0; i < t->numel; i++) mtl_f32(t)[i] = (float)i;
   return t;
+}
+
+/* Releases the tensors; the storage accounting must then be back to base. */
+static void release_to_baseline(const char *test, size_t base, mtl_tensor *const *ts, size_t n) {
+  for (size_t i = 0; i < n; i++) mtl_tensor_release(ts[i]);
+  size_t now = mtl_memory_in_use();
+  CHECK(now == base, "%s: %zu bytes in use after release, %zu before", test, now, base);
 }
 
 static double at2(const mtl_tensor *t, int64_t i, int64_t j) {
@@ -354,6 +352,95 @@ static void test_random(void) {
   CHECK(umin < 1e-4 && umax > 1 - 1e-4);
 }
 
+/* Random tensors are the stream's draws in row-major order; arange counts
+ * like Python's range. */
+static void test_filled(void) {
+  size_t base = mtl_memory_in_use();
+  int64_t shape[2] = {3, 5};
+  mtl_seed(11);
+  mtl_tensor *u = mtl_tensor_rand(MTL_F32, 2, shape), *z = mtl_tensor_randn(MTL_F32, 2, shape);
+  CHECK(u && z && u->ndim == 2 && u->shape[1] == 5 && z->numel == 15);
+  mtl_seed(11);
+  for (int i = 0; u && i < 15; i++) CHECK(mtl_f32(u)[i] == (float)mtl_rand_uniform());
+  for (int i = 0; z && i < 15; i++) CHECK(mtl_f32(z)[i] == (float)mtl_rand_normal());
+  CHECK(mtl_tensor_rand(MTL_I64, 2, shape) == NULL);
+  CHECK_MSG("mtl.rand: random tensors are float32, got int64");
+  int64_t huge[2] = {1000000, 1000000};
+  CHECK(mtl_tensor_randn(MTL_F32, 2, huge) == NULL);
+  CHECK_MSG("mtl.randn: out of memory: cannot allocate 4000000000000 bytes (limit 68719476736)");
+  int64_t neg[1] = {-2};
+  CHECK(mtl_tensor_new_named("mtl.zeros", MTL_F32, 1, neg) == NULL);
+  CHECK_MSG("mtl.zeros: size of dimension 1 must be >= 0, got -2");
+
+  mtl_tensor *r = mtl_tensor_arange(1, 2, 0.25, MTL_F32);
+  CHECK(r && r->ndim == 1 && r->numel == 4);
+  for (int i = 0; r && i < 4; i++) CHECK(mtl_f32(r)[i] == 1 + 0.25f * (float)i);
+  mtl_tensor *d = mtl_tensor_arange(5, 1, -2, MTL_I64); /* 5, 3 */
+  CHECK(d && d->dtype == MTL_I64 && d->numel == 2 && mtl_i64(d)[0] == 5 && mtl_i64(d)[1] == 3);
+  mtl_tensor *e = mtl_tensor_arange(3, 1, 1, MTL_F32);
+  CHECK(e && e->numel == 0);
+  CHECK(mtl_tensor_arange(0, 1, 0, MTL_F32) == NULL);
+  CHECK_MSG("mtl.arange: step must be finite and nonzero, bounds finite (got start 0, stop 1, step 0)");
+  CHECK(mtl_tensor_arange(0, INFINITY, 1, MTL_F32) == NULL);
+  CHECK_MSG("mtl.arange: step must be finite and nonzero, bounds finite (got start 0, stop inf, step 1)");
+  CHECK(mtl_tensor_arange(0, 0x1p62, 1, MTL_F32) == NULL);
+  CHECK_MSG("mtl.arange: too many elements (4.61169e+18)");
+  release_to_baseline("test_filled", base, (mtl_tensor *[]){u, z, r, d, e}, 5);
+}
+
+/* The scalar forms of arithmetic: values against double arithmetic rounded
+ * once, and their gradients (d(x - s) = 1, d(s - x) = -1, d(x / s) = 1/s,
+ * d(s / x) = -s / x^2). */
+static void test_scalar_arithmetic(void) {
+  size_t base = mtl_memory_in_use();
+  int64_t shape[1] = {4};
+  mtl_tensor *x = mtl_tensor_new(MTL_F32, 1, shape);
+  const float xs[4] = {0.5f, 1.25f, -3.0f, 7.1f};
+  for (int i = 0; i < 4; i++) mtl_f32(x)[i] = xs[i];
+  mtl_tensor_set_requires_grad(x, true);
+  struct {
+    mtl_tensor *(*f)(mtl_tensor *, double);
+    double s;
+    const char *name;
+  } cases[] = {
+    {mtl_sub_scalar, 1.5, "sub_scalar"}, {mtl_rsub_scalar, 1.5, "rsub_scalar"},
+    {mtl_div_scalar, 3.0, "div_scalar"}, {mtl_rdiv_scalar, 3.0, "rdiv_scalar"},
+  };
+  for (int k = 0; k < 4; k++) {
+    mtl_tensor *y = cases[k].f(x, cases[k].s);
+    CHECK(y && y->node && strcmp(mtl_op_name(y->node->op), cases[k].name) == 0);
+    if (!y) continue;
+    for (int i = 0; i < 4; i++) {
+      double v = xs[i], s = cases[k].s;
+      double want = k == 0 ? v - s : k == 1 ? s - v : k == 2 ? v / s : s / v;
+      CHECK(mtl_f32(y)[i] == (float)want); /* exact: one rounding of the true value */
+    }
+    mtl_tensor *l = mtl_sum(y, -1, false);
+    mtl_tensor_zero_grad(x);
+    CHECK(l && mtl_backward(l, NULL) == 0 && x->grad);
+    for (int i = 0; x->grad && i < 4; i++) {
+      double v = xs[i], s = cases[k].s;
+      double slope = k == 0 ? 1 : k == 1 ? -1 : k == 2 ? 1 / s : -s / (v * v);
+      CHECK_NEAR(mtl_f32(x->grad)[i], slope, 1e-6 * fabs(slope));
+    }
+    mtl_tensor_release(l);
+    mtl_tensor_release(y);
+  }
+  /* a quotient that x * (1/3) rounds differently (4.07 / 3) */
+  volatile float x0 = 4.07f, third = (float)(1.0 / 3.0);
+  mtl_f32(x)[0] = x0;
+  mtl_tensor *q = mtl_div_scalar(x, 3.0);
+  CHECK(q && mtl_f32(q)[0] == (float)(x0 / 3.0) && mtl_f32(q)[0] != x0 * third);
+  mtl_tensor_release(q);
+  int64_t si[1] = {2};
+  mtl_tensor *ids = mtl_tensor_zeros(MTL_I64, 1, si);
+  CHECK(mtl_div_scalar(ids, 2.0) == NULL);
+  CHECK_MSG("mtl.div: expected a float32 tensor for the argument, got int64");
+  mtl_tensor_release(ids);
+  mtl_tensor_release(x);
+  CHECK(mtl_memory_in_use() == base);
+}
+
 static void test_autograd(void) {
   size_t base = mtl_memory_in_use();
   mtl_seed(5);
@@ -473,10 +560,8 @@ static void test_autograd(void) {
   CHECK(mtl_sum(a43, 2, false) == NULL);
   CHECK_MSG("mtl.sum: dimension 3 out of range (tensor has 2 dimensions)");
 
-  /* everything released: the storage accounting is back to the baseline */
   mtl_tensor *all[] = {x, w, y, sq, loss, s2, c, p, ps, q, m, bad, ones, li, r, a43, b52};
-  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) mtl_tensor_release(all[i]);
-  CHECK(mtl_memory_in_use() == base);
+  release_to_baseline("test_autograd", base, all, sizeof all / sizeof all[0]);
 }
 
 /* A chain of 100,000 ops: backward and release must not recurse deeply. */
@@ -531,6 +616,8 @@ int main(void) {
   test_memory();
   test_shape_errors();
   test_random();
+  test_filled();
+  test_scalar_arithmetic();
   test_autograd();
   test_deep_chain();
   test_threads();

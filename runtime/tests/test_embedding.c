@@ -9,23 +9,13 @@
 #include <string.h>
 
 #include "../src/embedding_internal.h"
+#include "check.h"
 #include "mtl/autograd.h"
 #include "mtl/embedding.h"
 #include "mtl/optim.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                          \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);   \
-      fprintf(stderr, __VA_ARGS__);                                               \
-      fprintf(stderr, "\n");                                                      \
-      failures++;                                                                 \
-    }                                                                             \
-  } while (0)
-
-/* Random keys from a small range, so inserts, hits and removals all happen. */
+/* The id map (mtl/id_map.h): random keys from a small range, so inserts,
+ * hits and removals all happen. */
 static void test_id_map(void) {
   enum { RANGE = 4096, OPS = 200000 };
   static int64_t present[RANGE]; /* value + 1, or 0 when absent */
@@ -42,12 +32,20 @@ static void test_id_map(void) {
         mtl_id_map_remove(&m, e);
         present[k] = 0;
       }
-    } else if (!e) {
-      e = mtl_id_map_insert(&m, key);
+    } else if (!e) { /* insert, or find_or_insert (which must add it) */
+      bool added = false;
+      e = op % 2 ? mtl_id_map_insert(&m, key) : mtl_id_map_find_or_insert(&m, key, &added);
       CHECK(e != NULL, "insert failed");
       if (!e) break;
+      CHECK(op % 2 || (added && e->key == key && e->val == 0), "find_or_insert did not add key %lld",
+            (long long)key);
       e->val = op;
       present[k] = op + 1;
+    } else if (op % 2) { /* a present key: find_or_insert finds it (the map may grow) */
+      bool added = true;
+      mtl_id_entry *f = mtl_id_map_find_or_insert(&m, key, &added);
+      CHECK(f && !added && f->key == key && f->val == present[k] - 1, "find_or_insert missed key %lld",
+            (long long)key);
     }
   }
   int64_t count = 0;

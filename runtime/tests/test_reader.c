@@ -11,18 +11,8 @@
 #include <unistd.h>
 
 #include "../src/reader_internal.h"
+#include "check.h"
 #include "mtl/reader.h"
-
-static int failures;
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (!(cond)) {                                         \
-      fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);      \
-      fprintf(stderr, __VA_ARGS__);                        \
-      fputc('\n', stderr);                                 \
-      failures++;                                          \
-    }                                                      \
-  } while (0)
 
 static uint64_t rng = 88172645463325252ULL;
 static uint64_t next_u64(void) { /* xorshift64: test data only */

@@ -427,11 +427,15 @@ describe("mtl.stats.compute", function()
       check.assert_error("mtl.stats.compute: features[1]: unknown rate 'ctrr'", try({ { object = "user", rates = { "ctrr" } } }))
       check.assert_error("mtl.stats.compute: features[1]: a rank needs 'within' (the group, e.g. item.category)",
         try({ { rank = "item" } }))
-      check.assert_error("mtl.stats.compute: window 1 must be a positive number of units (unit = 1 s), got -3",
-        try({ { object = "user", counts = { "click" } } }, { windows = { -3 } }))
+      check.assert_error("mtl.stats.compute: window 1 must be a number of units (unit = 1 s), got string",
+        try({ { object = "user", counts = { "click" } } }, { windows = { "7" } }))
     end)
 
-    it("name bad tables and columns (from the C core)", function()
+    it("name bad tables, columns and values (from the C core)", function()
+      check.assert_error("mtl.stats.compute: window 1 has length -3 (expected 1..2^62)",
+        try({ { object = "user", counts = { "click" } } }, { windows = { -3 } }))
+      check.assert_error("mtl.stats.compute: window 1 must be a whole number of time units",
+        try({ { object = "user", counts = { "click" } } }, { windows = { 0.5 } }))
       check.assert_error("mtl.stats.compute: items: id 2 appears twice (rows 2 and 3)",
         try({ { object = "item.brand", counts = { "click" } } }, { items = { id = { 1, 2, 2 }, brand = { 1, 1, 1 } } }))
       check.assert_error("mtl.stats.compute: statistic 1: the prior needs finite alpha >= 0 and beta >= 0, got -1 and 1",
@@ -444,7 +448,12 @@ describe("mtl.stats.compute", function()
       check.assert_error("mtl.stats.compute: events.user has 2 values, expected 1", function() return stats.compute(o) end)
       o = options(ev, smp, { { object = "user", counts = { "click" } } })
       o.events.time = mtl.tensor({ 1 })
-      check.assert_error("mtl.stats.compute: events.time must be int64, got float32", function() return stats.compute(o) end)
+      check.assert_error("mtl.stats.compute: events.time must be a contiguous int64 [n] tensor, got float32 [1]",
+        function() return stats.compute(o) end)
+      o = options(ev, smp, { { object = "item.brand", counts = { "click" } } }, { items = { id = { 1 }, brand = { 1 } } })
+      o.items.brand = mtl.tensor({ 1 })
+      check.assert_error("mtl.stats.compute: items.props[1] must be a contiguous int64 [n] tensor, got float32 [1]",
+        function() return stats.compute(o) end)
     end)
   end)
 end)

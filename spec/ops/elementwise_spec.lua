@@ -53,6 +53,15 @@ local unary_cases = {
   { "pow", { 0.5 }, positive, sqrt },
   { "pow", { -1.5 }, { 0.8, 1, 1.3, 1.7, 2.2, 3.1 }, function(x) return x ^ -1.5 end },
   { "pow", { 0 }, mixed, function() return 1 end },
+  -- the scalar forms of arithmetic (mtl.sub(t, s) is t - s); first = true puts
+  -- the number first: mtl.sub(s, t) is s - t
+  { "add", { 1.5 }, mixed, function(x) return x + 1.5 end },
+  { "sub", { 1.5 }, mixed, function(x) return x - 1.5 end },
+  { "sub", { 1.5 }, mixed, function(x) return 1.5 - x end, first = true },
+  { "mul", { -0.5 }, mixed, function(x) return -0.5 * x end },
+  { "div", { 4 }, mixed, function(x) return x / 4 end },
+  { "div", { 0.3 }, mixed, function(x) return x / 0.3 end },
+  { "div", { 3 }, positive, function(x) return 3 / x end, first = true },
 }
 
 -- A 3x2 table transposed, so that the view t:t() holds `vals` in row-major order.
@@ -66,14 +75,20 @@ describe("unary elementwise ops", function()
     local name, args, input, ref = case[1], case[2], case[3], case[4]
     local nargs = args.n or #args
     local label = name .. "(" .. table.concat(map({ unpack(args, 1, nargs) }, tostring), ", ") .. ")"
-    local function op(x) return mtl[name](x, unpack(args, 1, nargs)) end
+    local function op(x)
+      if case.first then return mtl[name](args[1], x) end
+      return mtl[name](x, unpack(args, 1, nargs))
+    end
+    if case.first then label = name .. "(" .. args[1] .. ", t)" end
 
     it(label .. " matches the Lua reference, as function and as method", function()
       local t = mtl.tensor({ { input[1], input[2], input[3] }, { input[4], input[5], input[6] } })
       -- float32 inputs: the reference starts from the values the tensor holds
       local expected = map(t:values(), ref)
       check.assert_close(op(t), expected, 1e-6, label)
-      check.assert_close(t[name](t, unpack(args, 1, nargs)), expected, 1e-6, label .. " method")
+      if not case.first then
+        check.assert_close(t[name](t, unpack(args, 1, nargs)), expected, 1e-6, label .. " method")
+      end
       assert.same({ 2, 3 }, op(t):shape())
     end)
 
@@ -283,6 +298,30 @@ describe("binary elementwise ops", function()
       check.assert_close(c[1](t), map(v, c[2]), 1e-6, "case " .. i)
       check.gradcheck(c[1], { t })
     end
+  end)
+
+  it("t / s divides: each quotient is the float32 nearest x / float32(s), not x * (1/s)", function()
+    local xs = {}
+    for i = 1, 1000 do xs[i] = i * 0.37 end
+    local t = mtl.tensor(xs)
+    local v = t:values()
+    for _, s in ipairs({ 3, 0.3, 7, -11 }) do
+      local s32 = mtl.tensor(s):item() -- the scalar rounded to float32, as the op takes it
+      local nearest = mtl.tensor(map(v, function(x) return x / s32 end)):values() -- double, then rounded once
+      assert.same(nearest, (t / s):values())
+      assert.same(nearest, mtl.div(t, s):values())
+      assert.equal("div_scalar", mtl.div(mtl.param(t), s):grad_fn())
+    end
+    -- the reciprocal form rounds twice and misses some of them
+    local by_reciprocal, nearest = (t * (1 / 3)):values(), mtl.tensor(map(v, function(x) return x / 3 end)):values()
+    local misses = 0
+    for i = 1, #v do
+      if by_reciprocal[i] ~= nearest[i] then misses = misses + 1 end
+    end
+    assert.is_true(misses > 0)
+    assert.equal("sub_scalar", (mtl.param(t) - 1):grad_fn())
+    assert.equal("rsub_scalar", (1 - mtl.param(t)):grad_fn())
+    assert.equal("rdiv_scalar", (1 / mtl.param(t)):grad_fn())
   end)
 
   it("raises clear errors for bad arguments", function()

@@ -79,6 +79,13 @@ const char *mtl_dtype_name(mtl_dtype d);
 /* A new contiguous tensor; contents uninitialized. */
 mtl_tensor *mtl_tensor_new(mtl_dtype dtype, int ndim, const int64_t *shape);
 mtl_tensor *mtl_tensor_zeros(mtl_dtype dtype, int ndim, const int64_t *shape);
+/* mtl_tensor_new with its errors named after op ("mtl.zeros: out of memory: ..."). */
+mtl_tensor *mtl_tensor_new_named(const char *op, mtl_dtype dtype, int ndim, const int64_t *shape);
+/* start, start + step, ... up to stop (excluded), like Python's range: a new
+ * 1-D tensor of ceil((stop - start) / step) elements (none when that is <= 0),
+ * each computed as start + i * step in double. step must be finite and nonzero,
+ * the bounds finite. */
+mtl_tensor *mtl_tensor_arange(double start, double stop, double step, mtl_dtype dtype);
 /* A new tensor shaped like t (contiguous), uninitialized / zeroed. */
 mtl_tensor *mtl_tensor_empty_like(const mtl_tensor *t);
 mtl_tensor *mtl_tensor_zeros_like(const mtl_tensor *t);
@@ -88,7 +95,9 @@ mtl_tensor *mtl_tensor_view(mtl_tensor *t, int ndim, const int64_t *shape,
 /* An alias of t: same storage, shape and strides, no autograd link. */
 mtl_tensor *mtl_tensor_alias(mtl_tensor *t);
 void mtl_tensor_retain(mtl_tensor *t);
-void mtl_tensor_release(mtl_tensor *t);
+void mtl_tensor_release(mtl_tensor *t); /* NULL: nothing */
+/* mtl_tensor_release of each of n tensors (an op's temporaries). */
+void mtl_tensor_release_all(int n, mtl_tensor *const *ts);
 
 bool mtl_tensor_is_contiguous(const mtl_tensor *t);
 /* Contiguous copy of values (no autograd link); returns a new reference to t
@@ -119,6 +128,11 @@ void mtl_seed(uint64_t seed);
 uint64_t mtl_rand_u64(void);
 double mtl_rand_uniform(void); /* [0, 1) */
 double mtl_rand_normal(void);
+/* New tensors of draws from the stream, one per element in row-major order:
+ * uniform in [0, 1) (mtl.rand) and standard normal (mtl.randn). Random
+ * tensors are float32: another dtype is an error. */
+mtl_tensor *mtl_tensor_rand(mtl_dtype dtype, int ndim, const int64_t *shape);
+mtl_tensor *mtl_tensor_randn(mtl_dtype dtype, int ndim, const int64_t *shape);
 /* The generator's whole state, for checkpoints (4 words). */
 void mtl_rand_get_state(uint64_t state[4]);
 void mtl_rand_set_state(const uint64_t state[4]);

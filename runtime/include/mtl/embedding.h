@@ -31,6 +31,7 @@
 #define MTL_EMBEDDING_H
 
 #include "mtl/core.h"
+#include "mtl/id_map.h"
 
 typedef enum { MTL_EMB_FIXED = 0, MTL_EMB_HASHED = 1, MTL_EMB_DYNAMIC = 2 } mtl_embedding_kind;
 typedef enum {
@@ -54,16 +55,6 @@ typedef struct {
   int64_t evict_interval;   /* dynamic: steps between eviction scans (0: ttl_steps) */
   const float *default_row; /* dim values for ids without a row, or NULL (zeros) */
 } mtl_embedding_config;
-
-/* An open-addressing hash map from int64 keys to (val, aux); val < 0 marks an
- * empty entry. Linear probing, capacity a power of two, load <= 1/2. */
-typedef struct {
-  int64_t key, val, aux;
-} mtl_id_entry;
-typedef struct {
-  mtl_id_entry *e;
-  int64_t cap, count;
-} mtl_id_map;
 
 #define MTL_EMB_MAX_SLOTS 3
 

@@ -18,9 +18,13 @@ mtl_tensor *mtl_add(mtl_tensor *a, mtl_tensor *b);
 mtl_tensor *mtl_sub(mtl_tensor *a, mtl_tensor *b);
 mtl_tensor *mtl_mul(mtl_tensor *a, mtl_tensor *b);
 mtl_tensor *mtl_div(mtl_tensor *a, mtl_tensor *b);
+/* Scalar forms (the Lua operators with a number on either side); s is rounded
+ * to float32 first, as the tensor operand's values are float32. */
 mtl_tensor *mtl_add_scalar(mtl_tensor *a, double s);     /* a + s */
-mtl_tensor *mtl_mul_scalar(mtl_tensor *a, double s);     /* a * s */
+mtl_tensor *mtl_sub_scalar(mtl_tensor *a, double s);     /* a - s */
 mtl_tensor *mtl_rsub_scalar(mtl_tensor *a, double s);    /* s - a */
+mtl_tensor *mtl_mul_scalar(mtl_tensor *a, double s);     /* a * s */
+mtl_tensor *mtl_div_scalar(mtl_tensor *a, double s);     /* a / s (a true division) */
 mtl_tensor *mtl_rdiv_scalar(mtl_tensor *a, double s);    /* s / a */
 mtl_tensor *mtl_neg(mtl_tensor *a);
 mtl_tensor *mtl_exp(mtl_tensor *a);
@@ -64,7 +68,6 @@ mtl_tensor *mtl_linear(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias);
 /* An activation fused into linear's output pass (and its derivative into the
  * backward's pass over the gradient). */
 typedef enum { MTL_ACT_NONE = 0, MTL_ACT_RELU = 1 } mtl_activation;
-const char *mtl_activation_name(mtl_activation act);
 /* y = act(x W^T + bias). Grouped forms (mixtures of experts), g groups:
  *   x [n,in],   W [g,out,in], bias [g,out] -> [n,g,out]  (every group reads x;
  *                                              one GEMM when W is contiguous)

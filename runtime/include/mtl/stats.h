@@ -33,8 +33,15 @@
  * an id absent from its table is missing. Objects with a missing field skip
  * the event (and give a sample zero counts). */
 #define MTL_STATS_NONE INT64_MIN
-#define MTL_STATS_MAX_FIELDS 4
+/* The limits mtl_stats_compute and mtl_samples_label check (the one place
+ * options are validated; the Lua binding only converts them). */
+#define MTL_STATS_MAX_FIELDS 4              /* fields of an object */
 #define MTL_STATS_MAX_EVENT_TYPES 16
+#define MTL_STATS_MAX_WINDOWS 64
+#define MTL_STATS_MAX_OBJECTS 4096
+#define MTL_STATS_MAX_STATISTICS (1 << 20)  /* specs of one call */
+#define MTL_STATS_MAX_PROPS 1024            /* property columns of a user or item table */
+#define MTL_STATS_MAX_ROWS ((int64_t)INT32_MAX - 1) /* events, samples, impressions, table rows */
 /* Times and window lengths must lie within +-2^62 (so t - W never overflows). */
 #define MTL_STATS_MAX_TIME ((int64_t)1 << 62)
 

@@ -336,7 +336,11 @@ static int unary_backward(const unary_def *u, mtl_node *n, mtl_tensor *g) {
 /* Scalar-argument forms of arithmetic: arg[0] is the scalar. */
 UNARY_NAMED(ADD_SCALAR, add_scalar, "mtl.add", 0, x + (float)arg[0], 1.0f)
 UNARY_NAMED(MUL_SCALAR, mul_scalar, "mtl.mul", 0, x * (float)arg[0], (float)arg[0])
+UNARY_NAMED(SUB_SCALAR, sub_scalar, "mtl.sub", 0, x - (float)arg[0], 1.0f)
 UNARY_NAMED(RSUB_SCALAR, rsub_scalar, "mtl.sub", 0, (float)arg[0] - x, -1.0f)
+/* x / s divides (x * (1/s) can differ in the last bit); the slope 1/s is
+ * rounded once from double */
+UNARY_NAMED(DIV_SCALAR, div_scalar, "mtl.div", 0, x / (float)arg[0], (float)(1.0 / arg[0]))
 UNARY_NAMED(RDIV_SCALAR, rdiv_scalar, "mtl.div", SAVE_X | SAVE_Y, (float)arg[0] / x, -y / x)
 UNARY(NEG, neg, 0, -x, -1.0f)
 UNARY(EXP, exp, SAVE_Y, expf(x), y)
@@ -382,7 +386,9 @@ UNARY(GELU, gelu, SAVE_X, 0.5f * x * (1.0f + erff(x * SQRT1_2)),
 
 mtl_tensor *mtl_add_scalar(mtl_tensor *a, double s) { return unary(&def_add_scalar, a, &s, 1); }
 mtl_tensor *mtl_mul_scalar(mtl_tensor *a, double s) { return unary(&def_mul_scalar, a, &s, 1); }
+mtl_tensor *mtl_sub_scalar(mtl_tensor *a, double s) { return unary(&def_sub_scalar, a, &s, 1); }
 mtl_tensor *mtl_rsub_scalar(mtl_tensor *a, double s) { return unary(&def_rsub_scalar, a, &s, 1); }
+mtl_tensor *mtl_div_scalar(mtl_tensor *a, double s) { return unary(&def_div_scalar, a, &s, 1); }
 mtl_tensor *mtl_rdiv_scalar(mtl_tensor *a, double s) { return unary(&def_rdiv_scalar, a, &s, 1); }
 mtl_tensor *mtl_neg(mtl_tensor *a) { return unary(&def_neg, a, NULL, 0); }
 mtl_tensor *mtl_exp(mtl_tensor *a) { return unary(&def_exp, a, NULL, 0); }

@@ -56,6 +56,28 @@ static double reduce_total(mtl_reduction red, double total, int64_t count, bool 
 /* The gradient of term i: g[0] for a reduced loss, g[i] for "none". */
 static inline float gout_at(const float *g, bool none, int64_t i) { return none ? g[i] : g[0]; }
 
+/* Records the loss's node (when an input needs a gradient) with the
+ * reduction and each term's gradient factor (1/count for mean, else 1).
+ * *node is NULL when nothing was recorded; returns -1 on error. */
+static int record_loss(int op, mtl_tensor *out, int nin, mtl_tensor **in, mtl_reduction red, int64_t count,
+                       mtl_node **node) {
+  *node = NULL;
+  if (!mtl_needs_grad(nin, in)) return 0;
+  if (!(*node = mtl_record(op, out, nin, in))) return -1;
+  (*node)->iarg[0] = red;
+  (*node)->darg[0] = red == MTL_REDUCE_MEAN ? (count ? 1.0 / (double)count : 0.0) : 1.0;
+  return 0;
+}
+
+/* The end of a loss's forward: releases its n temporaries (NULL ones too)
+ * and returns out; when !ok, releases out as well and returns NULL. */
+static mtl_tensor *finish(bool ok, mtl_tensor *out, int n, mtl_tensor *const *temps) {
+  mtl_tensor_release_all(n, temps);
+  if (ok) return out;
+  mtl_tensor_release(out);
+  return NULL;
+}
+
 /* ---- binary cross entropy (logits or probabilities) ---------------------- */
 /* Per element, with x = logit, p = probability, y = target:
  *   on logits:        max(x,0) - x*y + log1p(exp(-|x|))   (stable for any |x|)
@@ -142,28 +164,17 @@ static mtl_tensor *bce_impl(bool on_logits, mtl_tensor *x, mtl_tensor *y, mtl_te
   if (!none) po[0] = (float)reduce_total(red, total, count, pm != NULL);
 
   mtl_tensor *in[3] = {x, y, w};
-  if (mtl_needs_grad(3, in)) {
-    mtl_node *node = mtl_record(on_logits ? MTL_OP_BCE_WITH_LOGITS : MTL_OP_BCE, out, 3, in);
-    if (!node) goto fail;
+  mtl_node *node;
+  if (record_loss(on_logits ? MTL_OP_BCE_WITH_LOGITS : MTL_OP_BCE, out, 3, in, red, count, &node) < 0) goto fail;
+  if (node) {
     mtl_node_save(node, 0, xc);
     mtl_node_save(node, 1, yc);
     if (wc) mtl_node_save(node, 2, wc);
     if (mc) mtl_node_save(node, 3, mc);
-    node->iarg[0] = red;
-    node->darg[0] = red == MTL_REDUCE_MEAN ? (count ? 1.0 / (double)count : 0.0) : 1.0;
   }
-  mtl_tensor_release(xc);
-  mtl_tensor_release(yc);
-  mtl_tensor_release(wc);
-  mtl_tensor_release(mc);
-  return out;
+  return finish(true, out, 4, (mtl_tensor *[]){xc, yc, wc, mc});
 fail:
-  mtl_tensor_release(xc);
-  mtl_tensor_release(yc);
-  mtl_tensor_release(wc);
-  mtl_tensor_release(mc);
-  mtl_tensor_release(out);
-  return NULL;
+  return finish(false, out, 4, (mtl_tensor *[]){xc, yc, wc, mc});
 }
 
 mtl_tensor *mtl_bce_with_logits(mtl_tensor *logits, mtl_tensor *target, mtl_tensor *weight,
@@ -242,23 +253,12 @@ mtl_tensor *mtl_mse(mtl_tensor *a, mtl_tensor *target, mtl_reduction red) {
     po[0] = (float)reduce_total(red, total, n, false);
   }
   mtl_tensor *in[2] = {a, target};
-  if (mtl_needs_grad(2, in)) {
-    mtl_node *node = mtl_record(MTL_OP_MSE, out, 2, in);
-    if (!node) goto fail;
-    mtl_node_save(node, 0, diff);
-    node->iarg[0] = red;
-    node->darg[0] = red == MTL_REDUCE_MEAN ? (n ? 1.0 / (double)n : 0.0) : 1.0;
-  }
-  mtl_tensor_release(ac);
-  mtl_tensor_release(tc);
-  mtl_tensor_release(diff);
-  return out;
+  mtl_node *node;
+  if (record_loss(MTL_OP_MSE, out, 2, in, red, n, &node) < 0) goto fail;
+  if (node) mtl_node_save(node, 0, diff);
+  return finish(true, out, 3, (mtl_tensor *[]){ac, tc, diff});
 fail:
-  mtl_tensor_release(ac);
-  mtl_tensor_release(tc);
-  mtl_tensor_release(diff);
-  mtl_tensor_release(out);
-  return NULL;
+  return finish(false, out, 3, (mtl_tensor *[]){ac, tc, diff});
 }
 
 /* d/da = 2 (a - target), d/dtarget = -2 (a - target). */
@@ -333,24 +333,15 @@ mtl_tensor *mtl_cross_entropy(mtl_tensor *logits, mtl_tensor *target, mtl_reduct
     }
   }
   if (red != MTL_REDUCE_NONE) po[0] = (float)reduce_total(red, total, n, false);
-  if (grad) {
-    mtl_node *node = mtl_record(MTL_OP_CROSS_ENTROPY, out, 1, &logits);
-    if (!node) goto fail;
+  mtl_node *node;
+  if (record_loss(MTL_OP_CROSS_ENTROPY, out, 1, &logits, red, n, &node) < 0) goto fail;
+  if (node) {
     mtl_node_save(node, 0, prob);
     mtl_node_save(node, 1, tc);
-    node->iarg[0] = red;
-    node->darg[0] = red == MTL_REDUCE_MEAN ? (n ? 1.0 / (double)n : 0.0) : 1.0;
   }
-  mtl_tensor_release(xc);
-  mtl_tensor_release(tc);
-  mtl_tensor_release(prob);
-  return out;
+  return finish(true, out, 3, (mtl_tensor *[]){xc, tc, prob});
 fail:
-  mtl_tensor_release(xc);
-  mtl_tensor_release(tc);
-  mtl_tensor_release(prob);
-  mtl_tensor_release(out);
-  return NULL;
+  return finish(false, out, 3, (mtl_tensor *[]){xc, tc, prob});
 }
 
 /* d loss_i / d logits_ij = softmax_ij - [j == target_i]. */

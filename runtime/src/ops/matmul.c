@@ -271,8 +271,6 @@ static void act_forward(mtl_activation act, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
 }
 
-static const char *const act_names[] = {"none", "relu"};
-
 /* The forward's element passes over rows [r0, r1) of the output: the bias
  * into each row before the product (which then adds with beta = 1), or the
  * activation after it. */
@@ -380,10 +378,6 @@ mtl_tensor *mtl_linear_act(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias, mtl_a
 
 mtl_tensor *mtl_linear(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias) {
   return mtl_linear_act(x, w, bias, MTL_ACT_NONE);
-}
-
-const char *mtl_activation_name(mtl_activation act) {
-  return (int)act >= 0 && act <= MTL_ACT_RELU ? act_names[act] : "?";
 }
 
 /* The activation's derivative applied to columns [c0, c1) of the gradient

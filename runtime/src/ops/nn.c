@@ -50,10 +50,6 @@ static int contiguous_all(int n, mtl_tensor **in, mtl_tensor **out) {
   return 0;
 }
 
-static void release_all(int n, mtl_tensor **t) {
-  for (int i = 0; i < n; i++) mtl_tensor_release(t[i]);
-}
-
 /* Sum and dot product over a row in 8 independent float lanes, so the
  * compiler vectorizes them without -ffast-math; lanes are added in double. */
 static double row_sum(const float *x, int64_t n) {
@@ -175,12 +171,12 @@ mtl_tensor *mtl_layer_norm(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias, 
     mtl_node_save(node, 2, rstd);
     if (c[1]) mtl_node_save(node, 3, c[1]);
   }
-  release_all(3, c);
+  mtl_tensor_release_all(3, c);
   mtl_tensor_release(mean);
   mtl_tensor_release(rstd);
   return out;
 fail:
-  release_all(3, c);
+  mtl_tensor_release_all(3, c);
   mtl_tensor_release(out);
   mtl_tensor_release(mean);
   mtl_tensor_release(rstd);
@@ -329,13 +325,13 @@ mtl_tensor *mtl_batch_norm(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias,
     node->iarg[0] = training;
   }
   if (acc) mtl_free(acc, scratch_bytes);
-  release_all(3, cc);
+  mtl_tensor_release_all(3, cc);
   mtl_tensor_release(mean);
   mtl_tensor_release(rstd);
   return out;
 fail:
   if (acc) mtl_free(acc, scratch_bytes);
-  release_all(3, cc);
+  mtl_tensor_release_all(3, cc);
   mtl_tensor_release(out);
   mtl_tensor_release(mean);
   mtl_tensor_release(rstd);

@@ -25,22 +25,13 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "../check.h"
 #include "mtl/serve.h"
 
 int luaopen_mtl_core(lua_State *L);
 
-static int failures;
 static int verbose; /* MTL_TEST_VERBOSE=1 prints what was measured */
 #define NOTE(...) (verbose ? (void)printf(__VA_ARGS__) : (void)0)
-#define CHECK(cond, ...)                              \
-  do {                                                \
-    if (!(cond)) {                                    \
-      fprintf(stderr, "%s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                   \
-      fputc('\n', stderr);                            \
-      failures++;                                     \
-    }                                                 \
-  } while (0)
 
 /* ---- the fixture, read out of the Lua table ------------------------------------ */
 typedef struct {
@@ -357,6 +348,44 @@ static void *score_thread(void *arg) {
   return NULL;
 }
 
+/* Each thread's requests scored one after the other: the reference the
+ * threads compare with (with check_lua, also checked against Lua's scores).
+ * The caller frees it. */
+static float *sequential_scores(mtl_model *m, const fixture *f, int threads, int iterations, bool check_lua) {
+  char err[512];
+  int k = f->noutputs;
+  size_t per = (size_t)f->n * (size_t)k;
+  float *ref = calloc((size_t)threads * (size_t)iterations * per, sizeof *ref);
+  for (int t = 0; t < threads; t++)
+    for (int it = 0; it < iterations; it++) {
+      int start, count;
+      float *r = ref + (size_t)(t * iterations + it) * per;
+      int rc = score_request(m, f, t, it, r, &start, &count, err, sizeof err);
+      CHECK(rc == 0, "sequential: %s", err);
+      if (!check_lua || rc != 0) continue;
+      float d = max_diff(r, f->expected + (size_t)start * (size_t)k, (size_t)count * (size_t)k);
+      CHECK(d <= 1e-6f, "sequential request differs from Lua by %g", (double)d);
+    }
+  return ref;
+}
+
+/* Runs the threads at once: every request must give the bits of its
+ * sequential run (ref) and none may fail. */
+static void score_in_threads(mtl_model *m, const fixture *f, const float *ref, int threads, int iterations) {
+  enum { MAX_THREADS = 8 };
+  pthread_t th[MAX_THREADS];
+  thread_job jobs[MAX_THREADS];
+  for (int t = 0; t < threads && t < MAX_THREADS; t++) {
+    jobs[t] = (thread_job){m, f, ref, t, iterations, 0, 0, {0}};
+    pthread_create(&th[t], NULL, score_thread, &jobs[t]);
+  }
+  for (int t = 0; t < threads && t < MAX_THREADS; t++) {
+    pthread_join(th[t], NULL);
+    CHECK(jobs[t].errors == 0, "thread %d: %d errors (%s)", t, jobs[t].errors, jobs[t].err);
+    CHECK(jobs[t].mismatches == 0, "thread %d: %d requests differ from sequential scoring", t, jobs[t].mismatches);
+  }
+}
+
 static void check_threads(const fixture *f) {
   char err[512];
   enum { THREADS = 4, ITER = 12 };
@@ -364,31 +393,9 @@ static void check_threads(const fixture *f) {
   mtl_model *m = mtl_model_load_opts(f->dir, &o, err, sizeof err);
   CHECK(m != NULL, "load: %s", err);
   if (!m) return;
-  int k = f->noutputs;
-  size_t per = (size_t)f->n * (size_t)k;
-  float *ref = calloc((size_t)THREADS * ITER * per, sizeof *ref);
-  /* sequential reference: each thread's requests, one after the other */
-  for (int t = 0; t < THREADS; t++)
-    for (int it = 0; it < ITER; it++) {
-      int start, count;
-      float *r = ref + (size_t)(t * ITER + it) * per;
-      int rc = score_request(m, f, t, it, r, &start, &count, err, sizeof err);
-      CHECK(rc == 0, "sequential: %s", err);
-      float d = max_diff(r, f->expected + (size_t)start * (size_t)k, (size_t)count * (size_t)k);
-      CHECK(d <= 1e-6f, "sequential request differs from Lua by %g", (double)d);
-    }
+  float *ref = sequential_scores(m, f, THREADS, ITER, true);
   CHECK(mtl_model_num_states(m) == 1, "one caller, one state: %d", mtl_model_num_states(m));
-  pthread_t th[THREADS];
-  thread_job jobs[THREADS];
-  for (int t = 0; t < THREADS; t++) {
-    jobs[t] = (thread_job){m, f, ref, t, ITER, 0, 0, {0}};
-    pthread_create(&th[t], NULL, score_thread, &jobs[t]);
-  }
-  for (int t = 0; t < THREADS; t++) {
-    pthread_join(th[t], NULL);
-    CHECK(jobs[t].errors == 0, "thread %d: %d errors (%s)", t, jobs[t].errors, jobs[t].err);
-    CHECK(jobs[t].mismatches == 0, "thread %d: %d requests differ from sequential scoring", t, jobs[t].mismatches);
-  }
+  score_in_threads(m, f, ref, THREADS, ITER);
   int states = mtl_model_num_states(m);
   CHECK(states >= 1 && states <= 3, "states: %d (max 3)", states);
   if (states == 1) fprintf(stderr, "note: the threads never overlapped (a very busy machine?)\n");
@@ -412,27 +419,8 @@ static void check_pool_cannot_grow(const char *tmp, const fixture *f) {
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
   CHECK(system(cmd) == 0, "%s", cmd);
   enum { THREADS = 3, ITER = 6 };
-  int k = f->noutputs;
-  size_t per = (size_t)f->n * (size_t)k;
-  float *ref = calloc((size_t)THREADS * ITER * per, sizeof *ref);
-  for (int t = 0; t < THREADS; t++)
-    for (int it = 0; it < ITER; it++) {
-      int start, count;
-      float *r = ref + (size_t)(t * ITER + it) * per;
-      int rc = score_request(m, f, t, it, r, &start, &count, err, sizeof err);
-      CHECK(rc == 0, "sequential: %s", err);
-    }
-  pthread_t th[THREADS];
-  thread_job jobs[THREADS];
-  for (int t = 0; t < THREADS; t++) {
-    jobs[t] = (thread_job){m, f, ref, t, ITER, 0, 0, {0}};
-    pthread_create(&th[t], NULL, score_thread, &jobs[t]);
-  }
-  for (int t = 0; t < THREADS; t++) {
-    pthread_join(th[t], NULL);
-    CHECK(jobs[t].errors == 0 && jobs[t].mismatches == 0, "thread %d: %d errors (%s), %d mismatches", t,
-          jobs[t].errors, jobs[t].err, jobs[t].mismatches);
-  }
+  float *ref = sequential_scores(m, f, THREADS, ITER, false);
+  score_in_threads(m, f, ref, THREADS, ITER);
   CHECK(mtl_model_num_states(m) == 1, "the pool grew to %d states without its Lua code", mtl_model_num_states(m));
   NOTE("pool that cannot grow: %d threads served by %d state\n", THREADS, mtl_model_num_states(m));
   free(ref);
