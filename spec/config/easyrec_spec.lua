@@ -1,4 +1,4 @@
--- EasyRec pipeline.config -> the mtl config structure (lua/mtl/config/easyrec.lua).
+-- EasyRec pipeline.config -> the mtl config structure (lua/mtl/config/easyrec/).
 -- The two shared Taobao configs are checked field by field; small inline
 -- configs cover the other models, features, optimizers, schedules and metrics;
 -- broken configs give file:line:column errors.
