@@ -28,6 +28,7 @@
 -- can predict. A click opens the clicked item's page: the session goes on
 -- with it as the next trigger.
 local core = require "mtl.core"
+local sys = require "mtl.sys"
 
 local scenario = {}
 
@@ -438,11 +439,6 @@ scenario.STATS_FEATURES = {
   { rank = "item", within = "item.category", by = "click" },
 }
 
-local function mkdir(dir)
-  local ok = os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
-  if ok ~= 0 and ok ~= true then error("mtl.scenario: cannot create directory " .. dir, 3) end
-end
-
 local function lua_string(s) return string.format("%q", s) end
 
 -- The schema file: columns, labels and a suggested feature config.
@@ -549,7 +545,7 @@ function scenario.default_dataset(dir, opts)
   local say = opts.quiet and function() end or function(...) io.stderr:write(string.format(...), "\n") end
   local clock = os.clock
   local t0 = clock()
-  mkdir(dir .. "/logs")
+  sys.mkdir_p(dir .. "/logs")
   local world = scenario.generate(gen)
   local files = scenario.write(world, dir .. "/logs")
   say("scenario: %d impressions, %d events (%.1f s)", world.impressions.n, world.events.n, clock() - t0)
