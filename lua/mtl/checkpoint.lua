@@ -7,7 +7,8 @@
 -- `__typename` (in its metatable, or reachable by indexing it); it is stored
 -- as its type name and its state, and mtl.load rebuilds it with the loader
 -- registered by mtl.checkpoint.register(type_name, loader). Nothing read from a
--- file is ever executed.
+-- file is ever executed. mtl.checkpoint.list(dir) lists a training run's
+-- step-N.ckpt files.
 local ffi = require "ffi"
 local sys = require "mtl.sys"
 

@@ -84,7 +84,7 @@ function M.of(source)
         out[#out + 1] = t[k + 1].value
       elseif is(k + 1, "op", "(") and is(k + 2, "string") and is(k + 3, "op", ")") then
         out[#out + 1] = t[k + 2].value
-      elseif is(k - 1, "op", ",") and is(k - 2, "op", "(") and is(k - 3, "name", "pcall")
+      elseif is(k - 1, "op", "(") and is(k - 2, "name", "pcall")
              and is(k + 1, "op", ",") and is(k + 2, "string") and is(k + 3, "op", ")") then
         out[#out + 1] = t[k + 2].value
       end
