@@ -1,4 +1,4 @@
--- CGC: Customized Gate Control, PLE's single extraction level.
+-- CGC: Customized Gate Control, PLE's single extraction level (Tang et al., RecSys 2020).
 -- Tang et al., "Progressive Layered Extraction (PLE): A Novel Multi-Task
 -- Learning (MTL) Model for Personalized Recommendations", RecSys 2020.
 --   E_t = task-specific experts of task t on its input     [B, s, h]
@@ -9,15 +9,27 @@
 -- The gate weights index the experts in that bracket order.
 local nn = require "mtl.nn"
 
--- One extraction level, reused by ple.lua.
+-- One extraction level, reused by ple.lua (a block: CGC.blocks).
 local Layer = nn.class("ExtractionLayer")
+Layer.block = true
+Layer.options = {
+  input = { "int", required = true },
+  tasks = { "any", required = true, check = function(c, v, path)
+    if c:list(v, path, "a list of task names") then
+      for i, name in ipairs(v) do c:string(name, path .. "." .. i, "a task name") end
+    end
+  end },
+  specific = { "int", default = 2 },
+  shared = { "int", default = 2 },
+  expert = { "sizes", default = { 128 } },
+  shared_gate = { "boolean", default = false },
+  fused = { "boolean", default = true },
+}
 
--- opts: input, tasks (names), specific = 2, shared = 2, expert = {128},
---       shared_gate = false, fused
 function Layer:__init(opts)
   self.task_names = opts.tasks
-  self.n_specific, self.n_shared = opts.specific or 2, opts.shared or 2
-  local expert = opts.expert or { 128 }
+  self.n_specific, self.n_shared = opts.specific, opts.shared
+  local expert = opts.expert
   for _, name in ipairs(self.task_names) do
     self["experts_" .. name] = nn.Experts{ n = self.n_specific, input = opts.input, hidden = expert, fused = opts.fused }
   end
@@ -49,10 +61,30 @@ function Layer:forward(inputs, shared)
   return outs, shared_out
 end
 
+-- The task gates of this level (level: its number), experts labeled
+-- "<task> k" (task-specific) and "shared k".
+function Layer:gates(level, out)
+  for _, name in ipairs(self.task_names) do
+    local labels = {}
+    for k = 1, self.n_specific do labels[k] = name .. " " .. k end
+    for k = 1, self.n_shared do labels[#labels + 1] = "shared " .. k end
+    out[#out + 1] = nn.gate_entry(name, level, self["gate_" .. name], labels)
+  end
+  return out
+end
+
 local CGC = nn.class("CGC")
 CGC.Layer = Layer
+CGC.blocks = { ExtractionLayer = Layer }
 
--- opts: input, tasks, specific = 2, shared = 2, expert = {128}, tower = {64}
+CGC.options = {
+  specific = { "int", default = 2 },
+  shared = { "int", default = 2 },
+  expert = { "sizes", default = { 128 } },
+  tower = { "sizes", empty = true, default = { 64 } },
+  fused = { "boolean", default = true },
+}
+
 function CGC:__init(opts)
   self.tasks = nn.tasks(opts.tasks)
   local names = {}
@@ -60,7 +92,7 @@ function CGC:__init(opts)
   self.level1 = Layer{ input = opts.input, tasks = names, specific = opts.specific, shared = opts.shared,
                        expert = opts.expert, fused = opts.fused }
   for _, t in ipairs(self.tasks) do
-    self["tower_" .. t.name] = nn.Tower{ input = self.level1.output_dim, hidden = t.tower or opts.tower or { 64 } }
+    self["tower_" .. t.name] = nn.Tower{ input = self.level1.output_dim, hidden = t.tower or opts.tower }
   end
 end
 
@@ -72,5 +104,7 @@ function CGC:forward(x)                           -- x [B, input]
   for _, t in ipairs(self.tasks) do out[t.name] = nn.head(self["tower_" .. t.name](h[t.name])) end
   return out
 end
+
+function CGC:gates() return self.level1:gates(1, {}) end
 
 return CGC

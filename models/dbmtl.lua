@@ -1,4 +1,4 @@
--- DBMTL: Deep Bayesian Multi-Target Learning.
+-- DBMTL: Deep Bayesian Multi-Target Learning, tasks that read the tasks they depend on (Zhang et al., 2019).
 -- Zhang et al., "Deep Bayesian Multi-Target Learning for Recommender
 -- Systems" (2019); the EasyRec implementation's wiring.
 --   b   = MLP_bottom(x)                       (optional; or an MMoE bottom)
@@ -9,11 +9,72 @@
 -- A task without a relation MLP passes concat(h_t, r_d ...) on unchanged.
 local nn = require "mtl.nn"
 local mtl = require "mtl"
+local join = require("mtl.config.check").join
+local did_you_mean = require("mtl.config.util").did_you_mean
 
 local DBMTL = nn.class("DBMTL")
 
+-- bottom: layer sizes, or false for none.
+local function check_bottom(c, v, path)
+  if v ~= false then c:sizes(v, path, true) end
+end
+
+-- mmoe: {experts = n, expert = {sizes}}, an MMoE between the bottom and the towers.
+local function check_mmoe(c, v, path)
+  if not c:table(v, path, "{experts = n, expert = {sizes}}") then return end
+  c:keys(v, path, { "experts", "expert" })
+  if v.experts == nil then v.experts = 4 else c:number(v.experts, path .. ".experts", { int = true, min = 1 }) end
+  if v.expert ~= nil then c:sizes(v.expert, path .. ".expert") end
+end
+
+DBMTL.options = {
+  bottom = { "any", default = { 256, 128 }, check = check_bottom },
+  mmoe = { "any", check = check_mmoe },
+  tower = { "sizes", empty = true, default = { 64 } },
+  relation = { "sizes", empty = true },
+}
+
+-- Per task, besides name, label, tower, ...: the tasks it depends on, its
+-- relation MLP, and what its logit reads.
+DBMTL.task_options = {
+  relations = { "any", check = function(c, v, path)
+    if c:list(v, path, "a list of task names", true) then
+      for j, r in ipairs(v) do c:string(r, path .. "." .. j, "a task name") end
+    end
+  end },
+  relation = { "sizes", empty = true },
+  logit_input = { "enum", values = { "relation", "tower" } },
+}
+
+DBMTL.bench = {
+  spec = { bottom = { 256, 128 }, tower = { 64 },
+           tasks = { { name = "click", label = "is_click", relation = { 32 }, logit_input = "tower" },
+                     { name = "pay", label = "is_pay", relations = { "click" } } } },
+}
+
+-- Every relation names another task of the model.
+function DBMTL.check(c, m, path)
+  if type(m.tasks) ~= "table" then return end
+  local names = {}
+  for _, t in ipairs(m.tasks) do
+    local name = type(t) == "table" and t.name or t
+    if type(name) == "string" then names[name] = true end
+  end
+  for i, t in ipairs(m.tasks) do
+    if type(t) == "table" and type(t.relations) == "table" then
+      local p = join(path, "tasks." .. i .. ".relations")
+      for j, r in ipairs(t.relations) do
+        if r == t.name then c:err("'%s.%d': task '%s' cannot depend on itself", p, j, r)
+        elseif type(r) == "string" and not names[r] then
+          c:err("'%s.%d': no task is named '%s'%s", p, j, r, did_you_mean(r, names))
+        end
+      end
+    end
+  end
+end
+
 -- Orders tasks so that every task comes after the tasks it depends on;
--- an unknown task or a cycle is a configuration error.
+-- a cycle is a configuration error.
 local function topo_order(tasks)
   local by_name = {}
   for _, t in ipairs(tasks) do by_name[t.name] = t end
@@ -25,12 +86,7 @@ local function topo_order(tasks)
     end
     state[t.name] = "active"
     path[#path + 1] = t.name
-    for _, d in ipairs(t.relations or {}) do
-      if not by_name[d] then
-        error(string.format("dbmtl: task '%s' depends on unknown task '%s'", t.name, d), 0)
-      end
-      visit(by_name[d], path)
-    end
+    for _, d in ipairs(t.relations or {}) do visit(by_name[d], path) end
     path[#path] = nil
     state[t.name] = "done"
     order[#order + 1] = t
@@ -39,25 +95,23 @@ local function topo_order(tasks)
   return order
 end
 
--- opts: input, tasks (each: name, label, relations = {names}, tower = {64},
---       relation = {32} or nil, logit_input = "relation" | "tower"),
---       bottom = {256, 128} (or false), mmoe = {experts=, expert=} (optional)
 function DBMTL:__init(opts)
   self.tasks = nn.tasks(opts.tasks)
   self.order = topo_order(self.tasks)
   local dim = opts.input
   if opts.bottom ~= false then
-    self.bottom = nn.MLP{ input = dim, hidden = opts.bottom or { 256, 128 } }
+    self.bottom = nn.MLP{ input = dim, hidden = opts.bottom }
     dim = self.bottom.output_dim
   end
   if opts.mmoe then
-    self.experts = nn.Experts{ n = opts.mmoe.experts or 4, input = dim, hidden = opts.mmoe.expert or { 128 } }
-    for _, t in ipairs(self.tasks) do self["gate_" .. t.name] = nn.Gate{ input = dim, n = opts.mmoe.experts or 4 } end
+    local n = opts.mmoe.experts or 4
+    self.experts = nn.Experts{ n = n, input = dim, hidden = opts.mmoe.expert or { 128 } }
+    for _, t in ipairs(self.tasks) do self["gate_" .. t.name] = nn.Gate{ input = dim, n = n } end
     dim = self.experts.output_dim
   end
   local rel_dim = {}
   for _, t in ipairs(self.order) do
-    local tower = nn.MLP{ input = dim, hidden = t.tower or opts.tower or { 64 } }
+    local tower = nn.MLP{ input = dim, hidden = t.tower or opts.tower }
     self["tower_" .. t.name] = tower
     local in_dim = tower.output_dim
     for _, d in ipairs(t.relations or {}) do in_dim = in_dim + rel_dim[d] end
@@ -90,5 +144,37 @@ function DBMTL:forward(x)                         -- x [B, input]
   end
   return out
 end
+
+-- With an MMoE bottom: one gate per task.
+function DBMTL:gates()
+  local out = {}
+  if not self.experts then return out end
+  for _, t in ipairs(self.tasks) do out[#out + 1] = nn.gate_entry(t.name, nil, self["gate_" .. t.name]) end
+  return out
+end
+
+-- EasyRec's model_class DBMTL: bottom_dnn, an optional MMoE (expert_dnn,
+-- num_expert), task towers with relation_tower_names and relation_dnn.
+DBMTL.easyrec = {
+  class = "DBMTL", field = "dbmtl",
+  unsupported = {
+    ["DBMTL.bottom_cmbf"] = "CMBF bottoms are not supported",
+    ["DBMTL.bottom_uniter"] = "UNITER bottoms are not supported",
+    ["DBMTL.sequence_dnn"] = "sequence features are not supported",
+    ["DBMTL.use_feature_bn"] = "mtl does not batch-normalize the input features",
+  },
+  map = function(m, model, er)
+    model.tasks = er.task_towers(m, { bayes = true })
+    model.bottom = m.values.bottom_dnn and er.dnn_sizes(m:get("bottom_dnn")) or false
+    m.used.bottom_dnn = true
+    if model.bottom and #model.bottom == 0 then model.bottom = false end
+    local n = m:get("num_expert")
+    if m.values.expert_dnn or n > 0 then
+      if not m.values.expert_dnn then m:err("num_expert", "DBMTL's MMoE bottom needs expert_dnn") end
+      if n < 1 then m:err(m:has("num_expert") and "num_expert" or "expert_dnn", "DBMTL's MMoE bottom needs num_expert >= 1") end
+      model.mmoe = { experts = n, expert = er.dnn_sizes(m:get("expert_dnn")) }
+    end
+  end,
+}
 
 return DBMTL

@@ -1,4 +1,4 @@
--- MMoE: Multi-gate Mixture-of-Experts.
+-- MMoE: Multi-gate Mixture-of-Experts (Ma et al., KDD 2018).
 -- Ma et al., "Modeling Task Relationships in Multi-task Learning with
 -- Multi-gate Mixture-of-Experts", KDD 2018.
 --   e_k = Expert_k(x), k = 1..n                       [B, n, h]
@@ -10,18 +10,29 @@ local nn = require "mtl.nn"
 
 local MMoE = nn.class("MMoE")
 
--- opts: input, tasks, experts = 4, expert = {256, 128}, tower = {64},
---       one_gate = false, fused = true
+MMoE.options = {
+  experts = { "int", default = 4 },
+  expert = { "sizes", default = { 256, 128 } },
+  tower = { "sizes", empty = true, default = { 64 } },
+  one_gate = { "boolean", default = false },
+  fused = { "boolean", default = true },
+}
+
+-- The benchmark's settings (bench/SPEC.md section 3; "paper": section 6.2).
+MMoE.bench = {
+  spec = { experts = 4, expert = { 256, 128 }, tower = { 64 } },
+  paper = { experts = 8, expert = { 16 }, tower = { 8 } },
+}
+
 function MMoE:__init(opts)
   self.tasks = nn.tasks(opts.tasks)
-  self.one_gate = opts.one_gate or false
-  local n = opts.experts or 4
-  self.experts = nn.Experts{ n = n, input = opts.input, hidden = opts.expert or { 256, 128 },
-                             fused = opts.fused }
+  self.one_gate = opts.one_gate
+  local n = opts.experts
+  self.experts = nn.Experts{ n = n, input = opts.input, hidden = opts.expert, fused = opts.fused }
   local h = self.experts.output_dim
   for _, t in ipairs(self.tasks) do
     if not self.one_gate then self["gate_" .. t.name] = nn.Gate{ input = opts.input, n = n } end
-    self["tower_" .. t.name] = nn.Tower{ input = h, hidden = t.tower or opts.tower or { 64 } }
+    self["tower_" .. t.name] = nn.Tower{ input = h, hidden = t.tower or opts.tower }
   end
   if self.one_gate then self.gate = nn.Gate{ input = opts.input, n = n } end
 end
@@ -37,14 +48,27 @@ function MMoE:forward(x)                          -- x [B, input]
   return out
 end
 
--- Mean gate weight per expert for each task over the last batch: {task = {w1..wn}}.
-function MMoE:gate_weights()
-  local res = {}
+-- The gates, one per task (OMoE: the shared one under every task's name).
+function MMoE:gates()
+  local out = {}
   for _, t in ipairs(self.tasks) do
-    local g = (self.gate or self["gate_" .. t.name]).last
-    if g then res[t.name] = require("mtl").mean(g, 1):values() end
+    out[#out + 1] = nn.gate_entry(t.name, nil, self.gate or self["gate_" .. t.name])
   end
-  return res
+  return out
 end
+
+-- EasyRec's model_class MMoE: expert_dnn and num_expert.
+MMoE.easyrec = {
+  class = "MMoE", field = "mmoe",
+  map = function(m, model, er)
+    if m:has("experts") then m:unsupported("experts", "give expert_dnn and num_expert (mtl's experts all have the same shape)") end
+    if not m.values.expert_dnn then m:err(nil, "MMoE needs expert_dnn (and num_expert)") end
+    model.expert = er.dnn_sizes(m:get("expert_dnn"))
+    local n = m:get("num_expert")
+    if n < 1 then m:err(m:has("num_expert") and "num_expert" or nil, "MMoE needs num_expert >= 1") end
+    model.experts = n
+    model.tasks = er.task_towers(m)
+  end,
+}
 
 return MMoE

@@ -1,7 +1,7 @@
--- Shared-bottom multi-task model (the seed's NaiveMultiTask).
+-- Shared-bottom: one bottom MLP shared by all tasks, hard or soft (Caruana 1997).
 -- Caruana, "Multitask Learning", Machine Learning 28 (1997); Ruder, "An
 -- Overview of Multi-Task Learning in Deep Neural Networks" (2017) for the
--- two sharing modes.
+-- two sharing modes. The seed's NaiveMultiTask.
 --   hard sharing:  h = MLP_bottom(x);  logit_t = Tower_t(h)
 --   soft sharing:  logit_t = Tower_t(MLP_t(x)), one full stack per task, plus
 --                  penalty = weight * sum_l sum_{t<u} ||W_l^t - W_l^u||^2
@@ -11,21 +11,38 @@ local mtl = require "mtl"
 
 local SharedBottom = nn.class("SharedBottom")
 
--- opts: input (size of x), tasks, bottom = {256, 128}, tower = {64},
---       sharing = "hard" | "soft", soft_weight = 1e-4, batch_norm, dropout
+-- dropout: a number in [0, 1) or one per bottom layer.
+local function check_dropout(c, v, path)
+  if type(v) ~= "table" then c:number(v, path, { min = 0, lt = 1 }) return end
+  if c:list(v, path, "a number in [0, 1) or one per layer") then
+    for i, x in ipairs(v) do c:number(x, path .. "." .. i, { min = 0, lt = 1 }) end
+  end
+end
+
+SharedBottom.options = {
+  bottom = { "sizes", empty = true, default = { 256, 128 } },
+  tower = { "sizes", empty = true, default = { 64 } },
+  sharing = { "enum", values = { "hard", "soft" }, default = "hard" },
+  soft_weight = { "number", min = 0, default = 1e-4 },
+  batch_norm = { "boolean", default = false },
+  dropout = { "any", default = 0, check = check_dropout },
+}
+
+SharedBottom.bench = {
+  spec = { bottom = { 256, 128 }, tower = { 64 } },
+  paper = { bottom = { 113 }, tower = { 8 } },
+}
+
 function SharedBottom:__init(opts)
   self.tasks = nn.tasks(opts.tasks)
-  self.sharing = opts.sharing or "hard"
-  assert(self.sharing == "hard" or self.sharing == "soft",
-    "shared_bottom: sharing must be 'hard' or 'soft', got " .. tostring(self.sharing))
-  self.soft_weight = opts.soft_weight or 1e-4
-  local mlp = { input = opts.input, hidden = opts.bottom or { 256, 128 },
-                batch_norm = opts.batch_norm, dropout = opts.dropout }
+  self.sharing = opts.sharing
+  self.soft_weight = opts.soft_weight
+  local mlp = { input = opts.input, hidden = opts.bottom, batch_norm = opts.batch_norm, dropout = opts.dropout }
   if self.sharing == "hard" then self.bottom = nn.MLP(mlp) end
   for _, t in ipairs(self.tasks) do
     if self.sharing == "soft" then self["bottom_" .. t.name] = nn.MLP(mlp) end
     local h = (self.bottom or self["bottom_" .. t.name]).output_dim
-    self["tower_" .. t.name] = nn.Tower{ input = h, hidden = t.tower or opts.tower or { 64 } }
+    self["tower_" .. t.name] = nn.Tower{ input = h, hidden = t.tower or opts.tower }
   end
 end
 
@@ -55,5 +72,15 @@ function SharedBottom:aux_loss()
   end
   return total * self.soft_weight
 end
+
+-- EasyRec's model_class SimpleMultiTask: no shared layers, each tower reads
+-- the concatenated features.
+SharedBottom.easyrec = {
+  class = "SimpleMultiTask", field = "simple_multi_task",
+  map = function(m, model, er)
+    model.tasks = er.task_towers(m)
+    model.bottom = {}
+  end,
+}
 
 return SharedBottom

@@ -28,18 +28,12 @@ for i = 1, 8 do
   features[#features + 1] = { name = "d" .. i, type = "raw", column = "d" .. i, normalize = "zscore" }
 end
 
--- SPEC.md section 3: each model's sizes
-local models = {
-  shared_bottom = { name = "shared_bottom", bottom = { 256, 128 }, tower = { 64 } },
-  mmoe = { name = "mmoe", experts = 4, expert = { 256, 128 }, tower = { 64 } },
-  ple = { name = "ple", levels = 2, specific = 2, shared = 2, expert = { 128 }, tower = { 64 } },
-  esmm = { name = "esmm", tower = { 256, 128, 64 } },
-  dbmtl = { name = "dbmtl", bottom = { 256, 128 }, tower = { 64 },
-            tasks = { { name = "click", label = "is_click", relation = { 32 }, logit_input = "tower" },
-                      { name = "pay", label = "is_pay", relations = { "click" } } } },
-}
+-- SPEC.md section 3: each model's sizes are its file's `bench.spec` (models/<name>.lua)
 return function(name)
-  local model = models[name] or error("bench config: unknown model '" .. tostring(name) .. "'")
+  local cls = require("mtl.models").get(name)
+  if not (cls.bench and cls.bench.spec) then error("bench config: model '" .. tostring(name) .. "' has no benchmark settings") end
+  local model = require("mtl.config.util").deep_copy(cls.bench.spec)
+  model.name = name
   model.tasks = model.tasks or { { name = "click", label = "is_click" }, { name = "pay", label = "is_pay" } }
 
   return {

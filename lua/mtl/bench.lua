@@ -34,33 +34,26 @@ local sys = require "mtl.sys"
 
 local bench = {}
 
-bench.MODELS = { "shared_bottom", "mmoe", "ple", "esmm", "dbmtl" }
-bench.PAPER_MODELS = { shared_bottom = true, mmoe = true }
+-- The models with the benchmark's settings (a `bench` table in their file,
+-- models/<name>.lua: `spec` for bench/SPEC.md section 3, `paper` for 6.2).
+function bench.models(preset)
+  local registry, out = require "mtl.models", {}
+  for _, name in ipairs(registry.names()) do
+    local cls = registry.get(name)
+    if cls.bench and cls.bench[preset or "spec"] then out[#out + 1] = name end
+  end
+  return out
+end
 
 local ID_FIELDS = { "user_id", "item_id", "trigger_id", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9", "c10" }
 local ID_CARDS = { 100000, 200000, 200000, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10000 }
 local TAG_CARD = 10000
 local N_DENSE = 8
 
--- SPEC.md section 3 (preset spec) and 6.2 (preset paper): model options for models/*.lua.
+-- Feature dims of the presets (SPEC.md section 3 and 6.2); the model sizes
+-- are each model's own `bench` table.
 local TWO_TASKS = { { name = "click", label = "is_click" }, { name = "pay", label = "is_pay" } }
-local PRESETS = {
-  spec = {
-    dim = 16,
-    shared_bottom = { name = "shared_bottom", bottom = { 256, 128 }, tower = { 64 } },
-    mmoe = { name = "mmoe", experts = 4, expert = { 256, 128 }, tower = { 64 } },
-    ple = { name = "ple", levels = 2, specific = 2, shared = 2, expert = { 128 }, tower = { 64 } },
-    esmm = { name = "esmm", tower = { 256, 128, 64 } },
-    dbmtl = { name = "dbmtl", bottom = { 256, 128 }, tower = { 64 },
-              tasks = { { name = "click", label = "is_click", relation = { 32 }, logit_input = "tower" },
-                        { name = "pay", label = "is_pay", relations = { "click" } } } },
-  },
-  paper = {
-    dim = 4,
-    shared_bottom = { name = "shared_bottom", bottom = { 113 }, tower = { 8 } },
-    mmoe = { name = "mmoe", experts = 8, expert = { 16 }, tower = { 8 } },
-  },
-}
+local PRESET_DIMS = { spec = 16, paper = 4 }
 
 -- ---- small helpers ------------------------------------------------------------------
 -- getrusage's struct, declared once (pcall: a second load of this file finds it declared).
@@ -110,12 +103,23 @@ local DEFAULTS = {
 local NUMERIC = { batch = true, threads = true, epochs = true, train_rows = true, test_rows = true,
                   warmup = true, infer_warmup = true, seed = true }
 
-bench.USAGE = [[
+local USAGE = [[
 usage: mtl bench --model M [--batch 1024] [--threads 1] [--preset spec|paper]
                  [--train FILE] [--test FILE] [--train-rows N] [--test-rows N]
                  [--warmup 20] [--infer-warmup 5] [--seed 0] [--epochs 1]
                  [--phase-split] [--quiet]
-  M: shared_bottom, mmoe, ple, esmm, dbmtl (preset paper: shared_bottom, mmoe)]]
+  M: %s (preset paper: %s)]]
+
+-- The usage text, with the models that have benchmark settings.
+function bench.usage()
+  return string.format(USAGE, table.concat(bench.models("spec"), ", "), table.concat(bench.models("paper"), ", "))
+end
+
+local function set_of(list)
+  local s = {}
+  for _, v in ipairs(list) do s[v] = true end
+  return s
+end
 
 -- args: a list of CLI strings ({"--model", "mmoe", ...}) or a table of options.
 function bench.parse(args)
@@ -134,9 +138,9 @@ function bench.parse(args)
       local a = args[i]
       local name, value = a:match("^%-%-([%w%-_]+)=(.*)$")
       name = name or a:match("^%-%-([%w%-_]+)$")
-      if not name then fail("unexpected argument '%s'\n%s", a, bench.USAGE) end
+      if not name then fail("unexpected argument '%s'\n%s", a, bench.usage()) end
       local key = name:gsub("-", "_")
-      if DEFAULTS[key] == nil and key ~= "model" then fail("unknown option '--%s'\n%s", name, bench.USAGE) end
+      if DEFAULTS[key] == nil and key ~= "model" then fail("unknown option '--%s'\n%s", name, bench.usage()) end
       if key == "phase_split" or key == "quiet" then
         o[key] = true
       else
@@ -157,11 +161,12 @@ function bench.parse(args)
   end
   if o.batch < 1 then fail("--batch must be at least 1") end
   if o.threads < 1 then fail("--threads must be at least 1") end
-  if not o.model then fail("--model is required\n%s", bench.USAGE) end
-  if not PRESETS[o.preset] then fail("unknown preset '%s' (expected spec or paper)", tostring(o.preset)) end
-  if not PRESETS[o.preset][o.model] then
-    if PRESETS.spec[o.model] then fail("model %s is not defined for preset %s", o.model, o.preset) end
-    fail("unknown model '%s' (expected %s)", tostring(o.model), table.concat(bench.MODELS, ", "))
+  if not o.model then fail("--model is required\n%s", bench.usage()) end
+  if not PRESET_DIMS[o.preset] then fail("unknown preset '%s' (expected spec or paper)", tostring(o.preset)) end
+  local in_preset, in_spec = bench.models(o.preset), bench.models("spec")
+  if not set_of(in_preset)[o.model] then
+    if set_of(in_spec)[o.model] then fail("model %s is not defined for preset %s", o.model, o.preset) end
+    fail("unknown model '%s' (expected %s)", tostring(o.model), table.concat(in_spec, ", "))
   end
   return o
 end
@@ -238,10 +243,10 @@ end
 -- Builds features + model (mtl.ranker.Ranker) with the preset's sizes.
 function bench.build(o)
   local features = require "mtl.features"
-  local preset = PRESETS[o.preset]
-  local F = features.new(feature_specs(preset.dim), { columns = data_columns(), labels = { "is_click", "is_pay" } })
+  local F = features.new(feature_specs(PRESET_DIMS[o.preset]), { columns = data_columns(), labels = { "is_click", "is_pay" } })
   F:build()
-  local model_cfg = deep_copy(preset[o.model])
+  local model_cfg = deep_copy(require("mtl.models").get(o.model).bench[o.preset])
+  model_cfg.name = o.model
   model_cfg.tasks = model_cfg.tasks or deep_copy(TWO_TASKS)
   local model = require("mtl.ranker").Ranker({ model = model_cfg }, F)
   return model, F
@@ -268,19 +273,19 @@ local function count_params(list)
   return n
 end
 
--- Predictions of one output table: p_click, p_ctcvr, p_cvr
-local function predict(kind, out)
-  if kind == "esmm" then
-    return out.ctr.prob, out.ctcvr.prob, out.cvr.prob
-  end
-  local pc, pp = out.click.prob, out.pay.prob
+-- Predictions of one output table: p_click, p_ctcvr, p_cvr. The first task
+-- is the click, the second the purchase; a model with a ctcvr output (ESMM)
+-- gives pCTCVR and a conditional pCVR, the others pCTCVR and pCVR = ratio.
+local function predict(out, tasks)
+  local pc, pp = out[tasks[1].name].prob, out[tasks[2].name].prob
+  if out.ctcvr then return pc, out.ctcvr.prob, pp end
   return pc, pp, mtl.clamp(pp / pc, 0, 1)
 end
 
 -- ---- the run ------------------------------------------------------------------------
 function bench.run(args)
   if type(args) == "table" and (args[1] == "--help" or args[1] == "-h") then
-    io.stdout:write(bench.USAGE, "\n")
+    io.stdout:write(bench.usage(), "\n")
     return 0
   end
   local o = bench.parse(args)
@@ -435,7 +440,7 @@ function bench.run(args)
   local p_click, p_ctcvr, p_cvr = mtl.zeros(te.size), mtl.zeros(te.size), mtl.zeros(te.size)
   mtl.no_grad(function()
     for s = 0, math.min(o.infer_warmup * B, te.size) - 1, B do
-      predict(o.model, model(slice(te, s, math.min(B, te.size - s))))
+      predict(model(slice(te, s, math.min(B, te.size - s))), model.tasks)
     end
   end)
   collectgarbage()
@@ -443,7 +448,7 @@ function bench.run(args)
   mtl.no_grad(function()
     for s = 0, te.size - 1, B do
       local n = math.min(B, te.size - s)
-      local c, p, v = predict(o.model, model(slice(te, s, n)))
+      local c, p, v = predict(model(slice(te, s, n)), model.tasks)
       p_click:narrow(1, s + 1, n):copy(c)
       p_ctcvr:narrow(1, s + 1, n):copy(p)
       p_cvr:narrow(1, s + 1, n):copy(v)

@@ -1,9 +1,92 @@
--- mtl.models: the architectures in models/, by name.
---   local m = mtl.models.build("mmoe", {input = 232, tasks = {...}, experts = 4})
--- Each architecture is a short Lua file in models/ returning an nn class.
+-- mtl.models: the registry of architectures. A model is one file,
+-- models/<name>.lua, found on package.path (mtl's own models/ and any other
+-- directory on the path that holds a models/ folder): nothing else lists them.
+--
+--   models.names()                      -- {"aitm", "cgc", ...}, sorted
+--   models.get("mmoe")                  -- the class
+--   models.build("mmoe", {input = 232, tasks = {...}, experts = 4})
+--   models.summary("mmoe")              -- the file's first line, for --help
+--   models.block("MLP")                 -- a block class by name (models.blocks())
+--
+-- A model file returns an nn class (nn.class) and may declare, as fields of it:
+--   options        option schema (mtl.config.check): kinds, defaults, checks;
+--                  building fills the defaults and rejects unknown options
+--   task_options   extra keys a task of this model takes (schema)
+--   check_tasks(c, opts, path)   its own reading of `tasks` (ESMM's ctr/cvr)
+--   check(c, opts, path)         checks across options, after the schema's
+--   blocks         {Name = class}: blocks of its own others may build from
+--   bench          {spec = opts, paper = opts}: the benchmark's settings
+--   easyrec        {class =, field =, map = function(m, model, er)}: how an
+--                  EasyRec model_config of that class maps to its options
+-- and methods: gates() (expert utilization), aux_loss(), default_losses(),
+-- eval_targets(), direct_outputs() (see docs/new_architecture.md).
+local check = require "mtl.config.check"
+local util = require "mtl.config.util"
+
 local models = {}
 
-models.names = { "shared_bottom", "esmm", "mmoe", "cgc", "ple", "dbmtl" }
+-- ---- discovery ---------------------------------------------------------------------------------
+local ffi = require "ffi"
+pcall(ffi.cdef, [[
+typedef struct mtl_dir_stream mtl_dir_stream;
+mtl_dir_stream *opendir(const char *name);
+int closedir(mtl_dir_stream *dir);
+]])
+pcall(ffi.cdef, [[
+struct mtl_dirent { uint64_t d_ino; int64_t d_off; unsigned short d_reclen; unsigned char d_type; char d_name[256]; };
+struct mtl_dirent *readdir(mtl_dir_stream *dir);
+]])
+
+-- The names of a directory's entries (an empty list when it cannot be read).
+local function list_dir(path)
+  local out = {}
+  local d = ffi.C.opendir(path)
+  if d == nil then return out end
+  while true do
+    local e = ffi.C.readdir(d)
+    if e == nil then break end
+    out[#out + 1] = ffi.string(e.d_name)
+  end
+  ffi.C.closedir(d)
+  return out
+end
+
+-- name -> file path of every models/<name>.lua on package.path (the first
+-- one wins, as require would load it).
+local function discover()
+  local found = {}
+  for template in package.path:gmatch("[^;]+") do
+    local dir = template:match("^(.-)%?%.lua$")
+    if dir then
+      dir = (dir == "" and "." or dir:gsub("/$", "")) .. "/models"
+      local files = list_dir(dir)
+      table.sort(files)
+      for _, f in ipairs(files) do
+        local name = f:match("^([%w_]+)%.lua$")
+        -- busted's spec files (x_spec.lua) may sit in a models/ folder on the path
+        if name and not name:match("_spec$") and not found[name] then found[name] = dir .. "/" .. f end
+      end
+    end
+  end
+  return found
+end
+
+function models.names()
+  local names = {}
+  for name in pairs(discover()) do names[#names + 1] = name end
+  table.sort(names)
+  return names
+end
+
+-- The model file's first comment line, without its leading "-- ".
+function models.summary(name)
+  local path = discover()[name]
+  local f = path and io.open(path)
+  if not f then return nil end
+  local line = f:read("*l") or ""
+  f:close()
+  return (line:gsub("^%-%-%s*", ""))
+end
 
 -- A model file that exists but fails to load (a syntax error, an error while
 -- it runs) raises its own error, not "unknown model".
@@ -13,11 +96,92 @@ function models.get(name)
   if not ok then
     if tostring(cls):find("module '" .. module .. "' not found", 1, true) then
       error(string.format("mtl.models: unknown model '%s' (known: %s)", tostring(name),
-        table.concat(models.names, ", ")), 2)
+        table.concat(models.names(), ", ")), 2)
     end
     error(string.format("mtl.models: model '%s' failed to load: %s", tostring(name), tostring(cls)), 2)
   end
+  if type(cls) ~= "table" or not rawget(cls, "__is_module") then
+    error(string.format("mtl.models: models/%s.lua does not return an nn class (nn.class)", tostring(name)), 2)
+  end
+  rawset(cls, "model_name", name)
   return cls
+end
+
+-- ---- blocks ------------------------------------------------------------------------------------
+-- The blocks models and graphs are built from, by name: mtl.nn's (MLP,
+-- Tower, Experts, Gate: classes with block = true) and those a model file
+-- exports as cls.blocks (CGC's ExtractionLayer, AITM's AIT). Every block
+-- takes one options table checked against its schema.
+function models.blocks()
+  local nn = require "mtl.nn"
+  local out = {}
+  for name, cls in pairs(nn) do
+    if type(cls) == "table" and rawget(cls, "__is_module") and rawget(cls, "block") then out[name] = cls end
+  end
+  for _, model in ipairs(models.names()) do
+    local ok, cls = pcall(models.get, model)
+    for name, b in pairs(ok and rawget(cls, "blocks") or {}) do
+      if not out[name] then out[name] = b end
+    end
+  end
+  return out
+end
+
+function models.block(name)
+  local all = models.blocks()
+  local cls = all[name]
+  if not cls then
+    local names = util.sorted_keys(all)
+    error(string.format("mtl.models: unknown block '%s' (known: %s)%s", tostring(name), table.concat(names, ", "),
+      util.did_you_mean(tostring(name), names)), 2)
+  end
+  return cls
+end
+
+-- ---- options -----------------------------------------------------------------------------------
+-- Checks a model's options into the checking context c (mtl.config.check):
+-- cls's own reading of tasks, unknown keys, the schemas of options and task
+-- options, cross-option checks; fills in defaults. path: where the options
+-- are ("model" in a config, "" when building from Lua). extra: more allowed
+-- keys ({"name"} in a config, {"input"} when building).
+function models.check_options(c, cls, opts, path, extra)
+  local schema = cls.options or {}
+  if cls.check_tasks then cls.check_tasks(c, opts, path) end
+  local allowed = check.names(schema)
+  for _, k in ipairs(extra or {}) do allowed[#allowed + 1] = k end
+  if not cls.check_tasks and not rawget(cls, "block") then allowed[#allowed + 1] = "tasks" end
+  c:keys(opts, path, allowed)
+  c:options(schema, opts, path)
+  if cls.task_options and type(opts.tasks) == "table" then
+    for i, t in ipairs(opts.tasks) do
+      if type(t) == "table" then c:options(cls.task_options, t, check.join(path, "tasks." .. i)) end
+    end
+  end
+  if cls.check then cls.check(c, opts, path) end
+  check.apply(schema, opts)
+  return opts
+end
+
+-- The options a model or block is built with: a deep copy of opts, checked
+-- and completed (models.check_options); raises one error listing every
+-- problem, each naming the option: "mmoe: 'experts' must be a positive
+-- integer, got 0". nn.class calls this for every class with an options
+-- schema, so require "models.mmoe" {...} and models.build("mmoe", {...})
+-- agree. A model also takes input (the size of its input vector) and tasks;
+-- a block (cls.block) declares all of its options.
+function models.prepare(cls, opts)
+  local copy = util.deep_copy(opts or {})
+  local block = rawget(cls, "block")
+  local c = check.new(rawget(cls, "model_name") or (block and "nn." or "") .. cls.__name)
+  if block then
+    models.check_options(c, cls, copy, "")
+  else
+    if copy.input == nil then c:err("missing required option 'input' (the size of the input vector)")
+    else c:number(copy.input, "input", { int = true, min = 1 }) end
+    models.check_options(c, cls, copy, "", { "input" })
+  end
+  if c:failed() then error(c:message(), 0) end
+  return copy
 end
 
 function models.build(name, opts)

@@ -140,12 +140,7 @@ function predict.file(model, cfg, opts)
   local outputs = model:outputs()
   local tasks = {}
   for _, t in ipairs(model.tasks) do tasks[#tasks + 1] = t.name end
-  local direct = {}
-  if cfg.model.name == "esmm" then
-    for _, t in ipairs(model.tasks) do direct[t.name] = true end
-  end
-  for _, t in ipairs(model:eval_targets()) do if t.mask then direct[t.output] = true end end
-  local scorer = rank.new(cfg.rank, { tasks = tasks, outputs = outputs, direct = direct, columns = header })
+  local scorer = rank.new(cfg.rank, { tasks = tasks, outputs = outputs, direct = model:direct_outputs(), columns = header })
   for _, c in ipairs(scorer.columns) do
     if not index[c] then fail("%s has no column '%s' (cfg.rank reads it)", input, c) end
   end

@@ -66,6 +66,17 @@ function Ranker:outputs()
   return names
 end
 
+-- {output name = true} for the outputs that are already a conditional
+-- probability (a pCVR over clicked rows): the model's own (ESMM's towers)
+-- and those evaluated under a mask. Ranking uses them as they are
+-- (rank.cvr_mode "auto", lua/mtl/rank.lua).
+function Ranker:direct_outputs()
+  local direct = {}
+  for name in pairs(self.body.direct_outputs and self.body:direct_outputs() or {}) do direct[name] = true end
+  for _, t in ipairs(self:eval_targets()) do if t.mask then direct[t.output] = true end end
+  return direct
+end
+
 -- The data columns the losses and the evaluation read (labels, masks,
 -- sample weights), each once, in the order the loss spec and then the eval
 -- targets name them.
@@ -116,35 +127,10 @@ end
 
 -- ---- gates ---------------------------------------------------------------------------
 -- The softmax gates of a model body, one entry per (task, level):
--- {task =, level = nil | n, gate = nn.Gate, experts = {labels}}.
--- MMoE (one gate per task, or OMoE's shared one), DBMTL's MMoE bottom, and
--- CGC/PLE levels (experts labeled "<task> k" for task-specific, "shared k").
+-- {task =, level = nil | n, gate = nn.Gate, experts = {labels}} (the model's
+-- own gates(): models/<name>.lua; none for a model without gates).
 function ranker.gates(body)
-  local out = {}
-  local function numbered(prefix, n)
-    local l = {}
-    for k = 1, n do l[k] = prefix .. k end
-    return l
-  end
-  local tasks = body.tasks or {}
-  for _, t in ipairs(tasks) do
-    local g = body["gate_" .. t.name] or body.gate
-    if g and g.n then out[#out + 1] = { task = t.name, gate = g, experts = numbered("expert ", g.n) } end
-  end
-  local l = 1
-  while body["level" .. l] do
-    local layer = body["level" .. l]
-    for _, t in ipairs(tasks) do
-      local g = layer["gate_" .. t.name]
-      if g then
-        local labels = numbered(t.name .. " ", layer.n_specific)
-        for k = 1, layer.n_shared do labels[#labels + 1] = "shared " .. k end
-        out[#out + 1] = { task = t.name, level = l, gate = g, experts = labels }
-      end
-    end
-    l = l + 1
-  end
-  return out
+  return body.gates and body:gates() or {}
 end
 
 -- ---- evaluation -----------------------------------------------------------------------

@@ -118,7 +118,7 @@ local function names_of(x)
   scan(mtl.Tensor, "Tensor", ":")
   local ok, nn = pcall(require, "mtl.nn")
   if ok then scan(nn, "nn", ".") end
-  for _, name in ipairs(require("mtl.models").names) do
+  for _, name in ipairs(require("mtl.models").names()) do
     local okm, cls = pcall(require, "models." .. name)
     if okm and cls == x then names[#names + 1] = "models/" .. name .. ".lua" end
   end

@@ -122,13 +122,11 @@ end
 function Scorer:make_ranking()
   local model, cfg = self.model, self.cfg
   local outputs = model:outputs()
-  local tasks, direct, columns = {}, {}, {}
+  local tasks, columns = {}, {}
   for _, t in ipairs(model.tasks) do tasks[#tasks + 1] = t.name end
-  if cfg.model.name == "esmm" then for _, t in ipairs(model.tasks) do direct[t.name] = true end end
-  for _, t in ipairs(model:eval_targets()) do if t.mask then direct[t.output] = true end end
   for _, c in ipairs(cfg.data.columns or {}) do columns[#columns + 1] = c.name end
   self.model_outputs = outputs
-  self.ranker = rank.new(cfg.rank, { tasks = tasks, outputs = outputs, direct = direct, columns = columns })
+  self.ranker = rank.new(cfg.rank, { tasks = tasks, outputs = outputs, direct = model:direct_outputs(), columns = columns })
   self.rank_columns = self.ranker.columns
   self.outputs = {}
   for i, n in ipairs(outputs) do self.outputs[i] = n end

@@ -175,7 +175,11 @@ describe("config.validate", function()
     cfg.model.tasks[2].relations = { "ctx" }
     assert.are.equal("config: 'model.tasks.2.relations.1': no task is named 'ctx' (did you mean 'ctr'?)", err_of(config.validate, cfg))
     cfg.model = { name = "mmoee", tasks = {} }
-    assert.are.equal("config: 'model.name' must be 'shared_bottom', 'esmm', 'mmoe', 'cgc', 'ple' or 'dbmtl', got \"mmoee\" " ..
+    local names = require("mtl.models").names()
+    local quoted = {}
+    for i, n in ipairs(names) do quoted[i] = "'" .. n .. "'" end
+    assert.are.equal("config: 'model.name' must be " .. table.concat(quoted, ", ", 1, #quoted - 1) .. " or " .. quoted[#quoted] ..
+      ", got \"mmoee\" " ..
       "(did you mean 'mmoe'?)", err_of(config.validate, cfg))
     cfg.model = { name = "ple", levels = 2, expert = { { 16 }, { 8 }, { 4 } }, tasks = { "ctr" } }
     assert.are.equal("config: 'model.tasks.1.label': 'ctr' is not in data.labels\n" ..

@@ -3,7 +3,8 @@
 --   requires.of(source)            -> {"mtl", "mtl.sys", ...} in order of appearance
 --   requires.graph(root, prefix)   -> {module = {required modules}} for every
 --                                     .lua file under root/<prefix as a path>
---   requires.cycles(graph)         -> {"a -> b -> a", ...} (empty when acyclic)
+--   requires.cycles(graph)         -> {"a -> b -> a", ...} (empty when acyclic;
+--                                     each written from its first module in sorted order)
 --
 -- A require is `require "m"`, `require 'm'`, `require [[m]]`, `require("m")` or
 -- `pcall(require, "m")` anywhere in the code: at the top of a file or inside a
@@ -125,7 +126,8 @@ function M.graph(root, files)
 end
 
 -- Every cycle a depth-first walk finds (one per edge that closes a cycle),
--- as "a -> b -> a"; modules are visited in sorted order, so the list is stable.
+-- as "a -> b -> a" starting at its first module in sorted order; modules are
+-- visited in sorted order, so the list is stable.
 function M.cycles(graph)
   local names = {}
   for k in pairs(graph) do names[#names + 1] = k end
@@ -138,9 +140,14 @@ function M.cycles(graph)
       if state[w] == "open" then
         local from = #stack
         while stack[from] ~= w do from = from - 1 end
+        -- written from its first module in sorted order, so one cycle has one spelling
+        local ring, first = {}, from
+        for k = from, #stack do
+          ring[#ring + 1] = stack[k]
+          if stack[k] < stack[first] then first = k end
+        end
         local path = {}
-        for k = from, #stack do path[#path + 1] = stack[k] end
-        path[#path + 1] = w
+        for k = 0, #ring do path[#path + 1] = ring[(first - from + k) % #ring + 1] end
         out[#out + 1] = table.concat(path, " -> ")
       elseif state[w] == nil then
         visit(w)

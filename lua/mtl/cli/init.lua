@@ -412,6 +412,15 @@ function cli.usage_text()
   }
   for _, c in ipairs(cli.COMMANDS) do lines[#lines + 1] = string.format("  %-9s %s", c[1], c[2]) end
   lines[#lines + 1] = ""
+  lines[#lines + 1] = "models (model.name in a config; models/<name>.lua, docs/models.md):"
+  local registry = require "mtl.models"
+  local names = registry.names()
+  local width = 0
+  for _, name in ipairs(names) do width = math.max(width, #name) end
+  for _, name in ipairs(names) do
+    lines[#lines + 1] = string.format("  %-" .. width .. "s  %s", name, registry.summary(name) or "")
+  end
+  lines[#lines + 1] = ""
   lines[#lines + 1] = EXIT_EPILOG
   return table.concat(lines, "\n") .. "\n"
 end

@@ -299,24 +299,25 @@ local UNSUPPORTED = {
   ["TaskTower.losses"] = "mtl's task losses are binary cross-entropy",
   ["BayesTaskTower.losses"] = "mtl's task losses are binary cross-entropy",
   ["DNN.dropout_ratio"] = "mtl's towers and experts have no dropout",
-  ["MMoE.experts"] = "give expert_dnn and num_expert (mtl's experts all have the same shape)",
-  ["ESMM.groups"] = "mtl's ESMM reads all features through one group",
-  ["DBMTL.bottom_cmbf"] = "CMBF bottoms are not supported",
-  ["DBMTL.bottom_uniter"] = "UNITER bottoms are not supported",
-  ["DBMTL.sequence_dnn"] = "sequence features are not supported",
-  ["DBMTL.use_feature_bn"] = "mtl does not batch-normalize the input features",
 }
 easyrec.UNSUPPORTED = UNSUPPORTED
 
--- Model classes (model_config.model_class) -> the oneof field and the mtl model.
-local MODELS = {
-  SimpleMultiTask = { field = "simple_multi_task", name = "shared_bottom" },
-  MMoE = { field = "mmoe", name = "mmoe" },
-  ESMM = { field = "esmm", name = "esmm" },
-  PLE = { field = "ple", name = "ple" },
-  DBMTL = { field = "dbmtl", name = "dbmtl" },
-}
-easyrec.MODELS = MODELS
+-- Model classes (model_config.model_class) -> {field = the oneof field,
+-- name = the mtl model, map = ..., unsupported = ...}: the `easyrec` table of
+-- each model file (models/<name>.lua) that has one.
+local function model_classes()
+  local registry, out = require "mtl.models", {}
+  for _, name in ipairs(registry.names()) do
+    local ok, cls = pcall(registry.get, name)
+    local spec = ok and rawget(cls, "easyrec")
+    if spec then
+      out[spec.class] = { field = spec.field, name = name, map = spec.map, unsupported = spec.unsupported or {},
+                          maps_use_bn = spec.maps_use_bn }
+    end
+  end
+  return out
+end
+easyrec.model_classes = model_classes
 
 -- ==== decoding ======================================================================================
 local Ctx = {}
@@ -1027,52 +1028,26 @@ local function strip(tasks)
   return tasks
 end
 
-local function map_model(ctx, root, cfg, st)
-  local mc = root.values.model_config
-  root.used.model_config = true
-  if not mc then ctx:add(1, 1, "model_config is missing") return end
-  local class = mc:get("model_class")
-  local model = cfg.model
-  local spec = class and MODELS[class]
-  if not class then
-    mc:err(nil, "model_config.model_class is required (SimpleMultiTask, MMoE, ESMM, PLE or DBMTL)")
-    mark_all(mc)
-    return
+-- What a model file's easyrec.map gets besides its model_config object and
+-- cfg.model: the reader's shared helpers and state.
+local function helpers(ctx, cfg, st)
+  local labels = cfg.data.labels or {}
+  local er = { cfg = cfg, st = st, ctx = ctx, dnn_sizes = dnn_sizes, same_list = same_list }
+  -- one tower -> an mtl task (t.obj: the tower, for messages)
+  function er.map_task(tower, i, opts) return map_task(ctx, st, tower, i, labels, opts and opts.bayes) end
+  -- m.task_towers -> the model's task list (opts.bayes: DBMTL's relation fields)
+  function er.task_towers(m, opts)
+    local towers, tasks = m:get("task_towers"), {}
+    if #towers == 0 then m:err(nil, "'%s' has no task_towers", m.path) end
+    for i, tower in ipairs(towers) do tasks[i] = er.map_task(tower, i, opts) end
+    check_task_names(st, tasks)
+    return strip(tasks)
   end
-  if not spec then
-    local known = {}
-    for k in pairs(MODELS) do known[#known + 1] = k end
-    table.sort(known)
-    mc:verr("model_class", nil, "unsupported model_class %q: mtl reads the multi-task models %s%s", class,
-      table.concat(known, ", "), util.did_you_mean(class, known))
-    mark_all(mc)
-    return
-  end
-  model.name = spec.name
-  local m = mc.values[spec.field]
-  for _, other in ipairs(SCHEMA.EasyRecModel.oneofs.model) do
-    if other ~= spec.field and mc:has(other) then
-      mc:err(other, "model_class is %s, but the model options are given as '%s' (expected '%s')", class, other, spec.field)
-      mc:mark(other)
-    end
-  end
-  mc.used[spec.field] = true
-  if not m then
-    mc:err(nil, "model_class is %s but model_config has no '%s { ... }'", class, spec.field)
-    mark_all(mc)
-    return
-  end
-  if mc:get("loss_type") ~= "CLASSIFICATION" then mc:unsupported_value("loss_type", "mtl's tasks are binary classification") end
-  if mc:get("num_class") ~= 1 then mc:unsupported_value("num_class", "mtl's tasks are binary (num_class: 1)") end
-  if mc:get("loss_weight_strategy") ~= "Fixed" then
-    mc:unsupported_value("loss_weight_strategy", "the EasyRec reader gives tasks fixed weights (Fixed)")
-  end
-  st.l2 = m:get("l2_regularization")
-  st.l2_set = m:has("l2_regularization")
-  st.l2_obj = m
-  st.emb_reg = mc:get("embedding_regularization")
-  st.emb_reg_obj = mc
-  -- the feature group: one group of features, concatenated
+  return er
+end
+
+-- The feature group: one group of features, concatenated (st.group).
+local function map_feature_group(mc, st)
   local groups = mc:get("feature_groups")
   if #groups == 0 then
     mc:err(nil, "model_config has no feature_groups (EasyRec's multi-task models read the group named 'all')")
@@ -1099,102 +1074,55 @@ local function map_model(ctx, root, cfg, st)
       end
     end
   end
-  local labels = cfg.data.labels or {}
-  local tasks = {}
-  if class == "ESMM" then
-    local ctr, cvr = m:get("ctr_tower"), m:get("cvr_tower")
-    if not ctr then m:err(nil, "ESMM needs ctr_tower") end
-    if not cvr then m:err(nil, "ESMM needs cvr_tower") end
-    if not (ctr and cvr) then return end
-    local tc, tv = map_task(ctx, st, ctr, 1, labels), map_task(ctx, st, cvr, 2, labels)
-    if not same_list(tc.tower, tv.tower) then
-      cvr:err("dnn", "mtl's ESMM towers have one shape; ctr_tower.dnn is {%s}, cvr_tower.dnn is {%s}",
-        table.concat(tc.tower, ", "), table.concat(tv.tower, ", "))
-    end
-    local bn_c = ctr.values.dnn and ctr.values.dnn:get("use_bn")
-    local bn_v = cvr.values.dnn and cvr.values.dnn:get("use_bn")
-    if bn_c == nil then bn_c = true end
-    if bn_v == nil then bn_v = true end
-    if bn_c ~= bn_v then cvr:err("dnn", "mtl's ESMM towers both use batch normalization or neither (use_bn)") end
-    model.tower = tc.tower
-    model.batch_norm = bn_c and #tc.tower > 0 or nil
-    model.ctr = { name = tc.name, label = tc.label }
-    model.cvr = { name = tv.name, label = tv.label }
-    for _, t in ipairs({ tc, tv }) do
-      if t.mask then t.obj:unsupported("task_space_indicator_label", "ESMM's losses already cover the entire space") end
-      if t.sample_weight then st.esmm_sample_weight = t.sample_weight end
-    end
-    if tc.weight ~= 1 or tv.weight ~= 1 or st.esmm_sample_weight then
-      -- ESMM's two losses (docs: models/esmm.lua) with the towers' weights
-      cfg.losses = {
-        { name = tc.name, output = tc.name, label = tc.label, on = "prob", weight = tc.weight, sample_weight = tc.sample_weight },
-        { name = "ctcvr", output = "ctcvr", label = { tc.label, tv.label }, on = "prob", weight = tv.weight,
-          sample_weight = tv.sample_weight },
-      }
-    end
+end
+
+local function map_model(ctx, root, cfg, st)
+  local mc = root.values.model_config
+  root.used.model_config = true
+  if not mc then ctx:add(1, 1, "model_config is missing") return end
+  local class = mc:get("model_class")
+  local classes = model_classes()
+  local known = util.sorted_keys(classes)
+  local model = cfg.model
+  local spec = class and classes[class]
+  if not class then
+    mc:err(nil, "model_config.model_class is required (%s)", table.concat(known, ", "))
+    mark_all(mc)
     return
   end
-  local towers = m:get("task_towers")
-  if #towers == 0 then m:err(nil, "'%s' has no task_towers", m.path) end
-  for i, tower in ipairs(towers) do tasks[i] = map_task(ctx, st, tower, i, labels, class == "DBMTL") end
-  check_task_names(st, tasks)
-  model.tasks = tasks
-  if class == "SimpleMultiTask" then
-    model.bottom = {} -- no shared layers: each tower reads the concatenated features
-  elseif class == "MMoE" then
-    if m:has("experts") then m:unsupported("experts", UNSUPPORTED["MMoE.experts"]) end
-    if not m.values.expert_dnn then m:err(nil, "MMoE needs expert_dnn (and num_expert)") end
-    model.expert = dnn_sizes(m:get("expert_dnn"))
-    local n = m:get("num_expert")
-    if n < 1 then m:err(m:has("num_expert") and "num_expert" or nil, "MMoE needs num_expert >= 1") end
-    model.experts = n
-  elseif class == "DBMTL" then
-    model.bottom = m.values.bottom_dnn and dnn_sizes(m:get("bottom_dnn")) or false
-    m.used.bottom_dnn = true
-    if model.bottom and #model.bottom == 0 then model.bottom = false end
-    local n = m:get("num_expert")
-    if m.values.expert_dnn or n > 0 then
-      if not m.values.expert_dnn then m:err("num_expert", "DBMTL's MMoE bottom needs expert_dnn") end
-      if n < 1 then m:err(m:has("num_expert") and "num_expert" or "expert_dnn", "DBMTL's MMoE bottom needs num_expert >= 1") end
-      model.mmoe = { experts = n, expert = dnn_sizes(m:get("expert_dnn")) }
-    end
-  elseif class == "PLE" then
-    local nets = m:get("extraction_networks")
-    if #nets == 0 then m:err(nil, "PLE needs extraction_networks") end
-    local specific, shared, experts = nil, nil, {}
-    for l, net in ipairs(nets) do
-      net:get("network_name")
-      local s = net:get("expert_num_per_task")
-      if not net:has("expert_num_per_task") or s < 1 then net:err(net:has("expert_num_per_task") and "expert_num_per_task" or nil, "'%s' needs expert_num_per_task >= 1", net.path) end
-      local h = net:get("share_num")
-      if not net:has("share_num") then
-        net:err(nil, "'%s' has no share_num; mtl's PLE has the same number of shared experts on every level", net.path)
-      elseif h < 1 then net:verr("share_num", nil, "'%s.share_num' must be >= 1", net.path) end
-      if specific and s ~= specific then
-        net:unsupported_value("expert_num_per_task", string.format("mtl's PLE has the same expert_num_per_task on every level (%d on level 1)", specific))
-      end
-      if shared and h and h ~= shared then
-        net:unsupported_value("share_num", string.format("mtl's PLE has the same share_num on every level (%d on level 1)", shared))
-      end
-      specific, shared = specific or s, shared or h
-      local task_net = dnn_sizes(net:get("task_expert_net"))
-      if not net.values.task_expert_net then net:err(nil, "'%s' needs task_expert_net", net.path) end
-      local share_net = net.values.share_expert_net and dnn_sizes(net:get("share_expert_net"))
-      net.used.share_expert_net = true
-      if share_net and not same_list(share_net, task_net) then
-        net:err("share_expert_net", "mtl's PLE experts of one level have one shape; task_expert_net is {%s}, share_expert_net is {%s}",
-          table.concat(task_net, ", "), table.concat(share_net, ", "))
-      end
-      if #task_net == 0 then net:err("task_expert_net", "'%s.task_expert_net' needs hidden_units", net.path) end
-      experts[l] = task_net
-    end
-    model.levels = #nets
-    model.specific, model.shared = specific, shared
-    local all_same = true
-    for l = 2, #experts do if not same_list(experts[l], experts[1]) then all_same = false end end
-    model.expert = all_same and experts[1] or experts
+  if not spec then
+    mc:verr("model_class", nil, "unsupported model_class %q: mtl reads the multi-task models %s%s", class,
+      table.concat(known, ", "), util.did_you_mean(class, known))
+    mark_all(mc)
+    return
   end
-  strip(tasks)
+  model.name = spec.name
+  st.model_spec = spec
+  local m = mc.values[spec.field]
+  for _, other in ipairs(SCHEMA.EasyRecModel.oneofs.model) do
+    if other ~= spec.field and mc:has(other) then
+      mc:err(other, "model_class is %s, but the model options are given as '%s' (expected '%s')", class, other, spec.field)
+      mc:mark(other)
+    end
+  end
+  mc.used[spec.field] = true
+  if not m then
+    mc:err(nil, "model_class is %s but model_config has no '%s { ... }'", class, spec.field)
+    mark_all(mc)
+    return
+  end
+  if mc:get("loss_type") ~= "CLASSIFICATION" then mc:unsupported_value("loss_type", "mtl's tasks are binary classification") end
+  if mc:get("num_class") ~= 1 then mc:unsupported_value("num_class", "mtl's tasks are binary (num_class: 1)") end
+  if mc:get("loss_weight_strategy") ~= "Fixed" then
+    mc:unsupported_value("loss_weight_strategy", "the EasyRec reader gives tasks fixed weights (Fixed)")
+  end
+  st.l2 = m:get("l2_regularization")
+  st.l2_set = m:has("l2_regularization")
+  st.l2_obj = m
+  st.emb_reg = mc:get("embedding_regularization")
+  st.emb_reg_obj = mc
+  map_feature_group(mc, st)
+  spec.map(m, model, helpers(ctx, cfg, st))
 end
 
 -- ---- optimizer and schedule ---------------------------------------------------------------------
@@ -1441,8 +1369,14 @@ local function finish_features(ctx, cfg, st)
   end
 end
 
--- After mapping: every set field not handled is a no-op, unsupported, or an error.
+-- After mapping: every set field not handled is a no-op, unsupported, or an
+-- error. The reasons a field is unsupported: UNSUPPORTED and the model files'.
 local function check_unhandled(ctx)
+  local reasons = {}
+  for k, v in pairs(UNSUPPORTED) do reasons[k] = v end
+  for _, spec in pairs(model_classes()) do
+    for k, v in pairs(spec.unsupported) do reasons[k] = v end
+  end
   for _, obj in ipairs(ctx.objects) do
     for name in pairs(obj.nodes) do
       if not obj.used[name] then
@@ -1453,8 +1387,8 @@ local function check_unhandled(ctx)
           obj.used[name] = true
         elseif noop then
           obj:unsupported_value(name, string.format("only %s is accepted (%s)", util.show(noop.only), noop.why))
-        elseif UNSUPPORTED[key] then
-          obj:unsupported(name, UNSUPPORTED[key])
+        elseif reasons[key] then
+          obj:unsupported(name, reasons[key])
         else
           obj:unsupported(name, "the EasyRec reader does not map it")
         end
@@ -1488,7 +1422,7 @@ function easyrec.map(tree, file)
     if st.column_list then
       local uses_default_bn = false
       for _, obj in ipairs(ctx.objects) do
-        if obj.type == "DNN" and not obj:has("use_bn") and cfg.model.name ~= "esmm" then uses_default_bn = true end
+        if obj.type == "DNN" and not obj:has("use_bn") and not (st.model_spec and st.model_spec.maps_use_bn) then uses_default_bn = true end
       end
       if uses_default_bn then
         ctx:note("DNN blocks without 'use_bn' default to batch normalization in EasyRec; mtl's towers, experts and bottoms have none")

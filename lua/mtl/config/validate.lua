@@ -8,6 +8,7 @@
 -- The keys, types and defaults are documented in docs/config.md; a new key the
 -- trainer reads must be added here too (unknown keys are errors).
 local util = require "mtl.config.util"
+local check = require "mtl.config.check"
 
 local show = util.show
 
@@ -24,17 +25,9 @@ local FEATURE_KEYS = { "name", "type", "column", "columns", "dim", "num_buckets"
                        "bins", "key", "weighted", "init_scale", "missing" }
 local FEATURE_TYPES = { "id", "raw", "tag", "combo", "lookup" }
 
--- Model options by model (models/*.lua); every model also takes name and tasks.
-local MODEL_KEYS = {
-  shared_bottom = { "bottom", "tower", "sharing", "soft_weight", "batch_norm", "dropout" },
-  esmm = { "tower", "ctr", "cvr", "batch_norm" },
-  mmoe = { "experts", "expert", "tower", "one_gate", "fused" },
-  cgc = { "specific", "shared", "expert", "tower", "fused" },
-  ple = { "levels", "specific", "shared", "expert", "tower", "fused" },
-  dbmtl = { "bottom", "mmoe", "tower", "relation" },
-}
+-- Model options live with each model (models/<name>.lua, mtl.models);
+-- every task of every model takes these keys (and the model's task_options).
 local TASK_KEYS = { "name", "label", "weight", "tower", "mask", "gamma", "sample_weight" }
-local DBMTL_TASK_KEYS = { "relations", "relation", "logit_input" }
 local LOSS_KEYS = { "name", "output", "label", "on", "weight", "gamma", "mask", "sample_weight" }
 
 local OPTIMIZERS = {
@@ -69,137 +62,11 @@ local GAUC_REDUCTIONS = { "mean", "mean_by_sample_num", "mean_by_positive_num" }
 local RANK_KEYS = { "alpha", "price", "expression", "ctr", "cvr", "cvr_mode", "price_floor" }
 
 local validate = {}
-validate.SECTIONS, validate.MODEL_KEYS, validate.TASK_KEYS = SECTIONS, MODEL_KEYS, TASK_KEYS
+validate.SECTIONS, validate.TASK_KEYS = SECTIONS, TASK_KEYS
 validate.OPTIMIZERS, validate.SCHEDULES, validate.METRICS = OPTIMIZERS, SCHEDULES, METRICS
 
--- ---- a checking context -------------------------------------------------------------------------
-local Ctx = {}
-Ctx.__index = Ctx
-
-function Ctx:err(fmt, ...) self.errs[#self.errs + 1] = "config: " .. string.format(fmt, ...) end
-
-local function join(path, key)
-  if path == "" then return tostring(key) end
-  return path .. "." .. tostring(key)
-end
-
-local function set_of(list)
-  local s = {}
-  for _, v in ipairs(list) do s[v] = true end
-  return s
-end
-
-local function one_of(list)
-  local quoted = {}
-  for i, v in ipairs(list) do quoted[i] = "'" .. v .. "'" end
-  if #quoted == 1 then return quoted[1] end
-  return table.concat(quoted, ", ", 1, #quoted - 1) .. " or " .. quoted[#quoted]
-end
-
--- Unknown keys of a table (allowed: a list of names); where: its path.
-function Ctx:keys(t, path, allowed, hint)
-  local set = set_of(allowed)
-  for _, k in ipairs(util.sorted_keys(t)) do
-    if not set[k] then
-      if type(k) ~= "string" then
-        self:err("'%s' has an unexpected entry [%s] (expected named keys: %s)", path, show(k), table.concat(allowed, ", "))
-      else
-        local h = hint and hint(k)
-        self:err("unknown key '%s'%s%s", join(path, k), util.did_you_mean(k, allowed), h or "")
-      end
-    end
-  end
-end
-
-function Ctx:table(v, path, what)
-  if type(v) ~= "table" then
-    self:err("'%s' must be %s, got %s", path, what or "a table", show(v))
-    return false
-  end
-  return true
-end
-
-function Ctx:list(v, path, what, allow_empty)
-  if type(v) ~= "table" or (next(v) ~= nil and not util.is_list(v)) then
-    self:err("'%s' must be %s, got %s", path, what or "a list", show(v))
-    return false
-  end
-  if not allow_empty and #v == 0 then
-    self:err("'%s' must not be empty", path)
-    return false
-  end
-  return true
-end
-
--- number checks: opts.int, opts.min (>=), opts.gt (>), opts.max (<=), opts.lt (<), opts.inf (math.huge allowed)
-function Ctx:number(v, path, opts, what)
-  opts = opts or {}
-  local ok = type(v) == "number" and v == v
-  if ok and (v == math.huge or v == -math.huge) and not opts.inf then ok = false end
-  if ok and opts.int and v ~= math.huge and v ~= math.floor(v) then ok = false end
-  if ok and opts.min and v < opts.min then ok = false end
-  if ok and opts.gt and not (v > opts.gt) then ok = false end
-  if ok and opts.max and v > opts.max then ok = false end
-  if ok and opts.lt and not (v < opts.lt) then ok = false end
-  if not ok then
-    if not what then
-      if opts.int and opts.min == 1 then what = "a positive integer"
-      elseif opts.int and opts.min == 0 then what = "an integer >= 0"
-      elseif opts.int then what = "an integer"
-      elseif opts.gt == 0 then what = "a number > 0"
-      elseif opts.min == 0 and opts.max == 1 then what = "a number in [0, 1]"
-      elseif opts.min == 0 and opts.lt == 1 then what = "a number in [0, 1)"
-      elseif opts.min == 0 then what = "a number >= 0"
-      else what = "a finite number" end
-    end
-    self:err("'%s' must be %s, got %s", path, what, show(v))
-  end
-  return ok
-end
-
-function Ctx:string(v, path, what)
-  if type(v) ~= "string" or v == "" then
-    self:err("'%s' must be %s, got %s", path, what or "a non-empty string", show(v))
-    return false
-  end
-  return true
-end
-
-function Ctx:enum(v, path, list)
-  if type(v) ~= "string" or not set_of(list)[v] then
-    self:err("'%s' must be %s, got %s%s", path, one_of(list), show(v), util.did_you_mean(v, list))
-    return false
-  end
-  return true
-end
-
-function Ctx:boolean(v, path)
-  if type(v) ~= "boolean" then
-    self:err("'%s' must be true or false, got %s", path, show(v))
-    return false
-  end
-  return true
-end
-
--- A list of positive integers (layer sizes); empty allowed when allow_empty.
-function Ctx:sizes(v, path, allow_empty)
-  if not self:list(v, path, "a list of layer sizes such as {256, 128}", allow_empty) then return false end
-  local ok = true
-  for i, h in ipairs(v) do ok = self:number(h, join(path, i), { int = true, min = 1 }) and ok end
-  return ok
-end
-
--- A path, a glob, or a non-empty list of them.
-function Ctx:files(v, path)
-  if type(v) == "string" and v ~= "" then return true end
-  if type(v) == "table" and util.is_list(v) then
-    local ok = true
-    for i, p in ipairs(v) do ok = self:string(p, join(path, i), "a path") and ok end
-    return ok
-  end
-  self:err("'%s' must be a path, a glob or a list of paths, got %s", path, show(v))
-  return false
-end
+-- The checking context (mtl.config.check) and what the sections below use of it.
+local join, set_of, one_of = check.join, check.set_of, check.one_of
 
 -- ---- sections --------------------------------------------------------------------------------------
 local function check_data(c, d)
@@ -430,148 +297,55 @@ local function label_ref(c, v, path)
   end
 end
 
-local function check_tasks(c, m, name)
+-- Another model's task option named k, for a hint: " ('relations' is only for dbmtl)".
+local function task_option_hint(models, k)
+  for _, name in ipairs(models.names()) do
+    local ok, cls = pcall(models.get, name)
+    if ok and cls.task_options and cls.task_options[k] then return string.format(" ('%s' is only for %s)", k, name) end
+  end
+end
+
+local function check_tasks(c, m, cls, models)
   local tasks = m.tasks
   c.tasks = {}
   if tasks == nil then c:err("missing required key 'model.tasks' (e.g. {{name = \"ctr\", label = \"is_click\"}})") return end
   if not c:list(tasks, "model.tasks", "a list of tasks {name =, label =}") then return end
-  local keys = TASK_KEYS
-  if name == "dbmtl" then
-    keys = {}
-    for _, k in ipairs(TASK_KEYS) do keys[#keys + 1] = k end
-    for _, k in ipairs(DBMTL_TASK_KEYS) do keys[#keys + 1] = k end
-  end
-  local dbmtl_only = set_of(DBMTL_TASK_KEYS)
+  local keys = {}
+  for _, k in ipairs(TASK_KEYS) do keys[#keys + 1] = k end
+  for _, k in ipairs(check.names(cls.task_options or {})) do keys[#keys + 1] = k end
   for i, t in ipairs(tasks) do
     local p = "model.tasks." .. i
     if type(t) == "string" then t = { name = t }; tasks[i] = t end
     if c:table(t, p, "a task {name =, label =}") then
-      c:keys(t, p, keys, function(k) if dbmtl_only[k] then return " ('" .. k .. "' is only for dbmtl)" end end)
+      c:keys(t, p, keys, function(k) return task_option_hint(models, k) end)
       if c:string(t.name, p .. ".name", "a task name") then
         if c.tasks[t.name] then c:err("'%s': task '%s' is listed twice", p, t.name) end
         c.tasks[t.name] = t
       end
       if t.label == nil then t.label = t.name end
-      label_ref(c, t.label, p .. ".label")
+      c:label_ref(t.label, p .. ".label")
       if t.weight == nil then t.weight = 1 else c:number(t.weight, p .. ".weight", { min = 0 }) end
       if t.tower ~= nil then c:sizes(t.tower, p .. ".tower", true) end
       if t.mask ~= nil then float_column(c, t.mask, p .. ".mask", "mask") end
       if t.sample_weight ~= nil then float_column(c, t.sample_weight, p .. ".sample_weight", "sample weight") end
       if t.gamma ~= nil then c:number(t.gamma, p .. ".gamma", { gt = 0 }) end
-      if name == "dbmtl" then
-        if t.relation ~= nil then c:sizes(t.relation, p .. ".relation", true) end
-        if t.logit_input ~= nil then c:enum(t.logit_input, p .. ".logit_input", { "relation", "tower" }) end
-      end
-    end
-  end
-  if name == "dbmtl" then
-    for i, t in ipairs(tasks) do
-      if type(t) == "table" and t.relations ~= nil then
-        local p = "model.tasks." .. i .. ".relations"
-        if c:list(t.relations, p, "a list of task names", true) then
-          for j, r in ipairs(t.relations) do
-            if c:string(r, p .. "." .. j, "a task name") then
-              if r == t.name then c:err("'%s.%d': task '%s' cannot depend on itself", p, j, r)
-              elseif not c.tasks[r] then c:err("'%s.%d': no task is named '%s'%s", p, j, r, util.did_you_mean(r, c.tasks)) end
-            end
-          end
-        end
-      end
     end
   end
 end
 
+-- The model section: its name picks the model file (mtl.models), whose
+-- option schema and checks do the rest.
 local function check_model(c, m)
   if m == nil then c:err("missing required key 'model' (e.g. {name = \"mmoe\", tasks = {...}})") return end
   if not c:table(m, "model") then return end
-  local ok_models, models = pcall(require, "mtl.models")
-  local names = ok_models and models.names or { "shared_bottom", "esmm", "mmoe", "cgc", "ple", "dbmtl" }
+  local models = require "mtl.models"
+  local names = models.names()
   if m.name == nil then c:err("missing required key 'model.name' (one of %s)", table.concat(names, ", ")) return end
   if not c:enum(m.name, "model.name", names) then return end
-  local keys = MODEL_KEYS[m.name]
-  if not keys then -- a model this validator does not know the options of
-    if m.tasks ~= nil then check_tasks(c, m, m.name) end
-    return
-  end
-  local allowed = { "name", "tasks" }
-  for _, k in ipairs(keys) do allowed[#allowed + 1] = k end
-  c:keys(m, "model", allowed)
-  if m.name == "esmm" then
-    -- ESMM has two fixed tasks: ctr and cvr (or tasks = {ctr task, cvr task})
-    if m.tasks ~= nil then
-      if c:list(m.tasks, "model.tasks", "a list of two tasks {name =, label =} (ctr, then cvr)")
-        and #m.tasks ~= 2 then
-        c:err("'model.tasks': esmm has exactly two tasks (ctr, then cvr), got %d", #m.tasks)
-      elseif #m.tasks == 2 then
-        for i, role in ipairs({ "ctr", "cvr" }) do
-          if m[role] ~= nil then c:err("'model.%s' and 'model.tasks' both give the esmm %s task; give one", role, role)
-          else m[role] = m.tasks[i] end
-        end
-        m.tasks = nil
-      end
-    end
-    for _, role in ipairs({ "ctr", "cvr" }) do
-      if m[role] == nil then m[role] = role == "ctr" and { name = "ctr", label = "is_click" } or { name = "cvr", label = "is_pay" } end
-      local p = "model." .. role
-      if type(m[role]) == "string" then m[role] = { name = m[role] } end
-      if c:table(m[role], p, "a task {name =, label =}") then
-        c:keys(m[role], p, { "name", "label" }, function(k)
-          if k == "weight" or k == "mask" or k == "tower" then
-            return " (ESMM's losses are fixed; give 'losses' to weight them, 'model.tower' for the towers)"
-          end
-        end)
-        c:string(m[role].name, p .. ".name", "a task name")
-        if m[role].label == nil then m[role].label = m[role].name end
-        label_ref(c, m[role].label, p .. ".label")
-      end
-    end
-    if type(m.ctr) == "table" and type(m.cvr) == "table" and m.ctr.name == m.cvr.name then
-      c:err("'model.cvr.name': the esmm tasks need two names, both are '%s'", tostring(m.ctr.name))
-    end
-  else
-    check_tasks(c, m, m.name)
-  end
-  if m.tower ~= nil then c:sizes(m.tower, "model.tower", true) end
-  if m.expert ~= nil then
-    if m.name == "ple" and type(m.expert) == "table" and type(m.expert[1]) == "table" then
-      if c:list(m.expert, "model.expert", "a list of layer sizes, or one per level") then
-        for i, e in ipairs(m.expert) do c:sizes(e, "model.expert." .. i) end
-        if type(m.levels) == "number" and #m.expert ~= m.levels then
-          c:err("'model.expert' gives %d levels of expert sizes, model.levels is %d", #m.expert, m.levels)
-        end
-      end
-    else
-      c:sizes(m.expert, "model.expert")
-    end
-  end
-  if m.experts ~= nil then c:number(m.experts, "model.experts", { int = true, min = 1 }) end
-  if m.levels ~= nil then c:number(m.levels, "model.levels", { int = true, min = 1 }) end
-  if m.specific ~= nil then c:number(m.specific, "model.specific", { int = true, min = 1 }) end
-  if m.shared ~= nil then c:number(m.shared, "model.shared", { int = true, min = 1 }) end
-  for _, k in ipairs({ "one_gate", "fused", "batch_norm" }) do
-    if m[k] ~= nil then c:boolean(m[k], "model." .. k) end
-  end
-  if m.sharing ~= nil then c:enum(m.sharing, "model.sharing", { "hard", "soft" }) end
-  if m.soft_weight ~= nil then c:number(m.soft_weight, "model.soft_weight", { min = 0 }) end
-  if m.dropout ~= nil then
-    if type(m.dropout) == "table" then
-      if c:list(m.dropout, "model.dropout", "a number in [0, 1) or one per layer") then
-        for i, v in ipairs(m.dropout) do c:number(v, "model.dropout." .. i, { min = 0, lt = 1 }) end
-      end
-    else
-      c:number(m.dropout, "model.dropout", { min = 0, lt = 1 })
-    end
-  end
-  if m.bottom ~= nil then
-    if m.bottom == false and m.name == "dbmtl" then -- no bottom MLP
-    else c:sizes(m.bottom, "model.bottom", true) end
-  end
-  if m.relation ~= nil then c:sizes(m.relation, "model.relation", true) end
-  if m.mmoe ~= nil and c:table(m.mmoe, "model.mmoe", "{experts = n, expert = {sizes}}") then
-    c:keys(m.mmoe, "model.mmoe", { "experts", "expert" })
-    if m.mmoe.experts == nil then m.mmoe.experts = 4 else c:number(m.mmoe.experts, "model.mmoe.experts", { int = true, min = 1 }) end
-    if m.mmoe.expert ~= nil then c:sizes(m.mmoe.expert, "model.mmoe.expert") end
-  end
+  local ok, cls = pcall(models.get, m.name)
+  if not ok then c:err("'model.name': %s", tostring(cls):gsub("^.-mtl%.models: ", "")) return end
+  if not cls.check_tasks then check_tasks(c, m, cls, models) end
+  models.check_options(c, cls, m, "model", { "name" })
 end
 
 local function check_losses(c, ls)
@@ -776,7 +550,9 @@ end
 return function(cfg)
   if type(cfg) ~= "table" then error("config: expected a config table, got " .. show(cfg), 2) end
   cfg = util.deep_copy(cfg)
-  local c = setmetatable({ errs = {}, cfg = cfg, columns = {}, labels = {} }, Ctx)
+  local c = check.new("config")
+  c.cfg, c.columns, c.labels = cfg, {}, {}
+  c.label_ref = label_ref
   c:keys(cfg, "", SECTIONS, nil)
   for i, e in ipairs(c.errs) do
     c.errs[i] = e:gsub("^config: unknown key", "config: unknown section")

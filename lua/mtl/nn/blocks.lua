@@ -43,6 +43,18 @@ return function(nn)
   end
   nn.activation = activation
 
+  -- Option checks shared by the blocks' schemas (mtl.config.check): an
+  -- activation by name (or a function), a dropout rate or one per layer.
+  function nn.check_activation(c, v, path)
+    if type(v) ~= "function" then c:enum(v, path, require("mtl.config.util").sorted_keys(activations)) end
+  end
+  function nn.check_dropout(c, v, path)
+    if type(v) ~= "table" then c:number(v, path, { min = 0, lt = 1 }) return end
+    if c:list(v, path, "a number in [0, 1) or one per layer") then
+      for i, x in ipairs(v) do c:number(x, path .. "." .. i, { min = 0, lt = 1 }) end
+    end
+  end
+
   local Activation = class("Activation")
   nn.Activation = Activation
   function Activation:__init(name)
@@ -119,16 +131,23 @@ return function(nn)
   -- EasyRec's DNN layer order: dense -> BN -> activation -> dropout.
   local MLP = class("MLP")
   nn.MLP = MLP
+  MLP.block = true
+  MLP.options = {
+    input = { "int", required = true },
+    hidden = { "sizes", empty = true, required = true },
+    activation = { "any", default = "relu", check = nn.check_activation },
+    batch_norm = { "boolean", default = false },
+    dropout = { "any", default = 0, check = nn.check_dropout },
+    last_activation = { "boolean", default = true },
+  }
   function MLP:__init(opts)
-    assert(type(opts) == "table" and opts.input and opts.hidden,
-      "nn.MLP: expected {input = n, hidden = {h1, h2, ...}}")
-    self.act_name = opts.activation or "relu"
+    self.act_name = opts.activation
     self.act = activation(self.act_name)
     self.sizes = { opts.input }
-    self.bn = opts.batch_norm or false
-    self.last_activation = opts.last_activation ~= false
+    self.bn = opts.batch_norm
+    self.last_activation = opts.last_activation
     self.n = #opts.hidden
-    local dropout = opts.dropout or 0
+    local dropout = opts.dropout
     self.drop = {}
     for i, h in ipairs(opts.hidden) do
       self.sizes[i + 1] = h

@@ -15,14 +15,20 @@ return function(nn)
   -- the same tensors, so both modes share weights.
   local Experts = class("Experts")
   nn.Experts = Experts
+  Experts.block = true
+  Experts.options = {
+    n = { "int", required = true },
+    input = { "int", required = true },
+    hidden = { "sizes", required = true },
+    activation = { "any", default = "relu", check = nn.check_activation },
+    fused = { "boolean", default = true },
+  }
   function Experts:__init(opts)
-    assert(type(opts) == "table" and opts.n and opts.input and opts.hidden,
-      "nn.Experts: expected {n = experts, input = size, hidden = {h1, ...}}")
     self.n_experts, self.input = opts.n, opts.input
     self.sizes = { opts.input }
-    self.act_name = opts.activation or "relu"
+    self.act_name = opts.activation
     self.act = nn.activation(self.act_name)
-    self.fused = opts.fused ~= false
+    self.fused = opts.fused
     self.n_layers = #opts.hidden
     for l, h in ipairs(opts.hidden) do
       local n_in = self.sizes[l]
@@ -72,8 +78,9 @@ return function(nn)
   -- Gate{input=, n=}: softmax(x W^T + b) over n experts -> [B, n]
   local Gate = class("Gate")
   nn.Gate = Gate
+  Gate.block = true
+  Gate.options = { input = { "int", required = true }, n = { "int", required = true } }
   function Gate:__init(opts)
-    assert(type(opts) == "table" and opts.input and opts.n, "nn.Gate: expected {input = size, n = experts}")
     self.n = opts.n
     self.fc = nn.Linear(opts.input, opts.n)
   end
@@ -83,6 +90,30 @@ return function(nn)
     return g
   end
   function Gate:extra_repr() return tostring(self.n) end
+
+  -- A model's gate as models report them (model:gates()): the task it feeds,
+  -- its level (nil for one-level models), the nn.Gate and a label per expert
+  -- (default "expert 1", "expert 2", ...). The training loop averages
+  -- gate.last over evaluation batches into the report's expert utilization.
+  function nn.gate_entry(task, level, gate, labels)
+    if not labels then
+      labels = {}
+      for k = 1, gate.n do labels[k] = "expert " .. k end
+    end
+    return { task = task, level = level, gate = gate, experts = labels }
+  end
+
+  -- Mean gate weight per expert over the last batch of a model with gates():
+  -- {task = {w1, ..., wn}} (a gate on level l of a leveled model: "task@l").
+  function nn.Module:gate_weights()
+    local res = {}
+    for _, g in ipairs(self.gates and self:gates() or {}) do
+      if g.gate.last then
+        res[g.level and (g.task .. "@" .. g.level) or g.task] = mtl.mean(g.gate.last, 1):values()
+      end
+    end
+    return res
+  end
 
   -- mix(experts [B, n, d], gate [B, n]) -> [B, d] = sum_k gate[:, k] * experts[:, k, :]
   -- experts may be a list of blocks [B, n_i, d], weighed as if concatenated

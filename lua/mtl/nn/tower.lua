@@ -6,9 +6,16 @@ return function(nn)
   -- forward returns logits [B]. With hidden = {} it is a single Linear.
   local Tower = nn.class("Tower")
   nn.Tower = Tower
+  Tower.block = true
+  Tower.options = {
+    input = { "int", required = true },
+    hidden = { "sizes", empty = true, default = { 64 } },
+    activation = { "any", default = "relu", check = nn.check_activation },
+    batch_norm = { "boolean", default = false },
+    dropout = { "any", default = 0, check = nn.check_dropout },
+  }
   function Tower:__init(opts)
-    assert(type(opts) == "table" and opts.input, "nn.Tower: expected {input = size, hidden = {...}}")
-    local hidden = opts.hidden or { 64 }
+    local hidden = opts.hidden
     local last = opts.input
     if #hidden > 0 then
       self.mlp = nn.MLP{ input = opts.input, hidden = hidden, activation = opts.activation,
