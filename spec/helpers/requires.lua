@@ -11,6 +11,8 @@
 -- function (a lazy require is still a dependency). Comments and strings are
 -- skipped; a require of a computed name (`require(name)`, `require("m." .. x)`)
 -- names no module and is not counted.
+local shell = require "helpers.shell"
+
 local M = {}
 
 -- Lua tokens: {kind = "name" | "string" | "op", value = text}; comments dropped.
@@ -94,13 +96,6 @@ function M.of(source)
   return out
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
 -- The module name of a file under root ("lua/mtl/cli/init.lua" -> "mtl.cli").
 local function module_of(root, path)
   local rel = path:sub(#root + 2):gsub("%.lua$", ""):gsub("/init$", "")
@@ -115,7 +110,7 @@ function M.graph(root, files)
   local graph = {}
   for name, p in pairs(path_of) do
     local deps, seen = {}, {}
-    for _, r in ipairs(M.of(read(p))) do
+    for _, r in ipairs(M.of(shell.read(p))) do
       if path_of[r] and not seen[r] then
         deps[#deps + 1], seen[r] = r, true
       end
