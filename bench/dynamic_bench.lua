@@ -14,17 +14,7 @@
 --    prints the median lookup time and lookups/s.
 -- Times are the thread's CPU time, one thread. Nothing is asserted.
 local mtl = require "mtl"
-local ffi = require "ffi"
-
-ffi.cdef [[
-typedef struct { long tv_sec; long tv_nsec; } mtl_dynbench_timespec;
-int clock_gettime(int clk, mtl_dynbench_timespec *ts);
-]]
-local ts = ffi.new("mtl_dynbench_timespec")
-local function cpu()
-  ffi.C.clock_gettime(3, ts) -- CLOCK_THREAD_CPUTIME_ID
-  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
-end
+local cpu = require("mtl.sys").cpu_time -- CLOCK_THREAD_CPUTIME_ID
 local function median(xs)
   local s = { unpack(xs) }
   table.sort(s)

@@ -53,19 +53,13 @@ local mtl = require "mtl"
 local nn = require "mtl.nn"
 local ffi = require "ffi"
 
+local sys = require "mtl.sys"
+
 ffi.cdef [[
-typedef struct { long tv_sec; long tv_nsec; } mtl_embbench_timespec;
-int clock_gettime(int clk, mtl_embbench_timespec *ts);
 double expm1(double x);
 double log1p(double x);
 ]]
-local ts = ffi.new("mtl_embbench_timespec")
-local function clock(id)
-  ffi.C.clock_gettime(id, ts)
-  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
-end
-local function wall() return clock(1) end -- CLOCK_MONOTONIC
-local function cpu() return clock(3) end  -- CLOCK_THREAD_CPUTIME_ID
+local wall, cpu = sys.now, sys.cpu_time -- CLOCK_MONOTONIC, CLOCK_THREAD_CPUTIME_ID
 
 local ROUNDS = tonumber(arg and arg[1]) or 15
 local STEPS = tonumber(arg and arg[2]) or 100

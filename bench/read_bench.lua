@@ -12,17 +12,7 @@
 -- Data: /usr/bin/python3 bench/gen_synth.py --rows 200000 --seed 1 \
 --         --out /tmp/mtlbench/train.csv --oracle /tmp/mtlbench/train_oracle.csv
 local mtl = require "mtl"
-local ffi = require "ffi"
-
-ffi.cdef [[
-typedef struct { long tv_sec; long tv_nsec; } mtl_bench_timespec;
-int clock_gettime(int clk, mtl_bench_timespec *ts);
-]]
-local function now()
-  local ts = ffi.new("mtl_bench_timespec")
-  ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
-  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
-end
+local now = require("mtl.sys").now
 
 local function peak_rss_mb()
   for line in io.lines("/proc/self/status") do

@@ -501,6 +501,31 @@ describe("mtl.load of damaged or foreign files", function()
   end)
 end)
 
+describe("mtl.checkpoint.list", function()
+  local sub = path("listing")
+  setup(function()
+    assert(os.execute("mkdir '" .. sub .. "'") == 0)
+    for _, name in ipairs({ "step-20.ckpt", "step-5.ckpt", "step-100.ckpt", "best.ckpt", "step-7.ckpt.tmp.12",
+                            "step-x.ckpt", "notes.txt" }) do
+      write_file(sub .. "/" .. name, "")
+    end
+  end)
+
+  it("lists step-N.ckpt files by step, oldest first, and nothing else", function()
+    assert.are.same({ { step = 5, path = sub .. "/step-5.ckpt" }, { step = 20, path = sub .. "/step-20.ckpt" },
+                      { step = 100, path = sub .. "/step-100.ckpt" } }, mtl.checkpoint.list(sub))
+  end)
+
+  it("finds none in a directory that does not exist or is a file", function()
+    assert.are.same({}, mtl.checkpoint.list(sub .. "/none"))
+    assert.are.same({}, mtl.checkpoint.list(sub .. "/notes.txt"))
+  end)
+
+  it("says what it expected", function()
+    assert_error("mtl.checkpoint.list: expected a directory name (string) for argument 1, got nil", mtl.checkpoint.list)
+  end)
+end)
+
 describe("atomic writes", function()
   local function build_dir() return os.getenv("MTL_BUILD") or "build" end
 

@@ -11,9 +11,10 @@
 local mtl = require "mtl"
 local train = require "mtl.train"
 local export = require "mtl.export"
+local sys = require "mtl.sys"
 
 local out = arg and arg[1] or "/tmp/mtl-serve-example"
-train.mkdir_p(out)
+sys.mkdir_p(out)
 
 -- ---- data: a hidden model makes clicks and purchases learnable --------------
 local N_USERS, N_ITEMS, N_CATS, N_BRANDS, N_TAGS = 2000, 5000, 50, 300, 200

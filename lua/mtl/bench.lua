@@ -30,6 +30,7 @@
 local mtl = require "mtl"
 local ffi = require "ffi"
 local json = require "cjson"
+local sys = require "mtl.sys"
 
 local bench = {}
 
@@ -55,12 +56,8 @@ local TWO_TASKS = { { name = "click", label = "is_click" }, { name = "pay", labe
 local PRESET_DIMS = { spec = 16, paper = 4 }
 
 -- ---- small helpers ------------------------------------------------------------------
--- One declaration at a time: another module may have declared clock_gettime
--- with its own struct type (mtl.train does), which must not stop the rest;
--- clock_gettime is called with a void * (it converts to any pointer parameter).
+-- getrusage's struct, declared once (pcall: a second load of this file finds it declared).
 for _, decl in ipairs {
-  "typedef struct { long tv_sec; long tv_nsec; } mtl_bench_timespec;",
-  "int clock_gettime(int clk, mtl_bench_timespec *ts);",
   "typedef struct { long tv_sec; long tv_usec; } mtl_bench_timeval;",
   [[typedef struct {
     mtl_bench_timeval ru_utime, ru_stime;
@@ -69,12 +66,7 @@ for _, decl in ipairs {
   } mtl_bench_rusage;]],
   "int getrusage(int who, mtl_bench_rusage *usage);",
 } do pcall(ffi.cdef, decl) end
-local ts = ffi.new("mtl_bench_timespec[1]")
-local ts_ptr = ffi.cast("void *", ts)
-local function now()
-  ffi.C.clock_gettime(1, ts_ptr) -- CLOCK_MONOTONIC
-  return tonumber(ts[0].tv_sec) + tonumber(ts[0].tv_nsec) * 1e-9
-end
+local now = sys.now
 bench.now = now
 
 local function peak_rss_mib()
@@ -248,16 +240,15 @@ local function deep_copy(t)
   return c
 end
 
--- Builds features + model (mtl.train.Ranker) with the preset's sizes.
+-- Builds features + model (mtl.ranker.Ranker) with the preset's sizes.
 function bench.build(o)
   local features = require "mtl.features"
-  local train = require "mtl.train"
   local F = features.new(feature_specs(PRESET_DIMS[o.preset]), { columns = data_columns(), labels = { "is_click", "is_pay" } })
   F:build()
   local model_cfg = deep_copy(require("mtl.models").get(o.model).bench[o.preset])
   model_cfg.name = o.model
   model_cfg.tasks = model_cfg.tasks or deep_copy(TWO_TASKS)
-  local model = train.Ranker({ model = model_cfg }, F)
+  local model = require("mtl.ranker").Ranker({ model = model_cfg }, F)
   return model, F
 end
 

@@ -7,13 +7,16 @@
 -- `__typename` (in its metatable, or reachable by indexing it); it is stored
 -- as its type name and its state, and mtl.load rebuilds it with the loader
 -- registered by mtl.checkpoint.register(type_name, loader). Nothing read from a
--- file is ever executed.
+-- file is ever executed. mtl.checkpoint.list(dir) lists a training run's
+-- step-N.ckpt files.
 local ffi = require "ffi"
+local sys = require "mtl.sys"
 
 local format, concat, sort = string.format, table.concat, table.sort
 local type, next, rawget, getmetatable, pcall, tostring = type, next, rawget, getmetatable, pcall, tostring
 
 local MAX_DEPTH = 200 -- deeper nesting is refused on save and on load
+local ENOENT, ENOTDIR = 2, 20
 
 local ok_new, table_new = pcall(require, "table.new")
 if not ok_new then table_new = function() return {} end end
@@ -97,6 +100,29 @@ return function(mtl, core)
 
   -- The loader registered for type_name, or nil.
   function checkpoint.loader(type_name) return loaders[type_name] end
+
+  -- mtl.checkpoint.list(dir): the step checkpoints of a training run's
+  -- checkpoints directory (step-N.ckpt, as Run:save_checkpoint names them),
+  -- oldest first: {{step = N, path = "dir/step-N.ckpt"}, ...}. A directory
+  -- that does not exist (or is a file) has none; one that cannot be read is
+  -- an error.
+  function checkpoint.list(dir)
+    if type(dir) ~= "string" then
+      error(format("mtl.checkpoint.list: expected a directory name (string) for argument 1, got %s", type(dir)), 2)
+    end
+    local names, err, errno = sys.list_dir(dir)
+    if not names then
+      if errno == ENOENT or errno == ENOTDIR then return {} end
+      error((err:gsub("^mtl%.sys%.list_dir", "mtl.checkpoint.list")), 2)
+    end
+    local out = {}
+    for _, name in ipairs(names) do
+      local n = name:match("^step%-(%d+)%.ckpt$")
+      if n then out[#out + 1] = { step = tonumber(n), path = dir .. "/" .. name } end
+    end
+    sort(out, function(a, b) return a.step < b.step end)
+    return out
+  end
 
   -- ---- save -------------------------------------------------------------------
   local save_value

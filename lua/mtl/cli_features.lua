@@ -6,6 +6,7 @@
 -- run(args) takes the words after "features" and returns the exit code:
 -- 0 success, 1 a failure while running, 2 a wrong command line.
 local argparse = require "argparse"
+local sys = require "mtl.sys"
 
 local M = {}
 
@@ -70,11 +71,7 @@ local function parser()
   return p
 end
 
-local function exists(path)
-  local f = io.open(path)
-  if f then f:close() return true end
-  return false
-end
+local exists = sys.exists
 
 local Usage = {}
 local function usage(fmt, ...) error(setmetatable({ msg = string.format(fmt, ...) }, Usage), 0) end
@@ -89,8 +86,7 @@ local function run_command(a)
     io.stdout:write(string.format("%s: train %d rows, test %d rows, %d statistics\n", a.dir, r.rows.train, r.rows.test,
       #r.stats))
   elseif a.command == "logs" then
-    local ok = os.execute("mkdir -p '" .. a.dir:gsub("'", "'\\''") .. "'")
-    if ok ~= 0 and ok ~= true then error("cannot create directory " .. a.dir, 0) end
+    sys.mkdir_p(a.dir)
     local w = scenario.generate(gen)
     scenario.write(w, a.dir)
     io.stdout:write(string.format("%s: %d impressions, %d events\n", a.dir, w.impressions.n, w.events.n))

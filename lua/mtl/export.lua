@@ -1,7 +1,7 @@
 -- mtl.export: self-contained model directories (docs/cli.md, "mtl export").
 --
---   export.write(run, cfg, "models/mmoe-v1", {source = "runs/mmoe/checkpoints/step-900.ckpt"})
---   local m = export.load("models/mmoe-v1")    -- {cfg =, run =, manifest =}
+--   export.write(model, cfg, "models/mmoe-v1", {source = "runs/mmoe/checkpoints/step-900.ckpt"})
+--   local m = export.load("models/mmoe-v1")    -- {cfg =, model =, manifest =, step =}
 --
 -- A model directory holds
 --   manifest.json  what it is: format, model, tasks and outputs, the input
@@ -11,6 +11,7 @@
 --                  features = {fitted = ..., tables = {name = embedding state}}}
 -- Nothing else is needed to score rows: `mtl predict DIR --input ...`.
 local json = require "cjson"
+local sys = require "mtl.sys"
 
 local export = {}
 
@@ -74,28 +75,14 @@ local function write_file(path, text)
   f:close()
 end
 
-local function mkdir_p(path)
-  os.execute(string.format("mkdir -p '%s'", path:gsub("'", "'\\''")))
-end
-
--- The model's output names (task outputs and extra ones such as ESMM's ctcvr).
-function export.outputs(run)
-  local names, seen = {}, {}
-  for _, t in ipairs(run.model.tasks) do
-    if not seen[t.name] then names[#names + 1], seen[t.name] = t.name, true end
-  end
-  for _, t in ipairs(run.model:eval_targets()) do
-    if not seen[t.output] then names[#names + 1], seen[t.output] = t.output, true end
-  end
-  return names
-end
-
--- Writes run's model (weights, fitted transforms, embedding tables) and cfg
--- to dir. opts.source, opts.step: where the weights came from.
-function export.write(run, cfg, dir, opts)
+-- Writes a model (a Ranker, or a training run's: weights, fitted transforms,
+-- embedding tables) and cfg to dir. opts.source, opts.step: where the
+-- weights came from.
+function export.write(model, cfg, dir, opts)
   opts = opts or {}
   local mtl = require "mtl"
-  mkdir_p(dir)
+  model = require("mtl.ranker").of(model)
+  sys.mkdir_p(dir)
   local probe = io.open(dir .. "/.mtl-export-probe", "w")
   if not probe then error(string.format("export: cannot write into %s", dir), 0) end
   probe:close()
@@ -121,14 +108,14 @@ function export.write(run, cfg, dir, opts)
   saved.features = feats_copy
   write_file(dir .. "/config.lua", export.to_lua(saved,
     "-- The config of an exported mtl model (written by `mtl export`).\n"))
-  mtl.save(dir .. "/model.ckpt", { format = export.FORMAT, model = run.model:state_dict(), features = run.features:state(),
+  mtl.save(dir .. "/model.ckpt", { format = export.FORMAT, model = model:state_dict(), features = model.features:state(),
                                    step = opts.step })
   local tasks = {}
-  for _, t in ipairs(run.model.tasks) do
+  for _, t in ipairs(model.tasks) do
     tasks[#tasks + 1] = { name = t.name, label = type(t.label) == "string" and t.label or nil }
   end
   local feats = {}
-  for _, s in ipairs(run.features.specs) do
+  for _, s in ipairs(model.features.specs) do
     feats[#feats + 1] = { name = s.name, type = s.type, column = s.column, columns = s.columns, dim = s.embedded and s.dim or nil }
   end
   local columns = {}
@@ -138,12 +125,12 @@ function export.write(run, cfg, dir, opts)
     created = os.date("!%Y-%m-%dT%H:%M:%SZ"),
     model = cfg.model.name,
     tasks = tasks,
-    outputs = export.outputs(run),
+    outputs = model:outputs(),
     labels = cfg.data.labels,
     input_columns = columns,
     separator = cfg.data.separator or ",",
     features = feats,
-    input_dim = run.features.output_dim,
+    input_dim = model.features.output_dim,
     rank = cfg.rank,
     step = opts.step,
     source = opts.source,
@@ -170,7 +157,7 @@ function export.resolve_paths(cfg, dir)
   return cfg
 end
 
--- Loads a model directory: {cfg =, run = (a train.Run in eval mode), manifest =}.
+-- Loads a model directory: {cfg =, model = (a Ranker in eval mode), manifest =, step =}.
 function export.load(dir)
   local ok, manifest = export.is_model_dir(dir)
   if not ok then error(string.format("export: %s is not an mtl model directory (no manifest.json of format %s)", dir, export.FORMAT), 0) end
@@ -180,9 +167,9 @@ function export.load(dir)
   local cfg = export.resolve_paths(chunk(), dir)
   local mtl = require "mtl"
   local state = mtl.load(dir .. "/" .. manifest.files.weights)
-  local run = require("mtl.train").new(cfg, { state = state, quiet = true })
-  run.model:eval()
-  return { cfg = cfg, run = run, manifest = manifest, step = state.step }
+  local model = require("mtl.ranker").load(cfg, state)
+  model:eval()
+  return { cfg = cfg, model = model, manifest = manifest, step = state.step }
 end
 
 return export

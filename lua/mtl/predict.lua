@@ -1,7 +1,7 @@
 -- mtl.predict: score a file with a trained model (docs/cli.md, "mtl predict").
 --
---   local n = predict.file(run, cfg, {input = "x.csv", output = "scores.csv",
---                                      pass_through = {"user", "item"}})
+--   local n = predict.file(model, cfg, {input = "x.csv", output = "scores.csv",
+--                                        pass_through = {"user", "item"}})
 --
 -- The output CSV has one row per input row, in input order:
 --   <pass-through columns as in the input>, p_<output> for every model output
@@ -13,6 +13,7 @@
 -- non-numeric field is missing: NaN in an expression, the floor for price).
 local mtl = require "mtl"
 local rank = require "mtl.rank"
+local ranker = require "mtl.ranker"
 
 local predict = {}
 
@@ -103,10 +104,11 @@ local function csv_field(s)
   return s
 end
 
--- Scores opts.input into opts.output. run: a train.Run holding the trained
--- model (train.new(cfg, {state = ...})). opts: input, output, pass_through =
--- {columns}, batch_size. Returns the number of rows written and the header.
-function predict.file(run, cfg, opts)
+-- Scores opts.input into opts.output with model: a Ranker (mtl.ranker.load)
+-- or a training run's. opts: input, output, pass_through = {columns},
+-- batch_size. Returns the number of rows written and the header.
+function predict.file(model, cfg, opts)
+  model = ranker.of(model)
   local dc = cfg.data
   local sep = dc.separator or ","
   local quote = '"'
@@ -119,7 +121,7 @@ function predict.file(run, cfg, opts)
   local header, index = predict.split(header_line, sep, quote), {}
   for i, name in ipairs(header) do index[name] = i end
   -- the reader: the schema's columns that the input has
-  local o = run.features:reader_options({ input }, opts.batch_size or dc.batch_size or 1024,
+  local o = model.features:reader_options({ input }, opts.batch_size or dc.batch_size or 1024,
     { separator = dc.separator, unknown_columns = "skip", shuffle_buffer = 0 })
   local labels = {}
   for _, l in ipairs(dc.labels or {}) do labels[l] = true end
@@ -135,14 +137,10 @@ function predict.file(run, cfg, opts)
   o.columns = cols
   o.header = true
   -- ranking: which outputs, and which columns it reads from the text
-  local outputs = require("mtl.export").outputs(run)
+  local outputs = model:outputs()
   local tasks = {}
-  for _, t in ipairs(run.model.tasks) do tasks[#tasks + 1] = t.name end
-  local direct = {}
-  local body = run.model.body
-  for name in pairs(body.direct_outputs and body:direct_outputs() or {}) do direct[name] = true end
-  for _, t in ipairs(run.model:eval_targets()) do if t.mask then direct[t.output] = true end end
-  local scorer = rank.new(cfg.rank, { tasks = tasks, outputs = outputs, direct = direct, columns = header })
+  for _, t in ipairs(model.tasks) do tasks[#tasks + 1] = t.name end
+  local scorer = rank.new(cfg.rank, { tasks = tasks, outputs = outputs, direct = model:direct_outputs(), columns = header })
   for _, c in ipairs(scorer.columns) do
     if not index[c] then fail("%s has no column '%s' (cfg.rank reads it)", input, c) end
   end
@@ -167,7 +165,6 @@ function predict.file(run, cfg, opts)
     text() -- the header
   end
   local reader = mtl.data.csv(o)
-  local model = run.model
   model:eval()
   local rows = 0
   local ok, perr = pcall(mtl.no_grad, function()

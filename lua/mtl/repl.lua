@@ -269,12 +269,7 @@ local function load_edit()
   return lib
 end
 
-local isatty
-do
-  local ok = pcall(function() return ffi.C.isatty end)
-  if not ok then ffi.cdef "int isatty(int fd);" end
-  isatty = function(fd) return ffi.C.isatty(fd) == 1 end
-end
+local isatty = require("mtl.sys").isatty
 
 -- ---- the loop -------------------------------------------------------------------------------------
 -- opts: env (globals table), input (a file, default stdin), output,

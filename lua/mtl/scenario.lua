@@ -28,6 +28,7 @@
 -- can predict. A click opens the clicked item's page: the session goes on
 -- with it as the next trigger.
 local core = require "mtl.core"
+local sys = require "mtl.sys"
 
 local scenario = {}
 
@@ -44,52 +45,9 @@ local IMPRESSION, CLICK, FAVORITE, CART, PURCHASE = 1, 2, 3, 4, 5
 scenario.MAX_CLICK_DELAY = 600
 scenario.MAX_PAY_DELAY = 43200
 
--- ---- random numbers: MRG32k3a (L'Ecuyer 1999) in exact double arithmetic ----------
--- The same stream on every machine; independent of mtl.seed's stream.
-local M1, M2 = 4294967087, 4294944443
-local NORM = 1 / (M1 + 1)
-
-local function mod(p, m)
-  local r = p - math.floor(p / m) * m -- exact: |p| < 2^53, floor(p/m) * m < 2^53
-  if r < 0 then r = r + m elseif r >= m then r = r - m end
-  return r
-end
-
--- scenario.rng(seed) -> {uniform = f() in (0, 1), normal = f(), int = f(n) in 1..n}
--- scenario.rng{state = {s10, s11, s12, s20, s21, s22}}: the generator from a
--- raw state (x[n-3], x[n-2], x[n-1] of each component), without warm-up.
-function scenario.rng(seed)
-  local s10, s11, s12, s20, s21, s22
-  if type(seed) == "table" and type(seed.state) == "table" then
-    s10, s11, s12, s20, s21, s22 = unpack(seed.state, 1, 6)
-  else
-    if type(seed) ~= "number" or seed ~= math.floor(seed) or seed < 0 or seed >= 2 ^ 31 then
-      error("mtl.scenario: seed must be a whole number in 0..2^31-1, got " .. tostring(seed), 2)
-    end
-    local x = seed + 1
-    local function lcg()
-      x = mod(x * 48271 + 11, 2147483647)
-      return x + 1
-    end
-    s10, s11, s12, s20, s21, s22 = lcg(), lcg(), lcg(), lcg(), lcg(), lcg()
-  end
-  local function uniform()
-    local p1 = mod(1403580 * s11 - 810728 * s10, M1)
-    s10, s11, s12 = s11, s12, p1
-    local p2 = mod(527612 * s22 - 1370589 * s20, M2)
-    s20, s21, s22 = s21, s22, p2
-    if p1 > p2 then return (p1 - p2) * NORM end
-    return (p1 - p2 + M1) * NORM
-  end
-  if type(seed) == "number" then
-    for _ = 1, 16 do uniform() end
-  end
-  local function normal()
-    return math.sqrt(-2 * math.log(uniform())) * math.cos(2 * math.pi * uniform())
-  end
-  local function int(n) return math.floor(uniform() * n) + 1 end
-  return { uniform = uniform, normal = normal, int = int }
-end
+-- scenario.rng(seed) -> {uniform =, normal =, int =}: MRG32k3a, the same
+-- stream on every machine (lua/mtl/scenario_rng.lua).
+scenario.rng = require "mtl.scenario_rng"
 
 local function sigmoid(z) return 1 / (1 + math.exp(-z)) end
 
@@ -438,11 +396,6 @@ scenario.STATS_FEATURES = {
   { rank = "item", within = "item.category", by = "click" },
 }
 
-local function mkdir(dir)
-  local ok = os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
-  if ok ~= 0 and ok ~= true then error("mtl.scenario: cannot create directory " .. dir, 3) end
-end
-
 local function lua_string(s) return string.format("%q", s) end
 
 -- The schema file: columns, labels and a suggested feature config.
@@ -549,7 +502,7 @@ function scenario.default_dataset(dir, opts)
   local say = opts.quiet and function() end or function(...) io.stderr:write(string.format(...), "\n") end
   local clock = os.clock
   local t0 = clock()
-  mkdir(dir .. "/logs")
+  sys.mkdir_p(dir .. "/logs")
   local world = scenario.generate(gen)
   local files = scenario.write(world, dir .. "/logs")
   say("scenario: %d impressions, %d events (%.1f s)", world.impressions.n, world.events.n, clock() - t0)

@@ -17,7 +17,7 @@
 -- A Scorer scores in eval mode; C turns gradient recording off around calls.
 local mtl = require "mtl"
 local features = require "mtl.features"
-local train = require "mtl.train"
+local ranker = require "mtl.ranker"
 local export = require "mtl.export"
 local rank = require "mtl.rank"
 
@@ -102,21 +102,17 @@ end
 -- are another Scorer's and C shares that Scorer's dense parameters
 -- (Scorer:parameter_list()) into this one.
 function serve.build(cfg, fitted, tables, state, path)
-  local F = features.new(cfg.features, cfg.data)
+  local model
   if state then
-    local ok, err = pcall(F.load_state, F, state.features)
-    if not ok then fail("%s: %s", path, text(err)) end
+    model = ranker.load(cfg, state, path)
   else
+    local F = features.new(cfg.features, cfg.data)
     F.fitted = fitted or {}
     build_with_tables(F, tables or {})
-  end
-  local model = train.Ranker(cfg, F)
-  if state then
-    local ok, err = pcall(model.load_state_dict, model, state.model)
-    if not ok then fail("%s: %s", path, text(err)) end
+    model = ranker.Ranker(cfg, F)
   end
   model:eval()
-  local self = setmetatable({ cfg = cfg, features = F, model = model }, Scorer)
+  local self = setmetatable({ cfg = cfg, features = model.features, model = model }, Scorer)
   self:make_ranking()
   self:make_readers()
   return self
@@ -125,20 +121,12 @@ end
 -- The outputs and the ranking formula, as `mtl predict` has them.
 function Scorer:make_ranking()
   local model, cfg = self.model, self.cfg
-  local outputs, seen = {}, {}
-  for _, t in ipairs(model.tasks) do
-    if not seen[t.name] then outputs[#outputs + 1], seen[t.name] = t.name, true end
-  end
-  for _, t in ipairs(model:eval_targets()) do
-    if not seen[t.output] then outputs[#outputs + 1], seen[t.output] = t.output, true end
-  end
-  local tasks, direct, columns = {}, {}, {}
+  local outputs = model:outputs()
+  local tasks, columns = {}, {}
   for _, t in ipairs(model.tasks) do tasks[#tasks + 1] = t.name end
-  for name in pairs(model.body.direct_outputs and model.body:direct_outputs() or {}) do direct[name] = true end
-  for _, t in ipairs(model:eval_targets()) do if t.mask then direct[t.output] = true end end
   for _, c in ipairs(cfg.data.columns or {}) do columns[#columns + 1] = c.name end
   self.model_outputs = outputs
-  self.ranker = rank.new(cfg.rank, { tasks = tasks, outputs = outputs, direct = direct, columns = columns })
+  self.ranker = rank.new(cfg.rank, { tasks = tasks, outputs = outputs, direct = model:direct_outputs(), columns = columns })
   self.rank_columns = self.ranker.columns
   self.outputs = {}
   for i, n in ipairs(outputs) do self.outputs[i] = n end

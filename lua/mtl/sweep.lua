@@ -17,6 +17,7 @@
 -- database, so a killed sweep resumes without rerunning finished trials and
 -- two sweeps can share one store (trials are keyed by sweep name).
 local json = require "cjson"
+local sys = require "mtl.sys"
 
 local sweep = {}
 
@@ -68,12 +69,7 @@ local function rows(db, sql)
   return out
 end
 
-local function now()
-  local p = io.popen("date +%s.%N")
-  local t = tonumber(p:read("*l"))
-  p:close()
-  return t
-end
+local now = sys.time -- timestamps (started, finished, created): seconds since the epoch
 
 -- ---- configs ---------------------------------------------------------------------------------
 -- Sets a dotted path ("model.tasks.1.weight") in a config table.
@@ -226,7 +222,7 @@ function sweep.run(spec)
   spec.dir = spec.dir or ("runs/" .. spec.name)
   spec.store = spec.store or (spec.dir .. "/sweep.db")
   spec.workers = spec.workers or 1
-  os.execute(string.format("mkdir -p %q", spec.dir))
+  sys.mkdir_p(spec.dir)
   local db = connect(spec.store)
   local out = spec.output or io.stdout
 

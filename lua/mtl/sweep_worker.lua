@@ -6,6 +6,7 @@
 local json = require "cjson"
 local sweep = require "mtl.sweep"
 local train = require "mtl.train"
+local sys = require "mtl.sys"
 
 local store, name, id, steps, threads = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5])
 local db = sweep.connect(store)
@@ -34,16 +35,16 @@ if steps and steps > 0 then cfg.train.steps = steps end
 local dir = store:match("^(.*)/[^/]*$") or "."
 cfg.model_dir = string.format("%s/trial-%d", dir, id)
 
-local t0 = train.now()
+local t0 = sys.now()
 local ok, err = pcall(function()
   local run = train.new(cfg, { quiet = true, resume = steps and steps > 0 })
   local final = run:fit()
   local metric = run:metric_value(final, spec.metric)
   update(string.format("status = 'done', metric = %.17g, metrics = %s, steps = %d, finished = %f, seconds = %f, runs = runs + 1",
-    metric, q(json.encode(run:plain(final))), run.step, train.now(), train.now() - t0))
+    metric, q(json.encode(run:plain(final))), run.step, sys.time(), sys.now() - t0))
 end)
 if not ok then
-  update(string.format("status = 'failed', error = %s, finished = %f", q(tostring(err)), train.now()))
+  update(string.format("status = 'failed', error = %s, finished = %f", q(tostring(err)), sys.time()))
   io.stderr:write("trial ", id, " failed: ", tostring(err), "\n")
   os.exit(1, true)
 end

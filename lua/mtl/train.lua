@@ -1,131 +1,48 @@
 -- mtl.train: the training workflow (docs/training.md).
 --
---   local run = train.new(cfg)      -- features (fitted), model, optimizers
+--   local run = train.new(cfg)      -- features (fitted), model (a Ranker), optimizers
 --   local metrics = run:fit()       -- epochs/steps, eval, checkpoints, logs
 --   local m = run:evaluate(files)   -- {task = {auc =, logloss =, ...}}
 --
 -- cfg is the mtl config table (docs/config.md): data, features, model,
--- losses, optimizer, train, eval, rank, model_dir.
+-- losses, optimizer, train, eval, rank, model_dir. The model, its losses and
+-- its evaluation are mtl.ranker's; this file is the loop around them.
 local mtl = require "mtl"
-local nn = require "mtl.nn"
-local models = require "mtl.models"
-local losses = require "mtl.losses"
-local features = require "mtl.features"
 local json = require "cjson"
+local losses = require "mtl.losses"
+local ranker = require "mtl.ranker"
+local sys = require "mtl.sys"
+local cli_progress = require "mtl.cli.progress"
 
 local train = {}
 
--- ---- the model: feature columns, then an architecture from models/ ---------------
-local Ranker = nn.class("Ranker")
-train.Ranker = Ranker
+-- kept for runtime/tests/serve/fixture.lua, which another change owns: new code uses mtl.sys
+train.mkdir_p = sys.mkdir_p
 
-function Ranker:__init(cfg, F)
-  self.features = F
-  local opts = {}
-  for k, v in pairs(cfg.model) do if k ~= "name" then opts[k] = v end end
-  opts.input = F.output_dim
-  self.body = models.build(cfg.model.name, opts)
-  self.tasks = self.body.tasks
-end
-
-function Ranker:forward(batch) return self.body(self.features(batch)) end
-
-function Ranker:train(mode)
-  nn.Module.train(self, mode)
-  for _, e in ipairs(self.features:embedding_tables()) do
-    if mode == false then e.table:eval() else e.table:train() end
-  end
-  return self
-end
-
--- What evaluation scores: each task's probability against its label (over
--- its task space when masked); models may define more (ESMM: cvr on clicked
--- rows and ctcvr).
-function Ranker:eval_targets()
-  if self.body.eval_targets then return self.body:eval_targets() end
-  local out = {}
-  for _, t in ipairs(self.tasks) do out[#out + 1] = { name = t.name, output = t.name, label = t.label, mask = t.mask } end
-  return out
-end
-
--- ---- helpers ----------------------------------------------------------------------------
-local function files_of(x)
-  if type(x) == "table" then return x end
-  return { x }
-end
-
-local function label_columns(batch, names)
-  local labels = {}
-  for _, name in ipairs(names) do
-    labels[name] = batch.columns[name] or error(string.format("train: label column '%s' is not in the data", name), 0)
-  end
-  return labels
-end
-
--- Other modules may have declared clock_gettime with their own struct type
--- (mtl.bench does): the type and the function are declared separately, and
--- the call passes a void * (which converts to any pointer parameter).
-local function now()
-  local ffi = require "ffi"
-  if not pcall(ffi.typeof, "mtl_timespec") then
-    ffi.cdef "typedef struct { long tv_sec; long tv_nsec; } mtl_timespec;"
-  end
-  if not pcall(function() return ffi.C.clock_gettime end) then
-    ffi.cdef "int clock_gettime(int clk, mtl_timespec *ts);"
-  end
-  local ts = ffi.new("mtl_timespec[1]")
-  ffi.C.clock_gettime(1, ffi.cast("void *", ts))
-  return tonumber(ts[0].tv_sec) + tonumber(ts[0].tv_nsec) * 1e-9
-end
-train.now = now
-
-local function isatty(fd)
-  local ffi = require "ffi"
-  if not pcall(function() return ffi.C.isatty end) then ffi.cdef "int isatty(int fd);" end
-  return ffi.C.isatty(fd) == 1
-end
-train.isatty = isatty
-
-local function mkdir_p(path)
-  os.execute(string.format("mkdir -p '%s'", path:gsub("'", "'\\''")))
-end
-train.mkdir_p = mkdir_p
+local files_of = ranker.files_of
 
 -- ---- a run ------------------------------------------------------------------------------
 local Run = {}
 Run.__index = Run
 train.Run = Run
 
--- Builds features (fitting them on the training files), the model and the
--- optimizers. opts.quiet silences progress output.
+-- Seeds mtl and sets its threads (cfg.train), then builds the model
+-- (ranker.build: features fitted on the training files) and the optimizers.
+-- opts.state: a saved run or export to start from instead (its fitted
+-- transforms, tables and weights; a run checkpoint also its optimizers,
+-- step and random stream). opts.quiet silences progress output.
 function train.new(cfg, opts)
   opts = opts or {}
   local self = setmetatable({ cfg = cfg, opts = opts, step = 0, epoch = 1, batch_in_epoch = 0, history = {} }, Run)
   local tc = cfg.train or {}
   mtl.set_num_threads(tc.threads or 1)
   mtl.seed(tc.seed or 0)
-  self.features = features.new(cfg.features, cfg.data)
-  if opts.state then -- a saved run or export: its fitted transforms and tables, no pass over data
-    self.features:load_state(opts.state.features)
-  else
-    if self.features:needs_fit() then self.features:fit(files_of(cfg.data.train)) end
-    self.features:build()
-  end
-  self.model = Ranker(cfg, self.features)
-  self.loss_spec = cfg.losses or losses.default_spec(self.model.body)
-  self.label_names = {}
-  local seen = {}
-  local function want(l)
-    if type(l) == "table" then for _, x in ipairs(l) do want(x) end
-    elseif l and not seen[l] then seen[l] = true; self.label_names[#self.label_names + 1] = l end
-  end
-  for _, t in ipairs(self.loss_spec) do want(t.label); want(t.mask); want(t.sample_weight) end
-  for _, t in ipairs(self.model:eval_targets()) do want(t.label); want(t.mask) end
+  self.model = opts.state and ranker.load(cfg, opts.state) or ranker.build(cfg)
+  self.features = self.model.features
+  self.label_names = self.model:label_names()
   self:make_optimizers()
   self.model_dir = cfg.model_dir
-  if opts.state then
-    if opts.state.format == "mtl-run-1" then self:restore(opts.state) else self.model:load_state_dict(opts.state.model) end
-  end
+  if opts.state and opts.state.format == "mtl-run-1" then self:restore(opts.state) end
   return self
 end
 
@@ -179,10 +96,8 @@ end
 -- One training step on a batch; returns the loss value and per-task losses.
 function Run:train_step(batch)
   local out = self.model(batch)
-  local labels = label_columns(batch, self.label_names)
-  local total, per_task = losses.compute(out, labels, self.loss_spec, { step = self.step })
-  local aux = self.model.body.aux_loss and self.model.body:aux_loss()
-  if aux then total = total + aux end
+  local labels = ranker.labels(batch, self.label_names)
+  local total, per_task = self.model:loss(out, labels, self.step)
   for _, o in ipairs(self.optimizers) do o:zero_grad() end
   total:backward()
   if self.clip_norm then
@@ -231,104 +146,31 @@ function Run:running_auc()
   return res
 end
 
+-- A reader of files; shuffled ones use the reader's own stream, seeded per
+-- epoch: the order depends on the seed and the epoch only, so a resumed run
+-- reads exactly the same batches.
 function Run:reader(files, batch_size, shuffle)
   local dc = self.cfg.data
-  local extra = { separator = dc.separator, header = dc.header, shuffle_buffer = shuffle and dc.shuffle_buffer or 0 }
+  local extra = { shuffle_buffer = shuffle and dc.shuffle_buffer or 0 }
   if shuffle and (dc.shuffle_buffer or 0) > 0 then
-    -- the reader's own stream, seeded per epoch: the order depends on the seed
-    -- and the epoch only, so a resumed run reads exactly the same batches
     extra.shuffle_seed = ((self.cfg.train or {}).seed or 0) * 1000003 + self.epoch
   end
-  return mtl.data.csv(self.features:reader_options(files_of(files), batch_size or dc.batch_size or 1024, extra))
+  return self.model:reader(files, batch_size, extra)
 end
 
--- Scores files in eval mode: {target = {auc =, logloss =, calibration =, gauc =, count =}}
--- plus the raw predictions when keep is true.
+-- Scores files (default data.eval) in eval mode (Ranker:evaluate) and keeps
+-- the gates' utilization in run.gate_utilization.
 function Run:evaluate(files, opts)
-  opts = opts or {}
-  local model = self.model
-  model:eval()
-  local targets = model:eval_targets()
-  local preds, labs, masks, groups = {}, {}, {}, {}
-  for _, t in ipairs(targets) do preds[t.name], labs[t.name], masks[t.name] = {}, {}, {} end
-  local ec = self.cfg.eval or {}
-  local gauc = ec.gauc
-  local r = self:reader(files or self.cfg.data.eval, opts.batch_size)
-  local gates = train.gates(model.body)
-  local gate_sums, rows = {}, 0
-  mtl.no_grad(function()
-    for batch in r:batches() do
-      local out = model(batch)
-      rows = rows + batch.size
-      for i, g in ipairs(gates) do
-        if g.gate.last then
-          local s = mtl.sum(g.gate.last, 1):values()
-          local acc = gate_sums[i] or {}
-          for k, v in ipairs(s) do acc[k] = (acc[k] or 0) + v end
-          gate_sums[i] = acc
-        end
-      end
-      local labels = label_columns(batch, self.label_names)
-      for _, t in ipairs(targets) do
-        local o = out[t.output] or error("train: the model has no output '" .. t.output .. "'", 0)
-        table.insert(preds[t.name], o.prob)
-        table.insert(labs[t.name], losses.label_of(labels, t.label))
-        if t.mask then table.insert(masks[t.name], labels[t.mask]) end
-      end
-      if gauc then table.insert(groups, batch.columns[gauc.group]) end
-    end
-  end)
-  r:close()
-  model:train()
-  local result = {}
-  for _, t in ipairs(targets) do
-    local p, y = mtl.concat(preds[t.name], 1), mtl.concat(labs[t.name], 1)
-    local m = t.mask and mtl.concat(masks[t.name], 1) or nil
-    local res = {
-      auc = mtl.metrics.auc(p, y, m),
-      logloss = mtl.metrics.logloss(p, y, m),
-      calibration = mtl.metrics.calibration(p, y, m),
-      count = p:numel(),
-    }
-    if gauc and not m then
-      res.gauc = mtl.metrics.gauc(p, y, mtl.concat(groups, 1), gauc.reduction or "mean")
-    end
-    if opts.keep then res.pred, res.label = p, y end
-    result[t.name] = res
-  end
-  -- expert utilization: each gate's mean weights over the evaluated rows
-  local util = {}
-  for i, g in ipairs(gates) do
-    if gate_sums[i] and rows > 0 then
-      local w = {}
-      for k, v in ipairs(gate_sums[i]) do w[k] = v / rows end
-      util[#util + 1] = { task = g.task, level = g.level, experts = g.experts, weights = w }
-    end
-  end
-  self.gate_utilization = #util > 0 and util or nil
-  return result
-end
-
--- The softmax gates of a model body, one entry per (task, level):
--- {task =, level = nil | n, gate = nn.Gate, experts = {labels}} (the model's
--- own gates(): models/<name>.lua; none for a model without gates).
-function train.gates(body)
-  return body.gates and body:gates() or {}
+  local m, util = self.model:evaluate(files, opts)
+  self.gate_utilization = util
+  return m
 end
 
 -- ---- logging ---------------------------------------------------------------------------------
--- NaN and infinities (e.g. the AUC of a one-class window) become JSON null.
-local function finite(v)
-  if type(v) == "number" then return (v == v and v ~= math.huge and v ~= -math.huge) and v or nil end
-  if type(v) ~= "table" then return v end
-  local out = {}
-  for k, x in pairs(v) do out[k] = finite(x) end
-  return out
-end
-train.finite = finite
-
+-- Adds a record to the history and metrics.jsonl (NaN and infinities, e.g.
+-- the AUC of a one-class window, become JSON null).
 function Run:log(record)
-  record = finite(record)
+  record = mtl.metrics.finite(record)
   record.step = self.step
   record.epoch = self.epoch
   self.history[#self.history + 1] = record
@@ -339,15 +181,38 @@ function Run:log(record)
   return record
 end
 
-local function fmt_metrics(m)
-  local parts = {}
-  local names = {}
-  for k in pairs(m) do names[#names + 1] = k end
-  table.sort(names)
-  for _, k in ipairs(names) do parts[#parts + 1] = string.format("%s auc %.4f", k, m[k].auc) end
-  return table.concat(parts, "  ")
+-- The rows and loss sums since the last train record, and the rate since fit began.
+function Run:count_step(loss, per, rows)
+  local s = self.since_log
+  s.seen = s.seen + rows
+  s.loss_sum, s.loss_n = s.loss_sum + loss * rows, s.loss_n + rows
+  for k, v in pairs(per) do s.task_sum[k] = (s.task_sum[k] or 0) + v * rows end
 end
-train.format_metrics = fmt_metrics
+
+function Run:log_train(progress)
+  local s = self.since_log
+  local rate = s.seen / math.max(sys.now() - s.t0, 1e-9)
+  local task_loss = {}
+  for k, v in pairs(s.task_sum) do task_loss[k] = v / s.loss_n end
+  local record = { kind = "train", loss = s.loss_sum / s.loss_n, task_loss = task_loss,
+                   running_auc = self:running_auc(), examples_per_s = rate }
+  progress:log(self, self:log(record))
+  s.loss_sum, s.loss_n, s.task_sum = 0, 0, {}
+end
+
+-- Metrics without tensors (for logs and JSON).
+function Run:plain(m) return mtl.metrics.plain(m) end
+
+-- "eval.pay.auc" or "pay.auc" -> number
+function Run:metric_value(m, path)
+  local task, name = path:match("^eval%.([^.]+)%.([^.]+)$")
+  if not task then task, name = path:match("^([^.]+)%.([^.]+)$") end
+  local v = task and m[task] and m[task][name]
+  if type(v) ~= "number" then
+    error(string.format("train: no metric '%s' (tasks: %s)", path, mtl.metrics.summary(m)), 0)
+  end
+  return v
+end
 
 -- ---- checkpoints ---------------------------------------------------------------------------------
 function Run:checkpoint_state()
@@ -362,7 +227,7 @@ end
 
 -- Loads a run checkpoint into this run. The embedding tables are loaded in
 -- place (the optimizers hold them); the random stream continues from the
--- saved state (the data order has its own stream, see Run:fit).
+-- saved state (the data order has its own stream, see Run:reader).
 function Run:restore(st)
   if st.format ~= "mtl-run-1" then error("train: not an mtl run checkpoint", 0) end
   self.model:load_state_dict(st.model)
@@ -380,27 +245,16 @@ function Run:restore(st)
   mtl.rand_state(st.rng)
 end
 
-local function list_checkpoints(dir)
-  local out = {}
-  local p = io.popen(string.format("ls '%s' 2>/dev/null", dir))
-  for name in p:lines() do
-    local n = name:match("^step%-(%d+)%.ckpt$")
-    if n then out[#out + 1] = { step = tonumber(n), path = dir .. "/" .. name } end
-  end
-  p:close()
-  table.sort(out, function(a, b) return a.step < b.step end)
-  return out
-end
-train.list_checkpoints = list_checkpoints
-
+-- Writes model_dir/checkpoints/step-N.ckpt (keeping the last
+-- train.keep_checkpoints of them), or <tag>.ckpt.
 function Run:save_checkpoint(tag)
   local dir = self.model_dir .. "/checkpoints"
-  mkdir_p(dir)
+  sys.mkdir_p(dir)
   local path = tag and (dir .. "/" .. tag .. ".ckpt") or string.format("%s/step-%d.ckpt", dir, self.step)
   mtl.save(path, self:checkpoint_state())
   if not tag then
     local keep = (self.cfg.train or {}).keep_checkpoints or 5
-    local all = list_checkpoints(dir)
+    local all = mtl.checkpoint.list(dir)
     for i = 1, #all - keep do os.remove(all[i].path) end
   end
   return path
@@ -433,21 +287,23 @@ local function open_metrics(path, step)
   return out
 end
 
--- Trains as the config says; resumes from model_dir/checkpoints when
--- opts.resume (or cfg.train.resume) and a checkpoint exists. Returns the
--- final evaluation metrics (or the last training loss when no eval data).
--- opts.progress: an object with start/step/log/eval/message/finish methods
--- (mtl.cli.progress; the default: a bar on a terminal, lines otherwise).
-function Run:fit()
+-- What fit does, from cfg.train: {epochs, steps, log_every, eval_every, checkpoint_every, early_stopping}.
+function Run:plan()
+  local tc = self.cfg.train or {}
+  return { epochs = tc.epochs or self.cfg.data.epochs or 1, steps = tc.steps, log_every = tc.log_every or 100,
+           eval_every = tc.eval_every, checkpoint_every = tc.checkpoint_every, early_stopping = tc.early_stopping }
+end
+
+-- Before the first step: the model_dir, the latest checkpoint when resuming,
+-- metrics.jsonl, the progress display. Returns the progress object.
+function Run:start(plan)
   local cfg, tc = self.cfg, self.cfg.train or {}
-  local quiet = self.opts.quiet
-  local out = self.opts.out or io.stdout
-  local progress = self.opts.progress or require("mtl.cli.progress").new({ out = out, quiet = quiet })
+  local progress = self.opts.progress or cli_progress.new({ out = self.opts.out or io.stdout, quiet = self.opts.quiet })
   local resumed_from
   if self.model_dir then
-    mkdir_p(self.model_dir)
+    sys.mkdir_p(self.model_dir)
     if self.opts.resume or tc.resume then
-      local all = list_checkpoints(self.model_dir .. "/checkpoints")
+      local all = mtl.checkpoint.list(self.model_dir .. "/checkpoints")
       if #all > 0 then
         self:restore(mtl.load(all[#all].path))
         resumed_from = all[#all].path
@@ -455,72 +311,78 @@ function Run:fit()
     end
     self.metrics_file = open_metrics(self.model_dir .. "/metrics.jsonl", self.step)
   end
-  local epochs = tc.epochs or cfg.data.epochs or 1
-  local max_steps = tc.steps
-  local log_every, eval_every, ckpt_every = tc.log_every or 100, tc.eval_every, tc.checkpoint_every
-  progress:start(self, { steps = max_steps, epochs = epochs, files = files_of(cfg.data.train),
+  progress:start(self, { steps = plan.steps, epochs = plan.epochs, files = files_of(cfg.data.train),
                          batch_size = cfg.data.batch_size or 1024 })
   if resumed_from then progress:message(string.format("resumed from %s (step %d)", resumed_from, self.step)) end
-  local t0, seen, loss_sum, loss_n, task_sum = now(), 0, 0, 0, {}
-  local stop = false
-  local stopper = tc.early_stopping
+  self.since_log = { t0 = sys.now(), seen = 0, loss_sum = 0, loss_n = 0, task_sum = {} }
   self.bad_evals = self.bad_evals or 0
-  if max_steps and self.step >= max_steps then stop = true end -- resumed at (or past) the budget
-  while self.epoch <= epochs and not stop do
-    local reader = self:reader(cfg.data.train, nil, true)
-    local skip = self.batch_in_epoch
-    local b = 0
-    for batch in reader:batches() do
-      b = b + 1
-      if b > skip then
-        mtl.rand_state(mtl.rand_state())
-        local loss, per = self:train_step(batch)
-        self.batch_in_epoch = b
-        seen = seen + batch.size
-        loss_sum, loss_n = loss_sum + loss * batch.size, loss_n + batch.size
-        for k, v in pairs(per) do task_sum[k] = (task_sum[k] or 0) + v * batch.size end
-        progress:step(self, { loss = loss, rows = batch.size })
-        if self.step % log_every == 0 then
-          local rate = seen / math.max(now() - t0, 1e-9)
-          local task_loss = {}
-          for k, v in pairs(task_sum) do task_loss[k] = v / loss_n end
-          local record = { kind = "train", loss = loss_sum / loss_n, task_loss = task_loss,
-                           running_auc = self:running_auc(), examples_per_s = rate }
-          progress:log(self, self:log(record))
-          loss_sum, loss_n, task_sum = 0, 0, {}
-        end
-        if eval_every and cfg.data.eval and self.step % eval_every == 0 then
-          local m = self:evaluate(cfg.data.eval)
-          self:log({ kind = "eval", metrics = self:plain(m), gates = self.gate_utilization })
-          progress:eval(self, m, false)
-          if stopper then
-            local v = self:metric_value(m, stopper.metric)
-            local better = self.best == nil or ((stopper.mode or "max") == "max" and v > self.best or (stopper.mode == "min" and v < self.best))
-            if better then
-              self.best, self.bad_evals = v, 0
-              if self.model_dir then self:save_checkpoint("best") end
-            else
-              self.bad_evals = self.bad_evals + 1
-              if self.bad_evals >= (stopper.patience or 3) then stop = true end
-            end
-          end
-        end
-        if ckpt_every and self.model_dir and self.step % ckpt_every == 0 then self:save_checkpoint() end
-        if (max_steps and self.step >= max_steps) or stop then
-          stop = true
-          break
-        end
-      end
-    end
-    reader:close()
-    if not stop then
-      self.epoch = self.epoch + 1
-      self.batch_in_epoch = 0
+  return progress
+end
+
+-- Early stopping after an evaluation m: keeps checkpoints/best.ckpt of the
+-- best value of the metric; true when `patience` evaluations in a row did
+-- not improve on it.
+function Run:early_stop(m, stopper)
+  local v = self:metric_value(m, stopper.metric)
+  local mode = stopper.mode or "max"
+  local better = self.best == nil or (mode == "max" and v > self.best or (mode == "min" and v < self.best))
+  if better then
+    self.best, self.bad_evals = v, 0
+    if self.model_dir then self:save_checkpoint("best") end
+    return false
+  end
+  self.bad_evals = self.bad_evals + 1
+  return self.bad_evals >= (stopper.patience or 3)
+end
+
+-- An evaluation during training: logged, shown, and checked for early
+-- stopping. Returns true when training should stop.
+function Run:periodic_eval(plan, progress)
+  local m = self:evaluate(self.cfg.data.eval)
+  self:log({ kind = "eval", metrics = self:plain(m), gates = self.gate_utilization })
+  progress:eval(self, m, false)
+  return plan.early_stopping and self:early_stop(m, plan.early_stopping) or false
+end
+
+-- One step of fit on batch number b of the epoch, then the train record,
+-- evaluation and checkpoint when they are due. Returns true when training
+-- should stop (the step budget is spent or early stopping says so).
+function Run:fit_step(batch, b, plan, progress)
+  mtl.rand_state(mtl.rand_state())
+  local loss, per = self:train_step(batch)
+  self.batch_in_epoch = b
+  self:count_step(loss, per, batch.size)
+  progress:step(self, { loss = loss, rows = batch.size })
+  if self.step % plan.log_every == 0 then self:log_train(progress) end
+  local stop = false
+  if plan.eval_every and self.cfg.data.eval and self.step % plan.eval_every == 0 then
+    stop = self:periodic_eval(plan, progress)
+  end
+  if plan.checkpoint_every and self.model_dir and self.step % plan.checkpoint_every == 0 then self:save_checkpoint() end
+  return stop or (plan.steps ~= nil and self.step >= plan.steps)
+end
+
+-- One pass over the training files from the batch after batch_in_epoch.
+-- Returns true when training should stop before the epoch's end.
+function Run:fit_epoch(plan, progress)
+  local reader = self:reader(self.cfg.data.train, nil, true)
+  local skip, b, stop = self.batch_in_epoch, 0, false
+  for batch in reader:batches() do
+    b = b + 1
+    if b > skip then
+      stop = self:fit_step(batch, b, plan, progress)
+      if stop then break end
     end
   end
+  reader:close()
+  return stop
+end
+
+-- After the last step: the final evaluation, the last checkpoint. Returns the final metrics.
+function Run:finish(progress)
   local final
-  if cfg.data.eval then
-    final = self:evaluate(cfg.data.eval)
+  if self.cfg.data.eval then
+    final = self:evaluate(self.cfg.data.eval)
     self:log({ kind = "eval", final = true, metrics = self:plain(final), gates = self.gate_utilization })
     progress:eval(self, final, true)
   end
@@ -530,25 +392,26 @@ function Run:fit()
     self.metrics_file = nil
   end
   progress:finish(self)
-  return final, self
+  return final
 end
 
--- Metrics without tensors (for logs and JSON).
-function Run:plain(m)
-  local out = {}
-  for k, v in pairs(m) do
-    out[k] = { auc = v.auc, logloss = v.logloss, calibration = v.calibration, gauc = v.gauc, count = v.count }
+-- Trains as the config says; resumes from model_dir/checkpoints when
+-- opts.resume (or cfg.train.resume) and a checkpoint exists. Returns the
+-- final evaluation metrics (nil without eval data) and the run.
+-- opts.progress: an object with start/step/log/eval/message/finish methods
+-- (mtl.cli.progress; the default: a bar on a terminal, lines otherwise).
+function Run:fit()
+  local plan = self:plan()
+  local progress = self:start(plan)
+  local stop = plan.steps ~= nil and self.step >= plan.steps -- resumed at (or past) the budget
+  while self.epoch <= plan.epochs and not stop do
+    stop = self:fit_epoch(plan, progress)
+    if not stop then
+      self.epoch = self.epoch + 1
+      self.batch_in_epoch = 0
+    end
   end
-  return out
-end
-
--- "eval.pay.auc" or "pay.auc" -> number
-function Run:metric_value(m, path)
-  local task, name = path:match("^eval%.([^.]+)%.([^.]+)$")
-  if not task then task, name = path:match("^([^.]+)%.([^.]+)$") end
-  local v = task and m[task] and m[task][name]
-  if type(v) ~= "number" then error(string.format("train: no metric '%s' (tasks: %s)", path, fmt_metrics(m)), 0) end
-  return v
+  return self:finish(progress), self
 end
 
 return train

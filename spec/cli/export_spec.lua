@@ -59,7 +59,7 @@ describe("mtl export", function()
     local mtl = require "mtl"
     local m = export.load(dir .. "/model")
     assert.are.equal(24, m.step)
-    local rows = require("mtl.predict").file(m.run, m.cfg, { input = dir .. "/score.csv", output = dir .. "/c.csv" })
+    local rows = require("mtl.predict").file(m.model, m.cfg, { input = dir .. "/score.csv", output = dir .. "/c.csv" })
     assert.are.equal(90, rows)
     local c = tiny.read_csv(dir .. "/c.csv")
     local a = tiny.read_csv(dir .. "/a.csv")
@@ -67,8 +67,8 @@ describe("mtl export", function()
       assert.are.equal(a.rows[i].p_click, c.rows[i].p_click)
       assert.are.equal(a.rows[i].rank_score, c.rows[i].rank_score)
     end
-    -- evaluate through the loaded run: the same metrics as eval on the checkpoint
-    local ev = m.run:evaluate(dir .. "/test.csv")
+    -- evaluate the loaded model: the same metrics as eval on the checkpoint
+    local ev = m.model:evaluate(dir .. "/test.csv")
     local rc, out = tiny.run(string.format("eval %s/config.lua --checkpoint %s/model --json", dir, dir))
     assert.are.equal(0, rc)
     -- JSON numbers carry 14 significant digits

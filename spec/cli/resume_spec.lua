@@ -30,7 +30,7 @@ end
 local function sleep(s) os.execute("sleep " .. s) end
 
 local function count_checkpoints(dir)
-  return #require("mtl.train").list_checkpoints(dir .. "/checkpoints")
+  return #require("mtl").checkpoint.list(dir .. "/checkpoints")
 end
 
 describe("mtl train --resume", function()
@@ -72,7 +72,7 @@ describe("mtl train --resume", function()
       waited = waited + 1
     end
     os.execute("kill -9 " .. pid .. " 2>/dev/null; sleep 0.1")
-    local all = require("mtl.train").list_checkpoints(dir .. "/b/checkpoints")
+    local all = require("mtl").checkpoint.list(dir .. "/b/checkpoints")
     local killed_at = all[#all].step
     assert.is_true(killed_at < 240, "the run was killed before it finished (target checkpoint " .. target .. ")")
     assert.is_nil(io.open(dir .. "/b/checkpoints/step-240.ckpt"))

@@ -25,9 +25,8 @@ describe("mtl train", function()
   end)
 
   it("writes checkpoints every checkpoint_every steps and at the end", function()
-    local train = require "mtl.train"
     local steps = {}
-    for _, c in ipairs(train.list_checkpoints(dir .. "/run/checkpoints")) do steps[#steps + 1] = c.step end
+    for _, c in ipairs(require("mtl").checkpoint.list(dir .. "/run/checkpoints")) do steps[#steps + 1] = c.step end
     assert.are.same({ 4, 8, 12, 16, 20, 24 }, steps)
     local st = require("mtl").load(dir .. "/run/checkpoints/step-24.ckpt")
     assert.are.equal("mtl-run-1", st.format)
@@ -121,7 +120,7 @@ describe("mtl train", function()
     assert.are.equal(0, rc2, err2)
     assert.are.equal(8, json.decode(out2).step)
     local steps = {}
-    for _, c in ipairs(require("mtl.train").list_checkpoints(dir .. "/run/checkpoints")) do steps[#steps + 1] = c.step end
+    for _, c in ipairs(require("mtl").checkpoint.list(dir .. "/run/checkpoints")) do steps[#steps + 1] = c.step end
     assert.are.same({ 4, 8 }, steps)
   end)
 end)

@@ -1,6 +1,6 @@
 -- Shell helpers for specs that run programs: the repository root, the build
 -- directory under test ($MTL_BUILD, default build/), its launcher, and
--- running a command for its output.
+-- running a command for its output, reading a file.
 local M = {}
 
 function M.quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
@@ -11,6 +11,14 @@ function M.run(cmd)
   local out = p:read("*a")
   p:close()
   return out
+end
+
+-- The bytes of a file.
+function M.read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
 end
 
 -- A new temporary directory (the caller removes it).

@@ -12,6 +12,7 @@
 -- command line that does not exist).
 local argparse = require "argparse"
 local json = require "cjson"
+local sys = require "mtl.sys"
 
 local cli = {}
 
@@ -41,18 +42,7 @@ cli.usage_error = usage
 local function is_usage(e) return getmetatable(e) == Usage end
 
 -- ---- small helpers ------------------------------------------------------------------------------
-local function exists(path)
-  local f = io.open(path)
-  if f then f:close() return true end
-  return false
-end
-
-local function is_dir(path)
-  local ok = os.execute(string.format("test -d '%s'", path:gsub("'", "'\\''")))
-  return ok == 0 or ok == true
-end
-
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local exists, is_dir = sys.exists, sys.is_dir
 
 -- The command closest to word, for "did you mean" (config.util's typo rule).
 function cli.suggest(word)
@@ -172,9 +162,9 @@ function cli.resolve_checkpoint(path)
   local export = require "mtl.export"
   local ok, manifest = export.is_model_dir(path)
   if ok then return path .. "/" .. manifest.files.weights end
-  local train = require "mtl.train"
+  local checkpoints = require("mtl").checkpoint
   for _, dir in ipairs({ path .. "/checkpoints", path }) do
-    local all = train.list_checkpoints(dir)
+    local all = checkpoints.list(dir)
     if #all > 0 then return all[#all].path end
   end
   usage("no checkpoint in %s (expected checkpoints/step-N.ckpt, step-N.ckpt or an exported model)", path)
@@ -189,16 +179,17 @@ local function load_state(path)
   return st
 end
 
-local function build_run(cfg, ckpt_path)
+-- The trained model of a checkpoint, with mtl's threads as its run had them.
+local function load_model(cfg, ckpt_path)
   local st = load_state(ckpt_path)
-  local run = require("mtl.train").new(cfg, { state = st, quiet = true })
-  return run, st
+  require("mtl").set_num_threads((cfg.train or {}).threads or 1)
+  return require("mtl.ranker").load(cfg, st), st
 end
 
 -- ---- output --------------------------------------------------------------------------------------
 local function json_line(t)
   -- cjson writes "/" as "\/" (valid JSON); plain "/" reads better in paths
-  io.stdout:write((json.encode(require("mtl.train").finite(t)):gsub("\\/", "/")), "\n")
+  io.stdout:write((json.encode(require("mtl").metrics.finite(t)):gsub("\\/", "/")), "\n")
   io.stdout:flush()
 end
 
@@ -299,7 +290,7 @@ function COMMANDS.train(a)
   if not cfg.model_dir then usage("the config has no model_dir: pass --model-dir DIR (or --set model_dir=DIR)") end
   if a.resume and a.fresh then usage("--resume and --fresh exclude each other") end
   local dir = cfg.model_dir
-  local existing = train.list_checkpoints(dir .. "/checkpoints")
+  local existing = require("mtl").checkpoint.list(dir .. "/checkpoints")
   if #existing > 0 and not a.resume then
     if not a.fresh then
       usage("%s already has checkpoints (the latest: step %d): pass --resume to continue that run or --fresh to start over",
@@ -309,7 +300,7 @@ function COMMANDS.train(a)
     os.remove(dir .. "/checkpoints/best.ckpt")
   end
   local out = a.json and io.stderr or io.stdout
-  train.mkdir_p(dir)
+  sys.mkdir_p(dir)
   -- what ran, for the report and for `mtl eval RUN_DIR/config.lua`
   local f = io.open(dir .. "/run.json", "w")
   if f then
@@ -344,11 +335,11 @@ function COMMANDS.eval(a)
   for _, fl in ipairs(type(files) == "table" and files or { files }) do
     if a.data and #a.data > 0 and not fl:match("[*?%[]") and not exists(fl) then usage("data file '%s' does not exist", fl) end
   end
-  local run, st = build_run(cfg, ckpt)
-  local m = run:evaluate(files, { batch_size = a.batch_size })
-  local plain = run:plain(m)
+  local model, st = load_model(cfg, ckpt)
+  local m, gates = model:evaluate(files, { batch_size = a.batch_size })
+  local plain = require("mtl").metrics.plain(m)
   if a.json then
-    json_line({ command = "eval", checkpoint = ckpt, step = st.step, metrics = plain, gates = run.gate_utilization })
+    json_line({ command = "eval", checkpoint = ckpt, step = st.step, metrics = plain, gates = gates })
   else
     io.stdout:write(string.format("checkpoint %s (step %s)\n", ckpt, tostring(st.step)))
     io.stdout:write(metrics_table(plain))
@@ -370,8 +361,8 @@ function COMMANDS.predict(a)
     cfg.rank = cfg.rank or {}
     cfg.rank.expression = a.score
   end
-  local run, st = build_run(cfg, ckpt)
-  local rows, head = require("mtl.predict").file(run, cfg, { input = a.input, output = a.output, pass_through = pass,
+  local model, st = load_model(cfg, ckpt)
+  local rows, head = require("mtl.predict").file(model, cfg, { input = a.input, output = a.output, pass_through = pass,
                                                                batch_size = a.batch_size })
   if a.json then
     json_line({ command = "predict", checkpoint = ckpt, step = st.step, input = a.input, output = a.output, rows = rows, columns = head })
@@ -387,13 +378,11 @@ function COMMANDS.export(a)
   local ckpt = cli.resolve_checkpoint(a.checkpoint)
   if not a.out then usage("--out DIR is required") end
   if is_dir(a.out) and not export.is_model_dir(a.out) then
-    local p = io.popen("ls -A " .. shell_quote(a.out))
-    local any = p:read("*l")
-    p:close()
-    if any then usage("%s exists and is not an exported model; choose a new or empty directory", a.out) end
+    local entries = sys.list_dir(a.out)
+    if entries and #entries > 0 then usage("%s exists and is not an exported model; choose a new or empty directory", a.out) end
   end
-  local run, st = build_run(cfg, ckpt)
-  export.write(run, cfg, a.out, { source = ckpt, step = st.step })
+  local model, st = load_model(cfg, ckpt)
+  export.write(model, cfg, a.out, { source = ckpt, step = st.step })
   if a.json then
     json_line({ command = "export", out = a.out, checkpoint = ckpt, step = st.step })
   else

@@ -9,7 +9,10 @@
 -- refreshed once a second). Elsewhere (a pipe, a file, CI) it writes one plain
 -- line every train.log_every steps and one per evaluation.
 -- The methods Run:fit calls: start, step, log, eval, message, finish.
-local train_now = function() return require("mtl.train").now() end
+local mtl = require "mtl"
+local sys = require "mtl.sys"
+
+local now = sys.now
 
 local progress = {}
 
@@ -18,23 +21,9 @@ Progress.__index = Progress
 progress.Progress = Progress
 
 local function isatty_of(out)
-  local isatty = require("mtl.train").isatty
-  if out == io.stdout then return isatty(1) end
-  if out == io.stderr then return isatty(2) end
+  if out == io.stdout then return sys.isatty(1) end
+  if out == io.stderr then return sys.isatty(2) end
   return false
-end
-
--- The terminal's width (TIOCGWINSZ), or $COLUMNS, or 100.
-local function term_width(fd)
-  local ok, w = pcall(function()
-    local ffi = require "ffi"
-    if not pcall(function() return ffi.C.ioctl end) then ffi.cdef "int ioctl(int fd, unsigned long request, ...);" end
-    pcall(ffi.cdef, "typedef struct { unsigned short row, col, xpixel, ypixel; } mtl_winsize;")
-    local ws = ffi.new("mtl_winsize")
-    if ffi.C.ioctl(fd, 0x5413, ws) == 0 and ws.col > 0 then return ws.col end
-  end)
-  if ok and w then return w end
-  return tonumber(os.getenv("COLUMNS")) or 100
 end
 
 -- opts: out (a file, default io.stdout), quiet (no output at all),
@@ -111,7 +100,7 @@ end
 
 -- info: {steps = budget or nil, epochs =, files =, batch_size =}
 function Progress:start(run, info)
-  self.t0 = train_now()
+  self.t0 = now()
   self.step0 = run.step
   self.rows = 0
   self.total = info.steps
@@ -132,7 +121,7 @@ function Progress:step(run, s)
   self.rows = self.rows + (s.rows or 0)
   self.loss = self.loss and (0.9 * self.loss + 0.1 * s.loss) or s.loss
   if not self.tty or self.quiet then return end
-  local t = train_now()
+  local t = now()
   if t - self.last_draw < 0.1 then return end
   self.last_draw = t
   if t - self.last_auc >= 1 then
@@ -160,7 +149,7 @@ function Progress:draw(run, t)
   end
   local line = string.format("%s  loss %.4f", head, self.loss or 0 / 0)
   if next(self.auc) then line = line .. "  auc " .. fmt_auc(self.auc, 3) end
-  local w = term_width(self.out == io.stderr and 2 or 1)
+  local w = sys.term_width(self.out == io.stderr and 2 or 1)
   if #line > w - 1 then line = line:sub(1, w - 1) end
   self.out:write("\r\27[K", line)
   self.out:flush()
@@ -177,7 +166,7 @@ function Progress:log(run, record)
 end
 
 function Progress:eval(run, metrics, final)
-  local text = require("mtl.train").format_metrics(metrics)
+  local text = mtl.metrics.summary(metrics)
   if final then
     self:write(string.format("final eval (step %d): %s\n", run.step, text))
   else
@@ -188,7 +177,7 @@ end
 function Progress:finish(run)
   if self.quiet then return end
   if self.drawn then
-    self:draw(run, train_now())
+    self:draw(run, now())
     self.out:write("\n")
     self.drawn = false
   end

@@ -1,0 +1,252 @@
+-- mtl.ranker: a ranking model as one object — feature columns, then an
+-- architecture from models/, with what it is trained against (its losses and
+-- label columns) and what evaluation scores (docs/training.md, "The ranker").
+-- Training (mtl.train), `mtl eval`, `mtl predict`, `mtl export`, serving and
+-- the benchmark all use it; only training needs the loop around it.
+--
+--   local r = ranker.build(cfg)           -- features fitted on data.train, a new model
+--   local r = ranker.load(cfg, state)     -- features and weights from a checkpoint or an export
+--   local out = r(batch)                  -- {task = {logits =, prob =}, ...}
+--   local m, gates = r:evaluate(files)    -- {target = {auc =, ...}}, gate utilization
+--   ranker.Ranker(cfg, F)                 -- the model over features F that are built already
+local mtl = require "mtl"
+local nn = require "mtl.nn"
+local models = require "mtl.models"
+local losses = require "mtl.losses"
+local features = require "mtl.features"
+
+local ranker = {}
+
+local Ranker = nn.class("Ranker")
+ranker.Ranker = Ranker
+
+-- cfg: the mtl config (docs/config.md); its model table names the architecture
+-- and its options, its losses the loss spec (default: the model's own).
+function Ranker:__init(cfg, F)
+  self.features = F
+  local opts = {}
+  for k, v in pairs(cfg.model) do if k ~= "name" then opts[k] = v end end
+  opts.input = F.output_dim
+  self.body = models.build(cfg.model.name, opts)
+  self.tasks = self.body.tasks
+  self.cfg = cfg
+  self.loss_spec = cfg.losses or losses.default_spec(self.body)
+end
+
+function Ranker:forward(batch) return self.body(self.features(batch)) end
+
+function Ranker:train(mode)
+  nn.Module.train(self, mode)
+  for _, e in ipairs(self.features:embedding_tables()) do
+    if mode == false then e.table:eval() else e.table:train() end
+  end
+  return self
+end
+
+-- What evaluation scores: each task's probability against its label (over
+-- its task space when masked); models may define more (ESMM: cvr on clicked
+-- rows and ctcvr).
+function Ranker:eval_targets()
+  if self.body.eval_targets then return self.body:eval_targets() end
+  local out = {}
+  for _, t in ipairs(self.tasks) do out[#out + 1] = { name = t.name, output = t.name, label = t.label, mask = t.mask } end
+  return out
+end
+
+-- The model's output names: the tasks', then further ones its evaluation
+-- reads (ESMM's ctcvr). `mtl predict` writes p_<name> for each.
+function Ranker:outputs()
+  local names, seen = {}, {}
+  for _, t in ipairs(self.tasks) do
+    if not seen[t.name] then names[#names + 1], seen[t.name] = t.name, true end
+  end
+  for _, t in ipairs(self:eval_targets()) do
+    if not seen[t.output] then names[#names + 1], seen[t.output] = t.output, true end
+  end
+  return names
+end
+
+-- {output name = true} for the outputs that are already a conditional
+-- probability (a pCVR over clicked rows): the model's own (ESMM's towers)
+-- and those evaluated under a mask. Ranking uses them as they are
+-- (rank.cvr_mode "auto", lua/mtl/rank.lua).
+function Ranker:direct_outputs()
+  local direct = {}
+  for name in pairs(self.body.direct_outputs and self.body:direct_outputs() or {}) do direct[name] = true end
+  for _, t in ipairs(self:eval_targets()) do if t.mask then direct[t.output] = true end end
+  return direct
+end
+
+-- The data columns the losses and the evaluation read (labels, masks,
+-- sample weights), each once, in the order the loss spec and then the eval
+-- targets name them.
+function Ranker:label_names()
+  local names, seen = {}, {}
+  local function want(l)
+    if type(l) == "table" then for _, x in ipairs(l) do want(x) end
+    elseif l and not seen[l] then seen[l] = true; names[#names + 1] = l end
+  end
+  for _, t in ipairs(self.loss_spec) do want(t.label); want(t.mask); want(t.sample_weight) end
+  for _, t in ipairs(self:eval_targets()) do want(t.label); want(t.mask) end
+  return names
+end
+
+-- {name = column tensor} of a batch for the given column names.
+function ranker.labels(batch, names)
+  local labels = {}
+  for _, name in ipairs(names) do
+    labels[name] = batch.columns[name] or error(string.format("ranker: label column '%s' is not in the data", name), 0)
+  end
+  return labels
+end
+
+-- The training loss of an output against its labels: the loss spec's
+-- weighted total plus the model's auxiliary loss, and each task's loss.
+-- step: the training step (for PLE's dynamic weights).
+function Ranker:loss(out, labels, step)
+  local total, per_task = losses.compute(out, labels, self.loss_spec, { step = step })
+  local aux = self.body.aux_loss and self.body:aux_loss()
+  if aux then total = total + aux end
+  return total, per_task
+end
+
+local function files_of(x)
+  if type(x) == "table" then return x end
+  return { x }
+end
+ranker.files_of = files_of
+
+-- A reader of files in the config's format with this model's feature
+-- columns. extra: more reader options (shuffling; docs/data.md).
+function Ranker:reader(files, batch_size, extra)
+  local dc = self.cfg.data
+  local o = { separator = dc.separator, header = dc.header, shuffle_buffer = 0 }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return mtl.data.csv(self.features:reader_options(files_of(files), batch_size or dc.batch_size or 1024, o))
+end
+
+-- ---- gates ---------------------------------------------------------------------------
+-- The softmax gates of a model body, one entry per (task, level):
+-- {task =, level = nil | n, gate = nn.Gate, experts = {labels}} (the model's
+-- own gates(): models/<name>.lua; none for a model without gates).
+function ranker.gates(body)
+  return body.gates and body:gates() or {}
+end
+
+-- ---- evaluation -----------------------------------------------------------------------
+-- Per target: the probabilities, labels and masks of every batch; per gate:
+-- the sums of its weights over the rows.
+local function collect(model, r, targets)
+  local c = { preds = {}, labs = {}, masks = {}, groups = {}, gate_sums = {}, rows = 0 }
+  for _, t in ipairs(targets) do c.preds[t.name], c.labs[t.name], c.masks[t.name] = {}, {}, {} end
+  local gates = ranker.gates(model.body)
+  local gauc = (model.cfg.eval or {}).gauc
+  local names = model:label_names()
+  for batch in r:batches() do
+    local out = model(batch)
+    c.rows = c.rows + batch.size
+    for i, g in ipairs(gates) do
+      if g.gate.last then
+        local s = mtl.sum(g.gate.last, 1):values()
+        local acc = c.gate_sums[i] or {}
+        for k, v in ipairs(s) do acc[k] = (acc[k] or 0) + v end
+        c.gate_sums[i] = acc
+      end
+    end
+    local labels = ranker.labels(batch, names)
+    for _, t in ipairs(targets) do
+      local o = out[t.output] or error("ranker: the model has no output '" .. t.output .. "'", 0)
+      table.insert(c.preds[t.name], o.prob)
+      table.insert(c.labs[t.name], losses.label_of(labels, t.label))
+      if t.mask then table.insert(c.masks[t.name], labels[t.mask]) end
+    end
+    if gauc then table.insert(c.groups, batch.columns[gauc.group]) end
+  end
+  return c, gates
+end
+
+-- Each gate's mean weights over the evaluated rows (nil for a model without gates).
+local function utilization(gates, c)
+  local util = {}
+  for i, g in ipairs(gates) do
+    if c.gate_sums[i] and c.rows > 0 then
+      local w = {}
+      for k, v in ipairs(c.gate_sums[i]) do w[k] = v / c.rows end
+      util[#util + 1] = { task = g.task, level = g.level, experts = g.experts, weights = w }
+    end
+  end
+  return #util > 0 and util or nil
+end
+
+-- Scores files (default: data.eval) in eval mode, then puts the model back
+-- in training mode. Returns {target = {auc =, logloss =, calibration =,
+-- gauc = (with eval.gauc), count =}} (with the predictions as pred and label
+-- tensors when opts.keep) and the gates' utilization (docs/training.md).
+-- opts.batch_size: rows per batch.
+function Ranker:evaluate(files, opts)
+  opts = opts or {}
+  local targets = self:eval_targets()
+  local gauc = (self.cfg.eval or {}).gauc
+  self:eval()
+  local r = self:reader(files or self.cfg.data.eval, opts.batch_size)
+  local c, gates
+  mtl.no_grad(function() c, gates = collect(self, r, targets) end)
+  r:close()
+  self:train()
+  local result = {}
+  for _, t in ipairs(targets) do
+    local p, y = mtl.concat(c.preds[t.name], 1), mtl.concat(c.labs[t.name], 1)
+    local m = t.mask and mtl.concat(c.masks[t.name], 1) or nil
+    local res = {
+      auc = mtl.metrics.auc(p, y, m),
+      logloss = mtl.metrics.logloss(p, y, m),
+      calibration = mtl.metrics.calibration(p, y, m),
+      count = p:numel(),
+    }
+    if gauc and not m then
+      res.gauc = mtl.metrics.gauc(p, y, mtl.concat(c.groups, 1), gauc.reduction or "mean")
+    end
+    if opts.keep then res.pred, res.label = p, y end
+    result[t.name] = res
+  end
+  return result, utilization(gates, c)
+end
+
+-- ---- construction -------------------------------------------------------------------
+-- A new model: the feature transforms fitted on data.train (one pass, when
+-- any needs fitting), the tables built, the model initialized from mtl's
+-- random stream (seed it first).
+function ranker.build(cfg)
+  local F = features.new(cfg.features, cfg.data)
+  if F:needs_fit() then F:fit(files_of(cfg.data.train)) end
+  F:build()
+  return Ranker(cfg, F)
+end
+
+-- A trained model from a saved state (a run checkpoint, format mtl-run-1, or
+-- an export's model.ckpt, mtl-export-1: both hold {model =, features =}),
+-- reading no data. where: the state's file; when given, errors loading the
+-- state start with it ("<where>: ...").
+function ranker.load(cfg, state, where)
+  local F = features.new(cfg.features, cfg.data)
+  local function load(f, ...)
+    local ok, err = pcall(f, ...)
+    if ok then return end
+    if not where then error(err, 0) end
+    -- the message without a leading source position of mtl's own files
+    error(string.format("%s: %s", where, (tostring(err):gsub("^[^%s:]+%.lua:%d+: ", ""))), 0)
+  end
+  load(F.load_state, F, state.features)
+  local model = Ranker(cfg, F)
+  load(model.load_state_dict, model, state.model)
+  return model
+end
+
+-- The Ranker of x: x itself, or a training run's model (train.new(...).model).
+function ranker.of(x)
+  if type(x) == "table" and getmetatable(x) == Ranker then return x end
+  if type(x) == "table" and type(x.model) == "table" and getmetatable(x.model) == Ranker then return x.model end
+  error(string.format("ranker: expected a Ranker (mtl.ranker.load) or a training run, got %s", type(x)), 3)
+end
+
+return ranker
