@@ -8,12 +8,7 @@ local shell = require "helpers.shell"
 
 -- Cycles that came with another change and are waiting for their fix there:
 -- the check fails on any cycle not listed, and on a listed one that is gone.
-local KNOWN = {
-  -- nn.Module's constructor checks a model's options with mtl.models.prepare,
-  -- and mtl.models lists the blocks of mtl.nn: moving the option checking
-  -- (prepare, check_options) below mtl.nn, e.g. into mtl.config.check, ends it.
-  ["mtl.models -> mtl.nn -> mtl.nn.module -> mtl.models"] = true,
-}
+local KNOWN = {}
 
 local function lua_files(dir)
   local files = {}

@@ -22,35 +22,11 @@
 -- eval_targets(), direct_outputs() (see docs/new_architecture.md).
 local check = require "mtl.config.check"
 local util = require "mtl.config.util"
+local sys = require "mtl.sys"
 
 local models = {}
 
 -- ---- discovery ---------------------------------------------------------------------------------
-local ffi = require "ffi"
-pcall(ffi.cdef, [[
-typedef struct mtl_dir_stream mtl_dir_stream;
-mtl_dir_stream *opendir(const char *name);
-int closedir(mtl_dir_stream *dir);
-]])
-pcall(ffi.cdef, [[
-struct mtl_dirent { uint64_t d_ino; int64_t d_off; unsigned short d_reclen; unsigned char d_type; char d_name[256]; };
-struct mtl_dirent *readdir(mtl_dir_stream *dir);
-]])
-
--- The names of a directory's entries (an empty list when it cannot be read).
-local function list_dir(path)
-  local out = {}
-  local d = ffi.C.opendir(path)
-  if d == nil then return out end
-  while true do
-    local e = ffi.C.readdir(d)
-    if e == nil then break end
-    out[#out + 1] = ffi.string(e.d_name)
-  end
-  ffi.C.closedir(d)
-  return out
-end
-
 -- name -> file path of every models/<name>.lua on package.path (the first
 -- one wins, as require would load it).
 local function discover()
@@ -59,9 +35,7 @@ local function discover()
     local dir = template:match("^(.-)%?%.lua$")
     if dir then
       dir = (dir == "" and "." or dir:gsub("/$", "")) .. "/models"
-      local files = list_dir(dir)
-      table.sort(files)
-      for _, f in ipairs(files) do
+      for _, f in ipairs(sys.list_dir(dir) or {}) do
         local name = f:match("^([%w_]+)%.lua$")
         -- busted's spec files (x_spec.lua) may sit in a models/ folder on the path
         if name and not name:match("_spec$") and not found[name] then found[name] = dir .. "/" .. f end
@@ -138,51 +112,9 @@ function models.block(name)
   return cls
 end
 
--- ---- options -----------------------------------------------------------------------------------
--- Checks a model's options into the checking context c (mtl.config.check):
--- cls's own reading of tasks, unknown keys, the schemas of options and task
--- options, cross-option checks; fills in defaults. path: where the options
--- are ("model" in a config, "" when building from Lua). extra: more allowed
--- keys ({"name"} in a config, {"input"} when building).
-function models.check_options(c, cls, opts, path, extra)
-  local schema = cls.options or {}
-  if cls.check_tasks then cls.check_tasks(c, opts, path) end
-  local allowed = check.names(schema)
-  for _, k in ipairs(extra or {}) do allowed[#allowed + 1] = k end
-  if not cls.check_tasks and not rawget(cls, "block") then allowed[#allowed + 1] = "tasks" end
-  c:keys(opts, path, allowed)
-  c:options(schema, opts, path)
-  if cls.task_options and type(opts.tasks) == "table" then
-    for i, t in ipairs(opts.tasks) do
-      if type(t) == "table" then c:options(cls.task_options, t, check.join(path, "tasks." .. i)) end
-    end
-  end
-  if cls.check then cls.check(c, opts, path) end
-  check.apply(schema, opts)
-  return opts
-end
-
--- The options a model or block is built with: a deep copy of opts, checked
--- and completed (models.check_options); raises one error listing every
--- problem, each naming the option: "mmoe: 'experts' must be a positive
--- integer, got 0". nn.class calls this for every class with an options
--- schema, so require "models.mmoe" {...} and models.build("mmoe", {...})
--- agree. A model also takes input (the size of its input vector) and tasks;
--- a block (cls.block) declares all of its options.
-function models.prepare(cls, opts)
-  local copy = util.deep_copy(opts or {})
-  local block = rawget(cls, "block")
-  local c = check.new(rawget(cls, "model_name") or (block and "nn." or "") .. cls.__name)
-  if block then
-    models.check_options(c, cls, copy, "")
-  else
-    if copy.input == nil then c:err("missing required option 'input' (the size of the input vector)")
-    else c:number(copy.input, "input", { int = true, min = 1 }) end
-    models.check_options(c, cls, copy, "", { "input" })
-  end
-  if c:failed() then error(c:message(), 0) end
-  return copy
-end
+-- Checking a model's options (config validation) and preparing them for
+-- building (nn.class does that for every class with a schema): check.options_of
+-- and check.prepare, in mtl.config.check.
 
 function models.build(name, opts)
   return models.get(name)(opts)

@@ -16,9 +16,6 @@ local cli_progress = require "mtl.cli.progress"
 
 local train = {}
 
--- kept for runtime/tests/serve/fixture.lua, which another change owns: new code uses mtl.sys
-train.mkdir_p = sys.mkdir_p
-
 local files_of = ranker.files_of
 
 -- ---- a run ------------------------------------------------------------------------------

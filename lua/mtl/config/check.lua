@@ -201,4 +201,51 @@ function check.apply(schema, t)
   return t
 end
 
+-- ---- a model's or block's options ---------------------------------------------------------------
+-- Checks the options of a model or block class into c: cls's own reading
+-- of tasks, unknown keys, the schemas of options and task options, its
+-- cross-option checks; fills in defaults. path: where the options are
+-- ("model" in a config, "" when building from Lua); extra: more allowed keys
+-- ({"name"} in a config, {"input"} when building). A model (a class without
+-- block = true) also takes tasks.
+function check.options_of(c, cls, opts, path, extra)
+  local schema = cls.options or {}
+  if cls.check_tasks then cls.check_tasks(c, opts, path) end
+  local allowed = check.names(schema)
+  for _, k in ipairs(extra or {}) do allowed[#allowed + 1] = k end
+  if not cls.check_tasks and not rawget(cls, "block") then allowed[#allowed + 1] = "tasks" end
+  c:keys(opts, path, allowed)
+  c:options(schema, opts, path)
+  if cls.task_options and type(opts.tasks) == "table" then
+    for i, t in ipairs(opts.tasks) do
+      if type(t) == "table" then c:options(cls.task_options, t, join(path, "tasks." .. i)) end
+    end
+  end
+  if cls.check then cls.check(c, opts, path) end
+  check.apply(schema, opts)
+  return opts
+end
+
+-- The options a model or block is built with: a deep copy of opts, checked
+-- and completed (check.options_of); raises one error listing every problem,
+-- each naming the option: "mmoe: 'experts' must be a positive integer, got
+-- 0". nn.class calls this for every class with an options schema, so
+-- require "models.mmoe" {...} and mtl.models.build("mmoe", {...}) agree. A
+-- model also takes input (the size of its input vector) and tasks; a block
+-- (cls.block) declares all of its options.
+function check.prepare(cls, opts)
+  local copy = util.deep_copy(opts or {})
+  local block = rawget(cls, "block")
+  local c = check.new(rawget(cls, "model_name") or (block and "nn." or "") .. cls.__name)
+  if block then
+    check.options_of(c, cls, copy, "")
+  else
+    if copy.input == nil then c:err("missing required option 'input' (the size of the input vector)")
+    else c:number(copy.input, "input", { int = true, min = 1 }) end
+    check.options_of(c, cls, copy, "", { "input" })
+  end
+  if c:failed() then error(c:message(), 0) end
+  return copy
+end
+
 return check

@@ -345,7 +345,7 @@ local function check_model(c, m)
   local ok, cls = pcall(models.get, m.name)
   if not ok then c:err("'model.name': %s", tostring(cls):gsub("^.-mtl%.models: ", "")) return end
   if not cls.check_tasks then check_tasks(c, m, cls, models) end
-  models.check_options(c, cls, m, "model", { "name" })
+  check.options_of(c, cls, m, "model", { "name" })
 end
 
 local function check_losses(c, ls)

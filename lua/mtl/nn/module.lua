@@ -40,9 +40,9 @@ function nn.class(name, parent)
   cls.new = function(...)
     local self = setmetatable({ _order = {}, _params = {}, _buffers = {}, training = true }, cls)
     if not self.__init then return self end
-    -- models (a class with an options schema, see mtl.models) get their
-    -- options checked and their defaults filled in first
-    if rawget(cls, "options") then self:__init(require("mtl.models").prepare(cls, ...))
+    -- models and blocks (a class with an options schema, see mtl.models)
+    -- get their options checked and their defaults filled in first
+    if rawget(cls, "options") then self:__init(require("mtl.config.check").prepare(cls, ...))
     else self:__init(...) end
     return self
   end

@@ -123,7 +123,7 @@ local function typed_columns(rows)
 end
 
 return function(dir)
-  train.mkdir_p(dir)
+  require("mtl.sys").mkdir_p(dir)
   local seed = 12345
   local function rnd() -- a small LCG: the same rows on every machine
     seed = (seed * 1103515245 + 12345) % 2147483648
