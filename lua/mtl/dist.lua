@@ -31,20 +31,29 @@ return function(mtl, core)
     set_timeout = C.set_timeout, -- (seconds): how long a collective waits (MTL_DIST_TIMEOUT)
   }
 
+  -- Calls a C function of core._dist; its error is raised at the caller of
+  -- the function `level` levels up (the user's line, not this file's).
+  local function call(level, fn, ...)
+    local ok, result = pcall(fn, ...)
+    if not ok then error(result, level + 1) end
+    return result
+  end
+
   -- A running allreduce: h:wait() completes it and returns what was given;
   -- h:test() makes progress and says whether it is complete.
   local Handle = {}
   Handle.__index = Handle
   function Handle:wait()
-    self._request:wait()
+    call(2, self._request.wait, self._request)
     return self.result
   end
-  function Handle:test() return self._request:test() end
+  function Handle:test() return call(2, self._request.test, self._request) end
   function Handle:buffers() return self._request:buffers() end -- flat buffers (MPI operations) used
 
   -- Starts an allreduce of one tensor (in place); returns a handle.
   function dist.iallreduce(t, op, algorithm)
-    return setmetatable({ _request = C.iallreduce(t, op, algorithm, nil, "mtl.dist.iallreduce"), result = t }, Handle)
+    local request = call(2, C.iallreduce, t, op, algorithm, nil, "mtl.dist.iallreduce")
+    return setmetatable({ _request = request, result = t }, Handle)
   end
 
   local OPTIONS = { op = true, algorithm = true, bucket_bytes = true }
@@ -61,14 +70,17 @@ return function(mtl, core)
         error(format("%s: unknown option '%s' (expected op, algorithm or bucket_bytes)", fname, tostring(k)), 3)
       end
     end
-    local request = C.iallreduce(list, opts.op, opts.algorithm, opts.bucket_bytes, fname)
+    local request = call(3, C.iallreduce, list, opts.op, opts.algorithm, opts.bucket_bytes, fname)
     return setmetatable({ _request = request, result = list }, Handle)
   end
 
   -- Allreduce of many tensors (gradients) packed into a few flat buffers:
   -- opts = {op = "sum", algorithm = "ordered", bucket_bytes = 4 MiB}.
   -- iallreduce_many starts every buffer and returns a handle.
-  function dist.iallreduce_many(list, opts) return start_many("mtl.dist.iallreduce_many", list, opts) end
+  function dist.iallreduce_many(list, opts)
+    local handle = start_many("mtl.dist.iallreduce_many", list, opts) -- (not a tail call: error levels)
+    return handle
+  end
   function dist.allreduce_many(list, opts) return start_many("mtl.dist.allreduce_many", list, opts):wait() end
 
   mtl.dist = dist
