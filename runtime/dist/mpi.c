@@ -16,8 +16,8 @@
  * Faults. MPI has no timeouts, so every operation is nonblocking and waited
  * for in a loop with a deadline (mtl_dist_timeout()). The loop also answers
  * status messages from other ranks on a communicator of its own. When the
- * deadline passes, this rank sends its status to every rank, collects their
- * answers for a grace period, prints which ranks did not answer (dead, hung,
+ * deadline passes, this rank sends its status to every rank (also to those
+ * it answered before), collects their answers for a grace period, prints which ranks did not answer (dead, hung,
  * or busy outside mtl.dist) and what the others were doing, and calls
  * MPI_Abort. When several ranks time out together, the lowest reports and
  * the others only stop. */
@@ -49,9 +49,10 @@ static struct {
   MPI_Comm comm; /* the collectives */
   MPI_Comm ctl;  /* status messages and the exit barrier */
   char status[STATUS_LEN]; /* what this rank is doing, for the others' reports */
-  char (*outbox)[STATUS_LEN]; /* [size]: the status sent to each rank (once) */
-  char (*heard)[STATUS_LEN];  /* [size]: each rank's status, once received */
-  MPI_Request *sends;         /* [size] */
+  char (*answers)[STATUS_LEN]; /* [size]: the status sent to each rank that asked (once) */
+  char (*notices)[STATUS_LEN]; /* [size]: the status sent to each rank on timing out (once) */
+  char (*heard)[STATUS_LEN];   /* [size]: each rank's latest status received */
+  MPI_Request *sends;          /* [2 size]: the answers', then the notices' */
   char library[96];
 } mpi;
 
@@ -78,12 +79,12 @@ static const char *context_note(char *buf, size_t n) {
 
 /* ---- status messages ------------------------------------------------------ */
 
-/* Sends this rank's status to rank r, once. */
-static void tell(int r) {
-  if (r == mpi.rank || mpi.outbox[r][0]) return;
-  snprintf(mpi.outbox[r], STATUS_LEN, "%s", mpi.status);
+/* Sends this rank's status to rank r, once per box (answers, notices). */
+static void tell(char (*box)[STATUS_LEN], MPI_Request *sends, int r) {
+  if (r == mpi.rank || box[r][0]) return;
+  snprintf(box[r], STATUS_LEN, "%s", mpi.status);
   mpi.sent_status = true;
-  MPI_Isend(mpi.outbox[r], STATUS_LEN, MPI_CHAR, r, TAG_STATUS, mpi.ctl, &mpi.sends[r]);
+  MPI_Isend(box[r], STATUS_LEN, MPI_CHAR, r, TAG_STATUS, mpi.ctl, &sends[r]);
 }
 
 /* Records the status messages that arrived and answers each sender. */
@@ -96,7 +97,7 @@ static void answer_questions(void) {
     if (MPI_Recv(mpi.heard[from], STATUS_LEN, MPI_CHAR, from, TAG_STATUS, mpi.ctl, MPI_STATUS_IGNORE) != MPI_SUCCESS)
       return;
     mpi.heard[from][STATUS_LEN - 1] = 0;
-    tell(from);
+    tell(mpi.answers, mpi.sends, from);
   }
 }
 
@@ -118,7 +119,7 @@ static _Noreturn void fault(const char *what, double waited, bool exiting) {
   double timeout = mtl_dist_timeout(), grace = timeout < 2 ? timeout : 2;
   context_note(note, sizeof note);
   if (!exiting) snprintf(mpi.status, STATUS_LEN, TIMED_OUT " in %s%s after %.3g s", what, note, waited);
-  for (int r = 0; r < mpi.size; r++) tell(r);
+  for (int r = 0; r < mpi.size; r++) tell(mpi.notices, mpi.sends + mpi.size, r);
   int missing = mpi.size - 1;
   for (double until = now() + grace; missing > 0 && now() < until; nap(1e-3)) {
     answer_questions();
@@ -250,10 +251,11 @@ int mtl_transport_start(int *rank, int *size) {
   MPI_Comm_set_errhandler(mpi.ctl, MPI_ERRORS_RETURN);
   MPI_Comm_rank(mpi.comm, &mpi.rank);
   MPI_Comm_size(mpi.comm, &mpi.size);
-  mpi.outbox = calloc((size_t)mpi.size, sizeof *mpi.outbox);
+  mpi.answers = calloc((size_t)mpi.size, sizeof *mpi.answers);
+  mpi.notices = calloc((size_t)mpi.size, sizeof *mpi.notices);
   mpi.heard = calloc((size_t)mpi.size, sizeof *mpi.heard);
-  mpi.sends = calloc((size_t)mpi.size, sizeof *mpi.sends);
-  if (!mpi.outbox || !mpi.heard || !mpi.sends) return mtl_error("mtl.dist: out of memory");
+  mpi.sends = calloc((size_t)mpi.size * 2, sizeof *mpi.sends);
+  if (!mpi.answers || !mpi.notices || !mpi.heard || !mpi.sends) return mtl_error("mtl.dist: out of memory");
   char version[MPI_MAX_LIBRARY_VERSION_STRING];
   int len = 0;
   MPI_Get_library_version(version, &len);
@@ -291,9 +293,12 @@ static void at_exit(int status, void *arg) {
   MPI_Comm_free(&mpi.comm);
   MPI_Comm_free(&mpi.ctl);
   MPI_Finalize();
-  if (!mpi.sent_status) free(mpi.outbox); /* else MPI may still read it */
+  if (!mpi.sent_status) { /* else MPI may still read them */
+    free(mpi.answers);
+    free(mpi.notices);
+    free(mpi.sends);
+  }
   free(mpi.heard);
-  free(mpi.sends);
 }
 
 /* ---- operations ----------------------------------------------------------- */

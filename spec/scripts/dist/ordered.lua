@@ -12,17 +12,17 @@ local function data()
   return mtl.randn(n) * 10 ^ rank
 end
 
--- 16 values a line (mpirun may interleave the ranks' long lines)
+-- 16 values a line
 local function say(key, t)
   local parts = {}
   for i, v in ipairs(t:totable()) do
     parts[#parts + 1] = string.format("%.17g", v)
     if #parts == 16 or i == n then
       io.write(string.format("r%d %s %s\n", rank, key, table.concat(parts, " ")))
+      io.stdout:flush()
       parts = {}
     end
   end
-  io.stdout:flush()
 end
 
 say("ordered", dist.allreduce(data(), "sum")) -- the default algorithm
