@@ -10,22 +10,13 @@
 -- fields x dim 16) for the all-to-all of ids and vectors. Every time is the
 -- slowest rank's, the best of 5 repeats of the mean over a loop; rank 0
 -- prints. --quick runs short loops (spec/dist/bench_spec.lua).
-local ffi = require "ffi"
 local mtl = require "mtl"
+local bench = require "mtl.bench"
 local dist = mtl.dist
 
 local quick = arg[1] == "--quick"
 local rank, size = dist.rank(), dist.size()
-
-ffi.cdef [[
-typedef struct { long tv_sec; long tv_nsec; } mtl_bench_timespec;
-int clock_gettime(int clock, mtl_bench_timespec *t);
-]]
-local ts = ffi.new("mtl_bench_timespec")
-local function now()
-  ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
-  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
-end
+local now = bench.now -- monotonic seconds
 
 local function say(fmt, ...)
   if rank == 0 then io.write(string.format(fmt, ...), "\n") io.stdout:flush() end
@@ -57,7 +48,7 @@ local MMOE_SHAPES = {
   { 4, 232 }, { 4 }, { 64, 128 }, { 64 }, { 1, 64 }, { 1 },
 }
 local shapes, source = MMOE_SHAPES, "recorded shapes"
-local ok, built = pcall(function() return require("mtl.bench").build { preset = "spec", model = "mmoe" } end)
+local ok, built = pcall(bench.build, { preset = "spec", model = "mmoe" })
 if ok and built then
   shapes, source = {}, "counted from mtl.bench's SPEC MMoE"
   for _, p in ipairs(built:parameters()) do
