@@ -27,6 +27,7 @@ local OPTION_KEYS = {
   unknown_columns = true, on_error = true, batch_size = true, drop_last = true,
   max_rows = true, shuffle_buffer = true, shuffle_seed = true, chunk_size = true, standardize = true,
   fields = true, unknown_fields = true, field_separator = true, text = true, text_name = true,
+  partition = true,
 }
 
 local function fail(fname, fmt, ...)
@@ -73,6 +74,27 @@ local function normalize_column(fname, i, c, standardize)
   return out
 end
 
+-- partition = {index = i, count = n, block = k} -> the core's three numbers
+-- (block defaults to the batch size), or nil and what is wrong.
+local function normalize_partition(p, default_block)
+  if type(p) ~= "table" then return nil, string.format("option 'partition' must be a table {index =, count =, block =}, got %s", type(p)) end
+  for k in pairs(p) do
+    if k ~= "index" and k ~= "count" and k ~= "block" then
+      return nil, string.format("partition: unknown field '%s' (expected index, count and block)", tostring(k))
+    end
+  end
+  local block = p.block or default_block
+  if block == nil then return nil, "partition: block is needed (rows per block; a streaming reader's default is its batch_size)" end
+  for _, f in ipairs { { "count", p.count, 1 }, { "index", p.index, 0 }, { "block", block, 1 } } do
+    local key, v, min = f[1], f[2], f[3]
+    if type(v) ~= "number" or v ~= math.floor(v) or v < min or v > 9e15 then
+      return nil, string.format("partition: %s must be a whole number >= %d, got %s", key, min, tostring(v))
+    end
+  end
+  if p.index >= p.count then return nil, string.format("partition: index must be below count (%d), got %d", p.count, p.index) end
+  return { p.index, p.count, block }
+end
+
 -- The options table of core.reader_new; `batch_size` as given (0: everything).
 local function normalize(fname, opts, batch_size)
   if type(opts) ~= "table" then fail(fname, "expected a table of options, got %s", type(opts)) end
@@ -112,6 +134,12 @@ local function normalize(fname, opts, batch_size)
   o.columns = {}
   for i, c in ipairs(opts.columns) do o.columns[i] = normalize_column(fname, i, c, standardize) end
   if batch_size then o.batch_size = batch_size end
+  if opts.partition ~= nil then
+    local p, err = normalize_partition(opts.partition, batch_size ~= 0 and (opts.batch_size or 1024) or nil)
+    if not p then fail(fname, "%s", err) end
+    o.partition = nil
+    o.partition_index, o.partition_count, o.partition_block = p[1], p[2], p[3]
+  end
   return o
 end
 
