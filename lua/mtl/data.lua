@@ -175,6 +175,25 @@ end
 function Reader:skipped() return self._core:skipped() end
 function Reader:errors() return self._core:messages() end
 
+-- A batch of no rows with this reader's columns (empty tensors of the
+-- right kinds and widths): for a rank of a distributed run that has no rows
+-- in a step but still runs the step's forward with the others.
+function Reader:empty_batch()
+  local batch = { size = 0, columns = {} }
+  for _, out in ipairs(self:outputs()) do
+    if out.kind == "ids" then
+      batch.columns[out.name] = core.zeros({ 0 }, "int64")
+    elseif out.kind == "dense" then
+      local group = out.width > 1 or out.name ~= out.columns[1]
+      batch.columns[out.name] = group and core.zeros({ 0, out.width }) or core.zeros({ 0 })
+    else
+      batch.columns[out.name] = { ids = core.zeros({ 0 }, "int64"), offsets = core.zeros({ 1 }, "int64"),
+        weights = out.kind == "weighted_bag" and core.zeros({ 0 }) or nil }
+    end
+  end
+  return batch
+end
+
 -- Outputs: {name =, kind = "ids"|"dense"|"bag"|"weighted_bag", width =, columns =}.
 function Reader:outputs()
   local outs = self._core:outputs()
@@ -229,22 +248,7 @@ function data.read_all(opts)
   if opts.batch_size ~= nil then fail("mtl.data.read_all", "option 'batch_size' does not apply (it reads everything)") end
   o.drop_last = nil
   local r = new_reader(o)
-  local batch = r:next()
-  if not batch then
-    -- no rows: empty tensors of the right kinds
-    batch = { size = 0, columns = {} }
-    for _, out in ipairs(r:outputs()) do
-      if out.kind == "ids" then
-        batch.columns[out.name] = core.zeros({ 0 }, "int64")
-      elseif out.kind == "dense" then
-        local group = out.width > 1 or out.name ~= out.columns[1]
-        batch.columns[out.name] = group and core.zeros({ 0, out.width }) or core.zeros({ 0 })
-      else
-        batch.columns[out.name] = { ids = core.zeros({ 0 }, "int64"), offsets = core.zeros({ 1 }, "int64"),
-          weights = out.kind == "weighted_bag" and core.zeros({ 0 }) or nil }
-      end
-    end
-  end
+  local batch = r:next() or r:empty_batch() -- no rows: empty tensors of the right kinds
   batch.stats = r:stats()
   batch.skipped = r:skipped()
   batch.errors = r:errors()

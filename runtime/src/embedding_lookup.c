@@ -96,12 +96,19 @@ int mtl_embedding_grad_add(mtl_embedding *t, const mtl_tensor *ids, const mtl_te
   mtl_tensor *vc = mtl_tensor_contiguous_data((mtl_tensor *)values);
   int64_t *rows = malloc((size_t)(n ? n : 1) * sizeof *rows);
   int rc = idc && vc && rows ? 0 : mtl_error("%s: out of memory", fn);
-  for (int64_t i = 0; rc == 0 && i < n; i++) { /* every id first: all or nothing */
+  for (int64_t i = 0; rc == 0 && i < n; i++) { /* every key first: all or nothing */
     int64_t id = mtl_i64(idc)[i];
-    rows[i] = mtl_embedding_find(t, id);
-    if (rows[i] == -1) rc = mtl_error("%s: id %lld has no row in this dynamic table", fn, (long long)id);
-    else if (rows[i] < 0) rc = mtl_error("%s: id %lld out of range for a fixed table of %lld rows (valid ids: 0..%lld)",
-                                         fn, (long long)id, (long long)t->cfg.num_rows, (long long)t->cfg.num_rows - 1);
+    if (t->cfg.kind == MTL_EMB_DYNAMIC) {
+      mtl_id_entry *e = mtl_id_map_find(&t->map, id);
+      rows[i] = e ? e->val : -1;
+      if (!e) rc = mtl_error("%s: id %lld has no row in this dynamic table", fn, (long long)id);
+    } else if (id < 0 || id >= t->cfg.num_rows) {
+      rc = mtl_error("%s: %s %lld out of range for a %s table of %lld rows (valid: 0..%lld)", fn,
+                     t->cfg.kind == MTL_EMB_HASHED ? "bucket" : "id", (long long)id,
+                     mtl_embedding_kind_name(t->cfg.kind), (long long)t->cfg.num_rows, (long long)t->cfg.num_rows - 1);
+    } else {
+      rows[i] = id;
+    }
   }
   for (int64_t i = 0; rc == 0 && i < n; i++) {
     float *dst = mtl_embedding_grad_append(t, rows[i]);

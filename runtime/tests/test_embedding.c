@@ -153,7 +153,7 @@ static void test_grad_add(void) {
   mtl_tensor *bad = i64_tensor(3, bad_v);
   CHECK(mtl_embedding_grad_add(t, bad, vals) < 0 &&
             !strcmp(mtl_error_message(),
-                    "mtl.Embedding.add_grad: id 12 out of range for a fixed table of 10 rows (valid ids: 0..9)"),
+                    "mtl.Embedding.add_grad: id 12 out of range for a fixed table of 10 rows (valid: 0..9)"),
         "%s", mtl_error_message());
   CHECK(t->g_nnz == 2, "nothing added: nnz %lld", (long long)t->g_nnz);
   mtl_tensor *two = mtl_tensor_new(MTL_I64, 1, (int64_t[]){2});

@@ -162,11 +162,13 @@ void mtl_embedding_zero_grad(mtl_embedding *t);
 int mtl_embedding_grad_coalesce(mtl_embedding *t);
 /* Appends an entry for row: returns its dim values (uninitialized), or NULL. */
 float *mtl_embedding_grad_append(mtl_embedding *t, int64_t row);
-/* Adds a sparse gradient given by ids: ids int64 [n] (any shape, n values)
- * and values float32 [n, dim]; entries accumulate as a lookup's backward
- * does (equal ids are summed in the order given when the gradient is next
- * coalesced). Every id must have a row (a dynamic table's id without one is
- * an error, and nothing is added). */
+/* Adds a sparse gradient: keys int64 [n] (any shape, n values) as the
+ * gradient reports them (mtl_embedding_row_id: the id of a fixed or dynamic
+ * table, the bucket of a hashed one) and values float32 [n, dim]; entries
+ * accumulate as a lookup's backward does (equal keys are summed in the
+ * order given when the gradient is next coalesced). Every key must have a
+ * row (a dynamic table's id without one, or a key out of range, is an
+ * error, and nothing is added). */
 int mtl_embedding_grad_add(mtl_embedding *t, const mtl_tensor *ids, const mtl_tensor *values);
 
 /* ---- optimizer slots ---------------------------------------------------------- */
