@@ -456,6 +456,7 @@ function Run:fit_epoch(plan, progress)
   for _ = 1, b do next_batch() end -- the batches a resumed checkpoint had seen
   while not (stop or done) do
     b = b + 1
+    mtl.dist.set_context(string.format("step %d", self.step + 1)) -- reading its rows is part of the step
     stop, done = self:fit_step(next_batch() or reader:empty_batch(), b, plan, progress)
   end
   reader:close()

@@ -25,11 +25,13 @@ M.NAMES = { "shared_bottom", "mmoe", "ple", "esmm", "dbmtl" }
 -- Writes dir/train.csv (rows), dir/test.csv and dir/<model>.lua for every
 -- model: a fixed table (user), a hashed one (item), two z-scored numbers.
 -- opts: rows (1210), batch (25), epochs (2), shuffle (0), train (extra
--- Lua source in the train table).
+-- Lua source in the train table), raw (numbers as they are: no z-score, so
+-- nothing is fitted before training).
 function M.write(dir, opts)
   opts = opts or {}
   tiny.write_data(dir .. "/train.csv", opts.rows or 1210, 21)
   tiny.write_data(dir .. "/test.csv", 300, 22)
+  local norm = opts.raw and "" or ', normalize = "zscore"'
   for name, model in pairs(M.MODELS) do
     local f = assert(io.open(dir .. "/" .. name .. ".lua", "w"))
     f:write(string.format([[
@@ -42,14 +44,14 @@ return {
            labels = { "is_click", "is_pay" } },
   features = { {name = "user", type = "id", column = "user", num_buckets = 20, dim = 4},
                {name = "item", type = "id", column = "item", hash_bucket_size = 16, dim = 4},
-               {name = "a", type = "raw", column = "a", normalize = "zscore"},
-               {name = "b", type = "raw", column = "b", normalize = "zscore"} },
+               {name = "a", type = "raw", column = "a"%s},
+               {name = "b", type = "raw", column = "b"%s} },
   model = { %s },
   optimizer = { dense = { name = "adam", lr = 0.01 }, sparse = { name = "adam", lr = 0.01 } },
   train = { epochs = %d, log_every = 1000, seed = 3, threads = 1 %s },
   model_dir = %q,
 }
-]], dir .. "/train.csv", dir .. "/test.csv", opts.batch or 25, opts.shuffle or 0, model, opts.epochs or 2,
+]], dir .. "/train.csv", dir .. "/test.csv", opts.batch or 25, opts.shuffle or 0, norm, norm, model, opts.epochs or 2,
       opts.train or "", dir .. "/" .. name .. "-run"))
     f:close()
   end
