@@ -170,6 +170,7 @@ function parallel.new(opts)
   self.optimizers = opts.optimizers or {}
   self.check_every = opts.check_every or 100
   self.bucket_bytes = opts.bucket_bytes
+  self.overlap = opts.overlap
   self.plan = parallel.plan(opts.tables or {}, self.size)
   self.replicated = {}
   for _, p in ipairs(self.plan) do
@@ -182,6 +183,47 @@ function parallel.new(opts)
   return self
 end
 
+-- Backward of this rank's loss. With opts.overlap (when every rank has rows
+-- in this step, as begin_step found), the dense gradients are summed in buckets started while
+-- backward still runs: a bucket (params in the reverse of their order, about
+-- the order their gradients complete, up to bucket_bytes) starts as soon as
+-- each of its gradients is complete (the core's leaf hook), and reduce()
+-- waits for them.
+function DataParallel:backward(total)
+  self.started = nil
+  if not (self.overlap and self.all_ranks_have_rows) then return total:backward() end
+  if not self.bucket_of then
+    self.bucket_of, self.buckets = {}, {}
+    local limit, bytes = self.bucket_bytes or 2 ^ 18, math.huge
+    for i = #self.params, 1, -1 do
+      local b = 4 * self.params[i]:numel()
+      if bytes + b > limit then
+        self.buckets[#self.buckets + 1] = {}
+        bytes = 0
+      end
+      table.insert(self.buckets[#self.buckets], i)
+      self.bucket_of[i] = #self.buckets
+      bytes = bytes + b
+    end
+  end
+  local left, started, handles = {}, {}, {}
+  for b, list in ipairs(self.buckets) do left[b] = #list end
+  total:backward(nil, { leaves = self.params, on_ready = function(i)
+    local b = self.bucket_of[i]
+    left[b] = left[b] - 1
+    if left[b] == 0 then
+      local grads = {}
+      for k, j in ipairs(self.buckets[b]) do grads[k] = self.params[j].grad end
+      if #grads == #self.buckets[b] then -- every gradient there: start it
+        handles[#handles + 1] = dist.iallreduce_many(grads, { op = "sum", bucket_bytes = 2 ^ 30, algorithm = os.getenv("MTL_OVERLAP_ALG") or "ordered" })
+        started[b] = true
+      end
+    end
+    for _, h in ipairs(handles) do h:test() end
+  end })
+  self.started = { buckets = started, handles = handles }
+end
+
 -- Before a step's forward: names the step in fault messages, sums the
 -- ranks' counts (rows and loss denominators; int64, exact) and gives every
 -- rank rank 0's random stream (so dropout draws, dynamic tables' new rows
@@ -191,14 +233,16 @@ function DataParallel:begin_step(step, counts)
   dist.set_context(format("step %d", step))
   local n, v = #counts, {}
   for i = 1, n do v[i] = counts[i] end
+  v[n + 1] = counts[1] > 0 and 1 or 0 -- ranks with rows
   local state = mtl.rand_state() -- 4 x 16 hex digits, sent as 8 halves of 32 bits
   for i = 1, 4 do
     local hi, lo = tonumber(state[i]:sub(1, 8), 16), tonumber(state[i]:sub(9, 16), 16)
-    v[n + 2 * i - 1], v[n + 2 * i] = self.rank == 0 and hi or 0, self.rank == 0 and lo or 0
+    v[n + 2 * i], v[n + 2 * i + 1] = self.rank == 0 and hi or 0, self.rank == 0 and lo or 0
   end
   local g = dist.allreduce(mtl.tensor(v, "int64"), "sum"):values()
-  for i = 1, 4 do state[i] = format("%08x%08x", g[n + 2 * i - 1], g[n + 2 * i]) end
+  for i = 1, 4 do state[i] = format("%08x%08x", g[n + 2 * i], g[n + 2 * i + 1]) end
   mtl.rand_state(state)
+  self.all_ranks_have_rows = g[n + 1] == self.size
   local global = {}
   for i = 1, n do global[i] = g[i] end
   return global
@@ -227,17 +271,19 @@ local function zeros_like(p) return mtl.zeros(p:shape()) end
 -- Returns the summed numbers.
 function DataParallel:reduce(sums)
   local t0 = sys.now()
-  local list, flags = {}, {}
+  local list, flags, early = {}, {}, self.started
   for i, p in ipairs(self.params) do
     local g = p.grad
     flags[i] = g and 1 or 0
-    if not g then
-      p:backward(zeros_like(p)) -- a leaf's backward seed becomes its gradient
-      g = p.grad
+    if not (early and early.buckets[self.bucket_of[i]]) then
+      if not g then
+        p:backward(zeros_like(p)) -- a leaf's backward seed becomes its gradient
+        g = p.grad
+      end
+      list[#list + 1] = g
     end
-    list[i] = g
   end
-  local n = #list
+  local n = #self.params
   for _, nb in ipairs(self.buffers) do
     local b = nb[2]
     if self.size > 1 then b:copy(b * (1 / self.size)) end -- averaged: each rank's share
@@ -248,6 +294,9 @@ function DataParallel:reduce(sums)
   local flag_t = mtl.tensor(#flags > 0 and flags or { 0 }, "int64")
   list[#list + 1] = flag_t
   dist.allreduce_many(list, { op = "sum", bucket_bytes = self.bucket_bytes })
+  if early then
+    for _, h in ipairs(early.handles) do h:wait() end
+  end
   local f = flag_t:values()
   for i = 1, n do
     if f[i] == 0 then self.params[i]:zero_grad() end
@@ -268,7 +317,9 @@ end
 function DataParallel:exchange_sparse()
   local tables = self.replicated
   local T = #tables
-  if T == 0 then return end
+  -- one rank: every rank's entries are this rank's, in this order already
+  -- (the allgather is the identity), so the copies are skipped
+  if T == 0 or self.size == 1 then return end
   local head, ids_list, vals_list = {}, {}, {}
   for k, p in ipairs(tables) do
     local ids, vals = p.table:grad()
@@ -282,26 +333,19 @@ function DataParallel:exchange_sparse()
   local all_ids, id_counts = dist.allgather(mtl.concat(ids_list, 1))
   local all_vals, val_counts = dist.allgather(#vals_list > 0 and mtl.concat(vals_list, 1) or mtl.zeros(0))
   self.stats.sparse_bytes = self.stats.sparse_bytes + 8 * all_ids:numel() + 4 * all_vals:numel()
-  local pieces = {}
-  for k = 1, T do pieces[k] = { ids = {}, vals = {} } end
+  for _, p in ipairs(tables) do p.table:zero_grad() end
   local io, vo = 0, 0
-  for r = 1, #id_counts do
+  for r = 1, #id_counts do -- rank r's entries of each table, added in rank order
     local counts = all_ids:narrow(1, io + 1, T):values()
     local ip, vp = io + T, vo
     for k, p in ipairs(tables) do
       local c, dim = counts[k], p.table:dim()
       if c > 0 then
-        table.insert(pieces[k].ids, all_ids:narrow(1, ip + 1, c))
-        table.insert(pieces[k].vals, all_vals:narrow(1, vp + 1, c * dim):reshape(c, dim))
+        p.table:add_grad(all_ids:narrow(1, ip + 1, c), all_vals:narrow(1, vp + 1, c * dim):reshape(c, dim))
         ip, vp = ip + c, vp + c * dim
       end
     end
     io, vo = io + id_counts[r], vo + val_counts[r]
-  end
-  for k, p in ipairs(tables) do
-    p.table:zero_grad()
-    local ids, vals = pieces[k].ids, pieces[k].vals
-    if #ids > 0 then p.table:add_grad(mtl.concat(ids, 1), mtl.concat(vals, 1)) end
   end
 end
 
