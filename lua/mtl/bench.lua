@@ -31,6 +31,7 @@ local mtl = require "mtl"
 local ffi = require "ffi"
 local json = require "cjson"
 local sys = require "mtl.sys"
+local util = require "mtl.config.util"
 
 local bench = {}
 
@@ -233,21 +234,14 @@ local function data_columns()
   return cols
 end
 
-local function deep_copy(t)
-  if type(t) ~= "table" then return t end
-  local c = {}
-  for k, v in pairs(t) do c[k] = deep_copy(v) end
-  return c
-end
-
 -- Builds features + model (mtl.ranker.Ranker) with the preset's sizes.
 function bench.build(o)
   local features = require "mtl.features"
   local F = features.new(feature_specs(PRESET_DIMS[o.preset]), { columns = data_columns(), labels = { "is_click", "is_pay" } })
   F:build()
-  local model_cfg = deep_copy(require("mtl.models").get(o.model).bench[o.preset])
+  local model_cfg = util.deep_copy(require("mtl.models").get(o.model).bench[o.preset])
   model_cfg.name = o.model
-  model_cfg.tasks = model_cfg.tasks or deep_copy(TWO_TASKS)
+  model_cfg.tasks = model_cfg.tasks or util.deep_copy(TWO_TASKS)
   local model = require("mtl.ranker").Ranker({ model = model_cfg }, F)
   return model, F
 end

@@ -10,6 +10,7 @@
 -- dashed; and for gated models (MMoE, CGC, PLE, DBMTL with an MMoE bottom)
 -- each task's mean gate weight per expert over the last evaluation, as bars.
 local json = require "cjson"
+local sorted_keys = require("mtl.config.util").sorted_keys
 
 local report = {}
 
@@ -21,13 +22,6 @@ end
 report.escape = esc
 
 local function num(v) return string.format("%.2f", v) end
-
-local function sorted_keys(t)
-  local ks = {}
-  for k in pairs(t) do ks[#ks + 1] = k end
-  table.sort(ks, function(a, b) return tostring(a) < tostring(b) end)
-  return ks
-end
 
 -- "Nice" axis ticks over [lo, hi]: about n steps of 1, 2 or 5 x 10^k.
 function report.ticks(lo, hi, n)

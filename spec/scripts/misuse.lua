@@ -17,6 +17,7 @@
 -- to return or raise a Lua error; the MUST-ERROR checks are the calls that
 -- are a misuse for every function they are applied to.
 local mtl = require "mtl"
+local util = require "mtl.config.util"
 
 local trace = arg and arg[1] and assert(io.open(arg[1], "w"))
 local calls, errors, problems = 0, 0, 0
@@ -187,18 +188,18 @@ local function add_target(name, f)
     targets[#targets + 1] = { name = name, f = f }
   end
 end
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do if type(k) == "string" then keys[#keys + 1] = k end end
-  table.sort(keys)
-  return keys
+-- The string keys of t, sorted.
+local function names(t)
+  local set = {}
+  for k in pairs(t) do if type(k) == "string" then set[k] = true end end
+  return util.sorted_keys(set)
 end
-for _, k in ipairs(sorted_keys(mtl)) do add_target("mtl." .. k, rawget(mtl, k)) end
-for _, k in ipairs(sorted_keys(mtl.Tensor)) do add_target("Tensor:" .. k, mtl.Tensor[k]) end
-for _, k in ipairs(sorted_keys(mtl)) do
+for _, k in ipairs(names(mtl)) do add_target("mtl." .. k, rawget(mtl, k)) end
+for _, k in ipairs(names(mtl.Tensor)) do add_target("Tensor:" .. k, mtl.Tensor[k]) end
+for _, k in ipairs(names(mtl)) do
   local sub = rawget(mtl, k)
   if type(sub) == "table" and sub ~= mtl.Tensor then
-    for _, kk in ipairs(sorted_keys(sub)) do add_target("mtl." .. k .. "." .. kk, sub[kk]) end
+    for _, kk in ipairs(names(sub)) do add_target("mtl." .. k .. "." .. kk, sub[kk]) end
   end
 end
 
