@@ -8,25 +8,33 @@ local check = require "helpers.check"
 local exp, log = math.exp, math.log
 
 -- ---- a reference reduction in Lua ----------------------------------------------
--- Row-major flat values `v` of shape `shape`; reduces dim d (1-based; nil = all)
--- with f(list of values along the dim) -> value. Returns flat results and shape.
+-- Calls visit(slice, at) for each list of values along dim d of the row-major
+-- flat values `v` of shape `shape`, in order; at(r) is the flat index of the
+-- slice's r-th value.
+local function each_slice(v, shape, d, visit)
+  local outer, n, inner = 1, shape[d], 1
+  for i = 1, d - 1 do outer = outer * shape[i] end
+  for i = d + 1, #shape do inner = inner * shape[i] end
+  for o = 0, outer - 1 do
+    for j = 0, inner - 1 do
+      local function at(r) return (o * n + r - 1) * inner + j + 1 end
+      local slice = {}
+      for r = 1, n do slice[r] = v[at(r)] end
+      visit(slice, at)
+    end
+  end
+end
+
+-- Reduces dim d (1-based; nil = all) with f(list of values along the dim) ->
+-- value. Returns flat results and shape.
 local function reduce_ref(v, shape, d, f, keepdim)
   if not d then
     local ones = {}
     for i = 1, keepdim and #shape or 0 do ones[i] = 1 end
     return { (f(v)) }, ones
   end
-  local outer, n, inner = 1, shape[d], 1
-  for i = 1, d - 1 do outer = outer * shape[i] end
-  for i = d + 1, #shape do inner = inner * shape[i] end
   local out = {}
-  for o = 0, outer - 1 do
-    for j = 0, inner - 1 do
-      local slice = {}
-      for r = 0, n - 1 do slice[r + 1] = v[(o * n + r) * inner + j + 1] end
-      out[#out + 1] = f(slice)
-    end
-  end
+  each_slice(v, shape, d, function(slice) out[#out + 1] = f(slice) end)
   local oshape = {}
   for i = 1, #shape do
     if i ~= d then oshape[#oshape + 1] = shape[i] elseif keepdim then oshape[#oshape + 1] = 1 end
@@ -36,40 +44,28 @@ end
 
 -- Applies f(slice) -> slice along dim d (for softmax), keeping the shape.
 local function along_ref(v, shape, d, f)
-  local outer, n, inner = 1, shape[d], 1
-  for i = 1, d - 1 do outer = outer * shape[i] end
-  for i = d + 1, #shape do inner = inner * shape[i] end
   local out = {}
-  for o = 0, outer - 1 do
-    for j = 0, inner - 1 do
-      local slice = {}
-      for r = 0, n - 1 do slice[r + 1] = v[(o * n + r) * inner + j + 1] end
-      local res = f(slice)
-      for r = 0, n - 1 do out[(o * n + r) * inner + j + 1] = res[r + 1] end
-    end
-  end
+  each_slice(v, shape, d, function(slice, at)
+    local res = f(slice)
+    for r = 1, #slice do out[at(r)] = res[r] end
+  end)
   return out
 end
 
 local function lsum(s) local acc = 0 for _, x in ipairs(s) do acc = acc + x end return acc end
 local function lmean(s) return lsum(s) / #s end
--- value and 1-based position; first occurrence on ties, nan wins
-local function lmax(s)
+-- value and 1-based position of the extreme (beats(x, b): x takes b's
+-- place); first occurrence on ties, nan wins
+local function extreme(s, beats)
   local b, k = s[1], 1
   for i = 2, #s do
     local x = s[i]
-    if (x > b or (x ~= x and b == b)) then b, k = x, i end
+    if (beats(x, b) or (x ~= x and b == b)) then b, k = x, i end
   end
   return b, k
 end
-local function lmin(s)
-  local b, k = s[1], 1
-  for i = 2, #s do
-    local x = s[i]
-    if (x < b or (x ~= x and b == b)) then b, k = x, i end
-  end
-  return b, k
-end
+local function lmax(s) return extreme(s, function(x, b) return x > b end) end
+local function lmin(s) return extreme(s, function(x, b) return x < b end) end
 local function lsoftmax(s)
   local m = -math.huge
   for _, x in ipairs(s) do if x > m then m = x end end

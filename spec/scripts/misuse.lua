@@ -116,6 +116,20 @@ local function invoke(name, f, args, n)
   return pcall(caller, { [key] = f }, args, n)
 end
 
+-- Writes the call's description `what` to TRACEFILE, then calls f with
+-- args[1..n] (as `name`, see invoke) and counts it; returns ok, err.
+local function traced(what, name, f, args, n)
+  if trace then
+    trace:seek("set")
+    trace:write(what, "\n")
+    trace:flush()
+  end
+  calls = calls + 1
+  local ok, err = invoke(name, f, args, n)
+  restore()
+  return ok, err
+end
+
 -- Calls f with the pool entries at positions idx; returns ok, err.
 local function call(name, f, pool, idx)
   local args, descs = {}, {}
@@ -124,14 +138,7 @@ local function call(name, f, pool, idx)
     descs[i] = pool[k][1]
   end
   local what = describe(name, descs)
-  if trace then
-    trace:seek("set")
-    trace:write(what, "\n")
-    trace:flush()
-  end
-  calls = calls + 1
-  local ok, err = invoke(name, f, args, #idx)
-  restore()
+  local ok, err = traced(what, name, f, args, #idx)
   if not ok then
     errors = errors + 1
     if type(err) ~= "string" or err == "" then
@@ -268,14 +275,7 @@ local function misuse(name, f, ...)
   local args = { n = select("#", ...), ... }
   case = case + 1
   local what = name .. " (specific case " .. case .. ")"
-  if trace then
-    trace:seek("set")
-    trace:write(what, "\n")
-    trace:flush()
-  end
-  calls = calls + 1
-  local ok, err = invoke(name, f, args, args.n)
-  restore()
+  local ok, err = traced(what, name, f, args, args.n)
   if ok then
     problem("MUST-ERROR", what, "returned normally")
   else
