@@ -31,7 +31,6 @@ local mtl = require "mtl"
 local ffi = require "ffi"
 local json = require "cjson"
 local sys = require "mtl.sys"
-local util = require "mtl.config.util"
 
 local bench = {}
 
@@ -237,11 +236,12 @@ end
 -- Builds features + model (mtl.ranker.Ranker) with the preset's sizes.
 function bench.build(o)
   local features = require "mtl.features"
+  local deep_copy = require("mtl.config.util").deep_copy
   local F = features.new(feature_specs(PRESET_DIMS[o.preset]), { columns = data_columns(), labels = { "is_click", "is_pay" } })
   F:build()
-  local model_cfg = util.deep_copy(require("mtl.models").get(o.model).bench[o.preset])
+  local model_cfg = deep_copy(require("mtl.models").get(o.model).bench[o.preset])
   model_cfg.name = o.model
-  model_cfg.tasks = model_cfg.tasks or util.deep_copy(TWO_TASKS)
+  model_cfg.tasks = model_cfg.tasks or deep_copy(TWO_TASKS)
   local model = require("mtl.ranker").Ranker({ model = model_cfg }, F)
   return model, F
 end
