@@ -69,6 +69,21 @@ validate.OPTIMIZERS, validate.SCHEDULES, validate.METRICS = OPTIMIZERS, SCHEDULE
 local join, set_of, one_of = check.join, check.set_of, check.one_of
 
 -- ---- sections --------------------------------------------------------------------------------------
+-- Entry i of a list of named entries at list_path (a column, a feature): a
+-- table (`expected` says what it holds) with known keys and a string name
+-- not seen before in `seen`, where it is recorded. Returns the entry's path
+-- when it is a table.
+local function named_entry(c, e, list_path, i, what, expected, keys, seen)
+  local p = list_path .. "." .. i
+  if not c:table(e, p, expected) then return nil end
+  c:keys(e, p, keys)
+  if c:string(e.name, p .. ".name", "a " .. what .. " name") then
+    if seen[e.name] then c:err("'%s': %s '%s' is listed twice", p, what, e.name) end
+    seen[e.name] = e
+  end
+  return p
+end
+
 local function check_data(c, d)
   if not c:table(d, "data") then return end
   c:keys(d, "data", DATA_KEYS)
@@ -97,13 +112,8 @@ local function check_data(c, d)
     c:err("missing required key 'data.columns' (the file's columns: {name =, type =} in order)")
   elseif c:list(d.columns, "data.columns", "a list of columns {name =, type =}") then
     for i, col in ipairs(d.columns) do
-      local p = "data.columns." .. i
-      if c:table(col, p, "a column {name =, type =}") then
-        c:keys(col, p, COLUMN_KEYS)
-        if c:string(col.name, p .. ".name", "a column name") then
-          if c.columns[col.name] then c:err("'%s': column '%s' is listed twice", p, col.name) end
-          c.columns[col.name] = col
-        end
+      local p = named_entry(c, col, "data.columns", i, "column", "a column {name =, type =}", COLUMN_KEYS, c.columns)
+      if p then
         if col.type == nil then col.type = "string" else
           c:enum(col.type, p .. ".type", { "int", "float", "string", "ids", "kv", "skip", "int64", "multi" })
         end
@@ -158,13 +168,8 @@ local function check_features(c, fs)
   if fs == nil then c:err("missing required key 'features' (a list of feature columns)") return end
   if not c:list(fs, "features", "a list of feature columns {name =, type =, ...}") then return end
   for i, f in ipairs(fs) do
-    local p = "features." .. i
-    if c:table(f, p, "a feature {name =, type =, ...}") then
-      c:keys(f, p, FEATURE_KEYS)
-      if c:string(f.name, p .. ".name", "a feature name") then
-        if c.features[f.name] then c:err("'%s': feature '%s' is listed twice", p, f.name) end
-        c.features[f.name] = f
-      end
+    local p = named_entry(c, f, "features", i, "feature", "a feature {name =, type =, ...}", FEATURE_KEYS, c.features)
+    if p then
       local ok_type = c:enum(f.type, p .. ".type", FEATURE_TYPES)
       local t = ok_type and f.type
       if t == "combo" then
