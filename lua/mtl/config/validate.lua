@@ -461,10 +461,19 @@ local function check_schedule(c, s)
   end
 end
 
-local function check_optimizer(c, o)
-  if o == nil then o = {}; c.cfg.optimizer = o end
-  if not c:table(o, "optimizer") then return end
-  c:keys(o, "optimizer", { "dense", "sparse", "schedule", "clip_norm" })
+-- The config's optional section `name` (an empty table when missing), when
+-- it is a table; its keys are checked against `keys`.
+local function optional_section(c, name, keys)
+  local s = c.cfg[name]
+  if s == nil then s = {}; c.cfg[name] = s end
+  if not c:table(s, name) then return nil end
+  c:keys(s, name, keys)
+  return s
+end
+
+local function check_optimizer(c)
+  local o = optional_section(c, "optimizer", { "dense", "sparse", "schedule", "clip_norm" })
+  if not o then return end
   if o.dense == nil then o.dense = { name = "adam" } end
   check_optimizer_kind(c, o.dense, "optimizer.dense")
   if o.sparse ~= nil then check_optimizer_kind(c, o.sparse, "optimizer.sparse") end
@@ -473,10 +482,9 @@ local function check_optimizer(c, o)
   if o.clip_norm ~= nil then c:number(o.clip_norm, "optimizer.clip_norm", { gt = 0 }) end
 end
 
-local function check_train(c, t, data)
-  if t == nil then t = {}; c.cfg.train = t end
-  if not c:table(t, "train") then return end
-  c:keys(t, "train", TRAIN_KEYS)
+local function check_train(c, data)
+  local t = optional_section(c, "train", TRAIN_KEYS)
+  if not t then return end
   if t.steps ~= nil then c:number(t.steps, "train.steps", { int = true, min = 1 }) end
   -- epochs: train.epochs, else data.epochs, else 1; both end up equal
   local data_epochs = type(data) == "table" and data.epochs or nil
@@ -517,10 +525,9 @@ local function check_train(c, t, data)
   end
 end
 
-local function check_eval(c, e)
-  if e == nil then e = {}; c.cfg.eval = e end
-  if not c:table(e, "eval") then return end
-  c:keys(e, "eval", EVAL_KEYS)
+local function check_eval(c)
+  local e = optional_section(c, "eval", EVAL_KEYS)
+  if not e then return end
   if e.metrics == nil then e.metrics = { "auc" }
   elseif c:list(e.metrics, "eval.metrics", "a list of metric names", true) then
     for i, name in ipairs(e.metrics) do c:enum(name, "eval.metrics." .. i, METRICS) end
@@ -541,10 +548,9 @@ local function check_eval(c, e)
   end
 end
 
-local function check_rank(c, r)
-  if r == nil then r = {}; c.cfg.rank = r end
-  if not c:table(r, "rank") then return end
-  c:keys(r, "rank", RANK_KEYS)
+local function check_rank(c)
+  local r = optional_section(c, "rank", RANK_KEYS)
+  if not r then return end
   if r.alpha == nil then r.alpha = 1 else c:number(r.alpha, "rank.alpha") end
   if r.price ~= nil then column_ref(c, r.price, "rank.price", { "float", "int", "int64" }, "the price") end
   if r.expression ~= nil then c:string(r.expression, "rank.expression", "an expression string") end
@@ -566,10 +572,10 @@ return function(cfg)
   check_features(c, cfg.features)
   check_model(c, cfg.model)
   check_losses(c, cfg.losses)
-  check_optimizer(c, cfg.optimizer)
-  check_train(c, cfg.train, cfg.data)
-  check_eval(c, cfg.eval)
-  check_rank(c, cfg.rank)
+  check_optimizer(c)
+  check_train(c, cfg.data)
+  check_eval(c)
+  check_rank(c)
   if cfg.model_dir ~= nil then c:string(cfg.model_dir, "model_dir", "a directory path") end
   if #c.errs > 0 then error(table.concat(c.errs, "\n"), 0) end
   return cfg
