@@ -58,6 +58,7 @@ local function exec(db, sql)
   error("mtl.sweep: the store stayed locked", 0)
 end
 
+-- The rows of a query as a list of {column = value} (retried while the store is locked).
 local function rows(db, sql)
   local cur = exec(db, sql)
   local out = {}
@@ -69,6 +70,7 @@ local function rows(db, sql)
   cur:close()
   return out
 end
+sweep.rows = rows
 
 local now = sys.time -- timestamps (started, finished, created): seconds since the epoch
 
