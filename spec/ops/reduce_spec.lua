@@ -85,12 +85,16 @@ end
 
 local shapes = { { 5 }, { 3, 4 }, { 2, 3, 4 } }
 
--- every (shape, dim) pair, dim nil meaning all elements
-local function dim_cases()
+-- every {name, reference, shape, dim, keepdim} of the ops {name, reference},
+-- dim nil meaning all elements
+local function dim_cases(ops)
   local out = {}
-  for _, shape in ipairs(shapes) do
-    out[#out + 1] = { shape, nil }
-    for d = 1, #shape do out[#out + 1] = { shape, d } end
+  for _, op in ipairs(ops) do
+    for _, shape in ipairs(shapes) do
+      for d = 0, #shape do
+        for _, keep in ipairs({ false, true }) do out[#out + 1] = { op[1], op[2], shape, d > 0 and d or nil, keep } end
+      end
+    end
   end
   return out
 end
@@ -99,25 +103,25 @@ local function label(shape, d, keep)
   return string.format("[%s] dim %s%s", table.concat(shape, ","), tostring(d), keep and " keepdim" or "")
 end
 
-describe("sum and mean", function()
-  for _, op in ipairs({ { "sum", lsum }, { "mean", lmean } }) do
-    local name, ref = op[1], op[2]
-    for _, c in ipairs(dim_cases()) do
-      local shape, d = c[1], c[2]
-      for _, keep in ipairs({ false, true }) do
-        it(name .. " " .. label(shape, d, keep) .. ": values, shape, gradient", function()
-          mtl.seed(3)
-          local t = mtl.randn(shape)
-          local expected, oshape = reduce_ref(t:values(), shape, d, ref, keep)
-          local y = mtl[name](t, d, keep)
-          assert.same(oshape, y:shape())
-          check.assert_close(y, expected, 1e-5, name)
-          check.assert_close(t[name](t, d, keep), expected, 1e-5, name .. " method")
-          check.gradcheck(function(x) return mtl[name](x, d, keep) end, { t })
-        end)
-      end
-    end
+local SUMS = { { "sum", lsum }, { "mean", lmean } }
 
+describe("sum and mean", function()
+  for _, c in ipairs(dim_cases(SUMS)) do
+    local name, ref, shape, d, keep = unpack(c, 1, 5)
+    it(name .. " " .. label(shape, d, keep) .. ": values, shape, gradient", function()
+      mtl.seed(3)
+      local t = mtl.randn(shape)
+      local expected, oshape = reduce_ref(t:values(), shape, d, ref, keep)
+      local y = mtl[name](t, d, keep)
+      assert.same(oshape, y:shape())
+      check.assert_close(y, expected, 1e-5, name)
+      check.assert_close(t[name](t, d, keep), expected, 1e-5, name .. " method")
+      check.gradcheck(function(x) return mtl[name](x, d, keep) end, { t })
+    end)
+  end
+
+  for _, op in ipairs(SUMS) do
+    local name, ref = op[1], op[2]
     it(name .. " over negative dims and a transposed view", function()
       mtl.seed(4)
       local src = mtl.randn(4, 3)
@@ -139,40 +143,40 @@ describe("sum and mean", function()
   end)
 end)
 
-describe("max and min", function()
-  for _, op in ipairs({ { "max", lmax }, { "min", lmin } }) do
-    local name, ref = op[1], op[2]
-    for _, c in ipairs(dim_cases()) do
-      local shape, d = c[1], c[2]
-      for _, keep in ipairs({ false, true }) do
-        it(name .. " " .. label(shape, d, keep) .. ": values, 1-based indices, gradient", function()
-          -- distinct values spaced well beyond the finite-difference step
-          local n = 1
-          for _, s in ipairs(shape) do n = n * s end
-          mtl.seed(5)
-          local perm = mtl.randn(n):values()
-          local order = {}
-          for i = 1, n do order[i] = i end
-          table.sort(order, function(i, j) return perm[i] < perm[j] end)
-          local vals = {}
-          for i = 1, n do vals[order[i]] = (i - n / 2) * 0.25 end
-          local t = mtl.tensor(vals):reshape(shape)
-          local expected, oshape = reduce_ref(vals, shape, d, ref, keep)
-          local expected_idx = reduce_ref(vals, shape, d, function(s) return select(2, ref(s)) end, keep)
-          local v, i = mtl[name](t, d, keep)
-          assert.same(oshape, v:shape())
-          assert.same(oshape, i:shape())
-          assert.equal("int64", i:dtype())
-          check.assert_close(v, expected, 0, name)
-          assert.same(expected_idx, i:values())
-          local v2, i2 = t[name](t, d, keep)
-          check.assert_close(v2, expected, 0)
-          assert.same(expected_idx, i2:values())
-          check.gradcheck(function(x) return (mtl[name](x, d, keep)) end, { t })
-        end)
-      end
-    end
+local EXTREMES = { { "max", lmax }, { "min", lmin } }
 
+describe("max and min", function()
+  for _, c in ipairs(dim_cases(EXTREMES)) do
+    local name, ref, shape, d, keep = unpack(c, 1, 5)
+    it(name .. " " .. label(shape, d, keep) .. ": values, 1-based indices, gradient", function()
+      -- distinct values spaced well beyond the finite-difference step
+      local n = 1
+      for _, s in ipairs(shape) do n = n * s end
+      mtl.seed(5)
+      local perm = mtl.randn(n):values()
+      local order = {}
+      for i = 1, n do order[i] = i end
+      table.sort(order, function(i, j) return perm[i] < perm[j] end)
+      local vals = {}
+      for i = 1, n do vals[order[i]] = (i - n / 2) * 0.25 end
+      local t = mtl.tensor(vals):reshape(shape)
+      local expected, oshape = reduce_ref(vals, shape, d, ref, keep)
+      local expected_idx = reduce_ref(vals, shape, d, function(s) return select(2, ref(s)) end, keep)
+      local v, i = mtl[name](t, d, keep)
+      assert.same(oshape, v:shape())
+      assert.same(oshape, i:shape())
+      assert.equal("int64", i:dtype())
+      check.assert_close(v, expected, 0, name)
+      assert.same(expected_idx, i:values())
+      local v2, i2 = t[name](t, d, keep)
+      check.assert_close(v2, expected, 0)
+      assert.same(expected_idx, i2:values())
+      check.gradcheck(function(x) return (mtl[name](x, d, keep)) end, { t })
+    end)
+  end
+
+  for _, op in ipairs(EXTREMES) do
+    local name, ref = op[1], op[2]
     it(name .. " on a transposed view", function()
       local src = mtl.tensor({ { 3, -1, 4 }, { 1, 5, -9 } })
       local v = src:t() -- {{3,1},{-1,5},{4,-9}}
