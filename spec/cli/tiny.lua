@@ -95,9 +95,7 @@ function tiny.run(args)
   local out, err = os.tmpname(), os.tmpname()
   local ok, how, code = os.execute(string.format("%s %s >%s 2>%s", tiny.mtl, args, out, err))
   local function slurp(p)
-    local f = io.open(p)
-    local s = f and f:read("*a") or ""
-    if f then f:close() end
+    local s = shell.read_if_exists(p) or ""
     os.remove(p)
     return s
   end

@@ -13,12 +13,19 @@ function M.run(cmd)
   return out
 end
 
--- The bytes of a file.
-function M.read(path)
-  local f = assert(io.open(path, "rb"))
+local function read_all(f)
   local s = f:read("*a")
   f:close()
   return s
+end
+
+-- The bytes of a file.
+function M.read(path) return read_all(assert(io.open(path, "rb"))) end
+
+-- The bytes of a file, or nil when it does not open.
+function M.read_if_exists(path)
+  local f = io.open(path, "rb")
+  return f and read_all(f)
 end
 
 -- Writes text to path (replacing the file); returns path.
