@@ -10,6 +10,7 @@
 -- dashed; and for gated models (MMoE, CGC, PLE, DBMTL with an MMoE bottom)
 -- each task's mean gate weight per expert over the last evaluation, as bars.
 local json = require "cjson"
+local sorted_keys = require("mtl.config.util").sorted_keys
 
 local report = {}
 
@@ -21,13 +22,6 @@ end
 report.escape = esc
 
 local function num(v) return string.format("%.2f", v) end
-
-local function sorted_keys(t)
-  local ks = {}
-  for k in pairs(t) do ks[#ks + 1] = k end
-  table.sort(ks, function(a, b) return tostring(a) < tostring(b) end)
-  return ks
-end
 
 -- "Nice" axis ticks over [lo, hi]: about n steps of 1, 2 or 5 x 10^k.
 function report.ticks(lo, hi, n)
@@ -176,6 +170,13 @@ end
 
 local function is_null(v) return v == nil or v == json.null end
 
+-- Appends the point {step, v} to series[task] unless v is null.
+local function add_point(series, task, step, v)
+  if is_null(v) then return end
+  series[task] = series[task] or {}
+  table.insert(series[task], { step, v })
+end
+
 local CSS = [[
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; max-width: 1100px; }
 h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
@@ -194,25 +195,12 @@ function report.html(records, info)
   for _, r in ipairs(records) do
     if r.kind == "train" and type(r.step) == "number" then
       if not is_null(r.loss) then train_loss[#train_loss + 1] = { r.step, r.loss } end
-      for task, v in pairs(type(r.task_loss) == "table" and r.task_loss or {}) do
-        if not is_null(v) then
-          task_loss[task] = task_loss[task] or {}
-          table.insert(task_loss[task], { r.step, v })
-        end
-      end
-      for task, v in pairs(type(r.running_auc) == "table" and r.running_auc or {}) do
-        if not is_null(v) then
-          running[task] = running[task] or {}
-          table.insert(running[task], { r.step, v })
-        end
-      end
+      for task, v in pairs(type(r.task_loss) == "table" and r.task_loss or {}) do add_point(task_loss, task, r.step, v) end
+      for task, v in pairs(type(r.running_auc) == "table" and r.running_auc or {}) do add_point(running, task, r.step, v) end
     elseif r.kind == "eval" and type(r.metrics) == "table" then
       last_eval = r
       for task, m in pairs(r.metrics) do
-        if type(m) == "table" and not is_null(m.auc) then
-          eval_auc[task] = eval_auc[task] or {}
-          table.insert(eval_auc[task], { r.step, m.auc })
-        end
+        if type(m) == "table" then add_point(eval_auc, task, r.step, m.auc) end
       end
       if type(r.gates) == "table" then last_gates = r.gates end
     end
