@@ -441,7 +441,8 @@ function bench.run(args)
   P:check(0, true) -- every rank starts the timed epoch from the same state
   local comm0 = { seconds = P.stats.seconds, dense = P.stats.dense_bytes, sparse = P.stats.sparse_bytes }
   local cpu0 = cpu_seconds()
-  local phase = o.phase_split and { slice = 0, forward = 0, zero_grad = 0, backward = 0, reduce = 0, adam = 0, sparse_adam = 0 }
+  local phase = o.phase_split and { slice = 0, forward = 0, zero_grad = 0, backward = 0, sync = 0, reduce = 0, adam = 0,
+                                    sparse_adam = 0 }
   for ep = 1, o.epochs do
     model:train()
     local loss_sum = 0
@@ -461,6 +462,8 @@ function bench.run(args)
         local t3 = now()
         if batch.size > 0 then P:backward(total) end
         local t4 = now()
+        if size > 1 then dist.barrier() end -- waiting for the slower rank, apart from the communication
+        local t4b = now()
         local loss = P:reduce({ batch.size > 0 and total:item() or 0 })[1]
         local t5 = now()
         dense_opt:step()
@@ -468,7 +471,7 @@ function bench.run(args)
         sparse_opt:step()
         local t7 = now()
         phase.slice, phase.forward, phase.zero_grad = phase.slice + t1 - t0, phase.forward + t2 - t1, phase.zero_grad + t3 - t2
-        phase.backward, phase.reduce = phase.backward + t4 - t3, phase.reduce + t5 - t4
+        phase.backward, phase.sync, phase.reduce = phase.backward + t4 - t3, phase.sync + t4b - t4, phase.reduce + t5 - t4b
         phase.adam, phase.sparse_adam = phase.adam + t6 - t5, phase.sparse_adam + t7 - t6
         loss_sum = loss_sum + loss * global[1]
       end
@@ -505,8 +508,8 @@ function bench.run(args)
     ms.step = round(1e3 * train_s / steps, 4)
     ms.rest = round(1e3 * (train_s - sum) / steps, 4)
     info.phase_split, info.phase_steps, info.phase_ms = true, steps, ms
-    say("phase ms/step: slice %.3f forward %.3f zero_grad %.3f backward %.3f reduce %.3f adam %.3f sparse_adam %.3f rest %.3f step %.3f",
-      ms.slice, ms.forward, ms.zero_grad, ms.backward, ms.reduce, ms.adam, ms.sparse_adam, ms.rest, ms.step)
+    say("phase ms/step: slice %.3f forward %.3f zero_grad %.3f backward %.3f sync %.3f reduce %.3f adam %.3f sparse_adam %.3f rest %.3f step %.3f",
+      ms.slice, ms.forward, ms.zero_grad, ms.backward, ms.sync, ms.reduce, ms.adam, ms.sparse_adam, ms.rest, ms.step)
   end
   opts, dense_opt, sparse_opt = nil, nil, nil
 

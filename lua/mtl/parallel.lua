@@ -231,6 +231,7 @@ end
 -- of whole numbers. Returns the global counts.
 function DataParallel:begin_step(step, counts)
   dist.set_context(format("step %d", step))
+  self.started = nil -- no bucket of this step has started
   local n, v = #counts, {}
   for i = 1, n do v[i] = counts[i] end
   v[n + 1] = counts[1] > 0 and 1 or 0 -- ranks with rows
