@@ -37,11 +37,8 @@ function M.write(dir, opts)
     f:write(string.format([[
 return {
   data = { train = %q, eval = %q, batch_size = %d, shuffle_buffer = %d,
-           columns = { {name = "is_click", type = "float"}, {name = "is_pay", type = "float"},
-                       {name = "user", type = "int"}, {name = "item", type = "int"},
-                       {name = "price", type = "float"}, {name = "a", type = "float"},
-                       {name = "b", type = "float"} },
-           labels = { "is_click", "is_pay" } },
+]] .. tiny.COLUMNS .. [[
+
   features = { {name = "user", type = "id", column = "user", num_buckets = 20, dim = 4},
                {name = "item", type = "id", column = "item", hash_bucket_size = 16, dim = 4},
                {name = "a", type = "raw", column = "a"%s},
