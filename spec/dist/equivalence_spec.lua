@@ -64,6 +64,7 @@ describe("data-parallel training of the five models", function()
     local keys = 0
     for _ in pairs(want) do keys = keys + 1 end
     assert.is_true(keys >= 5 * 2 * 4)
+    assert.is_not_nil(want["mmoe.click.gauc"]) -- eval.gauc: the groups are gathered too
     for _, n in ipairs({ 2, 3 }) do
       local status, stdout, stderr = mpirun.run(n, string.format("%s %s eval %s", SCRIPT, shell.quote(dir), models))
       assert(status == 0, stderr)

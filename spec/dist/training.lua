@@ -46,6 +46,7 @@ return {
   model = { %s },
   optimizer = { dense = { name = "adam", lr = 0.01 }, sparse = { name = "adam", lr = 0.01 } },
   train = { epochs = %d, log_every = 1000, seed = 3, threads = 1 %s },
+  eval = { gauc = { group = "user", reduction = "mean" } },
   model_dir = %q,
 }
 ]], dir .. "/train.csv", dir .. "/test.csv", opts.batch or 25, opts.shuffle or 0, norm, norm, model, opts.epochs or 2,
