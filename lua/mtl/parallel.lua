@@ -215,7 +215,7 @@ function DataParallel:backward(total)
       local grads = {}
       for k, j in ipairs(self.buckets[b]) do grads[k] = self.params[j].grad end
       if #grads == #self.buckets[b] then -- every gradient there: start it
-        handles[#handles + 1] = dist.iallreduce_many(grads, { op = "sum", bucket_bytes = 2 ^ 30, algorithm = os.getenv("MTL_OVERLAP_ALG") or "ordered" })
+        handles[#handles + 1] = dist.iallreduce_many(grads, { op = "sum", bucket_bytes = 2 ^ 30 })
         started[b] = true
       end
     end
