@@ -414,6 +414,25 @@ function DataParallel:check_due(step)
   return self.check_every > 0 and step % self.check_every == 0
 end
 
+-- ---- checkpoints ------------------------------------------------------------------------------------
+-- This rank's shard of the checkpoint (its rows of the sharded tables and
+-- their optimizer state), or nil when no table is sharded — every table
+-- today. A checkpoint writes it as step-N.rank-R.ckpt on every rank
+-- (Run:save_checkpoint) and lists those files in its manifest.
+function DataParallel:shard_state()
+  for _, p in ipairs(self.plan) do
+    if p.placement ~= "replicated" then
+      error(format("mtl.parallel: table %s is %s, which this version cannot save", p.name, p.placement), 0)
+    end
+  end
+  return nil
+end
+
+-- Loads this rank's shard (what shard_state returned when the checkpoint was written).
+function DataParallel:load_shard_state(state)
+  if state ~= nil then error("mtl.parallel: this version has no sharded tables to load a shard into", 0) end
+end
+
 -- Communication so far: {steps, seconds (in reduce), dense_bytes, sparse_bytes}
 -- (payload bytes: dense values allreduced, sparse ids and rows gathered).
 function DataParallel:communication() return self.stats end

@@ -280,8 +280,8 @@ end
 -- Writes a checkpoint of step N (every rank calls it): first the ranks'
 -- replicated state is checked to be the same (tables included), then rank 0
 -- writes model_dir/checkpoints/step-N.ckpt (the replicated state: everything
--- today), every rank would write its shard file here once tables are
--- sharded (step-N.rank-R.ckpt), and after a barrier rank 0 writes
+-- today), every rank writes its shard step-N.rank-R.ckpt when it has one
+-- (sharded tables: none yet), and after a barrier rank 0 writes
 -- step-N.manifest last (mtl.checkpoint.write_manifest): a checkpoint without
 -- its manifest is incomplete and never resumed from. Keeps the last
 -- train.keep_checkpoints. With a tag: rank 0 writes <tag>.ckpt alone.
@@ -297,9 +297,14 @@ function Run:save_checkpoint(tag)
     mtl.save(path, self:checkpoint_state())
   end
   if tag then return path end
+  local files, shard = { (path:match("[^/]+$")) }, P:shard_state()
+  if shard ~= nil then mtl.save(string.format("%s/step-%d.rank-%d.ckpt", dir, self.step, P.rank), shard) end
   mtl.dist.barrier() -- every rank's files are written
   if P.rank == 0 then
-    mtl.checkpoint.write_manifest(dir, self.step, { ranks = P.size, files = { (path:match("[^/]+$")) },
+    if shard ~= nil then
+      for r = 0, P.size - 1 do files[#files + 1] = string.format("step-%d.rank-%d.ckpt", self.step, r) end
+    end
+    mtl.checkpoint.write_manifest(dir, self.step, { ranks = P.size, files = files,
       tables = self:table_placements() })
     local keep = (self.cfg.train or {}).keep_checkpoints or 5
     local all = mtl.checkpoint.list(dir)
@@ -334,6 +339,10 @@ function Run:resume()
       ranks, ranks), 0)
   end
   self:restore(mtl.load(path))
+  local shard = string.format("step-%d.rank-%d.ckpt", step, P.rank)
+  for _, f in ipairs(manifest and manifest.files or {}) do
+    if f == shard then P:load_shard_state(mtl.load(dir .. "/" .. f)) end
+  end
   return path
 end
 
