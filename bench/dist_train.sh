@@ -4,8 +4,6 @@
 # 1 thread (mpirun), the same global batch, run side by side: the three
 # alternate, ROUNDS times, and the medians of train examples/s are compared.
 #   bash bench/dist_train.sh [ROUNDS=5] [MODEL=mmoe] [BATCH=1024] [extra mtl bench flags...]
-# MTL_OVERLAP=1 in the environment adds a fourth side: 2 ranks with the
-# dense gradient buckets started during backward (mtl.parallel's overlap).
 # Prints one line per run, then the medians, the ratios, and the 2-rank
 # communication per step (bytes and % of the step, from mtl bench's JSON).
 set -euo pipefail
@@ -21,7 +19,6 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 sides=(one1 one2 ranks2)
-[[ "${MTL_OVERLAP:-0}" == 1 ]] && sides+=(ranks2_overlap)
 
 run() { # side [flags...] -> the JSON line
   local side=$1
@@ -29,11 +26,11 @@ run() { # side [flags...] -> the JSON line
   case $side in
     one1) "$mtl" bench --model "$model" --batch "$batch" --threads 1 --quiet "$@" ;;
     one2) "$mtl" bench --model "$model" --batch "$batch" --threads 2 --quiet "$@" ;;
-    ranks2) MTL_OVERLAP=0 "${mpirun[@]}" -x MTL_OVERLAP "$mtl" bench --model "$model" --batch "$batch" --threads 1 --quiet "$@" ;;
-    ranks2_overlap) MTL_OVERLAP=1 "${mpirun[@]}" -x MTL_OVERLAP "$mtl" bench --model "$model" --batch "$batch" --threads 1 --quiet "$@" ;;
+    ranks2) "${mpirun[@]}" "$mtl" bench --model "$model" --batch "$batch" --threads 1 --quiet "$@" ;;
   esac | tail -1
 }
 
+echo "start: $(uptime)"
 for ((r = 1; r <= rounds; r++)); do
   for side in "${sides[@]}"; do
     line=$(run "$side" "$@")
@@ -42,6 +39,7 @@ for ((r = 1; r <= rounds; r++)); do
   done
 done
 
+echo "end: $(uptime)"
 luajit - "$tmp" "${sides[@]}" <<'EOF'
 local json = require "cjson"
 local dir = arg[1]
@@ -73,7 +71,4 @@ for i = 2, #arg do
 end
 print(string.format("2 ranks x 1 thread / 1 process x 1 thread: %.2f", med.ranks2 / med.one1))
 print(string.format("2 ranks x 1 thread / 1 process x 2 threads: %.2f", med.ranks2 / med.one2))
-if med.ranks2_overlap then
-  print(string.format("2 ranks, overlapped buckets / 2 ranks: %.3f", med.ranks2_overlap / med.ranks2))
-end
 EOF

@@ -371,8 +371,7 @@ function bench.run(args)
   end
 
   local opts
-  local P = parallel.new { model = model, tables = F:embedding_tables(), check_every = 0,
-                           overlap = os.getenv("MTL_OVERLAP") == "1" }
+  local P = parallel.new { model = model, tables = F:embedding_tables(), check_every = 0 }
   local function make_optimizers()
     opts = { mtl.optim.adam { params = dense, lr = 1e-3 }, mtl.optim.adam { params = tables, lr = 1e-3 } }
     P.optimizers = opts
@@ -392,7 +391,7 @@ function bench.run(args)
     local sums = { 0 }
     if batch.size > 0 then
       local total = losses.compute(out, batch.columns, spec, { scale = P:scales(counts, global) })
-      P:backward(total)
+      total:backward()
       sums[1] = total:item()
     end
     local loss = P:reduce(sums)[1]
@@ -460,7 +459,7 @@ function bench.run(args)
         local t2 = now()
         dense_opt:zero_grad(); sparse_opt:zero_grad()
         local t3 = now()
-        if batch.size > 0 then P:backward(total) end
+        if batch.size > 0 then total:backward() end
         local t4 = now()
         if size > 1 then dist.barrier() end -- waiting for the slower rank, apart from the communication
         local t4b = now()

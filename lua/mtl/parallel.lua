@@ -170,7 +170,6 @@ function parallel.new(opts)
   self.optimizers = opts.optimizers or {}
   self.check_every = opts.check_every or 100
   self.bucket_bytes = opts.bucket_bytes
-  self.overlap = opts.overlap
   self.plan = parallel.plan(opts.tables or {}, self.size)
   self.replicated = {}
   for _, p in ipairs(self.plan) do
@@ -183,47 +182,6 @@ function parallel.new(opts)
   return self
 end
 
--- Backward of this rank's loss. With opts.overlap (when every rank has rows
--- in this step, as begin_step found), the dense gradients are summed in buckets started while
--- backward still runs: a bucket (params in the reverse of their order, about
--- the order their gradients complete, up to bucket_bytes) starts as soon as
--- each of its gradients is complete (the core's leaf hook), and reduce()
--- waits for them.
-function DataParallel:backward(total)
-  self.started = nil
-  if not (self.overlap and self.all_ranks_have_rows) then return total:backward() end
-  if not self.bucket_of then
-    self.bucket_of, self.buckets = {}, {}
-    local limit, bytes = self.bucket_bytes or 2 ^ 18, math.huge
-    for i = #self.params, 1, -1 do
-      local b = 4 * self.params[i]:numel()
-      if bytes + b > limit then
-        self.buckets[#self.buckets + 1] = {}
-        bytes = 0
-      end
-      table.insert(self.buckets[#self.buckets], i)
-      self.bucket_of[i] = #self.buckets
-      bytes = bytes + b
-    end
-  end
-  local left, started, handles = {}, {}, {}
-  for b, list in ipairs(self.buckets) do left[b] = #list end
-  total:backward(nil, { leaves = self.params, on_ready = function(i)
-    local b = self.bucket_of[i]
-    left[b] = left[b] - 1
-    if left[b] == 0 then
-      local grads = {}
-      for k, j in ipairs(self.buckets[b]) do grads[k] = self.params[j].grad end
-      if #grads == #self.buckets[b] then -- every gradient there: start it
-        handles[#handles + 1] = dist.iallreduce_many(grads, { op = "sum", bucket_bytes = 2 ^ 30 })
-        started[b] = true
-      end
-    end
-    for _, h in ipairs(handles) do h:test() end
-  end })
-  self.started = { buckets = started, handles = handles }
-end
-
 -- Before a step's forward: names the step in fault messages, sums the
 -- ranks' counts (rows and loss denominators; int64, exact) and gives every
 -- rank rank 0's random stream (so dropout draws, dynamic tables' new rows
@@ -231,19 +189,16 @@ end
 -- of whole numbers. Returns the global counts.
 function DataParallel:begin_step(step, counts)
   dist.set_context(format("step %d", step))
-  self.started = nil -- no bucket of this step has started
   local n, v = #counts, {}
   for i = 1, n do v[i] = counts[i] end
-  v[n + 1] = counts[1] > 0 and 1 or 0 -- ranks with rows
   local state = mtl.rand_state() -- 4 x 16 hex digits, sent as 8 halves of 32 bits
   for i = 1, 4 do
     local hi, lo = tonumber(state[i]:sub(1, 8), 16), tonumber(state[i]:sub(9, 16), 16)
-    v[n + 2 * i], v[n + 2 * i + 1] = self.rank == 0 and hi or 0, self.rank == 0 and lo or 0
+    v[n + 2 * i - 1], v[n + 2 * i] = self.rank == 0 and hi or 0, self.rank == 0 and lo or 0
   end
   local g = dist.allreduce(mtl.tensor(v, "int64"), "sum"):values()
-  for i = 1, 4 do state[i] = format("%08x%08x", g[n + 2 * i], g[n + 2 * i + 1]) end
+  for i = 1, 4 do state[i] = format("%08x%08x", g[n + 2 * i - 1], g[n + 2 * i]) end
   mtl.rand_state(state)
-  self.all_ranks_have_rows = g[n + 1] == self.size
   local global = {}
   for i = 1, n do global[i] = g[i] end
   return global
@@ -272,19 +227,17 @@ local function zeros_like(p) return mtl.zeros(p:shape()) end
 -- Returns the summed numbers.
 function DataParallel:reduce(sums)
   local t0 = sys.now()
-  local list, flags, early = {}, {}, self.started
+  local list, flags = {}, {}
   for i, p in ipairs(self.params) do
     local g = p.grad
     flags[i] = g and 1 or 0
-    if not (early and early.buckets[self.bucket_of[i]]) then
-      if not g then
-        p:backward(zeros_like(p)) -- a leaf's backward seed becomes its gradient
-        g = p.grad
-      end
-      list[#list + 1] = g
+    if not g then
+      p:backward(zeros_like(p)) -- a leaf's backward seed becomes its gradient
+      g = p.grad
     end
+    list[i] = g
   end
-  local n = #self.params
+  local n = #list
   for _, nb in ipairs(self.buffers) do
     local b = nb[2]
     if self.size > 1 then b:copy(b * (1 / self.size)) end -- averaged: each rank's share
@@ -295,9 +248,6 @@ function DataParallel:reduce(sums)
   local flag_t = mtl.tensor(#flags > 0 and flags or { 0 }, "int64")
   list[#list + 1] = flag_t
   dist.allreduce_many(list, { op = "sum", bucket_bytes = self.bucket_bytes })
-  if early then
-    for _, h in ipairs(early.handles) do h:wait() end
-  end
   local f = flag_t:values()
   for i = 1, n do
     if f[i] == 0 then self.params[i]:zero_grad() end

@@ -521,53 +521,10 @@ static int l_zero_grad(lua_State *L) {
   return 0;
 }
 
-/* t:backward([grad[, {leaves = {tensors}, on_ready = function(i)}]]): with
- * the hook table, on_ready(i) runs (protected: an error stops the backward
- * with its text) as soon as the gradient of leaves[i] is complete. */
-typedef struct {
-  lua_State *L;
-  int fn;               /* stack index of on_ready */
-  mtl_tensor **leaves;
-  int n;
-} leaf_hook;
-
-static int on_leaf(void *ctx, mtl_tensor *leaf) {
-  leaf_hook *h = ctx;
-  int i = 0;
-  while (i < h->n && h->leaves[i] != leaf) i++;
-  if (i == h->n) return 0; /* not one of the listed leaves */
-  lua_State *L = h->L;
-  lua_pushvalue(L, h->fn);
-  lua_pushinteger(L, i + 1);
-  if (lua_pcall(L, 1, 0, 0) != 0) {
-    const char *m = lua_tostring(L, -1);
-    mtl_error("backward: on_ready(%d) failed: %s", i + 1, m ? m : "(not a string)");
-    lua_pop(L, 1);
-    return -1;
-  }
-  return 0;
-}
-
 static int l_backward(lua_State *L) {
   mtl_tensor *t = bind_check_tensor(L, 1, "backward");
   mtl_tensor *g = bind_opt_tensor(L, 2, "backward");
-  if (lua_isnoneornil(L, 3)) {
-    if (mtl_backward(t, g) < 0) return bind_error(L);
-    return 0;
-  }
-  luaL_checktype(L, 3, LUA_TTABLE);
-  lua_getfield(L, 3, "on_ready");
-  if (!lua_isfunction(L, -1)) return luaL_error(L, "backward: the hook table needs on_ready = function(i)");
-  lua_getfield(L, 3, "leaves");
-  if (!lua_istable(L, -1)) return luaL_error(L, "backward: the hook table needs leaves = {tensors}");
-  leaf_hook h = {L, lua_gettop(L) - 1, NULL, (int)lua_objlen(L, -1)};
-  h.leaves = lua_newuserdata(L, sizeof *h.leaves * (size_t)(h.n ? h.n : 1)); /* freed by the GC */
-  for (int i = 0; i < h.n; i++) {
-    lua_rawgeti(L, -2, i + 1);
-    h.leaves[i] = bind_check_tensor(L, -1, "backward (leaves)");
-    lua_pop(L, 1);
-  }
-  if (mtl_backward_hooked(t, g, on_leaf, &h) < 0) return bind_error(L);
+  if (mtl_backward(t, g) < 0) return bind_error(L);
   return 0;
 }
 

@@ -298,59 +298,7 @@ static int topo_sort(mtl_node *root, mtl_node ***order, int *count) {
   return 0;
 }
 
-/* Leaves of a graph with the number of its nodes that still have to run
- * before their gradient is complete: open addressing on the pointer. */
-typedef struct {
-  mtl_tensor *leaf;
-  int uses;
-} leaf_count;
-typedef struct {
-  leaf_count *slots;
-  size_t mask;
-} leaf_table;
-
-static leaf_count *leaf_slot(leaf_table *lt, mtl_tensor *x) {
-  size_t h = ((uintptr_t)x >> 4) * 0x9E3779B97F4A7C15ull;
-  for (size_t i = h & lt->mask;; i = (i + 1) & lt->mask)
-    if (lt->slots[i].leaf == x || lt->slots[i].leaf == NULL) return &lt->slots[i];
-}
-
-static bool is_tracked_leaf(const mtl_node *n, int k) {
-  mtl_tensor *x = n->in[k];
-  return x && !x->node && x->requires_grad && mtl_node_wants(n, k);
-}
-
-/* Counts every leaf input of the nodes in order. */
-static int count_leaves(mtl_node **order, int count, leaf_table *lt) {
-  size_t inputs = 0, cap = 16;
-  for (int i = 0; i < count; i++) inputs += (size_t)order[i]->nin;
-  while (cap < 2 * inputs) cap *= 2;
-  lt->slots = calloc(cap, sizeof *lt->slots);
-  if (!lt->slots) return mtl_error("backward: out of memory");
-  lt->mask = cap - 1;
-  for (int i = 0; i < count; i++)
-    for (int k = 0; k < order[i]->nin; k++)
-      if (is_tracked_leaf(order[i], k)) {
-        leaf_count *c = leaf_slot(lt, order[i]->in[k]);
-        c->leaf = order[i]->in[k];
-        c->uses++;
-      }
-  return 0;
-}
-
-/* After node n ran: the leaves it was the last user of are complete. */
-static int leaves_done(mtl_node *n, leaf_table *lt, mtl_leaf_ready_fn fn, void *ctx) {
-  for (int k = 0; k < n->nin; k++)
-    if (is_tracked_leaf(n, k)) {
-      leaf_count *c = leaf_slot(lt, n->in[k]);
-      if (--c->uses == 0 && fn(ctx, c->leaf) < 0) return -1;
-    }
-  return 0;
-}
-
-int mtl_backward(mtl_tensor *t, mtl_tensor *grad) { return mtl_backward_hooked(t, grad, NULL, NULL); }
-
-int mtl_backward_hooked(mtl_tensor *t, mtl_tensor *grad, mtl_leaf_ready_fn fn, void *ctx) {
+int mtl_backward(mtl_tensor *t, mtl_tensor *grad) {
   if (!t->requires_grad)
     return mtl_error("backward: the tensor does not require a gradient (no input of the "
                      "computation was marked with requires_grad)");
@@ -408,12 +356,6 @@ int mtl_backward_hooked(mtl_tensor *t, mtl_tensor *grad, mtl_leaf_ready_fn fn, v
     return -1;
   }
   for (int i = 0; i < count; i++) order[i]->pending = 0;
-  leaf_table leaves = {NULL, 0};
-  if (fn && count_leaves(order, count, &leaves) < 0) {
-    free(order);
-    mtl_tensor_release(seed);
-    return -1;
-  }
   t->node->gout = seed;
   bool was_enabled = grad_enabled;
   grad_enabled = false;
@@ -437,9 +379,7 @@ int mtl_backward_hooked(mtl_tensor *t, mtl_tensor *grad, mtl_leaf_ready_fn fn, v
       n->saved[k] = NULL;
     }
     n->spent = true;
-    if (rc == 0 && fn) rc = leaves_done(n, &leaves, fn, ctx);
   }
-  free(leaves.slots);
   /* Spent nodes no longer need their inputs: release them so intermediate
    * tensors are freed now, not when the outputs are collected. */
   for (int i = 0; i < count; i++) {

@@ -83,15 +83,6 @@ void mtl_node_release(mtl_node *n);
 int mtl_tensor_set_requires_grad(mtl_tensor *t, bool on);
 /* Backward from t. grad may be NULL when t has one element (seeded with 1). */
 int mtl_backward(mtl_tensor *t, mtl_tensor *grad);
-/* Called by mtl_backward_hooked for each leaf of the graph (a tensor without
- * a node that requires a gradient) as soon as its gradient is complete: every
- * node of this backward that uses it has run. Leaves come in the order they
- * complete (the reverse of the order the forward first used them); leaf->grad
- * may be NULL when no gradient reached it. A negative return stops the
- * backward with that error. The core does not know what fn does (a
- * distributed run starts summing a bucket of gradients over the ranks). */
-typedef int (*mtl_leaf_ready_fn)(void *ctx, mtl_tensor *leaf);
-int mtl_backward_hooked(mtl_tensor *t, mtl_tensor *grad, mtl_leaf_ready_fn fn, void *ctx);
 /* Drops t's gradient. */
 void mtl_tensor_zero_grad(mtl_tensor *t);
 /* A tensor sharing t's data with no autograd history. */
