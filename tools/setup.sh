@@ -18,6 +18,9 @@ packages=(
   openmpi-bin libopenmpi-dev
 )
 
+# installing and packaging (docs/install.md): luarocks make in spec/install_spec.lua
+packages+=(luarocks)
+
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
