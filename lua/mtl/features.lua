@@ -316,10 +316,9 @@ function Features:boundaries(s)
     or fail("feature '%s' has no boundaries: run fit() first", s.name)
 end
 
--- The sorted int64 keys of a feature's vocabulary (a list or a file with one
--- value per line). String values are hashed the way the reader hashes a
--- string column, so they match the ids the reader produces.
-function Features:vocab_keys(s)
+-- A feature's vocabulary as listed (vocab, or the lines of vocab_file), and
+-- whether its column reads strings.
+function Features:vocab_values(s)
   local values = s.vocab
   if s.vocab_file then
     values = {}
@@ -332,7 +331,14 @@ function Features:vocab_keys(s)
   end
   if type(values) ~= "table" or #values == 0 then fail("feature '%s': the vocabulary is empty", s.name) end
   local col = self.data_columns and self:column(s.column)
-  local strings = col and (col.type == "string" or col.values == "string")
+  return values, col and (col.type == "string" or col.values == "string") or false
+end
+
+-- The sorted int64 keys of a feature's vocabulary (a list or a file with one
+-- value per line). String values are hashed the way the reader hashes a
+-- string column, so they match the ids the reader produces.
+function Features:vocab_keys(s)
+  local values, strings = self:vocab_values(s)
   local keys
   if strings then
     local list = {}
