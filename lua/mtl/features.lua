@@ -25,6 +25,7 @@ local KEYS = {
 -- Reader column types for config column types.
 local READER_TYPE = { int = "int64", int64 = "int64", float = "float", string = "string",
                       ids = "multi", multi = "multi", kv = "kv", skip = "skip" }
+features.READER_TYPE = READER_TYPE
 
 local function fail(fmt, ...) error("mtl.features: " .. string.format(fmt, ...), 0) end
 

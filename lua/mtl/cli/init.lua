@@ -2,7 +2,7 @@
 --   mtl train CONFIG [--set k=v ...] [--resume] [--json]
 --   mtl eval CONFIG --checkpoint DIR_OR_FILE [--json]
 --   mtl predict CONFIG --checkpoint ... --input FILE --output FILE [--pass-through a,b]
---   mtl export CONFIG --checkpoint ... --out DIR
+--   mtl export CONFIG --checkpoint ... --out DIR [--format mtl|onnx]
 --   mtl report RUN_DIR
 --   mtl bench ... / mtl sweep SWEEP.lua / mtl features ...
 --                           (lua/mtl/bench.lua, lua/mtl/sweep.lua, lua/mtl/cli_features.lua)
@@ -267,6 +267,8 @@ function PARSERS.export()
   add_config(p)
   p:option("--checkpoint", "a checkpoint file or a run directory (its latest checkpoint)"):argname("PATH")
   p:option("--out", "the model directory to write"):argname("DIR")
+  p:option("--format", "mtl: a model directory for mtl predict and serving; onnx: DIR/model.onnx (standard "
+    .. "operators, opset 17) and DIR/model.onnx.json, how to fill its inputs (docs/export.md)", "mtl"):choices { "mtl", "onnx" }
   p:flag("--json", "print one JSON line (out, step) on stdout")
   return p
 end
@@ -377,16 +379,21 @@ function COMMANDS.export(a)
   local cfg = cli.load_config(a.config, a.set)
   local ckpt = cli.resolve_checkpoint(a.checkpoint)
   if not a.out then usage("--out DIR is required") end
-  if is_dir(a.out) and not export.is_model_dir(a.out) then
+  if is_dir(a.out) and not export.is_model_dir(a.out) and not sys.exists(a.out .. "/model.onnx.json") then
     local entries = sys.list_dir(a.out)
     if entries and #entries > 0 then usage("%s exists and is not an exported model; choose a new or empty directory", a.out) end
   end
   local model, st = load_model(cfg, ckpt)
-  export.write(model, cfg, a.out, { source = ckpt, step = st.step })
-  if a.json then
-    json_line({ command = "export", out = a.out, checkpoint = ckpt, step = st.step })
+  if a.format == "onnx" then
+    require("mtl.onnx").write(model, cfg, a.out, { source = ckpt, step = st.step })
   else
-    io.stdout:write(string.format("exported %s (step %s) to %s\n", ckpt, tostring(st.step), a.out))
+    export.write(model, cfg, a.out, { source = ckpt, step = st.step })
+  end
+  if a.json then
+    json_line({ command = "export", format = a.format, out = a.out, checkpoint = ckpt, step = st.step })
+  else
+    io.stdout:write(string.format("exported %s (step %s) to %s%s\n", ckpt, tostring(st.step), a.out,
+      a.format == "onnx" and " (model.onnx, model.onnx.json)" or ""))
   end
   return 0
 end

@@ -3,7 +3,7 @@
 -- (docs/export.md, "Inputs").
 --
 --   local x, inputs = features.build(g, F)   -- x: Sym [batch, D], as F(batch) computes it
---   local feeds = features.feeds(inputs, batch, F.data)   -- the inputs' tensors for a batch
+--   local feeds = features.feeds(inputs, batch)   -- the inputs' tensors for a batch
 --
 -- What ONNX computes from the inputs (in the graph): z-score and min-max
 -- scaling with the fitted statistics, log1p, bucketizing by boundaries,
@@ -13,7 +13,7 @@
 -- into keys (XXH3-64), hashing keys into the rows of hashed tables, hashed
 -- crosses, vocabulary lookups, splitting bags and padding them, and kv lookups.
 -- features.feeds is the reference implementation of those descriptions,
--- from a batch that mtl's reader parsed with grouping and standardizing off.
+-- from a batch that mtl's reader parsed with the training schema.
 local ffi = require "ffi"
 local mtl = require "mtl"
 local graph = require "mtl.onnx.graph"
@@ -297,8 +297,8 @@ local function padded_bag(bagc, n, entry, weights_entry, cache)
   return ids:reshape(n, len), w:reshape(n, len)
 end
 
--- {input name = tensor} for a batch read with F's reader options with
--- grouping and standardizing off (features.reader_options).
+-- {input name = tensor} for a batch read with the training schema (every
+-- column as such, no groups: mtl.onnx.reader_options).
 function features.feeds(inputs, b)
   local cols = b.columns
   local by_name = {}
@@ -324,13 +324,6 @@ function features.feeds(inputs, b)
     end
   end
   return out
-end
-
--- Reader options for feeds: F's, with every float column read raw.
-function features.reader_options(F, files, batch_size)
-  local o = F:reader_options(files, batch_size)
-  for _, col in ipairs(o.columns) do col.group, col.standardize = nil, nil end
-  return o
 end
 
 return features

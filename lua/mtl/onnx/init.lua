@@ -15,6 +15,7 @@ local graph = require "mtl.onnx.graph"
 local trace = require "mtl.onnx.trace"
 local features = require "mtl.onnx.features"
 local sys = require "mtl.sys"
+local util = require "mtl.config.util"
 
 local onnx = {}
 
@@ -60,10 +61,28 @@ function onnx.build(model, cfg, opts)
   local sidecar = {
     format = onnx.FORMAT, onnx = "model.onnx", opset = onnx.OPSET, ir_version = onnx.IR_VERSION,
     model = cfg.model.name, step = opts.step, source = opts.source,
-    columns = columns, separator = cfg.data.separator or ",",
+    columns = columns, separator = cfg.data.separator or ",", fields = cfg.data.fields,
+    header = cfg.data.header ~= false and not cfg.data.fields,
     inputs = res.inputs, outputs = res.outputs,
   }
   return bytes, sidecar
+end
+
+-- JSON for people: keys sorted, what fits in 100 columns on one line.
+local function pretty(v, indent)
+  if type(v) ~= "table" then return json.encode(v) end
+  local inner = indent .. "  "
+  local items = {}
+  local list = util.is_list(v)
+  if list then
+    for i, x in ipairs(v) do items[i] = pretty(x, inner) end
+  else
+    for _, k in ipairs(util.sorted_keys(v)) do items[#items + 1] = json.encode(tostring(k)) .. ": " .. pretty(v[k], inner) end
+  end
+  local open, close = list and "[" or "{", list and "]" or "}"
+  local flat = open .. table.concat(items, ", ") .. close
+  if #flat + #indent <= 100 and not flat:find("\n") then return flat end
+  return open .. "\n" .. inner .. table.concat(items, ",\n" .. inner) .. "\n" .. indent .. close
 end
 
 -- Writes dir/model.onnx and dir/model.onnx.json (each whole or not at all).
@@ -71,7 +90,7 @@ function onnx.write(model, cfg, dir, opts)
   local bytes, sidecar = onnx.build(model, cfg, opts)
   sys.mkdir_p(dir)
   sys.write_atomic(dir .. "/model.onnx", bytes)
-  sys.write_atomic(dir .. "/model.onnx.json", json.encode(sidecar) .. "\n")
+  sys.write_atomic(dir .. "/model.onnx.json", pretty(sidecar, "") .. "\n")
   return dir, sidecar
 end
 
@@ -84,10 +103,23 @@ function onnx.read_sidecar(path)
   return s
 end
 
--- {input name = tensor} for a batch that mtl's reader parsed with grouping
--- and standardizing off (onnx.reader_options): the sidecar's rules applied.
+-- {input name = tensor} for a batch of raw rows (read with
+-- onnx.reader_options): the sidecar's rules applied.
 function onnx.feeds(sidecar, batch) return features.feeds(sidecar.inputs, batch) end
-onnx.reader_options = features.reader_options
+
+-- Reader options (mtl.data.csv) for raw rows in the schema the sidecar
+-- records: every column as it is, nothing grouped or standardized.
+function onnx.reader_options(sidecar, files, batch_size)
+  local reader_type = require("mtl.features").READER_TYPE
+  local cols = {}
+  for i, c in ipairs(sidecar.columns) do
+    cols[i] = { name = c.name, type = reader_type[c.type] or fail("column '%s': unknown type '%s'", c.name, tostring(c.type)),
+                default = c.default, separator = c.separator, kv_separator = c.kv_separator, values = c.values }
+  end
+  local o = { files = files, columns = cols, batch_size = batch_size, header = sidecar.header, separator = sidecar.separator }
+  if sidecar.fields then o.fields, o.unknown_fields = sidecar.fields, "skip" end
+  return o
+end
 
 -- Writes feeds for tools that run the ONNX file (tools/onnx_run.js): each
 -- input's values raw (little-endian float32 or int64, row-major) in
