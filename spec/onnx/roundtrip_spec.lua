@@ -177,7 +177,6 @@ return M
 
 describe("ONNX export #slow", function()
   local tmp, nodes, env, variants
-  local results = {}
 
   setup(function()
     tmp = shell.tmpdir()
@@ -204,13 +203,7 @@ describe("ONNX export #slow", function()
     end
   end)
 
-  teardown(function()
-    if tmp then tiny.rm(tmp) end
-    -- the measured table, for the record (docs/export.md)
-    local lines = {}
-    for _, r in ipairs(results) do lines[#lines + 1] = string.format("  %-20s %.3g", r[1], r[2]) end
-    io.stderr:write("\nONNX Runtime vs mtl predict, max abs difference on 1,000 rows:\n", table.concat(lines, "\n"), "\n")
-  end)
+  teardown(function() if tmp then tiny.rm(tmp) end end)
 
   it("writes a file the ONNX checker accepts and ONNX Runtime scores as mtl predict does, for every model", function()
     for _, v in ipairs(variants) do
@@ -249,7 +242,6 @@ describe("ONNX export #slow", function()
           worst = math.max(worst, math.abs(got[i] - want))
         end
       end
-      results[#results + 1] = { v.id, worst }
       assert(worst <= TOLERANCE, string.format("%s: ONNX Runtime differs from mtl predict by %.3g (> %g)", v.id, worst, TOLERANCE))
       assert.truthy(#sidecar.outputs >= #cfg.model.tasks)
     end

@@ -3,7 +3,7 @@
 --   mtl eval CONFIG --checkpoint DIR_OR_FILE [--json]
 --   mtl predict CONFIG --checkpoint ... --input FILE --output FILE [--pass-through a,b]
 --   mtl export CONFIG --checkpoint ... --out DIR [--format mtl|onnx]
---   mtl report RUN_DIR
+--   mtl report RUN_DIR [RUN_DIR ...]
 --   mtl bench ... / mtl sweep SWEEP.lua / mtl features ...
 --                           (lua/mtl/bench.lua, lua/mtl/sweep.lua, lua/mtl/cli_features.lua)
 -- Exit codes: 0 success; 1 a failure while running (config contents, data,
@@ -274,10 +274,12 @@ function PARSERS.export()
 end
 
 function PARSERS.report()
-  local p = new_parser("report", "Write RUN_DIR/report.html: loss and per-task AUC curves, expert utilization of gated models.")
-  p:argument("run_dir", "a model_dir of `mtl train` (with metrics.jsonl)")
-  p:option("--out", "write the report here instead of RUN_DIR/report.html"):argname("FILE")
-  p:flag("--json", "print one JSON line (report) on stdout")
+  local p = new_parser("report", "Write RUN_DIR/report.html: loss, learning rate, throughput, per-task AUC and log loss "
+    .. "curves, expert utilization of gated models. With several runs (or a sweep's directory: its trials), one page "
+    .. "comparing them: their curves overlaid, final metrics and differing settings side by side.")
+  p:argument("run_dir", "a model_dir of `mtl train` (with metrics.jsonl), or a directory of runs (a sweep's)"):args("+")
+  p:option("--out", "write the report here (default: RUN_DIR/report.html for one run, compare.html for several)"):argname("FILE")
+  p:flag("--json", "print one JSON line (report, runs) on stdout")
   return p
 end
 
@@ -317,7 +319,7 @@ function COMMANDS.train(a)
   local progress = require("mtl.cli.progress").new({ out = out, quiet = a.quiet })
   local run = train.new(cfg, { progress = progress, resume = a.resume, out = out, quiet = a.quiet })
   local final = run:fit()
-  local report_path = require("mtl.report").write(dir)
+  local report_path = run.report_path -- written at every evaluation and at the end (mtl.report)
   if not a.quiet then
     if final then out:write(metrics_table(run:plain(final))) end
     out:write(string.format("checkpoint: %s\nreport: %s\n", tostring(run.last_checkpoint), report_path))
@@ -399,12 +401,22 @@ function COMMANDS.export(a)
 end
 
 function COMMANDS.report(a)
-  if not is_dir(a.run_dir) then usage("run directory '%s' does not exist", a.run_dir) end
-  if not exists(a.run_dir .. "/metrics.jsonl") then
-    usage("%s has no metrics.jsonl (is it the model_dir of an `mtl train` run?)", a.run_dir)
+  local report = require "mtl.report"
+  for _, d in ipairs(a.run_dir) do
+    if not is_dir(d) then usage("run directory '%s' does not exist", d) end
   end
-  local path = require("mtl.report").write(a.run_dir, { out = a.out })
-  if a.json then json_line({ command = "report", report = path }) else io.stdout:write("report: ", path, "\n") end
+  local path, runs
+  if #a.run_dir == 1 and exists(a.run_dir[1] .. "/metrics.jsonl") then
+    path, runs = report.write(a.run_dir[1], { out = a.out }), { a.run_dir[1] }
+  else
+    local ok, err = pcall(report.runs, a.run_dir)
+    if not ok then
+      usage("%s (is it the model_dir of an `mtl train` run, or a directory of them?)", tostring(err):gsub("^report: ", ""))
+    end
+    path, runs = report.write_compare(a.run_dir, { out = a.out })
+  end
+  if a.json then json_line({ command = "report", report = path, runs = runs })
+  else io.stdout:write("report: ", path, #runs > 1 and string.format(" (%d runs)", #runs) or "", "\n") end
   return 0
 end
 
