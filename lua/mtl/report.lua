@@ -21,6 +21,7 @@
 local json = require "cjson"
 local sys = require "mtl.sys"
 local util = require "mtl.config.util"
+local sorted_keys = util.sorted_keys
 
 local report = {}
 
@@ -36,13 +37,6 @@ report.escape = esc
 
 local function num(v) return string.format("%.2f", v) end
 local function color_of(i) return COLORS[(i - 1) % #COLORS + 1] end
-
-local function sorted_keys(t)
-  local ks = {}
-  for k in pairs(t) do ks[#ks + 1] = k end
-  table.sort(ks, function(a, b) return tostring(a) < tostring(b) end)
-  return ks
-end
 
 -- "Nice" axis ticks over [lo, hi]: about n steps of 1, 2 or 5 x 10^k.
 function report.ticks(lo, hi, n)

@@ -14,6 +14,7 @@
 --   sys.write_atomic(path, bytes)  writes a file whole or not at all: a temporary
 --                       file beside it, then rename(2) over path
 --   sys.pid()           this process's id
+--   sys.setenv(name, value)  sets an environment variable for this process and its children
 --
 -- Errors name the function, the path and the system's reason (strerror):
 --   mtl.sys.mkdir_p: cannot create directory 'runs/a/b': Not a directory
@@ -41,6 +42,7 @@ for _, decl in ipairs {
   "int closedir(void *dir);",
   "char *strerror(int errnum);",
   "int getpid(void);",
+  "int setenv(const char *name, const char *value, int overwrite);",
 } do pcall(ffi.cdef, decl) end
 local C = ffi.C
 
@@ -156,6 +158,21 @@ function sys.write_atomic(path, bytes)
     error(string.format("mtl.sys.write_atomic: cannot write '%s': %s", path, tostring(rerr)), 2)
   end
   return path
+end
+
+-- ---- environment ---------------------------------------------------------------------
+-- os.getenv reads the value back; processes started afterwards inherit it.
+function sys.setenv(name, value)
+  if type(name) ~= "string" or name == "" or name:find("=", 1, true) then
+    error(string.format("mtl.sys.setenv: expected a variable name (a non-empty string without '='), got %s",
+      type(name) == "string" and string.format("%q", name) or type(name)), 2)
+  end
+  if type(value) ~= "string" then
+    error(string.format("mtl.sys.setenv: expected a string value for '%s', got %s", name, type(value)), 2)
+  end
+  if C.setenv(name, value, 1) ~= 0 then
+    error(string.format("mtl.sys.setenv: cannot set '%s': %s", name, strerror(ffi.errno())), 2)
+  end
 end
 
 return sys
