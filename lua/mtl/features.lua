@@ -340,19 +340,22 @@ end
 -- string column, so they match the ids the reader produces.
 function Features:vocab_keys(s)
   local values, strings = self:vocab_values(s)
-  local keys
+  return core.sort_unique(features.keys_of(values, strings, string.format("feature '%s': vocabulary", s.name)))
+end
+
+-- The int64 keys that values read as, in order: strings hashed the way the
+-- reader hashes a string column, integers as they are (else an error that
+-- starts with what).
+function features.keys_of(values, strings, what)
+  local list = {}
   if strings then
-    local list = {}
     for i, v in ipairs(values) do list[i] = tostring(v) end
-    keys = mtl.data.hash(list)
-  else
-    local list = {}
-    for i, v in ipairs(values) do
-      list[i] = tonumber(v) or fail("feature '%s': vocabulary entry %d ('%s') is not an integer", s.name, i, tostring(v))
-    end
-    keys = mtl.tensor(list, "int64")
+    return mtl.data.hash(list)
   end
-  return core.sort_unique(keys)
+  for i, v in ipairs(values) do
+    list[i] = tonumber(v) or fail("%s entry %d ('%s') is not an integer", what, i, tostring(v))
+  end
+  return mtl.tensor(list, "int64")
 end
 
 function Features:column(name)

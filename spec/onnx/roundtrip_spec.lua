@@ -37,17 +37,9 @@ end
 
 -- ---- the data: every feature type, empty bags, values outside vocabularies ------------------
 local CITIES = { "paris", "rome", "oslo", "lima", "kyiv" }
-local function lcg(seed)
-  local s = seed
-  return function()
-    s = (s * 1103515245 + 12345) % 2147483648
-    return s / 2147483648
-  end
-end
-
 local HEADER = "is_click,is_pay,user,item,trigger,device,city,cat,tags,tagw,price,a,b,c,d,e"
 local function write_rows(path, n, seed)
-  local rnd = lcg(seed)
+  local rnd = tiny.lcg(seed)
   local f = assert(io.open(path, "w"))
   f:write(HEADER, "\n")
   for _ = 1, n do

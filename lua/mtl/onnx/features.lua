@@ -18,6 +18,7 @@ local ffi = require "ffi"
 local mtl = require "mtl"
 local graph = require "mtl.onnx.graph"
 local ops = require "mtl.onnx.ops"
+local mtl_features = require "mtl.features"
 
 local features = {}
 
@@ -59,16 +60,7 @@ local function vocab_rule(F, s)
   local owner = s
   for _, x in ipairs(F.specs) do if x.name == s.shared then owner = x end end
   local values, strings = F:vocab_values(owner)
-  local keys
-  if strings then
-    local list = {}
-    for i, v in ipairs(values) do list[i] = tostring(v) end
-    keys = mtl.data.hash(list)
-  else
-    local list = {}
-    for i, v in ipairs(values) do list[i] = tonumber(v) end
-    keys = mtl.tensor(list, "int64")
-  end
+  local keys = mtl_features.keys_of(values, strings, string.format("feature '%s': vocabulary", owner.name))
   local rows = {}
   for i, r in ipairs(core.vocab_index(keys, F.vocab[owner.name]):values()) do rows[tostring(values[i])] = r end
   return { kind = "vocabulary", rows = rows, default = 0,
@@ -261,14 +253,7 @@ local function rows_of(keys, entry, cache)
     map = {}
     local values, rows = {}, {}
     for v, r in pairs(rule.rows) do values[#values + 1], rows[#values + 1] = v, r end
-    local ks
-    if entry.key.kind == "xxh3_64" then ks = mtl.data.hash(values)
-    else
-      local list = {}
-      for i, v in ipairs(values) do list[i] = tonumber(v) end
-      ks = mtl.tensor(list, "int64")
-    end
-    local at = reader_of(ks)
+    local at = reader_of(mtl_features.keys_of(values, entry.key.kind == "xxh3_64", "input '" .. entry.name .. "': vocabulary"))
     for i = 1, #values do map[tostring(at(i - 1))] = rows[i] end
     cache[entry] = map
   end
