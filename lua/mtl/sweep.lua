@@ -176,12 +176,15 @@ local function alive(pid)
   return os.execute(string.format("kill -0 %d 2>/dev/null", pid)) == 0
 end
 
+-- The mtl command that runs the workers: the one running now ($MTL_LAUNCHER,
+-- set by the command itself, built or installed), else build/'s.
 local function launcher()
-  return (os.getenv("MTL_BUILD") or "build") .. "/mtl"
+  return os.getenv("MTL_LAUNCHER") or ((os.getenv("MTL_BUILD") or "build") .. "/mtl")
 end
 
 local function worker_script()
-  return (os.getenv("MTL_HOME") or ".") .. "/lua/mtl/sweep_worker.lua"
+  return package.searchpath("mtl.sweep_worker", package.path)
+    or error("mtl.sweep: cannot find mtl/sweep_worker.lua on package.path", 0)
 end
 
 -- Starts a worker process for a trial; returns its pid.

@@ -18,7 +18,7 @@ function tiny.tmpdir()
 end
 
 -- A simple deterministic generator (no dependence on mtl's stream).
-local function lcg(seed)
+function tiny.lcg(seed)
   local s = seed
   return function()
     s = (s * 1103515245 + 12345) % 2147483648
@@ -28,7 +28,7 @@ end
 
 -- Writes n rows to path; returns the rows as Lua tables.
 function tiny.write_data(path, n, seed)
-  local rnd = lcg(seed or 7)
+  local rnd = tiny.lcg(seed or 7)
   local f = assert(io.open(path, "w"))
   f:write("is_click,is_pay,user,item,price,a,b\n")
   local rows = {}
