@@ -386,15 +386,9 @@ function bench.run(args)
     steps_taken = steps_taken + 1
     local global = P:begin_step(steps_taken, counts)
     local out = model(batch)
-    dense_opt:zero_grad()
-    sparse_opt:zero_grad()
-    local sums = { 0 }
-    if batch.size > 0 then
-      local total = losses.compute(out, batch.columns, spec, { scale = P:scales(counts, global) })
-      total:backward()
-      sums[1] = total:item()
-    end
-    local loss = P:reduce(sums)[1]
+    local loss = P:backward(batch.size, function()
+      return losses.compute(out, batch.columns, spec, { scale = P:scales(counts, global) })
+    end)[1]
     dense_opt:step()
     sparse_opt:step()
     return loss, global[1]

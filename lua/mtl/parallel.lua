@@ -261,6 +261,24 @@ function DataParallel:reduce(sums)
   return #sums > 0 and sum_t:values() or {}
 end
 
+-- A step's backward and reduction, after the forward: zeroes the
+-- optimizers' gradients, and when this rank has rows runs backward of
+-- loss_fn() — which returns the loss (this rank's share, scaled) and a list
+-- of n further numbers to sum over the ranks (per-task losses, say) — then
+-- reduce. A rank without rows adds zeros. Returns the global sums {loss, ...}.
+function DataParallel:backward(rows, loss_fn, n)
+  for _, o in ipairs(self.optimizers) do o:zero_grad() end
+  local sums = { 0 }
+  for i = 1, n or 0 do sums[i + 1] = 0 end
+  if rows > 0 then
+    local loss, extra = loss_fn()
+    loss:backward()
+    sums[1] = loss:item()
+    for i, v in ipairs(extra or {}) do sums[i + 1] = v end
+  end
+  return self:reduce(sums)
+end
+
 -- The replicated tables' sparse gradients: every rank's (ids, rows) of every
 -- table in two allgathers (ids with a count per table, then the rows), and
 -- each table's gradient replaced by all ranks' entries in rank order (equal

@@ -112,20 +112,17 @@ function Run:train_step(batch)
   if global[1] == 0 then return nil end
   local scale = P:scales(counts, global)
   local out = self.model(batch)
-  for _, o in ipairs(self.optimizers) do o:zero_grad() end
-  local sums = { 0 }
   local names = {}
-  for i, t in ipairs(spec) do names[i], sums[i + 1] = t.name or t.output, 0 end
-  if batch.size > 0 then
+  for i, t in ipairs(spec) do names[i] = t.name or t.output end
+  local sums = P:backward(batch.size, function()
     local total, per_task = self.model:loss(out, labels, self.step, scale)
-    total:backward()
-    sums[1] = total:item()
+    local shares = {} -- each task's loss as its share of the global batch's
     for i, name in ipairs(names) do
       local share = scale[i] or 1
-      sums[i + 1] = share == 1 and per_task[name]:item() or per_task[name]:item() * share
+      shares[i] = share == 1 and per_task[name]:item() or per_task[name]:item() * share
     end
-  end
-  sums = P:reduce(sums)
+    return total, shares
+  end, #names)
   if self.clip_norm then
     for _, o in ipairs(self.optimizers) do mtl.optim.clip_grad_norm(o, self.clip_norm) end
   end

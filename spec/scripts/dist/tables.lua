@@ -59,16 +59,10 @@ for s = 0, STEPS - 1 do
   local x = mtl.concat({ fixed:lookup(column(mine, "a", "int64")), hashed:lookup(column(mine, "b", "int64")),
                          dynamic:lookup(column(mine, "c", "int64")), column(mine, "x"):reshape(n, 1) }, 2)
   local logits = model(x):reshape(n)
-  dense:zero_grad()
-  sparse:zero_grad()
-  local sums = { 0 }
-  if n > 0 then
+  local total = P:backward(n, function()
     local loss = mtl.binary_cross_entropy_with_logits(logits, column(mine, "y"))
-    if scale.rows ~= 1 then loss = loss * scale.rows end
-    loss:backward()
-    sums[1] = loss:item()
-  end
-  local total = P:reduce(sums)[1]
+    return scale.rows ~= 1 and loss * scale.rows or loss
+  end)[1]
   dense:step()
   sparse:step()
   if arg[1] == "corrupt" and rank == 1 and s + 1 == 7 then
