@@ -8,8 +8,10 @@
 --   local P = parallel.new{model = ranker, tables = F:embedding_tables(), optimizers = opts}
 --   reader options: partition = parallel.train_partition(B), batch_size = parallel.local_rows(B)
 --   per step:  local global = P:begin_step(step, counts)      -- before forward
---              ... forward, loss scaled by P:scales(counts, global), backward ...
---              local sums = P:reduce(losses)                   -- after backward
+--              ... forward ...
+--              local sums = P:backward(rows, function()        -- backward, then P:reduce
+--                return loss * P:scales(counts, global)[k] end)
+--              ... optimizer steps ...
 --   P:check(step, full)                                        -- the ranks' state is the same
 --   parallel.map_batches(next_batch, fn, empty, consume)      -- scoring, in file order
 --
@@ -30,7 +32,6 @@ local format = string.format
 local parallel = {}
 
 function parallel.rank() return dist.rank() end
-function parallel.size() return dist.size() end
 
 -- ---- the data split -----------------------------------------------------------------
 -- Rows of rank r in a global batch of B rows: [floor(r B / N), floor((r + 1) B / N)).
