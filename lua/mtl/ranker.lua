@@ -27,13 +27,19 @@ function Ranker:__init(cfg, F)
   local opts = {}
   for k, v in pairs(cfg.model) do if k ~= "name" then opts[k] = v end end
   opts.input = F.output_dim
+  if F.group_dims and rawget(models.get(cfg.model.name), "reads_groups") then opts.inputs = F.group_dims end
   self.body = models.build(cfg.model.name, opts)
   self.tasks = self.body.tasks
   self.cfg = cfg
   self.loss_spec = cfg.losses or losses.default_spec(self.body)
 end
 
-function Ranker:forward(batch) return self.body(self.features(batch)) end
+-- A model that reads feature groups (reads_groups) gets {group = x} and the
+-- groups' feature lists; the others the main group's x.
+function Ranker:forward(batch)
+  if self.body.inputs then return self.body(self.features:groups(batch)) end
+  return self.body(self.features(batch))
+end
 
 function Ranker:train(mode)
   nn.Module.train(self, mode)
@@ -107,6 +113,8 @@ function Ranker:loss(out, labels, step)
   local total, per_task = losses.compute(out, labels, self.loss_spec, { step = step })
   local aux = self.body.aux_loss and self.body:aux_loss()
   if aux then total = total + aux end
+  local input_aux = self.features:aux_loss() -- variational dropout's penalty
+  if input_aux then total = total + input_aux end
   return total, per_task
 end
 
@@ -217,7 +225,7 @@ end
 -- any needs fitting), the tables built, the model initialized from mtl's
 -- random stream (seed it first).
 function ranker.build(cfg)
-  local F = features.new(cfg.features, cfg.data)
+  local F = features.new(cfg.features, cfg.data, cfg.groups)
   if F:needs_fit() then F:fit(files_of(cfg.data.train)) end
   F:build()
   return Ranker(cfg, F)
@@ -228,7 +236,7 @@ end
 -- reading no data. where: the state's file; when given, errors loading the
 -- state start with it ("<where>: ...").
 function ranker.load(cfg, state, where)
-  local F = features.new(cfg.features, cfg.data)
+  local F = features.new(cfg.features, cfg.data, cfg.groups)
   local function load(f, ...)
     local ok, err = pcall(f, ...)
     if ok then return end

@@ -92,4 +92,7 @@ function synth.taobao(opts)
   return { rows = rows, clicks = clicks, buys = buys }
 end
 
+-- Rows in the schema of any config (lua/mtl/synth_rows.lua).
+synth.rows = function(cfg, opts) return require("mtl.synth_rows").write(cfg, opts) end
+
 return synth

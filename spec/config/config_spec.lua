@@ -158,7 +158,7 @@ describe("config.validate", function()
       e({ name = "x", type = "combo", columns = { "user_id" }, hash_bucket_size = 5 }))
     assert.are.equal("config: 'features.1.boundaries' must increase, got 1 after 2",
       e({ name = "x", type = "raw", column = "price", boundaries = { 2, 1 } }))
-    assert.are.equal("config: 'features.1.type' must be 'id', 'raw', 'tag', 'combo' or 'lookup', got \"ids\" (did you mean 'id'?)",
+    assert.are.equal("config: 'features.1.type' must be 'id', 'raw', 'tag', 'combo', 'lookup' or 'sequence', got \"ids\" (did you mean 'id'?)",
       e({ name = "x", type = "ids", column = "user_id" }))
     assert.are.equal("config: 'features.1.shared': no feature is named 'users'",
       e({ name = "x", type = "id", column = "user_id", shared = "users" }))

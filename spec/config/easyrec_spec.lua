@@ -90,7 +90,7 @@ describe("EasyRec: the shared MMoE config", function()
     assert.are.same({ name = "pid", type = "id", column = "pid", hash_bucket_size = 10, dim = 16 }, cfg.features[15])
     assert.are.same({ name = "price", type = "id", column = "price", num_buckets = 50, dim = 16 }, cfg.features[14])
     assert.are.same({ name = "tag_category_list", type = "tag", column = "tag_category_list", hash_bucket_size = 100000,
-      dim = 16, combiner = "mean" }, cfg.features[16])
+      dim = 16, combiner = "sum" }, cfg.features[16])
     assert.are.same({ "features in no feature group (unused, as in EasyRec): final_gender_code",
       "DNN blocks without 'use_bn' default to batch normalization in EasyRec; mtl's towers, experts and bottoms have none" },
       notes)
@@ -180,8 +180,8 @@ describe("EasyRec: errors", function()
       FIX .. "unsupported.config:13:3: unsupported field 'train_config.fine_tune_checkpoint': mtl does not restore TensorFlow checkpoints",
       FIX .. "unsupported.config:18:17: unsupported field 'eval_config.metrics_set[2].recall_at_topk': " ..
         "mtl's metrics are auc, gauc, logloss and calibration",
-      FIX .. "unsupported.config:32:50: unsupported value \"SequenceFeature\" for 'feature_config.features[2].feature_type': " ..
-        "sequence features are not supported",
+      FIX .. "unsupported.config:36:65: 'clicks' is a SequenceFeature: mtl reads sequences through sequence_features " ..
+        "(DIN attention), not through feature_names",
       FIX .. "unsupported.config:38:41: unsupported field 'model_config.mmoe.expert_dnn.dropout_ratio': " ..
         "mtl's towers and experts have no dropout",
       FIX .. "unsupported.config:41:66: unsupported value \"L2_LOSS\" for 'model_config.mmoe.task_towers[2].loss_type': " ..

@@ -231,7 +231,8 @@ end
 -- each naming the option: "mmoe: 'experts' must be a positive integer, got
 -- 0". nn.class calls this for every class with an options schema, so
 -- require "models.mmoe" {...} and mtl.models.build("mmoe", {...}) agree. A
--- model also takes input (the size of its input vector) and tasks; a block
+-- model also takes input (the size of its input vector), inputs (a model
+-- that reads feature groups: {group = size}) and tasks; a block
 -- (cls.block) declares all of its options.
 function check.prepare(cls, opts)
   local copy = util.deep_copy(opts or {})
@@ -242,7 +243,7 @@ function check.prepare(cls, opts)
   else
     if copy.input == nil then c:err("missing required option 'input' (the size of the input vector)")
     else c:number(copy.input, "input", { int = true, min = 1 }) end
-    check.options_of(c, cls, copy, "", { "input" })
+    check.options_of(c, cls, copy, "", { "input", "inputs" })
   end
   if c:failed() then error(c:message(), 0) end
   return copy

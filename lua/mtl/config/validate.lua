@@ -9,21 +9,20 @@
 -- trainer reads must be added here too (unknown keys are errors).
 local util = require "mtl.config.util"
 local check = require "mtl.config.check"
+local groups_check = require "mtl.config.validate_groups"
 
 local show = util.show
 
 -- ---- the schema ------------------------------------------------------------------------------
-local SECTIONS = { "data", "features", "model", "losses", "optimizer", "train", "eval", "rank", "model_dir" }
+local SECTIONS = { "data", "features", "groups", "model", "losses", "optimizer", "train", "eval", "rank", "model_dir" }
 
 local DATA_KEYS = { "train", "eval", "format", "separator", "header", "columns", "labels", "batch_size",
                     "shuffle_buffer", "epochs", "fields", "unknown_fields" }
-local COLUMN_KEYS = { "name", "type", "default", "separator", "kv_separator", "values" }
-local COLUMN_TYPES = { int = true, int64 = true, float = true, string = true, ids = true, multi = true, kv = true,
-                       skip = true }
+local COLUMN_KEYS = { "name", "type", "default", "separator", "kv_separator", "values", "step_separator" }
 local FEATURE_KEYS = { "name", "type", "column", "columns", "dim", "num_buckets", "hash_bucket_size", "vocab",
                        "vocab_file", "shared", "combiner", "separator", "kv_separator", "normalize", "boundaries",
-                       "bins", "key", "weighted", "init_scale", "missing" }
-local FEATURE_TYPES = { "id", "raw", "tag", "combo", "lookup" }
+                       "bins", "key", "weighted", "init_scale", "missing", "max_len", "length", "raw_dim" }
+local FEATURE_TYPES = { "id", "raw", "tag", "combo", "lookup", "sequence" }
 
 -- Model options live with each model (models/<name>.lua, mtl.models);
 -- every task of every model takes these keys (and the model's task_options).
@@ -105,14 +104,20 @@ local function check_data(c, d)
           c.columns[col.name] = col
         end
         if col.type == nil then col.type = "string" else
-          c:enum(col.type, p .. ".type", { "int", "float", "string", "ids", "kv", "skip", "int64", "multi" })
+          c:enum(col.type, p .. ".type", { "int", "float", "string", "ids", "kv", "seq", "skip", "int64", "multi" })
         end
         if col.default ~= nil and type(col.default) ~= "number" and type(col.default) ~= "string" then
           c:err("'%s.default' must be a number or a string, got %s", p, show(col.default))
         end
         if col.separator ~= nil then c:string(col.separator, p .. ".separator") end
         if col.kv_separator ~= nil then c:string(col.kv_separator, p .. ".kv_separator") end
-        if col.values ~= nil then c:enum(col.values, p .. ".values", { "int64", "string" }) end
+        if col.values ~= nil then
+          c:enum(col.values, p .. ".values", col.type == "seq" and { "int64", "string", "float" } or { "int64", "string" })
+        end
+        if col.step_separator ~= nil then
+          if col.type ~= "seq" then c:err("'%s.step_separator' is only for seq columns", p)
+          else c:string(col.step_separator, p .. ".step_separator") end
+        end
       end
     end
   end
@@ -178,6 +183,7 @@ local function check_features(c, fs)
         elseif t == "id" then column_ref(c, f.column, p .. ".column", ID_COLUMNS, "an id feature")
         elseif t == "tag" then column_ref(c, f.column, p .. ".column", { "ids", "multi", "kv" }, "a tag feature")
         elseif t == "raw" then column_ref(c, f.column, p .. ".column", { "float" }, "a raw feature")
+        elseif t == "sequence" then column_ref(c, f.column, p .. ".column", { "seq" }, "a sequence feature")
         elseif t == "lookup" then column_ref(c, f.column, p .. ".column", { "kv" }, "a lookup feature") end
         if f.columns ~= nil then c:err("'%s.columns' is only for combo features (use 'column')", p) end
       end
@@ -186,13 +192,17 @@ local function check_features(c, fs)
         else column_ref(c, f.key, p .. ".key", { "int", "int64", "string" }, "a lookup key") end
         if f.missing ~= nil then c:number(f.missing, p .. ".missing") end
       elseif f.key ~= nil then c:err("'%s.key' is only for lookup features", p) end
-      local embedded = t == "id" or t == "tag" or t == "combo" or (t == "raw" and (f.boundaries ~= nil or f.bins ~= nil))
+      -- a raw feature with dim and no buckets: the value times a learned vector
+      local embedded = t == "id" or t == "tag" or t == "combo" or t == "sequence"
+        or (t == "raw" and (f.boundaries ~= nil or f.bins ~= nil or f.dim ~= nil))
       if t then
         local sizes = {}
         for _, k in ipairs({ "num_buckets", "hash_bucket_size", "vocab", "vocab_file" }) do
           if f[k] ~= nil then sizes[#sizes + 1] = k end
         end
-        if embedded and t ~= "raw" then
+        if t == "sequence" then
+          groups_check.sequence_feature(c, f, p, sizes)
+        elseif embedded and t ~= "raw" then
           if f.shared == nil and #sizes == 0 then
             c:err("'%s' (%s) needs one of num_buckets, hash_bucket_size, vocab or vocab_file", p, tostring(f.name))
           elseif #sizes > 1 then
@@ -220,7 +230,7 @@ local function check_features(c, fs)
           end
         end
         if f.combiner ~= nil then
-          if t == "tag" or t == "id" then c:enum(f.combiner, p .. ".combiner", { "sum", "mean", "sqrtn" })
+          if t == "tag" or t == "id" or t == "sequence" then c:enum(f.combiner, p .. ".combiner", { "sum", "mean", "sqrtn" })
           else c:err("'%s.combiner' is only for tag (and multi-valued id) features", p) end
         end
         if f.weighted ~= nil then
@@ -229,7 +239,7 @@ local function check_features(c, fs)
         for _, k in ipairs({ "separator", "kv_separator" }) do
           if f[k] ~= nil then c:string(f[k], p .. "." .. k) end
         end
-        if t == "raw" then
+        if t == "raw" or t == "sequence" then
           local modes = {}
           for _, k in ipairs({ "normalize", "boundaries", "bins" }) do if f[k] ~= nil then modes[#modes + 1] = k end end
           if #modes > 1 then c:err("'%s' (%s) has %s; give only one", p, tostring(f.name), table.concat(modes, " and ")) end
@@ -248,12 +258,17 @@ local function check_features(c, fs)
             if f.bins.n == nil then f.bins.n = 10 else c:number(f.bins.n, p .. ".bins.n", { int = true, min = 2 }, "an integer >= 2") end
             if f.bins.min_fraction ~= nil then c:number(f.bins.min_fraction, p .. ".bins.min_fraction", { min = 0, lt = 1 }) end
           end
+          if t == "sequence" and (f.normalize ~= nil or f.bins ~= nil) then
+            c:err("'%s.%s': a sequence of numbers is bucketized by boundaries or projected (raw_dim)", p,
+              f.normalize ~= nil and "normalize" or "bins")
+          end
         else
           for _, k in ipairs({ "normalize", "boundaries", "bins" }) do
             if f[k] ~= nil then c:err("'%s.%s' is only for raw features", p, k) end
           end
         end
         if f.missing ~= nil and t ~= "lookup" then c:err("'%s.missing' is only for lookup features", p) end
+        groups_check.sequence_keys(c, f, p, t)
       end
     end
   end
@@ -559,6 +574,7 @@ return function(cfg)
   end
   check_data(c, cfg.data)
   check_features(c, cfg.features)
+  groups_check.groups(c, cfg.groups)
   check_model(c, cfg.model)
   check_losses(c, cfg.losses)
   check_optimizer(c, cfg.optimizer)

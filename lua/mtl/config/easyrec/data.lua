@@ -327,8 +327,12 @@ local function lookup_feature(x)
   if inputs[2] then use_column(st, fc, "input_names", 2, inputs[2], { type = "key", why = "a LookupFeature key" }) end
 end
 
+-- What a SequenceFeature's mapping (easyrec/sequence.lua) uses of this file.
+local seq_helpers = { need_dim = need_dim, table_size = table_size, use_column = use_column, no = no }
+local function sequence_feature(x) require("mtl.config.easyrec.sequence").feature(x, seq_helpers) end
+
 local FEATURES = { IdFeature = id_feature, TagFeature = tag_feature, ComboFeature = combo_feature,
-                   RawFeature = raw_feature, LookupFeature = lookup_feature }
+                   RawFeature = raw_feature, LookupFeature = lookup_feature, SequenceFeature = sequence_feature }
 
 -- What every feature type shares: combiner, embedding_name.
 local function feature_common(x)
@@ -360,8 +364,7 @@ function data.map_features(root, st)
     if map then
       map(x)
     else
-      fc:unsupported_value("feature_type", x.ftype == "SequenceFeature" and "sequence features are not supported"
-        or "expression features are not supported")
+      fc:unsupported_value("feature_type", "expression features are not supported")
       mark_all(fc) -- its other fields need no second report
     end
     feature_common(x)
@@ -415,6 +418,10 @@ local function role_type(col, role)
     if NUMERIC[col.etype] and not INTEGER[col.etype] then bad = "integer ids" end
   elseif want == "ids" or want == "kv" then
     if role.strings and not NUMERIC[col.etype] then values = "string" end
+  elseif want == "seq" then
+    values = role.seq_values == "string" and NUMERIC[col.etype] and "int" or role.seq_values
+    if values == "int" and NUMERIC[col.etype] and not INTEGER[col.etype] then bad = "integer ids" end
+    if values == "int" then values = "int64" end
   end
   return want, values, bad
 end
@@ -429,7 +436,8 @@ local function column_type(col, out)
       role.obj:verr(role.field, role.index, "input field '%s' has input_type %s; %s needs %s", col.name, col.etype, role.why, bad)
     elseif chosen then
       local c = chosen
-      if c.want ~= want or c.role.separator ~= role.separator or c.role.kv_separator ~= role.kv_separator or c.values ~= values then
+      if c.want ~= want or c.role.separator ~= role.separator or c.role.kv_separator ~= role.kv_separator or c.values ~= values
+        or c.role.step_separator ~= role.step_separator then
         local line = c.role.obj:pos(c.role.field, c.role.index)
         role.obj:verr(role.field, role.index,
           "input field '%s' is read as %s (%s, line %d) and as %s (%s); mtl reads a column one way",
@@ -438,8 +446,9 @@ local function column_type(col, out)
     else
       chosen = { want = want, role = role, values = values }
       out.type = want
-      if want == "ids" or want == "kv" then
+      if want == "ids" or want == "kv" or want == "seq" then
         out.separator, out.kv_separator, out.values = role.separator, role.kv_separator, values
+        out.step_separator = role.step_separator
       end
     end
   end

@@ -7,7 +7,7 @@
 -- the model file its options object m (model_config.<field>), cfg.model and
 -- er, the helpers below.
 --
---   model.map_model(ctx, root, cfg, st)   model_config -> cfg.model, st.group
+--   model.map_model(ctx, root, cfg, st)   model_config -> cfg.model, st.groups (easyrec/groups.lua)
 --   model.map_metrics(st, list)           EvalMetrics objects -> st.metrics, st.gauc
 --   model.model_classes()                 model_class -> {field, name, map, unsupported, maps_use_bn}
 --
@@ -19,6 +19,7 @@
 local util = require "mtl.config.util"
 local set_of = require("mtl.config.check").set_of
 local decode = require "mtl.config.easyrec.decode"
+local groups = require "mtl.config.easyrec.groups"
 local SCHEMA = require("mtl.config.easyrec.schema").SCHEMA
 
 local mark_all = decode.mark_all
@@ -48,16 +49,23 @@ local function same_list(a, b)
   return true
 end
 
--- The hidden sizes of a DNN message ({} without one). use_bn, dropout_ratio
--- and activation are left to NOOPS/UNSUPPORTED (ESMM reads use_bn itself).
-local function dnn_sizes(dnn)
-  if not dnn then return {} end
+-- The hidden sizes of a DNN message ({} without one); full: the whole DNN as
+-- mtl's layer options {hidden =, batch_norm =, activation =, dropout =}.
+-- Without full, use_bn, dropout_ratio and activation are left to
+-- NOOPS/UNSUPPORTED (ESMM reads use_bn itself).
+local function dnn_sizes(dnn, full)
+  if not dnn then return full and { hidden = {} } or {} end
   local sizes = util.deep_copy(dnn:get("hidden_units"))
   for i, h in ipairs(sizes) do
     if h < 1 then dnn:verr("hidden_units", i, "'%s' must be positive, got %s", dnn:field_path("hidden_units", i), util.show(h)) end
   end
   if dnn.values.activation == "relu" then dnn.used.activation = true end -- tf.nn.relu under its short name
-  return sizes
+  if not full then return sizes end
+  local out = { hidden = sizes, batch_norm = dnn:get("use_bn") }
+  if dnn.values.activation == nil or dnn.values.activation == "relu" or dnn.values.activation == "tf.nn.relu" then
+    dnn.used.activation = true
+  end
+  return out
 end
 
 -- EvalMetrics objects (a metrics_set) -> st.metrics.auc, st.metrics.gauc, st.gauc.
@@ -204,35 +212,6 @@ local function helpers(ctx, cfg, st)
 end
 
 -- ---- model_config ---------------------------------------------------------------------------------
--- The feature group: one group of features, concatenated (st.group).
-local function map_feature_group(mc, st)
-  local groups = mc:get("feature_groups")
-  if #groups == 0 then
-    mc:err(nil, "model_config has no feature_groups (EasyRec's multi-task models read the group named 'all')")
-  end
-  if #groups > 1 then
-    mc:err("feature_groups", "mtl's multi-task models read one feature group (all features concatenated); this config has %d", #groups)
-  end
-  local g = groups[1]
-  st.group = {}
-  if not g then return end
-  if g:get("wide_deep") ~= "DEEP" then g:unsupported_value("wide_deep", "mtl's multi-task models have no wide part (DEEP only)") end
-  g:get("group_name")
-  local seen = {}
-  for i, fname in ipairs(g:get("feature_names")) do
-    if not st.features[fname] then
-      local names = {}
-      for _, f in ipairs(st.feature_list) do names[#names + 1] = f.name end
-      g:verr("feature_names", i, "feature '%s' is not defined in feature_config%s", fname, util.did_you_mean(fname, names))
-    elseif seen[fname] then
-      g:verr("feature_names", i, "feature '%s' is listed twice in the group", fname)
-    else
-      seen[fname] = true
-      st.group[#st.group + 1] = st.features[fname]
-    end
-  end
-end
-
 -- The model file's easyrec table for model_config's class, or nil (reported;
 -- then nothing inside model_config is reported again).
 local function model_spec(mc)
@@ -285,7 +264,7 @@ function model.map_model(ctx, root, cfg, st)
   st.l2_obj = m
   st.emb_reg = mc:get("embedding_regularization")
   st.emb_reg_obj = mc
-  map_feature_group(mc, st)
+  groups.map(mc, st, dnn_sizes)
   spec.map(m, cfg.model, helpers(ctx, cfg, st))
 end
 

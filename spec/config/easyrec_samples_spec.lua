@@ -1,0 +1,88 @@
+-- EasyRec's own multi-task sample configs (spec/fixtures/easyrec/samples)
+-- train end to end: each is mapped unchanged but for its input paths and the
+-- run's size, on rows generated in its schema (mtl.synth.rows), and reports
+-- an AUC per task; the ones mtl cannot run are refused with a clear message.
+local config = require "mtl.config"
+local easyrec = require "mtl.config.easyrec"
+local synth = require "mtl.synth"
+local train = require "mtl.train"
+local sys = require "mtl.sys"
+
+local DIR = "spec/fixtures/easyrec/samples/"
+
+-- Samples mtl refuses, and the start of the first line of the message.
+local REFUSED = {
+  aitm_on_taobao = "aitm_on_taobao.config:222:16: unsupported model_class \"MultiTaskModel\": mtl reads the mult",
+  dbmtl_backbone_on_taobao = "dbmtl_backbone_on_taobao.config:231:16: unsupported model_class \"MultiTaskModel\": mtl read",
+  dbmtl_cmbf_on_movielens = "dbmtl_cmbf_on_movielens.config:34:5: unsupported field 'eval_config.metrics_set[3].max_f1'",
+  dbmtl_on_taobao_with_multi_loss = "dbmtl_on_taobao_with_multi_loss.config:255:19: unsupported value \"dice\" for 'model_config.",
+  dbmtl_uniter_on_movielens = "dbmtl_uniter_on_movielens.config:34:5: unsupported field 'eval_config.metrics_set[3].max_f",
+  dbmtl_variational_dropout = "dbmtl_variational_dropout.config:289:3: unsupported field 'model_config.variational_dropou",
+  dbmtl_variational_dropout_feature_num = "dbmtl_variational_dropout_feature_num.config:289:3: unsupported field 'model_config.variat",
+  dbmtl_variational_dropout_on_sequence_feature_taobao = "dbmtl_variational_dropout_on_sequence_feature_taobao.config:295:3: unsupported field 'mode",
+  esmm_distribute_eval_on_taobao = "esmm_distribute_eval_on_taobao.config:234:3: model_class ESMM reads the feature group name",
+  esmm_on_sequence_feature_taobao = "esmm_on_sequence_feature_taobao.config:232:3: model_class ESMM reads the feature group nam",
+  esmm_on_taobao = "esmm_on_taobao.config:234:3: model_class ESMM reads the feature group named 'all'; this co",
+  esmm_variational_dropout_on_taobao = "esmm_variational_dropout_on_taobao.config:234:3: model_class ESMM reads the feature group ",
+  mmoe_backbone_on_taobao = "mmoe_backbone_on_taobao.config:225:16: unsupported model_class \"MultiTaskModel\": mtl reads",
+  mmoe_census_income = "mmoe_census_income.config:1:1: unknown field 'hive_train_input' in the top level",
+  mmoe_mirrored_strategy_on_taobao = "mmoe_mirrored_strategy_on_taobao.config:19:21: unsupported value \"MultiWorkerMirroredStrat",
+  mmoe_on_taobao_deprecated = "mmoe_on_taobao_deprecated.config:252:3: MMoE needs num_expert >= 1",
+  mmoe_on_taobao_with_multi_loss = "mmoe_on_taobao_with_multi_loss.config:265:7: unsupported field 'model_config.mmoe.task_tow",
+  simple_multi_task_backbone_on_taobao = "simple_multi_task_backbone_on_taobao.config:231:16: unsupported model_class \"MultiTaskMode",
+}
+
+local function tmpdir()
+  local p = io.popen("mktemp -d")
+  local d = p:read("*l")
+  p:close()
+  return d
+end
+
+local names = {}
+for _, f in ipairs(sys.list_dir(DIR)) do
+  local name = f:match("^(.*)%.config$")
+  if name then names[#names + 1] = name end
+end
+table.sort(names)
+
+describe("EasyRec's sample configs #slow", function()
+  local dir = tmpdir()
+
+  it("are all here (every multi-task sample of EasyRec's samples/model_config, and census-income)", function()
+    assert.are.equal(42, #names)
+  end)
+
+  for _, name in ipairs(names) do
+    local path = DIR .. name .. ".config"
+    if REFUSED[name] then
+      it("refuses " .. name .. " with a clear message", function()
+        local ok, err = pcall(config.load, path)
+        assert.is_false(ok)
+        local first = tostring(err):match("^[^\n]*"):gsub("^" .. DIR:gsub("%p", "%%%0"), "")
+        assert.are.equal(REFUSED[name], first:sub(1, #REFUSED[name]))
+      end)
+    else
+      it("trains " .. name, function()
+        local raw = easyrec.load(path)
+        local d = dir .. "/" .. name
+        sys.mkdir_p(d)
+        synth.rows(raw, { path = d .. "/train.csv", rows = 300, seed = 1 })
+        synth.rows(raw, { path = d .. "/test.csv", rows = 200, seed = 2 })
+        local cfg = config.load(path, { "data.train=" .. d .. "/train.csv", "data.eval=" .. d .. "/test.csv",
+          "data.batch_size=64", "train.steps=4", "train.log_every=1000", "train.checkpoint_every=false",
+          "model_dir=" .. d .. "/model" })
+        local metrics = train.new(cfg, { quiet = true }):fit()
+        local tasks = 0
+        for _, t in ipairs(cfg.model.tasks or { cfg.model.ctr, cfg.model.cvr }) do
+          local m = metrics[t.name]
+          assert.is_truthy(m, t.name)
+          assert.are.equal(200, m.count)
+          assert.is_true(m.auc >= 0 and m.auc <= 1, t.name)
+          tasks = tasks + 1
+        end
+        assert.is_true(tasks >= 2)
+      end)
+    end
+  end
+end)
