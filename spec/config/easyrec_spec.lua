@@ -7,53 +7,8 @@ local easyrec = require "mtl.config.easyrec"
 
 local FIX = "spec/fixtures/easyrec/"
 
-local function err_of(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error")
-  return tostring(e)
-end
-
--- A small pipeline.config; parts replace the defaults of its sections.
-local function pipeline(p)
-  p = p or {}
-  return table.concat({
-    p.top or 'train_input_path: "train.csv"\neval_input_path: "test.csv"\nmodel_dir: "runs/x"\n',
-    "train_config {\n", p.train or [[
-  optimizer_config { adam_optimizer { learning_rate { constant_learning_rate { learning_rate: 0.01 } } } }
-  num_steps: 100
-]], "}\n",
-    p.eval or "eval_config { metrics_set { auc {} } }\n",
-    "data_config {\n", p.data or [[
-  batch_size: 64
-  label_fields: ["clk", "buy"]
-  input_type: CSVInput
-  input_fields { input_name: "clk" input_type: INT32 }
-  input_fields { input_name: "buy" input_type: INT32 }
-  input_fields { input_name: "user_id" input_type: STRING }
-  input_fields { input_name: "item_id" input_type: INT64 }
-  input_fields { input_name: "tags" input_type: STRING }
-  input_fields { input_name: "price" input_type: DOUBLE default_val: "1.5" }
-  input_fields { input_name: "stats" input_type: STRING }
-]], "}\n",
-    "feature_config {\n", p.features or [[
-  features { input_names: "user_id" feature_type: IdFeature embedding_dim: 8 hash_bucket_size: 1000 }
-  features { input_names: "item_id" feature_type: IdFeature embedding_dim: 8 num_buckets: 500 }
-]], "}\n",
-    "model_config {\n", p.model or [[
-  model_class: "MMoE"
-  feature_groups { group_name: "all" feature_names: ["user_id", "item_id"] wide_deep: DEEP }
-  mmoe {
-    expert_dnn { hidden_units: [32, 16] }
-    num_expert: 2
-    task_towers { tower_name: "ctr" label_name: "clk" dnn { hidden_units: [8] } }
-    task_towers { tower_name: "cvr" label_name: "buy" dnn { hidden_units: [8] } }
-    l2_regularization: 0
-  }
-]], "}\n",
-  })
-end
-
-local function map(p) return easyrec.parse(pipeline(p), "t.config") end
+local H = require "helpers.easyrec"
+local err_of, pipeline, map = H.err_of, H.pipeline, H.map
 
 describe("EasyRec: the shared MMoE config", function()
   local cfg, notes = easyrec.load(FIX .. "mmoe_on_taobao.config")
