@@ -15,6 +15,7 @@ packages=(
   lua-lpeg lua-busted lua-cjson lua-argparse
   libxxhash-dev zlib1g-dev pkg-config cmake gcc libc6-dev make
   python3 python3-numpy libedit2 lua-sql-sqlite3
+  openmpi-bin libopenmpi-dev
 )
 
 missing=()

@@ -20,6 +20,7 @@ require("mtl.checkpoint")(mtl, core)
 require("mtl.optim")(mtl, core)
 require("mtl.schedule")(mtl)
 require("mtl.metrics")(mtl, core)
+require("mtl.dist")(mtl, core) -- starts MPI when mpirun started this process
 
 -- Parts that themselves require "mtl" load on first use: mtl.nn, ...
 local lazy = { nn = "mtl.nn", models = "mtl.models", losses = "mtl.losses", features = "mtl.features",

@@ -72,5 +72,6 @@ void bind_io_open(lua_State *L, int mod, int methods);
 void bind_metrics_open(lua_State *L, int mod, int methods);
 void bind_features_open(lua_State *L, int mod, int methods);
 void bind_stats_open(lua_State *L, int mod, int methods);
+void bind_dist_open(lua_State *L, int mod, int methods); /* core._dist (mtl.dist) */
 
 #endif

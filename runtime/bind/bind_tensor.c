@@ -595,6 +595,7 @@ int luaopen_mtl_core(lua_State *L) {
   bind_metrics_open(L, mod, methods);
   bind_features_open(L, mod, methods);
   bind_stats_open(L, mod, methods);
+  bind_dist_open(L, mod, methods);
   lua_pushvalue(L, methods);
   lua_setfield(L, mod, "Tensor");
   lua_pushvalue(L, mt);
