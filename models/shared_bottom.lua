@@ -11,21 +11,13 @@ local mtl = require "mtl"
 
 local SharedBottom = nn.class("SharedBottom")
 
--- dropout: a number in [0, 1) or one per bottom layer.
-local function check_dropout(c, v, path)
-  if type(v) ~= "table" then c:number(v, path, { min = 0, lt = 1 }) return end
-  if c:list(v, path, "a number in [0, 1) or one per layer") then
-    for i, x in ipairs(v) do c:number(x, path .. "." .. i, { min = 0, lt = 1 }) end
-  end
-end
-
 SharedBottom.options = {
   bottom = { "sizes", empty = true, default = { 256, 128 } },
   tower = { "sizes", empty = true, default = { 64 } },
   sharing = { "enum", values = { "hard", "soft" }, default = "hard" },
   soft_weight = { "number", min = 0, default = 1e-4 },
   batch_norm = { "boolean", default = false },
-  dropout = { "any", default = 0, check = check_dropout },
+  dropout = { "any", default = 0, check = nn.check_dropout },
 }
 
 SharedBottom.bench = {

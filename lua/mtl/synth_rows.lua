@@ -168,6 +168,9 @@ function rows.write(cfg, opts)
   local clicks, buys = 0, 0
   local sep = cfg.data.separator or ","
   local names = cfg.data.labels or {}
+  local m = cfg.model or {}  -- the click and the purchase: ESMM's ctr and cvr, else the first two labels
+  local click = type(m.ctr) == "table" and m.ctr.label or names[1]
+  local purchase = type(m.cvr) == "table" and m.cvr.label or names[2]
   for _ = 1, n_rows do
     local user = math.floor(u() * #w.users) + 1
     local item = math.floor(u() * #w.items) + 1
@@ -176,7 +179,7 @@ function rows.write(cfg, opts)
     local clk = u() < sigmoid(-1.5 + 0.4 * d + w.bias[item] + w.user_bias[user] + seen) and 1 or 0
     local buy = (clk == 1 and u() < sigmoid(-0.5 + 0.6 * d)) and 1 or 0
     local labels = {}
-    for i, l in ipairs(names) do labels[l] = i == 1 and clk or i == 2 and buy or (u() < 0.5 and 1 or 0) end
+    for _, l in ipairs(names) do labels[l] = l == click and clk or l == purchase and buy or (u() < 0.5 and 1 or 0) end
     clicks, buys = clicks + clk, buys + buy
     local fields = row_fields(cfg, ctx, user, item, labels, u)
     for i, v in ipairs(fields) do

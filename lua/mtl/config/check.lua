@@ -12,6 +12,8 @@
 --   "boolean", "string"
 --   "enum"     values = {...}
 --   "sizes"    a list of layer sizes {256, 128}; empty = true allows {}
+--   "mlp"      layer sizes, or {hidden = sizes, activation =, batch_norm =,
+--              dropout =}: an MLP's layers with their options (nn.MLP)
 --   "any"      anything; a check function does the work
 -- and check = function(c, value, path, t) for what a kind does not say (it
 -- runs after the kind's own check passed), required = true for an option
@@ -148,6 +150,46 @@ function Ctx:sizes(v, path, allow_empty)
   return ok
 end
 
+-- The activations of mtl.nn's layers, by name (nn.activation builds them);
+-- "leaky_relu:0.2" is leaky_relu with that slope.
+check.ACTIVATIONS = { "relu", "relu6", "sigmoid", "tanh", "gelu", "gelu_tanh", "elu", "selu", "swish", "softplus",
+                      "softsign", "leaky_relu", "linear", "none", "dice", "prelu" }
+
+-- An activation: a name above, "leaky_relu:<slope>", or a function (from Lua).
+function Ctx:activation(v, path)
+  if type(v) == "function" then return true end
+  if type(v) == "string" and v:match("^leaky_relu:") then
+    if tonumber(v:sub(12)) then return true end
+    self:err("'%s' must give leaky_relu a slope (\"leaky_relu:0.2\"), got %s", path, show(v))
+    return false
+  end
+  return self:enum(v, path, check.ACTIVATIONS)
+end
+
+-- A dropout rate in [0, 1), or one per layer.
+function Ctx:dropout(v, path)
+  if type(v) ~= "table" then return self:number(v, path, { min = 0, lt = 1 }) end
+  if not self:list(v, path, "a number in [0, 1) or one per layer") then return false end
+  local ok = true
+  for i, x in ipairs(v) do ok = self:number(x, join(path, i), { min = 0, lt = 1 }) and ok end
+  return ok
+end
+
+local MLP_KEYS = { "hidden", "activation", "batch_norm", "dropout" }
+
+-- Layer sizes, or {hidden = sizes, activation =, batch_norm =, dropout =}.
+function Ctx:mlp(v, path, allow_empty)
+  if type(v) ~= "table" or util.is_list(v) then return self:sizes(v, path, allow_empty) end
+  self:keys(v, path, MLP_KEYS)
+  local ok = true
+  if v.hidden == nil then self:err("missing required key '%s'", join(path, "hidden")); ok = false
+  else ok = self:sizes(v.hidden, join(path, "hidden"), allow_empty) end
+  if v.activation ~= nil then ok = self:activation(v.activation, join(path, "activation")) and ok end
+  if v.batch_norm ~= nil then ok = self:boolean(v.batch_norm, join(path, "batch_norm")) and ok end
+  if v.dropout ~= nil then ok = self:dropout(v.dropout, join(path, "dropout")) and ok end
+  return ok
+end
+
 -- A path, a glob, or a non-empty list of them.
 function Ctx:files(v, path)
   if type(v) == "string" and v ~= "" then return true end
@@ -170,6 +212,7 @@ local KINDS = {
   string = function(c, v, path) return c:string(v, path) end,
   enum = function(c, v, path, spec) return c:enum(v, path, spec.values) end,
   sizes = function(c, v, path, spec) return c:sizes(v, path, spec.empty) end,
+  mlp = function(c, v, path, spec) return c:mlp(v, path, spec.empty) end,
   any = function() return true end,
 }
 

@@ -45,14 +45,22 @@ return function(nn)
 
   -- Option checks shared by the blocks' schemas (mtl.config.check): an
   -- activation by name (or a function), a dropout rate or one per layer.
-  function nn.check_activation(c, v, path)
-    if type(v) ~= "function" then c:enum(v, path, require("mtl.config.util").sorted_keys(activations)) end
-  end
-  function nn.check_dropout(c, v, path)
-    if type(v) ~= "table" then c:number(v, path, { min = 0, lt = 1 }) return end
-    if c:list(v, path, "a number in [0, 1) or one per layer") then
-      for i, x in ipairs(v) do c:number(x, path .. "." .. i, { min = 0, lt = 1 }) end
+  function nn.check_activation(c, v, path) c:activation(v, path) end
+  function nn.check_dropout(c, v, path) c:dropout(v, path) end
+
+  -- An "mlp" option (sizes, or {hidden =, activation =, batch_norm =,
+  -- dropout =}) as nn.MLP's options for this input size; defaults fill what
+  -- it does not say.
+  function nn.mlp_options(spec, input, defaults)
+    local o = {}
+    for k, v in pairs(defaults or {}) do o[k] = v end
+    if spec.hidden then
+      for k, v in pairs(spec) do o[k] = v end
+    else
+      o.hidden = spec
     end
+    o.input = input
+    return o
   end
 
   local Activation = class("Activation")

@@ -124,11 +124,8 @@ function groups.map(mc, st, dnn_sizes)
     st.group_by_name[group.name] = group
   end
   st.main_group = #list == 1 and st.groups[1].name or "all"
-  if #list > 1 and not st.group_by_name.all then
-    mc:err("feature_groups", "model_class %s reads the feature group named 'all'; this config has %s",
-      tostring(mc.values.model_class), table.concat(util.sorted_keys(st.group_by_name), ", "))
-  end
   st.read = { st.main_group }
+  st.groups_obj = mc
 end
 
 -- The model reads these groups (ESMM's towers), not the main one.
@@ -137,6 +134,10 @@ function groups.read(st, names) st.read = names end
 -- st.group: every feature the read groups use, in first-use order; cfg.groups
 -- when a group has sequences or variational dropout, or the model reads groups.
 function groups.finish(ctx, cfg, st, reads_groups)
+  if not reads_groups and st.groups and #st.groups > 1 and not st.group_by_name.all then
+    st.groups_obj:err("feature_groups", "model_class %s reads the feature group named 'all'; this config has %s",
+      tostring(st.groups_obj.values.model_class), table.concat(util.sorted_keys(st.group_by_name), ", "))
+  end
   local used, seen, out = {}, {}, {}
   local function use(f) if not seen[f] then seen[f] = true; used[#used + 1] = f end end
   local plain = not reads_groups and not st.variational_dropout

@@ -198,6 +198,8 @@ end
 local function helpers(ctx, cfg, st)
   local labels = cfg.data.labels or {}
   local er = { cfg = cfg, st = st, ctx = ctx, dnn_sizes = dnn_sizes, same_list = same_list }
+  -- the model reads these feature groups (not only the main one)
+  function er.read_groups(names) groups.read(st, names); st.reads_groups = true end
   -- one tower -> an mtl task (t.obj: the tower, for messages)
   function er.map_task(tower, i, opts) return map_task(st, tower, i, labels, opts and opts.bayes) end
   -- m.task_towers -> the model's task list (opts.bayes: DBMTL's relation fields)
@@ -265,6 +267,11 @@ function model.map_model(ctx, root, cfg, st)
   st.emb_reg = mc:get("embedding_regularization")
   st.emb_reg_obj = mc
   groups.map(mc, st, dnn_sizes)
+  local vd = mc.values.variational_dropout -- on every feature group the model reads
+  if vd then
+    mc.used.variational_dropout = true
+    st.variational_dropout = { lambda = vd:get("regularization_lambda"), per_dim = vd:get("embedding_wise_variational_dropout") }
+  end
   spec.map(m, cfg.model, helpers(ctx, cfg, st))
 end
 

@@ -1,4 +1,5 @@
--- EasyRec's SequenceFeature and feature groups' sequence_features, mapped
+-- EasyRec's feature groups (several; sequence_features; ESMM.groups;
+-- variational_dropout) and SequenceFeature, mapped
 -- onto mtl sequence features and groups (lua/mtl/config/easyrec/sequence.lua,
 -- groups.lua), and their errors.
 local H = require "helpers.easyrec"
@@ -107,5 +108,47 @@ describe("EasyRec: SequenceFeature", function()
     assert.are.equal("t.config:23:134: a SequenceFeature with sub_feature_type RawFeature cannot hash (EasyRec asserts " ..
       "sub_feature_type IdFeature for hash_bucket_size)", err_of(map, { data = DATA, model = model(SEQ_GROUP),
         features = features("sub_feature_type: RawFeature hash_bucket_size: 10", "hash_bucket_size: 10") }):match("^[^\n]*"))
+  end)
+end)
+
+describe("EasyRec: several feature groups", function()
+  local FEATURES = [[
+  features { input_names: "brand" feature_type: IdFeature embedding_dim: 4 hash_bucket_size: 100 }
+  features { input_names: "cate" feature_type: IdFeature embedding_dim: 4 hash_bucket_size: 100 }
+]]
+  local function esmm(groups, extra)
+    return [[
+  model_class: "ESMM"
+  feature_groups { group_name: "user" feature_names: ["brand"] }
+  feature_groups { group_name: "item" feature_names: ["cate"] }
+  esmm {
+]] .. groups .. [[
+    ctr_tower { tower_name: "ctr" label_name: "clk" dnn { hidden_units: [8] } }
+    cvr_tower { tower_name: "cvr" label_name: "buy" dnn { hidden_units: [8] } }
+  }
+]] .. (extra or "")
+  end
+
+  it("maps ESMM's groups: each feature group through its DNN", function()
+    local cfg = map { data = DATA, features = FEATURES, model = esmm([[
+    groups { input: "user" dnn { hidden_units: [16] } }
+    groups { input: "item" dnn { hidden_units: [8, 4] use_bn: false } }
+]], [[
+  variational_dropout { regularization_lambda: 0.1 embedding_wise_variational_dropout: true }
+]]) }
+    assert.are.same({ { input = "user", hidden = { 16 }, batch_norm = true },
+                      { input = "item", hidden = { 8, 4 }, batch_norm = false } }, cfg.model.groups)
+    assert.are.same({ { name = "user", features = { "brand" }, sequences = {}, variational_dropout = { lambda = 0.1, per_dim = true } },
+                      { name = "item", features = { "cate" }, sequences = {}, variational_dropout = { lambda = 0.1, per_dim = true } } },
+      cfg.groups)
+  end)
+
+  it("names a group that does not exist, and a missing 'all' for models that read it", function()
+    assert.are.equal("t.config:29:21: no feature group is named 'items' (did you mean 'item'?)", err_of(map, {
+      data = DATA, features = FEATURES, model = esmm([[
+    groups { input: "items" dnn { hidden_units: [16] } }
+]]) }))
+    assert.are.equal("t.config:26:3: model_class ESMM reads the feature group named 'all'; this config has item, user",
+      err_of(map, { data = DATA, features = FEATURES, model = esmm("") }))
   end)
 end)
