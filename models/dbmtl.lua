@@ -14,24 +14,24 @@ local did_you_mean = require("mtl.config.util").did_you_mean
 
 local DBMTL = nn.class("DBMTL")
 
--- bottom: layer sizes, or false for none.
+-- bottom: an MLP (layer sizes or {hidden =, ...}), or false for none.
 local function check_bottom(c, v, path)
-  if v ~= false then c:sizes(v, path, true) end
+  if v ~= false then c:mlp(v, path, true) end
 end
 
--- mmoe: {experts = n, expert = {sizes}}, an MMoE between the bottom and the towers.
+-- mmoe: {experts = n, expert = MLP}, an MMoE between the bottom and the towers.
 local function check_mmoe(c, v, path)
   if not c:table(v, path, "{experts = n, expert = {sizes}}") then return end
   c:keys(v, path, { "experts", "expert" })
   if v.experts == nil then v.experts = 4 else c:number(v.experts, path .. ".experts", { int = true, min = 1 }) end
-  if v.expert ~= nil then c:sizes(v.expert, path .. ".expert") end
+  if v.expert ~= nil then c:mlp(v.expert, path .. ".expert") end
 end
 
 DBMTL.options = {
   bottom = { "any", default = { 256, 128 }, check = check_bottom },
   mmoe = { "any", check = check_mmoe },
-  tower = { "sizes", empty = true, default = { 64 } },
-  relation = { "sizes", empty = true },
+  tower = { "mlp", empty = true, default = { 64 } },
+  relation = { "mlp", empty = true },
 }
 
 -- Per task, besides name, label, tower, ...: the tasks it depends on, its
@@ -42,7 +42,7 @@ DBMTL.task_options = {
       for j, r in ipairs(v) do c:string(r, path .. "." .. j, "a task name") end
     end
   end },
-  relation = { "sizes", empty = true },
+  relation = { "mlp", empty = true },
   logit_input = { "enum", values = { "relation", "tower" } },
 }
 
@@ -100,24 +100,24 @@ function DBMTL:__init(opts)
   self.order = topo_order(self.tasks)
   local dim = opts.input
   if opts.bottom ~= false then
-    self.bottom = nn.MLP{ input = dim, hidden = opts.bottom }
+    self.bottom = nn.MLP(nn.mlp_options(opts.bottom, dim))
     dim = self.bottom.output_dim
   end
   if opts.mmoe then
     local n = opts.mmoe.experts or 4
-    self.experts = nn.Experts{ n = n, input = dim, hidden = opts.mmoe.expert or { 128 } }
+    self.experts = nn.Experts(nn.experts_options(opts.mmoe.expert or { 128 }, n, dim))
     for _, t in ipairs(self.tasks) do self["gate_" .. t.name] = nn.Gate{ input = dim, n = n } end
     dim = self.experts.output_dim
   end
   local rel_dim = {}
   for _, t in ipairs(self.order) do
-    local tower = nn.MLP{ input = dim, hidden = t.tower or opts.tower }
+    local tower = nn.MLP(nn.mlp_options(t.tower or opts.tower, dim))
     self["tower_" .. t.name] = tower
     local in_dim = tower.output_dim
     for _, d in ipairs(t.relations or {}) do in_dim = in_dim + rel_dim[d] end
     local relation = t.relation or opts.relation
-    if relation and #relation > 0 then
-      self["relation_" .. t.name] = nn.MLP{ input = in_dim, hidden = relation }
+    if relation and #nn.mlp_hidden(relation) > 0 then
+      self["relation_" .. t.name] = nn.MLP(nn.mlp_options(relation, in_dim))
       rel_dim[t.name] = self["relation_" .. t.name].output_dim
     else
       rel_dim[t.name] = in_dim
@@ -165,14 +165,14 @@ DBMTL.easyrec = {
   },
   map = function(m, model, er)
     model.tasks = er.task_towers(m, { bayes = true })
-    model.bottom = m.values.bottom_dnn and er.dnn_sizes(m:get("bottom_dnn")) or false
+    model.bottom = m.values.bottom_dnn and er.dnn(m:get("bottom_dnn")) or false
     m.used.bottom_dnn = true
-    if model.bottom and #model.bottom == 0 then model.bottom = false end
+    if model.bottom and #model.bottom.hidden == 0 then model.bottom = false end
     local n = m:get("num_expert")
     if m.values.expert_dnn or n > 0 then
       if not m.values.expert_dnn then m:err("num_expert", "DBMTL's MMoE bottom needs expert_dnn") end
       if n < 1 then m:err(m:has("num_expert") and "num_expert" or "expert_dnn", "DBMTL's MMoE bottom needs num_expert >= 1") end
-      model.mmoe = { experts = n, expert = er.dnn_sizes(m:get("expert_dnn")) }
+      model.mmoe = { experts = n, expert = er.dnn(m:get("expert_dnn")) }
     end
   end,
 }

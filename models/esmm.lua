@@ -51,7 +51,8 @@ local function check_groups(c, v, path)
 end
 
 ESMM.options = {
-  tower = { "sizes", empty = true, default = { 256, 128, 64 } },
+  tower = { "mlp", empty = true, default = { 256, 128, 64 } },
+  cvr_tower = { "mlp", empty = true },               -- the CVR tower, when it differs from `tower`
   groups = { "any", check = check_groups },
   ctr = { "any", default = DEFAULT.ctr, check = check_task },
   cvr = { "any", default = DEFAULT.cvr, check = check_task },
@@ -98,8 +99,8 @@ function ESMM:__init(opts)
       d = d + mlp.output_dim
     end
   end
-  self.ctr = nn.Tower{ input = d, hidden = opts.tower, batch_norm = opts.batch_norm }
-  self.cvr = nn.Tower{ input = d, hidden = opts.tower, batch_norm = opts.batch_norm }
+  self.ctr = nn.Tower(nn.mlp_options(opts.tower, d, { batch_norm = opts.batch_norm }))
+  self.cvr = nn.Tower(nn.mlp_options(opts.cvr_tower or opts.tower, d, { batch_norm = opts.batch_norm }))
   self.tasks = nn.tasks{ self.ctr_task, self.cvr_task }
 end
 
@@ -153,16 +154,16 @@ local function map_groups(m, model, er)
     if not er.st.group_by_name[name] then
       g:verr("input", nil, "no feature group is named '%s'%s", name, did_you_mean(name, er.st.group_by_name))
     end
-    local spec = er.dnn_sizes(g:get("dnn"), true)
+    local spec = er.dnn(g:get("dnn"))
     spec.input = name
     model.groups[i], names[i] = spec, name
   end
   er.read_groups(names)
 end
 
--- EasyRec's model_class ESMM: ctr_tower and cvr_tower of one shape.
+-- EasyRec's model_class ESMM: ctr_tower and cvr_tower, each with its DNN.
 ESMM.easyrec = {
-  class = "ESMM", field = "esmm", maps_use_bn = true,
+  class = "ESMM", field = "esmm",
   map = function(m, model, er)
     map_groups(m, model, er)
     local ctr, cvr = m:get("ctr_tower"), m:get("cvr_tower")
@@ -170,17 +171,8 @@ ESMM.easyrec = {
     if not cvr then m:err(nil, "ESMM needs cvr_tower") end
     if not (ctr and cvr) then return end
     local tc, tv = er.map_task(ctr, 1), er.map_task(cvr, 2)
-    if not er.same_list(tc.tower, tv.tower) then
-      cvr:err("dnn", "mtl's ESMM towers have one shape; ctr_tower.dnn is {%s}, cvr_tower.dnn is {%s}",
-        table.concat(tc.tower, ", "), table.concat(tv.tower, ", "))
-    end
-    local bn_c = ctr.values.dnn and ctr.values.dnn:get("use_bn")
-    local bn_v = cvr.values.dnn and cvr.values.dnn:get("use_bn")
-    if bn_c == nil then bn_c = true end
-    if bn_v == nil then bn_v = true end
-    if bn_c ~= bn_v then cvr:err("dnn", "mtl's ESMM towers both use batch normalization or neither (use_bn)") end
     model.tower = tc.tower
-    model.batch_norm = bn_c and #tc.tower > 0 or nil
+    if not er.same_dnn(tc.tower, tv.tower) then model.cvr_tower = tv.tower end
     model.ctr = { name = tc.name, label = tc.label }
     model.cvr = { name = tv.name, label = tv.label }
     local sample_weight

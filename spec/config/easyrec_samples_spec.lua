@@ -15,12 +15,11 @@ local REFUSED = {
   aitm_on_taobao = "aitm_on_taobao.config:222:16: unsupported model_class \"MultiTaskModel\": mtl reads the mult",
   dbmtl_backbone_on_taobao = "dbmtl_backbone_on_taobao.config:231:16: unsupported model_class \"MultiTaskModel\": mtl read",
   dbmtl_cmbf_on_movielens = "dbmtl_cmbf_on_movielens.config:34:5: unsupported field 'eval_config.metrics_set[3].max_f1'",
-  dbmtl_on_taobao_with_multi_loss = "dbmtl_on_taobao_with_multi_loss.config:255:19: unsupported value \"dice\" for 'model_config.",
+  dbmtl_on_taobao_with_multi_loss = "dbmtl_on_taobao_with_multi_loss.config:260:7: unsupported field 'model_config.dbmtl.task_t",
   dbmtl_uniter_on_movielens = "dbmtl_uniter_on_movielens.config:34:5: unsupported field 'eval_config.metrics_set[3].max_f",
   mmoe_backbone_on_taobao = "mmoe_backbone_on_taobao.config:225:16: unsupported model_class \"MultiTaskModel\": mtl reads",
   mmoe_census_income = "mmoe_census_income.config:1:1: unknown field 'hive_train_input' in the top level",
   mmoe_mirrored_strategy_on_taobao = "mmoe_mirrored_strategy_on_taobao.config:19:21: unsupported value \"MultiWorkerMirroredStrat",
-  mmoe_on_taobao_deprecated = "mmoe_on_taobao_deprecated.config:252:3: MMoE needs num_expert >= 1",
   mmoe_on_taobao_with_multi_loss = "mmoe_on_taobao_with_multi_loss.config:265:7: unsupported field 'model_config.mmoe.task_tow",
   simple_multi_task_backbone_on_taobao = "simple_multi_task_backbone_on_taobao.config:231:16: unsupported model_class \"MultiTaskMode",
 }

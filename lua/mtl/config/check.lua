@@ -179,7 +179,7 @@ local MLP_KEYS = { "hidden", "activation", "batch_norm", "dropout" }
 
 -- Layer sizes, or {hidden = sizes, activation =, batch_norm =, dropout =}.
 function Ctx:mlp(v, path, allow_empty)
-  if type(v) ~= "table" or util.is_list(v) then return self:sizes(v, path, allow_empty) end
+  if type(v) ~= "table" or next(v) == nil or util.is_list(v) then return self:sizes(v, path, allow_empty) end
   self:keys(v, path, MLP_KEYS)
   local ok = true
   if v.hidden == nil then self:err("missing required key '%s'", join(path, "hidden")); ok = false

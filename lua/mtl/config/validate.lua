@@ -340,7 +340,7 @@ local function check_tasks(c, m, cls, models)
       if t.label == nil then t.label = t.name end
       c:label_ref(t.label, p .. ".label")
       if t.weight == nil then t.weight = 1 else c:number(t.weight, p .. ".weight", { min = 0 }) end
-      if t.tower ~= nil then c:sizes(t.tower, p .. ".tower", true) end
+      if t.tower ~= nil then c:mlp(t.tower, p .. ".tower", true) end
       if t.mask ~= nil then float_column(c, t.mask, p .. ".mask", "mask") end
       if t.sample_weight ~= nil then float_column(c, t.sample_weight, p .. ".sample_weight", "sample weight") end
       if t.gamma ~= nil then c:number(t.gamma, p .. ".gamma", { gt = 0 }) end

@@ -32,6 +32,11 @@ return function(nn)
 
   -- Normalizes a task list: strings or {name=, label=, ...} -> list of tables.
   -- Default: click (is_click) and pay (is_pay), the seed's two targets.
+  -- A task's tower: its own "mlp" option, else the model's; on input.
+  function nn.task_tower(t, default, input)
+    return Tower(nn.mlp_options(t.tower or default, input))
+  end
+
   function nn.tasks(list)
     list = list or { { name = "click", label = "is_click" }, { name = "pay", label = "is_pay" } }
     local out, seen = {}, {}

@@ -37,11 +37,11 @@ local function feature_ref(st, obj, field, i, fname, what)
 end
 
 -- The attention MLP: seq_dnn, or EasyRec's default DNN.
-local function attention(q, dnn_sizes)
+local function attention(q, map_dnn)
   local dnn = q.values.seq_dnn
   q.used.seq_dnn = true
   if not dnn then return { hidden = { 128, 64, 32, 1 }, batch_norm = true } end
-  local a = dnn_sizes(dnn, true)
+  local a = map_dnn(dnn)
   if a.hidden[#a.hidden] ~= 1 then
     dnn:verr("hidden_units", #a.hidden, "the last of '%s' must be 1 (the attention score), got %s",
       dnn:field_path("hidden_units"), util.show(a.hidden[#a.hidden]))
@@ -50,7 +50,7 @@ local function attention(q, dnn_sizes)
 end
 
 -- One SeqAttGroupConfig -> {name, query = {entries}, history, aux, attention, need_query, transform}.
-local function map_sequence(st, q, i, dnn_sizes)
+local function map_sequence(st, q, i, map_dnn)
   local seq = { name = q:get("group_name") or ("seq" .. i), query = {}, history = {}, aux = {}, obj = q }
   if not q:has("group_name") then q:err(nil, "'%s' needs a group_name", q.path) end
   for _, m in ipairs(q:get("seq_att_map")) do
@@ -66,7 +66,7 @@ local function map_sequence(st, q, i, dnn_sizes)
     end
   end
   if #seq.query == 0 or #seq.history == 0 then q:err(nil, "'%s' needs seq_att_map with key and hist_seq", q.path) end
-  seq.attention = attention(q, dnn_sizes)
+  seq.attention = attention(q, map_dnn)
   seq.need_query = q:get("need_key_feature")
   local transform = q:get("allow_key_transform")
   seq.transform = transform and (q:get("transform_dnn") and "dense" or "auto") or nil
@@ -86,7 +86,7 @@ local function check_widths(seq)
 end
 
 -- One FeatureGroupConfig -> {name, obj, features = {entries}, sequences = {...}}.
-local function map_group(st, g, dnn_sizes)
+local function map_group(st, g, map_dnn)
   local group = { name = g:get("group_name") or "?", obj = g, features = {}, sequences = {} }
   if not g:has("group_name") then g:err(nil, "'%s' needs a group_name", g.path) end
   if g:get("wide_deep") ~= "DEEP" then g:unsupported_value("wide_deep", "mtl's multi-task models read deep features (DEEP)") end
@@ -104,21 +104,21 @@ local function map_group(st, g, dnn_sizes)
     end
   end
   for i, q in ipairs(g:get("sequence_features")) do
-    local seq = map_sequence(st, q, i, dnn_sizes)
+    local seq = map_sequence(st, q, i, map_dnn)
     check_widths(seq)
     group.sequences[#group.sequences + 1] = seq
   end
   return group
 end
 
-function groups.map(mc, st, dnn_sizes)
+function groups.map(mc, st, map_dnn)
   local list = mc:get("feature_groups")
   if #list == 0 then
     mc:err(nil, "model_config has no feature_groups (EasyRec's multi-task models read the group named 'all')")
   end
   st.groups, st.group_by_name = {}, {}
   for _, g in ipairs(list) do
-    local group = map_group(st, g, dnn_sizes)
+    local group = map_group(st, g, map_dnn)
     if st.group_by_name[group.name] then g:verr("group_name", nil, "feature group '%s' is defined twice", group.name) end
     st.groups[#st.groups + 1] = group
     st.group_by_name[group.name] = group

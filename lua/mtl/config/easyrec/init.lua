@@ -75,18 +75,6 @@ local function map_paths(ctx, root, cfg)
   if root:has("model_dir") then cfg.model_dir = root:get("model_dir") else ctx:add(1, 1, "model_dir is missing (a required field)") end
 end
 
--- A note when a DNN leaves use_bn to EasyRec's default (true) and its model
--- does not map use_bn itself.
-local function note_default_bn(ctx, st)
-  local uses_default_bn = false
-  for _, obj in ipairs(ctx.objects) do
-    if obj.type == "DNN" and not obj:has("use_bn") and not (st.model_spec and st.model_spec.maps_use_bn) then uses_default_bn = true end
-  end
-  if uses_default_bn then
-    ctx:note("DNN blocks without 'use_bn' default to batch normalization in EasyRec; mtl's towers, experts and bottoms have none")
-  end
-end
-
 -- Maps a parsed file (root node) to {cfg, notes}; raises all problems together.
 function easyrec.map(tree, file)
   file = file or tree.file or "(config)"
@@ -105,7 +93,6 @@ function easyrec.map(tree, file)
     data.finish_features(ctx, cfg, st)
     data.type_columns(st, cfg.data)
     -- masks are labels already (task_space_indicator_label must be a label field)
-    note_default_bn(ctx, st)
   else
     decode.mark_all(root) -- without data_config nothing else was mapped
   end

@@ -1,7 +1,7 @@
 -- mtl.config.easyrec.model: EasyRec's model_config mapped onto mtl's model
 -- section. The model itself is mapped by its file: models/<name>.lua holds
 -- easyrec = {class =, field =, map = function(m, model, er), unsupported =
--- {["Message.field"] = why}, maps_use_bn = true}, found through the model
+-- {["Message.field"] = why}}, found through the model
 -- registry (mtl.models); this file resolves model_class, maps what every
 -- multi-task model shares (the feature group, task towers, metrics) and hands
 -- the model file its options object m (model_config.<field>), cfg.model and
@@ -9,7 +9,7 @@
 --
 --   model.map_model(ctx, root, cfg, st)   model_config -> cfg.model, st.groups (easyrec/groups.lua)
 --   model.map_metrics(st, list)           EvalMetrics objects -> st.metrics, st.gauc
---   model.model_classes()                 model_class -> {field, name, map, unsupported, maps_use_bn}
+--   model.model_classes()                 model_class -> {field, name, map, unsupported}
 --
 -- Takes decoded objects (mtl.config.easyrec.decode) and the shared state st
 -- (st.columns and st.features from mtl.config.easyrec.data). Leaves the
@@ -20,6 +20,7 @@ local util = require "mtl.config.util"
 local set_of = require("mtl.config.check").set_of
 local decode = require "mtl.config.easyrec.decode"
 local groups = require "mtl.config.easyrec.groups"
+local dnn = require "mtl.config.easyrec.dnn"
 local SCHEMA = require("mtl.config.easyrec.schema").SCHEMA
 
 local mark_all = decode.mark_all
@@ -35,38 +36,15 @@ function model.model_classes()
     local ok, cls = pcall(registry.get, name)
     local spec = ok and rawget(cls, "easyrec")
     if spec then
-      out[spec.class] = { field = spec.field, name = name, map = spec.map, unsupported = spec.unsupported or {},
-                          maps_use_bn = spec.maps_use_bn }
+      out[spec.class] = { field = spec.field, name = name, map = spec.map, unsupported = spec.unsupported or {} }
     end
   end
   return out
 end
 
 -- ---- helpers the model files use (er) ------------------------------------------------------------
-local function same_list(a, b)
-  if #a ~= #b then return false end
-  for i = 1, #a do if a[i] ~= b[i] then return false end end
-  return true
-end
-
--- The hidden sizes of a DNN message ({} without one); full: the whole DNN as
--- mtl's layer options {hidden =, batch_norm =, activation =, dropout =}.
--- Without full, use_bn, dropout_ratio and activation are left to
--- NOOPS/UNSUPPORTED (ESMM reads use_bn itself).
-local function dnn_sizes(dnn, full)
-  if not dnn then return full and { hidden = {} } or {} end
-  local sizes = util.deep_copy(dnn:get("hidden_units"))
-  for i, h in ipairs(sizes) do
-    if h < 1 then dnn:verr("hidden_units", i, "'%s' must be positive, got %s", dnn:field_path("hidden_units", i), util.show(h)) end
-  end
-  if dnn.values.activation == "relu" then dnn.used.activation = true end -- tf.nn.relu under its short name
-  if not full then return sizes end
-  local out = { hidden = sizes, batch_norm = dnn:get("use_bn") }
-  if dnn.values.activation == nil or dnn.values.activation == "relu" or dnn.values.activation == "tf.nn.relu" then
-    dnn.used.activation = true
-  end
-  return out
-end
+-- DNN messages -> mtl "mlp" options (easyrec/dnn.lua).
+local map_dnn = dnn.map
 
 -- EvalMetrics objects (a metrics_set) -> st.metrics.auc, st.metrics.gauc, st.gauc.
 function model.map_metrics(st, list)
@@ -152,7 +130,7 @@ local function map_task(st, tower, i, label_fields, bayes)
     tower:unsupported_value("loss_type", "mtl's tasks are binary classification (CLASSIFICATION)")
   end
   if tower:get("num_class") ~= 1 then tower:unsupported_value("num_class", "mtl's tasks are binary (num_class: 1)") end
-  t.tower = dnn_sizes(tower.values.dnn)
+  t.tower = map_dnn(tower.values.dnn)
   tower.used.dnn = true
   local w = tower:get("weight")
   if w < 0 then tower:verr("weight", nil, "'%s' must be >= 0, got %s", tower:field_path("weight"), util.show(w)) end
@@ -163,7 +141,7 @@ local function map_task(st, tower, i, label_fields, bayes)
   if bayes then
     local rel = tower:get("relation_tower_names")
     if #rel > 0 then t.relations = util.deep_copy(rel) end
-    if tower.values.relation_dnn then t.relation = dnn_sizes(tower.values.relation_dnn) end
+    if tower.values.relation_dnn then t.relation = map_dnn(tower.values.relation_dnn) end
     tower.used.relation_dnn = true
   end
   t.obj = tower
@@ -197,7 +175,7 @@ end
 -- cfg.model: the reader's shared helpers and state.
 local function helpers(ctx, cfg, st)
   local labels = cfg.data.labels or {}
-  local er = { cfg = cfg, st = st, ctx = ctx, dnn_sizes = dnn_sizes, same_list = same_list }
+  local er = { cfg = cfg, st = st, ctx = ctx, dnn = map_dnn, same_dnn = dnn.same }
   -- the model reads these feature groups (not only the main one)
   function er.read_groups(names) groups.read(st, names); st.reads_groups = true end
   -- one tower -> an mtl task (t.obj: the tower, for messages)
@@ -266,7 +244,7 @@ function model.map_model(ctx, root, cfg, st)
   st.l2_obj = m
   st.emb_reg = mc:get("embedding_regularization")
   st.emb_reg_obj = mc
-  groups.map(mc, st, dnn_sizes)
+  groups.map(mc, st, map_dnn)
   local vd = mc.values.variational_dropout -- on every feature group the model reads
   if vd then
     mc.used.variational_dropout = true

@@ -243,8 +243,6 @@ local NOOPS = {
   ["EvalConfig.save_graph"] = { why = "saves the eval graph for TensorBoard" },
   ["AUC.num_thresholds"] = { why = "the thresholds of TF's streaming AUC, an approximation; mtl computes the exact AUC (sorted scores, ties averaged)" },
   ["EasyRecConfig.export_config"] = { why = "options of TF's SavedModel export; `mtl export` writes its own model directory" },
-  ["DNN.activation"] = { only = "tf.nn.relu", why = "mtl's towers, experts and bottoms use ReLU" },
-  ["DNN.use_bn"] = { only = false, why = "mtl's towers, experts and bottoms have no batch normalization (ESMM's towers excepted)" },
 }
 schema.NOOPS = NOOPS
 
@@ -299,7 +297,6 @@ local UNSUPPORTED = {
   ["EasyRecModel.backbone"] = "EasyRec's backbone models are not supported",
   ["TaskTower.losses"] = "mtl's task losses are binary cross-entropy",
   ["BayesTaskTower.losses"] = "mtl's task losses are binary cross-entropy",
-  ["DNN.dropout_ratio"] = "mtl's towers and experts have no dropout",
 }
 schema.UNSUPPORTED = UNSUPPORTED
 
