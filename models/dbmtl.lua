@@ -75,7 +75,7 @@ end
 
 -- Orders tasks so that every task comes after the tasks it depends on;
 -- a cycle is a configuration error.
-local function topo_order(tasks)
+function DBMTL.topo_order(tasks)
   local by_name = {}
   for _, t in ipairs(tasks) do by_name[t.name] = t end
   local order, state = {}, {}
@@ -97,7 +97,7 @@ end
 
 function DBMTL:__init(opts)
   self.tasks = nn.tasks(opts.tasks)
-  self.order = topo_order(self.tasks)
+  self.order = DBMTL.topo_order(self.tasks)
   local dim = opts.input
   if opts.bottom ~= false then
     self.bottom = nn.MLP(nn.mlp_options(opts.bottom, dim))
@@ -109,9 +109,18 @@ function DBMTL:__init(opts)
     for _, t in ipairs(self.tasks) do self["gate_" .. t.name] = nn.Gate{ input = dim, n = n } end
     dim = self.experts.output_dim
   end
+  local dims = {}
+  for _, t in ipairs(self.tasks) do dims[t.name] = dim end
+  DBMTL.build_heads(self, opts, dims)
+end
+
+-- The task heads, in self.order (also models/backbone.lua's): per task t a
+-- tower MLP on its input (dims[t]: its width), the relation MLP on [tower ;
+-- the relation outputs of the tasks it depends on], a Linear to the logit.
+function DBMTL.build_heads(self, opts, dims)
   local rel_dim = {}
   for _, t in ipairs(self.order) do
-    local tower = nn.MLP(nn.mlp_options(t.tower or opts.tower, dim))
+    local tower = nn.MLP(nn.mlp_options(t.tower or opts.tower, dims[t.name]))
     self["tower_" .. t.name] = tower
     local in_dim = tower.output_dim
     for _, d in ipairs(t.relations or {}) do in_dim = in_dim + rel_dim[d] end
@@ -127,13 +136,11 @@ function DBMTL:__init(opts)
   end
 end
 
-function DBMTL:forward(x)                         -- x [B, input]
-  local b = self.bottom and self.bottom(x) or x   -- [B, bottom]
-  local e = self.experts and self.experts(b)      -- [B, n, h]
+-- The heads on each task's input (input_of(t) -> [B, d]): {task = {logits, prob}}.
+function DBMTL.run_heads(self, input_of)
   local rel, out = {}, {}
   for _, t in ipairs(self.order) do
-    local inp = e and nn.mix(e, self["gate_" .. t.name](b)) or b
-    local h = self["tower_" .. t.name](inp)       -- [B, tower]
+    local h = self["tower_" .. t.name](input_of(t))  -- [B, tower]
     local parts = { h }
     for _, d in ipairs(t.relations or {}) do parts[#parts + 1] = rel[d] end
     local r = #parts > 1 and mtl.concat(parts, 2) or h
@@ -143,6 +150,14 @@ function DBMTL:forward(x)                         -- x [B, input]
     out[t.name] = nn.head(logits:reshape(logits:size(1)))
   end
   return out
+end
+
+function DBMTL:forward(x)                         -- x [B, input]
+  local b = self.bottom and self.bottom(x) or x   -- [B, bottom]
+  local e = self.experts and self.experts(b)      -- [B, n, h]
+  return DBMTL.run_heads(self, function(t)
+    return e and nn.mix(e, self["gate_" .. t.name](b)) or b
+  end)
 end
 
 -- With an MMoE bottom: one gate per task.

@@ -13,7 +13,8 @@
 -- A group's x is [its features' values ; each sequence's attention output]
 -- (variational dropout, when set, covers the features). Features builds this
 -- module (attach) once its tables exist: F.feature_groups, F.main_group (the
--- group models read: "all", else the first), F.group_dims. F:groups(batch)
+-- group models read: "all", else the first), F.group_dims (their widths),
+-- F.group_widths (the widths of each group's list). F:groups(batch)
 -- returns {name = x} and {name = {each feature's value, then each
 -- sequence's output}} (a backbone's feature lists).
 local mtl = require "mtl"
@@ -119,7 +120,7 @@ end
 
 -- F: the Features (built); specs: the config's groups.
 function Groups:__init(F, specs)
-  self.specs, self.dims = specs, {}
+  self.specs, self.dims, self.widths = specs, {}, {}
   for _, g in ipairs(specs) do
     local dims, d = {}, 0
     for i, n in ipairs(g.features or {}) do
@@ -132,13 +133,15 @@ function Groups:__init(F, specs)
       local v = g.variational_dropout
       self["vd_" .. g.name] = nn.VariationalDropout{ dims = dims, lambda = v.lambda, per_dim = v.per_dim }
     end
+    local widths = { unpack(dims) }
     for _, q in ipairs(g.sequences or {}) do
       local block = din_block(F, g, q)
       self["din_" .. g.name .. "_" .. q.name] = block
       d = d + block.output_dim
+      widths[#widths + 1] = block.output_dim
     end
     if d == 0 then fail("group '%s' has no features", g.name) end
-    self.dims[g.name] = d
+    self.dims[g.name], self.widths[g.name] = d, widths
   end
 end
 
@@ -212,7 +215,7 @@ function groups.attach(F)
   local specs = F.group_specs
   local module = Groups(F, specs)
   F.feature_groups = module
-  F.group_dims = module.dims
+  F.group_dims, F.group_widths = module.dims, module.widths
   local main = specs[1].name
   for _, g in ipairs(specs) do if g.name == "all" then main = "all" end end
   F.main_group = main

@@ -27,7 +27,9 @@ function Ranker:__init(cfg, F)
   local opts = {}
   for k, v in pairs(cfg.model) do if k ~= "name" then opts[k] = v end end
   opts.input = F.output_dim
-  if F.group_dims and rawget(models.get(cfg.model.name), "reads_groups") then opts.inputs = F.group_dims end
+  if F.group_dims and rawget(models.get(cfg.model.name), "reads_groups") then
+    opts.inputs, opts.input_lists = F.group_dims, F.group_widths
+  end
   self.body = models.build(cfg.model.name, opts)
   self.tasks = self.body.tasks
   self.cfg = cfg

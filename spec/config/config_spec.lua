@@ -109,7 +109,7 @@ describe("config.validate", function()
     assert.are.equal("config: unknown key 'data.batchsize' (did you mean 'batch_size'?)", e(function(c) c.data.batchsize = 1 end))
     assert.are.equal("config: unknown key 'features.1.hash_bucket' (did you mean 'hash_bucket_size'?)",
       e(function(c) c.features[1].hash_bucket = 10 end))
-    assert.are.equal("config: unknown key 'model.tasks.2.relations' ('relations' is only for dbmtl)",
+    assert.are.equal("config: unknown key 'model.tasks.2.relations' ('relations' is only for backbone and dbmtl)",
       e(function(c) c.model.tasks[2].relations = { "ctr" } end))
     assert.are.equal("config: unknown key 'optimizer.dense.momentum' (adam takes lr, beta1, beta2, eps, weight_decay)",
       e(function(c) c.optimizer = { dense = { momentum = 0.9 } } end))

@@ -190,7 +190,7 @@ describe("EasyRec: errors", function()
   features { input_names: "item_id" feature_type: IdFeature embedding_dim: 8 num_buckets: 500 }
 ]] }))
     assert.are.equal("t.config:26:16: unsupported model_class \"DeepFM\": mtl reads the multi-task models DBMTL, ESMM, " ..
-      "MMoE, PLE, SimpleMultiTask",
+      "MMoE, MultiTaskModel, PLE, SimpleMultiTask",
       err_of(map, { model = '  model_class: "DeepFM"\n  deepfm { }\n' }))
   end)
 

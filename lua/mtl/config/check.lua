@@ -13,7 +13,8 @@
 --   "enum"     values = {...}
 --   "sizes"    a list of layer sizes {256, 128}; empty = true allows {}
 --   "mlp"      layer sizes, or {hidden = sizes, activation =, batch_norm =,
---              dropout =}: an MLP's layers with their options (nn.MLP)
+--              dropout =, bias =, last_activation =, last_batch_norm =}: an
+--              MLP's layers with their options (nn.MLP)
 --   "any"      anything; a check function does the work
 -- and check = function(c, value, path, t) for what a kind does not say (it
 -- runs after the kind's own check passed), required = true for an option
@@ -175,7 +176,7 @@ function Ctx:dropout(v, path)
   return ok
 end
 
-local MLP_KEYS = { "hidden", "activation", "batch_norm", "dropout" }
+local MLP_KEYS = { "hidden", "activation", "batch_norm", "dropout", "bias", "last_activation", "last_batch_norm" }
 
 -- Layer sizes, or {hidden = sizes, activation =, batch_norm =, dropout =}.
 function Ctx:mlp(v, path, allow_empty)
@@ -187,6 +188,9 @@ function Ctx:mlp(v, path, allow_empty)
   if v.activation ~= nil then ok = self:activation(v.activation, join(path, "activation")) and ok end
   if v.batch_norm ~= nil then ok = self:boolean(v.batch_norm, join(path, "batch_norm")) and ok end
   if v.dropout ~= nil then ok = self:dropout(v.dropout, join(path, "dropout")) and ok end
+  for _, k in ipairs({ "bias", "last_activation", "last_batch_norm" }) do
+    if v[k] ~= nil then ok = self:boolean(v[k], join(path, k)) and ok end
+  end
   return ok
 end
 
@@ -274,8 +278,9 @@ end
 -- each naming the option: "mmoe: 'experts' must be a positive integer, got
 -- 0". nn.class calls this for every class with an options schema, so
 -- require "models.mmoe" {...} and mtl.models.build("mmoe", {...}) agree. A
--- model also takes input (the size of its input vector), inputs (a model
--- that reads feature groups: {group = size}) and tasks; a block
+-- model also takes input (the size of its input vector), inputs and
+-- input_lists (a model that reads feature groups: {group = size} and {group
+-- = the widths of its feature list}) and tasks; a block
 -- (cls.block) declares all of its options.
 function check.prepare(cls, opts)
   local copy = util.deep_copy(opts or {})
@@ -286,7 +291,7 @@ function check.prepare(cls, opts)
   else
     if copy.input == nil then c:err("missing required option 'input' (the size of the input vector)")
     else c:number(copy.input, "input", { int = true, min = 1 }) end
-    check.options_of(c, cls, copy, "", { "input", "inputs" })
+    check.options_of(c, cls, copy, "", { "input", "inputs", "input_lists" })
   end
   if c:failed() then error(c:message(), 0) end
   return copy

@@ -314,10 +314,12 @@ end
 
 -- Another model's task option named k, for a hint: " ('relations' is only for dbmtl)".
 local function task_option_hint(models, k)
+  local owners = {}
   for _, name in ipairs(models.names()) do
     local ok, cls = pcall(models.get, name)
-    if ok and cls.task_options and cls.task_options[k] then return string.format(" ('%s' is only for %s)", k, name) end
+    if ok and cls.task_options and cls.task_options[k] then owners[#owners + 1] = name end
   end
+  if #owners > 0 then return string.format(" ('%s' is only for %s)", k, table.concat(owners, " and ")) end
 end
 
 local function check_tasks(c, m, cls, models)

@@ -5,6 +5,11 @@
 --   a_t = MLP([q ; h_t ; q - h_t ; q * h_t])          score of step t  [B, L]
 --   w   = softmax over t of a_t (-2^32 at padding)                     [B, L]
 --   out = [sum_t w_t h_t ; sum_t w_t aux_t ... ; q]                    [B, d + aux + dq]
+-- AITMTower (EasyRec's keras block; Xi et al., KDD 2021): a task's tower t_0
+-- attends over itself and what earlier tasks pass on, t_1 ..:
+--   u_i = Transfer(stop_gradient(t_i)) (i > 0; transfer optional), u_0 = t_0
+--   q_i, k_i, v_i = Q_i u_i, K_i u_i, V_i u_i   (a projection per position, width p)
+--   out = sum_j softmax_j(<q_0, k_j> / sqrt(p)) v_j               [B, p]
 -- When dq differs from d, `transform` makes them meet: "pad" appends zeros
 -- to q (d > dq), "dense" maps q and h through Linear layers to d, "auto" is
 -- "pad" when q is narrower and "dense" otherwise (EasyRec's allow_key_transform).
@@ -99,5 +104,49 @@ return function(nn)
 
   function DIN:extra_repr()
     return string.format("query %d, history %d%s", self.dq, self.d, self.transform and (", " .. self.transform) or "")
+  end
+
+  local AITMTower = nn.class("AITMTower")
+  nn.AITMTower = AITMTower
+  AITMTower.block = true
+  AITMTower.graph_input = "list"
+  AITMTower.options = {
+    dims = { "sizes", required = true },             -- widths of [the task's tower, earlier towers ...]
+    project_dim = { "int" },                         -- default: the task's tower width
+    transfer = { "mlp" },                            -- an MLP on each earlier tower
+    stop_gradient = { "boolean", default = true },   -- earlier towers get no gradient from this one
+  }
+  function AITMTower:__init(opts)
+    local p = opts.project_dim or opts.dims[1]
+    self.n, self.p, self.stop_gradient = #opts.dims, p, opts.stop_gradient
+    local transferred
+    if opts.transfer and #nn.mlp_hidden(opts.transfer) > 0 then
+      self.transfer = nn.MLP(nn.mlp_options(opts.transfer, opts.dims[2] or opts.dims[1]))
+      transferred = self.transfer.output_dim
+    end
+    for i, d in ipairs(opts.dims) do
+      local w = i > 1 and transferred or d
+      self["query" .. i] = nn.Linear(w, p)
+      self["key" .. i] = nn.Linear(w, p)
+      self["value" .. i] = nn.Linear(w, p)
+    end
+    self.output_dim = p
+  end
+  function AITMTower:forward(towers)                 -- a list of [B, d_i]
+    if type(towers) == "userdata" then return towers end
+    local B, q, k, v = towers[1]:size(1), nil, {}, {}
+    for i, t in ipairs(towers) do
+      local u = t
+      if i > 1 then
+        if self.stop_gradient then u = u:detach() end
+        if self.transfer then u = self.transfer(u) end
+      end
+      if i == 1 then q = self["query" .. i](u) end
+      k[i], v[i] = self["key" .. i](u), self["value" .. i](u)
+    end
+    local K, V = mtl.stack(k, 2), mtl.stack(v, 2)       -- [B, n, p]
+    local score = mtl.matmul(K, q:reshape(B, self.p, 1)):reshape(B, self.n) / math.sqrt(self.p)
+    self.last = mtl.softmax(score, 2)                   -- [B, n]
+    return nn.mix(V, self.last)                         -- [B, p]
   end
 end

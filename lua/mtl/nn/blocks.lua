@@ -129,6 +129,7 @@ return function(nn)
   local MLP = class("MLP")
   nn.MLP = MLP
   MLP.block = true
+  MLP.graph_input = "tensor"
   MLP.options = {
     input = { "int", required = true },
     hidden = { "sizes", empty = true, required = true },

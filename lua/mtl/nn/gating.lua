@@ -97,6 +97,37 @@ return function(nn)
       self.fused and ", fused" or "")
   end
 
+  -- MMoELayer{input=, tasks=, experts=, expert=MLP}: EasyRec's keras MMoE
+  -- block: `experts` MLPs (each an "mlp" option: layers and their options)
+  -- and one softmax gate per task on the input; returns the tasks' mixtures,
+  -- a list of [B, h] (its output_dims).
+  local MMoELayer = class("MMoELayer")
+  nn.MMoELayer = MMoELayer
+  MMoELayer.block = true
+  MMoELayer.graph_input = "tensor"
+  MMoELayer.options = {
+    input = { "int", required = true },
+    tasks = { "int", required = true },
+    experts = { "int", required = true },
+    expert = { "mlp", required = true },
+  }
+  function MMoELayer:__init(opts)
+    self.n_tasks, self.n_experts = opts.tasks, opts.experts
+    for k = 1, opts.experts do self["expert" .. k] = nn.MLP(nn.mlp_options(opts.expert, opts.input)) end
+    for t = 1, opts.tasks do self["gate" .. t] = nn.Gate{ input = opts.input, n = opts.experts } end
+    local h = self.expert1.output_dim
+    self.output_dims = {}
+    for t = 1, opts.tasks do self.output_dims[t] = h end
+  end
+  function MMoELayer:forward(x)                                -- x [B, input]
+    local e = {}
+    for k = 1, self.n_experts do e[k] = self["expert" .. k](x) end
+    local stacked = mtl.stack(e, 2)                            -- [B, n, h]
+    local out = {}
+    for t = 1, self.n_tasks do out[t] = nn.mix(stacked, self["gate" .. t](x)) end
+    return out
+  end
+
   -- Gate{input=, n=}: softmax(x W^T + b) over n experts -> [B, n]
   local Gate = class("Gate")
   nn.Gate = Gate

@@ -8,4 +8,6 @@ require("mtl.nn.gating")(nn)
 require("mtl.nn.tower")(nn)
 require("mtl.nn.attention")(nn)
 require("mtl.nn.variational_dropout")(nn)
+require("mtl.nn.interaction")(nn)
+require("mtl.nn.graph")(nn)
 return nn

@@ -175,7 +175,7 @@ end
 -- cfg.model: the reader's shared helpers and state.
 local function helpers(ctx, cfg, st)
   local labels = cfg.data.labels or {}
-  local er = { cfg = cfg, st = st, ctx = ctx, dnn = map_dnn, same_dnn = dnn.same }
+  local er = { cfg = cfg, st = st, ctx = ctx, dnn = map_dnn, same_dnn = dnn.same, model_config = st.model_config }
   -- the model reads these feature groups (not only the main one)
   function er.read_groups(names) groups.read(st, names); st.reads_groups = true end
   -- one tower -> an mtl task (t.obj: the tower, for messages)
@@ -244,6 +244,7 @@ function model.map_model(ctx, root, cfg, st)
   st.l2_obj = m
   st.emb_reg = mc:get("embedding_regularization")
   st.emb_reg_obj = mc
+  st.model_config = mc
   groups.map(mc, st, map_dnn)
   local vd = mc.values.variational_dropout -- on every feature group the model reads
   if vd then
