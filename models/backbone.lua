@@ -77,17 +77,19 @@ function Backbone:forward(xs, lists)                -- {group = [B, d_g]} (and t
   return DBMTL.run_heads(self, function(t) return self.per_task and g[index[t.name]] or g end)
 end
 
+local RETRIEVAL = "a retrieval (two-tower) parameter; mtl's backbone feeds task towers"
+
 -- EasyRec's model_class MultiTaskModel: model_config.backbone (the graph)
 -- and model_params' task_towers (BayesTaskTowers: towers, relations).
 Backbone.easyrec = {
   class = "MultiTaskModel", field = "model_params",
   unsupported = {
     ["ModelParams.outputs"] = "mtl's outputs are the task towers'",
-    ["ModelParams.user_tower_idx_in_output"] = "a retrieval (two-tower) parameter; mtl's backbone feeds task towers",
-    ["ModelParams.item_tower_idx_in_output"] = "a retrieval (two-tower) parameter; mtl's backbone feeds task towers",
-    ["ModelParams.simi_func"] = "a retrieval (two-tower) parameter; mtl's backbone feeds task towers",
-    ["ModelParams.temperature"] = "a retrieval (two-tower) parameter; mtl's backbone feeds task towers",
-    ["ModelParams.scale_simi"] = "a retrieval (two-tower) parameter; mtl's backbone feeds task towers",
+    ["ModelParams.user_tower_idx_in_output"] = RETRIEVAL,
+    ["ModelParams.item_tower_idx_in_output"] = RETRIEVAL,
+    ["ModelParams.simi_func"] = RETRIEVAL,
+    ["ModelParams.temperature"] = RETRIEVAL,
+    ["ModelParams.scale_simi"] = RETRIEVAL,
     ["BackboneTower.packages"] = "block packages are not supported",
     ["BackboneTower.top_mlp"] = "give the MLP as a block",
     ["Block.layers"] = "sequential layers are not supported; give each as a block",

@@ -132,7 +132,7 @@ function DBMTL.build_heads(self, opts, dims)
       rel_dim[t.name] = in_dim
     end
     local logit_in = (t.logit_input == "tower") and tower.output_dim or rel_dim[t.name]
-    self["logit_" .. t.name] = nn.Linear(logit_in, 1)
+    self["logit_" .. t.name] = nn.Linear(logit_in, t.classes or 1)
   end
 end
 
@@ -147,7 +147,7 @@ function DBMTL.run_heads(self, input_of)
     if self["relation_" .. t.name] then r = self["relation_" .. t.name](r) end
     rel[t.name] = r                               -- [B, relation]
     local logits = self["logit_" .. t.name](t.logit_input == "tower" and h or r)
-    out[t.name] = nn.head(logits:reshape(logits:size(1)))
+    out[t.name] = nn.head(t.classes == 2 and logits or logits:reshape(logits:size(1)))
   end
   return out
 end
@@ -173,9 +173,9 @@ end
 DBMTL.easyrec = {
   class = "DBMTL", field = "dbmtl",
   unsupported = {
-    ["DBMTL.bottom_cmbf"] = "CMBF bottoms are not supported",
-    ["DBMTL.bottom_uniter"] = "UNITER bottoms are not supported",
-    ["DBMTL.sequence_dnn"] = "sequence features are not supported",
+    ["DBMTL.bottom_cmbf"] = "CMBF fuses image features (pretrained image embeddings) and text with cross-modal transformers; mtl has neither image features nor such a bottom",
+    ["DBMTL.bottom_uniter"] = "UNITER fuses image features (pretrained image embeddings) and text with a transformer; mtl has neither image features nor such a bottom",
+    ["DBMTL.sequence_dnn"] = "an MLP over the sequences of CMBF and UNITER bottoms, which mtl does not have",
     ["DBMTL.use_feature_bn"] = "mtl does not batch-normalize the input features",
   },
   map = function(m, model, er)

@@ -483,7 +483,7 @@ function Features:value(s, cols)
     local x = column_of(cols, s.column)
     if not s.embedded then return self:number(s, cols) end
     if s.boundaries or s.bins then return t:lookup(core.bucketize(x, self:boundaries(s))) end
-    return t:lookup(mtl.zeros({ x:numel() }, "int64")) * x:reshape(x:numel(), 1) -- the value times a learned vector
+    return t:lookup(mtl.zeros({ x:numel() }, "int64")) * self:number(s, cols) -- the (normalized) value times a learned vector
   elseif s.type == "lookup" then
     local kv = bag_of(cols[s.column], s.name)
     local v = core.kv_lookup(column_of(cols, s.key), kv.ids, kv.offsets, kv.weights, s.missing or 0)

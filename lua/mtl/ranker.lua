@@ -94,7 +94,7 @@ function Ranker:label_names()
     if type(l) == "table" then for _, x in ipairs(l) do want(x) end
     elseif l and not seen[l] then seen[l] = true; names[#names + 1] = l end
   end
-  for _, t in ipairs(self.loss_spec) do want(t.label); want(t.mask); want(t.sample_weight) end
+  for _, t in ipairs(self.loss_spec) do want(t.label); want(t.mask); want(t.sample_weight); want(t.session) end
   for _, t in ipairs(self:eval_targets()) do want(t.label); want(t.mask) end
   return names
 end
@@ -197,6 +197,8 @@ function Ranker:evaluate(files, opts)
   opts = opts or {}
   local targets = self:eval_targets()
   local gauc = (self.cfg.eval or {}).gauc
+  local wants_max_f1 = false
+  for _, name in ipairs((self.cfg.eval or {}).metrics or {}) do wants_max_f1 = wants_max_f1 or name == "max_f1" end
   self:eval()
   local r = self:reader(files or self.cfg.data.eval, opts.batch_size)
   local c, gates
@@ -216,6 +218,7 @@ function Ranker:evaluate(files, opts)
     if gauc and not m then
       res.gauc = mtl.metrics.gauc(p, y, mtl.concat(c.groups, 1), gauc.reduction or "mean")
     end
+    if wants_max_f1 then res.max_f1 = mtl.metrics.max_f1(p, y, m) end
     if opts.keep then res.pred, res.label = p, y end
     result[t.name] = res
   end

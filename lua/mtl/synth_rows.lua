@@ -22,7 +22,7 @@ local rows = {}
 
 local function sigmoid(x) return 1 / (1 + math.exp(-x)) end
 
--- A seeded stream of uniforms from mtl's generator.
+-- A seeded stream of uniforms drawn in blocks from mtl's generator.
 local function stream(seed)
   mtl.seed(seed)
   local buf, pos = nil, 1025
@@ -32,12 +32,15 @@ local function stream(seed)
     return buf[pos - 1]
   end
 end
+rows.stream = stream
 
-local function normal(u)
+-- A standard normal draw from the stream u (Box-Muller).
+function rows.normal(u)
   local a, b = u(), u()
   if a < 1e-12 then a = 1e-12 end
   return math.sqrt(-2 * math.log(a)) * math.cos(2 * math.pi * b)
 end
+local normal = rows.normal
 
 local function name_hash(s)
   local h = 5381

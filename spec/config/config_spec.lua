@@ -136,7 +136,7 @@ describe("config.validate", function()
       "config: 'model.experts' must be a positive integer, got 2.5",
       "config: missing required key 'optimizer.schedule.decay_factor' (for the exponential schedule)",
       "config: 'train.steps' must be a positive integer, got -5",
-      "config: 'train.early_stopping.metric': unknown metric 'acc' (expected 'auc', 'gauc', 'logloss' or 'calibration') (did you mean 'auc'?)",
+      "config: 'train.early_stopping.metric': unknown metric 'acc' (expected 'auc', 'gauc', 'logloss', 'calibration' or 'max_f1') (did you mean 'auc'?)",
       "config: 'train.early_stopping' needs train.eval_every (it compares evaluations)",
       "config: 'eval.metrics' lists gauc but eval.gauc is not set (eval.gauc = {group = 'user_id'})",
     }, "\n"), err_of(config.validate, cfg))

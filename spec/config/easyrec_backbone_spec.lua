@@ -28,7 +28,7 @@ describe("EasyRec: MultiTaskModel backbones", function()
   end)
 
   it("maps AITM's towers, a list input and output_blocks", function()
-    local cfg = easyrec.parse(io.open(SAMPLES .. "aitm_on_taobao.config"):read("*a"):gsub("losses {.-}%s*losses {.-}", ""),
+    local cfg = easyrec.parse(require("helpers.shell").read(SAMPLES .. "aitm_on_taobao.config"):gsub("losses {.-}%s*losses {.-}", ""),
       "aitm.config")
     assert.are.same({ name = "cvr_aitm", inputs = { "cvr_tower", "ctr_tower" }, merge = "list", block = "AITMTower",
       options = { transfer = MLP { 128 }, stop_gradient = true } }, cfg.model.blocks[4])

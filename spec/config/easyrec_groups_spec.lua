@@ -5,17 +5,7 @@
 local H = require "helpers.easyrec"
 local err_of, map = H.err_of, H.map
 
-local DATA = [[
-  batch_size: 64
-  label_fields: ["clk", "buy"]
-  input_type: CSVInput
-  input_fields { input_name: "clk" input_type: INT32 }
-  input_fields { input_name: "buy" input_type: INT32 }
-  input_fields { input_name: "brand" input_type: STRING }
-  input_fields { input_name: "cate" input_type: STRING }
-  input_fields { input_name: "hist_brand" input_type: STRING }
-  input_fields { input_name: "hist_cate" input_type: STRING }
-]]
+local DATA = H.inputs("clk:INT32 buy:INT32 brand:STRING cate:STRING hist_brand:STRING hist_cate:STRING")
 
 local function model(groups)
   return [[

@@ -2,16 +2,12 @@
 -- batch layout (offsets into steps, steps into values), and exact error texts.
 local mtl = require "mtl"
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute("mkdir -p " .. dir)
+local shell = require "helpers.shell"
+
+local dir = shell.tmpdir()
 
 local function read(text, columns, opts)
-  local path = dir .. "/t.csv"
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  local o = { files = path, columns = columns }
+  local o = { files = shell.write(dir .. "/t.csv", text), columns = columns }
   for k, v in pairs(opts or {}) do o[k] = v end
   return mtl.data.read_all(o)
 end
@@ -53,10 +49,7 @@ describe("mtl.data seq columns", function()
   end)
 
   it("streams batches with offsets starting at 0 in each", function()
-    local path = dir .. "/b.csv"
-    local f = assert(io.open(path, "w"))
-    f:write("1|2\n3\n4|5|6\n")
-    f:close()
+    local path = shell.write(dir .. "/b.csv", "1|2\n3\n4|5|6\n")
     local r = mtl.data.csv { files = path, batch_size = 2, columns = { { name = "s", type = "seq" } } }
     local seen = {}
     for b in r:batches() do

@@ -6,16 +6,10 @@ local features = require "mtl.features"
 local config = require "mtl.config"
 local check = require "helpers.check"
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute("mkdir -p " .. dir)
+local shell = require "helpers.shell"
 
-local function write(name, text)
-  local f = assert(io.open(dir .. "/" .. name, "w"))
-  f:write(text)
-  f:close()
-  return dir .. "/" .. name
-end
+local dir = shell.tmpdir()
+local function write(name, text) return shell.write(dir .. "/" .. name, text) end
 
 -- One batch of every row of text through F's reader.
 local function batch_of(F, path)

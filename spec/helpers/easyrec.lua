@@ -1,7 +1,8 @@
 -- Small EasyRec pipeline.configs for the specs: pipeline(parts) is a
 -- complete config whose sections the parts replace (top, train, eval, data,
 -- features, model); map(parts) maps it as "t.config"; err_of(fn, ...) is the
--- error text fn raises.
+-- error text fn raises; inputs("clk:INT32 buy:INT32 ...") is the
+-- data_config of a CSV input with those fields, labels clk and buy.
 local easyrec = require "mtl.config.easyrec"
 
 local M = {}
@@ -10,6 +11,14 @@ function M.err_of(fn, ...)
   local ok, e = pcall(fn, ...)
   assert(not ok, "expected an error")
   return tostring(e)
+end
+
+function M.inputs(fields)
+  local out = { '  batch_size: 64\n  label_fields: ["clk", "buy"]\n  input_type: CSVInput\n' }
+  for name, kind in fields:gmatch("(%S+):(%S+)") do
+    out[#out + 1] = string.format('  input_fields { input_name: "%s" input_type: %s }\n', name, kind)
+  end
+  return table.concat(out)
 end
 
 -- A small pipeline.config; parts replace the defaults of its sections.
@@ -22,18 +31,9 @@ function M.pipeline(p)
   num_steps: 100
 ]], "}\n",
     p.eval or "eval_config { metrics_set { auc {} } }\n",
-    "data_config {\n", p.data or [[
-  batch_size: 64
-  label_fields: ["clk", "buy"]
-  input_type: CSVInput
-  input_fields { input_name: "clk" input_type: INT32 }
-  input_fields { input_name: "buy" input_type: INT32 }
-  input_fields { input_name: "user_id" input_type: STRING }
-  input_fields { input_name: "item_id" input_type: INT64 }
-  input_fields { input_name: "tags" input_type: STRING }
-  input_fields { input_name: "price" input_type: DOUBLE default_val: "1.5" }
-  input_fields { input_name: "stats" input_type: STRING }
-]], "}\n",
+    "data_config {\n", p.data or M.inputs("clk:INT32 buy:INT32 user_id:STRING item_id:INT64 tags:STRING")
+      .. '  input_fields { input_name: "price" input_type: DOUBLE default_val: "1.5" }\n'
+      .. '  input_fields { input_name: "stats" input_type: STRING }\n', "}\n",
     "feature_config {\n", p.features or [[
   features { input_names: "user_id" feature_type: IdFeature embedding_dim: 8 hash_bucket_size: 1000 }
   features { input_names: "item_id" feature_type: IdFeature embedding_dim: 8 num_buckets: 500 }

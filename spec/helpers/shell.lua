@@ -21,8 +21,19 @@ function M.read(path)
   return s
 end
 
--- A new temporary directory (the caller removes it).
+-- Writes text to path (replacing it); returns path.
+function M.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+-- A new temporary directory (the caller removes it, with rm_rf).
 function M.tmpdir() return (M.run("mktemp -d"):gsub("%s+$", "")) end
+
+-- Removes path and everything under it.
+function M.rm_rf(path) M.run("rm -rf " .. M.quote(path)) end
 
 M.root = M.run("pwd"):gsub("%s+$", "")
 M.build = os.getenv("MTL_BUILD") or "build"

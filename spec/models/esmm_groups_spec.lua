@@ -24,14 +24,14 @@ describe("ESMM with feature groups", function()
   end)
 
   it("learns from groups of a Features module", function()
-    local f = assert(io.open("esmm_groups.csv", "w"))
-    f:write("clk,buy,user,item\n")
+    local shell = require "helpers.shell"
+    local lines = { "clk,buy,user,item" }
     for i = 1, 400 do
       local user, item = i % 7, (i * 3) % 11
       local clk = (user + item) % 3 == 0 and 1 or 0
-      f:write(string.format("%d,%d,%d,%d\n", clk, clk * (item % 2), user, item))
+      lines[#lines + 1] = string.format("%d,%d,%d,%d", clk, clk * (item % 2), user, item)
     end
-    f:close()
+    local path = shell.write(shell.tmpdir() .. "/esmm_groups.csv", table.concat(lines, "\n") .. "\n")
     local data = { labels = { "clk", "buy" }, columns = { { name = "clk", type = "float" }, { name = "buy", type = "float" },
       { name = "user", type = "int" }, { name = "item", type = "int" } } }
     mtl.seed(2)
@@ -45,7 +45,7 @@ describe("ESMM with feature groups", function()
     local params = m:parameters()
     for _, e in ipairs(F:embedding_tables()) do params[#params + 1] = e.table end
     local opt = mtl.optim.adam { params = params, lr = 0.02 }
-    local batch = mtl.data.read_all(F:reader_options({ "esmm_groups.csv" }))
+    local batch = mtl.data.read_all(F:reader_options({ path }))
     local labels = { clk = batch.columns.clk, buy = batch.columns.buy }
     local first, last
     for _ = 1, 200 do

@@ -26,8 +26,10 @@ local FEATURE_TYPES = { "id", "raw", "tag", "combo", "lookup", "sequence" }
 
 -- Model options live with each model (models/<name>.lua, mtl.models);
 -- every task of every model takes these keys (and the model's task_options).
-local TASK_KEYS = { "name", "label", "weight", "tower", "mask", "gamma", "sample_weight" }
-local LOSS_KEYS = { "name", "output", "label", "on", "weight", "gamma", "mask", "sample_weight" }
+local TASK_KEYS = { "name", "label", "weight", "tower", "mask", "gamma", "sample_weight", "classes" }
+local LOSS_KEYS = { "name", "output", "label", "on", "weight", "gamma", "mask", "sample_weight", "type", "margin",
+                    "temperature", "session", "beta_square", "label_smoothing", "alpha", "relations" }
+local LOSS_TYPES = { "bce", "softmax", "pairwise", "f1_reweighted", "jrc", "order_calibrate" }
 
 local OPTIMIZERS = {
   sgd = { lr = 0.01, keys = { "momentum", "nesterov", "weight_decay" } },
@@ -56,7 +58,7 @@ local SCHEDULE_ALIASES = { exponential = "exponential_decay", cosine_decay = "co
 local TRAIN_KEYS = { "steps", "epochs", "eval_every", "checkpoint_every", "keep_checkpoints", "log_every", "seed",
                      "threads", "early_stopping", "resume", "auc_window" }
 local EVAL_KEYS = { "metrics", "gauc" }
-local METRICS = { "auc", "gauc", "logloss", "calibration" }
+local METRICS = { "auc", "gauc", "logloss", "calibration", "max_f1" }
 local GAUC_REDUCTIONS = { "mean", "mean_by_sample_num", "mean_by_positive_num" }
 local RANK_KEYS = { "alpha", "price", "expression", "ctr", "cvr", "cvr_mode", "price_floor" }
 
@@ -346,6 +348,9 @@ local function check_tasks(c, m, cls, models)
       if t.mask ~= nil then float_column(c, t.mask, p .. ".mask", "mask") end
       if t.sample_weight ~= nil then float_column(c, t.sample_weight, p .. ".sample_weight", "sample weight") end
       if t.gamma ~= nil then c:number(t.gamma, p .. ".gamma", { gt = 0 }) end
+      if t.classes ~= nil and t.classes ~= 1 and t.classes ~= 2 then
+        c:err("'%s.classes' must be 1 (one logit) or 2 (two-class logits), got %s", p, show(t.classes))
+      end
     end
   end
 end
@@ -381,6 +386,14 @@ local function check_losses(c, ls)
       if l.gamma ~= nil then c:number(l.gamma, p .. ".gamma", { gt = 0 }) end
       if l.mask ~= nil then float_column(c, l.mask, p .. ".mask", "mask") end
       if l.sample_weight ~= nil then float_column(c, l.sample_weight, p .. ".sample_weight", "sample weight") end
+      if l.type ~= nil then c:enum(l.type, p .. ".type", LOSS_TYPES) end
+      for _, k in ipairs({ "margin", "label_smoothing" }) do if l[k] ~= nil then c:number(l[k], p .. "." .. k, { min = 0 }) end end
+      for _, k in ipairs({ "temperature", "beta_square" }) do if l[k] ~= nil then c:number(l[k], p .. "." .. k, { gt = 0 }) end end
+      if l.alpha ~= nil then c:number(l.alpha, p .. ".alpha", { min = 0, max = 1 }) end
+      if l.session ~= nil then column_ref(c, l.session, p .. ".session", { "int", "int64", "string" }, "a session") end
+      if l.relations ~= nil and c:list(l.relations, p .. ".relations", "a list of model output names", true) then
+        for j, r in ipairs(l.relations) do c:string(r, p .. ".relations." .. j, "a model output name") end
+      end
     end
   end
 end

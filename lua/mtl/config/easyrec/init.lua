@@ -67,12 +67,15 @@ end
 
 -- The top-level paths: train_input_path, eval_input_path, model_dir.
 local function map_paths(ctx, root, cfg)
+  local other_input = false -- reported as unsupported (UNSUPPORTED)
+  for _, k in ipairs({ "kafka", "datahub", "hive", "binary", "parquet" }) do other_input = other_input or root:has(k .. "_train_input") end
   if root:has("train_input_path") then cfg.data.train = root:get("train_input_path")
-  elseif not root:has("kafka_train_input") and not root:has("datahub_train_input") then
+  elseif not other_input then
     ctx:add(1, 1, "train_input_path is missing (the training CSV files)")
   end
   if root:has("eval_input_path") then cfg.data.eval = root:get("eval_input_path") end
-  if root:has("model_dir") then cfg.model_dir = root:get("model_dir") else ctx:add(1, 1, "model_dir is missing (a required field)") end
+  if root:has("model_dir") then cfg.model_dir = root:get("model_dir")
+  else ctx:note("model_dir is not set: the run writes no checkpoints or report (--set model_dir=DIR gives one)") end
 end
 
 -- Maps a parsed file (root node) to {cfg, notes}; raises all problems together.

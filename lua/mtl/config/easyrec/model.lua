@@ -21,6 +21,7 @@ local set_of = require("mtl.config.check").set_of
 local decode = require "mtl.config.easyrec.decode"
 local groups = require "mtl.config.easyrec.groups"
 local dnn = require "mtl.config.easyrec.dnn"
+local tower_losses = require "mtl.config.easyrec.losses"
 local SCHEMA = require("mtl.config.easyrec.schema").SCHEMA
 
 local mark_all = decode.mark_all
@@ -50,6 +51,7 @@ local map_dnn = dnn.map
 function model.map_metrics(st, list)
   for _, m in ipairs(list) do
     if m:has("auc") then m:get("auc"); st.metrics.auc = true
+    elseif m:has("max_f1") then m:get("max_f1"); st.metrics.max_f1 = true
     elseif m:has("gauc") then
       local g = m:get("gauc")
       local uid = g:get("uid_field")
@@ -126,10 +128,14 @@ local function map_task(st, tower, i, label_fields, bayes)
   if not tower:has("tower_name") then tower:err(nil, "'%s' needs a tower_name", tower.path) end
   t.name = tower:get("tower_name") or ("task" .. i)
   t.label = task_label(tower, i, label_fields)
-  if tower:get("loss_type") ~= "CLASSIFICATION" then
-    tower:unsupported_value("loss_type", "mtl's tasks are binary classification (CLASSIFICATION)")
+  local has_losses = #tower:get("losses") > 0
+  if not has_losses and tower:get("loss_type") ~= "CLASSIFICATION" then
+    tower:unsupported_value("loss_type", "mtl's tasks are binary classification (CLASSIFICATION, or losses)")
   end
-  if tower:get("num_class") ~= 1 then tower:unsupported_value("num_class", "mtl's tasks are binary (num_class: 1)") end
+  tower.used.loss_type = true -- with losses, EasyRec reads losses alone
+  local classes = tower:get("num_class")
+  if classes == 2 then t.classes = 2
+  elseif classes ~= 1 then tower:unsupported_value("num_class", "mtl's tasks are binary (num_class 1, or 2 as two-class logits)") end
   t.tower = map_dnn(tower.values.dnn)
   tower.used.dnn = true
   local w = tower:get("weight")
@@ -144,6 +150,7 @@ local function map_task(st, tower, i, label_fields, bayes)
     if tower.values.relation_dnn then t.relation = map_dnn(tower.values.relation_dnn) end
     tower.used.relation_dnn = true
   end
+  tower_losses.tower(tower, t, st)
   t.obj = tower
   return t
 end
@@ -244,7 +251,7 @@ function model.map_model(ctx, root, cfg, st)
   st.l2_obj = m
   st.emb_reg = mc:get("embedding_regularization")
   st.emb_reg_obj = mc
-  st.model_config = mc
+  st.model_config, st.ctx = mc, ctx
   groups.map(mc, st, map_dnn)
   local vd = mc.values.variational_dropout -- on every feature group the model reads
   if vd then
@@ -252,6 +259,7 @@ function model.map_model(ctx, root, cfg, st)
     st.variational_dropout = { lambda = vd:get("regularization_lambda"), per_dim = vd:get("embedding_wise_variational_dropout") }
   end
   spec.map(m, cfg.model, helpers(ctx, cfg, st))
+  tower_losses.finish(cfg)
 end
 
 return model

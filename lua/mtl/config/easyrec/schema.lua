@@ -28,7 +28,8 @@ local function rep(spec) spec.rep = true; return spec end
 local LOSS_TYPES = { "CLASSIFICATION", "L2_LOSS", "SIGMOID_L2_LOSS", "CROSS_ENTROPY_LOSS", "SOFTMAX_CROSS_ENTROPY",
   "CIRCLE_LOSS", "MULTI_SIMILARITY_LOSS", "SOFTMAX_CROSS_ENTROPY_WITH_NEGATIVE_MINING", "PAIR_WISE_LOSS",
   "F1_REWEIGHTED_LOSS", "BINARY_FOCAL_LOSS", "PAIRWISE_FOCAL_LOSS", "PAIRWISE_LOGISTIC_LOSS", "JRC_LOSS",
-  "PAIRWISE_HINGE_LOSS", "LISTWISE_RANK_LOSS", "LISTWISE_DISTILL_LOSS", "ZILN_LOSS" }
+  "PAIRWISE_HINGE_LOSS", "LISTWISE_RANK_LOSS", "LISTWISE_DISTILL_LOSS", "ZILN_LOSS", "ORDER_CALIBRATE_LOSS",
+  "BINARY_CROSS_ENTROPY_LOSS", "KL_DIVERGENCE_LOSS" }
 local FIELD_TYPES = { "INT32", "INT64", "STRING", "FLOAT", "DOUBLE", "BOOL" }
 local INPUT_TYPES = { "CSVInput", "CSVInputV2", "CSVInputEx", "OdpsInput", "OdpsInputV2", "OdpsInputV3",
   "DataHubInput", "RTPInput", "RTPInputV2", "OdpsRTPInput", "OdpsRTPInputV2", "TFRecordInput",
@@ -42,7 +43,7 @@ local function task_tower_fields(bayes)
     tower_name = str(), label_name = str(), metrics_set = rep(msg("EvalMetrics")),
     loss_type = enum(LOSS_TYPES, "CLASSIFICATION"), num_class = u32(1), dnn = msg("DNN"), weight = flt(1.0),
     task_space_indicator_label = str(), in_task_space_weight = flt(1.0), out_task_space_weight = flt(1.0),
-    losses = rep(opaque()), use_sample_weight = bool(true),
+    losses = rep(msg("Loss")), use_sample_weight = bool(true),
   }
   if bayes then
     f.relation_tower_names = rep(str())
@@ -61,14 +62,18 @@ end
 local SCHEMA = {
   EasyRecConfig = { fields = {
     train_input_path = str(), kafka_train_input = opaque(), datahub_train_input = opaque(),
+    hive_train_input = opaque(), binary_train_input = opaque(), parquet_train_input = str(),
     eval_input_path = str(), kafka_eval_input = opaque(), datahub_eval_input = opaque(),
+    hive_eval_input = opaque(), binary_eval_input = opaque(), parquet_eval_input = str(),
     model_dir = str(), train_config = msg("TrainConfig"), eval_config = msg("EvalConfig"),
     data_config = msg("DatasetConfig"), feature_configs = rep(msg("FeatureConfig")),
     feature_config = msg("FeatureConfigV2"), model_config = msg("EasyRecModel"), export_config = opaque(),
     fg_json_path = str(),
   }, oneofs = {
-    train_path = { "train_input_path", "kafka_train_input", "datahub_train_input" },
-    eval_path = { "eval_input_path", "kafka_eval_input", "datahub_eval_input" },
+    train_path = { "train_input_path", "kafka_train_input", "datahub_train_input", "hive_train_input",
+      "binary_train_input", "parquet_train_input" },
+    eval_path = { "eval_input_path", "kafka_eval_input", "datahub_eval_input", "hive_eval_input", "binary_eval_input",
+      "parquet_eval_input" },
   } },
   TrainConfig = { fields = {
     optimizer_config = rep(msg("Optimizer")), gradient_clipping_by_norm = flt(0), num_steps = u32(0),
@@ -220,6 +225,18 @@ local SCHEMA = {
     input_layer_norm = bool(false), projection_dim = u32() } },
   MaskNet = { fields = { mask_blocks = rep(msg("MaskBlock")), use_parallel = bool(true), mlp = msg("MLP"),
     input_layer_norm = bool(true) } },
+  Loss = { fields = { loss_type = enum(LOSS_TYPES), weight = flt(1), loss_name = str(), learn_loss_weight = bool(false),
+    f1_reweighted_loss = msg("F1ReweighedLoss"), softmax_loss = opaque(), circle_loss = opaque(), multi_simi_loss = opaque(),
+    binary_focal_loss = opaque(), pairwise_loss = msg("PairwiseLoss"), pairwise_focal_loss = opaque(),
+    pairwise_logistic_loss = opaque(), jrc_loss = msg("JRCLoss"), pairwise_hinge_loss = opaque(),
+    listwise_rank_loss = opaque(), listwise_distill_loss = opaque(), ziln_loss = opaque() },
+    oneofs = { loss_param = { "f1_reweighted_loss", "softmax_loss", "circle_loss", "multi_simi_loss", "binary_focal_loss",
+      "pairwise_loss", "pairwise_focal_loss", "pairwise_logistic_loss", "jrc_loss", "pairwise_hinge_loss",
+      "listwise_rank_loss", "listwise_distill_loss", "ziln_loss" } } },
+  F1ReweighedLoss = { fields = { f1_beta_square = flt(1), label_smoothing = flt(0) } },
+  PairwiseLoss = { fields = { margin = flt(0), session_name = str(), temperature = flt(1) } },
+  JRCLoss = { fields = { session_name = str(), alpha = flt(0.5), same_label_loss = bool(true),
+    loss_weight_strategy = str("fixed") } },
   DNN = { fields = { hidden_units = rep(u32()), dropout_ratio = rep(flt()), activation = str("tf.nn.relu"),
     use_bn = bool(true) } },
   TaskTower = { fields = task_tower_fields(false) },
@@ -250,7 +267,6 @@ local NOOPS = {
   ["TrainConfig.startup_delay_steps"] = { why = "staggers the start of distributed TF workers" },
   ["TrainConfig.save_summary_steps"] = { why = "TensorBoard summaries; mtl writes metrics.jsonl every log_every steps" },
   ["TrainConfig.is_profiling"] = { why = "TF timeline profiling; it does not change training" },
-  ["TrainConfig.train_distribute"] = { only = "NoStrategy", why = "TF's distribution strategy; NoStrategy is one process, as in mtl" },
   ["TrainConfig.num_gpus_per_worker"] = { why = "GPU count of a TF worker; mtl runs on the CPU" },
   ["TrainConfig.summary_model_vars"] = { why = "TensorBoard histograms of the variables" },
   ["TrainConfig.protocol"] = { why = "RPC protocol of distributed TF (grpc++, star_server)" },
@@ -291,6 +307,12 @@ local UNSUPPORTED = {
   ["EasyRecConfig.kafka_eval_input"] = "mtl reads files (eval_input_path), not Kafka",
   ["EasyRecConfig.datahub_eval_input"] = "mtl reads files (eval_input_path), not DataHub",
   ["EasyRecConfig.fg_json_path"] = "mtl has no feature generation (fg) step",
+  ["EasyRecConfig.hive_train_input"] = "mtl reads files: export the Hive table to CSV (its columns in input_fields order, no header) and give train_input_path: \"train.csv\" with data_config.input_type: CSVInput",
+  ["EasyRecConfig.hive_eval_input"] = "mtl reads files: export the Hive table to CSV (its columns in input_fields order, no header) and give eval_input_path: \"eval.csv\" with data_config.input_type: CSVInput",
+  ["EasyRecConfig.binary_train_input"] = "mtl reads delimited text files: give train_input_path with data_config.input_type: CSVInput",
+  ["EasyRecConfig.binary_eval_input"] = "mtl reads delimited text files: give eval_input_path with data_config.input_type: CSVInput",
+  ["EasyRecConfig.parquet_train_input"] = "mtl reads delimited text files: convert the Parquet files to CSV and give train_input_path with data_config.input_type: CSVInput",
+  ["EasyRecConfig.parquet_eval_input"] = "mtl reads delimited text files: convert the Parquet files to CSV and give eval_input_path with data_config.input_type: CSVInput",
   ["TrainConfig.fine_tune_checkpoint"] = "mtl does not restore TensorFlow checkpoints",
   ["TrainConfig.fine_tune_ckpt_var_map"] = "mtl does not restore TensorFlow checkpoints",
   ["TrainConfig.save_checkpoints_secs"] = "mtl saves checkpoints by steps (save_checkpoints_steps)",
@@ -299,13 +321,12 @@ local UNSUPPORTED = {
   ["Optimizer.momentumw_optimizer"] = "mtl's sgd has L2 weight decay, not MomentumW's decoupled decay",
   ["LearningRate.transformer_learning_rate"] = "mtl has no transformer (noam) schedule",
   ["EvalConfig.eval_online"] = "mtl evaluates on eval_input_path only",
-  ["EvalMetrics.recall_at_topk"] = "mtl's metrics are auc, gauc, logloss and calibration",
-  ["EvalMetrics.mean_absolute_error"] = "mtl's metrics are auc, gauc, logloss and calibration",
-  ["EvalMetrics.mean_squared_error"] = "mtl's metrics are auc, gauc, logloss and calibration",
-  ["EvalMetrics.root_mean_squared_error"] = "mtl's metrics are auc, gauc, logloss and calibration",
-  ["EvalMetrics.accuracy"] = "mtl's metrics are auc, gauc, logloss and calibration",
-  ["EvalMetrics.max_f1"] = "mtl's metrics are auc, gauc, logloss and calibration",
-  ["EvalMetrics.session_auc"] = "mtl's metrics are auc, gauc, logloss and calibration",
+  ["EvalMetrics.recall_at_topk"] = "mtl's metrics are auc, gauc, logloss, calibration and max_f1",
+  ["EvalMetrics.mean_absolute_error"] = "mtl's metrics are auc, gauc, logloss, calibration and max_f1",
+  ["EvalMetrics.mean_squared_error"] = "mtl's metrics are auc, gauc, logloss, calibration and max_f1",
+  ["EvalMetrics.root_mean_squared_error"] = "mtl's metrics are auc, gauc, logloss, calibration and max_f1",
+  ["EvalMetrics.accuracy"] = "mtl's metrics are auc, gauc, logloss, calibration and max_f1",
+  ["EvalMetrics.session_auc"] = "mtl's metrics are auc, gauc, logloss, calibration and max_f1",
   ["DatasetConfig.label_sep"] = "multi-dimensional labels are not supported (one number per label)",
   ["DatasetConfig.label_dim"] = "multi-dimensional labels are not supported (one number per label)",
   ["DatasetConfig.selected_cols"] = "read only by ODPS and RTP inputs; mtl reads CSVInput",
@@ -332,8 +353,6 @@ local UNSUPPORTED = {
   ["EasyRecModel.ev_params"] = "embedding variables are not supported",
   ["EasyRecModel.kd"] = "knowledge distillation is not supported",
   ["EasyRecModel.losses"] = "mtl's task losses are binary cross-entropy (per task tower)",
-  ["TaskTower.losses"] = "mtl's task losses are binary cross-entropy",
-  ["BayesTaskTower.losses"] = "mtl's task losses are binary cross-entropy",
 }
 schema.UNSUPPORTED = UNSUPPORTED
 
