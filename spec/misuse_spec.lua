@@ -3,18 +3,10 @@
 -- dims and indices, empty and zero-sized tensors, NaN/Inf and huge sizes.
 -- The child must exit normally, report no problem (every misuse raised a
 -- Lua error naming the function), and leave no sanitizer report on stderr.
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function read_file(path)
-  local f = io.open(path)
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
 local shell = require "helpers.shell"
-local run = shell.run
+local shell_quote, run = shell.quote, shell.run
+
+local function read_file(path) return shell.read_if_exists(path) or "" end
 
 describe("misuse #slow", function()
   it("raises Lua errors for every misuse of every function and never crashes", function()

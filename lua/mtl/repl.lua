@@ -126,17 +126,20 @@ local function names_of(x)
   return names
 end
 
+-- The docs: $MTL_DOCS (set by the mtl command: the source tree's docs/, or
+-- the installed share/doc/mtl), else $MTL_HOME/docs, else ./docs.
 local function docs_dir()
-  return (os.getenv("MTL_HOME") or ".") .. "/docs"
+  return os.getenv("MTL_DOCS") or ((os.getenv("MTL_HOME") or ".") .. "/docs")
 end
 
 -- Lines of docs/*.md that mention name, with the heading they sit under.
 local function doc_lines(name)
   local out = {}
   local short = name:match("[%.:]([%w_]+)$") or name
-  local p = io.popen("ls " .. docs_dir() .. "/*.md 2>/dev/null")
-  for file in p:lines() do
-    local f = io.open(file)
+  local dir = docs_dir()
+  for _, entry in ipairs(require("mtl.sys").list_dir(dir) or {}) do
+    local file = entry:match("%.md$") and dir .. "/" .. entry
+    local f = file and io.open(file)
     if f then
       local heading
       for line in f:lines() do
@@ -150,7 +153,6 @@ local function doc_lines(name)
       f:close()
     end
   end
-  p:close()
   return out
 end
 

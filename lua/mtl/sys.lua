@@ -11,6 +11,10 @@
 --   sys.list_dir(path)  its entries' names, sorted, without "." and "..";
 --                       nil, message, errno when it cannot be read
 --   sys.mkdir_p(path)   creates path and its missing parents (like mkdir -p, no shell)
+--   sys.write_atomic(path, bytes)  writes a file whole or not at all: a temporary
+--                       file beside it, then rename(2) over path
+--   sys.pid()           this process's id
+--   sys.setenv(name, value)  sets an environment variable for this process and its children
 --
 -- Errors name the function, the path and the system's reason (strerror):
 --   mtl.sys.mkdir_p: cannot create directory 'runs/a/b': Not a directory
@@ -37,6 +41,8 @@ for _, decl in ipairs {
   "mtl_sys_dirent *readdir(void *dir);",
   "int closedir(void *dir);",
   "char *strerror(int errnum);",
+  "int getpid(void);",
+  "int setenv(const char *name, const char *value, int overwrite);",
 } do pcall(ffi.cdef, decl) end
 local C = ffi.C
 
@@ -131,6 +137,42 @@ function sys.mkdir_p(path)
     error(string.format("mtl.sys.mkdir_p: cannot create directory '%s': it exists and is not a directory", path), 2)
   end
   return path
+end
+
+function sys.pid() return C.getpid() end
+
+function sys.write_atomic(path, bytes)
+  check_path("write_atomic", path)
+  local tmp = string.format("%s.tmp-%d", path, C.getpid())
+  local f, err = io.open(tmp, "wb")
+  if not f then error(string.format("mtl.sys.write_atomic: cannot write '%s': %s", path, tostring(err)), 2) end
+  local ok, werr = f:write(bytes)
+  local closed, cerr = f:close()
+  if not ok or not closed then
+    os.remove(tmp)
+    error(string.format("mtl.sys.write_atomic: cannot write '%s': %s", path, tostring(werr or cerr)), 2)
+  end
+  local renamed, rerr = os.rename(tmp, path)
+  if not renamed then
+    os.remove(tmp)
+    error(string.format("mtl.sys.write_atomic: cannot write '%s': %s", path, tostring(rerr)), 2)
+  end
+  return path
+end
+
+-- ---- environment ---------------------------------------------------------------------
+-- os.getenv reads the value back; processes started afterwards inherit it.
+function sys.setenv(name, value)
+  if type(name) ~= "string" or name == "" or name:find("=", 1, true) then
+    error(string.format("mtl.sys.setenv: expected a variable name (a non-empty string without '='), got %s",
+      type(name) == "string" and string.format("%q", name) or type(name)), 2)
+  end
+  if type(value) ~= "string" then
+    error(string.format("mtl.sys.setenv: expected a string value for '%s', got %s", name, type(value)), 2)
+  end
+  if C.setenv(name, value, 1) ~= 0 then
+    error(string.format("mtl.sys.setenv: cannot set '%s': %s", name, strerror(ffi.errno())), 2)
+  end
 end
 
 return sys

@@ -7,11 +7,7 @@ local easyrec = require "mtl.config.easyrec"
 
 local M = {}
 
-function M.err_of(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error")
-  return tostring(e)
-end
+function M.err_of(fn, ...) return tostring(require("helpers.check").error_of(fn, ...)) end
 
 function M.inputs(fields)
   local out = { '  batch_size: 64\n  label_fields: ["clk", "buy"]\n  input_type: CSVInput\n' }

@@ -17,6 +17,7 @@
 -- to return or raise a Lua error; the MUST-ERROR checks are the calls that
 -- are a misuse for every function they are applied to.
 local mtl = require "mtl"
+local util = require "mtl.config.util"
 
 local trace = arg and arg[1] and assert(io.open(arg[1], "w"))
 local calls, errors, problems = 0, 0, 0
@@ -115,6 +116,20 @@ local function invoke(name, f, args, n)
   return pcall(caller, { [key] = f }, args, n)
 end
 
+-- Writes the call's description `what` to TRACEFILE, then calls f with
+-- args[1..n] (as `name`, see invoke) and counts it; returns ok, err.
+local function traced(what, name, f, args, n)
+  if trace then
+    trace:seek("set")
+    trace:write(what, "\n")
+    trace:flush()
+  end
+  calls = calls + 1
+  local ok, err = invoke(name, f, args, n)
+  restore()
+  return ok, err
+end
+
 -- Calls f with the pool entries at positions idx; returns ok, err.
 local function call(name, f, pool, idx)
   local args, descs = {}, {}
@@ -123,14 +138,7 @@ local function call(name, f, pool, idx)
     descs[i] = pool[k][1]
   end
   local what = describe(name, descs)
-  if trace then
-    trace:seek("set")
-    trace:write(what, "\n")
-    trace:flush()
-  end
-  calls = calls + 1
-  local ok, err = invoke(name, f, args, #idx)
-  restore()
+  local ok, err = traced(what, name, f, args, #idx)
   if not ok then
     errors = errors + 1
     if type(err) ~= "string" or err == "" then
@@ -187,18 +195,18 @@ local function add_target(name, f)
     targets[#targets + 1] = { name = name, f = f }
   end
 end
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do if type(k) == "string" then keys[#keys + 1] = k end end
-  table.sort(keys)
-  return keys
+-- The string keys of t, sorted.
+local function names(t)
+  local set = {}
+  for k in pairs(t) do if type(k) == "string" then set[k] = true end end
+  return util.sorted_keys(set)
 end
-for _, k in ipairs(sorted_keys(mtl)) do add_target("mtl." .. k, rawget(mtl, k)) end
-for _, k in ipairs(sorted_keys(mtl.Tensor)) do add_target("Tensor:" .. k, mtl.Tensor[k]) end
-for _, k in ipairs(sorted_keys(mtl)) do
+for _, k in ipairs(names(mtl)) do add_target("mtl." .. k, rawget(mtl, k)) end
+for _, k in ipairs(names(mtl.Tensor)) do add_target("Tensor:" .. k, mtl.Tensor[k]) end
+for _, k in ipairs(names(mtl)) do
   local sub = rawget(mtl, k)
   if type(sub) == "table" and sub ~= mtl.Tensor then
-    for _, kk in ipairs(sorted_keys(sub)) do add_target("mtl." .. k .. "." .. kk, sub[kk]) end
+    for _, kk in ipairs(names(sub)) do add_target("mtl." .. k .. "." .. kk, sub[kk]) end
   end
 end
 
@@ -267,14 +275,7 @@ local function misuse(name, f, ...)
   local args = { n = select("#", ...), ... }
   case = case + 1
   local what = name .. " (specific case " .. case .. ")"
-  if trace then
-    trace:seek("set")
-    trace:write(what, "\n")
-    trace:flush()
-  end
-  calls = calls + 1
-  local ok, err = invoke(name, f, args, args.n)
-  restore()
+  local ok, err = traced(what, name, f, args, args.n)
   if ok then
     problem("MUST-ERROR", what, "returned normally")
   else

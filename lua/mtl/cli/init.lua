@@ -2,8 +2,8 @@
 --   mtl train CONFIG [--set k=v ...] [--resume] [--json]
 --   mtl eval CONFIG --checkpoint DIR_OR_FILE [--json]
 --   mtl predict CONFIG --checkpoint ... --input FILE --output FILE [--pass-through a,b]
---   mtl export CONFIG --checkpoint ... --out DIR
---   mtl report RUN_DIR
+--   mtl export CONFIG --checkpoint ... --out DIR [--format mtl|onnx]
+--   mtl report RUN_DIR [RUN_DIR ...]
 --   mtl bench ... / mtl sweep SWEEP.lua / mtl features ...
 --                           (lua/mtl/bench.lua, lua/mtl/sweep.lua, lua/mtl/cli_features.lua)
 -- Exit codes: 0 success; 1 a failure while running (config contents, data,
@@ -270,15 +270,19 @@ function PARSERS.export()
   add_config(p)
   p:option("--checkpoint", "a checkpoint file or a run directory (its latest checkpoint)"):argname("PATH")
   p:option("--out", "the model directory to write"):argname("DIR")
+  p:option("--format", "mtl: a model directory for mtl predict and serving; onnx: DIR/model.onnx (standard "
+    .. "operators, opset 17) and DIR/model.onnx.json, how to fill its inputs (docs/export.md)", "mtl"):choices { "mtl", "onnx" }
   p:flag("--json", "print one JSON line (out, step) on stdout")
   return p
 end
 
 function PARSERS.report()
-  local p = new_parser("report", "Write RUN_DIR/report.html: loss and per-task AUC curves, expert utilization of gated models.")
-  p:argument("run_dir", "a model_dir of `mtl train` (with metrics.jsonl)")
-  p:option("--out", "write the report here instead of RUN_DIR/report.html"):argname("FILE")
-  p:flag("--json", "print one JSON line (report) on stdout")
+  local p = new_parser("report", "Write RUN_DIR/report.html: loss, learning rate, throughput, per-task AUC and log loss "
+    .. "curves, expert utilization of gated models. With several runs (or a sweep's directory: its trials), one page "
+    .. "comparing them: their curves overlaid, final metrics and differing settings side by side.")
+  p:argument("run_dir", "a model_dir of `mtl train` (with metrics.jsonl), or a directory of runs (a sweep's)"):args("+")
+  p:option("--out", "write the report here (default: RUN_DIR/report.html for one run, compare.html for several)"):argname("FILE")
+  p:flag("--json", "print one JSON line (report, runs) on stdout")
   return p
 end
 
@@ -318,7 +322,7 @@ function COMMANDS.train(a)
   local progress = require("mtl.cli.progress").new({ out = out, quiet = a.quiet })
   local run = train.new(cfg, { progress = progress, resume = a.resume, out = out, quiet = a.quiet })
   local final = run:fit()
-  local report_path = require("mtl.report").write(dir)
+  local report_path = run.report_path -- written at every evaluation and at the end (mtl.report)
   if not a.quiet then
     if final then out:write(metrics_table(run:plain(final))) end
     out:write(string.format("checkpoint: %s\nreport: %s\n", tostring(run.last_checkpoint), report_path))
@@ -380,27 +384,42 @@ function COMMANDS.export(a)
   local cfg = cli.load_config(a.config, a.set)
   local ckpt = cli.resolve_checkpoint(a.checkpoint)
   if not a.out then usage("--out DIR is required") end
-  if is_dir(a.out) and not export.is_model_dir(a.out) then
+  if is_dir(a.out) and not export.is_model_dir(a.out) and not sys.exists(a.out .. "/model.onnx.json") then
     local entries = sys.list_dir(a.out)
     if entries and #entries > 0 then usage("%s exists and is not an exported model; choose a new or empty directory", a.out) end
   end
   local model, st = load_model(cfg, ckpt)
-  export.write(model, cfg, a.out, { source = ckpt, step = st.step })
-  if a.json then
-    json_line({ command = "export", out = a.out, checkpoint = ckpt, step = st.step })
+  if a.format == "onnx" then
+    require("mtl.onnx").write(model, cfg, a.out, { source = ckpt, step = st.step })
   else
-    io.stdout:write(string.format("exported %s (step %s) to %s\n", ckpt, tostring(st.step), a.out))
+    export.write(model, cfg, a.out, { source = ckpt, step = st.step })
+  end
+  if a.json then
+    json_line({ command = "export", format = a.format, out = a.out, checkpoint = ckpt, step = st.step })
+  else
+    io.stdout:write(string.format("exported %s (step %s) to %s%s\n", ckpt, tostring(st.step), a.out,
+      a.format == "onnx" and " (model.onnx, model.onnx.json)" or ""))
   end
   return 0
 end
 
 function COMMANDS.report(a)
-  if not is_dir(a.run_dir) then usage("run directory '%s' does not exist", a.run_dir) end
-  if not exists(a.run_dir .. "/metrics.jsonl") then
-    usage("%s has no metrics.jsonl (is it the model_dir of an `mtl train` run?)", a.run_dir)
+  local report = require "mtl.report"
+  for _, d in ipairs(a.run_dir) do
+    if not is_dir(d) then usage("run directory '%s' does not exist", d) end
   end
-  local path = require("mtl.report").write(a.run_dir, { out = a.out })
-  if a.json then json_line({ command = "report", report = path }) else io.stdout:write("report: ", path, "\n") end
+  local path, runs
+  if #a.run_dir == 1 and exists(a.run_dir[1] .. "/metrics.jsonl") then
+    path, runs = report.write(a.run_dir[1], { out = a.out }), { a.run_dir[1] }
+  else
+    local ok, err = pcall(report.runs, a.run_dir)
+    if not ok then
+      usage("%s (is it the model_dir of an `mtl train` run, or a directory of them?)", tostring(err):gsub("^report: ", ""))
+    end
+    path, runs = report.write_compare(a.run_dir, { out = a.out })
+  end
+  if a.json then json_line({ command = "report", report = path, runs = runs })
+  else io.stdout:write("report: ", path, #runs > 1 and string.format(" (%d runs)", #runs) or "", "\n") end
   return 0
 end
 

@@ -12,13 +12,16 @@ local mtl = require "mtl"
 return function(nn)
   local class = nn.class
 
-  local function relu6(x) return mtl.clamp(x, 0, 6) end
+  -- Each looks its op up in `mtl` when called, so that tracing (mtl.onnx)
+  -- sees the call.
   local activations = {
-    relu = mtl.relu, relu6 = relu6, sigmoid = mtl.sigmoid, tanh = mtl.tanh, gelu = mtl.gelu,
-    gelu_tanh = mtl.gelu_tanh, elu = mtl.elu, selu = mtl.selu, swish = mtl.swish, softplus = mtl.softplus,
-    softsign = mtl.softsign, leaky_relu = function(x) return mtl.leaky_relu(x, 0.01) end,
+    relu6 = function(x) return mtl.clamp(x, 0, 6) end,
+    leaky_relu = function(x) return mtl.leaky_relu(x, 0.01) end,
     linear = function(x) return x end, none = function(x) return x end,
   }
+  for _, op in ipairs({ "relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "elu", "selu", "swish", "softplus", "softsign" }) do
+    activations[op] = function(x) return mtl[op](x) end
+  end
   nn.activations = activations
   local PARAMETRIC = { dice = true, prelu = true }
   nn.parametric_activation = PARAMETRIC
