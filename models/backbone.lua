@@ -12,6 +12,7 @@ local DBMTL = require "models.dbmtl"
 
 local Backbone = nn.class("Backbone")
 Backbone.reads_groups = true
+Backbone.needs_groups = true -- a config without groups gives it one, "all" (every feature)
 
 Backbone.options = {
   blocks = { "any", required = true, check = function(c, v, path)

@@ -457,17 +457,17 @@ end
 
 -- A raw feature's number [B, 1] (not embedded).
 function Features:number(s, cols)
+  if self.grouped[s.column] and s.normalize ~= "log1p" and s.normalize ~= "minmax" then
+    local g = column_of(cols, "__numbers") -- a lane of the reader's "__numbers" group (z-scored in C)
+    if g:dim() == 1 then return g:reshape(g:numel(), 1) end
+    return g:narrow(2, self.lanes[s.column], 1)
+  end
   local x = column_of(cols, s.column)
   if s.normalize == "log1p" then return mtl.log1p(mtl.clamp(x, 0, nil)):reshape(x:numel(), 1) end
   if s.normalize == "minmax" then
     local st = self.fitted[s.column]
     local span = (st.max > st.min) and (st.max - st.min) or 1
     return ((x - st.min) * (1 / span)):reshape(x:numel(), 1)
-  end
-  if self.grouped[s.column] then -- a lane of the reader's "__numbers" group (z-scored in C)
-    local g = column_of(cols, "__numbers")
-    if g:dim() == 1 then return g:reshape(g:numel(), 1) end
-    return g:narrow(2, self.lanes[s.column], 1)
   end
   local st = self.fitted[s.column]
   if s.normalize == "zscore" then x = (x - st.mean) * (1 / st.std) end
@@ -490,8 +490,8 @@ function Features:value(s, cols)
     for i, c in ipairs(s.columns) do list[i] = column_of(cols, c) end
     return t:lookup(core.hash_cross(list))
   elseif s.type == "raw" then
-    local x = column_of(cols, s.column)
     if not s.embedded then return self:number(s, cols) end
+    local x = column_of(cols, s.column)
     if s.boundaries or s.bins then return t:lookup(core.bucketize(x, self:boundaries(s))) end
     return t:lookup(mtl.zeros({ x:numel() }, "int64")) * self:number(s, cols) -- the (normalized) value times a learned vector
   elseif s.type == "lookup" then

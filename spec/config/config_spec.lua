@@ -31,6 +31,15 @@ local function base()
 end
 
 describe("config.validate", function()
+  it("gives a model that reads feature groups only (backbone) one group of every feature when there are none", function()
+    local raw = base()
+    raw.model = { name = "backbone", tasks = raw.model.tasks,
+                  blocks = { { name = "all", group = "all" }, { name = "m", inputs = { "all" }, block = "MLP", options = { hidden = { 4 } } } } }
+    assert.are.same({ { name = "all", features = { "user_id", "tags", "price", "price_bin", "user_x_cate", "cate_ctr", "user_again" } } },
+      config.validate(raw).groups)
+    assert.is_nil(config.validate(base()).groups)
+  end)
+
   it("fills in defaults and leaves its input alone", function()
     local raw = base()
     local cfg = config.validate(raw)

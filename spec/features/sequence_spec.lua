@@ -125,6 +125,25 @@ describe("sequence features", function()
     bad = features.new(specs, DATA, { { name = "g", sequences = { { name = "s", query = { "user" }, history = { "user" } } } } })
     check.assert_error("mtl.features: group 'g', sequence 's': history feature 'user' is not a sequence", bad.build, bad)
   end)
+
+  it("gives a group's z-scored and plain numbers from the reader's grouped lanes", function()
+    local G = features.new({ { name = "user", type = "id", column = "user", num_buckets = 10, dim = 2 },
+                             { name = "z", type = "raw", column = "price", normalize = "zscore" } }, DATA,
+      { { name = "g", features = { "z", "user" } } })
+    G:fit({ path })
+    G:build()
+    local xs, lists = G:groups(batch_of(G, path))
+    local st = G.fitted.price
+    check.assert_close({ (1.5 - st.mean) / st.std, (2 - st.mean) / st.std, (0.5 - st.mean) / st.std },
+      lists.g[1]:reshape(3):values(), 1e-6)
+    assert.are.same({ 3, 3 }, xs.g:shape())
+  end)
+
+  it("is not exported to ONNX yet: the exporter names the group", function()
+    local g = require("mtl.onnx.graph").new("t")
+    check.assert_error("mtl.onnx: group 'all' attends over sequences (DIN); such groups are not exported",
+      require("mtl.onnx.features").build, g, F)
+  end)
 end)
 
 describe("nn.VariationalDropout", function()

@@ -373,6 +373,15 @@ local function check_model(c, m)
   if not ok then c:err("'model.name': %s", tostring(cls):gsub("^.-mtl%.models: ", "")) return end
   if not cls.check_tasks then check_tasks(c, m, cls, models) end
   check.options_of(c, cls, m, "model", { "name" })
+  -- A model that reads feature groups only, given none, reads one: "all",
+  -- every feature (sequences need a group of their own).
+  if rawget(cls, "needs_groups") and c.cfg.groups == nil and type(c.cfg.features) == "table" then
+    local all = {}
+    for _, f in ipairs(c.cfg.features) do
+      if type(f) == "table" and f.type ~= "sequence" then all[#all + 1] = f.name end
+    end
+    c.cfg.groups = { { name = "all", features = all } }
+  end
 end
 
 local function check_losses(c, ls)
