@@ -138,4 +138,19 @@ function kinds.order_calibrate(o, y, t, c)
   return total or mtl.sum(o.prob * 0)
 end
 
+-- The kinds' config keys and their checks (mtl.config.validate, with its
+-- checking context c and column_ref for a session column).
+kinds.TYPES = { "bce", "softmax", "pairwise", "f1_reweighted", "jrc", "order_calibrate" }
+kinds.KEYS = { "type", "margin", "temperature", "session", "beta_square", "label_smoothing", "alpha", "relations" }
+function kinds.check(c, l, p, column_ref)
+  if l.type ~= nil then c:enum(l.type, p .. ".type", kinds.TYPES) end
+  for _, k in ipairs({ "margin", "label_smoothing" }) do if l[k] ~= nil then c:number(l[k], p .. "." .. k, { min = 0 }) end end
+  for _, k in ipairs({ "temperature", "beta_square" }) do if l[k] ~= nil then c:number(l[k], p .. "." .. k, { gt = 0 }) end end
+  if l.alpha ~= nil then c:number(l.alpha, p .. ".alpha", { min = 0, max = 1 }) end
+  if l.session ~= nil then column_ref(c, l.session, p .. ".session", { "int", "int64", "string" }, "a session") end
+  if l.relations ~= nil and c:list(l.relations, p .. ".relations", "a list of model output names", true) then
+    for j, r in ipairs(l.relations) do c:string(r, p .. ".relations." .. j, "a model output name") end
+  end
+end
+
 return kinds

@@ -27,9 +27,9 @@ local FEATURE_TYPES = { "id", "raw", "tag", "combo", "lookup", "sequence" }
 -- Model options live with each model (models/<name>.lua, mtl.models);
 -- every task of every model takes these keys (and the model's task_options).
 local TASK_KEYS = { "name", "label", "weight", "tower", "mask", "gamma", "sample_weight", "classes" }
-local LOSS_KEYS = { "name", "output", "label", "on", "weight", "gamma", "mask", "sample_weight", "type", "margin",
-                    "temperature", "session", "beta_square", "label_smoothing", "alpha", "relations" }
-local LOSS_TYPES = { "bce", "softmax", "pairwise", "f1_reweighted", "jrc", "order_calibrate" }
+local loss_kinds = require "mtl.loss_kinds"
+local LOSS_KEYS = { "name", "output", "label", "on", "weight", "gamma", "mask", "sample_weight" }
+for _, k in ipairs(loss_kinds.KEYS) do LOSS_KEYS[#LOSS_KEYS + 1] = k end
 
 local OPTIMIZERS = {
   sgd = { lr = 0.01, keys = { "momentum", "nesterov", "weight_decay" } },
@@ -373,15 +373,7 @@ local function check_model(c, m)
   if not ok then c:err("'model.name': %s", tostring(cls):gsub("^.-mtl%.models: ", "")) return end
   if not cls.check_tasks then check_tasks(c, m, cls, models) end
   check.options_of(c, cls, m, "model", { "name" })
-  -- A model that reads feature groups only, given none, reads one: "all",
-  -- every feature (sequences need a group of their own).
-  if rawget(cls, "needs_groups") and c.cfg.groups == nil and type(c.cfg.features) == "table" then
-    local all = {}
-    for _, f in ipairs(c.cfg.features) do
-      if type(f) == "table" and f.type ~= "sequence" then all[#all + 1] = f.name end
-    end
-    c.cfg.groups = { { name = "all", features = all } }
-  end
+  if rawget(cls, "needs_groups") then groups_check.default(c.cfg) end
 end
 
 local function check_losses(c, ls)
@@ -400,14 +392,7 @@ local function check_losses(c, ls)
       if l.gamma ~= nil then c:number(l.gamma, p .. ".gamma", { gt = 0 }) end
       if l.mask ~= nil then float_column(c, l.mask, p .. ".mask", "mask") end
       if l.sample_weight ~= nil then float_column(c, l.sample_weight, p .. ".sample_weight", "sample weight") end
-      if l.type ~= nil then c:enum(l.type, p .. ".type", LOSS_TYPES) end
-      for _, k in ipairs({ "margin", "label_smoothing" }) do if l[k] ~= nil then c:number(l[k], p .. "." .. k, { min = 0 }) end end
-      for _, k in ipairs({ "temperature", "beta_square" }) do if l[k] ~= nil then c:number(l[k], p .. "." .. k, { gt = 0 }) end end
-      if l.alpha ~= nil then c:number(l.alpha, p .. ".alpha", { min = 0, max = 1 }) end
-      if l.session ~= nil then column_ref(c, l.session, p .. ".session", { "int", "int64", "string" }, "a session") end
-      if l.relations ~= nil and c:list(l.relations, p .. ".relations", "a list of model output names", true) then
-        for j, r in ipairs(l.relations) do c:string(r, p .. ".relations." .. j, "a model output name") end
-      end
+      loss_kinds.check(c, l, p, column_ref)
     end
   end
 end

@@ -123,4 +123,15 @@ function M.groups(c, gs)
   for i, g in ipairs(gs) do check_group(c, g, "groups." .. i, seen) end
 end
 
+-- A model that reads feature groups only (needs_groups), given none, reads
+-- one: "all", every feature (sequences need a group of their own).
+function M.default(cfg)
+  if cfg.groups ~= nil or type(cfg.features) ~= "table" then return end
+  local all = {}
+  for _, f in ipairs(cfg.features) do
+    if type(f) == "table" and f.type ~= "sequence" then all[#all + 1] = f.name end
+  end
+  cfg.groups = { { name = "all", features = all } }
+end
+
 return M
