@@ -47,7 +47,10 @@ end
 -- (p in [0, 1]); the positives and negatives above threshold m are counted
 -- from the top down.
 local N_THRESHOLDS = 200
-local function max_f1(pred, label, mask)
+local function max_f1(check, pred, label, mask)
+  -- the arguments as the C metrics check them (tensors, same length, 0/1 labels and mask)
+  local ok, err = pcall(check, pred, label, mask)
+  if not ok then error((tostring(err):gsub("mtl%.metrics%.calibration", "mtl.metrics.max_f1")), 3) end
   local p, y = pred:values(), label:values()
   local m = mask and mask:values()
   local pos, neg = {}, {}
@@ -78,7 +81,7 @@ return function(mtl, core)
     gauc = core.metric_gauc,
     logloss = core.metric_logloss,
     calibration = core.metric_calibration,
-    max_f1 = max_f1,
+    max_f1 = function(pred, label, mask) return max_f1(core.metric_calibration, pred, label, mask) end,
     summary = summary,
     plain = plain,
     finite = finite,

@@ -610,8 +610,7 @@ const char *mtl_model_column_name(const mtl_model *m, int i) {
   return m && i >= 0 && i < m->ncolumns ? m->columns[i].name : NULL;
 }
 const char *mtl_model_column_type(const mtl_model *m, int i) {
-  static const char *names[] = {"int64", "float", "string", "multi", "kv", "skip"};
-  return m && i >= 0 && i < m->ncolumns ? names[m->columns[i].type] : NULL;
+  return m && i >= 0 && i < m->ncolumns ? mtl_column_type_name(m->columns[i].type) : NULL;
 }
 int mtl_model_column_index(const mtl_model *m, const char *name) {
   for (int i = 0; m && name && i < m->ncolumns; i++)

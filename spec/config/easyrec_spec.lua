@@ -598,4 +598,21 @@ eval_config {
 ]] }
     assert.are.same({ "train_distribute MirroredStrategy runs as one process (mtl train trains in one process)" }, notes)
   end)
+
+  it("refuses a strategy in one of several ranks (mpirun), which mtl train does not split its work over #slow", function()
+    local mpirun = require "dist.mpirun"
+    local text = pipeline { train = "  num_steps: 10\n  train_distribute: MultiWorkerMirroredStrategy\n" .. [[
+  optimizer_config { adam_optimizer { learning_rate { constant_learning_rate { learning_rate: 0.01 } } } }
+]] }
+    local dir = require("helpers.shell").tmpdir()
+    local path = require("helpers.shell").write(dir .. "/t.config", text)
+    local status, stdout, stderr = mpirun.run(2, string.format([[-e 'local ok, e = pcall(require("mtl.config.easyrec").load, "%s")
+      print("r" .. require("mtl").dist.rank() .. " " .. tostring(e):match("train_distribute[^\n]*"))']], path))
+    require("helpers.shell").rm_rf(dir)
+    assert(status == 0, string.format("status %s\n%s\n%s", tostring(status), stdout, stderr))
+    for r = 0, 1 do
+      assert.truthy(stdout:find("r" .. r .. " train_distribute': this process is one of 2 ranks (mpirun), and mtl train " ..
+        "does not yet train across ranks; run it as one process", 1, true), stdout)
+    end
+  end)
 end)

@@ -257,14 +257,22 @@ local function map_epochs(tc, cfg, st)
   end
 end
 
+-- The number of ranks this process is one of: mtl.dist's size (mpirun);
+-- without the core loaded, the launcher's environment.
+local function ranks()
+  local mtl = package.loaded.mtl
+  if type(mtl) == "table" and mtl.dist then return mtl.dist.size() end
+  return tonumber(os.getenv("OMPI_COMM_WORLD_SIZE") or os.getenv("PMI_SIZE") or "1") or 1
+end
+
 -- train_distribute: TF's distribution strategies. `mtl train` trains in one
--- process: a strategy runs as one process, with a note; under mpirun with
--- several ranks it is refused, as mtl train does not yet split its work over
--- mtl.dist's ranks (each rank would train the same model alone).
+-- process: a strategy runs as one process, with a note; with several ranks
+-- (mtl.dist under mpirun) it is refused, as mtl train does not yet split its
+-- work over the ranks (each rank would train the same model alone).
 local function map_distribute(ctx, tc)
   local strategy = tc:get("train_distribute")
   if strategy == "NoStrategy" then return end
-  local ranks = tonumber(os.getenv("OMPI_COMM_WORLD_SIZE") or os.getenv("PMI_SIZE") or "1") or 1
+  local ranks = ranks()
   if ranks > 1 then
     tc:unsupported_value("train_distribute", string.format("this process is one of %d ranks (mpirun), and mtl train " ..
       "does not yet train across ranks; run it as one process", ranks))
