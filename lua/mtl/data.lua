@@ -20,7 +20,7 @@ local data = {}
 
 local COLUMN_KEYS = {
   name = true, type = true, default = true, separator = true, kv_separator = true,
-  values = true, group = true, standardize = true,
+  values = true, group = true, standardize = true, step_separator = true,
 }
 local OPTION_KEYS = {
   files = true, columns = true, separator = true, quote = true, header = true,
@@ -47,7 +47,7 @@ local function normalize_column(fname, i, c, standardize)
   if type(c.name) ~= "string" then fail(fname, "column %d needs a name", i) end
   local out = {
     name = c.name, type = c.type, separator = c.separator, kv_separator = c.kv_separator,
-    group = c.group,
+    group = c.group, step_separator = c.step_separator,
   }
   local d = c.default
   if type(d) == "number" then
@@ -59,8 +59,11 @@ local function normalize_column(fname, i, c, standardize)
   end
   if c.values == "string" then
     out.string_values = true
+  elseif c.values == "float" and c.type == "seq" then
+    out.float_values = true
   elseif c.values ~= nil and c.values ~= "int64" then
-    fail(fname, "column '%s': values must be \"int64\" or \"string\", got %s", c.name, tostring(c.values))
+    fail(fname, "column '%s': values must be \"int64\" or \"string\"%s, got %s", c.name,
+      c.type == "seq" and " or \"float\"" or "", tostring(c.values))
   end
   local st = c.standardize
   if st == nil and standardize then st = standardize[c.name] end
@@ -186,6 +189,11 @@ function Reader:empty_batch()
     elseif out.kind == "dense" then
       local group = out.width > 1 or out.name ~= out.columns[1]
       batch.columns[out.name] = group and core.zeros({ 0, out.width }) or core.zeros({ 0 })
+    elseif out.kind == "seq" then
+      local c
+      for _, col in ipairs(self._columns) do if col.name == out.name then c = col end end
+      batch.columns[out.name] = { offsets = core.zeros({ 1 }, "int64"), steps = core.zeros({ 1 }, "int64"),
+        [c.float_values and "values" or "ids"] = core.zeros({ 0 }, c.float_values and "float" or "int64") }
     else
       batch.columns[out.name] = { ids = core.zeros({ 0 }, "int64"), offsets = core.zeros({ 1 }, "int64"),
         weights = out.kind == "weighted_bag" and core.zeros({ 0 }) or nil }

@@ -1,6 +1,15 @@
 -- mtl: a Lua-scriptable environment for multi-task recommendation models.
 --   local mtl = require "mtl"
 -- returns one table; nothing is put in the global namespace.
+
+-- LuaJIT 2.1 as Debian 12 ships it (2.1.0-beta3, git 2022-03) may fuse a
+-- table load into a later instruction across a store that grows the table
+-- (LuaJIT issue #1117, fixed upstream in 2023-11): `local n = t[i]; t[i + 1]
+-- = h; math.sqrt(n)` then reads freed memory, rarely (it depends on where the
+-- table lands). It gave NaN weights in one model build of ~20. Load fusion
+-- saves little for mtl's Lua code (the work is in C): off on those versions
+-- (spec/luajit_spec.lua).
+if jit and jit.version_num <= 20100 then jit.opt.start("-fuse") end
 local core = require "mtl.core"
 
 local mtl = {}
