@@ -72,21 +72,27 @@ local function write_file(path, text)
   local f, err = io.open(path, "w")
   if not f then error(string.format("export: cannot write %s: %s", path, tostring(err)), 0) end
   f:write(text)
-  f:close()
+  local ok, cerr = f:close()
+  if not ok then error(string.format("export: cannot write %s: %s", path, tostring(cerr)), 0) end
 end
+
+local write_into
 
 -- Writes a model (a Ranker, or a training run's: weights, fitted transforms,
 -- embedding tables) and cfg to dir. opts.source, opts.step: where the
--- weights came from.
+-- weights came from. The files go to a temporary directory next to dir,
+-- which then replaces dir in one rename: a failed export leaves no partial
+-- directory and an existing one as it was.
 function export.write(model, cfg, dir, opts)
+  sys.replace(dir, function(tmp) write_into(model, cfg, tmp, opts) end, { dir = true })
+  return dir
+end
+
+function write_into(model, cfg, dir, opts)
   opts = opts or {}
   local mtl = require "mtl"
   model = require("mtl.ranker").of(model)
   sys.mkdir_p(dir)
-  local probe = io.open(dir .. "/.mtl-export-probe", "w")
-  if not probe then error(string.format("export: cannot write into %s", dir), 0) end
-  probe:close()
-  os.remove(dir .. "/.mtl-export-probe")
   local saved = {}
   for k, v in pairs(cfg) do saved[k] = v end
   saved.model_dir = nil

@@ -7,7 +7,10 @@
 -- Every expression's values are printed (tensors formatted, tables pretty-
 -- printed to a depth limit). `=expr` and plain statements both work; input
 -- continues over several lines until the chunk is complete. Ctrl-C stops
--- running code at the next tensor op and returns to the prompt; Ctrl-D exits.
+-- running code (a tensor op, or pure Lua such as `while true do end`) and
+-- returns to the prompt; Ctrl-D exits. From a pipe, the first error stops the
+-- input as an error stops a script: its message with the line in the input
+-- and a traceback go to stderr, and run returns false (mtl exits 1).
 local ffi = require "ffi"
 local mtl = require "mtl"
 
@@ -64,23 +67,64 @@ local function pack(...) return { n = select("#", ...), ... } end
 -- Compiles a chunk: an expression first (so `1 + 1` prints 2), then a
 -- statement. Returns the function, or nil and the error, and whether the
 -- input is incomplete (more lines needed).
-local function compile(src, env)
-  if src:sub(1, 1) == "=" then src = "return " .. src:sub(2) end
-  local f, err = loadstring("return " .. src, "=stdin")
-  if not f then f, err = loadstring(src, "=stdin") end
+-- first_line (default 1): the line of the input src starts at, so that
+-- messages name lines of the whole input. An expression's values pass through
+-- a function call, so that a call in it is not a tail call (which would lose
+-- the position of an error raised in it: `error("e")` says stdin:1: e).
+local function pass(...) return ... end
+local function compile(src, env, first_line)
+  local pad = ("\n"):rep((first_line or 1) - 1)
+  local expr = src:match("^=(.*)$")
+  local f, err = loadstring(pad .. "local __mtl_pass = ... return __mtl_pass(" .. (expr or src) .. "\n)", "=stdin")
+  if not f then
+    f, err = loadstring(pad .. (expr and ("return " .. expr) or src), "=stdin")
+    if f and expr then f, err = nil, "stdin: cannot read the expression" end
+  end
   if not f then
     if err:match("<eof>") or err:match("'<eof>'") then return nil, err, true end
     return nil, err, false
   end
   setfenv(f, env)
-  return f
+  local chunk = f
+  return function() return chunk(pass) end
 end
 repl.compile = compile
 
+-- Ctrl-C while a chunk runs. SIGINT only sets the binding's flag
+-- (core.catch_interrupts); the next tensor op raises "interrupted". Code that
+-- calls no op (`while true do end`) is stopped by LuaJIT's profiler: every
+-- 20 ms of CPU time it calls back, also out of compiled loops (mode "l" puts a
+-- check into every trace compiled while it runs, and starting it flushes older
+-- traces), and when the flag is set the callback arms a hook that raises
+-- "interrupted" at the chunk's next instruction. The hook skips the callback's
+-- own coroutine: an error there would end the process.
+local profile_ok, profile = pcall(require, "jit.profile")
+local function watch_interrupts(on)
+  mtl.core.catch_interrupts(on)
+  if not profile_ok then return end
+  if not on then
+    profile.stop()
+    debug.sethook()
+    return
+  end
+  profile.start("li20", function()
+    if not mtl.core.interrupted() then return end
+    local callback = coroutine.running()
+    debug.sethook(function()
+      if coroutine.running() == callback then return end
+      debug.sethook()
+      error("interrupted", 2)
+    end, "", 1)
+  end)
+end
+
 -- Runs f; prints its results or a short traceback. Ctrl-C interrupts.
-local function run(f, out)
-  mtl.core.catch_interrupts(true)
+-- err_out: where errors go (out in a session; stderr for piped input, as a
+-- script's, after err_prefix). Returns true, or false and the message.
+local function run(f, out, err_out, err_prefix)
+  watch_interrupts(true)
   local res = pack(xpcall(f, function(e)
+    if e == "interrupted" or (type(e) == "string" and e:match(":%d+: interrupted$")) then return "interrupted" end
     local tb = debug.traceback(tostring(e), 2)
     -- keep the traceback short: drop the REPL's own frames
     local lines = {}
@@ -92,10 +136,10 @@ local function run(f, out)
     if lines[#lines] == "stack traceback:" then lines[#lines] = nil end
     return table.concat(lines, "\n")
   end))
-  mtl.core.catch_interrupts(false)
+  watch_interrupts(false)
   if not res[1] then
-    out:write(tostring(res[2]), "\n")
-    return false
+    (err_out or out):write(err_prefix or "", tostring(res[2]), "\n")
+    return false, res[2]
   end
   if res.n > 1 then
     local parts = {}
@@ -272,8 +316,10 @@ end
 local isatty = require("mtl.sys").isatty
 
 -- ---- the loop -------------------------------------------------------------------------------------
--- opts: env (globals table), input (a file, default stdin), output,
--- interactive (default: stdin and stdout are terminals).
+-- opts: env (globals table), input (a file, default stdin), output, errors
+-- (default stderr; piped input), interactive (default: stdin and stdout are
+-- terminals). Returns env, and for piped input whether it ran without an
+-- error (false, and the message, after the first error).
 function repl.run(opts)
   opts = opts or {}
   local out = opts.output or io.stdout
@@ -326,15 +372,27 @@ function repl.run(opts)
 
   if interactive then
     out:write(string.format("mtl %s  (%s; help() for help, Ctrl-D to leave)\n",
-      mtl.version or "0.1", jit and jit.version or "LuaJIT"))
+      mtl.version, jit and jit.version or "LuaJIT"))
   end
   local buffer = nil
+  local line_no, first_line = 0, 1
+  -- piped input stops at its first error, as a script does
+  local err_out, err_prefix = nil, nil
+  if not interactive then err_out, err_prefix = opts.errors or io.stderr, "mtl: " end
+  local ok, failure = true, nil
   while true do
     local line = read_line(buffer and ">> " or "mtl> ")
     if line == nil then
       if interactive then out:write("\n") end
+      if buffer and not interactive then -- the input ended inside a chunk
+        local _, err = compile(buffer, env, first_line)
+        err_out:write(err_prefix, tostring(err), "\n")
+        ok, failure = false, err
+      end
       break
     end
+    line_no = line_no + 1
+    if buffer == nil then first_line = line_no end
     if interactive and edit and line:match("%S") then
       edit.add_history(line)
       edit.write_history(HISTORY) -- at once, so a killed session keeps its lines
@@ -347,20 +405,25 @@ function repl.run(opts)
     if src:match("^%s*$") then
       buffer = nil
     else
-      local f, err, incomplete = compile(src, env)
+      local f, err, incomplete = compile(src, env, interactive and 1 or first_line)
       if f then
         buffer = nil
-        run(f, out)
+        ok, failure = run(f, out, err_out, err_prefix)
       elseif incomplete then
         buffer = src
       else
         buffer = nil
-        out:write(err, "\n")
+        ok, failure = false, err
+        if err_out then err_out:write(err_prefix, err, "\n") else out:write(err, "\n") end
       end
     end
     out:flush()
+    if not ok and not interactive then break end
+    ok = true
   end
-  return env -- (history was written line by line)
+  -- (history was written line by line)
+  if interactive then return env, true end
+  return env, ok, failure
 end
 
 return repl

@@ -301,10 +301,8 @@ function report.write(run_dir, opts)
   local html = report.html(records, { run_dir = run_dir, run = run,
     title = "mtl training report" .. (run and run.model and (": " .. run.model) or "") })
   local path = opts.out or (run_dir .. "/report.html")
-  local o, oerr = io.open(path, "w")
-  if not o then error(string.format("report: cannot write %s: %s", path, tostring(oerr)), 0) end
-  o:write(html)
-  o:close()
+  local ok, werr = pcall(require("mtl.sys").write_file, path, html)
+  if not ok then error("report: " .. tostring(werr), 0) end
   return path
 end
 

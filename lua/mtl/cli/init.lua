@@ -139,7 +139,7 @@ function cli.load_config(path, sets)
     end
     cfg = res
   else
-    local chunk, err = loadfile(path)
+    local chunk, err = require("mtl.config.util").loadfile(path)
     if not chunk then error(err, 0) end
     cfg = chunk()
     if type(cfg) ~= "table" then error(string.format("%s: a config must return a table, got %s", path, type(cfg)), 0) end
@@ -302,16 +302,10 @@ function COMMANDS.train(a)
   local out = a.json and io.stderr or io.stdout
   sys.mkdir_p(dir)
   -- what ran, for the report and for `mtl eval RUN_DIR/config.lua`
-  local f = io.open(dir .. "/run.json", "w")
-  if f then
-    f:write(json.encode({ config = a.config, sets = a.set, model = cfg.model.name, started = os.date("!%Y-%m-%dT%H:%M:%SZ") }), "\n")
-    f:close()
-  end
+  pcall(sys.write_file, dir .. "/run.json",
+    json.encode({ config = a.config, sets = a.set, model = cfg.model.name, started = os.date("!%Y-%m-%dT%H:%M:%SZ") }) .. "\n")
   local ok_lua, src = pcall(export.to_lua, cfg, "-- The config of this run as `mtl train` resolved it.\n")
-  if ok_lua then
-    local g = io.open(dir .. "/config.lua", "w")
-    if g then g:write(src) g:close() end
-  end
+  if ok_lua then pcall(sys.write_file, dir .. "/config.lua", src) end
   local progress = require("mtl.cli.progress").new({ out = out, quiet = a.quiet })
   local run = train.new(cfg, { progress = progress, resume = a.resume, out = out, quiet = a.quiet })
   local final = run:fit()
@@ -353,6 +347,9 @@ function COMMANDS.predict(a)
   if not a.input then usage("--input FILE is required") end
   if not a.output then usage("--output FILE is required") end
   if not exists(a.input) then usage("input file '%s' does not exist", a.input) end
+  if sys.same_file(a.input, a.output) then
+    usage("--output %s is the input file %s (the scores would overwrite it): write them to another file", a.output, a.input)
+  end
   local pass = {}
   if a.pass_through then
     for c in a.pass_through:gmatch("[^,]+") do pass[#pass + 1] = c:match("^%s*(.-)%s*$") end
