@@ -60,6 +60,27 @@ describe("the REPL", function()
     sh("rm -rf " .. home)
   end)
 
+  it("stops pure Lua loops at Ctrl-C, compiled or not, with the session's state intact (pty)", function()
+    local home = shell.tmpdir()
+    local out = drive({
+      { expect = "mtl> " },
+      { send = "n, keep = 0, mtl.ones(3)\r", expect = "mtl> " },
+      { send = "while true do end\r", sleep = 1.0 },
+      { send = "\3", expect = "interrupted.*mtl> " },
+      { send = "while true do n = n + 1 end\r", sleep = 1.0 },
+      { send = "\3", expect = "interrupted.*mtl> " },
+      -- a function compiled in an earlier chunk, then called in an endless loop
+      { send = "function spin(k) local s = 0 for i = 1, k do s = s + i end return s end\r", expect = "mtl> " },
+      { send = "for i = 1, 200 do spin(1000) end\r", expect = "mtl> " },
+      { send = "spin(1e15)\r", sleep = 1.0 },
+      { send = "\3", expect = "interrupted.*mtl> " },
+      { send = "=n > 1000, keep:sum():item()\r", expect = "true\t3.*mtl> " },
+      { send = "\4", expect = "" },
+    }, home)
+    sh("rm -rf " .. home)
+    assert.is_truthy(out:match("^OK"), out)
+  end)
+
   it("reads a pipe without prompts or escape codes", function()
     local out = sh(string.format("printf '%%s\\n' 'x = 2 + 3' '=x * 10' 'for i = 1, 2 do' '  print(i)' 'end' " ..
       "'{1, 2, k = \"v\"}' | %s", launcher))

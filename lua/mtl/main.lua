@@ -27,7 +27,7 @@ end
 -- The globals every mode starts with (see the header).
 local function preload()
   _G.mtl = require "mtl"
-  _G.help = function(x) return require("mtl.repl").help(x) end
+  _G.help = function(...) return require("mtl.repl").help((...), io.stdout, (select(2, ...)), select("#", ...) > 0) end
 end
 
 -- Runs a script file in env (a table of globals); exits 1 on error.

@@ -91,31 +91,45 @@ end
 repl.compile = compile
 
 -- Ctrl-C while a chunk runs. SIGINT only sets the binding's flag
--- (core.catch_interrupts); the next tensor op raises "interrupted". Code that
--- calls no op (`while true do end`) is stopped by LuaJIT's profiler: every
--- 20 ms of CPU time it calls back, also out of compiled loops (mode "l" puts a
--- check into every trace compiled while it runs, and starting it flushes older
--- traces), and when the flag is set the callback arms a hook that raises
--- "interrupted" at the chunk's next instruction. The hook skips the callback's
--- own coroutine: an error there would end the process.
+-- (core.catch_interrupts); the next tensor op raises "interrupted". Pure Lua
+-- code (`while true do end`) is stopped by a count hook set for the chunk:
+-- every million instructions it looks at the flag. Compiled code calls no
+-- hook, so LuaJIT's profiler runs too: every 20 ms of CPU time it leaves the
+-- trace (mode "l" puts that check into every trace compiled while it runs;
+-- starting it flushes older traces) and calls back; when the flag is set the
+-- callback makes the hook's count 1, so the hook raises "interrupted" at the
+-- chunk's next instruction. (LuaJIT restores the hook mask after the
+-- callback, so the hook itself must be set before; its own count is all the
+-- callback changes.)
 local profile_ok, profile = pcall(require, "jit.profile")
+local POLL = 1000000
+local callback_thread -- the profiler's callback runs in a coroutine of its own
+local function on_hook()
+  if callback_thread ~= nil and coroutine.running() == callback_thread then return end -- an error there ends the process
+  if mtl.core.interrupted() or repl._armed then
+    repl._armed = false
+    debug.sethook()
+    error("interrupted", 2)
+  end
+end
 local function watch_interrupts(on)
   mtl.core.catch_interrupts(on)
-  if not profile_ok then return end
+  repl._armed = false
   if not on then
-    profile.stop()
+    if profile_ok then profile.stop() end
     debug.sethook()
     return
   end
-  profile.start("li20", function()
-    if not mtl.core.interrupted() then return end
-    local callback = coroutine.running()
-    debug.sethook(function()
-      if coroutine.running() == callback then return end
-      debug.sethook()
-      error("interrupted", 2)
-    end, "", 1)
-  end)
+  debug.sethook(on_hook, "", POLL)
+  if profile_ok then
+    profile.start("li20", function()
+      callback_thread = coroutine.running()
+      if mtl.core.interrupted() then
+        repl._armed = true
+        debug.sethook(on_hook, "", 1)
+      end
+    end)
+  end
 end
 
 -- Runs f; prints its results or a short traceback. Ctrl-C interrupts.
@@ -150,95 +164,52 @@ local function run(f, out, err_out, err_prefix)
 end
 
 -- ---- help ----------------------------------------------------------------------------------
--- The qualified names of a value (mtl.zeros, Tensor:matmul, nn.MLP, models.mmoe).
-local function names_of(x)
-  local names = {}
-  local function scan(t, prefix, sep)
-    for k, v in pairs(t) do
-      if v == x and type(k) == "string" then names[#names + 1] = prefix .. sep .. k end
-    end
-  end
-  scan(mtl, "mtl", ".")
-  scan(mtl.Tensor, "Tensor", ":")
-  local ok, nn = pcall(require, "mtl.nn")
-  if ok then scan(nn, "nn", ".") end
-  for _, name in ipairs(require("mtl.models").names()) do
-    local okm, cls = pcall(require, "models." .. name)
-    if okm and cls == x then names[#names + 1] = "models/" .. name .. ".lua" end
-  end
-  if type(x) == "userdata" and getmetatable(x) == mtl.core.Tensor_mt then names[#names + 1] = "tensor.md" end
-  return names
-end
-
 local function docs_dir()
   return (os.getenv("MTL_HOME") or ".") .. "/docs"
 end
 
--- Lines of docs/*.md that mention name, with the heading they sit under.
+-- Lines of docs/*.md that mention name (`name(` or `name`), with their page.
 local function doc_lines(name)
   local out = {}
   local short = name:match("[%.:]([%w_]+)$") or name
-  local p = io.popen("ls " .. docs_dir() .. "/*.md 2>/dev/null")
-  for file in p:lines() do
-    local f = io.open(file)
+  for _, file in ipairs(require("mtl.sys").list_dir(docs_dir()) or {}) do
+    local f = file:match("%.md$") and io.open(docs_dir() .. "/" .. file)
     if f then
-      local heading
       for line in f:lines() do
-        if line:match("^#+ ") then heading = line end
-        local plain = line:find(name, 1, true) or line:find("`" .. short .. "(", 1, true)
-          or line:find("`" .. short .. "`", 1, true) or line:find(":" .. short .. "(", 1, true)
-        if plain and not line:match("^```") then
-          out[#out + 1] = { file = file:match("[^/]+$"), heading = heading, line = line }
+        if (line:find(name, 1, true) or line:find("`" .. short .. "(", 1, true) or line:find(":" .. short .. "(", 1, true))
+          and line:match("^%s*[|%-*]") then
+          out[#out + 1] = { file = file, line = line }
         end
       end
       f:close()
     end
   end
-  p:close()
   return out
 end
 
--- help(x) / ?x: what x is and where the docs describe it.
-function repl.help(x, out)
+-- help() / help(x) / ?x: the REPL's help, or x's signature and description
+-- (mtl.help) and the table rows and list items of docs/ that mention it.
+-- name: the text x was written as (?mtl.nosuch passes "mtl.nosuch").
+function repl.help(x, out, name, given)
   out = out or io.stdout
-  if x == nil then
+  if given == false then
     out:write([[
 mtl REPL: type Lua; expressions print their values.
-  =expr            print expr          help(x) or ?x   docs of x
+  =expr            print expr          help(x) or ?x   what x is and does
   mtl.<Tab>        complete names      Ctrl-C          stop running code
   Ctrl-D / os.exit()  leave            history in ~/.mtl_history
 docs: ]], docs_dir(), "/README.md\n")
     return
   end
-  local names = names_of(x)
-  if #names == 0 then
-    out:write(type(x), ": ", tostring(x), "\n")
-    if type(x) == "table" and getmetatable(x) and rawget(getmetatable(x), "__name") then
-      names[1] = rawget(getmetatable(x), "__name")
-    else
-      return
+  local help = require "mtl.help"
+  out:write(help.text(x, name))
+  local e = help.lookup(x, name)
+  if e and e.names then
+    local lines = doc_lines(e.name)
+    for i = 1, math.min(4, #lines) do
+      out:write(string.format("  [%s] %s\n", lines[i].file, lines[i].line:sub(1, 160)))
     end
   end
-  out:write(table.concat(names, ", "), "\n")
-  local shown = 0
-  for _, name in ipairs(names) do
-    -- definitions (table rows, list items, headings) before examples
-    local lines = doc_lines(name)
-    local function rank(d) return d.line:match("^%s*[|%-#*]") and 0 or 1 end
-    for i, d in ipairs(lines) do d.order = i end
-    table.sort(lines, function(a, b)
-      if rank(a) ~= rank(b) then return rank(a) < rank(b) end
-      return a.order < b.order
-    end)
-    for _, d in ipairs(lines) do
-      if shown < 12 then
-        out:write(string.format("  [%s%s] %s\n", d.file, d.heading and (" " .. d.heading) or "", d.line))
-      end
-      shown = shown + 1
-    end
-  end
-  if shown > 12 then out:write(string.format("  ... %d more lines in docs/\n", shown - 12)) end
-  if shown == 0 then out:write("  (not described in docs/)\n") end
 end
 
 -- ---- completion -----------------------------------------------------------------------------
@@ -328,7 +299,7 @@ function repl.run(opts)
   if interactive == nil then interactive = input == io.stdin and isatty(0) and isatty(1) end
   local env = opts.env or setmetatable({}, { __index = _G })
   env.mtl = env.mtl or mtl
-  env.help = function(x) repl.help(x, out) end
+  env.help = function(...) repl.help((...), out, (select(2, ...)), select("#", ...) > 0) end
 
   local read_line
   if interactive then
@@ -399,7 +370,7 @@ function repl.run(opts)
     end
     local help_of = (buffer == nil) and line:match("^%s*%?%s*(.-)%s*$")
     if help_of then
-      line = help_of == "" and "help()" or ("help(" .. help_of .. ")")
+      line = help_of == "" and "help()" or string.format("help(%s, %q)", help_of, help_of)
     end
     local src = buffer and (buffer .. "\n" .. line) or line
     if src:match("^%s*$") then

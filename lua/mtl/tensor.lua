@@ -240,6 +240,7 @@ return function(mtl, core)
     end
   end
 
+  -- t:format(): the text print(t) shows, in Torch7's manner (docs/tensor.md, "Printing").
   function methods.format(t)
     check_tensor(t, "format")
     local shape, nd = t:shape(), t:dim()

@@ -1,0 +1,114 @@
+-- Every command of `mtl --help` (cli.COMMANDS) answers --help with its usage
+-- (exit 0), a wrong option with exit 2, and a file named on the command line
+-- that does not exist with exit 2, as docs/cli.md documents; and the top level:
+-- --version, --help, a missing script or -e code.
+local tiny = require "cli.tiny"
+local cli = require "mtl.cli"
+
+-- a command line naming a missing file, and the piece of stderr that says so
+local MISSING = {
+  train = { "train NONE/c.lua", "mtl train: config file 'NONE/c.lua' does not exist" },
+  eval = { "eval NONE/c.lua --checkpoint x", "mtl eval: config file 'NONE/c.lua' does not exist" },
+  predict = { "predict NONE/c.lua --checkpoint x --input y --output z", "mtl predict: config file 'NONE/c.lua' does not exist" },
+  export = { "export NONE/c.lua --checkpoint x --out y", "mtl export: config file 'NONE/c.lua' does not exist" },
+  report = { "report NONE/run", "mtl report: run directory 'NONE/run' does not exist" },
+  bench = { "bench --model mmoe --train NONE/t.csv", "mtl bench: --train: data file 'NONE/t.csv' does not exist" },
+  sweep = { "sweep NONE/s.lua", "mtl sweep: sweep file 'NONE/s.lua' does not exist" },
+  features = { "features samples --impressions NONE/i.csv --events NONE/e.csv --output o.csv",
+               "mtl features: --impressions: cannot open NONE/i.csv" },
+}
+
+describe("every mtl command", function()
+  it("is listed in MISSING (so this spec walks all of them)", function()
+    for _, c in ipairs(cli.COMMANDS) do assert.is_table(MISSING[c[1]], c[1]) end
+  end)
+
+  for _, c in ipairs(cli.COMMANDS) do
+    local name = c[1]
+    it(name .. ": --help prints its usage on stdout, exit 0", function()
+      local rc, out, err = tiny.run(name .. " --help")
+      assert.are.equal(0, rc, err)
+      assert.are.equal("", err)
+      assert.truthy(out:lower():find("^usage: mtl " .. name), out)
+    end)
+
+    it(name .. ": an unknown option is a wrong command line, exit 2", function()
+      local rc, out, err = tiny.run(name .. " --no-such-option")
+      assert.are.equal(2, rc, err)
+      assert.are.equal("", out)
+      assert.truthy(err:find("^mtl " .. name .. ": unknown option '%-%-no%-such%-option'"), err)
+    end)
+
+    it(name .. ": a file named on the command line that does not exist, exit 2", function()
+      local none = "/nonexistent-" .. name
+      local rc, out, err = tiny.run((MISSING[name][1]:gsub("NONE", none)))
+      assert.are.equal(2, rc, err)
+      assert.are.equal("", out)
+      assert.truthy(err:find((MISSING[name][2]:gsub("NONE", none)), 1, true), err)
+    end)
+  end
+
+  it("bench without --model is a wrong command line, exit 2", function()
+    local rc, _, err = tiny.run("bench")
+    assert.are.equal(2, rc)
+    assert.truthy(err:find("^mtl bench: %-%-model is required\n"), err)
+  end)
+
+  it("features without a subcommand is a wrong command line, exit 2", function()
+    local rc, _, err = tiny.run("features")
+    assert.are.equal(2, rc)
+    assert.truthy(err:find("^mtl features: a command is required"), err)
+  end)
+end)
+
+describe("mtl itself", function()
+  it("--version names mtl's and LuaJIT's versions", function()
+    local rc, out = tiny.run("--version")
+    assert.are.equal(0, rc)
+    assert.are.equal(string.format("mtl %s (%s)\n", require("mtl").version, jit.version), out)
+  end)
+
+  it("-e without code, -i without a script or with a missing one: exit 2", function()
+    local rc, _, err = tiny.run("-e")
+    assert.are.equal(2, rc)
+    assert.are.equal("mtl: -e needs code\n", err)
+    rc, _, err = tiny.run("-i")
+    assert.are.equal(2, rc)
+    assert.are.equal("mtl: -i needs a script\n", err)
+    rc, _, err = tiny.run("-i /nonexistent/s.lua")
+    assert.are.equal(2, rc)
+    assert.are.equal("mtl: cannot open script '/nonexistent/s.lua'\n", err)
+  end)
+
+  it("gives -e, scripts and the REPL the same globals: mtl and help", function()
+    local dir = tiny.tmpdir()
+    local f = assert(io.open(dir .. "/g.lua", "w"))
+    f:write("print(type(mtl), type(help), mtl.ones(2):numel())\n")
+    f:close()
+    local want = "table\tfunction\t2\n"
+    local _, out = tiny.run("-e 'print(type(mtl), type(help), mtl.ones(2):numel())'")
+    assert.are.equal(want, out)
+    _, out = tiny.run(dir .. "/g.lua")
+    assert.are.equal(want, out)
+    _, out = tiny.run("< " .. dir .. "/g.lua")
+    assert.are.equal(want, out)
+    _, out = tiny.run("-i " .. dir .. "/g.lua < /dev/null")
+    assert.are.equal(want, out)
+    tiny.rm(dir)
+  end)
+
+  it("refuses precompiled Lua (bytecode) as a script, a config or a sweep", function()
+    local dir = tiny.tmpdir()
+    local f = assert(io.open(dir .. "/s.lua", "w"))
+    f:write("return { data = {}, features = {}, model = {} }\n")
+    f:close()
+    os.execute(string.format("luajit -b %s/s.lua %s/b.lua", dir, dir)) -- bytecode, named as source
+    local why = dir .. "/b.lua: is precompiled Lua (bytecode); mtl loads Lua source text only"
+    for _, cmd in ipairs({ "", "-i ", "sweep ", "train " }) do
+      local rc, _, err = tiny.run(cmd .. dir .. "/b.lua </dev/null")
+      assert.are.equal(1, rc, cmd .. err)
+      assert.truthy(err:find(why, 1, true), cmd .. err)
+    end
+    tiny.rm(dir)
+  end)
+end)
