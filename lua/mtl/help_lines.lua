@@ -111,6 +111,7 @@ return {
   ["mtl.get_num_threads"] = "mtl.get_num_threads(): the thread count",
   ["mtl.memory"] = "mtl.memory(): {in_use =, cached =} bytes of tensor storage",
   ["mtl.set_memory_limit"] = "mtl.set_memory_limit(bytes): refuses any single allocation above it (default 64 GiB)",
+  ["mtl.memory_budget"] = "mtl.memory_budget(bytes or nil): this thread's allocations may add up to bytes from now on; nil ends it and returns the bytes allocated",
   ["mtl.gemm_stats"] = "mtl.gemm_stats([on]): starts (true) or stops timing every matrix product; returns the statistics so far",
   ["mtl.catch_interrupts"] = "mtl.catch_interrupts(on): Ctrl-C sets a flag (the next tensor op raises \"interrupted\") instead of ending the process",
   ["mtl.interrupted"] = "mtl.interrupted(): whether Ctrl-C came since the last call (clears it)",

@@ -112,16 +112,17 @@ end
 -- "key.path=value" strings). Returns cfg and, for a model directory, its path.
 function cli.load_config(path, sets)
   if not path then usage("a CONFIG argument is required") end
-  local model_dir
+  local model_dir, data
   if is_dir(path) then
     local export = require "mtl.export"
-    if not export.is_model_dir(path) then
+    local ok, manifest = export.is_model_dir(path)
+    if not ok then
       usage("%s is a directory but not an exported model (no manifest.json); CONFIG is a config file or an `mtl export` directory", path)
     end
     model_dir = path
-    path = path .. "/config.lua"
+    data = export.read_config(path, manifest) -- data, never run
   end
-  if not exists(path) then usage("config file '%s' does not exist", path) end
+  if not data and not exists(path) then usage("config file '%s' does not exist", path) end
   sets = sets or {}
   local pairs_ = {}
   for i, s in ipairs(sets) do
@@ -131,17 +132,20 @@ function cli.load_config(path, sets)
   local cfg
   local mod = config_module()
   if mod then
-    local ok, res = pcall(mod.load, path, sets)
+    local ok, res = pcall(mod.load, data or path, sets)
     if not ok then
       -- the file alone loads: then the --set overrides are what is wrong (exit 2)
-      if #sets > 0 and pcall(mod.load, path, {}) then usage("%s", tostring(res)) end
+      if #sets > 0 and pcall(mod.load, data or path, {}) then usage("%s", tostring(res)) end
       error(res, 0)
     end
     cfg = res
   else
-    local chunk, err = require("mtl.config.util").loadfile(path)
-    if not chunk then error(err, 0) end
-    cfg = chunk()
+    cfg = data
+    if not cfg then
+      local chunk, err = require("mtl.config.util").loadfile(path)
+      if not chunk then error(err, 0) end
+      cfg = chunk()
+    end
     if type(cfg) ~= "table" then error(string.format("%s: a config must return a table, got %s", path, type(cfg)), 0) end
     for _, p in ipairs(pairs_) do cli.set_path(cfg, p[1], cli.set_value(p[2]), p[3]) end
   end
@@ -161,7 +165,7 @@ function cli.resolve_checkpoint(path)
   if not is_dir(path) then return path end
   local export = require "mtl.export"
   local ok, manifest = export.is_model_dir(path)
-  if ok then return path .. "/" .. manifest.files.weights end
+  if ok then return export.file(path, manifest, "weights") end
   local checkpoints = require("mtl").checkpoint
   for _, dir in ipairs({ path .. "/checkpoints", path }) do
     local all = checkpoints.list(dir)
@@ -180,10 +184,16 @@ local function load_state(path)
 end
 
 -- The trained model of a checkpoint, with mtl's threads as its run had them.
-local function load_model(cfg, ckpt_path)
-  local st = load_state(ckpt_path)
-  require("mtl").set_num_threads((cfg.train or {}).threads or 1)
-  return require("mtl.ranker").load(cfg, st), st
+-- A model directory's config and weights are built under export's memory
+-- budget (a config may not ask for far more than the weights hold).
+local function load_model(cfg, ckpt_path, model_dir)
+  local function build()
+    local st = load_state(ckpt_path)
+    require("mtl").set_num_threads((cfg.train or {}).threads or 1)
+    return require("mtl.ranker").load(cfg, st), st
+  end
+  if model_dir then return require("mtl.export").within_budget(model_dir, ckpt_path, build) end
+  return build()
 end
 
 -- ---- output --------------------------------------------------------------------------------------
@@ -329,7 +339,7 @@ function COMMANDS.eval(a)
   for _, fl in ipairs(type(files) == "table" and files or { files }) do
     if a.data and #a.data > 0 and not fl:match("[*?%[]") and not exists(fl) then usage("data file '%s' does not exist", fl) end
   end
-  local model, st = load_model(cfg, ckpt)
+  local model, st = load_model(cfg, ckpt, model_dir)
   local m, gates = model:evaluate(files, { batch_size = a.batch_size })
   local plain = require("mtl").metrics.plain(m)
   if a.json then
@@ -358,7 +368,7 @@ function COMMANDS.predict(a)
     cfg.rank = cfg.rank or {}
     cfg.rank.expression = a.score
   end
-  local model, st = load_model(cfg, ckpt)
+  local model, st = load_model(cfg, ckpt, model_dir)
   local rows, head = require("mtl.predict").file(model, cfg, { input = a.input, output = a.output, pass_through = pass,
                                                                batch_size = a.batch_size })
   if a.json then
@@ -371,14 +381,14 @@ end
 
 function COMMANDS.export(a)
   local export = require "mtl.export"
-  local cfg = cli.load_config(a.config, a.set)
+  local cfg, model_dir = cli.load_config(a.config, a.set)
   local ckpt = cli.resolve_checkpoint(a.checkpoint)
   if not a.out then usage("--out DIR is required") end
   if is_dir(a.out) and not export.is_model_dir(a.out) then
     local entries = sys.list_dir(a.out)
     if entries and #entries > 0 then usage("%s exists and is not an exported model; choose a new or empty directory", a.out) end
   end
-  local model, st = load_model(cfg, ckpt)
+  local model, st = load_model(cfg, ckpt, model_dir)
   export.write(model, cfg, a.out, { source = ckpt, step = st.step })
   if a.json then
     json_line({ command = "export", out = a.out, checkpoint = ckpt, step = st.step })

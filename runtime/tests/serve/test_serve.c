@@ -505,6 +505,49 @@ static void check_load_errors(const char *tmp, const fixture *f) {
     NOTE("  corrupt %s: %s\n", bad_cases[c].file, err);
     if (m) mtl_model_free(m);
   }
+
+  /* untrusted directories: config.lua is data, never run. Precompiled Lua,
+   * an endless loop and a table far larger than model.ckpt holds are refused
+   * (a hang here is a failure: ctest's timeout) */
+  static const struct {
+    const char *config, *says;
+  } untrusted[] = {
+      {"\033LJ\002\n precompiled", "is precompiled Lua (bytecode), not a table literal"},
+      {"while true do end\n", "config.lua:1:1: expected a table literal (return { ... }), got \"while\""},
+      {NULL, "building the model would allocate more than"}, /* uid: 10^9 rows */
+  };
+  for (int c = 0; c < 3; c++) {
+    char cmd[4096];
+    snprintf(bad, sizeof bad, "%s/untrusted%d", tmp, c);
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", f->dir, bad);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    snprintf(path, sizeof path, "%s/config.lua", bad);
+    char *text;
+    if (untrusted[c].config) {
+      text = dup_str(untrusted[c].config);
+    } else {
+      long size = file_size(path);
+      FILE *fp = fopen(path, "rb");
+      text = calloc((size_t)size + 16, 1);
+      size_t got = fread(text, 1, (size_t)size, fp);
+      fclose(fp);
+      char *at = strstr(text, "num_buckets = 100,");
+      CHECK(at != NULL && got == (size_t)size, "config.lua has uid's num_buckets = 100");
+      if (at) { /* "num_buckets = 1000000000," */
+        memmove(at + 25, at + 18, strlen(at + 18) + 1);
+        memcpy(at, "num_buckets = 1000000000,", 25);
+      }
+    }
+    FILE *fp = fopen(path, "wb");
+    fputs(text, fp);
+    fclose(fp);
+    free(text);
+    m = mtl_model_load(bad, err, sizeof err);
+    CHECK(!m, "untrusted copy %d loaded", c);
+    CHECK(contains(err, "mtl_model_load: ") && contains(err, untrusted[c].says), "untrusted copy %d: %s", c, err);
+    NOTE("  untrusted config.lua: %s\n", err);
+    if (m) mtl_model_free(m);
+  }
 }
 
 static void check_score_errors(mtl_model *m, const fixture *f) {
