@@ -3,7 +3,7 @@
 # UndefinedBehaviorSanitizer (tools/fuzz/fuzz.lua says what is mutated and how).
 #
 #   tools/fuzz.sh [seconds_per_target=60] [batch=60] [targets] [seed]
-#   e.g. tools/fuzz.sh 150 60 csv,gz,ff,opts,pbtxt,override,luacfg,ckpt
+#   e.g. tools/fuzz.sh 150 60 csv,gz,ff,opts,pbtxt,override,luacfg,ckpt,modeldir
 #
 # Builds the sanitizer build (MTL_ASAN_BUILD_DIR, default build-asan) when it is
 # missing, then runs every batch of mutants in a child process of that build,

@@ -140,7 +140,7 @@ function overrides.parse_source(text, name)
   local function where(pos)
     local before = text:sub(1, pos - 1)
     local line = select(2, before:gsub("\n", "")) + 1
-    return string.format("%s:%d:%d", name, line, pos - (before:match(".*\n()") or 1) + 1)
+    return string.format("%s:%d:%d", name, line, pos - (before:match("^.*\n()") or 1) + 1)
   end
   depth = 0
   local ok, start, res = pcall(lpeg.match, source, text)
