@@ -61,6 +61,49 @@ describe("every mtl command", function()
   end)
 end)
 
+describe("empty inputs and internal errors", function()
+  local dir
+  setup(function()
+    dir = tiny.setup()
+    local rc, _, err = tiny.run(string.format("train %s/config.lua --quiet", dir))
+    assert(rc == 0, err)
+  end)
+  teardown(function() tiny.rm(dir) end)
+
+  local function put(p, s) local f = assert(io.open(p, "w")); f:write(s); f:close() end
+
+  it("eval on an empty or header-only file says so, exit 1", function()
+    put(dir .. "/empty.csv", "")
+    put(dir .. "/header.csv", "is_click,is_pay,user,item,price,a,b\n\n")
+    for _, f in ipairs({ "empty", "header" }) do
+      local rc, out, err = tiny.run(string.format("eval %s/config.lua --checkpoint %s/run --data %s/%s.csv", dir, dir, dir, f))
+      assert.are.equal(1, rc, err)
+      assert.are.equal("", out)
+      assert.are.equal(string.format("mtl eval: %s/%s.csv has no rows to evaluate (it is empty or only a header)\n", dir, f), err)
+    end
+  end)
+
+  it("report on a run that logged nothing says so, exit 1", function()
+    os.execute(string.format("mkdir -p %s/quiet && touch %s/quiet/metrics.jsonl", dir, dir))
+    local rc, _, err = tiny.run("report " .. dir .. "/quiet")
+    assert.are.equal(1, rc)
+    assert.are.equal(string.format("mtl report: %s/quiet/metrics.jsonl is empty: the run logged no step, there is nothing "
+      .. "to report\n", dir), err)
+  end)
+
+  it("messages leave out the position in mtl's own source, unless MTL_DEBUG is set", function()
+    assert.are.equal("mtl.concat: expected a non-empty list of tensors",
+      cli.message("/usr/share/mtl/lua/mtl/ranker.lua:198: mtl.concat: expected a non-empty list of tensors"))
+    assert.are.equal("x", cli.message("/opt/mtl/models/mmoe.lua:12: x"))
+    assert.are.equal("data.csv:3:4: expected a number", cli.message("data.csv:3:4: expected a number"))
+    local rc, _, err = tiny.run(string.format("eval %s/config.lua --checkpoint %s/config.lua", dir, dir))
+    assert.are.equal(1, rc)
+    assert.is_nil(err:find("/lua/mtl/", 1, true), err)
+    local _, _, with_debug = tiny.run(string.format("eval %s/config.lua --checkpoint %s/config.lua", dir, dir), "MTL_DEBUG=1")
+    assert.truthy(with_debug:find("stack traceback", 1, true), with_debug)
+  end)
+end)
+
 describe("mtl itself", function()
   it("--version names mtl's and LuaJIT's versions", function()
     local rc, out = tiny.run("--version")

@@ -76,6 +76,21 @@ describe("outputs", function()
     assert.are.equal(301, select(2, shell.read(dir .. "/killed.csv"):gsub("\n", "")))
   end)
 
+  it("predict killed by a signal leaves the old output; the next run removes the killed one's temporary", function()
+    tiny.write_data(dir .. "/big.csv", 60000, 11)
+    put(dir .. "/sig.csv", "the scores of yesterday\n")
+    -- SIGTERM as soon as the temporary output exists (predict is writing rows)
+    local cmd = string.format("{ %s predict %s/config.lua --checkpoint %s/run --input %s/big.csv --output %s/sig.csv "
+      .. ">/dev/null 2>&1 & pid=$!; while ! ls %s/sig.csv.tmp.* >/dev/null 2>&1; do sleep 0.01; done; "
+      .. "kill -TERM $pid; wait $pid; echo $?; } 2>/dev/null", tiny.mtl, dir, dir, dir, dir, dir)
+    assert.are.equal("143\n", shell.run(cmd))
+    assert.are.equal("the scores of yesterday\n", shell.read(dir .. "/sig.csv"))
+    assert.are.equal(1, #temporaries(dir)) -- the killed process's
+    local rc, _, err = predict(dir .. "/score.csv", dir .. "/sig.csv")
+    assert.are.equal(0, rc, err)
+    assert.are.same({}, temporaries(dir))
+  end)
+
   it("export replaces a model directory whole; a failed export leaves the old one", function()
     local rc, _, err = tiny.run(string.format("export %s/config.lua --checkpoint %s/run --out %s/model", dir, dir, dir))
     assert.are.equal(0, rc, err)

@@ -91,10 +91,10 @@ function tiny.setup(extra, train_extra)
   return dir
 end
 
--- Runs `mtl ARGS`; returns exit code, stdout, stderr.
-function tiny.run(args)
+-- Runs `mtl ARGS` (with env, "NAME=value ...", before it); returns exit code, stdout, stderr.
+function tiny.run(args, env)
   local out, err = os.tmpname(), os.tmpname()
-  local ok, how, code = os.execute(string.format("%s %s >%s 2>%s", tiny.mtl, args, out, err))
+  local ok, how, code = os.execute(string.format("%s %s %s >%s 2>%s", env or "", tiny.mtl, args, out, err))
   local function slurp(p)
     local f = io.open(p)
     local s = f and f:read("*a") or ""

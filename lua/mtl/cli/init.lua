@@ -331,6 +331,21 @@ function COMMANDS.train(a)
   return 0
 end
 
+-- Whether a text file has a data row (a non-blank line, after the header).
+local function has_rows(path, header)
+  local f = io.open(path, "rb")
+  if not f then return true end -- the reader says what is wrong
+  local n = 0
+  for line in f:lines() do
+    if line:match("%S") then
+      n = n + 1
+      if n > (header and 1 or 0) then break end
+    end
+  end
+  f:close()
+  return n > (header and 1 or 0)
+end
+
 function COMMANDS.eval(a)
   local cfg, model_dir = cli.load_config(a.config, a.set)
   local ckpt = cli.resolve_checkpoint(a.checkpoint or model_dir)
@@ -338,6 +353,9 @@ function COMMANDS.eval(a)
   if not files then usage("the config has no data.eval: pass --data FILE") end
   for _, fl in ipairs(type(files) == "table" and files or { files }) do
     if a.data and #a.data > 0 and not fl:match("[*?%[]") and not exists(fl) then usage("data file '%s' does not exist", fl) end
+    if not fl:match("[*?%[]") and not fl:match("%.gz$") and exists(fl) and not has_rows(fl, cfg.data.header ~= false) then
+      error(string.format("%s has no rows to evaluate (it is empty%s)", fl, cfg.data.header ~= false and " or only a header" or ""), 0)
+    end
   end
   local model, st = load_model(cfg, ckpt, model_dir)
   local m, gates = model:evaluate(files, { batch_size = a.batch_size })
@@ -403,6 +421,10 @@ function COMMANDS.report(a)
   if not exists(a.run_dir .. "/metrics.jsonl") then
     usage("%s has no metrics.jsonl (is it the model_dir of an `mtl train` run?)", a.run_dir)
   end
+  local st = sys.stat(a.run_dir .. "/metrics.jsonl")
+  if st and st.size == 0 then
+    error(string.format("%s/metrics.jsonl is empty: the run logged no step, there is nothing to report", a.run_dir), 0)
+  end
   local path = require("mtl.report").write(a.run_dir, { out = a.out })
   if a.json then json_line({ command = "report", report = path }) else io.stdout:write("report: ", path, "\n") end
   return 0
@@ -432,6 +454,14 @@ function cli.usage_text()
   return table.concat(lines, "\n") .. "\n"
 end
 
+-- An error's text for the user: without the position of mtl's own source
+-- that raised it (lua/mtl/..., models/...: where, not what), unless MTL_DEBUG.
+function cli.message(msg)
+  msg = tostring(msg)
+  if os.getenv("MTL_DEBUG") then return msg end
+  return (msg:gsub("^[^%s:]*/lua/mtl/[%w_/]+%.lua:%d+: ", ""):gsub("^[^%s:]*/models/[%w_]+%.lua:%d+: ", ""))
+end
+
 local function external(name, module, fn, args)
   local ok, mod = pcall(require, module)
   if not ok then
@@ -450,7 +480,7 @@ local function external(name, module, fn, args)
   if not okr then
     local msg = tostring(rc)
     if not os.getenv("MTL_DEBUG") then msg = msg:match("^(.-)\nstack traceback:") or msg end
-    io.stderr:write(string.format("mtl %s: %s\n", name, msg))
+    io.stderr:write(string.format("mtl %s: %s\n", name, cli.message(msg)))
     return 1
   end
   return type(rc) == "number" and rc or 0
@@ -485,7 +515,7 @@ function cli.main(name, args)
     io.stderr:write(string.format("mtl %s: %s\n(mtl %s --help for usage)\n", name, rc.msg, name))
     return 2
   end
-  io.stderr:write(string.format("mtl %s: %s\n", name, tostring(rc)))
+  io.stderr:write(string.format("mtl %s: %s\n", name, cli.message(rc)))
   return 1
 end
 
