@@ -231,18 +231,20 @@ local RENAME_EXCHANGE, AT_FDCWD = 2, -100
 
 -- Moves the finished tmp to path. A directory cannot be renamed over a
 -- non-empty one: the two are exchanged in one step and the old one removed.
+-- A directory that appears meanwhile (another process's replace) is swapped too.
+local ENOTEMPTY, EEXIST = 39, 17
 local function swap_in(tmp, path, dir)
-  if dir and sys.is_dir(path) then
+  local ok, err, e = sys.rename(tmp, path)
+  if ok then return true end
+  if dir and (e == ENOTEMPTY or e == EEXIST) then
     if C.renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) ~= 0 then
-      local e = ffi.errno()
+      e = ffi.errno()
       return nil, string.format("mtl.sys.replace: cannot swap '%s' in for '%s': %s", tmp, path, strerror(e))
     end
     sys.remove_tree(tmp) -- the old directory, now under the temporary name
     return true
   end
-  local ok, err = sys.rename(tmp, path)
-  if not ok then return nil, (err:gsub("^mtl%.sys%.rename", "mtl.sys.replace")) end
-  return true
+  return nil, (err:gsub("^mtl%.sys%.rename", "mtl.sys.replace"))
 end
 
 -- Removes path.tmp.<pid> of processes that no longer run.

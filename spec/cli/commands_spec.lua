@@ -91,6 +91,17 @@ describe("empty inputs and internal errors", function()
       .. "to report\n", dir), err)
   end)
 
+  it("report says which lines of metrics.jsonl are not records and leaves them out", function()
+    os.execute(string.format("cp -r %s/run %s/cut && printf '{\"step\": 3, \"lo' >> %s/cut/metrics.jsonl", dir, dir, dir))
+    local n = 0
+    for _ in io.lines(dir .. "/cut/metrics.jsonl") do n = n + 1 end
+    local rc, out, err = tiny.run("report " .. dir .. "/cut")
+    assert.are.equal(0, rc, err)
+    assert.are.equal(string.format("report: %s/cut/report.html\n", dir), out)
+    assert.are.equal(string.format("mtl report: %s/cut/metrics.jsonl: line %d is not a JSON record (a run killed while "
+      .. "writing?): left out\n", dir, n), err)
+  end)
+
   it("messages leave out the position in mtl's own source, unless MTL_DEBUG is set", function()
     assert.are.equal("mtl.concat: expected a non-empty list of tensors",
       cli.message("/usr/share/mtl/lua/mtl/ranker.lua:198: mtl.concat: expected a non-empty list of tensors"))

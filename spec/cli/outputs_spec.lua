@@ -91,6 +91,17 @@ describe("outputs", function()
     assert.are.same({}, temporaries(dir))
   end)
 
+  it("two predicts into one output at once: both succeed and the output is one whole run's", function()
+    local cmd = string.format("{ p() { %s predict %s/config.lua --checkpoint %s/run --input %s/score.csv --output %s/both.csv "
+      .. ">/dev/null 2>&1; }; p & a=$!; p & b=$!; wait $a; echo $?; wait $b; echo $?; } 2>/dev/null",
+      tiny.mtl, dir, dir, dir, dir)
+    assert.are.equal("0\n0\n", shell.run(cmd))
+    local rc, _, err = predict(dir .. "/score.csv", dir .. "/alone.csv")
+    assert.are.equal(0, rc, err)
+    assert.are.equal(shell.read(dir .. "/alone.csv"), shell.read(dir .. "/both.csv"))
+    assert.are.same({}, temporaries(dir))
+  end)
+
   it("export replaces a model directory whole; a failed export leaves the old one", function()
     local rc, _, err = tiny.run(string.format("export %s/config.lua --checkpoint %s/run --out %s/model", dir, dir, dir))
     assert.are.equal(0, rc, err)

@@ -425,6 +425,19 @@ function COMMANDS.report(a)
   if st and st.size == 0 then
     error(string.format("%s/metrics.jsonl is empty: the run logged no step, there is nothing to report", a.run_dir), 0)
   end
+  -- lines that are not JSON records (a run killed while writing one) are left
+  -- out of the report: say which
+  local bad, n = {}, 0
+  for line in io.lines(a.run_dir .. "/metrics.jsonl") do
+    n = n + 1
+    local ok, r = pcall(json.decode, line)
+    if line:match("%S") and not (ok and type(r) == "table") then bad[#bad + 1] = n end
+  end
+  if #bad > 0 then
+    io.stderr:write(string.format("mtl report: %s/metrics.jsonl: line%s %s %s not a JSON record (a run killed while "
+      .. "writing?): left out\n", a.run_dir, #bad > 1 and "s" or "", table.concat(bad, ", ", 1, math.min(#bad, 5))
+      .. (#bad > 5 and ", ..." or ""), #bad > 1 and "are" or "is"))
+  end
   local path = require("mtl.report").write(a.run_dir, { out = a.out })
   if a.json then json_line({ command = "report", report = path }) else io.stdout:write("report: ", path, "\n") end
   return 0
