@@ -14,7 +14,10 @@
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUTDIR="${1:-/tmp/mtlbench/compare}"
-MODELS="${MODELS:-shared_bottom mmoe ple esmm dbmtl}"
+MTL="${MTL:-$HERE/../build/mtl}"
+# the models with benchmark settings (a `bench` table in models/<name>.lua)
+bench_models() { "$MTL" -e "print(table.concat(require('mtl.bench').models('$1'), ' '))"; }
+MODELS="${MODELS:-$(bench_models spec)}"
 BATCHES="${BATCHES:-1024 256}"
 THREADS="${THREADS:-1 2}"
 PAPER="${PAPER:-1}"
@@ -34,7 +37,7 @@ for t in $THREADS; do
 done
 if [ "$PAPER" = 1 ]; then
   for b in 128 32; do
-    for m in mmoe shared_bottom; do one "$m" "$b" 1 paper; done
+    for m in $(bench_models paper); do one "$m" "$b" 1 paper; done
   done
 fi
 

@@ -12,9 +12,7 @@ local small = os.getenv("MTL_EXAMPLE_SMALL") == "1"
 local dir, temporary = scenario.example_data(arg and arg[1], small)
 
 -- the config reads the data folder from $MTL_DATA
-local ffi = require "ffi"
-ffi.cdef "int setenv(const char *name, const char *value, int overwrite);"
-ffi.C.setenv("MTL_DATA", dir, 1)
+require("mtl.sys").setenv("MTL_DATA", dir)
 local run_dir = small and (dir .. "/run") or "runs/ecommerce_mmoe"
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local rc = cli.main("train", { here .. "configs/ecommerce_mmoe.lua", "--fresh", "--model-dir", run_dir })

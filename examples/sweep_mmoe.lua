@@ -10,9 +10,7 @@ local small = os.getenv("MTL_EXAMPLE_SMALL") == "1"
 local dir, temporary = scenario.example_data(arg and arg[1], small)
 
 -- workers inherit the environment: the config finds the data through MTL_DATA
-local ffi = require "ffi"
-ffi.cdef "int setenv(const char *name, const char *value, int overwrite);"
-ffi.C.setenv("MTL_DATA", dir, 1)
+require("mtl.sys").setenv("MTL_DATA", dir)
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 
 local result = mtl.sweep{

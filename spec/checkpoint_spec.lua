@@ -5,28 +5,15 @@ local mtl = require "mtl"
 local ffi = require "ffi"
 local bit = require "bit"
 local check = require "helpers.check"
+local shell = require "helpers.shell"
 
 local assert_error = check.assert_error
+local read_file, write_file = shell.read, shell.write
 local raw = mtl.core.checkpoint_io -- the record writer, to craft odd files
 
 -- ---- helpers ------------------------------------------------------------------
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute("mkdir -p '" .. dir .. "'") == 0)
+local dir = shell.tmpdir()
 local function path(name) return dir .. "/" .. name end
-
-local function read_file(p)
-  local f = assert(io.open(p, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(p, s)
-  local f = assert(io.open(p, "wb"))
-  f:write(s)
-  f:close()
-end
 
 -- CRC-32 (ISO-HDLC, as zlib), bitwise, independent of the C code.
 local CRC = {}

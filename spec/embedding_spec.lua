@@ -28,11 +28,7 @@ local function grad_map(t)
   return out, list
 end
 
-local function dot(a, b)
-  local s = 0
-  for i = 1, #a do s = s + a[i] * b[i] end
-  return s
-end
+local dot = check.dot
 
 -- Finite-difference check of a table's sparse gradient: L = sum(f(t) * R) for
 -- a fixed random R; the analytic gradient is t:grad() after L:backward(), the

@@ -10,13 +10,7 @@
 local shell = require "helpers.shell"
 local shell_quote, run = shell.quote, shell.run
 
-local function read_file(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = shell.read_if_exists
 
 local root, launcher = shell.root, shell.launcher
 

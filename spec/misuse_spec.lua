@@ -9,18 +9,10 @@
 -- behind debug.getregistry()["mtl.<Class>"].__index: embedding tables,
 -- readers, optimizers, checkpoint writers and readers, collective handles)
 -- and every method of the serving library's Scorer.
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function read_file(path)
-  local f = io.open(path)
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
 local shell = require "helpers.shell"
-local run = shell.run
+local shell_quote, run = shell.quote, shell.run
+
+local function read_file(path) return shell.read_if_exists(path) or "" end
 
 describe("misuse #slow", function()
   it("raises Lua errors for every misuse of every function and never crashes", function()

@@ -38,9 +38,7 @@ end
 describe("mtl.ranker", function()
   local dir
   setup(function()
-    dir = tiny.tmpdir()
-    tiny.write_data(dir .. "/train.csv", 300, 7)
-    tiny.write_data(dir .. "/test.csv", 120, 99)
+    dir = tiny.data_dir(300, 7, 120, 99)
   end)
   teardown(function() tiny.rm(dir) end)
 

@@ -18,6 +18,13 @@ packages=(
   openmpi-bin libopenmpi-dev
 )
 
+# installing and packaging (docs/install.md): luarocks make in spec/install_spec.lua;
+# checking ONNX exports (docs/export.md): the ONNX checker, and Node.js with npm
+# for ONNX Runtime (the npm package is installed below)
+packages+=(luarocks python3-onnx)
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
+
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
@@ -37,9 +44,19 @@ if ((${#missing[@]})); then
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+build=${MTL_BUILD_DIR:-build}
+
+# ONNX Runtime for Node.js, into a folder of the build tree (spec/onnx):
+# --ignore-scripts, since the CPU library ships in the package and its install
+# script only fetches GPU files.
+if [[ ! -d "$build/node/node_modules/onnxruntime-node" ]]; then
+  echo "setup: installing onnxruntime-node into $build/node" >&2
+  mkdir -p "$build/node"
+  (cd "$build/node" && npm install --ignore-scripts --no-audit --no-fund --silent onnxruntime-node >/dev/null)
+fi
+
 [[ "${1:-}" == "--deps-only" ]] && exit 0
 
-build=${MTL_BUILD_DIR:-build}
 # shellcheck disable=SC2086
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release ${MTL_CMAKE_ARGS:-} >/dev/null
 make -C "$build" -j"${MTL_JOBS:-$(nproc)}" --no-print-directory >/dev/null

@@ -233,16 +233,10 @@ local function data_columns()
   return cols
 end
 
-local function deep_copy(t)
-  if type(t) ~= "table" then return t end
-  local c = {}
-  for k, v in pairs(t) do c[k] = deep_copy(v) end
-  return c
-end
-
 -- Builds features + model (mtl.ranker.Ranker) with the preset's sizes.
 function bench.build(o)
   local features = require "mtl.features"
+  local deep_copy = require("mtl.config.util").deep_copy
   local F = features.new(feature_specs(PRESET_DIMS[o.preset]), { columns = data_columns(), labels = { "is_click", "is_pay" } })
   F:build()
   local model_cfg = deep_copy(require("mtl.models").get(o.model).bench[o.preset])

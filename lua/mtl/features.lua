@@ -25,6 +25,7 @@ local KEYS = {
 -- Reader column types for config column types.
 local READER_TYPE = { int = "int64", int64 = "int64", float = "float", string = "string",
                       ids = "multi", multi = "multi", kv = "kv", skip = "skip" }
+features.READER_TYPE = READER_TYPE
 
 local function fail(fmt, ...) error("mtl.features: " .. string.format(fmt, ...), 0) end
 
@@ -316,10 +317,9 @@ function Features:boundaries(s)
     or fail("feature '%s' has no boundaries: run fit() first", s.name)
 end
 
--- The sorted int64 keys of a feature's vocabulary (a list or a file with one
--- value per line). String values are hashed the way the reader hashes a
--- string column, so they match the ids the reader produces.
-function Features:vocab_keys(s)
+-- A feature's vocabulary as listed (vocab, or the lines of vocab_file), and
+-- whether its column reads strings.
+function Features:vocab_values(s)
   local values = s.vocab
   if s.vocab_file then
     values = {}
@@ -332,20 +332,30 @@ function Features:vocab_keys(s)
   end
   if type(values) ~= "table" or #values == 0 then fail("feature '%s': the vocabulary is empty", s.name) end
   local col = self.data_columns and self:column(s.column)
-  local strings = col and (col.type == "string" or col.values == "string")
-  local keys
+  return values, col and (col.type == "string" or col.values == "string") or false
+end
+
+-- The sorted int64 keys of a feature's vocabulary (a list or a file with one
+-- value per line). String values are hashed the way the reader hashes a
+-- string column, so they match the ids the reader produces.
+function Features:vocab_keys(s)
+  local values, strings = self:vocab_values(s)
+  return core.sort_unique(features.keys_of(values, strings, string.format("feature '%s': vocabulary", s.name)))
+end
+
+-- The int64 keys that values read as, in order: strings hashed the way the
+-- reader hashes a string column, integers as they are (else an error that
+-- starts with what).
+function features.keys_of(values, strings, what)
+  local list = {}
   if strings then
-    local list = {}
     for i, v in ipairs(values) do list[i] = tostring(v) end
-    keys = mtl.data.hash(list)
-  else
-    local list = {}
-    for i, v in ipairs(values) do
-      list[i] = tonumber(v) or fail("feature '%s': vocabulary entry %d ('%s') is not an integer", s.name, i, tostring(v))
-    end
-    keys = mtl.tensor(list, "int64")
+    return mtl.data.hash(list)
   end
-  return core.sort_unique(keys)
+  for i, v in ipairs(values) do
+    list[i] = tonumber(v) or fail("%s entry %d ('%s') is not an integer", what, i, tostring(v))
+  end
+  return mtl.tensor(list, "int64")
 end
 
 function Features:column(name)

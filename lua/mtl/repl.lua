@@ -164,21 +164,25 @@ local function run(f, out, err_out, err_prefix)
 end
 
 -- ---- help ----------------------------------------------------------------------------------
+-- The docs: $MTL_DOCS (set by the mtl command: the source tree's docs/, or
+-- the installed share/doc/mtl), else $MTL_HOME/docs, else ./docs.
 local function docs_dir()
-  return (os.getenv("MTL_HOME") or ".") .. "/docs"
+  return os.getenv("MTL_DOCS") or ((os.getenv("MTL_HOME") or ".") .. "/docs")
 end
 
 -- Lines of docs/*.md that mention name (`name(` or `name`), with their page.
 local function doc_lines(name)
   local out = {}
   local short = name:match("[%.:]([%w_]+)$") or name
-  for _, file in ipairs(require("mtl.sys").list_dir(docs_dir()) or {}) do
-    local f = file:match("%.md$") and io.open(docs_dir() .. "/" .. file)
+  local dir = docs_dir()
+  for _, entry in ipairs(require("mtl.sys").list_dir(dir) or {}) do
+    local file = entry:match("%.md$") and dir .. "/" .. entry
+    local f = file and io.open(file)
     if f then
       for line in f:lines() do
         if (line:find(name, 1, true) or line:find("`" .. short .. "(", 1, true) or line:find(":" .. short .. "(", 1, true))
           and line:match("^%s*[|%-*]") then
-          out[#out + 1] = { file = file, line = line }
+          out[#out + 1] = { file = entry, line = line }
         end
       end
       f:close()

@@ -538,7 +538,7 @@ function scenario.default_dataset(dir, opts)
   local columns = {}
   for _, c in ipairs(built.columns) do columns[#columns + 1] = c end
   for _, name in ipairs(result.names) do columns[#columns + 1] = { name, "float" } end
-  sys.write_file(files.schema, schema_source(columns, result.names, o))
+  sys.write_atomic(files.schema, schema_source(columns, result.names, o))
   local rows = { train = test_from - train_from, test = #times - test_from + 1 }
   say("train %d rows, test %d rows -> %s (%.1f s)", rows.train, rows.test, dir, clock() - t0)
   return { files = files, rows = rows, world = world, stats = result.names }

@@ -24,9 +24,9 @@ return function(mtl)
     return v
   end
 
-  local function integer(kind, cfg, key, default, lo)
-    local v = number(kind, cfg, key, default, lo, false, 4)
-    if v ~= floor(v) then error(format("mtl.schedule.%s: %s must be an integer, got %s", kind, key, tostring(v)), 3) end
+  local function integer(kind, cfg, key, default, lo, level)
+    local v = number(kind, cfg, key, default, lo, false, level + 1)
+    if v ~= floor(v) then error(format("mtl.schedule.%s: %s must be an integer, got %s", kind, key, tostring(v)), level) end
     return v
   end
 
@@ -36,29 +36,43 @@ return function(mtl)
     return setmetatable(fields, Schedule)
   end
 
-  local function options(kind, cfg, known)
-    if type(cfg) ~= "table" then error(format("mtl.schedule.%s: expected a table of options, got %s", kind, type(cfg)), 3) end
+  local function options(kind, cfg, known, level)
+    if type(cfg) ~= "table" then error(format("mtl.schedule.%s: expected a table of options, got %s", kind, type(cfg)), level) end
     for k in pairs(cfg) do
-      if not known[k] then error(format("mtl.schedule.%s: unknown option '%s'", kind, tostring(k)), 3) end
+      if not known[k] then error(format("mtl.schedule.%s: unknown option '%s'", kind, tostring(k)), level) end
     end
+  end
+
+  -- The options of a schedule constructor, read in order: fields is a list of
+  -- {key, default (nil: required), lo, form}, form nil for a number >= lo, "gt"
+  -- for one > lo, "int" for an integer >= lo, "flag" for a boolean (true or
+  -- not); any other key is an error. Errors point at the constructor's caller.
+  local function read_options(kind, cfg, fields)
+    local known = {}
+    for _, f in ipairs(fields) do known[f[1]] = true end
+    options(kind, cfg, known, 4)
+    local s = {}
+    for _, f in ipairs(fields) do
+      local key, default, lo, form = f[1], f[2], f[3], f[4]
+      if form == "flag" then s[key] = cfg[key] == true
+      elseif form == "int" then s[key] = integer(kind, cfg, key, default, lo, 4)
+      else s[key] = number(kind, cfg, key, default, lo, form == "gt", 4) end
+    end
+    return s
   end
 
   -- constant{lr}
   function schedule.constant(cfg)
-    options("constant", cfg, { lr = true })
-    return make("constant", { lr = number("constant", cfg, "lr", nil, 0) }, function(self) return self.lr end)
+    return make("constant", read_options("constant", cfg, { { "lr", nil, 0 } }), function(self) return self.lr end)
   end
 
   -- exponential{lr, decay_rate, decay_steps, staircase = false, min_lr = 0}:
   -- lr * decay_rate ^ (k / decay_steps) (exponent floored when staircase), at least min_lr.
   function schedule.exponential(cfg)
-    local kind = "exponential"
-    options(kind, cfg, { lr = true, decay_rate = true, decay_steps = true, staircase = true, min_lr = true })
-    return make(kind, {
-      lr = number(kind, cfg, "lr", nil, 0), decay_rate = number(kind, cfg, "decay_rate", nil, 0),
-      decay_steps = number(kind, cfg, "decay_steps", nil, 0, true), staircase = cfg.staircase == true,
-      min_lr = number(kind, cfg, "min_lr", 0, 0),
-    }, function(self, k)
+    return make("exponential", read_options("exponential", cfg, {
+      { "lr", nil, 0 }, { "decay_rate", nil, 0 }, { "decay_steps", nil, 0, "gt" }, { "staircase", nil, nil, "flag" },
+      { "min_lr", 0, 0 },
+    }), function(self, k)
       local e = k / self.decay_steps
       if self.staircase then e = floor(e) end
       return max(self.lr * self.decay_rate ^ e, self.min_lr)
@@ -67,19 +81,16 @@ return function(mtl)
 
   -- step{lr, step_size, gamma = 0.1}: lr * gamma ^ floor(k / step_size) (PyTorch's StepLR).
   function schedule.step(cfg)
-    local kind = "step"
-    options(kind, cfg, { lr = true, step_size = true, gamma = true })
-    return make(kind, {
-      lr = number(kind, cfg, "lr", nil, 0), step_size = integer(kind, cfg, "step_size", nil, 1),
-      gamma = number(kind, cfg, "gamma", 0.1, 0),
-    }, function(self, k) return self.lr * self.gamma ^ floor(k / self.step_size) end)
+    return make("step", read_options("step", cfg, {
+      { "lr", nil, 0 }, { "step_size", nil, 1, "int" }, { "gamma", 0.1, 0 },
+    }), function(self, k) return self.lr * self.gamma ^ floor(k / self.step_size) end)
   end
 
   -- manual{boundaries = {b1, ..., bn}, values = {v0, ..., vn}}: v0 while k < b1,
   -- v_i while b_i <= k < b_{i+1}, vn from bn on. Also known as piecewise.
   function schedule.manual(cfg)
     local kind = "manual"
-    options(kind, cfg, { boundaries = true, values = true })
+    options(kind, cfg, { boundaries = true, values = true }, 3)
     local b, v = cfg.boundaries, cfg.values
     if type(b) ~= "table" or type(v) ~= "table" or #v ~= #b + 1 then
       error(format("mtl.schedule.manual: expected boundaries (n numbers) and values (n + 1 numbers), got %s and %s",
@@ -111,12 +122,9 @@ return function(mtl)
   -- linear_warmup{lr, warmup_steps, start_lr = 0}: start_lr + (lr - start_lr) * k / warmup_steps
   -- for k < warmup_steps, then lr.
   function schedule.linear_warmup(cfg)
-    local kind = "linear_warmup"
-    options(kind, cfg, { lr = true, warmup_steps = true, start_lr = true })
-    return make(kind, {
-      lr = number(kind, cfg, "lr", nil, 0), warmup_steps = integer(kind, cfg, "warmup_steps", nil, 1),
-      start_lr = number(kind, cfg, "start_lr", 0, 0),
-    }, function(self, k)
+    return make("linear_warmup", read_options("linear_warmup", cfg, {
+      { "lr", nil, 0 }, { "warmup_steps", nil, 1, "int" }, { "start_lr", 0, 0 },
+    }), function(self, k)
       if k >= self.warmup_steps then return self.lr end
       return self.start_lr + (self.lr - self.start_lr) * k / self.warmup_steps
     end)
@@ -126,18 +134,15 @@ return function(mtl)
   -- above, then min_lr + (lr - min_lr) * (1 + cos(pi * p)) / 2 with
   -- p = (k - warmup_steps) / (total_steps - warmup_steps), held at min_lr after total_steps.
   function schedule.cosine(cfg)
-    local kind = "cosine"
-    options(kind, cfg, { lr = true, total_steps = true, warmup_steps = true, min_lr = true, start_lr = true })
-    local s = {
-      lr = number(kind, cfg, "lr", nil, 0), total_steps = integer(kind, cfg, "total_steps", nil, 1),
-      warmup_steps = integer(kind, cfg, "warmup_steps", 0, 0), min_lr = number(kind, cfg, "min_lr", 0, 0),
-      start_lr = number(kind, cfg, "start_lr", 0, 0),
-    }
+    local s = read_options("cosine", cfg, {
+      { "lr", nil, 0 }, { "total_steps", nil, 1, "int" }, { "warmup_steps", 0, 0, "int" }, { "min_lr", 0, 0 },
+      { "start_lr", 0, 0 },
+    })
     if s.total_steps <= s.warmup_steps then
       error(format("mtl.schedule.cosine: total_steps must be > warmup_steps, got %d and %d", s.total_steps,
         s.warmup_steps), 2)
     end
-    return make(kind, s, function(self, k)
+    return make("cosine", s, function(self, k)
       local w = self.warmup_steps
       if k < w then return self.start_lr + (self.lr - self.start_lr) * k / w end
       local p = min(1, (k - w) / (self.total_steps - w))
@@ -148,12 +153,9 @@ return function(mtl)
   -- polynomial{lr, decay_steps, end_lr = 0, power = 1}:
   -- (lr - end_lr) * (1 - min(k, decay_steps) / decay_steps) ^ power + end_lr.
   function schedule.polynomial(cfg)
-    local kind = "polynomial"
-    options(kind, cfg, { lr = true, decay_steps = true, end_lr = true, power = true })
-    return make(kind, {
-      lr = number(kind, cfg, "lr", nil, 0), decay_steps = integer(kind, cfg, "decay_steps", nil, 1),
-      end_lr = number(kind, cfg, "end_lr", 0, 0), power = number(kind, cfg, "power", 1, 0, true),
-    }, function(self, k)
+    return make("polynomial", read_options("polynomial", cfg, {
+      { "lr", nil, 0 }, { "decay_steps", nil, 1, "int" }, { "end_lr", 0, 0 }, { "power", 1, 0, "gt" },
+    }), function(self, k)
       local frac = 1 - min(k, self.decay_steps) / self.decay_steps
       return (self.lr - self.end_lr) * frac ^ self.power + self.end_lr
     end)

@@ -18,6 +18,7 @@
 -- two sweeps can share one store (trials are keyed by sweep name).
 local json = require "cjson"
 local sys = require "mtl.sys"
+local util = require "mtl.config.util"
 
 local sweep = {}
 
@@ -57,6 +58,7 @@ local function exec(db, sql)
   error("mtl.sweep: the store stayed locked", 0)
 end
 
+-- The rows of a query as a list of {column = value} (retried while the store is locked).
 local function rows(db, sql)
   local cur = exec(db, sql)
   local out = {}
@@ -68,6 +70,7 @@ local function rows(db, sql)
   cur:close()
   return out
 end
+sweep.rows = rows
 
 local now = sys.time -- timestamps (started, finished, created): seconds since the epoch
 
@@ -87,15 +90,8 @@ function sweep.set_path(cfg, path, value)
   return cfg
 end
 
-local function deep_copy(v)
-  if type(v) ~= "table" then return v end
-  local out = {}
-  for k, x in pairs(v) do out[k] = deep_copy(x) end
-  return out
-end
-
 function sweep.load_base(base)
-  if type(base) == "table" then return deep_copy(base) end
+  if type(base) == "table" then return util.deep_copy(base) end
   local ok, config = pcall(require, "mtl.config")
   if ok and config.load then return config.load(base) end
   local f = assert(require("mtl.config.util").loadfile(base))
@@ -103,16 +99,10 @@ function sweep.load_base(base)
 end
 
 -- ---- search spaces --------------------------------------------------------------------------
-local function sorted_keys(t)
-  local ks = {}
-  for k in pairs(t) do ks[#ks + 1] = k end
-  table.sort(ks)
-  return ks
-end
 
 -- Every point of a grid, in a fixed order: list of {path = value}.
 function sweep.grid_points(grid)
-  local keys = sorted_keys(grid)
+  local keys = util.sorted_keys(grid)
   local points = { {} }
   for _, k in ipairs(keys) do
     local values = grid[k]
@@ -135,7 +125,7 @@ end
 function sweep.random_points(space, n, seed)
   local mtl = require "mtl"
   mtl.seed(seed or 0)
-  local keys = sorted_keys(space)
+  local keys = util.sorted_keys(space)
   local points = {}
   for i = 1, n do
     local p = {}
@@ -186,12 +176,15 @@ local function alive(pid)
   return os.execute(string.format("kill -0 %d 2>/dev/null", pid)) == 0
 end
 
+-- The mtl command that runs the workers: the one running now ($MTL_LAUNCHER,
+-- set by the command itself, built or installed), else build/'s.
 local function launcher()
-  return (os.getenv("MTL_BUILD") or "build") .. "/mtl"
+  return os.getenv("MTL_LAUNCHER") or ((os.getenv("MTL_BUILD") or "build") .. "/mtl")
 end
 
 local function worker_script()
-  return (os.getenv("MTL_HOME") or ".") .. "/lua/mtl/sweep_worker.lua"
+  return package.searchpath("mtl.sweep_worker", package.path)
+    or error("mtl.sweep: cannot find mtl/sweep_worker.lua on package.path", 0)
 end
 
 -- Starts a worker process for a trial; returns its pid.
@@ -345,7 +338,7 @@ sweep.lua_literal = lua_literal
 function sweep.report(summary, spec, out, db)
   local keys = {}
   for _, t in ipairs(summary.trials) do for k in pairs(t.overrides) do keys[k] = true end end
-  local cols = sorted_keys(keys)
+  local cols = util.sorted_keys(keys)
   local mw = math.max(8, #spec.metric)
   out:write(string.format("%-5s  %-8s  %-" .. mw .. "s", "trial", "status", spec.metric))
   for _, c in ipairs(cols) do out:write(string.format("  %" .. math.max(8, #c) .. "s", c)) end
@@ -359,7 +352,7 @@ function sweep.report(summary, spec, out, db)
     local base = json.decode(rows(db, "SELECT spec FROM sweeps WHERE name = " .. q(db, spec.name))[1].spec).base
     for k, v in pairs(summary.best.overrides) do sweep.set_path(base, k, v) end
     local path = spec.dir .. "/best_config.lua"
-    sys.write_file(path, string.format("-- Best trial %d of sweep '%s': %s = %.6f\nreturn ", summary.best.id, spec.name,
+    sys.write_atomic(path, string.format("-- Best trial %d of sweep '%s': %s = %.6f\nreturn ", summary.best.id, spec.name,
       spec.metric, summary.best.metric) .. lua_literal(base) .. "\n")
     summary.best_config = path
     out:write(string.format("best: trial %d, %s = %.5f; config written to %s\n", summary.best.id, spec.metric,
@@ -406,7 +399,7 @@ function sweep.plot(summary, spec, cols)
     panels[#panels + 1] = table.concat(g, "\n")
   end
   local path = spec.dir .. "/sweep.svg"
-  sys.write_file(path, string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif">\n',
+  sys.write_atomic(path, string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif">\n',
     math.max(1, #cols) * (W + 20), H + 10)
     .. string.format('<text x="4" y="%d" font-size="12">%s (%s) by hyperparameter</text>\n', H + 5, spec.metric, spec.mode)
     .. table.concat(panels, "\n") .. "\n</svg>\n")

@@ -34,6 +34,9 @@ cfg.train.seed = tonumber(trial.seed)
 if steps and steps > 0 then cfg.train.steps = steps end
 local dir = store:match("^(.*)/[^/]*$") or "."
 cfg.model_dir = string.format("%s/trial-%d", dir, id)
+-- the trial's config beside its metrics, for `mtl report` (settings side by side)
+local ok_lua, src = pcall(require("mtl.export").to_lua, cfg, "-- The config of this sweep trial.\n")
+if ok_lua then pcall(function() sys.mkdir_p(cfg.model_dir); sys.write_atomic(cfg.model_dir .. "/config.lua", src) end) end
 
 local t0 = sys.now()
 local ok, err = pcall(function()

@@ -89,7 +89,7 @@ function synth.taobao(opts)
     }, ",")
   end
   parts[#parts + 1] = ""
-  require("mtl.sys").write_file(path, table.concat(parts, "\n"))
+  require("mtl.sys").write_atomic(path, table.concat(parts, "\n"))
   return { rows = rows, clicks = clicks, buys = buys }
 end
 

@@ -29,7 +29,8 @@
 --                       goes on as it was. Returns what write returned.
 --                       Temporaries of path left by processes that died (a kill
 --                       during a write) are removed first.
---   sys.write_file(path, text)  sys.replace for a file holding text
+--   sys.write_atomic(path, bytes)  sys.replace for a file holding bytes; returns path
+--   sys.setenv(name, value)  sets an environment variable for this process and its children
 --
 -- Errors name the function, the path and the system's reason (strerror):
 --   mtl.sys.mkdir_p: cannot create directory 'runs/a/b': Not a directory
@@ -67,6 +68,7 @@ for _, decl in ipairs {
   "mtl_sys_dirent *readdir(void *dir);",
   "int closedir(void *dir);",
   "char *strerror(int errnum);",
+  "int setenv(const char *name, const char *value, int overwrite);",
 } do pcall(ffi.cdef, decl) end
 local C = ffi.C
 
@@ -282,19 +284,22 @@ function sys.replace(path, write, opts)
   return unpack(res, 2, table.maxn(res))
 end
 
-function sys.write_file(path, text)
-  if type(text) ~= "string" then
-    error(string.format("mtl.sys.write_file: expected the text to write (a string), got %s", type(text)), 2)
+function sys.write_atomic(path, bytes)
+  check_path("write_atomic", path)
+  if type(bytes) ~= "string" then
+    error(string.format("mtl.sys.write_atomic: expected the bytes to write (a string), got %s", type(bytes)), 2)
   end
-  return sys.replace(path, function(tmp)
+  local function fail(err)
+    error(string.format("mtl.sys.write_atomic: cannot write '%s': %s", path, tostring(err):gsub("^[^:]*: ", "")), 0)
+  end
+  sys.replace(path, function(tmp)
     local f, err = io.open(tmp, "wb")
-    if not f then error(string.format("cannot write %s: %s", path, tostring(err):gsub("^[^:]*: ", "")), 0) end
-    local ok, werr = f:write(text)
+    if not f then fail(err) end
+    local ok, werr = f:write(bytes)
     local closed, cerr = f:close()
-    if not ok or not closed then
-      error(string.format("cannot write %s: %s", path, tostring(werr or cerr):gsub("^[^:]*: ", "")), 0)
-    end
+    if not ok or not closed then fail(werr or cerr) end
   end)
+  return path
 end
 
 function sys.mkdir_p(path)
@@ -316,6 +321,21 @@ function sys.mkdir_p(path)
     error(string.format("mtl.sys.mkdir_p: cannot create directory '%s': it exists and is not a directory", path), 2)
   end
   return path
+end
+
+-- ---- environment ---------------------------------------------------------------------
+-- os.getenv reads the value back; processes started afterwards inherit it.
+function sys.setenv(name, value)
+  if type(name) ~= "string" or name == "" or name:find("=", 1, true) then
+    error(string.format("mtl.sys.setenv: expected a variable name (a non-empty string without '='), got %s",
+      type(name) == "string" and string.format("%q", name) or type(name)), 2)
+  end
+  if type(value) ~= "string" then
+    error(string.format("mtl.sys.setenv: expected a string value for '%s', got %s", name, type(value)), 2)
+  end
+  if C.setenv(name, value, 1) ~= 0 then
+    error(string.format("mtl.sys.setenv: cannot set '%s': %s", name, strerror(ffi.errno())), 2)
+  end
 end
 
 return sys

@@ -193,8 +193,31 @@ function Run:log_train(progress)
   for k, v in pairs(s.task_sum) do task_loss[k] = v / s.loss_n end
   local record = { kind = "train", loss = s.loss_sum / s.loss_n, task_loss = task_loss,
                    running_auc = self:running_auc(), examples_per_s = rate }
+  record.lr, record.lr_sparse = self:learning_rates()
   progress:log(self, self:log(record))
   s.loss_sum, s.loss_n, s.task_sum = 0, 0, {}
+end
+
+-- The lr the dense parameters take at the next step, and the embedding
+-- tables' when it differs (their own optimizer or group).
+function Run:learning_rates()
+  local dense = self.optimizers[1]:get_lr(1)
+  local o = self.optimizers[2] or self.optimizers[1]
+  local g = self.optimizers[2] and 1 or 2
+  local sparse = #o.groups >= g and o:get_lr(g) or nil
+  if sparse == dense then sparse = nil end
+  return dense, sparse
+end
+
+-- Writes model_dir/report.html from the records so far (mtl.report): live
+-- (the page reloads itself) while training goes on, or after it ended
+-- (opts.failed: the error that stopped it).
+function Run:write_report(opts)
+  if not self.model_dir then return nil end
+  opts = opts or {}
+  self.report_path = require("mtl.report").write(self.model_dir,
+    { records = self.history, live = opts.live, failed = opts.failed })
+  return self.report_path
 end
 
 -- Metrics without tensors (for logs and JSON).
@@ -337,6 +360,7 @@ end
 function Run:periodic_eval(plan, progress)
   local m = self:evaluate(self.cfg.data.eval)
   self:log({ kind = "eval", metrics = self:plain(m), gates = self.gate_utilization })
+  self:write_report({ live = true })
   progress:eval(self, m, false)
   return plan.early_stopping and self:early_stop(m, plan.early_stopping) or false
 end
@@ -387,6 +411,7 @@ function Run:finish(progress)
     self.last_checkpoint = self:save_checkpoint()
     if self.metrics_file then self.metrics_file:close() end
     self.metrics_file = nil
+    self:write_report()
   end
   progress:finish(self)
   return final
@@ -397,16 +422,23 @@ end
 -- final evaluation metrics (nil without eval data) and the run.
 -- opts.progress: an object with start/step/log/eval/message/finish methods
 -- (mtl.cli.progress; the default: a bar on a terminal, lines otherwise).
+-- An error stops the run with a last report that says so (no longer live).
 function Run:fit()
   local plan = self:plan()
   local progress = self:start(plan)
-  local stop = plan.steps ~= nil and self.step >= plan.steps -- resumed at (or past) the budget
-  while self.epoch <= plan.epochs and not stop do
-    stop = self:fit_epoch(plan, progress)
-    if not stop then
-      self.epoch = self.epoch + 1
-      self.batch_in_epoch = 0
+  local ok, err = pcall(function()
+    local stop = plan.steps ~= nil and self.step >= plan.steps -- resumed at (or past) the budget
+    while self.epoch <= plan.epochs and not stop do
+      stop = self:fit_epoch(plan, progress)
+      if not stop then
+        self.epoch = self.epoch + 1
+        self.batch_in_epoch = 0
+      end
     end
+  end)
+  if not ok then
+    pcall(self.write_report, self, { failed = tostring(err):match("^[^\n]*") })
+    error(err, 0)
   end
   return self:finish(progress), self
 end

@@ -296,24 +296,24 @@ static int l_gc(lua_State *L) {
   return 0;
 }
 
-static int l_shape(lua_State *L) {
-  mtl_tensor *t = bind_check_tensor(L, 1, "shape");
-  lua_createtable(L, t->ndim, 0);
-  for (int i = 0; i < t->ndim; i++) {
-    lua_pushnumber(L, (lua_Number)t->shape[i]);
+/* Pushes the n sizes (a shape or strides) as a list of numbers. */
+static int push_sizes(lua_State *L, const int64_t *sizes, int n) {
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushnumber(L, (lua_Number)sizes[i]);
     lua_rawseti(L, -2, i + 1);
   }
   return 1;
 }
 
+static int l_shape(lua_State *L) {
+  mtl_tensor *t = bind_check_tensor(L, 1, "shape");
+  return push_sizes(L, t->shape, t->ndim);
+}
+
 static int l_stride(lua_State *L) {
   mtl_tensor *t = bind_check_tensor(L, 1, "stride");
-  lua_createtable(L, t->ndim, 0);
-  for (int i = 0; i < t->ndim; i++) {
-    lua_pushnumber(L, (lua_Number)t->stride[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-  return 1;
+  return push_sizes(L, t->stride, t->ndim);
 }
 
 static int l_dim(lua_State *L) {

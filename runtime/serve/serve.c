@@ -10,7 +10,9 @@
  * this file goes through the binding's functions, never its userdata).
  * Scoring only reads them; the core's reference counts are atomic and its
  * gradient mode is per thread, so states score in parallel. */
+#include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,11 @@
 
 #ifndef MTL_SERVE_DEFAULT_ROOT
 #define MTL_SERVE_DEFAULT_ROOT "."
+#endif
+/* Where an installed library finds the installed Lua modules, relative to
+ * its own directory (CMakeLists.txt, "install"; e.g. "../share/lua/5.1"). */
+#ifndef MTL_SERVE_LUADIR_FROM_LIB
+#define MTL_SERVE_LUADIR_FROM_LIB "../share/lua/5.1"
 #endif
 
 /* States are created one at a time in the process: building a model draws
@@ -313,7 +320,8 @@ static int open_state(lua_State *L) {
   lua_pushcfunction(L, luaopen_mtl_core); /* this library's core, never a second copy from core.so */
   lua_setfield(L, -2, "mtl.core");
   lua_pop(L, 1);
-  lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;", m->root, m->root, m->root);
+  /* a source tree (root/lua/mtl, root/models) or an installed Lua directory (root/mtl, root/models) */
+  lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;%s/?/init.lua;", m->root, m->root, m->root, m->root);
   lua_getfield(L, -2, "path");
   lua_concat(L, 2);
   lua_setfield(L, -2, "path");
@@ -489,6 +497,29 @@ void mtl_model_free(mtl_model *m) {
   free(m);
 }
 
+/* Whether root holds mtl's Lua code: a source tree (root/lua/mtl/serve.lua)
+ * or an installed Lua directory (root/mtl/serve.lua, as share/lua/5.1). */
+static int has_lua_code(const char *root) {
+  char probe[PATH_MAX + 64];
+  int k = snprintf(probe, sizeof probe, "%s/lua/mtl/serve.lua", root);
+  if (k > 0 && (size_t)k < sizeof probe && access(probe, R_OK) == 0) return 1;
+  k = snprintf(probe, sizeof probe, "%s/mtl/serve.lua", root);
+  return k > 0 && (size_t)k < sizeof probe && access(probe, R_OK) == 0;
+}
+
+/* The installed Lua directory relative to this library's own file (found
+ * with dladdr), so that an installed tree works wherever it is moved. */
+static int root_beside_library(char *buf, size_t n) {
+  Dl_info info;
+  char lib[PATH_MAX];
+  if (!dladdr((void *)&has_lua_code, &info) || !info.dli_fname || !realpath(info.dli_fname, lib)) return -1;
+  char *slash = strrchr(lib, '/');
+  if (!slash) return -1;
+  *slash = 0;
+  int k = snprintf(buf, n, "%s/%s", lib, MTL_SERVE_LUADIR_FROM_LIB);
+  return k > 0 && (size_t)k < n ? 0 : -1;
+}
+
 mtl_model *mtl_model_load(const char *dir, char *err, size_t errlen) {
   return mtl_model_load_opts(dir, NULL, err, errlen);
 }
@@ -509,13 +540,23 @@ mtl_model *mtl_model_load_opts(const char *dir, const mtl_model_options *opts, c
     serve_error(err, errlen, fn, "'%s' is not a directory (expected an exported model directory)", dir);
     return NULL;
   }
+  char beside[PATH_MAX + 64];
   const char *root = opts && opts->lua_root ? opts->lua_root : getenv("MTL_HOME");
-  if (!root || !*root) root = MTL_SERVE_DEFAULT_ROOT;
-  char probe[4096];
-  snprintf(probe, sizeof probe, "%s/lua/mtl/serve.lua", root);
-  if (access(probe, R_OK) != 0) {
-    serve_error(err, errlen, fn, "cannot find mtl's Lua code: '%s' is not readable (set MTL_HOME or "
-                "mtl_model_options.lua_root to the mtl tree)", probe);
+  if (root && *root) {
+    if (!has_lua_code(root)) {
+      serve_error(err, errlen, fn, "cannot find mtl's Lua code in '%s' (neither %s/lua/mtl/serve.lua nor "
+                  "%s/mtl/serve.lua is readable; set MTL_HOME or mtl_model_options.lua_root to an mtl source tree "
+                  "or installed Lua directory)", root, root, root);
+      return NULL;
+    }
+  } else if (root_beside_library(beside, sizeof beside) == 0 && has_lua_code(beside)) {
+    root = beside; /* an installed library: the installed Lua modules */
+  } else if (has_lua_code(MTL_SERVE_DEFAULT_ROOT)) {
+    root = MTL_SERVE_DEFAULT_ROOT; /* the build tree's library: the source tree it was built from */
+  } else {
+    serve_error(err, errlen, fn, "cannot find mtl's Lua code: neither beside the library (%s) nor in the source "
+                "tree '%s' (set MTL_HOME or mtl_model_options.lua_root to an mtl source tree or installed Lua "
+                "directory)", MTL_SERVE_LUADIR_FROM_LIB, MTL_SERVE_DEFAULT_ROOT);
     return NULL;
   }
   int max_states = opts && opts->max_states > 0 ? opts->max_states : (int)sysconf(_SC_NPROCESSORS_ONLN);

@@ -46,6 +46,15 @@ static void close_file(mtl_reader *r) {
   r->len = r->pos = 0;
 }
 
+/* The state of a file's first row: its header (when the reader has one) is
+ * still to come, at line 1. */
+static int at_file_start(mtl_reader *r) {
+  r->file_start = true;
+  r->header_pending = r->header;
+  r->line = 1;
+  return 0;
+}
+
 /* In-memory rows: the whole text goes into the chunk buffer at once. */
 static int open_text(mtl_reader *r) {
   size_t need = r->text_len > 4096 ? r->text_len : 4096;
@@ -59,10 +68,7 @@ static int open_text(mtl_reader *r) {
   r->pos = 0;
   r->eof = true;
   r->text_open = true;
-  r->file_start = true;
-  r->header_pending = r->header;
-  r->line = 1;
-  return 0;
+  return at_file_start(r);
 }
 
 static int open_next_file(mtl_reader *r) {
@@ -81,10 +87,7 @@ static int open_next_file(mtl_reader *r) {
   }
   r->len = r->pos = 0;
   r->eof = false;
-  r->file_start = true;
-  r->header_pending = r->header;
-  r->line = 1;
-  return 0;
+  return at_file_start(r);
 }
 
 /* Moves the unread bytes to the front and reads more after them, growing the

@@ -3,13 +3,7 @@
 -- checkpoint it came from, with no access to the run or the training data.
 local tiny = require "cli.tiny"
 local json = require "cjson"
-
-local function slurp(p)
-  local f = assert(io.open(p))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local slurp = require("helpers.shell").read
 
 describe("mtl export", function()
   local dir

@@ -84,24 +84,20 @@ describe("mtl predict", function()
     local f = assert(io.open(dir .. "/bad.csv", "w"))
     f:write("a,b,price\n0.1,0.2,3\n")
     f:close()
-    local rc, _, err = tiny.run(string.format("predict %s/config.lua --checkpoint %s/run --input %s/bad.csv --output %s/o.csv",
-      dir, dir, dir, dir))
-    assert.are.equal(1, rc)
-    assert.truthy(err:find("mtl predict: predict: " .. dir .. "/bad.csv has no column 'user'", 1, true), err)
-    rc, _, err = tiny.run(string.format("predict %s/config.lua --checkpoint %s/run --input %s/score.csv --output %s/o.csv --pass-through nope",
-      dir, dir, dir, dir))
-    assert.are.equal(1, rc)
-    assert.truthy(err:find("has no column 'nope' to pass through", 1, true), err)
-    rc, _, err = tiny.run(string.format("predict %s/config.lua --checkpoint %s/run --input %s/score.csv", dir, dir, dir))
-    assert.are.equal(2, rc)
-    assert.truthy(err:find("--output FILE is required", 1, true), err)
-    rc, _, err = tiny.run(string.format("predict %s/config.lua --checkpoint %s/run --input %s/none.csv --output x.csv", dir, dir, dir))
-    assert.are.equal(2, rc)
-    assert.truthy(err:find("input file '" .. dir .. "/none.csv' does not exist", 1, true), err)
-    rc, _, err = tiny.run(string.format("predict %s/config.lua --checkpoint %s/run --input %s/score.csv --output %s/o.csv --score 'click * * pay'",
-      dir, dir, dir, dir))
-    assert.are.equal(1, rc)
-    assert.truthy(err:find("rank: expected an operand at character 9 of 'click * * pay'", 1, true), err)
+    -- the arguments after --checkpoint (DIR is the data directory), the exit code, a part of stderr
+    local cases = {
+      { "--input DIR/bad.csv --output DIR/o.csv", 1, "mtl predict: predict: " .. dir .. "/bad.csv has no column 'user'" },
+      { "--input DIR/score.csv --output DIR/o.csv --pass-through nope", 1, "has no column 'nope' to pass through" },
+      { "--input DIR/score.csv", 2, "--output FILE is required" },
+      { "--input DIR/none.csv --output x.csv", 2, "input file '" .. dir .. "/none.csv' does not exist" },
+      { "--input DIR/score.csv --output DIR/o.csv --score 'click * * pay'", 1,
+        "rank: expected an operand at character 9 of 'click * * pay'" },
+    }
+    for _, c in ipairs(cases) do
+      local rc, _, err = tiny.run(string.format("predict %s/config.lua --checkpoint %s/run ", dir, dir) .. c[1]:gsub("DIR", dir))
+      assert.are.equal(c[2], rc, c[1])
+      assert.truthy(err:find(c[3], 1, true), err)
+    end
   end)
 
   it("uses the formula's pCVR rule by model: ESMM's cvr output is pCVR itself", function()

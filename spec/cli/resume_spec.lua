@@ -2,6 +2,7 @@
 -- `mtl train --resume`, ends with weights, embedding tables and optimizer
 -- state bit-identical to an uninterrupted run (one thread, shuffled data).
 local tiny = require "cli.tiny"
+local shell = require "helpers.shell"
 local mtl = require "mtl"
 
 -- Every tensor of a checkpoint state under path -> {path = "hex of each value"}.
@@ -36,20 +37,13 @@ end
 describe("mtl train --resume", function()
   local dir
   setup(function()
-    dir = tiny.tmpdir()
     -- 6000 rows, batch 50, 2 epochs: 240 steps, a checkpoint every 4
-    tiny.write_data(dir .. "/train.csv", 6000, 21)
-    tiny.write_data(dir .. "/test.csv", 200, 22)
-    tiny.write_config(dir)
+    dir = tiny.data_dir(6000, 21, 200, 22)
+    local path = tiny.write_config(dir)
     -- a slower, bigger model so the kill lands mid-run; 2 epochs
-    local f = assert(io.open(dir .. "/config.lua"))
-    local src = f:read("*a")
-    f:close()
+    local src = shell.read(path)
     src = src:gsub("epochs = 3", "epochs = 2"):gsub("expert = {8}", "expert = {64, 32}"):gsub("eval_every = 10", "eval_every = 60")
-
-    f = assert(io.open(dir .. "/config.lua", "w"))
-    f:write(src)
-    f:close()
+    shell.write(path, src)
   end)
   teardown(function() tiny.rm(dir) end)
 

@@ -3,21 +3,14 @@
 --   click = 1 when a + b > 1 (flipped for 10% of rows)
 --   pay   = 1 when clicked and item is even and a > 0.4
 --   price = 0.5 .. 200 (some rows at or below 1)
+local shell = require "helpers.shell"
+
 local tiny = {}
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local sh = shell.run
 tiny.sh = sh
-
-local root = sh("pwd"):gsub("%s+$", "")
-tiny.root = root
-local build = os.getenv("MTL_BUILD") or "build"
-if build:sub(1, 1) ~= "/" then build = root .. "/" .. build end
-tiny.mtl = build .. "/mtl"
+tiny.root = shell.root
+tiny.mtl = shell.launcher
 
 -- A fresh temporary directory.
 function tiny.tmpdir()
@@ -25,7 +18,7 @@ function tiny.tmpdir()
 end
 
 -- A simple deterministic generator (no dependence on mtl's stream).
-local function lcg(seed)
+function tiny.lcg(seed)
   local s = seed
   return function()
     s = (s * 1103515245 + 12345) % 2147483648
@@ -35,7 +28,7 @@ end
 
 -- Writes n rows to path; returns the rows as Lua tables.
 function tiny.write_data(path, n, seed)
-  local rnd = lcg(seed or 7)
+  local rnd = tiny.lcg(seed or 7)
   local f = assert(io.open(path, "w"))
   f:write("is_click,is_pay,user,item,price,a,b\n")
   local rows = {}
@@ -82,11 +75,17 @@ return {
   return dir .. "/config.lua"
 end
 
+-- A fresh directory with train.csv and test.csv: rows and seeds of each.
+function tiny.data_dir(train_rows, train_seed, test_rows, test_seed)
+  local dir = tiny.tmpdir()
+  tiny.write_data(dir .. "/train.csv", train_rows, train_seed)
+  tiny.write_data(dir .. "/test.csv", test_rows, test_seed)
+  return dir
+end
+
 -- A directory with train.csv (400 rows), test.csv (150 rows) and config.lua.
 function tiny.setup(extra, train_extra)
-  local dir = tiny.tmpdir()
-  tiny.write_data(dir .. "/train.csv", 400, 7)
-  tiny.write_data(dir .. "/test.csv", 150, 99)
+  local dir = tiny.data_dir(400, 7, 150, 99)
   tiny.write_config(dir, extra, train_extra)
   return dir
 end
@@ -96,9 +95,7 @@ function tiny.run(args, env)
   local out, err = os.tmpname(), os.tmpname()
   local ok, how, code = os.execute(string.format("%s %s %s >%s 2>%s", env or "", tiny.mtl, args, out, err))
   local function slurp(p)
-    local f = io.open(p)
-    local s = f and f:read("*a") or ""
-    if f then f:close() end
+    local s = shell.read_if_exists(p) or ""
     os.remove(p)
     return s
   end

@@ -68,7 +68,12 @@ describe("mtl train", function()
     f:close()
     assert.truthy(html:find("^<!DOCTYPE html>"))
     local _, n_svg = html:gsub("<svg ", "")
-    assert.are.equal(2 + 2, n_svg) -- loss, AUC, one gate chart per task
+    -- loss, learning rate, throughput, AUC, eval log loss; per task its gate over time and its last bars
+    assert.are.equal(5 + 2 + 2, n_svg)
+    assert.truthy(html:find('<polyline class="series" data-name="lr"', 1, true))
+    assert.truthy(html:find('<polyline class="series" data-name="examples/s"', 1, true))
+    assert.truthy(html:find('<polyline class="series" data-name="expert 3"', 1, true))
+    assert.is_nil(html:find('http-equiv="refresh"', 1, true)) -- the run has ended: no more reloading
     assert.truthy(html:find('<polyline class="series" data-name="total"', 1, true))
     assert.truthy(html:find('<polyline class="series" data-name="click (eval)"', 1, true))
     assert.truthy(html:find('<polyline class="series" data-name="pay (eval)"', 1, true))

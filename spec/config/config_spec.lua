@@ -2,24 +2,10 @@
 -- with overrides, and validation (key paths, suggestions, types, defaults).
 local config = require "mtl.config"
 
-local function err_of(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error")
-  return e
-end
+local check = require "helpers.check"
+local shell = require "helpers.shell"
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("*l")
-  p:close()
-  return d
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local err_of, tmpdir, write = check.error_of, shell.tmpdir, shell.write
 
 -- A complete, valid config.
 local function base()

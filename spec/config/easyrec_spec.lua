@@ -7,11 +7,7 @@ local easyrec = require "mtl.config.easyrec"
 
 local FIX = "spec/fixtures/easyrec/"
 
-local function err_of(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error")
-  return tostring(e)
-end
+local err_of = require("helpers.check").error_of
 
 -- A small pipeline.config; parts replace the defaults of its sections.
 local function pipeline(p)

@@ -4,12 +4,7 @@
 local config = require "mtl.config"
 local train = require "mtl.train"
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("*l")
-  p:close()
-  return d
-end
+local tmpdir = require("helpers.shell").tmpdir
 
 -- Rows of clk, buy, pid, adgroup_id, cate_id, campaign_id, customer, brand,
 -- user_id, cms_segid, cms_group_id, final_gender_code, age_level, pvalue_level,

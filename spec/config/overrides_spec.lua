@@ -2,11 +2,7 @@
 -- parser, key paths into tables and lists, and their errors.
 local config = require "mtl.config"
 
-local function err_of(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error")
-  return e
-end
+local err_of = require("helpers.check").error_of
 
 describe("--set values", function()
   local parse = config.parse_value

@@ -4,19 +4,10 @@
 local mtl = require "mtl"
 local check = require "helpers.check"
 local ffi = require "ffi"
+local shell = require "helpers.shell"
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute("mkdir -p " .. dir)
-
--- Writes `text` to dir/name and returns the path.
-local function file(name, text)
-  local path = dir .. "/" .. name
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  return path
-end
+-- file(name, text) writes text to dir/name and returns the path
+local dir, file = shell.scratch_dir()
 
 -- read_all of `text` (in dir/t.csv unless opts.name) with these columns.
 local function read(text, columns, opts)

@@ -3,18 +3,9 @@
 local mtl = require "mtl"
 local check = require "helpers.check"
 local ffi = require "ffi"
+local shell = require "helpers.shell"
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute("mkdir -p " .. dir)
-
-local function file(name, text)
-  local path = dir .. "/" .. name
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  return path
-end
+local dir, file = shell.scratch_dir()
 
 local function hex(t, i) return bit.tohex(ffi.cast("int64_t*", t:data_ptr())[i - 1], 16) end
 

@@ -4,13 +4,7 @@
 local mtl = require "mtl"
 local features = require "mtl.features"
 local check = require "helpers.check"
-
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-  return path
-end
+local write = require("helpers.shell").write
 
 local tmp = os.tmpname()
 local csv = write(tmp .. ".csv", table.concat({

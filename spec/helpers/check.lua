@@ -53,9 +53,17 @@ function M.assert_error(text, fn, ...)
   return err
 end
 
-local function weighted_sum(out_values, r_values)
+-- The error fn(...) raises (as it was raised); fails when fn returns.
+function M.error_of(fn, ...)
+  local ok, err = pcall(fn, ...)
+  if ok then error("expected an error", 2) end
+  return err
+end
+
+-- sum of a[i] * b[i] over two lists of numbers, in double precision.
+function M.dot(a, b)
   local s = 0
-  for i = 1, #out_values do s = s + out_values[i] * r_values[i] end
+  for i = 1, #a do s = s + a[i] * b[i] end
   return s
 end
 
@@ -96,7 +104,7 @@ function M.gradcheck(f, inputs, opts)
         local args = {}
         for j = 1, #inputs do args[j] = leaves[j] end
         args[i] = pert
-        return mtl.no_grad(function() return weighted_sum(f(unpack(args, 1, #inputs)):values(), rv) end)
+        return mtl.no_grad(function() return M.dot(f(unpack(args, 1, #inputs)):values(), rv) end)
       end
       local num = (at(v + eps) - at(v - eps)) / (2 * eps)
       local ana = gv[k]

@@ -4,13 +4,7 @@
 -- Also what the page says of the registry: a model under models/ is found by
 -- name, and a file that fails to load says why.
 local check = require "helpers.check"
-
-local function read(path)
-  local f = assert(io.open(path))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = require("helpers.shell").read
 
 -- the first ```lua block of the tutorial
 local function first_lua_block(text)

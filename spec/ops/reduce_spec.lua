@@ -8,25 +8,33 @@ local check = require "helpers.check"
 local exp, log = math.exp, math.log
 
 -- ---- a reference reduction in Lua ----------------------------------------------
--- Row-major flat values `v` of shape `shape`; reduces dim d (1-based; nil = all)
--- with f(list of values along the dim) -> value. Returns flat results and shape.
+-- Calls visit(slice, at) for each list of values along dim d of the row-major
+-- flat values `v` of shape `shape`, in order; at(r) is the flat index of the
+-- slice's r-th value.
+local function each_slice(v, shape, d, visit)
+  local outer, n, inner = 1, shape[d], 1
+  for i = 1, d - 1 do outer = outer * shape[i] end
+  for i = d + 1, #shape do inner = inner * shape[i] end
+  for o = 0, outer - 1 do
+    for j = 0, inner - 1 do
+      local function at(r) return (o * n + r - 1) * inner + j + 1 end
+      local slice = {}
+      for r = 1, n do slice[r] = v[at(r)] end
+      visit(slice, at)
+    end
+  end
+end
+
+-- Reduces dim d (1-based; nil = all) with f(list of values along the dim) ->
+-- value. Returns flat results and shape.
 local function reduce_ref(v, shape, d, f, keepdim)
   if not d then
     local ones = {}
     for i = 1, keepdim and #shape or 0 do ones[i] = 1 end
     return { (f(v)) }, ones
   end
-  local outer, n, inner = 1, shape[d], 1
-  for i = 1, d - 1 do outer = outer * shape[i] end
-  for i = d + 1, #shape do inner = inner * shape[i] end
   local out = {}
-  for o = 0, outer - 1 do
-    for j = 0, inner - 1 do
-      local slice = {}
-      for r = 0, n - 1 do slice[r + 1] = v[(o * n + r) * inner + j + 1] end
-      out[#out + 1] = f(slice)
-    end
-  end
+  each_slice(v, shape, d, function(slice) out[#out + 1] = f(slice) end)
   local oshape = {}
   for i = 1, #shape do
     if i ~= d then oshape[#oshape + 1] = shape[i] elseif keepdim then oshape[#oshape + 1] = 1 end
@@ -36,40 +44,28 @@ end
 
 -- Applies f(slice) -> slice along dim d (for softmax), keeping the shape.
 local function along_ref(v, shape, d, f)
-  local outer, n, inner = 1, shape[d], 1
-  for i = 1, d - 1 do outer = outer * shape[i] end
-  for i = d + 1, #shape do inner = inner * shape[i] end
   local out = {}
-  for o = 0, outer - 1 do
-    for j = 0, inner - 1 do
-      local slice = {}
-      for r = 0, n - 1 do slice[r + 1] = v[(o * n + r) * inner + j + 1] end
-      local res = f(slice)
-      for r = 0, n - 1 do out[(o * n + r) * inner + j + 1] = res[r + 1] end
-    end
-  end
+  each_slice(v, shape, d, function(slice, at)
+    local res = f(slice)
+    for r = 1, #slice do out[at(r)] = res[r] end
+  end)
   return out
 end
 
 local function lsum(s) local acc = 0 for _, x in ipairs(s) do acc = acc + x end return acc end
 local function lmean(s) return lsum(s) / #s end
--- value and 1-based position; first occurrence on ties, nan wins
-local function lmax(s)
+-- value and 1-based position of the extreme (beats(x, b): x takes b's
+-- place); first occurrence on ties, nan wins
+local function extreme(s, beats)
   local b, k = s[1], 1
   for i = 2, #s do
     local x = s[i]
-    if (x > b or (x ~= x and b == b)) then b, k = x, i end
+    if (beats(x, b) or (x ~= x and b == b)) then b, k = x, i end
   end
   return b, k
 end
-local function lmin(s)
-  local b, k = s[1], 1
-  for i = 2, #s do
-    local x = s[i]
-    if (x < b or (x ~= x and b == b)) then b, k = x, i end
-  end
-  return b, k
-end
+local function lmax(s) return extreme(s, function(x, b) return x > b end) end
+local function lmin(s) return extreme(s, function(x, b) return x < b end) end
 local function lsoftmax(s)
   local m = -math.huge
   for _, x in ipairs(s) do if x > m then m = x end end
@@ -89,12 +85,16 @@ end
 
 local shapes = { { 5 }, { 3, 4 }, { 2, 3, 4 } }
 
--- every (shape, dim) pair, dim nil meaning all elements
-local function dim_cases()
+-- every {name, reference, shape, dim, keepdim} of the ops {name, reference},
+-- dim nil meaning all elements
+local function dim_cases(ops)
   local out = {}
-  for _, shape in ipairs(shapes) do
-    out[#out + 1] = { shape, nil }
-    for d = 1, #shape do out[#out + 1] = { shape, d } end
+  for _, op in ipairs(ops) do
+    for _, shape in ipairs(shapes) do
+      for d = 0, #shape do
+        for _, keep in ipairs({ false, true }) do out[#out + 1] = { op[1], op[2], shape, d > 0 and d or nil, keep } end
+      end
+    end
   end
   return out
 end
@@ -103,25 +103,25 @@ local function label(shape, d, keep)
   return string.format("[%s] dim %s%s", table.concat(shape, ","), tostring(d), keep and " keepdim" or "")
 end
 
-describe("sum and mean", function()
-  for _, op in ipairs({ { "sum", lsum }, { "mean", lmean } }) do
-    local name, ref = op[1], op[2]
-    for _, c in ipairs(dim_cases()) do
-      local shape, d = c[1], c[2]
-      for _, keep in ipairs({ false, true }) do
-        it(name .. " " .. label(shape, d, keep) .. ": values, shape, gradient", function()
-          mtl.seed(3)
-          local t = mtl.randn(shape)
-          local expected, oshape = reduce_ref(t:values(), shape, d, ref, keep)
-          local y = mtl[name](t, d, keep)
-          assert.same(oshape, y:shape())
-          check.assert_close(y, expected, 1e-5, name)
-          check.assert_close(t[name](t, d, keep), expected, 1e-5, name .. " method")
-          check.gradcheck(function(x) return mtl[name](x, d, keep) end, { t })
-        end)
-      end
-    end
+local SUMS = { { "sum", lsum }, { "mean", lmean } }
 
+describe("sum and mean", function()
+  for _, c in ipairs(dim_cases(SUMS)) do
+    local name, ref, shape, d, keep = unpack(c, 1, 5)
+    it(name .. " " .. label(shape, d, keep) .. ": values, shape, gradient", function()
+      mtl.seed(3)
+      local t = mtl.randn(shape)
+      local expected, oshape = reduce_ref(t:values(), shape, d, ref, keep)
+      local y = mtl[name](t, d, keep)
+      assert.same(oshape, y:shape())
+      check.assert_close(y, expected, 1e-5, name)
+      check.assert_close(t[name](t, d, keep), expected, 1e-5, name .. " method")
+      check.gradcheck(function(x) return mtl[name](x, d, keep) end, { t })
+    end)
+  end
+
+  for _, op in ipairs(SUMS) do
+    local name, ref = op[1], op[2]
     it(name .. " over negative dims and a transposed view", function()
       mtl.seed(4)
       local src = mtl.randn(4, 3)
@@ -143,40 +143,40 @@ describe("sum and mean", function()
   end)
 end)
 
-describe("max and min", function()
-  for _, op in ipairs({ { "max", lmax }, { "min", lmin } }) do
-    local name, ref = op[1], op[2]
-    for _, c in ipairs(dim_cases()) do
-      local shape, d = c[1], c[2]
-      for _, keep in ipairs({ false, true }) do
-        it(name .. " " .. label(shape, d, keep) .. ": values, 1-based indices, gradient", function()
-          -- distinct values spaced well beyond the finite-difference step
-          local n = 1
-          for _, s in ipairs(shape) do n = n * s end
-          mtl.seed(5)
-          local perm = mtl.randn(n):values()
-          local order = {}
-          for i = 1, n do order[i] = i end
-          table.sort(order, function(i, j) return perm[i] < perm[j] end)
-          local vals = {}
-          for i = 1, n do vals[order[i]] = (i - n / 2) * 0.25 end
-          local t = mtl.tensor(vals):reshape(shape)
-          local expected, oshape = reduce_ref(vals, shape, d, ref, keep)
-          local expected_idx = reduce_ref(vals, shape, d, function(s) return select(2, ref(s)) end, keep)
-          local v, i = mtl[name](t, d, keep)
-          assert.same(oshape, v:shape())
-          assert.same(oshape, i:shape())
-          assert.equal("int64", i:dtype())
-          check.assert_close(v, expected, 0, name)
-          assert.same(expected_idx, i:values())
-          local v2, i2 = t[name](t, d, keep)
-          check.assert_close(v2, expected, 0)
-          assert.same(expected_idx, i2:values())
-          check.gradcheck(function(x) return (mtl[name](x, d, keep)) end, { t })
-        end)
-      end
-    end
+local EXTREMES = { { "max", lmax }, { "min", lmin } }
 
+describe("max and min", function()
+  for _, c in ipairs(dim_cases(EXTREMES)) do
+    local name, ref, shape, d, keep = unpack(c, 1, 5)
+    it(name .. " " .. label(shape, d, keep) .. ": values, 1-based indices, gradient", function()
+      -- distinct values spaced well beyond the finite-difference step
+      local n = 1
+      for _, s in ipairs(shape) do n = n * s end
+      mtl.seed(5)
+      local perm = mtl.randn(n):values()
+      local order = {}
+      for i = 1, n do order[i] = i end
+      table.sort(order, function(i, j) return perm[i] < perm[j] end)
+      local vals = {}
+      for i = 1, n do vals[order[i]] = (i - n / 2) * 0.25 end
+      local t = mtl.tensor(vals):reshape(shape)
+      local expected, oshape = reduce_ref(vals, shape, d, ref, keep)
+      local expected_idx = reduce_ref(vals, shape, d, function(s) return select(2, ref(s)) end, keep)
+      local v, i = mtl[name](t, d, keep)
+      assert.same(oshape, v:shape())
+      assert.same(oshape, i:shape())
+      assert.equal("int64", i:dtype())
+      check.assert_close(v, expected, 0, name)
+      assert.same(expected_idx, i:values())
+      local v2, i2 = t[name](t, d, keep)
+      check.assert_close(v2, expected, 0)
+      assert.same(expected_idx, i2:values())
+      check.gradcheck(function(x) return (mtl[name](x, d, keep)) end, { t })
+    end)
+  end
+
+  for _, op in ipairs(EXTREMES) do
+    local name, ref = op[1], op[2]
     it(name .. " on a transposed view", function()
       local src = mtl.tensor({ { 3, -1, 4 }, { 1, 5, -9 } })
       local v = src:t() -- {{3,1},{-1,5},{4,-9}}

@@ -40,6 +40,9 @@ end
 -- A 1-based (possibly negative) dim of an n-dim tensor as a positive one.
 local function pos_dim(d, n) return d < 0 and d + n + 1 or d end
 
+-- An int64 tensor of positions (index_select, gather).
+local function long(t) return mtl.tensor(t, "int64") end
+
 -- Random float input (seeded) for gradient checks.
 local function randn(...)
   return mtl.randn(...)
@@ -554,8 +557,6 @@ describe("shape ops", function()
   end)
 
   describe("index_select", function()
-    local long = function(t) return mtl.tensor(t, "int64") end
-
     it("picks entries of a dim at 1-based positions (repeats allowed)", function()
       local a = coded({ 4, 3 })
       local rows = { 4, 1, 4 }
@@ -613,8 +614,6 @@ describe("shape ops", function()
   end)
 
   describe("gather", function()
-    local long = function(t) return mtl.tensor(t, "int64") end
-
     it("picks out[i][j] = a[i][index[i][j]] along dim 2", function()
       local a = coded({ 2, 3 })
       local ix = { { 3, 1, 3, 3 }, { 2, 2, 1, 1 } }

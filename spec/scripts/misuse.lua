@@ -22,6 +22,7 @@
 -- to return or raise a Lua error; the MUST-ERROR checks are the calls that
 -- are a misuse for every function they are applied to.
 local mtl = require "mtl"
+local util = require "mtl.config.util"
 
 local trace = arg and arg[1] and assert(io.open(arg[1], "w"))
 local calls, errors, problems = 0, 0, 0
@@ -120,6 +121,20 @@ local function invoke(name, f, args, n)
   return pcall(caller, { [key] = f }, args, n)
 end
 
+-- Writes the call's description `what` to TRACEFILE, then calls f with
+-- args[1..n] (as `name`, see invoke) and counts it; returns ok, err.
+local function traced(what, name, f, args, n)
+  if trace then
+    trace:seek("set")
+    trace:write(what, "\n")
+    trace:flush()
+  end
+  calls = calls + 1
+  local ok, err = invoke(name, f, args, n)
+  restore()
+  return ok, err
+end
+
 -- Calls f with the pool entries at positions idx; returns ok, err.
 local function call(name, f, pool, idx)
   local args, descs = {}, {}
@@ -128,14 +143,7 @@ local function call(name, f, pool, idx)
     descs[i] = pool[k][1]
   end
   local what = describe(name, descs)
-  if trace then
-    trace:seek("set")
-    trace:write(what, "\n")
-    trace:flush()
-  end
-  calls = calls + 1
-  local ok, err = invoke(name, f, args, #idx)
-  restore()
+  local ok, err = traced(what, name, f, args, #idx)
   if not ok then
     errors = errors + 1
     if type(err) ~= "string" or err == "" then
@@ -192,18 +200,18 @@ local function add_target(name, f)
     targets[#targets + 1] = { name = name, f = f }
   end
 end
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do if type(k) == "string" then keys[#keys + 1] = k end end
-  table.sort(keys)
-  return keys
+-- The string keys of t, sorted.
+local function names(t)
+  local set = {}
+  for k in pairs(t) do if type(k) == "string" then set[k] = true end end
+  return util.sorted_keys(set)
 end
-for _, k in ipairs(sorted_keys(mtl)) do add_target("mtl." .. k, rawget(mtl, k)) end
-for _, k in ipairs(sorted_keys(mtl.Tensor)) do add_target("Tensor:" .. k, mtl.Tensor[k]) end
-for _, k in ipairs(sorted_keys(mtl)) do
+for _, k in ipairs(names(mtl)) do add_target("mtl." .. k, rawget(mtl, k)) end
+for _, k in ipairs(names(mtl.Tensor)) do add_target("Tensor:" .. k, mtl.Tensor[k]) end
+for _, k in ipairs(names(mtl)) do
   local sub = rawget(mtl, k)
   if type(sub) == "table" and sub ~= mtl.Tensor then
-    for _, kk in ipairs(sorted_keys(sub)) do add_target("mtl." .. k .. "." .. kk, sub[kk]) end
+    for _, kk in ipairs(names(sub)) do add_target("mtl." .. k .. "." .. kk, sub[kk]) end
   end
 end
 
@@ -211,13 +219,13 @@ end
 -- are reached through mtl only by Lua wrappers)
 local core = mtl.core
 local core_ids = {}
-for _, k in ipairs(sorted_keys(core)) do
+for _, k in ipairs(names(core)) do
   local v = core[k]
   if type(v) == "function" then
     core_ids[#core_ids + 1] = { identity(v), "mtl.core." .. k }
     add_target("mtl.core." .. k, v)
   elseif type(v) == "table" and k ~= "Tensor" and k ~= "Tensor_mt" then
-    for _, kk in ipairs(sorted_keys(v)) do
+    for _, kk in ipairs(names(v)) do
       if type(v[kk]) == "function" then
         core_ids[#core_ids + 1] = { identity(v[kk]), "mtl.core." .. k .. "." .. kk }
         add_target("mtl.core." .. k .. "." .. kk, v[kk])
@@ -373,7 +381,7 @@ for _, cname in ipairs(classes) do
     problem("NO-FACTORY", cname, "misuse.lua has no way to make one: add it to MAKE")
   else
     local methods = rawget(debug.getregistry()[cname], "__index")
-    for _, mname in ipairs(sorted_keys(methods)) do
+    for _, mname in ipairs(names(methods)) do
       local f = methods[mname]
       if type(f) == "function" then
         names_of[identity(f)] = names_of[identity(f)] or {}
@@ -397,7 +405,7 @@ do
     return s
   end
   methods_called["mtl.serve.Scorer"] = {}
-  for _, mname in ipairs(sorted_keys(serve.Scorer)) do
+  for _, mname in ipairs(names(serve.Scorer)) do
     local f = serve.Scorer[mname]
     if type(f) == "function" then
       methods_called["mtl.serve.Scorer"][mname] = true
@@ -423,15 +431,8 @@ local function misuse(name, f, ...)
   local args = { n = select("#", ...), ... }
   case = case + 1
   local what = name .. " (specific case " .. case .. ")"
-  if trace then
-    trace:seek("set")
-    trace:write(what, "\n")
-    trace:flush()
-  end
-  calls = calls + 1
   mark(f)
-  local ok, err = invoke(name, f, args, args.n)
-  restore()
+  local ok, err = traced(what, name, f, args, args.n)
   if ok then
     problem("MUST-ERROR", what, "returned normally")
   else
@@ -553,12 +554,12 @@ for _, e in ipairs(core_ids) do if called[e[1]] then core_names[#core_names + 1]
 table.sort(core_names)
 print("misuse: covered mtl.core " .. table.concat(core_names, " "))
 local tensor_names = {}
-for _, k in ipairs(sorted_keys(mtl.Tensor)) do
+for _, k in ipairs(names(mtl.Tensor)) do
   if type(mtl.Tensor[k]) == "function" and called[identity(mtl.Tensor[k])] then tensor_names[#tensor_names + 1] = k end
 end
 print("misuse: covered mtl.Tensor " .. table.concat(tensor_names, " "))
-local registries = sorted_keys(methods_called)
+local registries = names(methods_called)
 for _, cname in ipairs(registries) do
-  print(string.format("misuse: covered %s %s", cname, table.concat(sorted_keys(methods_called[cname]), " ")))
+  print(string.format("misuse: covered %s %s", cname, table.concat(names(methods_called[cname]), " ")))
 end
 print(string.format("misuse: done %d calls, %d errors, %d problems", calls, errors, problems))

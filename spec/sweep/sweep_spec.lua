@@ -88,14 +88,8 @@ print("BEST", s.best.id, s.best.metric)
     local best_id, best_metric = out:match("BEST%s+(%d+)%s+([%d%.e%-]+)")
     assert.is_not_nil(best_id, out)
     local store = sweep.connect(db)
-    local cur = store.con:execute("SELECT id, status, runs, metric, error FROM trials WHERE sweep = 'grid' ORDER BY id")
-    local rows, best = {}, nil
-    local r = cur:fetch({}, "a")
-    while r do
-      rows[#rows + 1] = r
-      r = cur:fetch({}, "a")
-    end
-    cur:close()
+    local rows = sweep.rows(store, "SELECT id, status, runs, metric, error FROM trials WHERE sweep = 'grid' ORDER BY id")
+    local best
     assert.are.equal(12, #rows)
     for _, row in ipairs(rows) do
       local log = io.open(string.format("%s/trial-%s.log", dir, row.id))

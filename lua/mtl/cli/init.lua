@@ -2,8 +2,8 @@
 --   mtl train CONFIG [--set k=v ...] [--resume] [--json]
 --   mtl eval CONFIG --checkpoint DIR_OR_FILE [--json]
 --   mtl predict CONFIG --checkpoint ... --input FILE --output FILE [--pass-through a,b]
---   mtl export CONFIG --checkpoint ... --out DIR
---   mtl report RUN_DIR
+--   mtl export CONFIG --checkpoint ... --out DIR [--format mtl|onnx]
+--   mtl report RUN_DIR [RUN_DIR ...]
 --   mtl bench ... / mtl sweep SWEEP.lua / mtl features ...
 --                           (lua/mtl/bench.lua, lua/mtl/sweep.lua, lua/mtl/cli_features.lua)
 -- Exit codes: 0 success; 1 a failure while running (config contents, data,
@@ -277,15 +277,19 @@ function PARSERS.export()
   add_config(p)
   p:option("--checkpoint", "a checkpoint file or a run directory (its latest checkpoint)"):argname("PATH")
   p:option("--out", "the model directory to write"):argname("DIR")
+  p:option("--format", "mtl: a model directory for mtl predict and serving; onnx: DIR/model.onnx (standard "
+    .. "operators, opset 17) and DIR/model.onnx.json, how to fill its inputs (docs/export.md)", "mtl"):choices { "mtl", "onnx" }
   p:flag("--json", "print one JSON line (out, step) on stdout")
   return p
 end
 
 function PARSERS.report()
-  local p = new_parser("report", "Write RUN_DIR/report.html: loss and per-task AUC curves, expert utilization of gated models.")
-  p:argument("run_dir", "a model_dir of `mtl train` (with metrics.jsonl)")
-  p:option("--out", "write the report here instead of RUN_DIR/report.html"):argname("FILE")
-  p:flag("--json", "print one JSON line (report) on stdout")
+  local p = new_parser("report", "Write RUN_DIR/report.html: loss, learning rate, throughput, per-task AUC and log loss "
+    .. "curves, expert utilization of gated models. With several runs (or a sweep's directory: its trials), one page "
+    .. "comparing them: their curves overlaid, final metrics and differing settings side by side.")
+  p:argument("run_dir", "a model_dir of `mtl train` (with metrics.jsonl), or a directory of runs (a sweep's)"):args("+")
+  p:option("--out", "write the report here (default: RUN_DIR/report.html for one run, compare.html for several)"):argname("FILE")
+  p:flag("--json", "print one JSON line (report, runs) on stdout")
   return p
 end
 
@@ -312,14 +316,14 @@ function COMMANDS.train(a)
   local out = a.json and io.stderr or io.stdout
   sys.mkdir_p(dir)
   -- what ran, for the report and for `mtl eval RUN_DIR/config.lua`
-  pcall(sys.write_file, dir .. "/run.json",
+  pcall(sys.write_atomic, dir .. "/run.json",
     json.encode({ config = a.config, sets = a.set, model = cfg.model.name, started = os.date("!%Y-%m-%dT%H:%M:%SZ") }) .. "\n")
   local ok_lua, src = pcall(export.to_lua, cfg, "-- The config of this run as `mtl train` resolved it.\n")
-  if ok_lua then pcall(sys.write_file, dir .. "/config.lua", src) end
+  if ok_lua then pcall(sys.write_atomic, dir .. "/config.lua", src) end
   local progress = require("mtl.cli.progress").new({ out = out, quiet = a.quiet })
   local run = train.new(cfg, { progress = progress, resume = a.resume, out = out, quiet = a.quiet })
   local final = run:fit()
-  local report_path = require("mtl.report").write(dir)
+  local report_path = run.report_path -- written at every evaluation and at the end (mtl.report)
   if not a.quiet then
     if final then out:write(metrics_table(run:plain(final))) end
     out:write(string.format("checkpoint: %s\nreport: %s\n", tostring(run.last_checkpoint), report_path))
@@ -402,44 +406,63 @@ function COMMANDS.export(a)
   local cfg, model_dir = cli.load_config(a.config, a.set)
   local ckpt = cli.resolve_checkpoint(a.checkpoint)
   if not a.out then usage("--out DIR is required") end
-  if is_dir(a.out) and not export.is_model_dir(a.out) then
+  if is_dir(a.out) and not export.is_model_dir(a.out) and not sys.exists(a.out .. "/model.onnx.json") then
     local entries = sys.list_dir(a.out)
     if entries and #entries > 0 then usage("%s exists and is not an exported model; choose a new or empty directory", a.out) end
   end
   local model, st = load_model(cfg, ckpt, model_dir)
-  export.write(model, cfg, a.out, { source = ckpt, step = st.step })
-  if a.json then
-    json_line({ command = "export", out = a.out, checkpoint = ckpt, step = st.step })
+  if a.format == "onnx" then
+    require("mtl.onnx").write(model, cfg, a.out, { source = ckpt, step = st.step })
   else
-    io.stdout:write(string.format("exported %s (step %s) to %s\n", ckpt, tostring(st.step), a.out))
+    export.write(model, cfg, a.out, { source = ckpt, step = st.step })
+  end
+  if a.json then
+    json_line({ command = "export", format = a.format, out = a.out, checkpoint = ckpt, step = st.step })
+  else
+    io.stdout:write(string.format("exported %s (step %s) to %s%s\n", ckpt, tostring(st.step), a.out,
+      a.format == "onnx" and " (model.onnx, model.onnx.json)" or ""))
   end
   return 0
 end
 
-function COMMANDS.report(a)
-  if not is_dir(a.run_dir) then usage("run directory '%s' does not exist", a.run_dir) end
-  if not exists(a.run_dir .. "/metrics.jsonl") then
-    usage("%s has no metrics.jsonl (is it the model_dir of an `mtl train` run?)", a.run_dir)
-  end
-  local st = sys.stat(a.run_dir .. "/metrics.jsonl")
+-- A run's metrics.jsonl before its report: empty is an error; lines that are
+-- not JSON records (a run killed while writing one) are left out, and named.
+local function check_metrics(dir)
+  local st = sys.stat(dir .. "/metrics.jsonl")
   if st and st.size == 0 then
-    error(string.format("%s/metrics.jsonl is empty: the run logged no step, there is nothing to report", a.run_dir), 0)
+    error(string.format("%s/metrics.jsonl is empty: the run logged no step, there is nothing to report", dir), 0)
   end
-  -- lines that are not JSON records (a run killed while writing one) are left
-  -- out of the report: say which
   local bad, n = {}, 0
-  for line in io.lines(a.run_dir .. "/metrics.jsonl") do
+  for line in io.lines(dir .. "/metrics.jsonl") do
     n = n + 1
     local ok, r = pcall(json.decode, line)
     if line:match("%S") and not (ok and type(r) == "table") then bad[#bad + 1] = n end
   end
   if #bad > 0 then
     io.stderr:write(string.format("mtl report: %s/metrics.jsonl: line%s %s %s not a JSON record (a run killed while "
-      .. "writing?): left out\n", a.run_dir, #bad > 1 and "s" or "", table.concat(bad, ", ", 1, math.min(#bad, 5))
+      .. "writing?): left out\n", dir, #bad > 1 and "s" or "", table.concat(bad, ", ", 1, math.min(#bad, 5))
       .. (#bad > 5 and ", ..." or ""), #bad > 1 and "are" or "is"))
   end
-  local path = require("mtl.report").write(a.run_dir, { out = a.out })
-  if a.json then json_line({ command = "report", report = path }) else io.stdout:write("report: ", path, "\n") end
+end
+
+function COMMANDS.report(a)
+  local report = require "mtl.report"
+  for _, d in ipairs(a.run_dir) do
+    if not is_dir(d) then usage("run directory '%s' does not exist", d) end
+  end
+  local path, runs
+  if #a.run_dir == 1 and exists(a.run_dir[1] .. "/metrics.jsonl") then
+    check_metrics(a.run_dir[1])
+    path, runs = report.write(a.run_dir[1], { out = a.out }), { a.run_dir[1] }
+  else
+    local ok, err = pcall(report.runs, a.run_dir)
+    if not ok then
+      usage("%s (is it the model_dir of an `mtl train` run, or a directory of them?)", tostring(err):gsub("^report: ", ""))
+    end
+    path, runs = report.write_compare(a.run_dir, { out = a.out })
+  end
+  if a.json then json_line({ command = "report", report = path, runs = runs })
+  else io.stdout:write("report: ", path, #runs > 1 and string.format(" (%d runs)", #runs) or "", "\n") end
   return 0
 end
 

@@ -11,6 +11,7 @@
 -- The methods Run:fit calls: start, step, log, eval, message, finish.
 local mtl = require "mtl"
 local sys = require "mtl.sys"
+local sorted_keys = require("mtl.config.util").sorted_keys
 
 local now = sys.now
 
@@ -70,13 +71,6 @@ local function fmt_rate(r)
   if r >= 1e6 then return string.format("%.1fM", r / 1e6) end
   if r >= 1e3 then return string.format("%.1fk", r / 1e3) end
   return string.format("%.0f", r)
-end
-
-local function sorted_keys(t)
-  local ks = {}
-  for k in pairs(t) do ks[#ks + 1] = k end
-  table.sort(ks)
-  return ks
 end
 
 local function fmt_auc(auc, digits)

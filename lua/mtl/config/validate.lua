@@ -69,6 +69,21 @@ validate.OPTIMIZERS, validate.SCHEDULES, validate.METRICS = OPTIMIZERS, SCHEDULE
 local join, set_of, one_of = check.join, check.set_of, check.one_of
 
 -- ---- sections --------------------------------------------------------------------------------------
+-- Entry i of a list of named entries at list_path (a column, a feature): a
+-- table (`expected` says what it holds) with known keys and a string name
+-- not seen before in `seen`, where it is recorded. Returns the entry's path
+-- when it is a table.
+local function named_entry(c, e, list_path, i, what, expected, keys, seen)
+  local p = list_path .. "." .. i
+  if not c:table(e, p, expected) then return nil end
+  c:keys(e, p, keys)
+  if c:string(e.name, p .. ".name", "a " .. what .. " name") then
+    if seen[e.name] then c:err("'%s': %s '%s' is listed twice", p, what, e.name) end
+    seen[e.name] = e
+  end
+  return p
+end
+
 local function check_data(c, d)
   if not c:table(d, "data") then return end
   c:keys(d, "data", DATA_KEYS)
@@ -97,13 +112,8 @@ local function check_data(c, d)
     c:err("missing required key 'data.columns' (the file's columns: {name =, type =} in order)")
   elseif c:list(d.columns, "data.columns", "a list of columns {name =, type =}") then
     for i, col in ipairs(d.columns) do
-      local p = "data.columns." .. i
-      if c:table(col, p, "a column {name =, type =}") then
-        c:keys(col, p, COLUMN_KEYS)
-        if c:string(col.name, p .. ".name", "a column name") then
-          if c.columns[col.name] then c:err("'%s': column '%s' is listed twice", p, col.name) end
-          c.columns[col.name] = col
-        end
+      local p = named_entry(c, col, "data.columns", i, "column", "a column {name =, type =}", COLUMN_KEYS, c.columns)
+      if p then
         if col.type == nil then col.type = "string" else
           c:enum(col.type, p .. ".type", { "int", "float", "string", "ids", "kv", "skip", "int64", "multi" })
         end
@@ -158,13 +168,8 @@ local function check_features(c, fs)
   if fs == nil then c:err("missing required key 'features' (a list of feature columns)") return end
   if not c:list(fs, "features", "a list of feature columns {name =, type =, ...}") then return end
   for i, f in ipairs(fs) do
-    local p = "features." .. i
-    if c:table(f, p, "a feature {name =, type =, ...}") then
-      c:keys(f, p, FEATURE_KEYS)
-      if c:string(f.name, p .. ".name", "a feature name") then
-        if c.features[f.name] then c:err("'%s': feature '%s' is listed twice", p, f.name) end
-        c.features[f.name] = f
-      end
+    local p = named_entry(c, f, "features", i, "feature", "a feature {name =, type =, ...}", FEATURE_KEYS, c.features)
+    if p then
       local ok_type = c:enum(f.type, p .. ".type", FEATURE_TYPES)
       local t = ok_type and f.type
       if t == "combo" then
@@ -456,10 +461,19 @@ local function check_schedule(c, s)
   end
 end
 
-local function check_optimizer(c, o)
-  if o == nil then o = {}; c.cfg.optimizer = o end
-  if not c:table(o, "optimizer") then return end
-  c:keys(o, "optimizer", { "dense", "sparse", "schedule", "clip_norm" })
+-- The config's optional section `name` (an empty table when missing), when
+-- it is a table; its keys are checked against `keys`.
+local function optional_section(c, name, keys)
+  local s = c.cfg[name]
+  if s == nil then s = {}; c.cfg[name] = s end
+  if not c:table(s, name) then return nil end
+  c:keys(s, name, keys)
+  return s
+end
+
+local function check_optimizer(c)
+  local o = optional_section(c, "optimizer", { "dense", "sparse", "schedule", "clip_norm" })
+  if not o then return end
   if o.dense == nil then o.dense = { name = "adam" } end
   check_optimizer_kind(c, o.dense, "optimizer.dense")
   if o.sparse ~= nil then check_optimizer_kind(c, o.sparse, "optimizer.sparse") end
@@ -468,10 +482,9 @@ local function check_optimizer(c, o)
   if o.clip_norm ~= nil then c:number(o.clip_norm, "optimizer.clip_norm", { gt = 0 }) end
 end
 
-local function check_train(c, t, data)
-  if t == nil then t = {}; c.cfg.train = t end
-  if not c:table(t, "train") then return end
-  c:keys(t, "train", TRAIN_KEYS)
+local function check_train(c, data)
+  local t = optional_section(c, "train", TRAIN_KEYS)
+  if not t then return end
   if t.steps ~= nil then c:number(t.steps, "train.steps", { int = true, min = 1 }) end
   -- epochs: train.epochs, else data.epochs, else 1; both end up equal
   local data_epochs = type(data) == "table" and data.epochs or nil
@@ -512,10 +525,9 @@ local function check_train(c, t, data)
   end
 end
 
-local function check_eval(c, e)
-  if e == nil then e = {}; c.cfg.eval = e end
-  if not c:table(e, "eval") then return end
-  c:keys(e, "eval", EVAL_KEYS)
+local function check_eval(c)
+  local e = optional_section(c, "eval", EVAL_KEYS)
+  if not e then return end
   if e.metrics == nil then e.metrics = { "auc" }
   elseif c:list(e.metrics, "eval.metrics", "a list of metric names", true) then
     for i, name in ipairs(e.metrics) do c:enum(name, "eval.metrics." .. i, METRICS) end
@@ -536,10 +548,9 @@ local function check_eval(c, e)
   end
 end
 
-local function check_rank(c, r)
-  if r == nil then r = {}; c.cfg.rank = r end
-  if not c:table(r, "rank") then return end
-  c:keys(r, "rank", RANK_KEYS)
+local function check_rank(c)
+  local r = optional_section(c, "rank", RANK_KEYS)
+  if not r then return end
   if r.alpha == nil then r.alpha = 1 else c:number(r.alpha, "rank.alpha") end
   if r.price ~= nil then column_ref(c, r.price, "rank.price", { "float", "int", "int64" }, "the price") end
   if r.expression ~= nil then c:string(r.expression, "rank.expression", "an expression string") end
@@ -561,10 +572,10 @@ return function(cfg)
   check_features(c, cfg.features)
   check_model(c, cfg.model)
   check_losses(c, cfg.losses)
-  check_optimizer(c, cfg.optimizer)
-  check_train(c, cfg.train, cfg.data)
-  check_eval(c, cfg.eval)
-  check_rank(c, cfg.rank)
+  check_optimizer(c)
+  check_train(c, cfg.data)
+  check_eval(c)
+  check_rank(c)
   if cfg.model_dir ~= nil then c:string(cfg.model_dir, "model_dir", "a directory path") end
   if #c.errs > 0 then error(table.concat(c.errs, "\n"), 0) end
   return cfg

@@ -26,9 +26,11 @@ return function(nn)
   function Linear:forward(x) return mtl.linear(x, self.weight, self.bias) end
   function Linear:extra_repr() return self.n_in .. " -> " .. self.n_out end
 
-  -- Activations by name, used by MLP and towers.
+  -- Activations by name, used by MLP and towers. Each looks its op up in
+  -- `mtl` when called, so that tracing (mtl.onnx) sees the call.
   local activations = {
-    relu = mtl.relu, sigmoid = mtl.sigmoid, tanh = mtl.tanh, gelu = mtl.gelu,
+    relu = function(x) return mtl.relu(x) end, sigmoid = function(x) return mtl.sigmoid(x) end,
+    tanh = function(x) return mtl.tanh(x) end, gelu = function(x) return mtl.gelu(x) end,
     leaky_relu = function(x) return mtl.leaky_relu(x, 0.01) end,
     linear = function(x) return x end, none = function(x) return x end,
   }

@@ -92,17 +92,21 @@ function Module:children()
   return out
 end
 
--- List of {dotted name, tensor} for every parameter, depth first.
-function Module:named_parameters(prefix, out)
-  out = out or {}
-  prefix = prefix or ""
-  for _, name in ipairs(self._params) do
-    out[#out + 1] = { prefix .. name, self[name] }
+-- Appends {dotted name, tensor} to out for each name in m[list] (_params or
+-- _buffers) of m and its children, depth first.
+local function named_tensors(m, list, prefix, out)
+  for _, name in ipairs(m[list]) do
+    out[#out + 1] = { prefix .. name, m[name] }
   end
-  for _, c in ipairs(self:children()) do
-    c[2]:named_parameters(prefix .. c[1] .. ".", out)
+  for _, c in ipairs(m:children()) do
+    named_tensors(c[2], list, prefix .. c[1] .. ".", out)
   end
   return out
+end
+
+-- List of {dotted name, tensor} for every parameter, depth first.
+function Module:named_parameters(prefix, out)
+  return named_tensors(self, "_params", prefix or "", out or {})
 end
 
 function Module:parameters()
@@ -111,16 +115,9 @@ function Module:parameters()
   return out
 end
 
+-- List of {dotted name, tensor} for every buffer, depth first.
 function Module:named_buffers(prefix, out)
-  out = out or {}
-  prefix = prefix or ""
-  for _, name in ipairs(self._buffers) do
-    out[#out + 1] = { prefix .. name, self[name] }
-  end
-  for _, c in ipairs(self:children()) do
-    c[2]:named_buffers(prefix .. c[1] .. ".", out)
-  end
-  return out
+  return named_tensors(self, "_buffers", prefix or "", out or {})
 end
 
 -- Every module in the tree (self first), with dotted names.

@@ -37,6 +37,19 @@ static mtl_node *record1(int op, mtl_tensor **out, mtl_tensor *a) {
   return n;
 }
 
+/* Records a one-input node for an op that reads a at positions ixc along dim
+ * (saved for the backward), then drops the caller's reference to ixc.
+ * Returns out, or NULL when recording failed. */
+static mtl_tensor *record_positions(int op, mtl_tensor *out, mtl_tensor *a, int dim, mtl_tensor *ixc) {
+  mtl_node *n = record1(op, &out, a);
+  if (n) {
+    n->iarg[0] = dim;
+    mtl_node_save(n, 0, ixc);
+  }
+  mtl_tensor_release(ixc);
+  return out;
+}
+
 /* Products of the sizes before and after dim. */
 static int64_t outer_of(const mtl_tensor *a, int dim) {
   int64_t o = 1;
@@ -594,13 +607,7 @@ mtl_tensor *mtl_index_select(mtl_tensor *a, int dim, mtl_tensor *index) {
                (size_t)inner * es);
   }
   mtl_tensor_release(src);
-  mtl_node *n = record1(MTL_OP_INDEX_SELECT, &out, a);
-  if (n) {
-    n->iarg[0] = dim;
-    mtl_node_save(n, 0, ixc);
-  }
-  mtl_tensor_release(ixc);
-  return out;
+  return record_positions(MTL_OP_INDEX_SELECT, out, a, dim, ixc);
 }
 
 /* Scatter-add of g's rows into a zero gradient (repeated indices add up). */
@@ -692,13 +699,7 @@ mtl_tensor *mtl_gather(mtl_tensor *a, int dim, mtl_tensor *index) {
     int64_t *po = mtl_i64(out);
     for (int64_t k = 0; k < n; k++, walker_next(&w)) po[k] = pa[w.offset + ix[k] * sd];
   }
-  mtl_node *nd = record1(MTL_OP_GATHER, &out, a);
-  if (nd) {
-    nd->iarg[0] = dim;
-    mtl_node_save(nd, 0, ixc);
-  }
-  mtl_tensor_release(ixc);
-  return out;
+  return record_positions(MTL_OP_GATHER, out, a, dim, ixc);
 }
 
 /* Scatter-add of g into a zero gradient shaped like the input. */

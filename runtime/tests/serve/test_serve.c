@@ -451,7 +451,7 @@ static void check_load_errors(const char *tmp, const fixture *f) {
   CHECK(!m && contains(err, "is not an mtl model directory") && contains(err, "manifest.json"), "%s", err);
   mtl_model_options o = {"/nonexistent/mtl", 0, 0};
   m = mtl_model_load_opts(f->dir, &o, err, sizeof err);
-  CHECK(!m && contains(err, "cannot find mtl's Lua code"), "%s", err);
+  CHECK(!m && contains(err, "cannot find mtl's Lua code in '/nonexistent/mtl'"), "%s", err);
   /* a tiny error buffer is cut, never overrun; none at all is fine */
   char small[8];
   memset(small, 'x', sizeof small);

@@ -3,6 +3,7 @@
 local mtl = require "mtl"
 local samples = require "mtl.samples"
 local check = require "helpers.check"
+local shell = require "helpers.shell"
 
 local function I(t) return mtl.tensor(t, "int64") end
 local MISSING = -2 ^ 63
@@ -87,20 +88,11 @@ describe("mtl.samples.label", function()
 end)
 
 describe("mtl.samples.build", function()
-  local dir
+  local dir, write
   before_each(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
+    dir, write = shell.scratch_dir()
   end)
   after_each(function() os.execute("rm -rf " .. dir) end)
-
-  local function write(name, text)
-    local f = assert(io.open(dir .. "/" .. name, "w"))
-    f:write(text)
-    f:close()
-    return dir .. "/" .. name
-  end
 
   it("writes <is_pay, is_click, user_id, trigger_id, item_id, context...> with joined properties", function()
     local imps = write("impressions.csv", "request_id,timestamp,user_id,trigger_id,item_id,position,device\n"

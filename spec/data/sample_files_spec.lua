@@ -4,6 +4,7 @@
 -- files with Python's csv module.
 local mtl = require "mtl"
 local check = require "helpers.check"
+local shell = require "helpers.shell"
 local ffi = require "ffi"
 
 local FIX = "spec/fixtures/data/"
@@ -128,16 +129,8 @@ describe("sample data: ali-ccp-fieldfeat (PaddleRec, field:feature_id rows)", fu
 end)
 
 describe("mtl.data.fieldfeat", function()
-  local dir = os.tmpname()
-  os.remove(dir)
-  os.execute("mkdir -p " .. dir)
-  local function file(text)
-    local path = dir .. "/ff.txt"
-    local f = assert(io.open(path, "wb"))
-    f:write(text)
-    f:close()
-    return path
-  end
+  local dir = shell.tmpdir()
+  local function file(text) return shell.write(dir .. "/ff.txt", text) end
   local cols = { { name = "label", type = "float" } }
 
   it("groups each field's ids per row, in order, with empty bags for absent fields", function()

@@ -2,13 +2,7 @@
 -- through the launcher, with its exit code, stdout and stderr.
 local shell = require "helpers.shell"
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local slurp = shell.read_if_exists
 
 -- Runs require("mtl.cli_features").run(args) in a new process; returns code, stdout, stderr.
 local function features(dir, ...)

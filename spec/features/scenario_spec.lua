@@ -3,24 +3,12 @@
 local mtl = require "mtl"
 local scenario = require "mtl.scenario"
 local samples = require "mtl.samples"
-local stats = require "mtl.stats"
 local check = require "helpers.check"
+local shell = require "helpers.shell"
 
 local SMALL = { users = 300, items = 200, categories = 6, brands = 20, shops = 20, days = 4, impressions_per_day = 3000 }
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  os.execute("mkdir -p " .. d)
-  return d
-end
-
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local tmpdir, slurp = shell.tmpdir, shell.read
 
 local function with(opts, extra)
   local o = {}

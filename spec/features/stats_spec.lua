@@ -3,6 +3,7 @@
 local mtl = require "mtl"
 local stats = require "mtl.stats"
 local check = require "helpers.check"
+local shell = require "helpers.shell"
 
 local TYPES = { "impression", "click", "favorite", "cart", "purchase" }
 local CODE = {}
@@ -460,15 +461,7 @@ end)
 
 describe("mtl.stats.compute_files", function()
   it("appends one column per statistic to the samples file", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
-    local function write(name, text)
-      local f = assert(io.open(dir .. "/" .. name, "w"))
-      f:write(text)
-      f:close()
-      return dir .. "/" .. name
-    end
+    local dir, write = shell.scratch_dir()
     local events = write("behaviour.csv", "timestamp,user_id,item_id,event,trigger_id\n"
       .. "100,1,10,impression,20\n110,1,10,click,20\n120,2,10,impression,\n86500,1,11,impression,20\n")
     local items = write("items.csv", "item_id,category,brand,shop,price\n10,3,4,5,1.5\n11,3,4,6,2\n20,3,7,5,9\n")
