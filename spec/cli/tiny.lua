@@ -93,7 +93,8 @@ end
 -- Runs `mtl ARGS` (with env, "NAME=value ...", before it); returns exit code, stdout, stderr.
 function tiny.run(args, env)
   local out, err = os.tmpname(), os.tmpname()
-  local ok, how, code = os.execute(string.format("%s %s %s >%s 2>%s", env or "", tiny.mtl, args, out, err))
+  if type(env) ~= "string" then env = "" end -- (a gsub's count passed along)
+  local ok, how, code = os.execute(string.format("%s %s %s >%s 2>%s", env, tiny.mtl, args, out, err))
   local function slurp(p)
     local s = shell.read_if_exists(p) or ""
     os.remove(p)
