@@ -5,6 +5,8 @@
 local tiny = require "cli.tiny"
 local cli = require "mtl.cli"
 
+local function put(p, text) local f = assert(io.open(p, "w")); f:write(text); f:close() end
+
 -- a command line naming a missing file, and the piece of stderr that says so
 local MISSING = {
   train = { "train NONE/c.lua", "mtl train: config file 'NONE/c.lua' does not exist" },
@@ -64,13 +66,9 @@ end)
 describe("empty inputs and internal errors", function()
   local dir
   setup(function()
-    dir = tiny.setup()
-    local rc, _, err = tiny.run(string.format("train %s/config.lua --quiet", dir))
-    assert(rc == 0, err)
+    dir = tiny.setup_trained()
   end)
   teardown(function() tiny.rm(dir) end)
-
-  local function put(p, s) local f = assert(io.open(p, "w")); f:write(s); f:close() end
 
   it("eval on an empty or header-only file says so, exit 1", function()
     put(dir .. "/empty.csv", "")
@@ -136,9 +134,7 @@ describe("mtl itself", function()
 
   it("gives -e, scripts and the REPL the same globals: mtl and help", function()
     local dir = tiny.tmpdir()
-    local f = assert(io.open(dir .. "/g.lua", "w"))
-    f:write("print(type(mtl), type(help), mtl.ones(2):numel())\n")
-    f:close()
+    put(dir .. "/g.lua", "print(type(mtl), type(help), mtl.ones(2):numel())\n")
     local want = "table\tfunction\t2\n"
     local _, out = tiny.run("-e 'print(type(mtl), type(help), mtl.ones(2):numel())'")
     assert.are.equal(want, out)
@@ -153,9 +149,7 @@ describe("mtl itself", function()
 
   it("refuses precompiled Lua (bytecode) as a script, a config or a sweep", function()
     local dir = tiny.tmpdir()
-    local f = assert(io.open(dir .. "/s.lua", "w"))
-    f:write("return { data = {}, features = {}, model = {} }\n")
-    f:close()
+    put(dir .. "/s.lua", "return { data = {}, features = {}, model = {} }\n")
     os.execute(string.format("luajit -b %s/s.lua %s/b.lua", dir, dir)) -- bytecode, named as source
     local why = dir .. "/b.lua: is precompiled Lua (bytecode); mtl loads Lua source text only"
     for _, cmd in ipairs({ "", "-i ", "sweep ", "train " }) do

@@ -16,9 +16,7 @@ local function put(p, s) local f = assert(io.open(p, "wb")); f:write(s); f:close
 describe("loading a model directory", function()
   local dir, good
   setup(function()
-    dir = tiny.setup()
-    local rc, _, err = tiny.run(string.format("train %s/config.lua --quiet", dir))
-    assert(rc == 0, err)
+    dir = tiny.setup_trained()
     rc, _, err = tiny.run(string.format("export %s/config.lua --checkpoint %s/run --out %s/model", dir, dir, dir))
     assert(rc == 0, err)
     good = shell.read(dir .. "/model/config.lua")

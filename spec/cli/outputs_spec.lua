@@ -19,9 +19,7 @@ end
 describe("outputs", function()
   local dir
   setup(function()
-    dir = tiny.setup('rank = { price = "price", alpha = 0.5 },')
-    local rc, _, err = tiny.run(string.format("train %s/config.lua --quiet", dir))
-    assert(rc == 0, err)
+    dir = tiny.setup_trained('rank = { price = "price", alpha = 0.5 },')
     tiny.write_data(dir .. "/score.csv", 300, 5)
   end)
   teardown(function() tiny.rm(dir) end)

@@ -90,6 +90,14 @@ function tiny.setup(extra, train_extra)
   return dir
 end
 
+-- tiny.setup(extra), then a training run into dir/run; returns dir.
+function tiny.setup_trained(extra)
+  local dir = tiny.setup(extra)
+  local rc, _, err = tiny.run(string.format("train %s/config.lua --quiet", dir))
+  assert(rc == 0, err)
+  return dir
+end
+
 -- Runs `mtl ARGS` (with env, "NAME=value ...", before it); returns exit code, stdout, stderr.
 function tiny.run(args, env)
   local out, err = os.tmpname(), os.tmpname()

@@ -238,6 +238,31 @@ static long file_size(const char *path) {
   return stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 
+static void write_text(const char *path, const char *text) {
+  FILE *fp = fopen(path, "wb");
+  CHECK(fp != NULL, "cannot write %s", path);
+  if (!fp) return;
+  fputs(text, fp);
+  fclose(fp);
+}
+
+/* Rewrites uid's table size in a copy's config.lua ("num_buckets = 100,"). */
+static void set_uid_buckets(const char *path, const char *to) {
+  long size = file_size(path);
+  FILE *fp = fopen(path, "rb");
+  char *text = calloc((size_t)size + strlen(to) + 1, 1);
+  size_t got = fp ? fread(text, 1, (size_t)size, fp) : 0;
+  if (fp) fclose(fp);
+  char *at = strstr(text, "num_buckets = 100,");
+  CHECK(at != NULL && got == (size_t)size, "config.lua has uid's num_buckets = 100");
+  if (at) {
+    memmove(at + strlen(to), at + 18, strlen(at + 18) + 1);
+    memcpy(at, to, strlen(to));
+    write_text(path, text);
+  }
+  free(text);
+}
+
 /* ---- correctness: the C API against the Lua model ------------------------------------ */
 static void check_scores(mtl_model *m, const fixture *f) {
   char err[1024];
@@ -487,17 +512,7 @@ static void check_load_errors(const char *tmp, const fixture *f) {
     } else if (c == 5) { /* the vocabulary file `mtl export` copied in is gone */
       CHECK(unlink(path) == 0, "unlink %s", path);
     } else { /* uid's table: 101 rows in the config, 100 in the weights */
-      FILE *fp = fopen(path, "rb");
-      char *text = calloc((size_t)size + 2, 1);
-      size_t got = fread(text, 1, (size_t)size, fp);
-      fclose(fp);
-      char *at = strstr(text, "num_buckets = 100,");
-      CHECK(at != NULL && got == (size_t)size, "config.lua has uid's num_buckets = 100");
-      if (at) memcpy(at, "num_buckets = 101,", 18);
-      fp = fopen(path, "wb");
-      fputs(text, fp);
-      fclose(fp);
-      free(text);
+      set_uid_buckets(path, "num_buckets = 101,");
     }
     m = mtl_model_load(bad, err, sizeof err);
     CHECK(!m, "corrupt copy %d loaded", c);
@@ -522,26 +537,8 @@ static void check_load_errors(const char *tmp, const fixture *f) {
     snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", f->dir, bad);
     CHECK(system(cmd) == 0, "%s", cmd);
     snprintf(path, sizeof path, "%s/config.lua", bad);
-    char *text;
-    if (untrusted[c].config) {
-      text = dup_str(untrusted[c].config);
-    } else {
-      long size = file_size(path);
-      FILE *fp = fopen(path, "rb");
-      text = calloc((size_t)size + 16, 1);
-      size_t got = fread(text, 1, (size_t)size, fp);
-      fclose(fp);
-      char *at = strstr(text, "num_buckets = 100,");
-      CHECK(at != NULL && got == (size_t)size, "config.lua has uid's num_buckets = 100");
-      if (at) { /* "num_buckets = 1000000000," */
-        memmove(at + 25, at + 18, strlen(at + 18) + 1);
-        memcpy(at, "num_buckets = 1000000000,", 25);
-      }
-    }
-    FILE *fp = fopen(path, "wb");
-    fputs(text, fp);
-    fclose(fp);
-    free(text);
+    if (untrusted[c].config) write_text(path, untrusted[c].config);
+    else set_uid_buckets(path, "num_buckets = 1000000000,");
     m = mtl_model_load(bad, err, sizeof err);
     CHECK(!m, "untrusted copy %d loaded", c);
     CHECK(contains(err, "mtl_model_load: ") && contains(err, untrusted[c].says), "untrusted copy %d: %s", c, err);
