@@ -109,7 +109,7 @@ end
 -- or a training run's. opts: input, output, pass_through = {columns},
 -- batch_size. Returns the number of rows written and the header.
 function predict.file(model, cfg, opts)
-  if sys.same_file(opts.input, opts.output) then
+  if type(opts.input) == "string" and type(opts.output) == "string" and sys.same_file(opts.input, opts.output) then
     fail("the output %s is the input file %s: scores go to another file", opts.output, opts.input)
   end
   model = ranker.of(model)
