@@ -5,8 +5,8 @@
 #      ctest with leak detection, then all specs again under luajit with the
 #      sanitizer runtimes preloaded.
 #   3. build-tsan/ (ThreadSanitizer, -fsanitize=thread): only the serving test
-#      (runtime/tests/serve: several threads scoring one model at once); about
-#      30 s to build and 3 s to run on 2 idle cores.
+#      (runtime/tests/serve: several threads scoring one model at once); it adds
+#      20-30 s (build and run) to the whole on 2 cores.
 # The last line is "N passed, N failed" (summed over all runs); the exit
 # status is non-zero on any failure (a failed build counts as one failure).
 #
