@@ -151,8 +151,10 @@ end
 function export.is_model_dir(path)
   local f = io.open(path .. "/manifest.json")
   if not f then return false end
-  local ok, m = pcall(json.decode, f:read(16 * 2 ^ 20 + 1):sub(1, 16 * 2 ^ 20))
+  local text = f:read(16 * 2 ^ 20 + 1) or ""
   f:close()
+  if #text > 16 * 2 ^ 20 then return false end
+  local ok, m = pcall(json.decode, text)
   return ok and type(m) == "table" and m.format == export.FORMAT, m
 end
 
