@@ -36,8 +36,8 @@ end
 local AITM = nn.class("AITM")
 AITM.blocks = { AIT = AIT }
 AITM.options = {
-  bottom = { "sizes", empty = true, default = {} },
-  tower = { "sizes", default = { 128, 64 } },
+  bottom = { "mlp", empty = true, default = {} },
+  tower = { "mlp", default = { 128, 64 } },
   alpha = { "number", min = 0, default = 0.6 },
 }
 
@@ -45,13 +45,14 @@ function AITM:__init(opts)
   self.tasks = nn.tasks(opts.tasks)
   self.alpha = opts.alpha
   local d = opts.input
-  if #opts.bottom > 0 then
-    self.bottom = nn.MLP{ input = d, hidden = opts.bottom }
+  if #nn.mlp_hidden(opts.bottom) > 0 then
+    self.bottom = nn.MLP(nn.mlp_options(opts.bottom, d))
     d = self.bottom.output_dim
   end
-  local h = opts.tower[#opts.tower]
+  local tower = nn.mlp_hidden(opts.tower)
+  local h = tower[#tower]
   for i, t in ipairs(self.tasks) do
-    self["tower_" .. t.name] = nn.MLP{ input = d, hidden = opts.tower }
+    self["tower_" .. t.name] = nn.MLP(nn.mlp_options(opts.tower, d))
     if i > 1 then
       self["transfer_" .. t.name] = nn.MLP{ input = h, hidden = { h } }
       self["ait_" .. t.name] = AIT{ dim = h }

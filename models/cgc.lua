@@ -21,7 +21,7 @@ Layer.options = {
   end },
   specific = { "int", default = 2 },
   shared = { "int", default = 2 },
-  expert = { "sizes", default = { 128 } },
+  expert = { "mlp", default = { 128 } },
   shared_gate = { "boolean", default = false },
   fused = { "boolean", default = true },
 }
@@ -31,9 +31,9 @@ function Layer:__init(opts)
   self.n_specific, self.n_shared = opts.specific, opts.shared
   local expert = opts.expert
   for _, name in ipairs(self.task_names) do
-    self["experts_" .. name] = nn.Experts{ n = self.n_specific, input = opts.input, hidden = expert, fused = opts.fused }
+    self["experts_" .. name] = nn.Experts(nn.experts_options(expert, self.n_specific, opts.input, opts.fused))
   end
-  self.shared_experts = nn.Experts{ n = self.n_shared, input = opts.input, hidden = expert, fused = opts.fused }
+  self.shared_experts = nn.Experts(nn.experts_options(expert, self.n_shared, opts.input, opts.fused))
   for _, name in ipairs(self.task_names) do
     self["gate_" .. name] = nn.Gate{ input = opts.input, n = self.n_specific + self.n_shared }
   end
@@ -80,8 +80,8 @@ CGC.blocks = { ExtractionLayer = Layer }
 CGC.options = {
   specific = { "int", default = 2 },
   shared = { "int", default = 2 },
-  expert = { "sizes", default = { 128 } },
-  tower = { "sizes", empty = true, default = { 64 } },
+  expert = { "mlp", default = { 128 } },
+  tower = { "mlp", empty = true, default = { 64 } },
   fused = { "boolean", default = true },
 }
 
@@ -92,7 +92,7 @@ function CGC:__init(opts)
   self.level1 = Layer{ input = opts.input, tasks = names, specific = opts.specific, shared = opts.shared,
                        expert = opts.expert, fused = opts.fused }
   for _, t in ipairs(self.tasks) do
-    self["tower_" .. t.name] = nn.Tower{ input = self.level1.output_dim, hidden = t.tower or opts.tower }
+    self["tower_" .. t.name] = nn.task_tower(t, opts.tower, self.level1.output_dim)
   end
 end
 

@@ -6,8 +6,12 @@
 -- Both losses run over all impressions: BCE(pCTR, is_click) and
 -- BCE(pCTCVR, is_click AND is_pay); pCVR is never fit on clicks alone, which
 -- avoids the sample selection bias of a CVR model trained on clicked rows.
+-- With groups (EasyRec's ESMM.groups) x is [MLP_g(x_g) for each feature
+-- group g], each group through an MLP of its own.
 local nn = require "mtl.nn"
-local join = require("mtl.config.check").join
+local mtl = require "mtl"
+local join, set_of = require("mtl.config.check").join, require("mtl.config.check").set_of
+local did_you_mean = require("mtl.config.util").did_you_mean
 
 local ESMM = nn.class("ESMM")
 
@@ -27,14 +31,36 @@ local function check_task(c, v, path, opts)
   if c.label_ref then c:label_ref(v.label, path .. ".label") end
 end
 
+-- groups: {{input = group name, hidden = sizes[, activation, batch_norm, dropout]}, ...}
+local function check_groups(c, v, path)
+  if not c:list(v, path, "a list of {input = group, hidden = sizes}") then return end
+  local names = {}
+  for _, g in ipairs(c.cfg and c.cfg.groups or {}) do if type(g) == "table" then names[#names + 1] = g.name end end
+  for i, g in ipairs(v) do
+    local p = join(path, i)
+    if c:table(g, p, "{input = group, hidden = sizes}") then
+      local rest = {}
+      for k, x in pairs(g) do if k ~= "input" then rest[k] = x end end
+      c:mlp(rest, p, true)
+      if c:string(g.input, join(p, "input"), "a feature group name") and c.cfg and #names > 0
+        and not set_of(names)[g.input] then
+        c:err("'%s': no feature group is named '%s'%s", join(p, "input"), g.input, did_you_mean(g.input, names))
+      end
+    end
+  end
+end
+
 ESMM.options = {
-  tower = { "sizes", empty = true, default = { 256, 128, 64 } },
+  tower = { "mlp", empty = true, default = { 256, 128, 64 } },
+  cvr_tower = { "mlp", empty = true },               -- the CVR tower, when it differs from `tower`
+  groups = { "any", check = check_groups },
   ctr = { "any", default = DEFAULT.ctr, check = check_task },
   cvr = { "any", default = DEFAULT.cvr, check = check_task },
   batch_norm = { "boolean", default = false },
 }
 
 ESMM.bench = { spec = { tower = { 256, 128, 64 } } }
+ESMM.reads_groups = true -- with the groups option
 
 -- ESMM has two fixed tasks: model.tasks = {ctr task, cvr task} is another
 -- way to give model.ctr and model.cvr (runs before the options are checked).
@@ -62,12 +88,28 @@ end
 
 function ESMM:__init(opts)
   self.ctr_task, self.cvr_task = opts.ctr, opts.cvr
-  self.ctr = nn.Tower{ input = opts.input, hidden = opts.tower, batch_norm = opts.batch_norm }
-  self.cvr = nn.Tower{ input = opts.input, hidden = opts.tower, batch_norm = opts.batch_norm }
+  local d = opts.input
+  if opts.groups then
+    if not opts.inputs then error("esmm: 'groups' reads feature groups; give the features groups (config groups)", 0) end
+    self.inputs, self.group_list, d = opts.inputs, opts.groups, 0
+    for _, g in ipairs(opts.groups) do
+      local dim = opts.inputs[g.input] or error(string.format("esmm: no feature group is named '%s'", g.input), 0)
+      local mlp = nn.MLP(nn.mlp_options(g.hidden and g or {}, dim, { hidden = {} }))
+      self["group_" .. g.input] = mlp
+      d = d + mlp.output_dim
+    end
+  end
+  self.ctr = nn.Tower(nn.mlp_options(opts.tower, d, { batch_norm = opts.batch_norm }))
+  self.cvr = nn.Tower(nn.mlp_options(opts.cvr_tower or opts.tower, d, { batch_norm = opts.batch_norm }))
   self.tasks = nn.tasks{ self.ctr_task, self.cvr_task }
 end
 
-function ESMM:forward(x)                          -- x [B, input]
+function ESMM:forward(x)                          -- x [B, input], or {group = [B, d_g]}
+  if self.group_list then
+    local parts = {}
+    for i, g in ipairs(self.group_list) do parts[i] = self["group_" .. g.input](x[g.input]) end
+    x = #parts == 1 and parts[1] or mtl.concat(parts, 2)
+  end
   local ctr, cvr = nn.head(self.ctr(x)), nn.head(self.cvr(x))   -- logits, prob [B]
   return {
     [self.ctr_task.name] = ctr,
@@ -101,27 +143,36 @@ function ESMM:direct_outputs()
   return { [self.ctr_task.name] = true, [self.cvr_task.name] = true }
 end
 
--- EasyRec's model_class ESMM: ctr_tower and cvr_tower of one shape.
+-- ESMM.groups (Tower{input, dnn}): each feature group through its own DNN.
+local function map_groups(m, model, er)
+  local list = m:get("groups")
+  if #list == 0 then return end
+  model.groups = {}
+  local names = {}
+  for i, g in ipairs(list) do
+    local name = g:get("input")
+    if not er.st.group_by_name[name] then
+      g:verr("input", nil, "no feature group is named '%s'%s", name, did_you_mean(name, er.st.group_by_name))
+    end
+    local spec = er.dnn(g:get("dnn"))
+    spec.input = name
+    model.groups[i], names[i] = spec, name
+  end
+  er.read_groups(names)
+end
+
+-- EasyRec's model_class ESMM: ctr_tower and cvr_tower, each with its DNN.
 ESMM.easyrec = {
-  class = "ESMM", field = "esmm", maps_use_bn = true,
-  unsupported = { ["ESMM.groups"] = "mtl's ESMM reads all features through one group" },
+  class = "ESMM", field = "esmm",
   map = function(m, model, er)
+    map_groups(m, model, er)
     local ctr, cvr = m:get("ctr_tower"), m:get("cvr_tower")
     if not ctr then m:err(nil, "ESMM needs ctr_tower") end
     if not cvr then m:err(nil, "ESMM needs cvr_tower") end
     if not (ctr and cvr) then return end
     local tc, tv = er.map_task(ctr, 1), er.map_task(cvr, 2)
-    if not er.same_list(tc.tower, tv.tower) then
-      cvr:err("dnn", "mtl's ESMM towers have one shape; ctr_tower.dnn is {%s}, cvr_tower.dnn is {%s}",
-        table.concat(tc.tower, ", "), table.concat(tv.tower, ", "))
-    end
-    local bn_c = ctr.values.dnn and ctr.values.dnn:get("use_bn")
-    local bn_v = cvr.values.dnn and cvr.values.dnn:get("use_bn")
-    if bn_c == nil then bn_c = true end
-    if bn_v == nil then bn_v = true end
-    if bn_c ~= bn_v then cvr:err("dnn", "mtl's ESMM towers both use batch normalization or neither (use_bn)") end
     model.tower = tc.tower
-    model.batch_norm = bn_c and #tc.tower > 0 or nil
+    if not er.same_dnn(tc.tower, tv.tower) then model.cvr_tower = tv.tower end
     model.ctr = { name = tc.name, label = tc.label }
     model.cvr = { name = tv.name, label = tv.label }
     local sample_weight

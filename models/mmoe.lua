@@ -10,10 +10,27 @@ local nn = require "mtl.nn"
 
 local MMoE = nn.class("MMoE")
 
+-- experts: a count (each expert an `expert` MLP), or a list of MLPs, one per
+-- expert (EasyRec's deprecated experts { dnn }); their last sizes agree.
+local function check_experts(c, v, path)
+  if type(v) == "number" then c:number(v, path, { int = true, min = 1 }) return end
+  if not c:list(v, path, "a count, or a list of expert MLPs") then return end
+  local last
+  for i, e in ipairs(v) do
+    if c:mlp(e, path .. "." .. i) then
+      local h = nn.mlp_hidden(e)
+      if last and h[#h] ~= last then
+        c:err("'%s.%d' ends with %d units, expert 1 with %d: the gates mix experts of one size", path, i, h[#h], last)
+      end
+      last = last or h[#h]
+    end
+  end
+end
+
 MMoE.options = {
-  experts = { "int", default = 4 },
-  expert = { "sizes", default = { 256, 128 } },
-  tower = { "sizes", empty = true, default = { 64 } },
+  experts = { "any", default = 4, check = check_experts },
+  expert = { "mlp", default = { 256, 128 } },
+  tower = { "mlp", empty = true, default = { 64 } },
   one_gate = { "boolean", default = false },
   fused = { "boolean", default = true },
 }
@@ -27,18 +44,35 @@ MMoE.bench = {
 function MMoE:__init(opts)
   self.tasks = nn.tasks(opts.tasks)
   self.one_gate = opts.one_gate
-  local n = opts.experts
-  self.experts = nn.Experts{ n = n, input = opts.input, hidden = opts.expert, fused = opts.fused }
-  local h = self.experts.output_dim
+  local n, h = opts.experts, nil
+  if type(n) == "table" then                      -- experts of their own shapes
+    self.n_lists = #n
+    for k, e in ipairs(n) do
+      self["expert" .. k] = nn.Experts(nn.experts_options(e, 1, opts.input, opts.fused))
+      h = self["expert" .. k].output_dim
+    end
+    n = #n
+  else
+    self.experts = nn.Experts(nn.experts_options(opts.expert, n, opts.input, opts.fused))
+    h = self.experts.output_dim
+  end
   for _, t in ipairs(self.tasks) do
     if not self.one_gate then self["gate_" .. t.name] = nn.Gate{ input = opts.input, n = n } end
-    self["tower_" .. t.name] = nn.Tower{ input = h, hidden = t.tower or opts.tower }
+    self["tower_" .. t.name] = nn.task_tower(t, opts.tower, h)
   end
   if self.one_gate then self.gate = nn.Gate{ input = opts.input, n = n } end
 end
 
+-- [B, n, h], or a list of [B, 1, h] (experts of their own shapes; nn.mix takes either).
+function MMoE:expert_outputs(x)
+  if self.experts then return self.experts(x) end
+  local list = {}
+  for k = 1, self.n_lists do list[k] = self["expert" .. k](x) end
+  return list
+end
+
 function MMoE:forward(x)                          -- x [B, input]
-  local e = self.experts(x)                       -- [B, n, h]
+  local e = self:expert_outputs(x)                -- [B, n, h]
   local shared = self.one_gate and nn.mix(e, self.gate(x))
   local out = {}
   for _, t in ipairs(self.tasks) do
@@ -61,13 +95,26 @@ end
 MMoE.easyrec = {
   class = "MMoE", field = "mmoe",
   map = function(m, model, er)
-    if m:has("experts") then m:unsupported("experts", "give expert_dnn and num_expert (mtl's experts all have the same shape)") end
-    if not m.values.expert_dnn then m:err(nil, "MMoE needs expert_dnn (and num_expert)") end
-    model.expert = er.dnn_sizes(m:get("expert_dnn"))
+    model.tasks = er.task_towers(m)
+    local list = m:get("experts")
+    if #list > 0 then -- the deprecated form: one DNN per expert
+      if m:has("expert_dnn") or m:has("num_expert") then
+        m:err("experts", "give experts, or expert_dnn and num_expert, not both")
+        m.used.expert_dnn, m.used.num_expert = true, true
+      end
+      model.experts = {}
+      for i, e in ipairs(list) do
+        e:get("expert_name")
+        if not e.values.dnn then e:err(nil, "'%s' needs a dnn", e.path) end
+        model.experts[i] = er.dnn(e:get("dnn"))
+      end
+      return
+    end
+    if not m.values.expert_dnn then m:err(nil, "MMoE needs expert_dnn (and num_expert), or experts") end
+    model.expert = er.dnn(m:get("expert_dnn"))
     local n = m:get("num_expert")
     if n < 1 then m:err(m:has("num_expert") and "num_expert" or nil, "MMoE needs num_expert >= 1") end
     model.experts = n
-    model.tasks = er.task_towers(m)
   end,
 }
 

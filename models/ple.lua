@@ -11,11 +11,14 @@ local CGC = require "models.cgc"
 
 local PLE = nn.class("PLE")
 
--- expert: one list of sizes for every level, or a list of them, one per level.
+-- Whether expert gives one MLP per level (a list of them) rather than one for all.
+local function per_level(expert) return type(expert) == "table" and expert.hidden == nil and type(expert[1]) == "table" end
+
+-- expert: one MLP (layer sizes or {hidden =, ...}) for every level, or a list of them, one per level.
 local function check_expert(c, v, path, opts)
-  if type(v) ~= "table" or type(v[1]) ~= "table" then c:sizes(v, path) return end
+  if not per_level(v) then c:mlp(v, path) return end
   if not c:list(v, path, "a list of layer sizes, or one per level") then return end
-  for i, e in ipairs(v) do c:sizes(e, path .. "." .. i) end
+  for i, e in ipairs(v) do c:mlp(e, path .. "." .. i) end
   if type(opts.levels) == "number" and #v ~= opts.levels then
     c:err("'%s' gives %d levels of expert sizes, %s is %d", path, #v, path:gsub("expert$", "levels"), opts.levels)
   end
@@ -26,7 +29,7 @@ PLE.options = {
   specific = { "int", default = 2 },
   shared = { "int", default = 2 },
   expert = { "any", default = { 128 }, check = check_expert },
-  tower = { "sizes", empty = true, default = { 64 } },
+  tower = { "mlp", empty = true, default = { 64 } },
   fused = { "boolean", default = true },
 }
 
@@ -40,13 +43,13 @@ function PLE:__init(opts)
   local input = opts.input
   for l = 1, self.levels do
     local expert = opts.expert
-    if type(expert[1]) == "table" then expert = expert[l] end
+    if per_level(expert) then expert = expert[l] end
     self["level" .. l] = CGC.Layer{ input = input, tasks = names, specific = opts.specific, shared = opts.shared,
                                     expert = expert, shared_gate = l < self.levels, fused = opts.fused }
     input = self["level" .. l].output_dim
   end
   for _, t in ipairs(self.tasks) do
-    self["tower_" .. t.name] = nn.Tower{ input = input, hidden = t.tower or opts.tower }
+    self["tower_" .. t.name] = nn.task_tower(t, opts.tower, input)
   end
 end
 
@@ -91,21 +94,21 @@ PLE.easyrec = {
         net:unsupported_value("share_num", string.format("mtl's PLE has the same share_num on every level (%d on level 1)", shared))
       end
       specific, shared = specific or s, shared or h
-      local task_net = er.dnn_sizes(net:get("task_expert_net"))
+      local task_net = er.dnn(net:get("task_expert_net"))
       if not net.values.task_expert_net then net:err(nil, "'%s' needs task_expert_net", net.path) end
-      local share_net = net.values.share_expert_net and er.dnn_sizes(net:get("share_expert_net"))
+      local share_net = net.values.share_expert_net and er.dnn(net:get("share_expert_net"))
       net.used.share_expert_net = true
-      if share_net and not er.same_list(share_net, task_net) then
+      if share_net and not er.same_dnn(share_net, task_net) then
         net:err("share_expert_net", "mtl's PLE experts of one level have one shape; task_expert_net is {%s}, share_expert_net is {%s}",
-          table.concat(task_net, ", "), table.concat(share_net, ", "))
+          table.concat(task_net.hidden, ", "), table.concat(share_net.hidden, ", "))
       end
-      if #task_net == 0 then net:err("task_expert_net", "'%s.task_expert_net' needs hidden_units", net.path) end
+      if #task_net.hidden == 0 then net:err("task_expert_net", "'%s.task_expert_net' needs hidden_units", net.path) end
       experts[l] = task_net
     end
     model.levels = #nets
     model.specific, model.shared = specific, shared
     local all_same = true
-    for l = 2, #experts do if not er.same_list(experts[l], experts[1]) then all_same = false end end
+    for l = 2, #experts do if not er.same_dnn(experts[l], experts[1]) then all_same = false end end
     model.expert = all_same and experts[1] or experts
   end,
 }

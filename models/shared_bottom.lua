@@ -11,21 +11,13 @@ local mtl = require "mtl"
 
 local SharedBottom = nn.class("SharedBottom")
 
--- dropout: a number in [0, 1) or one per bottom layer.
-local function check_dropout(c, v, path)
-  if type(v) ~= "table" then c:number(v, path, { min = 0, lt = 1 }) return end
-  if c:list(v, path, "a number in [0, 1) or one per layer") then
-    for i, x in ipairs(v) do c:number(x, path .. "." .. i, { min = 0, lt = 1 }) end
-  end
-end
-
 SharedBottom.options = {
-  bottom = { "sizes", empty = true, default = { 256, 128 } },
-  tower = { "sizes", empty = true, default = { 64 } },
+  bottom = { "mlp", empty = true, default = { 256, 128 } },
+  tower = { "mlp", empty = true, default = { 64 } },
   sharing = { "enum", values = { "hard", "soft" }, default = "hard" },
   soft_weight = { "number", min = 0, default = 1e-4 },
   batch_norm = { "boolean", default = false },
-  dropout = { "any", default = 0, check = check_dropout },
+  dropout = { "any", default = 0, check = nn.check_dropout },
 }
 
 SharedBottom.bench = {
@@ -37,12 +29,12 @@ function SharedBottom:__init(opts)
   self.tasks = nn.tasks(opts.tasks)
   self.sharing = opts.sharing
   self.soft_weight = opts.soft_weight
-  local mlp = { input = opts.input, hidden = opts.bottom, batch_norm = opts.batch_norm, dropout = opts.dropout }
+  local mlp = nn.mlp_options(opts.bottom, opts.input, { batch_norm = opts.batch_norm, dropout = opts.dropout })
   if self.sharing == "hard" then self.bottom = nn.MLP(mlp) end
   for _, t in ipairs(self.tasks) do
     if self.sharing == "soft" then self["bottom_" .. t.name] = nn.MLP(mlp) end
     local h = (self.bottom or self["bottom_" .. t.name]).output_dim
-    self["tower_" .. t.name] = nn.Tower{ input = h, hidden = t.tower or opts.tower }
+    self["tower_" .. t.name] = nn.task_tower(t, opts.tower, h)
   end
 end
 

@@ -20,7 +20,7 @@ local data = {}
 
 local COLUMN_KEYS = {
   name = true, type = true, default = true, separator = true, kv_separator = true,
-  values = true, group = true, standardize = true,
+  values = true, group = true, standardize = true, step_separator = true,
 }
 local OPTION_KEYS = {
   files = true, columns = true, separator = true, quote = true, header = true,
@@ -46,7 +46,7 @@ local function normalize_column(fname, i, c, standardize)
   if type(c.name) ~= "string" then fail(fname, "column %d needs a name", i) end
   local out = {
     name = c.name, type = c.type, separator = c.separator, kv_separator = c.kv_separator,
-    group = c.group,
+    group = c.group, step_separator = c.step_separator,
   }
   local d = c.default
   if type(d) == "number" then
@@ -58,8 +58,11 @@ local function normalize_column(fname, i, c, standardize)
   end
   if c.values == "string" then
     out.string_values = true
+  elseif c.values == "float" and c.type == "seq" then
+    out.float_values = true
   elseif c.values ~= nil and c.values ~= "int64" then
-    fail(fname, "column '%s': values must be \"int64\" or \"string\", got %s", c.name, tostring(c.values))
+    fail(fname, "column '%s': values must be \"int64\" or \"string\"%s, got %s", c.name,
+      c.type == "seq" and " or \"float\"" or "", tostring(c.values))
   end
   local st = c.standardize
   if st == nil and standardize then st = standardize[c.name] end
@@ -194,6 +197,11 @@ function data.fieldfeat(opts)
   return data.csv(opts)
 end
 
+-- The normalized column of options o named name.
+local function batch_column(o, name)
+  for _, c in ipairs(o.columns) do if c.name == name then return c end end
+end
+
 -- mtl.data.read_all{...}: the whole input as column tensors, for in-memory
 -- training: {size =, columns =, stats = {column = {mean =, std =}}}.
 function data.read_all(opts)
@@ -211,6 +219,10 @@ function data.read_all(opts)
       elseif out.kind == "dense" then
         local group = out.width > 1 or out.name ~= out.columns[1]
         batch.columns[out.name] = group and core.zeros({ 0, out.width }) or core.zeros({ 0 })
+      elseif out.kind == "seq" then
+        local c = batch_column(o, out.name)
+        batch.columns[out.name] = { offsets = core.zeros({ 1 }, "int64"), steps = core.zeros({ 1 }, "int64"),
+          [c.float_values and "values" or "ids"] = core.zeros({ 0 }, c.float_values and "float" or "int64") }
       else
         batch.columns[out.name] = { ids = core.zeros({ 0 }, "int64"), offsets = core.zeros({ 1 }, "int64"),
           weights = out.kind == "weighted_bag" and core.zeros({ 0 }) or nil }

@@ -1,30 +1,34 @@
 -- mtl.features: feature columns (docs/features.md).
 --
---   local F = features.new(cfg.features, cfg.data)  -- an nn module
+--   local F = features.new(cfg.features, cfg.data[, cfg.groups])  -- an nn module
 --   F:fit(files)                  -- one pass over training data (means, bins, ...)
 --   local reader = mtl.data.csv(F:reader_options(files, batch_size))
 --   local x = F(batch)            -- [B, D]: embeddings in config order, then numbers
+--   local xs, lists = F:groups(batch)   -- with groups: {group = [B, D_g]}, per-feature lists
 --
--- Feature types (EasyRec's): id, raw, tag, combo, lookup. What fitting learns
--- is kept in F.fitted and saved with the model, so training, evaluation,
--- prediction and export all apply exactly the same transform.
+-- Feature types (EasyRec's): id, raw, tag, combo, lookup, sequence. Groups
+-- (lua/mtl/feature_groups.lua) select features, attend over sequences (DIN)
+-- and apply variational dropout; without groups x is every non-sequence
+-- feature. What fitting learns is kept in F.fitted and saved with the model,
+-- so training, evaluation, prediction and export all apply exactly the same
+-- transform.
 local mtl = require "mtl"
 local nn = require "mtl.nn"
 local core = mtl.core
 
 local features = {}
 
-local TYPES = { id = true, raw = true, tag = true, combo = true, lookup = true }
+local TYPES = { id = true, raw = true, tag = true, combo = true, lookup = true, sequence = true }
 local KEYS = {
   name = true, type = true, column = true, columns = true, dim = true, num_buckets = true,
   hash_bucket_size = true, vocab = true, shared = true, combiner = true, separator = true,
   normalize = true, boundaries = true, bins = true, key = true, weighted = true, init_scale = true,
-  missing = true, kv_separator = true, vocab_file = true,
+  missing = true, kv_separator = true, vocab_file = true, max_len = true, length = true, raw_dim = true,
 }
 
 -- Reader column types for config column types.
 local READER_TYPE = { int = "int64", int64 = "int64", float = "float", string = "string",
-                      ids = "multi", multi = "multi", kv = "kv", skip = "skip" }
+                      ids = "multi", multi = "multi", kv = "kv", seq = "seq", skip = "skip" }
 features.READER_TYPE = READER_TYPE
 
 local function fail(fmt, ...) error("mtl.features: " .. string.format(fmt, ...), 0) end
@@ -38,7 +42,7 @@ local function check_spec(i, f, columns)
   end
   if type(f.name) ~= "string" then fail("feature %d needs a name", i) end
   if not TYPES[f.type] then
-    fail("%s: unknown type '%s' (expected id, raw, tag, combo or lookup)", where, tostring(f.type))
+    fail("%s: unknown type '%s' (expected id, raw, tag, combo, lookup or sequence)", where, tostring(f.type))
   end
   local cols = f.type == "combo" and f.columns or { f.column }
   if f.type == "combo" and (type(cols) ~= "table" or #cols < 2) then
@@ -49,9 +53,12 @@ local function check_spec(i, f, columns)
     if type(c) ~= "string" then fail("%s: needs a column name", where) end
     if columns and not columns[c] then fail("%s: column '%s' is not in data.columns", where, c) end
   end
-  local embedded = f.type == "id" or f.type == "tag" or f.type == "combo" or (f.type == "raw" and (f.boundaries or f.bins))
+  -- a raw feature with dim and no buckets is a learned vector times the value (EasyRec's raw_input_dim)
+  local embedded = f.type == "id" or f.type == "tag" or f.type == "combo" or f.type == "sequence"
+    or (f.type == "raw" and (f.boundaries or f.bins or f.dim))
   if embedded and not f.shared then
-    if f.type ~= "raw" and not (f.num_buckets or f.hash_bucket_size or f.vocab or f.vocab_file) then
+    local numeric = f.type == "raw" or (f.type == "sequence" and (f.boundaries or f.raw_dim))
+    if not numeric and not (f.num_buckets or f.hash_bucket_size or f.vocab or f.vocab_file) then
       fail("%s: needs num_buckets, hash_bucket_size or vocab", where)
     end
   end
@@ -66,92 +73,20 @@ local function check_spec(i, f, columns)
   return embedded
 end
 
--- ---- fitting helpers (pure functions on Lua arrays; specs test them) -------------
--- n equal-width bins over [lo, hi] -> n-1 inner boundaries
-function features.equal_width_edges(lo, hi, n)
-  local edges = {}
-  if not (hi > lo) then return edges end
-  for k = 1, n - 1 do edges[k] = lo + (hi - lo) * k / n end
-  return edges
-end
-
--- equal-frequency: the k/n quantiles of sorted values (lower value at a split),
--- duplicates removed
-function features.equal_freq_edges(sorted, n)
-  local edges, m = {}, #sorted
-  for k = 1, n - 1 do
-    local pos = math.floor(k * m / n)
-    if pos >= 1 and pos < m then
-      -- boundary between sorted[pos] and sorted[pos + 1]
-      local e = sorted[pos + 1]
-      if e > sorted[1] and (#edges == 0 or e > edges[#edges]) then edges[#edges + 1] = e end
-    end
-  end
-  return edges
-end
-
-local function entropy(pos, n)
-  if n == 0 or pos == 0 or pos == n then return 0 end
-  local p = pos / n
-  return -(p * math.log(p) + (1 - p) * math.log(1 - p))
-end
-
--- Adaptive (supervised) binning, the way a decision tree picks splits: the
--- sorted (value, label) pairs are cut at the value boundary that most reduces
--- the label entropy (weighted by count), best segment first, until n bins or
--- no split gains; every bin keeps at least min_fraction of the rows.
-function features.adaptive_edges(values, labels, n, min_fraction)
-  min_fraction = min_fraction or 0.05
-  local m = #values
-  local idx = {}
-  for i = 1, m do idx[i] = i end
-  table.sort(idx, function(a, b) return values[a] < values[b] end)
-  -- prefix sums of positives over sorted rows
-  local v, cum = {}, { [0] = 0 }
-  for r = 1, m do
-    v[r] = values[idx[r]]
-    cum[r] = cum[r - 1] + (labels[idx[r]] > 0.5 and 1 or 0)
-  end
-  local min_rows = math.max(1, math.ceil(min_fraction * m))
-  -- best cut of rows (lo, hi]: the row r with v[r] < v[r+1]
-  local function best_cut(lo, hi)
-    local n_all, p_all = hi - lo, cum[hi] - cum[lo]
-    local base = entropy(p_all, n_all) * n_all
-    local best, best_r = 1e-12, nil
-    for r = lo + min_rows, hi - min_rows do
-      if v[r] < v[r + 1] then
-        local nl, pl = r - lo, cum[r] - cum[lo]
-        local gain = base - entropy(pl, nl) * nl - entropy(p_all - pl, n_all - nl) * (n_all - nl)
-        if gain > best then best, best_r = gain, r end
-      end
-    end
-    return best_r, best
-  end
-  local segments = { { 0, m } }
-  local cuts = {}
-  while #segments < n do
-    local pick, pick_r, pick_gain = nil, nil, 0
-    for s, seg in ipairs(segments) do
-      local r, g = best_cut(seg[1], seg[2])
-      if r and g > pick_gain then pick, pick_r, pick_gain = s, r, g end
-    end
-    if not pick then break end
-    local seg = table.remove(segments, pick)
-    table.insert(segments, { seg[1], pick_r })
-    table.insert(segments, { pick_r, seg[2] })
-    cuts[#cuts + 1] = v[pick_r + 1] -- rows up to pick_r fall below this boundary
-  end
-  table.sort(cuts)
-  return cuts
-end
+-- Bin edges for fitting (lua/mtl/feature_bins.lua): equal width, equal
+-- frequency, adaptive (supervised).
+local bins = require "mtl.feature_bins"
+features.equal_width_edges, features.equal_freq_edges = bins.equal_width_edges, bins.equal_freq_edges
+features.adaptive_edges = bins.adaptive_edges
 
 -- ---- the Features module ------------------------------------------------------------
 local Features = nn.class("Features")
 features.Features = Features
 
 -- specs: the config's features list; data: the config's data table (columns, labels)
-function Features:__init(specs, data)
+function Features:__init(specs, data, groups)
   assert(type(specs) == "table", "mtl.features: expected a list of features")
+  self.group_specs = groups
   data = data or {}
   local columns
   if data.columns then
@@ -180,7 +115,12 @@ function Features:__init(specs, data)
   end
   for _, s in ipairs(self.specs) do
     if s.shared and not seen[s.shared] then fail("feature '%s' shares the table of unknown feature '%s'", s.name, s.shared) end
+    if s.type == "sequence" and not groups then
+      fail("sequence feature '%s' is read through a group's sequences (attention): give groups", s.name)
+    end
   end
+  self.by_name = {}
+  for _, s in ipairs(self.specs) do self.by_name[s.name] = s end
   self.fitted = {}
   self.tables = {}   -- feature name -> mtl.Embedding (shared ones point to the same)
   self.built = false
@@ -219,7 +159,7 @@ function Features:reader_options(files, batch_size, extra)
     local t = READER_TYPE[c.type or "string"]
     if not t then fail("data.columns[%d] '%s': unknown type '%s'", i, c.name, tostring(c.type)) end
     local col = { name = c.name, type = t, default = c.default, separator = c.separator,
-                  kv_separator = c.kv_separator, values = c.values }
+                  kv_separator = c.kv_separator, values = c.values, step_separator = c.step_separator }
     for _, l in ipairs(self.labels) do if l == c.name then col.type = "float" end end
     local st = self.fitted[c.name]
     if dense[c.name] and t == "float" then
@@ -370,7 +310,9 @@ function Features:build()
   for _, s in ipairs(self.specs) do
     if s.embedded and not s.shared then
       local opts = { dim = s.dim, init = "uniform", scale = s.init_scale or 0.05 }
-      if s.type == "raw" then
+      if s.raw_dim or (s.type == "raw" and not (s.boundaries or s.bins)) then -- value(s) times learned vectors
+        opts.kind, opts.num_buckets = "fixed", s.raw_dim or 1
+      elseif s.type == "raw" or (s.type == "sequence" and s.boundaries) then
         opts.kind, opts.num_buckets = "fixed", #self:boundaries(s) + 1
       elseif s.num_buckets then
         opts.kind, opts.num_buckets = "fixed", s.num_buckets
@@ -394,10 +336,17 @@ function Features:build()
   self.n_numbers = 0
   for _, s in ipairs(self.specs) do
     if (s.type == "raw" and not s.embedded) or s.type == "lookup" then self.n_numbers = self.n_numbers + 1 end
+    if s.type == "sequence" then dims = dims - s.dim end
   end
   self.output_dim = dims + self.n_numbers
   self.grouped = self:grouped_columns()
+  self.lanes = {}  -- column -> its lane in the reader's "__numbers" group (data column order)
+  local lane = 0
+  for _, c in ipairs(self.data_columns or {}) do
+    if self.grouped[c.name] and c.type == "float" then lane = lane + 1; self.lanes[c.name] = lane end
+  end
   self.built = true
+  if self.group_specs then require("mtl.feature_groups").attach(self) end
   return self
 end
 
@@ -429,60 +378,99 @@ local function bag_of(batch_col, name)
   return batch_col
 end
 
+local function column_of(cols, name)
+  return cols[name] or fail("the batch has no column '%s'", name)
+end
+
+-- A raw feature's number [B, 1] (not embedded).
+function Features:number(s, cols)
+  if self.grouped[s.column] and s.normalize ~= "log1p" and s.normalize ~= "minmax" then
+    local g = column_of(cols, "__numbers") -- a lane of the reader's "__numbers" group (z-scored in C)
+    if g:dim() == 1 then return g:reshape(g:numel(), 1) end
+    return g:narrow(2, self.lanes[s.column], 1)
+  end
+  local x = column_of(cols, s.column)
+  if s.normalize == "log1p" then return mtl.log1p(mtl.clamp(x, 0, nil)):reshape(x:numel(), 1) end
+  if s.normalize == "minmax" then
+    local st = self.fitted[s.column]
+    local span = (st.max > st.min) and (st.max - st.min) or 1
+    return ((x - st.min) * (1 / span)):reshape(x:numel(), 1)
+  end
+  local st = self.fitted[s.column]
+  if s.normalize == "zscore" then x = (x - st.mean) * (1 / st.std) end
+  return x:reshape(x:numel(), 1)
+end
+
+-- One feature's value for a batch's columns: [B, dim] (embedded) or [B, 1].
+function Features:value(s, cols)
+  local t = self.tables[s.name]
+  if s.type == "id" then
+    local ids = column_of(cols, s.column)
+    if type(ids) == "table" then return bag_lookup(t, ids, s.combiner or "mean") end
+    local keys = self.vocab[s.shared or s.name]
+    return t:lookup(keys and core.vocab_index(ids, keys) or ids)
+  elseif s.type == "tag" then
+    local bag = bag_of(cols[s.column], s.name)
+    return bag_lookup(t, bag, s.combiner or "mean", s.weighted ~= false and bag.weights or nil)
+  elseif s.type == "combo" then
+    local list = {}
+    for i, c in ipairs(s.columns) do list[i] = column_of(cols, c) end
+    return t:lookup(core.hash_cross(list))
+  elseif s.type == "raw" then
+    if not s.embedded then return self:number(s, cols) end
+    local x = column_of(cols, s.column)
+    if s.boundaries or s.bins then return t:lookup(core.bucketize(x, self:boundaries(s))) end
+    return t:lookup(mtl.zeros({ x:numel() }, "int64")) * self:number(s, cols) -- the (normalized) value times a learned vector
+  elseif s.type == "lookup" then
+    local kv = bag_of(cols[s.column], s.name)
+    local v = core.kv_lookup(column_of(cols, s.key), kv.ids, kv.offsets, kv.weights, s.missing or 0)
+    return v:reshape(v:numel(), 1)
+  end
+  fail("feature '%s' (%s) has no single value per row", s.name, s.type)
+end
+
+-- A sequence feature: its steps embedded and padded, [B, L, dim], the mask
+-- [B, L] (1 at steps) and the column's offsets (row -> steps).
+function Features:sequence(s, cols)
+  return require("mtl.feature_groups").sequence(self, s, cols)
+end
+
 -- batch: {size =, columns = {...}} from a reader (or a slice of read_all).
--- Returns x [B, D]: embeddings in config order, then the numeric features.
+-- Returns x [B, D]: embeddings in config order, then the numeric features
+-- (with groups: the main group's x, see feature_groups.lua).
 function Features:forward(batch)
   if not self.built then self:build() end
+  if self.feature_groups then return self:groups(batch)[self.main_group] end
   local cols = batch.columns
   local parts, numbers = {}, {}
   for _, s in ipairs(self.specs) do
-    local t = self.tables[s.name]
-    if s.type == "id" then
-      local ids = cols[s.column] or fail("the batch has no column '%s'", s.column)
-      if type(ids) == "table" then
-        parts[#parts + 1] = bag_lookup(t, ids, s.combiner or "mean")
-      else
-        local keys = self.vocab[s.shared or s.name]
-        parts[#parts + 1] = t:lookup(keys and core.vocab_index(ids, keys) or ids)
-      end
-    elseif s.type == "tag" then
-      local bag = bag_of(cols[s.column], s.name)
-      parts[#parts + 1] = bag_lookup(t, bag, s.combiner or "mean", s.weighted ~= false and bag.weights or nil)
-    elseif s.type == "combo" then
-      local list = {}
-      for i, c in ipairs(s.columns) do list[i] = cols[c] or fail("the batch has no column '%s'", c) end
-      parts[#parts + 1] = t:lookup(core.hash_cross(list))
-    elseif s.type == "raw" then
-      local x = cols[s.column]
-      if s.embedded then
-        parts[#parts + 1] = t:lookup(core.bucketize(x, self:boundaries(s)))
-      elseif s.normalize == "log1p" then
-        numbers[#numbers + 1] = mtl.log1p(mtl.clamp(x, 0, nil)):reshape(x:numel(), 1)
-      elseif s.normalize == "minmax" then
-        local st = self.fitted[s.column]
-        local span = (st.max > st.min) and (st.max - st.min) or 1
-        numbers[#numbers + 1] = ((x - st.min) * (1 / span)):reshape(x:numel(), 1)
-      elseif self.grouped[s.column] then
-        numbers.__group = true -- read from the reader's "__numbers" group below
-      else
-        local st = self.fitted[s.column]
-        if s.normalize == "zscore" then x = (x - st.mean) * (1 / st.std) end
-        numbers[#numbers + 1] = x:reshape(x:numel(), 1)
-      end
-    elseif s.type == "lookup" then
-      local kv = bag_of(cols[s.column], s.name)
-      local v = core.kv_lookup(cols[s.key], kv.ids, kv.offsets, kv.weights, s.missing or 0)
-      numbers[#numbers + 1] = v:reshape(v:numel(), 1)
+    if s.embedded then
+      parts[#parts + 1] = self:value(s, cols)
+    elseif s.type == "raw" and self.grouped[s.column] and s.normalize ~= "log1p" and s.normalize ~= "minmax" then
+      numbers.__group = true -- the reader's "__numbers" group, whole, below
+    else
+      numbers[#numbers + 1] = self:value(s, cols)
     end
   end
   if numbers.__group then
-    local g = cols.__numbers or fail("the batch has no numeric group (read it with reader_options)")
+    local g = column_of(cols, "__numbers")
     if g:dim() == 1 then g = g:reshape(g:numel(), 1) end
     table.insert(numbers, 1, g)
   end
   for _, n in ipairs(numbers) do parts[#parts + 1] = n end
   if #parts == 1 then return parts[1] end
   return mtl.concat(parts, 2)
+end
+
+-- With groups: {group name = [B, D_g]} and {group name = {each feature's value, then each sequence group's}}.
+function Features:groups(batch)
+  if not self.built then self:build() end
+  return self.feature_groups(self, batch.columns)
+end
+
+-- The penalty of the last forward's variational dropout (nil without it).
+function Features:aux_loss()
+  return self.feature_groups and self.feature_groups:aux_loss()
 end
 
 -- Everything needed to rebuild the same transform: specs, fitted values and tables.
@@ -503,6 +491,6 @@ function Features:load_state(st)
   return self
 end
 
-function features.new(specs, data) return Features(specs, data) end
+function features.new(specs, data, groups) return Features(specs, data, groups) end
 
 return features

@@ -2,6 +2,10 @@
 --
 -- A loss spec is a list of task losses:
 --   { name = "click", output = "click", label = "is_click",
+--     type = "bce",                -- or softmax, pairwise, f1_reweighted, jrc,
+--                                  -- order_calibrate (lua/mtl/loss_kinds.lua, with
+--                                  -- their options: margin, temperature, session,
+--                                  -- beta_square, label_smoothing, alpha, relations)
 --     on = "logits" | "prob",      -- BCE on logits (stable) or on probabilities
 --     weight = 1,                  -- fixed task weight w_k
 --     gamma = nil,                 -- PLE's dynamic weight w_k(t) = w_k * gamma^t
@@ -11,8 +15,10 @@
 --     sample_weight = "col" }      -- per-sample weights
 -- label may be a list of columns: their product (ESMM's CTCVR = click AND pay).
 local mtl = require "mtl"
+local kinds = require "mtl.loss_kinds"
 
 local losses = {}
+losses.kinds = kinds
 
 -- The default spec of a model: its own (default_losses) or one BCE-on-logits per task.
 function losses.default_spec(model)
@@ -20,7 +26,8 @@ function losses.default_spec(model)
   local spec = {}
   for i, t in ipairs(model.tasks) do
     spec[i] = { name = t.name, output = t.name, label = t.label, on = "logits", weight = t.weight,
-                gamma = t.gamma, mask = t.mask, sample_weight = t.sample_weight }
+                gamma = t.gamma, mask = t.mask, sample_weight = t.sample_weight,
+                type = t.classes == 2 and "softmax" or nil }
   end
   return spec
 end
@@ -51,16 +58,12 @@ function losses.compute(out, labels, spec, opts)
     local o = out[t.output or t.name]
     if not o then error(string.format("losses: the model has no output '%s'", tostring(t.output or t.name)), 2) end
     local y = losses.label_of(labels, t.label)
-    local o_opts = {
+    local kind = kinds[t.type or "bce"] or error(string.format("losses: unknown loss type '%s'", tostring(t.type)), 2)
+    local l = kind(o, y, t, {
       mask = t.mask and column(labels, t.mask, "mask"),
       weight = t.sample_weight and column(labels, t.sample_weight, "sample weight"),
-    }
-    local l
-    if (t.on or "logits") == "logits" then
-      l = mtl.binary_cross_entropy_with_logits(o.logits, y, o_opts)
-    else
-      l = mtl.binary_cross_entropy(o.prob, y, o_opts)
-    end
+      labels = labels, out = out,
+    })
     per_task[t.name or t.output] = l
     local w = t.weight or 1
     if t.gamma then w = w * t.gamma ^ (opts.step or 0) end

@@ -27,13 +27,21 @@ function Ranker:__init(cfg, F)
   local opts = {}
   for k, v in pairs(cfg.model) do if k ~= "name" then opts[k] = v end end
   opts.input = F.output_dim
+  if F.group_dims and rawget(models.get(cfg.model.name), "reads_groups") then
+    opts.inputs, opts.input_lists = F.group_dims, F.group_widths
+  end
   self.body = models.build(cfg.model.name, opts)
   self.tasks = self.body.tasks
   self.cfg = cfg
   self.loss_spec = cfg.losses or losses.default_spec(self.body)
 end
 
-function Ranker:forward(batch) return self.body(self.features(batch)) end
+-- A model that reads feature groups (reads_groups) gets {group = x} and the
+-- groups' feature lists; the others the main group's x.
+function Ranker:forward(batch)
+  if self.body.inputs then return self.body(self.features:groups(batch)) end
+  return self.body(self.features(batch))
+end
 
 function Ranker:train(mode)
   nn.Module.train(self, mode)
@@ -86,7 +94,7 @@ function Ranker:label_names()
     if type(l) == "table" then for _, x in ipairs(l) do want(x) end
     elseif l and not seen[l] then seen[l] = true; names[#names + 1] = l end
   end
-  for _, t in ipairs(self.loss_spec) do want(t.label); want(t.mask); want(t.sample_weight) end
+  for _, t in ipairs(self.loss_spec) do want(t.label); want(t.mask); want(t.sample_weight); want(t.session) end
   for _, t in ipairs(self:eval_targets()) do want(t.label); want(t.mask) end
   return names
 end
@@ -107,6 +115,8 @@ function Ranker:loss(out, labels, step)
   local total, per_task = losses.compute(out, labels, self.loss_spec, { step = step })
   local aux = self.body.aux_loss and self.body:aux_loss()
   if aux then total = total + aux end
+  local input_aux = self.features:aux_loss() -- variational dropout's penalty
+  if input_aux then total = total + input_aux end
   return total, per_task
 end
 
@@ -187,6 +197,8 @@ function Ranker:evaluate(files, opts)
   opts = opts or {}
   local targets = self:eval_targets()
   local gauc = (self.cfg.eval or {}).gauc
+  local wants_max_f1 = false
+  for _, name in ipairs((self.cfg.eval or {}).metrics or {}) do wants_max_f1 = wants_max_f1 or name == "max_f1" end
   self:eval()
   local r = self:reader(files or self.cfg.data.eval, opts.batch_size)
   local c, gates
@@ -206,6 +218,7 @@ function Ranker:evaluate(files, opts)
     if gauc and not m then
       res.gauc = mtl.metrics.gauc(p, y, mtl.concat(c.groups, 1), gauc.reduction or "mean")
     end
+    if wants_max_f1 then res.max_f1 = mtl.metrics.max_f1(p, y, m) end
     if opts.keep then res.pred, res.label = p, y end
     result[t.name] = res
   end
@@ -217,7 +230,7 @@ end
 -- any needs fitting), the tables built, the model initialized from mtl's
 -- random stream (seed it first).
 function ranker.build(cfg)
-  local F = features.new(cfg.features, cfg.data)
+  local F = features.new(cfg.features, cfg.data, cfg.groups)
   if F:needs_fit() then F:fit(files_of(cfg.data.train)) end
   F:build()
   return Ranker(cfg, F)
@@ -228,7 +241,7 @@ end
 -- reading no data. where: the state's file; when given, errors loading the
 -- state start with it ("<where>: ...").
 function ranker.load(cfg, state, where)
-  local F = features.new(cfg.features, cfg.data)
+  local F = features.new(cfg.features, cfg.data, cfg.groups)
   local function load(f, ...)
     local ok, err = pcall(f, ...)
     if ok then return end

@@ -107,7 +107,7 @@ function serve.build(cfg, fitted, tables, state, path)
   if state then
     model = ranker.load(cfg, state, path)
   else
-    local F = features.new(cfg.features, cfg.data)
+    local F = features.new(cfg.features, cfg.data, cfg.groups)
     F.fitted = fitted or {}
     build_with_tables(F, tables or {})
     model = ranker.Ranker(cfg, F)

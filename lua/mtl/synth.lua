@@ -12,6 +12,8 @@
 -- input_fields gives the column order), comma separated, tags joined by '|'.
 local mtl = require "mtl"
 
+local synth_rows = require "mtl.synth_rows"
+
 local synth = {}
 
 synth.TAOBAO_COLUMNS = {
@@ -22,24 +24,8 @@ synth.TAOBAO_COLUMNS = {
 
 local function sigmoid(x) return 1 / (1 + math.exp(-x)) end
 
--- A seeded stream of uniforms drawn in blocks from mtl's generator.
-local function stream(seed)
-  mtl.seed(seed)
-  local buf, pos = nil, 1025
-  return function()
-    if pos > 1024 then
-      buf, pos = mtl.rand(1024):values(), 1
-    end
-    pos = pos + 1
-    return buf[pos - 1]
-  end
-end
-
-local function normal(u)
-  local a, b = u(), u()
-  if a < 1e-12 then a = 1e-12 end
-  return math.sqrt(-2 * math.log(a)) * math.cos(2 * math.pi * b)
-end
+-- A seeded stream of uniforms; a normal draw from one (shared with mtl.synth.rows).
+local stream, normal = synth_rows.stream, synth_rows.normal
 
 -- The world: users, ad groups and their factors (shared by train and test).
 local function world(world_seed, n_users, n_ads)
@@ -92,5 +78,8 @@ function synth.taobao(opts)
   require("mtl.sys").write_atomic(path, table.concat(parts, "\n"))
   return { rows = rows, clicks = clicks, buys = buys }
 end
+
+-- Rows in the schema of any config (lua/mtl/synth_rows.lua).
+synth.rows = synth_rows.write
 
 return synth

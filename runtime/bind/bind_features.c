@@ -60,11 +60,24 @@ static int l_sort_unique(lua_State *L) {
   return bind_fill(L, slot, mtl_sort_unique(ids));
 }
 
+/* core.seq_pad(offsets int64 [n + 1][, len[, max_len]]) -> index int64 [n * L]
+ * (1-based steps, S + 1 at padding), mask float [n, L] (mtl/features.h) */
+static int l_seq_pad(lua_State *L) {
+  mtl_tensor *off = bind_check_tensor(L, 1, "mtl.seq_pad");
+  lua_Integer len = luaL_optinteger(L, 2, 0), max_len = luaL_optinteger(L, 3, 0);
+  mtl_tensor **si = bind_slot(L), **sm = bind_slot(L);
+  mtl_tensor *index, *mask;
+  if (mtl_seq_pad(off, (int64_t)len, (int64_t)max_len, &index, &mask) < 0) return bind_fill(L, si, NULL);
+  bind_fill(L, si, index);
+  bind_fill(L, sm, mask);
+  return 2;
+}
+
 void bind_features_open(lua_State *L, int mod, int methods) {
   (void)methods;
   static const luaL_Reg fns[] = {
     {"bucketize", l_bucketize}, {"hash_cross", l_hash_cross}, {"kv_lookup", l_kv_lookup},
-    {"vocab_index", l_vocab_index}, {"sort_unique", l_sort_unique}, {NULL, NULL},
+    {"vocab_index", l_vocab_index}, {"sort_unique", l_sort_unique}, {"seq_pad", l_seq_pad}, {NULL, NULL},
   };
   bind_register_list(L, mod, 0, fns);
 }

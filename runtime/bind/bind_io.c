@@ -114,12 +114,11 @@ static const char **opt_string_list(lua_State *L, int t, const char *key, int *n
 }
 
 static mtl_column_type column_type(lua_State *L, const char *s, const char *name) {
-  static const char *names[] = {"int64", "float", "string", "multi", "kv", "skip"};
-  for (int i = 0; i <= MTL_COLUMN_SKIP; i++)
-    if (s && !strcmp(s, names[i])) return (mtl_column_type)i;
-  luaL_error(L, FNAME ": column '%s': type must be one of int64, float, string, multi, kv, skip; got %s%s%s", name,
-             s ? "\"" : "", s ? s : "none", s ? "\"" : "");
-  return MTL_COLUMN_SKIP;
+  int t = mtl_column_type_of(s);
+  if (t < 0)
+    luaL_error(L, FNAME ": column '%s': type must be one of int64, float, string, multi, kv, seq, skip; got %s%s%s",
+               name, s ? "\"" : "", s ? s : "none", s ? "\"" : "");
+  return (mtl_column_type)t;
 }
 
 static void read_column(lua_State *L, int t, int i, mtl_column_spec *c) {
@@ -131,6 +130,8 @@ static void read_column(lua_State *L, int t, int i, mtl_column_spec *c) {
   c->separator = opt_char(L, t, "separator", "column field");
   c->kv_separator = opt_char(L, t, "kv_separator", "column field");
   c->string_values = opt_bool(L, t, "string_values");
+  c->float_values = opt_bool(L, t, "float_values");
+  c->step_separator = opt_char(L, t, "step_separator", "column field");
   c->group = opt_string(L, t, "group", "column field");
   const char *st = opt_string(L, t, "standardize", "column field");
   if (!st) c->standardize = MTL_STANDARDIZE_NONE;
@@ -204,35 +205,39 @@ static const char *kind_name(mtl_output_kind k) {
   case MTL_OUTPUT_IDS: return "ids";
   case MTL_OUTPUT_DENSE: return "dense";
   case MTL_OUTPUT_BAG: return "bag";
+  case MTL_OUTPUT_SEQ: return "seq";
   default: return "weighted_bag";
   }
 }
 
-/* r:next() -> rows, {name = tensor | {ids=, offsets=, weights=}} or nil at
- * the end of the pass. Every tensor slot is pushed before reading, so an
- * error cannot leak a batch. */
+/* Pushes a new tensor slot and stores it in the table on the stack as key. */
+static mtl_tensor **field_slot(lua_State *L, const char *key) {
+  mtl_tensor **slot = bind_slot(L);
+  lua_setfield(L, -2, key);
+  return slot;
+}
+
+/* r:next() -> rows, {name = tensor | {ids=, offsets=, weights=} | {ids= or
+ * values=, offsets=, steps=}} or nil at the end of the pass. Every tensor
+ * slot is pushed before reading, so an error cannot leak a batch. */
 static int l_next(lua_State *L) {
   mtl_reader *r = check_reader(L, 1);
   int n = mtl_reader_num_outputs(r);
   mtl_batch_output *out = lua_newuserdata(L, sizeof *out * (size_t)(n ? n : 1));
-  mtl_tensor ***slots = lua_newuserdata(L, sizeof *slots * 3 * (size_t)(n ? n : 1));
+  mtl_tensor ***slots = lua_newuserdata(L, sizeof *slots * 4 * (size_t)(n ? n : 1));
   lua_createtable(L, 0, n);
   int tbl = lua_gettop(L);
   for (int i = 0; i < n; i++) {
     mtl_output_kind k = mtl_reader_output_kind(r, i);
-    slots[3 * i + 1] = slots[3 * i + 2] = NULL;
+    slots[4 * i + 1] = slots[4 * i + 2] = slots[4 * i + 3] = NULL;
     if (k == MTL_OUTPUT_IDS || k == MTL_OUTPUT_DENSE) {
-      slots[3 * i] = bind_slot(L);
+      slots[4 * i] = bind_slot(L);
     } else {
       lua_createtable(L, 0, 3);
-      slots[3 * i] = bind_slot(L);
-      lua_setfield(L, -2, "ids");
-      slots[3 * i + 1] = bind_slot(L);
-      lua_setfield(L, -2, "offsets");
-      if (k == MTL_OUTPUT_WEIGHTED_BAG) {
-        slots[3 * i + 2] = bind_slot(L);
-        lua_setfield(L, -2, "weights");
-      }
+      slots[4 * i] = field_slot(L, k == MTL_OUTPUT_SEQ && mtl_reader_output_float(r, i) ? "values" : "ids");
+      slots[4 * i + 1] = field_slot(L, "offsets");
+      if (k == MTL_OUTPUT_WEIGHTED_BAG) slots[4 * i + 2] = field_slot(L, "weights");
+      if (k == MTL_OUTPUT_SEQ) slots[4 * i + 3] = field_slot(L, "steps");
     }
     lua_setfield(L, tbl, mtl_reader_output_name(r, i));
   }
@@ -243,9 +248,10 @@ static int l_next(lua_State *L) {
     return 1;
   }
   for (int i = 0; i < n; i++) {
-    *slots[3 * i] = out[i].values;
-    if (slots[3 * i + 1]) *slots[3 * i + 1] = out[i].offsets;
-    if (slots[3 * i + 2]) *slots[3 * i + 2] = out[i].weights;
+    *slots[4 * i] = out[i].values;
+    if (slots[4 * i + 1]) *slots[4 * i + 1] = out[i].offsets;
+    if (slots[4 * i + 2]) *slots[4 * i + 2] = out[i].weights;
+    if (slots[4 * i + 3]) *slots[4 * i + 3] = out[i].steps;
   }
   /* heap tracking: let the GC see the new tensors' memory */
   if (n > 0) bind_fill(L, slots[0], out[0].values);

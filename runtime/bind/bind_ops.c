@@ -117,6 +117,12 @@ static int l_relu(lua_State *L) { return unary(L, "mtl.relu", mtl_relu); }
 static int l_sigmoid(lua_State *L) { return unary(L, "mtl.sigmoid", mtl_sigmoid); }
 static int l_tanh(lua_State *L) { return unary(L, "mtl.tanh", mtl_tanh); }
 static int l_gelu(lua_State *L) { return unary(L, "mtl.gelu", mtl_gelu); }
+static int l_gelu_tanh(lua_State *L) { return unary(L, "mtl.gelu_tanh", mtl_gelu_tanh); }
+static int l_elu(lua_State *L) { return unary(L, "mtl.elu", mtl_elu); }
+static int l_selu(lua_State *L) { return unary(L, "mtl.selu", mtl_selu); }
+static int l_swish(lua_State *L) { return unary(L, "mtl.swish", mtl_swish); }
+static int l_softplus(lua_State *L) { return unary(L, "mtl.softplus", mtl_softplus); }
+static int l_softsign(lua_State *L) { return unary(L, "mtl.softsign", mtl_softsign); }
 
 /* clamp(t, lo, hi): either bound may be nil (open), not both. */
 static int l_clamp(lua_State *L) {
@@ -253,7 +259,8 @@ void bind_ops_open(lua_State *L, int mod, int methods) {
     {"add", l_add}, {"sub", l_sub}, {"mul", l_mul}, {"div", l_div}, {"pow", l_pow},
     {"neg", l_neg}, {"exp", l_exp}, {"log", l_log}, {"log1p", l_log1p}, {"sqrt", l_sqrt},
     {"abs", l_abs}, {"clamp", l_clamp}, {"relu", l_relu}, {"leaky_relu", l_leaky_relu},
-    {"sigmoid", l_sigmoid}, {"tanh", l_tanh}, {"gelu", l_gelu}, {"where", l_where},
+    {"sigmoid", l_sigmoid}, {"tanh", l_tanh}, {"gelu", l_gelu}, {"gelu_tanh", l_gelu_tanh}, {"elu", l_elu}, {"selu", l_selu}, {"swish", l_swish},
+    {"softplus", l_softplus}, {"softsign", l_softsign}, {"where", l_where},
     {"eq", l_eq}, {"ne", l_ne}, {"lt", l_lt}, {"le", l_le}, {"gt", l_gt}, {"ge", l_ge},
     {"sum", l_sum}, {"mean", l_mean}, {"max", l_max}, {"min", l_min},
     {"softmax", l_softmax}, {"log_softmax", l_log_softmax},

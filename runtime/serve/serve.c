@@ -147,11 +147,9 @@ static void *zalloc(lua_State *L, size_t n, size_t size) {
 }
 
 static mtl_column_type column_type_of(lua_State *L, const char *s) {
-  static const char *names[] = {"int64", "float", "string", "multi", "kv", "skip"};
-  for (int i = 0; i <= MTL_COLUMN_SKIP; i++)
-    if (!strcmp(s, names[i])) return (mtl_column_type)i;
-  luaL_error(L, "unknown column type '%s'", s);
-  return MTL_COLUMN_SKIP;
+  int t = mtl_column_type_of(s);
+  if (t < 0) luaL_error(L, "unknown column type '%s'", s);
+  return (mtl_column_type)t;
 }
 
 /* Calls scorer:method() with nret results. */
@@ -612,8 +610,7 @@ const char *mtl_model_column_name(const mtl_model *m, int i) {
   return m && i >= 0 && i < m->ncolumns ? m->columns[i].name : NULL;
 }
 const char *mtl_model_column_type(const mtl_model *m, int i) {
-  static const char *names[] = {"int64", "float", "string", "multi", "kv", "skip"};
-  return m && i >= 0 && i < m->ncolumns ? names[m->columns[i].type] : NULL;
+  return m && i >= 0 && i < m->ncolumns ? mtl_column_type_name(m->columns[i].type) : NULL;
 }
 int mtl_model_column_index(const mtl_model *m, const char *name) {
   for (int i = 0; m && name && i < m->ncolumns; i++)

@@ -10,10 +10,6 @@
 #include "bind.h"
 #include "serve_internal.h"
 
-static const char *type_name(mtl_column_type t) {
-  static const char *names[] = {"int64", "float", "string", "multi", "kv", "skip"};
-  return (unsigned)t <= MTL_COLUMN_SKIP ? names[t] : "?";
-}
 
 /* A standardized value as float32, as the reader stores it. */
 static float z_float(double z) {
@@ -51,7 +47,7 @@ static double default_number(lua_State *L, const serve_column *c) {
 
 static void missing(lua_State *L, const serve_column *c, const char *needs) {
   bind_errorf(L, "column '%s' (%s) is missing: give %s (the config gives it no default)", c->name,
-             type_name(c->type), needs);
+             mtl_column_type_name(c->type), needs);
 }
 
 /* ids [n] of an int64 or string column. */
@@ -66,7 +62,7 @@ static void push_ids(lua_State *L, const serve_column *c, const mtl_column_data 
       o[i] = mtl_hash_string(d->strings[i], strlen(d->strings[i]));
     }
   } else if (d) {
-    bind_errorf(L, "column '%s' (%s) needs ids%s", c->name, type_name(c->type),
+    bind_errorf(L, "column '%s' (%s) needs ids%s", c->name, mtl_column_type_name(c->type),
                c->type == MTL_COLUMN_STRING ? " or strings" : "");
   } else {
     if (!c->default_text) missing(L, c, c->type == MTL_COLUMN_STRING ? "strings or ids" : "ids");
@@ -86,7 +82,7 @@ static void push_bag(lua_State *L, const char *name, const serve_column *c, cons
   if (!d) {
     if (c && c->default_text && c->default_text[0])
       bind_errorf(L, "column '%s' (%s) is missing: give offsets and ids (its default \"%s\" is only read from text "
-                 "rows)", name, c ? type_name(c->type) : "multi", c->default_text);
+                 "rows)", name, c ? mtl_column_type_name(c->type) : "multi", c->default_text);
     if (c && !c->default_text) missing(L, c, "offsets and ids");
     if (!c) bind_errorf(L, "field '%s' is missing: give offsets and ids", name);
     memset(off, 0, (size_t)(n + 1) * sizeof *off); /* empty bags */
@@ -196,6 +192,9 @@ void serve_push_column_batch(lua_State *L, const mtl_model *m, mtl_reader *r, co
         break;
       case MTL_OUTPUT_DENSE:
         push_dense(L, m, r, i, given, n);
+        break;
+      case MTL_OUTPUT_SEQ:
+        bind_errorf(L, "column '%s' is a sequence (seq): score text rows (mtl_model_score_csv) for it", name);
         break;
       default:
         push_bag(L, name, c, d, n, kind == MTL_OUTPUT_WEIGHTED_BAG);

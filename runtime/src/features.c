@@ -1,4 +1,5 @@
-/* Per-batch feature transforms: bucketize, hashed crosses, kv lookups. */
+/* Per-batch feature transforms: bucketize, hashed crosses, kv lookups,
+ * vocabularies, padding sequences. */
 #include "mtl/features.h"
 
 #include <math.h>
@@ -125,4 +126,36 @@ mtl_tensor *mtl_sort_unique(mtl_tensor *ids) {
   if (out) memcpy(mtl_i64(out), p, (size_t)m * sizeof *p);
   mtl_tensor_release(tmp);
   return out;
+}
+
+int mtl_seq_pad(mtl_tensor *offsets, int64_t len, int64_t max_len, mtl_tensor **index, mtl_tensor **mask) {
+  const char *fn = "mtl.seq_pad";
+  *index = *mask = NULL;
+  if (check_vec(fn, offsets, MTL_I64, "the offsets") < 0) return -1;
+  int64_t n = offsets->numel - 1;
+  const int64_t *off = mtl_i64(offsets);
+  if (n < 0 || off[0] != 0) return mtl_error("%s: offsets must start at 0 (n + 1 entries)", fn);
+  int64_t longest = 1;
+  for (int64_t i = 0; i < n; i++) {
+    if (off[i] > off[i + 1]) return mtl_error("%s: offsets must not decrease (row %lld)", fn, (long long)i + 1);
+    if (off[i + 1] - off[i] > longest) longest = off[i + 1] - off[i];
+  }
+  if (len <= 0) len = max_len > 0 && longest > max_len ? max_len : longest;
+  int64_t si[1] = {n * len}, sm[2] = {n, len};
+  *index = mtl_tensor_new(MTL_I64, 1, si);
+  *mask = *index ? mtl_tensor_new(MTL_F32, 2, sm) : NULL;
+  if (!*mask) {
+    mtl_tensor_release(*index);
+    *index = NULL;
+    return -1;
+  }
+  int64_t *pi = mtl_i64(*index), pad = off[n] + 1;
+  float *pm = mtl_f32(*mask);
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t t = 0; t < len; t++) {
+      bool step = off[i] + t < off[i + 1];
+      pi[i * len + t] = step ? off[i] + t + 1 : pad;
+      pm[i * len + t] = step ? 1.0f : 0.0f;
+    }
+  return 0;
 }

@@ -24,9 +24,14 @@ static char *dup_string(mtl_reader *r, const char *s) {
   return d;
 }
 
-static const char *type_name(mtl_column_type t) {
-  static const char *names[] = {"int64", "float", "string", "multi", "kv", "skip"};
-  return (unsigned)t <= MTL_COLUMN_SKIP ? names[t] : "?";
+static const char *const type_names[] = {"int64", "float", "string", "multi", "kv", "seq", "skip"};
+
+const char *mtl_column_type_name(mtl_column_type t) { return (unsigned)t <= MTL_COLUMN_SKIP ? type_names[t] : "?"; }
+
+int mtl_column_type_of(const char *name) {
+  for (int i = 0; name && i <= MTL_COLUMN_SKIP; i++)
+    if (!strcmp(name, type_names[i])) return i;
+  return -1;
 }
 
 /* ---- batch buffers -------------------------------------------------------- */
@@ -53,14 +58,38 @@ static int regrow(mtl_reader *r, mtl_tensor **t, mtl_dtype dtype, int64_t n, int
 }
 
 static int alloc_values(mtl_reader *r, output *o, size_t cap) {
-  if (regrow(r, &o->t_values, MTL_I64, (int64_t)cap, (int64_t)o->nvals) < 0) return -1;
-  o->ids = mtl_i64(o->t_values);
-  if (o->kind == MTL_OUTPUT_WEIGHTED_BAG) {
+  if (!o->float_values) {
+    if (regrow(r, &o->t_values, MTL_I64, (int64_t)cap, (int64_t)o->nvals) < 0) return -1;
+    o->ids = mtl_i64(o->t_values);
+  }
+  if (o->kind == MTL_OUTPUT_WEIGHTED_BAG || o->float_values) {
     if (regrow(r, &o->t_weights, MTL_F32, (int64_t)cap, (int64_t)o->nvals) < 0) return -1;
     o->weights = mtl_f32(o->t_weights);
   }
   o->val_cap = cap;
   return 0;
+}
+
+/* A sequence's step offsets: room for cap steps (keeping those so far). */
+static int grow_steps(mtl_reader *r, output *o, size_t cap) {
+  if (regrow(r, &o->t_steps, MTL_I64, (int64_t)cap + 1, (int64_t)o->nsteps + 1) < 0) return -1;
+  o->steps = mtl_i64(o->t_steps);
+  if (o->nsteps == 0) o->steps[0] = 0;
+  o->step_cap = cap;
+  return 0;
+}
+
+/* At the start of a batch of cap rows: as many steps per row as seen so far. */
+static int alloc_steps(mtl_reader *r, output *o, int64_t cap) {
+  size_t want = o->step_hint;
+  if (r->rows > 0) want = (size_t)((double)o->nsteps / (double)r->rows * (double)cap * 1.05) + 64;
+  if (o->t_steps && want <= o->step_cap) return 0;
+  return grow_steps(r, o, want > 256 ? want : 256);
+}
+
+static int ensure_step(mtl_reader *r, output *o) {
+  if (o->nsteps < o->step_cap) return 0;
+  return grow_steps(r, o, o->step_cap ? o->step_cap * 2 : 256);
 }
 
 /* When the whole input is one batch: the rows to expect, from the bytes the
@@ -106,9 +135,10 @@ static int ensure_row(mtl_reader *r) {
       /* bag values: as many per row as seen so far (or as last batch) */
       size_t want = o->val_hint;
       if (r->rows > 0) want = (size_t)((double)o->nvals / (double)r->rows * (double)cap * 1.05) + 64;
-      if (!o->t_values || want > o->val_cap) {
+      if (!o->val_cap || want > o->val_cap) {
         if (alloc_values(r, o, want > 256 ? want : 256) < 0) return -1;
       }
+      if (o->kind == MTL_OUTPUT_SEQ && alloc_steps(r, o, cap) < 0) return -1;
     }
   }
   r->row_cap = cap;
@@ -121,24 +151,30 @@ static int ensure_value(mtl_reader *r, output *o) {
   return alloc_values(r, o, o->val_cap ? o->val_cap * 2 : 256);
 }
 
+
 static void row_commit(mtl_reader *r) {
   r->rows++;
   for (int i = 0; i < r->nbags; i++) {
     output *o = &r->outs[r->bags[i]];
-    o->offsets[r->rows] = (int64_t)o->nvals;
+    o->offsets[r->rows] = (int64_t)(o->kind == MTL_OUTPUT_SEQ ? o->nsteps : o->nvals);
   }
 }
 
 static void row_rollback(mtl_reader *r) {
   for (int i = 0; i < r->nbags; i++) {
     output *o = &r->outs[r->bags[i]];
-    o->nvals = (size_t)o->offsets[r->rows];
+    if (o->kind == MTL_OUTPUT_SEQ) {
+      o->nsteps = (size_t)o->offsets[r->rows];
+      o->nvals = (size_t)o->steps[o->nsteps];
+    } else {
+      o->nvals = (size_t)o->offsets[r->rows];
+    }
   }
 }
 
 static void batch_reset(mtl_reader *r) {
   r->rows = 0;
-  for (int i = 0; i < r->nouts; i++) r->outs[i].nvals = 0;
+  for (int i = 0; i < r->nouts; i++) r->outs[i].nvals = r->outs[i].nsteps = 0;
 }
 
 /* The reader no longer holds t's bytes. */
@@ -153,13 +189,15 @@ static void drop_batch(mtl_reader *r) {
     forget(r, o->t_values);
     forget(r, o->t_offsets);
     forget(r, o->t_weights);
+    forget(r, o->t_steps);
     mtl_tensor_release(o->t_values);
     mtl_tensor_release(o->t_offsets);
     mtl_tensor_release(o->t_weights);
-    o->t_values = o->t_offsets = o->t_weights = NULL;
-    o->ids = o->offsets = NULL;
+    mtl_tensor_release(o->t_steps);
+    o->t_values = o->t_offsets = o->t_weights = o->t_steps = NULL;
+    o->ids = o->offsets = o->steps = NULL;
     o->dense = o->weights = NULL;
-    o->nvals = o->val_cap = 0;
+    o->nvals = o->val_cap = o->nsteps = o->step_cap = 0;
   }
   r->row_cap = 0;
   r->rows = 0;
@@ -267,8 +305,60 @@ static const char *put_kv(mtl_reader *r, const column *c, const char *s, const c
   }
 }
 
+/* One value of a sequence step: an integer, a number, or a string up to the
+ * step separator, the step's end or the field's end. */
+static const char *put_seq_value(mtl_reader *r, output *o, const column *c, const char *s, const char *lim,
+                                 bool quoted) {
+  if (ensure_value(r, o) < 0) {
+    r->failed = true; /* out of memory: not the row's fault */
+    return NULL;
+  }
+  const char *q;
+  if (c->float_values) {
+    double v;
+    if (!(q = mtl_parse_double(s, lim, &v))) return NULL;
+    if (fabs(v) > FLT_MAX && isfinite(v)) return NULL;
+    o->weights[o->nvals++] = (float)v;
+  } else if (c->string_values) {
+    q = s;
+    while (q < lim && *q != c->separator && *q != c->step_separator && !(!quoted && *q == r->sep)) q++;
+    if (q == s) return NULL;
+    o->ids[o->nvals++] = mtl_hash_string(s, (size_t)(q - s));
+  } else {
+    int64_t v;
+    bool overflow;
+    if (!(q = mtl_parse_int64(s, lim, &v, &overflow)) || overflow) return NULL;
+    o->ids[o->nvals++] = v;
+  }
+  return q;
+}
+
+/* A sequence: steps joined by c->separator, the values of a step by
+ * c->step_separator (when set); an empty field is an empty sequence. */
+static const char *put_seq(mtl_reader *r, const column *c, const char *s, const char *lim, bool quoted) {
+  output *o = &r->outs[c->out];
+  if (FIELD_END(s)) return s;
+  for (;;) {
+    const char *q;
+    for (;;) { /* the values of one step */
+      if (!(q = put_seq_value(r, o, c, s, lim, quoted))) return r->expect = c->expect, NULL;
+      if (!c->step_separator || FIELD_END(q) || *q != c->step_separator) break;
+      s = q + 1;
+    }
+    if (ensure_step(r, o) < 0) {
+      r->failed = true;
+      return NULL;
+    }
+    o->steps[++o->nsteps] = (int64_t)o->nvals;
+    if (FIELD_END(q)) return q;
+    if (*q != c->separator) return r->expect = c->expect, NULL;
+    s = q + 1;
+  }
+}
+
 static const char *put_value(mtl_reader *r, const column *c, const char *s, const char *lim, bool quoted) {
   switch (c->type) {
+  case MTL_COLUMN_SEQ: return put_seq(r, c, s, lim, quoted);
   case MTL_COLUMN_INT64: return put_int64(r, c, s, lim, quoted);
   case MTL_COLUMN_FLOAT: return put_float(r, c, s, lim, quoted);
   case MTL_COLUMN_STRING: return put_string(r, c, s, lim, quoted);
@@ -627,6 +717,24 @@ static int add_glob(mtl_reader *r, const char *pattern) {
   return st;
 }
 
+/* A sequence column's value kind, step separator and expected text. */
+static int set_seq(mtl_reader *r, column *c, const mtl_column_spec *spec) {
+  c->float_values = spec->float_values;
+  c->step_separator = spec->step_separator;
+  if (c->float_values && c->string_values)
+    return mtl_error("mtl.data: column '%s': sequence values are numbers or strings, not both", c->name);
+  char st = c->step_separator;
+  if (st && (st == c->separator || st == r->sep || st == '\n' || st == '\r' || (r->quote && st == r->quote)))
+    return mtl_error("mtl.data: column '%s': the step separator '%c' must differ from the other separators, "
+                     "the quote and line ends", c->name, st);
+  const char *what = c->float_values ? "numbers" : c->string_values ? "non-empty values" : "integers";
+  if (st)
+    snprintf(c->expect, sizeof c->expect, "%s joined by '%c' in steps separated by '%c'", what, st, c->separator);
+  else
+    snprintf(c->expect, sizeof c->expect, "%s separated by '%c'", what, c->separator);
+  return 0;
+}
+
 static int add_column(mtl_reader *r, const mtl_column_spec *spec) {
   column *c = &r->cols[r->ncols++];
   memset(c, 0, sizeof *c);
@@ -641,7 +749,8 @@ static int add_column(mtl_reader *r, const mtl_column_spec *spec) {
   c->separator = spec->separator ? spec->separator : c->type == MTL_COLUMN_KV ? ',' : '|';
   c->kv_separator = spec->kv_separator ? spec->kv_separator : ':';
   c->string_values = spec->string_values;
-  if (c->type == MTL_COLUMN_MULTI || c->type == MTL_COLUMN_KV) {
+  if (c->type == MTL_COLUMN_SEQ && set_seq(r, c, spec) < 0) return -1;
+  if (c->type == MTL_COLUMN_MULTI || c->type == MTL_COLUMN_KV || c->type == MTL_COLUMN_SEQ) {
     /* it may equal the field separator: such fields are quoted ("1:0.5,2:1") */
     if (c->separator == '\n' || c->separator == '\r' || (r->quote && c->separator == r->quote))
       return mtl_error("mtl.data: column '%s': the value separator must not be a line end or the quote", c->name);
@@ -667,10 +776,10 @@ static int add_column(mtl_reader *r, const mtl_column_spec *spec) {
     if (!(c->default_text = dup_string(r, spec->default_text))) return -1;
   }
   if (spec->group && c->type != MTL_COLUMN_FLOAT)
-    return mtl_error("mtl.data: column '%s' is %s; only float columns can form a group", c->name, type_name(c->type));
+    return mtl_error("mtl.data: column '%s' is %s; only float columns can form a group", c->name, mtl_column_type_name(c->type));
   c->standardize = spec->standardize;
   if (c->standardize != MTL_STANDARDIZE_NONE && c->type != MTL_COLUMN_FLOAT)
-    return mtl_error("mtl.data: column '%s' is %s; only float columns can be standardized", c->name, type_name(c->type));
+    return mtl_error("mtl.data: column '%s' is %s; only float columns can be standardized", c->name, mtl_column_type_name(c->type));
   if (c->standardize == MTL_STANDARDIZE_GIVEN) {
     if (!(spec->std > 0) || !isfinite(spec->std) || !isfinite(spec->mean))
       return mtl_error("mtl.data: column '%s': expected a finite mean and a std > 0, got %g and %g", c->name,
@@ -701,11 +810,13 @@ static int add_column(mtl_reader *r, const mtl_column_spec *spec) {
   mtl_output_kind kind = c->type == MTL_COLUMN_FLOAT ? MTL_OUTPUT_DENSE
                          : c->type == MTL_COLUMN_MULTI ? MTL_OUTPUT_BAG
                          : c->type == MTL_COLUMN_KV    ? MTL_OUTPUT_WEIGHTED_BAG
+                         : c->type == MTL_COLUMN_SEQ   ? MTL_OUTPUT_SEQ
                                                        : MTL_OUTPUT_IDS;
   int i = add_output(r, c->type == MTL_COLUMN_FLOAT && spec->group ? spec->group : c->name, kind);
   if (i < 0) return -1;
   c->out = i;
   c->lane = 0;
+  r->outs[i].float_values = c->float_values;
   if (kind == MTL_OUTPUT_DENSE) {
     output *o = &r->outs[i];
     o->group = spec->group != NULL;
@@ -871,6 +982,7 @@ const char *mtl_reader_output_name(const mtl_reader *r, int i) {
 mtl_output_kind mtl_reader_output_kind(const mtl_reader *r, int i) {
   return i >= 0 && i < r->nouts ? r->outs[i].kind : MTL_OUTPUT_IDS;
 }
+bool mtl_reader_output_float(const mtl_reader *r, int i) { return i >= 0 && i < r->nouts && r->outs[i].float_values; }
 int mtl_reader_output_width(const mtl_reader *r, int i) { return i >= 0 && i < r->nouts ? r->outs[i].width : 0; }
 int mtl_reader_output_column(const mtl_reader *r, int i, int lane) {
   if (i < 0 || i >= r->nouts) return -1;
@@ -944,7 +1056,8 @@ static void release_outputs(mtl_batch_output *out, int n) {
     mtl_tensor_release(out[i].values);
     mtl_tensor_release(out[i].offsets);
     mtl_tensor_release(out[i].weights);
-    out[i].values = out[i].offsets = out[i].weights = NULL;
+    mtl_tensor_release(out[i].steps);
+    out[i].values = out[i].offsets = out[i].weights = out[i].steps = NULL;
   }
 }
 
@@ -952,7 +1065,7 @@ static void release_outputs(mtl_batch_output *out, int n) {
 static int finish_batch(mtl_reader *r, mtl_batch_output *out) {
   int64_t n = r->rows;
   int st = 0;
-  for (int i = 0; i < r->nouts; i++) out[i].values = out[i].offsets = out[i].weights = NULL;
+  for (int i = 0; i < r->nouts; i++) out[i].values = out[i].offsets = out[i].weights = out[i].steps = NULL;
   for (int i = 0; i < r->nouts; i++) {
     output *o = &r->outs[i];
     mtl_batch_output *b = &out[i];
@@ -965,13 +1078,21 @@ static int finish_batch(mtl_reader *r, mtl_batch_output *out) {
           o->dense[k * o->width + j] = z_float((o->fit[k * o->width + j] - c->mean) / c->std);
       }
     }
-    int64_t shape[2] = {n, o->width}, nv = (int64_t)o->nvals, n1 = n + 1;
+    int64_t shape[2] = {n, o->width}, nv = (int64_t)o->nvals, n1 = n + 1, ns1 = (int64_t)o->nsteps + 1;
     forget(r, o->t_values);
     forget(r, o->t_offsets);
     forget(r, o->t_weights);
+    forget(r, o->t_steps);
     bool compact = r->batch_size == 0;
     if (o->kind == MTL_OUTPUT_IDS || o->kind == MTL_OUTPUT_DENSE) {
       b->values = take(o->t_values, o->group ? 2 : 1, shape, compact);
+    } else if (o->kind == MTL_OUTPUT_SEQ) {
+      b->values = take(o->float_values ? o->t_weights : o->t_values, 1, &nv, compact);
+      b->offsets = take(o->t_offsets, 1, &n1, compact);
+      b->steps = take(o->t_steps, 1, &ns1, compact);
+      if (!b->offsets || !b->steps) st = -1;
+      o->val_hint = o->val_cap;
+      o->step_hint = o->step_cap;
     } else {
       b->values = take(o->t_values, 1, &nv, compact);
       b->offsets = take(o->t_offsets, 1, &n1, compact);
@@ -980,9 +1101,12 @@ static int finish_batch(mtl_reader *r, mtl_batch_output *out) {
       o->val_hint = o->val_cap; /* start the next batch with as much room */
     }
     if (!b->values) st = -1;
-    o->t_values = o->t_offsets = o->t_weights = NULL;
+    o->t_values = o->t_offsets = o->t_weights = o->t_steps = NULL;
   }
-  for (int i = 0; i < r->nouts; i++) r->outs[i].nvals = r->outs[i].val_cap = 0;
+  for (int i = 0; i < r->nouts; i++) {
+    output *o = &r->outs[i];
+    o->nvals = o->val_cap = o->nsteps = o->step_cap = 0;
+  }
   r->row_cap = 0;
   r->rows = 0;
   if (st < 0) release_outputs(out, r->nouts);

@@ -16,9 +16,9 @@ typedef struct column {
   mtl_column_type type;
   char *default_text; /* NULL: no default */
   size_t default_len;
-  char separator, kv_separator;
-  bool string_values;
-  char expect[64]; /* "an integer", "integers separated by '|'", ... */
+  char separator, kv_separator, step_separator;
+  bool string_values, float_values;
+  char expect[96]; /* "an integer", "integers separated by '|'", ... */
   int out, lane;   /* output index (-1: none) and lane within a dense output */
   struct output *o; /* &outs[out], set once the outputs are made */
   mtl_standardize standardize;
@@ -34,13 +34,16 @@ typedef struct output {
   bool group;         /* dense: a group of float columns, [n, width] */
   bool has_fit;       /* dense: a lane is standardized with fitted stats */
   int *lane_column;   /* dense: schema index of each lane */
-  mtl_tensor *t_values, *t_offsets, *t_weights;
+  bool float_values;  /* SEQ: values are floats, kept in t_weights (t_values unused) */
+  mtl_tensor *t_values, *t_offsets, *t_weights, *t_steps;
   int64_t *ids;       /* storage of t_values: IDS [row_cap]; bags [val_cap] */
   float *dense;       /* storage of t_values: DENSE [row_cap * width] */
   double *fit;        /* DENSE with has_fit: raw values [row_cap * width] */
-  float *weights;     /* storage of t_weights [val_cap] */
-  int64_t *offsets;   /* storage of t_offsets [row_cap + 1] */
+  float *weights;     /* storage of t_weights [val_cap]: kv weights, float SEQ values */
+  int64_t *offsets;   /* storage of t_offsets [row_cap + 1]; SEQ: into the steps */
+  int64_t *steps;     /* SEQ: storage of t_steps [step_cap + 1], into the values */
   size_t nvals, val_cap, val_hint;
+  size_t nsteps, step_cap, step_hint;
   size_t fit_cap;     /* elements of fit */
 } output;
 

@@ -129,6 +129,46 @@ static void test_reader(void) {
   unlink(path);
 }
 
+static void release_batch(mtl_batch_output *out, int n) {
+  for (int i = 0; i < n; i++) {
+    mtl_tensor_release(out[i].values);
+    mtl_tensor_release(out[i].offsets);
+    mtl_tensor_release(out[i].weights);
+    mtl_tensor_release(out[i].steps);
+  }
+}
+
+/* Sequences: a bad row in the middle of a batch leaves no steps or values behind. */
+static void test_sequences(void) {
+  const char *path = write_temp("1;2|3,0.5|1\n4|x,2\n5,\n");
+  mtl_column_spec cols[2] = {
+    {.name = "s", .type = MTL_COLUMN_SEQ, .step_separator = ';'},
+    {.name = "v", .type = MTL_COLUMN_SEQ, .float_values = true, .default_text = ""},
+  };
+  const char *files[1] = {path};
+  mtl_reader_options o = {.files = files, .nfiles = 1, .columns = cols, .ncolumns = 2, .skip_errors = true,
+                          .batch_size = 8};
+  mtl_reader *r = mtl_reader_new(&o);
+  CHECK(r != NULL, "mtl_reader_new: %s", mtl_error_message());
+  if (!r) return;
+  CHECK(mtl_reader_output_kind(r, 0) == MTL_OUTPUT_SEQ && mtl_reader_output_float(r, 1), "seq outputs");
+  mtl_batch_output out[2];
+  int64_t n = mtl_reader_next(r, out);
+  CHECK(n == 2 && mtl_reader_skipped(r) == 1, "two rows, one skipped: %lld (%s)", (long long)n, mtl_error_message());
+  if (n == 2) {
+    const int64_t *ids = mtl_i64(out[0].values), *steps = mtl_i64(out[0].steps), *off = mtl_i64(out[0].offsets);
+    CHECK(out[0].values->numel == 4 && ids[0] == 1 && ids[1] == 2 && ids[2] == 3 && ids[3] == 5, "ids");
+    CHECK(out[0].steps->numel == 4 && steps[1] == 2 && steps[2] == 3 && steps[3] == 4, "steps");
+    CHECK(off[0] == 0 && off[1] == 2 && off[2] == 3, "row offsets");
+    const float *v = mtl_f32(out[1].values);
+    CHECK(out[1].values->numel == 2 && v[0] == 0.5f && v[1] == 1.0f, "float values");
+    CHECK(mtl_i64(out[1].offsets)[2] == 2 && out[1].steps->numel == 3, "the empty sequence of row 3");
+    release_batch(out, 2);
+  }
+  mtl_reader_free(r);
+  unlink(path);
+}
+
 /* Random bytes drawn mostly from the characters that matter to the parser. */
 static void test_random_input(void) {
   static const char alphabet[] = "0123456789,,,|||::\"\"\n\r.-+eEx \t\\\xc3\xbc";
@@ -183,6 +223,7 @@ static void test_random_input(void) {
 int main(void) {
   test_numbers();
   test_reader();
+  test_sequences();
   test_random_input();
   return failures ? 1 : 0;
 }

@@ -31,6 +31,15 @@ local function base()
 end
 
 describe("config.validate", function()
+  it("gives a model that reads feature groups only (backbone) one group of every feature when there are none", function()
+    local raw = base()
+    raw.model = { name = "backbone", tasks = raw.model.tasks,
+                  blocks = { { name = "all", group = "all" }, { name = "m", inputs = { "all" }, block = "MLP", options = { hidden = { 4 } } } } }
+    assert.are.same({ { name = "all", features = { "user_id", "tags", "price", "price_bin", "user_x_cate", "cate_ctr", "user_again" } } },
+      config.validate(raw).groups)
+    assert.is_nil(config.validate(base()).groups)
+  end)
+
   it("fills in defaults and leaves its input alone", function()
     local raw = base()
     local cfg = config.validate(raw)
@@ -95,7 +104,7 @@ describe("config.validate", function()
     assert.are.equal("config: unknown key 'data.batchsize' (did you mean 'batch_size'?)", e(function(c) c.data.batchsize = 1 end))
     assert.are.equal("config: unknown key 'features.1.hash_bucket' (did you mean 'hash_bucket_size'?)",
       e(function(c) c.features[1].hash_bucket = 10 end))
-    assert.are.equal("config: unknown key 'model.tasks.2.relations' ('relations' is only for dbmtl)",
+    assert.are.equal("config: unknown key 'model.tasks.2.relations' ('relations' is only for backbone and dbmtl)",
       e(function(c) c.model.tasks[2].relations = { "ctr" } end))
     assert.are.equal("config: unknown key 'optimizer.dense.momentum' (adam takes lr, beta1, beta2, eps, weight_decay)",
       e(function(c) c.optimizer = { dense = { momentum = 0.9 } } end))
@@ -122,7 +131,7 @@ describe("config.validate", function()
       "config: 'model.experts' must be a positive integer, got 2.5",
       "config: missing required key 'optimizer.schedule.decay_factor' (for the exponential schedule)",
       "config: 'train.steps' must be a positive integer, got -5",
-      "config: 'train.early_stopping.metric': unknown metric 'acc' (expected 'auc', 'gauc', 'logloss' or 'calibration') (did you mean 'auc'?)",
+      "config: 'train.early_stopping.metric': unknown metric 'acc' (expected 'auc', 'gauc', 'logloss', 'calibration' or 'max_f1') (did you mean 'auc'?)",
       "config: 'train.early_stopping' needs train.eval_every (it compares evaluations)",
       "config: 'eval.metrics' lists gauc but eval.gauc is not set (eval.gauc = {group = 'user_id'})",
     }, "\n"), err_of(config.validate, cfg))
@@ -144,7 +153,7 @@ describe("config.validate", function()
       e({ name = "x", type = "combo", columns = { "user_id" }, hash_bucket_size = 5 }))
     assert.are.equal("config: 'features.1.boundaries' must increase, got 1 after 2",
       e({ name = "x", type = "raw", column = "price", boundaries = { 2, 1 } }))
-    assert.are.equal("config: 'features.1.type' must be 'id', 'raw', 'tag', 'combo' or 'lookup', got \"ids\" (did you mean 'id'?)",
+    assert.are.equal("config: 'features.1.type' must be 'id', 'raw', 'tag', 'combo', 'lookup' or 'sequence', got \"ids\" (did you mean 'id'?)",
       e({ name = "x", type = "ids", column = "user_id" }))
     assert.are.equal("config: 'features.1.shared': no feature is named 'users'",
       e({ name = "x", type = "id", column = "user_id", shared = "users" }))

@@ -7,49 +7,15 @@ local easyrec = require "mtl.config.easyrec"
 
 local FIX = "spec/fixtures/easyrec/"
 
-local err_of = require("helpers.check").error_of
+local H = require "helpers.easyrec"
+local err_of, pipeline, map = H.err_of, H.pipeline, H.map
 
--- A small pipeline.config; parts replace the defaults of its sections.
-local function pipeline(p)
-  p = p or {}
-  return table.concat({
-    p.top or 'train_input_path: "train.csv"\neval_input_path: "test.csv"\nmodel_dir: "runs/x"\n',
-    "train_config {\n", p.train or [[
-  optimizer_config { adam_optimizer { learning_rate { constant_learning_rate { learning_rate: 0.01 } } } }
-  num_steps: 100
-]], "}\n",
-    p.eval or "eval_config { metrics_set { auc {} } }\n",
-    "data_config {\n", p.data or [[
-  batch_size: 64
-  label_fields: ["clk", "buy"]
-  input_type: CSVInput
-  input_fields { input_name: "clk" input_type: INT32 }
-  input_fields { input_name: "buy" input_type: INT32 }
-  input_fields { input_name: "user_id" input_type: STRING }
-  input_fields { input_name: "item_id" input_type: INT64 }
-  input_fields { input_name: "tags" input_type: STRING }
-  input_fields { input_name: "price" input_type: DOUBLE default_val: "1.5" }
-  input_fields { input_name: "stats" input_type: STRING }
-]], "}\n",
-    "feature_config {\n", p.features or [[
-  features { input_names: "user_id" feature_type: IdFeature embedding_dim: 8 hash_bucket_size: 1000 }
-  features { input_names: "item_id" feature_type: IdFeature embedding_dim: 8 num_buckets: 500 }
-]], "}\n",
-    "model_config {\n", p.model or [[
-  model_class: "MMoE"
-  feature_groups { group_name: "all" feature_names: ["user_id", "item_id"] wide_deep: DEEP }
-  mmoe {
-    expert_dnn { hidden_units: [32, 16] }
-    num_expert: 2
-    task_towers { tower_name: "ctr" label_name: "clk" dnn { hidden_units: [8] } }
-    task_towers { tower_name: "cvr" label_name: "buy" dnn { hidden_units: [8] } }
-    l2_regularization: 0
-  }
-]], "}\n",
-  })
+-- A DNN as the reader maps it: its layers, with EasyRec's default batch normalization.
+local function D(sizes, extra)
+  local d = { hidden = sizes, batch_norm = true }
+  for k, v in pairs(extra or {}) do d[k] = v end
+  return d
 end
-
-local function map(p) return easyrec.parse(pipeline(p), "t.config") end
 
 describe("EasyRec: the shared MMoE config", function()
   local cfg, notes = easyrec.load(FIX .. "mmoe_on_taobao.config")
@@ -86,18 +52,16 @@ describe("EasyRec: the shared MMoE config", function()
     assert.are.same({ name = "pid", type = "id", column = "pid", hash_bucket_size = 10, dim = 16 }, cfg.features[15])
     assert.are.same({ name = "price", type = "id", column = "price", num_buckets = 50, dim = 16 }, cfg.features[14])
     assert.are.same({ name = "tag_category_list", type = "tag", column = "tag_category_list", hash_bucket_size = 100000,
-      dim = 16, combiner = "mean" }, cfg.features[16])
-    assert.are.same({ "features in no feature group (unused, as in EasyRec): final_gender_code",
-      "DNN blocks without 'use_bn' default to batch normalization in EasyRec; mtl's towers, experts and bottoms have none" },
-      notes)
+      dim = 16, combiner = "sum" }, cfg.features[16])
+    assert.are.same({ "features in no feature group (unused, as in EasyRec): final_gender_code" }, notes)
   end)
 
   it("maps the model, tasks and towers", function()
     assert.are.same({
-      name = "mmoe", experts = 4, expert = { 256, 192, 128, 64 },
+      name = "mmoe", experts = 4, expert = D { 256, 192, 128, 64 },
       tasks = {
-        { name = "ctr", label = "clk", weight = 1, tower = { 256, 192, 128, 64 } },
-        { name = "cvr", label = "buy", weight = 1, tower = { 256, 192, 128, 64 } },
+        { name = "ctr", label = "clk", weight = 1, tower = D { 256, 192, 128, 64 } },
+        { name = "cvr", label = "buy", weight = 1, tower = D { 256, 192, 128, 64 } },
       },
     }, cfg.model)
     assert.is_nil(cfg.losses)
@@ -138,10 +102,10 @@ describe("EasyRec: the shared DBMTL config", function()
 
   it("maps the bottom, the towers and the relations", function()
     assert.are.same({
-      name = "dbmtl", bottom = { 1024, 512, 256 },
+      name = "dbmtl", bottom = D { 1024, 512, 256 },
       tasks = {
-        { name = "ctr", label = "clk", weight = 1, tower = { 256, 128, 64, 32 }, relation = { 32 } },
-        { name = "cvr", label = "buy", weight = 1, tower = { 256, 128, 64, 32 }, relation = { 32 }, relations = { "ctr" } },
+        { name = "ctr", label = "clk", weight = 1, tower = D { 256, 128, 64, 32 }, relation = D { 32 } },
+        { name = "cvr", label = "buy", weight = 1, tower = D { 256, 128, 64, 32 }, relation = D { 32 }, relations = { "ctr" } },
       },
     }, cfg.model)
   end)
@@ -175,13 +139,11 @@ describe("EasyRec: errors", function()
         "only false is accepted (mtl keeps no moving average of the weights)",
       FIX .. "unsupported.config:13:3: unsupported field 'train_config.fine_tune_checkpoint': mtl does not restore TensorFlow checkpoints",
       FIX .. "unsupported.config:18:17: unsupported field 'eval_config.metrics_set[2].recall_at_topk': " ..
-        "mtl's metrics are auc, gauc, logloss and calibration",
-      FIX .. "unsupported.config:32:50: unsupported value \"SequenceFeature\" for 'feature_config.features[2].feature_type': " ..
-        "sequence features are not supported",
-      FIX .. "unsupported.config:38:41: unsupported field 'model_config.mmoe.expert_dnn.dropout_ratio': " ..
-        "mtl's towers and experts have no dropout",
+        "mtl's metrics are auc, gauc, logloss, calibration and max_f1",
+      FIX .. "unsupported.config:36:65: 'clicks' is a SequenceFeature: mtl reads sequences through sequence_features " ..
+        "(DIN attention), not through feature_names",
       FIX .. "unsupported.config:41:66: unsupported value \"L2_LOSS\" for 'model_config.mmoe.task_towers[2].loss_type': " ..
-        "mtl's tasks are binary classification (CLASSIFICATION)",
+        "mtl's tasks are binary classification (CLASSIFICATION, or losses)",
     }, "\n"), err_of(config.load, FIX .. "unsupported.config"))
   end)
 
@@ -228,7 +190,7 @@ describe("EasyRec: errors", function()
   features { input_names: "item_id" feature_type: IdFeature embedding_dim: 8 num_buckets: 500 }
 ]] }))
     assert.are.equal("t.config:26:16: unsupported model_class \"DeepFM\": mtl reads the multi-task models DBMTL, ESMM, " ..
-      "MMoE, PLE, SimpleMultiTask",
+      "MMoE, MultiTaskModel, PLE, SimpleMultiTask",
       err_of(map, { model = '  model_class: "DeepFM"\n  deepfm { }\n' }))
   end)
 
@@ -281,18 +243,24 @@ describe("EasyRec: errors", function()
   end)
 end)
 
-describe("EasyRec: options mtl's blocks do not have", function()
-  it("rejects batch norm, other activations and regularization the optimizer cannot apply", function()
+describe("EasyRec: DNN options and what the optimizer cannot apply", function()
+  it("maps use_bn, activations and dropout_ratio; rejects what mtl lacks", function()
     local model = pipeline():match("model_config {\n(.-)}\n$")
-    assert.are.equal("t.config:29:49: unsupported value true for 'model_config.mmoe.expert_dnn.use_bn': only false is " ..
-      "accepted (mtl's towers, experts and bottoms have no batch normalization (ESMM's towers excepted))\n" ..
-      "t.config:32:91: unsupported value \"tf.nn.sigmoid\" for 'model_config.mmoe.task_towers[2].dnn.activation': " ..
-      "only \"tf.nn.relu\" is accepted (mtl's towers, experts and bottoms use ReLU)",
-      err_of(map, { model = model:gsub("expert_dnn { hidden_units: %[32, 16%] }", "expert_dnn { hidden_units: [32, 16] use_bn: true }")
-        :gsub('label_name: "buy" dnn { hidden_units: %[8%] }', 'label_name: "buy" dnn { hidden_units: [8] activation: "tf.nn.sigmoid" }') }))
-    local ok_cfg = map({ model = model:gsub("expert_dnn { hidden_units: %[32, 16%] }",
-      'expert_dnn { hidden_units: [32, 16] use_bn: false activation: "relu" }') })
-    assert.are.same({ 32, 16 }, ok_cfg.model.expert)
+    local cfg = map({ model = model:gsub("expert_dnn { hidden_units: %[32, 16%] }",
+        'expert_dnn { hidden_units: [32, 16] use_bn: false activation: "dice" dropout_ratio: [0.1, 0.2] }')
+      :gsub('label_name: "buy" dnn { hidden_units: %[8%] }', 'label_name: "buy" dnn { hidden_units: [8] activation: "tf.nn.leaky_relu" }') })
+    assert.are.same({ hidden = { 32, 16 }, batch_norm = false, activation = "dice", dropout = { 0.1, 0.2 } }, cfg.model.expert)
+    assert.are.same(D({ 8 }, { activation = "leaky_relu:0.2" }), cfg.model.tasks[2].tower)
+    assert.are.same(D({ 8 }, { activation = "gelu_tanh" }), map({ model = model:gsub('label_name: "buy" dnn { hidden_units: %[8%] }',
+      'label_name: "buy" dnn { hidden_units: [8] activation: "gelu" }') }).model.tasks[2].tower)
+    assert.are.equal("t.config:29:53: unsupported value \"tf.nn.crelu\" for 'model_config.mmoe.expert_dnn.activation': " ..
+      "mtl's activations are EasyRec's dice, elu, gelu, leaky_relu, linear, prelu, relu, selu, sigmoid, swish, tanh, " ..
+      "tf.math.sigmoid, tf.math.softplus, tf.math.softsign, tf.math.tanh, tf.nn.elu, tf.nn.gelu, tf.nn.leaky_relu, tf.nn.relu, " ..
+      "tf.nn.relu6, tf.nn.selu, tf.nn.sigmoid, tf.nn.silu, tf.nn.softplus, tf.nn.softsign, tf.nn.swish, tf.nn.tanh, " ..
+      "tf.sigmoid, tf.tanh\n" ..
+      "t.config:29:83: 'model_config.mmoe.expert_dnn.dropout_ratio' has 1 entries for 2 hidden_units (EasyRec reads one per layer)",
+      err_of(map, { model = model:gsub("expert_dnn { hidden_units: %[32, 16%] }",
+        'expert_dnn { hidden_units: [32, 16] activation: "tf.nn.crelu" dropout_ratio: [0.5] }') }))
     assert.are.equal("t.config:33:5: unsupported field 'model_config.mmoe.l2_regularization': mtl's adamw has only its " ..
       "decoupled weight_decay; set l2_regularization: 0 or use adam_optimizer",
       err_of(map, { model = model:gsub("l2_regularization: 0", "l2_regularization: 1e-5"), train = [[
@@ -319,8 +287,8 @@ describe("EasyRec: models", function()
   }
 ]] })
     assert.are.same({ name = "shared_bottom", bottom = {}, tasks = {
-      { name = "ctr", label = "clk", weight = 2, tower = { 32, 16 } },
-      { name = "cvr", label = "buy", weight = 1, tower = { 16 } },
+      { name = "ctr", label = "clk", weight = 2, tower = D { 32, 16 } },
+      { name = "cvr", label = "buy", weight = 1, tower = D { 16 } },
     } }, cfg.model)
     assert.are.equal(1e-5, cfg.optimizer.dense.weight_decay)
   end)
@@ -336,8 +304,8 @@ describe("EasyRec: models", function()
                   task_space_indicator_label: "clk" in_task_space_weight: 2.0 out_task_space_weight: 0.0 }
   }
 ]] })
-    assert.are.same({ name = "ctr", label = "clk", weight = 3, tower = { 8 } }, cfg.model.tasks[1])
-    assert.are.same({ name = "cvr", label = "buy", weight = 1, tower = { 8 }, mask = "clk" }, cfg.model.tasks[2])
+    assert.are.same({ name = "ctr", label = "clk", weight = 3, tower = D { 8 } }, cfg.model.tasks[1])
+    assert.are.same({ name = "cvr", label = "buy", weight = 1, tower = D { 8 }, mask = "clk" }, cfg.model.tasks[2])
     assert.are.equal("t.config:30:89: unsupported field 'model_config.simple_multi_task.task_towers[2].out_task_space_weight': " ..
       "mtl restricts a loss to its task space (out_task_space_weight: 0) or not at all; got in 1, out 0.5",
       err_of(map, { model = [[
@@ -350,7 +318,7 @@ describe("EasyRec: models", function()
 ]] }))
   end)
 
-  it("maps ESMM's towers, weights (as explicit losses) and batch norm", function()
+  it("maps ESMM's towers (each with its DNN) and weights (as explicit losses)", function()
     local cfg = map({ model = [[
   model_class: "ESMM"
   feature_groups { group_name: "all" feature_names: ["user_id", "item_id"] }
@@ -360,7 +328,7 @@ describe("EasyRec: models", function()
     l2_regularization: 1e-6
   }
 ]] })
-    assert.are.same({ name = "esmm", tower = { 64, 32 }, batch_norm = true, ctr = { name = "ctr", label = "clk" },
+    assert.are.same({ name = "esmm", tower = D { 64, 32 }, ctr = { name = "ctr", label = "clk" },
       cvr = { name = "cvr", label = "buy" } }, cfg.model)
     assert.are.same({
       { name = "ctr", output = "ctr", label = "clk", on = "prob", weight = 1 },
@@ -368,15 +336,14 @@ describe("EasyRec: models", function()
     }, cfg.losses)
     local v = config.validate(cfg)
     assert.are.equal("esmm", v.model.name)
-    assert.are.equal("t.config:30:53: mtl's ESMM towers have one shape; ctr_tower.dnn is {64, 32}, cvr_tower.dnn is {32}",
-      err_of(map, { model = [[
+    assert.are.same(D { 32 }, map({ model = [[
   model_class: "ESMM"
   feature_groups { group_name: "all" feature_names: ["user_id", "item_id"] }
   esmm {
     ctr_tower { tower_name: "ctr" label_name: "clk" dnn { hidden_units: [64, 32] } }
     cvr_tower { tower_name: "cvr" label_name: "buy" dnn { hidden_units: [32] } }
   }
-]] }))
+]] }).model.cvr_tower)
   end)
 
   it("maps PLE's extraction networks", function()
@@ -392,9 +359,9 @@ describe("EasyRec: models", function()
     task_towers { tower_name: "cvr" label_name: "buy" dnn { hidden_units: [8] } }
   }
 ]] })
-    assert.are.same({ name = "ple", levels = 2, specific = 3, shared = 2, expert = { { 64, 32 }, { 16 } }, tasks = {
-      { name = "ctr", label = "clk", weight = 1, tower = { 8 } },
-      { name = "cvr", label = "buy", weight = 1, tower = { 8 } },
+    assert.are.same({ name = "ple", levels = 2, specific = 3, shared = 2, expert = { D { 64, 32 }, D { 16 } }, tasks = {
+      { name = "ctr", label = "clk", weight = 1, tower = D { 8 } },
+      { name = "cvr", label = "buy", weight = 1, tower = D { 8 } },
     } }, cfg.model)
     assert.are.equal(1e-4, cfg.optimizer.dense.weight_decay) -- PLE's default l2_regularization
     assert.are.equal(2, config.validate(cfg).model.levels)
@@ -412,9 +379,9 @@ describe("EasyRec: models", function()
                   relation_dnn { hidden_units: [8] } }
   }
 ]] })
-    assert.are.same({ name = "dbmtl", bottom = false, mmoe = { experts = 3, expert = { 32 } }, tasks = {
-      { name = "ctr", label = "clk", weight = 1, tower = { 16 } },
-      { name = "cvr", label = "buy", weight = 1, tower = { 16 }, relations = { "ctr" }, relation = { 8 } },
+    assert.are.same({ name = "dbmtl", bottom = false, mmoe = { experts = 3, expert = D { 32 } }, tasks = {
+      { name = "ctr", label = "clk", weight = 1, tower = D { 16 } },
+      { name = "cvr", label = "buy", weight = 1, tower = D { 16 }, relations = { "ctr" }, relation = D { 8 } },
     } }, cfg.model)
     assert.is_false(config.validate(cfg).model.bottom)
   end)
@@ -623,28 +590,29 @@ eval_config {
   train_distribute: NoStrategy
 ]] })
     assert.are.equal(100, cfg.train.steps)
-    assert.are.equal("t.config:8:21: unsupported value \"MirroredStrategy\" for 'train_config.train_distribute': only " ..
-      "\"NoStrategy\" is accepted (TF's distribution strategy; NoStrategy is one process, as in mtl)",
-      err_of(map, { train = [[
+    local _, notes = map { train = [[
   optimizer_config { adam_optimizer { learning_rate { constant_learning_rate { learning_rate: 0.01 } } } }
   num_steps: 100
   sync_replicas: true
   train_distribute: MirroredStrategy
-]] }))
+]] }
+    assert.are.same({ "train_distribute MirroredStrategy runs as one process (mtl train trains in one process)" }, notes)
   end)
-end)
 
-describe("EasyRec: docs/config.md", function()
-  it("lists every unsupported field and every accepted no-op", function()
-    local f = assert(io.open("docs/config.md"))
-    local doc = f:read("*a")
-    f:close()
-    for key in pairs(easyrec.UNSUPPORTED) do
-      assert.is_truthy(doc:find("| `" .. key .. "` | " .. easyrec.UNSUPPORTED[key] .. " |", 1, true), key)
-    end
-    for key, entry in pairs(easyrec.NOOPS) do
-      assert.is_truthy(doc:find("| `" .. key .. "` |", 1, true), key)
-      assert.is_truthy(doc:find(entry.why, 1, true), key)
+  it("refuses a strategy in one of several ranks (mpirun), which mtl train does not split its work over #slow", function()
+    local mpirun = require "dist.mpirun"
+    local text = pipeline { train = "  num_steps: 10\n  train_distribute: MultiWorkerMirroredStrategy\n" .. [[
+  optimizer_config { adam_optimizer { learning_rate { constant_learning_rate { learning_rate: 0.01 } } } }
+]] }
+    local dir = require("helpers.shell").tmpdir()
+    local path = require("helpers.shell").write(dir .. "/t.config", text)
+    local status, stdout, stderr = mpirun.run(2, string.format([[-e 'local ok, e = pcall(require("mtl.config.easyrec").load, "%s")
+      print("r" .. require("mtl").dist.rank() .. " " .. tostring(e):match("train_distribute[^\n]*"))']], path))
+    require("helpers.shell").rm_rf(dir)
+    assert(status == 0, string.format("status %s\n%s\n%s", tostring(status), stdout, stderr))
+    for r = 0, 1 do
+      assert.truthy(stdout:find("r" .. r .. " train_distribute': this process is one of 2 ranks (mpirun), and mtl train " ..
+        "does not yet train across ranks; run it as one process", 1, true), stdout)
     end
   end)
 end)

@@ -4,7 +4,7 @@
 local config = require "mtl.config"
 local train = require "mtl.train"
 
-local tmpdir = require("helpers.shell").tmpdir
+local shell = require "helpers.shell"
 
 -- Rows of clk, buy, pid, adgroup_id, cate_id, campaign_id, customer, brand,
 -- user_id, cms_segid, cms_group_id, final_gender_code, age_level, pvalue_level,
@@ -31,7 +31,8 @@ local function write_rows(path, n, seed)
 end
 
 describe("EasyRec configs train end to end #slow", function()
-  local dir = tmpdir()
+  local dir = shell.tmpdir()
+  teardown(function() shell.rm_rf(dir) end)
   write_rows(dir .. "/train.csv", 600, 11)
   write_rows(dir .. "/test.csv", 200, 12)
 

@@ -299,7 +299,7 @@ describe("mtl.data bad input", function()
     { "an unknown column field", { files = "x", columns = { { name = "a", type = "int64", dflt = 1 } } },
       "mtl.data.csv: unknown column field 'dflt'" },
     { "an unknown type", { files = "F", columns = { { name = "a", type = "integer" } } },
-      "mtl.data: column 'a': type must be one of int64, float, string, multi, kv, skip; got \"integer\"" },
+      "mtl.data: column 'a': type must be one of int64, float, string, multi, kv, seq, skip; got \"integer\"" },
     { "a long separator", { files = "F", columns = { C("a", "int64") }, separator = "::" },
       "mtl.data: option 'separator' must be one character, got \"::\" (2 bytes)" },
     { "a NUL separator", { files = "F", columns = { C("a", "int64") }, separator = "\0" },

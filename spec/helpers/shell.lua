@@ -36,7 +36,7 @@ function M.write(path, text)
   return path
 end
 
--- A new temporary directory (the caller removes it).
+-- A new temporary directory (the caller removes it, with rm_rf).
 function M.tmpdir() return (M.run("mktemp -d"):gsub("%s+$", "")) end
 
 -- A new temporary directory and a writer into it: write(name, text) writes
@@ -45,6 +45,9 @@ function M.scratch_dir()
   local dir = M.tmpdir()
   return dir, function(name, text) return M.write(dir .. "/" .. name, text) end
 end
+
+-- Removes path and everything under it.
+function M.rm_rf(path) M.run("rm -rf " .. M.quote(path)) end
 
 M.root = M.run("pwd"):gsub("%s+$", "")
 M.build = os.getenv("MTL_BUILD") or "build"

@@ -122,6 +122,19 @@ local VARIANTS = {
                                  tasks = { { name = "click", label = "is_click" },
                                            { name = "pay", label = "is_pay", relations = { "click" } } } } },
   { id = "aitm", model = { name = "aitm", bottom = { 16 }, tower = { 8, 4 } } },
+  { id = "backbone", model = { name = "backbone", tower = { 4 }, blocks = {
+    { name = "all", list = "all" },
+    { name = "senet", inputs = { "all" }, block = "SENet", options = { num_squeeze_group = 1 } },
+    { name = "mmoe", inputs = { "senet" }, block = "MMoELayer", options = { tasks = 2, experts = 2, expert = { 8 } } } } } },
+  -- EasyRec's activations, each in a layer of its own
+  { id = "dbmtl_activations", model = { name = "dbmtl", bottom = { hidden = { 8, 8 }, activation = "selu" },
+      mmoe = { experts = 2, expert = { hidden = { 6 }, activation = "swish" } },
+      tower = { hidden = { 6, 4 }, activation = "dice", batch_norm = true }, relation = { hidden = { 4 }, activation = "prelu" },
+      tasks = { { name = "click", label = "is_click", tower = { hidden = { 4 }, activation = "gelu_tanh" } },
+                { name = "pay", label = "is_pay", relations = { "click" }, tower = { hidden = { 5, 4 }, activation = "elu" },
+                  relation = { hidden = { 3 }, activation = "softplus" } } } } },
+  { id = "mmoe_activations", model = { name = "mmoe", experts = 2, expert = { hidden = { 6 }, activation = "softsign" },
+      tower = { hidden = { 4 }, activation = "leaky_relu:0.2" } } },
   { id = "custom", model = { name = "onnx_spec_ops" }, custom = true },
 }
 

@@ -64,22 +64,48 @@ describe("mtl.serve", function()
   local predict = require "mtl.predict"
   local serve = require "mtl.serve"
 
-  it("scores text rows as mtl predict does (probabilities, rank_score, score)", function()
+  -- Trains cfg on the rows (after a header), exports it, and checks that
+  -- serving the rows (labels left empty) gives what mtl predict writes.
+  -- Returns the Scorer.
+  local function serves_as_predict(cfg, header, rows, outputs)
     local dir = shell.tmpdir()
-    local f = io.open(dir .. "/train.csv", "w")
-    f:write("is_click,is_pay,user,price,d\n")
+    cfg.data.train = shell.write(dir .. "/train.csv", header .. "\n" .. table.concat(rows, "\n") .. "\n")
+    local run = train.new(cfg, { quiet = true })
+    run:fit()
+    export.write(run, cfg, dir .. "/model")
+    run.model:eval()
+    predict.file(run, cfg, { input = dir .. "/train.csv", output = dir .. "/scores.csv" })
+    local expected = {}
+    for line in io.lines(dir .. "/scores.csv") do expected[#expected + 1] = predict.split(line, ",", '"') end
+    local s = serve.load(dir .. "/model")
+    assert.are.same(outputs, s.outputs)
+    local lines = {}
+    for i, row in ipairs(rows) do lines[i] = row:gsub("^%d,%d", ",") end -- labels left empty: not read
+    s.reader:set_text(table.concat(lines, "\n"))
+    if s.rank_reader then s.rank_reader:set_text(table.concat(lines, "\n")) end
+    local out = mtl.no_grad(function() return s:score_text(#rows) end)
+    for j = 1, #outputs do
+      local v = out[j]:values()
+      for i = 1, #rows do
+        local want = tonumber(expected[i + 1][j])
+        assert(math.abs(v[i] - want) <= 1e-6 * math.max(1, math.abs(want)),
+          string.format("row %d output %d: %.9g, mtl predict wrote %.9g", i, j, v[i], want))
+      end
+    end
+    shell.rm_rf(dir)
+    return s, expected[1]
+  end
+
+  it("scores text rows as mtl predict does (probabilities, rank_score, score)", function()
     math.randomseed(3)
     local rows = {}
     for i = 1, 200 do
       local click = math.random() < 0.3 and 1 or 0
-      local row = string.format("%d,%d,%d,%.2f,%.3f", click, click * (math.random() < 0.5 and 1 or 0),
+      rows[i] = string.format("%d,%d,%d,%.2f,%.3f", click, click * (math.random() < 0.5 and 1 or 0),
         math.random(0, 19), 1 + math.random() * 50, math.random())
-      f:write(row, "\n")
-      rows[i] = row
     end
-    f:close()
     local cfg = {
-      data = { train = dir .. "/train.csv", labels = { "is_click", "is_pay" }, batch_size = 50,
+      data = { labels = { "is_click", "is_pay" }, batch_size = 50,
                columns = { { name = "is_click", type = "float" }, { name = "is_pay", type = "float" },
                            { name = "user", type = "int" }, { name = "price", type = "float" },
                            { name = "d", type = "float" } } },
@@ -90,37 +116,42 @@ describe("mtl.serve", function()
       rank = { price = "price", expression = "click + pay" },
       train = { epochs = 1, log_every = 1000 },
     }
-    local run = train.new(cfg, { quiet = true })
-    run:fit()
-    export.write(run, cfg, dir .. "/model")
-    run.model:eval()
-    predict.file(run, cfg, { input = dir .. "/train.csv", output = dir .. "/scores.csv" })
-    local expected = {}
-    for line in io.lines(dir .. "/scores.csv") do expected[#expected + 1] = predict.split(line, ",", '"') end
-
-    local s = serve.load(dir .. "/model")
-    assert.are.same({ "click", "pay", "rank_score", "score" }, s.outputs)
-    assert.are.same({ "p_click", "p_pay", "rank_score", "score" }, expected[1])
-    local lines = {}
-    for i = 1, 200 do lines[i] = rows[i]:gsub("^%d,%d", ",") end -- labels left empty: not read
-    s.reader:set_text(table.concat(lines, "\n"))
-    s.rank_reader:set_text(table.concat(lines, "\n"))
-    local out = mtl.no_grad(function() return s:score_text(200) end)
-    for j = 1, 4 do
-      local v = out[j]:values()
-      for i = 1, 200 do
-        local want = tonumber(expected[i + 1][j])
-        assert(math.abs(v[i] - want) <= 1e-6 * math.max(1, math.abs(want)),
-          string.format("row %d output %d: %.9g, mtl predict wrote %.9g", i, j, v[i], want))
-      end
-    end
+    local s, header = serves_as_predict(cfg, "is_click,is_pay,user,price,d", rows, { "click", "pay", "rank_score", "score" })
+    assert.are.same({ "p_click", "p_pay", "rank_score", "score" }, header)
     -- another state's Scorer: built from the config and fitted values alone,
     -- with the first one's tables
     local w = serve.build(s.cfg, s.features.fitted, s:table_list())
     assert.are.same(s:table_list(), w:table_list())
     local names_s, names_w = s:parameter_list(), w:parameter_list()
     assert.are.same(names_s, names_w)
-    shell.run("rm -rf " .. shell.quote(dir))
+  end)
+
+  it("scores sequence features read through a group's DIN attention as mtl predict does", function()
+    math.randomseed(4)
+    local rows = {}
+    for i = 1, 150 do
+      local hist = {}
+      for k = 1, math.random(0, 4) do hist[k] = math.random(0, 9) end
+      local brand = math.random(0, 9)
+      local click = (brand % 3 == 0 or math.random() < 0.2) and 1 or 0
+      rows[i] = string.format("%d,%d,%d,%d,%s", click, click * (math.random() < 0.5 and 1 or 0), math.random(0, 19),
+        brand, table.concat(hist, "|"))
+    end
+    local cfg = {
+      data = { labels = { "is_click", "is_pay" }, batch_size = 50,
+               columns = { { name = "is_click", type = "float" }, { name = "is_pay", type = "float" },
+                           { name = "user", type = "int" }, { name = "brand", type = "int" },
+                           { name = "hist", type = "seq", default = "" } } },
+      features = { { name = "user", type = "id", column = "user", num_buckets = 20, dim = 4 },
+                   { name = "brand", type = "id", column = "brand", num_buckets = 10, dim = 4 },
+                   { name = "hist", type = "sequence", column = "hist", shared = "brand", dim = 4 } },
+      groups = { { name = "all", features = { "user", "brand" },
+                   sequences = { { name = "s", query = { "brand" }, history = { "hist" } } } } },
+      model = { name = "mmoe", experts = 2, expert = { 8 }, tower = { 4 },
+                tasks = { { name = "click", label = "is_click" }, { name = "pay", label = "is_pay" } } },
+      train = { epochs = 2, log_every = 1000 },
+    }
+    serves_as_predict(cfg, "is_click,is_pay,user,brand,hist", rows, { "click", "pay", "rank_score" })
   end)
 
   it("explains what is not a model directory", function()

@@ -209,12 +209,15 @@ local function metrics_table(m)
   table.sort(names)
   local w = 4
   for _, k in ipairs(names) do w = math.max(w, #k) end
-  local lines = { string.format("%-" .. w .. "s  %-7s  %-7s  %-7s  %-11s  %s", "task", "auc", "gauc", "logloss", "calibration", "rows") }
+  local f1 = false -- a max_f1 column when some target has one
+  for _, k in ipairs(names) do f1 = f1 or m[k].max_f1 ~= nil end
+  local row = "%-" .. w .. "s  %-7s  %-7s  %-7s  %-11s  %s" .. (f1 and "  %s" or "")
+  local lines = { string.format(row, "task", "auc", "gauc", "logloss", "calibration", "rows", "max_f1") }
   local function f(v, fmt) return (type(v) == "number" and v == v) and string.format(fmt, v) or "-" end
   for _, k in ipairs(names) do
     local r = m[k]
-    lines[#lines + 1] = string.format("%-" .. w .. "s  %-7s  %-7s  %-7s  %-11s  %s", k, f(r.auc, "%.4f"), f(r.gauc, "%.4f"),
-      f(r.logloss, "%.4f"), f(r.calibration, "%.3f"), f(r.count, "%d"))
+    lines[#lines + 1] = string.format(row, k, f(r.auc, "%.4f"), f(r.gauc, "%.4f"),
+      f(r.logloss, "%.4f"), f(r.calibration, "%.3f"), f(r.count, "%d"), f(r.max_f1, "%.4f"))
   end
   return table.concat(lines, "\n") .. "\n"
 end

@@ -12,6 +12,9 @@
 --   "boolean", "string"
 --   "enum"     values = {...}
 --   "sizes"    a list of layer sizes {256, 128}; empty = true allows {}
+--   "mlp"      layer sizes, or {hidden = sizes, activation =, batch_norm =,
+--              dropout =, bias =, last_activation =, last_batch_norm =}: an
+--              MLP's layers with their options (nn.MLP)
 --   "any"      anything; a check function does the work
 -- and check = function(c, value, path, t) for what a kind does not say (it
 -- runs after the kind's own check passed), required = true for an option
@@ -148,6 +151,49 @@ function Ctx:sizes(v, path, allow_empty)
   return ok
 end
 
+-- The activations of mtl.nn's layers, by name (nn.activation builds them);
+-- "leaky_relu:0.2" is leaky_relu with that slope.
+check.ACTIVATIONS = { "relu", "relu6", "sigmoid", "tanh", "gelu", "gelu_tanh", "elu", "selu", "swish", "softplus",
+                      "softsign", "leaky_relu", "linear", "none", "dice", "prelu" }
+
+-- An activation: a name above, "leaky_relu:<slope>", or a function (from Lua).
+function Ctx:activation(v, path)
+  if type(v) == "function" then return true end
+  if type(v) == "string" and v:match("^leaky_relu:") then
+    if tonumber(v:sub(12)) then return true end
+    self:err("'%s' must give leaky_relu a slope (\"leaky_relu:0.2\"), got %s", path, show(v))
+    return false
+  end
+  return self:enum(v, path, check.ACTIVATIONS)
+end
+
+-- A dropout rate in [0, 1), or one per layer.
+function Ctx:dropout(v, path)
+  if type(v) ~= "table" then return self:number(v, path, { min = 0, lt = 1 }) end
+  if not self:list(v, path, "a number in [0, 1) or one per layer") then return false end
+  local ok = true
+  for i, x in ipairs(v) do ok = self:number(x, join(path, i), { min = 0, lt = 1 }) and ok end
+  return ok
+end
+
+local MLP_KEYS = { "hidden", "activation", "batch_norm", "dropout", "bias", "last_activation", "last_batch_norm" }
+
+-- Layer sizes, or {hidden = sizes, activation =, batch_norm =, dropout =}.
+function Ctx:mlp(v, path, allow_empty)
+  if type(v) ~= "table" or next(v) == nil or util.is_list(v) then return self:sizes(v, path, allow_empty) end
+  self:keys(v, path, MLP_KEYS)
+  local ok = true
+  if v.hidden == nil then self:err("missing required key '%s'", join(path, "hidden")); ok = false
+  else ok = self:sizes(v.hidden, join(path, "hidden"), allow_empty) end
+  if v.activation ~= nil then ok = self:activation(v.activation, join(path, "activation")) and ok end
+  if v.batch_norm ~= nil then ok = self:boolean(v.batch_norm, join(path, "batch_norm")) and ok end
+  if v.dropout ~= nil then ok = self:dropout(v.dropout, join(path, "dropout")) and ok end
+  for _, k in ipairs({ "bias", "last_activation", "last_batch_norm" }) do
+    if v[k] ~= nil then ok = self:boolean(v[k], join(path, k)) and ok end
+  end
+  return ok
+end
+
 -- A path, a glob, or a non-empty list of them.
 function Ctx:files(v, path)
   if type(v) == "string" and v ~= "" then return true end
@@ -170,6 +216,7 @@ local KINDS = {
   string = function(c, v, path) return c:string(v, path) end,
   enum = function(c, v, path, spec) return c:enum(v, path, spec.values) end,
   sizes = function(c, v, path, spec) return c:sizes(v, path, spec.empty) end,
+  mlp = function(c, v, path, spec) return c:mlp(v, path, spec.empty) end,
   any = function() return true end,
 }
 
@@ -231,7 +278,9 @@ end
 -- each naming the option: "mmoe: 'experts' must be a positive integer, got
 -- 0". nn.class calls this for every class with an options schema, so
 -- require "models.mmoe" {...} and mtl.models.build("mmoe", {...}) agree. A
--- model also takes input (the size of its input vector) and tasks; a block
+-- model also takes input (the size of its input vector), inputs and
+-- input_lists (a model that reads feature groups: {group = size} and {group
+-- = the widths of its feature list}) and tasks; a block
 -- (cls.block) declares all of its options.
 function check.prepare(cls, opts)
   local copy = util.deep_copy(opts or {})
@@ -242,7 +291,7 @@ function check.prepare(cls, opts)
   else
     if copy.input == nil then c:err("missing required option 'input' (the size of the input vector)")
     else c:number(copy.input, "input", { int = true, min = 1 }) end
-    check.options_of(c, cls, copy, "", { "input" })
+    check.options_of(c, cls, copy, "", { "input", "inputs", "input_lists" })
   end
   if c:failed() then error(c:message(), 0) end
   return copy

@@ -9,61 +9,39 @@
 -- trainer reads must be added here too (unknown keys are errors).
 local util = require "mtl.config.util"
 local check = require "mtl.config.check"
+local groups_check = require "mtl.config.validate_groups"
+local optimizer_check = require "mtl.config.validate_optimizer"
 
 local show = util.show
 
 -- ---- the schema ------------------------------------------------------------------------------
-local SECTIONS = { "data", "features", "model", "losses", "optimizer", "train", "eval", "rank", "model_dir" }
+local SECTIONS = { "data", "features", "groups", "model", "losses", "optimizer", "train", "eval", "rank", "model_dir" }
 
 local DATA_KEYS = { "train", "eval", "format", "separator", "header", "columns", "labels", "batch_size",
                     "shuffle_buffer", "epochs", "fields", "unknown_fields" }
-local COLUMN_KEYS = { "name", "type", "default", "separator", "kv_separator", "values" }
-local COLUMN_TYPES = { int = true, int64 = true, float = true, string = true, ids = true, multi = true, kv = true,
-                       skip = true }
+local COLUMN_KEYS = { "name", "type", "default", "separator", "kv_separator", "values", "step_separator" }
 local FEATURE_KEYS = { "name", "type", "column", "columns", "dim", "num_buckets", "hash_bucket_size", "vocab",
                        "vocab_file", "shared", "combiner", "separator", "kv_separator", "normalize", "boundaries",
-                       "bins", "key", "weighted", "init_scale", "missing" }
-local FEATURE_TYPES = { "id", "raw", "tag", "combo", "lookup" }
+                       "bins", "key", "weighted", "init_scale", "missing", "max_len", "length", "raw_dim" }
+local FEATURE_TYPES = { "id", "raw", "tag", "combo", "lookup", "sequence" }
 
 -- Model options live with each model (models/<name>.lua, mtl.models);
 -- every task of every model takes these keys (and the model's task_options).
-local TASK_KEYS = { "name", "label", "weight", "tower", "mask", "gamma", "sample_weight" }
+local TASK_KEYS = { "name", "label", "weight", "tower", "mask", "gamma", "sample_weight", "classes" }
+local loss_kinds = require "mtl.loss_kinds"
 local LOSS_KEYS = { "name", "output", "label", "on", "weight", "gamma", "mask", "sample_weight" }
-
-local OPTIMIZERS = {
-  sgd = { lr = 0.01, keys = { "momentum", "nesterov", "weight_decay" } },
-  adam = { lr = 1e-3, keys = { "beta1", "beta2", "eps", "weight_decay" } },
-  adamw = { lr = 1e-3, keys = { "beta1", "beta2", "eps", "weight_decay" } },
-  adagrad = { lr = 0.01, keys = { "lr_decay", "weight_decay", "initial_accumulator", "eps" } },
-  ftrl = { lr = 1e-3, keys = { "lr_power", "l1", "l2", "initial_accumulator" } },
-  rmsprop = { lr = 0.01, keys = { "alpha", "eps", "weight_decay", "momentum", "centered" } },
-}
-local OPTIMIZER_NAMES = { "sgd", "adam", "adamw", "adagrad", "ftrl", "rmsprop" }
-
--- Schedules: options and the required ones (names as train.lua maps them).
-local SCHEDULES = {
-  constant = { keys = { "lr" }, required = {} },
-  exponential_decay = { keys = { "lr", "decay_steps", "decay_factor", "decay_rate", "staircase", "min_lr" },
-                        required = { "decay_steps" } },
-  cosine = { keys = { "lr", "total_steps", "warmup_steps", "min_lr", "start_lr" }, required = { "total_steps" } },
-  linear_warmup = { keys = { "lr", "warmup_steps", "start_lr" }, required = { "warmup_steps" } },
-  polynomial = { keys = { "lr", "decay_steps", "end_lr", "power" }, required = { "decay_steps" } },
-  manual = { keys = { "boundaries", "values" }, required = { "boundaries", "values" } },
-  step = { keys = { "lr", "step_size", "gamma" }, required = { "step_size" } },
-}
-local SCHEDULE_ALIASES = { exponential = "exponential_decay", cosine_decay = "cosine",
-                           polynomial_decay = "polynomial", manual_step = "manual", piecewise = "manual" }
+for _, k in ipairs(loss_kinds.KEYS) do LOSS_KEYS[#LOSS_KEYS + 1] = k end
 
 local TRAIN_KEYS = { "steps", "epochs", "eval_every", "checkpoint_every", "keep_checkpoints", "log_every", "seed",
                      "threads", "early_stopping", "resume", "auc_window" }
 local EVAL_KEYS = { "metrics", "gauc" }
-local METRICS = { "auc", "gauc", "logloss", "calibration" }
+local METRICS = { "auc", "gauc", "logloss", "calibration", "max_f1" }
 local GAUC_REDUCTIONS = { "mean", "mean_by_sample_num", "mean_by_positive_num" }
 local RANK_KEYS = { "alpha", "price", "expression", "ctr", "cvr", "cvr_mode", "price_floor" }
 
 local validate = {}
 validate.SECTIONS, validate.TASK_KEYS = SECTIONS, TASK_KEYS
-validate.OPTIMIZERS, validate.SCHEDULES, validate.METRICS = OPTIMIZERS, SCHEDULES, METRICS
+validate.OPTIMIZERS, validate.SCHEDULES, validate.METRICS = optimizer_check.OPTIMIZERS, optimizer_check.SCHEDULES, METRICS
 
 -- The checking context (mtl.config.check) and what the sections below use of it.
 local join, set_of, one_of = check.join, check.set_of, check.one_of
@@ -115,14 +93,20 @@ local function check_data(c, d)
       local p = named_entry(c, col, "data.columns", i, "column", "a column {name =, type =}", COLUMN_KEYS, c.columns)
       if p then
         if col.type == nil then col.type = "string" else
-          c:enum(col.type, p .. ".type", { "int", "float", "string", "ids", "kv", "skip", "int64", "multi" })
+          c:enum(col.type, p .. ".type", { "int", "float", "string", "ids", "kv", "seq", "skip", "int64", "multi" })
         end
         if col.default ~= nil and type(col.default) ~= "number" and type(col.default) ~= "string" then
           c:err("'%s.default' must be a number or a string, got %s", p, show(col.default))
         end
         if col.separator ~= nil then c:string(col.separator, p .. ".separator") end
         if col.kv_separator ~= nil then c:string(col.kv_separator, p .. ".kv_separator") end
-        if col.values ~= nil then c:enum(col.values, p .. ".values", { "int64", "string" }) end
+        if col.values ~= nil then
+          c:enum(col.values, p .. ".values", col.type == "seq" and { "int64", "string", "float" } or { "int64", "string" })
+        end
+        if col.step_separator ~= nil then
+          if col.type ~= "seq" then c:err("'%s.step_separator' is only for seq columns", p)
+          else c:string(col.step_separator, p .. ".step_separator") end
+        end
       end
     end
   end
@@ -183,6 +167,7 @@ local function check_features(c, fs)
         elseif t == "id" then column_ref(c, f.column, p .. ".column", ID_COLUMNS, "an id feature")
         elseif t == "tag" then column_ref(c, f.column, p .. ".column", { "ids", "multi", "kv" }, "a tag feature")
         elseif t == "raw" then column_ref(c, f.column, p .. ".column", { "float" }, "a raw feature")
+        elseif t == "sequence" then column_ref(c, f.column, p .. ".column", { "seq" }, "a sequence feature")
         elseif t == "lookup" then column_ref(c, f.column, p .. ".column", { "kv" }, "a lookup feature") end
         if f.columns ~= nil then c:err("'%s.columns' is only for combo features (use 'column')", p) end
       end
@@ -191,13 +176,17 @@ local function check_features(c, fs)
         else column_ref(c, f.key, p .. ".key", { "int", "int64", "string" }, "a lookup key") end
         if f.missing ~= nil then c:number(f.missing, p .. ".missing") end
       elseif f.key ~= nil then c:err("'%s.key' is only for lookup features", p) end
-      local embedded = t == "id" or t == "tag" or t == "combo" or (t == "raw" and (f.boundaries ~= nil or f.bins ~= nil))
+      -- a raw feature with dim and no buckets: the value times a learned vector
+      local embedded = t == "id" or t == "tag" or t == "combo" or t == "sequence"
+        or (t == "raw" and (f.boundaries ~= nil or f.bins ~= nil or f.dim ~= nil))
       if t then
         local sizes = {}
         for _, k in ipairs({ "num_buckets", "hash_bucket_size", "vocab", "vocab_file" }) do
           if f[k] ~= nil then sizes[#sizes + 1] = k end
         end
-        if embedded and t ~= "raw" then
+        if t == "sequence" then
+          groups_check.sequence_feature(c, f, p, sizes)
+        elseif embedded and t ~= "raw" then
           if f.shared == nil and #sizes == 0 then
             c:err("'%s' (%s) needs one of num_buckets, hash_bucket_size, vocab or vocab_file", p, tostring(f.name))
           elseif #sizes > 1 then
@@ -225,7 +214,7 @@ local function check_features(c, fs)
           end
         end
         if f.combiner ~= nil then
-          if t == "tag" or t == "id" then c:enum(f.combiner, p .. ".combiner", { "sum", "mean", "sqrtn" })
+          if t == "tag" or t == "id" or t == "sequence" then c:enum(f.combiner, p .. ".combiner", { "sum", "mean", "sqrtn" })
           else c:err("'%s.combiner' is only for tag (and multi-valued id) features", p) end
         end
         if f.weighted ~= nil then
@@ -234,7 +223,7 @@ local function check_features(c, fs)
         for _, k in ipairs({ "separator", "kv_separator" }) do
           if f[k] ~= nil then c:string(f[k], p .. "." .. k) end
         end
-        if t == "raw" then
+        if t == "raw" or t == "sequence" then
           local modes = {}
           for _, k in ipairs({ "normalize", "boundaries", "bins" }) do if f[k] ~= nil then modes[#modes + 1] = k end end
           if #modes > 1 then c:err("'%s' (%s) has %s; give only one", p, tostring(f.name), table.concat(modes, " and ")) end
@@ -253,12 +242,17 @@ local function check_features(c, fs)
             if f.bins.n == nil then f.bins.n = 10 else c:number(f.bins.n, p .. ".bins.n", { int = true, min = 2 }, "an integer >= 2") end
             if f.bins.min_fraction ~= nil then c:number(f.bins.min_fraction, p .. ".bins.min_fraction", { min = 0, lt = 1 }) end
           end
+          if t == "sequence" and (f.normalize ~= nil or f.bins ~= nil) then
+            c:err("'%s.%s': a sequence of numbers is bucketized by boundaries or projected (raw_dim)", p,
+              f.normalize ~= nil and "normalize" or "bins")
+          end
         else
           for _, k in ipairs({ "normalize", "boundaries", "bins" }) do
             if f[k] ~= nil then c:err("'%s.%s' is only for raw features", p, k) end
           end
         end
         if f.missing ~= nil and t ~= "lookup" then c:err("'%s.missing' is only for lookup features", p) end
+        groups_check.sequence_keys(c, f, p, t)
       end
     end
   end
@@ -304,10 +298,12 @@ end
 
 -- Another model's task option named k, for a hint: " ('relations' is only for dbmtl)".
 local function task_option_hint(models, k)
+  local owners = {}
   for _, name in ipairs(models.names()) do
     local ok, cls = pcall(models.get, name)
-    if ok and cls.task_options and cls.task_options[k] then return string.format(" ('%s' is only for %s)", k, name) end
+    if ok and cls.task_options and cls.task_options[k] then owners[#owners + 1] = name end
   end
+  if #owners > 0 then return string.format(" ('%s' is only for %s)", k, table.concat(owners, " and ")) end
 end
 
 local function check_tasks(c, m, cls, models)
@@ -330,10 +326,13 @@ local function check_tasks(c, m, cls, models)
       if t.label == nil then t.label = t.name end
       c:label_ref(t.label, p .. ".label")
       if t.weight == nil then t.weight = 1 else c:number(t.weight, p .. ".weight", { min = 0 }) end
-      if t.tower ~= nil then c:sizes(t.tower, p .. ".tower", true) end
+      if t.tower ~= nil then c:mlp(t.tower, p .. ".tower", true) end
       if t.mask ~= nil then float_column(c, t.mask, p .. ".mask", "mask") end
       if t.sample_weight ~= nil then float_column(c, t.sample_weight, p .. ".sample_weight", "sample weight") end
       if t.gamma ~= nil then c:number(t.gamma, p .. ".gamma", { gt = 0 }) end
+      if t.classes ~= nil and t.classes ~= 1 and t.classes ~= 2 then
+        c:err("'%s.classes' must be 1 (one logit) or 2 (two-class logits), got %s", p, show(t.classes))
+      end
     end
   end
 end
@@ -351,6 +350,7 @@ local function check_model(c, m)
   if not ok then c:err("'model.name': %s", tostring(cls):gsub("^.-mtl%.models: ", "")) return end
   if not cls.check_tasks then check_tasks(c, m, cls, models) end
   check.options_of(c, cls, m, "model", { "name" })
+  if rawget(cls, "needs_groups") then groups_check.default(c.cfg) end
 end
 
 local function check_losses(c, ls)
@@ -369,94 +369,7 @@ local function check_losses(c, ls)
       if l.gamma ~= nil then c:number(l.gamma, p .. ".gamma", { gt = 0 }) end
       if l.mask ~= nil then float_column(c, l.mask, p .. ".mask", "mask") end
       if l.sample_weight ~= nil then float_column(c, l.sample_weight, p .. ".sample_weight", "sample weight") end
-    end
-  end
-end
-
-local OPTION_RANGES = {
-  momentum = { min = 0, lt = 1 }, beta1 = { min = 0, lt = 1 }, beta2 = { min = 0, lt = 1 }, eps = { gt = 0 },
-  weight_decay = { min = 0 }, lr_decay = { min = 0 }, initial_accumulator = { min = 0 }, lr_power = { max = 0 },
-  l1 = { min = 0 }, l2 = { min = 0 }, alpha = { min = 0, lt = 1 },
-}
-
-local function check_optimizer_kind(c, o, p)
-  if not c:table(o, p, "{name = 'adam', lr = 1e-3, ...}") then return end
-  if o.name == nil then o.name = "adam" end
-  if not c:enum(o.name, p .. ".name", OPTIMIZER_NAMES) then return end
-  local kind = OPTIMIZERS[o.name]
-  local allowed = { "name", "lr" }
-  for _, k in ipairs(kind.keys) do allowed[#allowed + 1] = k end
-  c:keys(o, p, allowed, function(k)
-    for _, other in ipairs(OPTIMIZER_NAMES) do
-      for _, ok in ipairs(OPTIMIZERS[other].keys) do
-        if ok == k then return string.format(" (%s takes %s)", o.name, table.concat(allowed, ", ", 2)) end
-      end
-    end
-  end)
-  if o.lr == nil then o.lr = kind.lr else c:number(o.lr, p .. ".lr", { gt = 0 }) end
-  for _, k in ipairs(kind.keys) do
-    local v = o[k]
-    if v ~= nil then
-      if k == "nesterov" or k == "centered" then c:boolean(v, p .. "." .. k)
-      else c:number(v, p .. "." .. k, OPTION_RANGES[k]) end
-    end
-  end
-end
-
-local function check_schedule(c, s)
-  local p = "optimizer.schedule"
-  if not c:table(s, p, "{name = 'exponential_decay', ...}") then return end
-  if s.name == nil then s.name = "constant" end
-  local names = util.sorted_keys(SCHEDULES)
-  for alias in pairs(SCHEDULE_ALIASES) do names[#names + 1] = alias end
-  table.sort(names)
-  if not c:enum(s.name, p .. ".name", names) then return end
-  local kind = SCHEDULES[SCHEDULE_ALIASES[s.name] or s.name]
-  local allowed = { "name" }
-  for _, k in ipairs(kind.keys) do allowed[#allowed + 1] = k end
-  c:keys(s, p, allowed)
-  for _, k in ipairs(kind.required) do
-    if s[k] == nil then c:err("missing required key '%s.%s' (for the %s schedule)", p, k, s.name) end
-  end
-  local canonical = SCHEDULE_ALIASES[s.name] or s.name
-  if canonical == "exponential_decay" then
-    if s.decay_factor == nil and s.decay_rate == nil then
-      c:err("missing required key '%s.decay_factor' (for the %s schedule)", p, s.name)
-    elseif s.decay_factor ~= nil and s.decay_rate ~= nil then
-      c:err("'%s' has decay_factor and decay_rate (the same thing); give one", p)
-    end
-  end
-  for _, k in ipairs({ "lr", "min_lr", "start_lr", "end_lr" }) do
-    if s[k] ~= nil then c:number(s[k], p .. "." .. k, { min = 0 }) end
-  end
-  for _, k in ipairs({ "decay_factor", "decay_rate", "gamma" }) do
-    if s[k] ~= nil then c:number(s[k], p .. "." .. k, { min = 0 }) end
-  end
-  for _, k in ipairs({ "decay_steps", "total_steps", "step_size" }) do
-    if s[k] ~= nil then c:number(s[k], p .. "." .. k, { int = true, min = 1 }) end
-  end
-  if s.warmup_steps ~= nil then
-    c:number(s.warmup_steps, p .. ".warmup_steps", { int = true, min = canonical == "linear_warmup" and 1 or 0 })
-  end
-  if s.power ~= nil then c:number(s.power, p .. ".power", { gt = 0 }) end
-  if s.staircase ~= nil then c:boolean(s.staircase, p .. ".staircase") end
-  if canonical == "cosine" and type(s.total_steps) == "number" and type(s.warmup_steps) == "number"
-    and s.total_steps <= s.warmup_steps then
-    c:err("'%s.total_steps' (%s) must be greater than warmup_steps (%s)", p, show(s.total_steps), show(s.warmup_steps))
-  end
-  if canonical == "manual" and type(s.boundaries) == "table" and type(s.values) == "table" then
-    if c:list(s.boundaries, p .. ".boundaries", "a list of increasing steps")
-      and c:list(s.values, p .. ".values", "a list of learning rates") then
-      for i, b in ipairs(s.boundaries) do
-        if c:number(b, p .. ".boundaries." .. i, { int = true, min = 1 }) and i > 1
-          and type(s.boundaries[i - 1]) == "number" and not (b > s.boundaries[i - 1]) then
-          c:err("'%s.boundaries' must increase, got %s after %s", p, show(b), show(s.boundaries[i - 1]))
-        end
-      end
-      for i, v in ipairs(s.values) do c:number(v, p .. ".values." .. i, { min = 0 }) end
-      if #s.values ~= #s.boundaries + 1 then
-        c:err("'%s.values' needs one more entry than boundaries (%d), got %d", p, #s.boundaries, #s.values)
-      end
+      loss_kinds.check(c, l, p, column_ref)
     end
   end
 end
@@ -475,10 +388,10 @@ local function check_optimizer(c)
   local o = optional_section(c, "optimizer", { "dense", "sparse", "schedule", "clip_norm" })
   if not o then return end
   if o.dense == nil then o.dense = { name = "adam" } end
-  check_optimizer_kind(c, o.dense, "optimizer.dense")
-  if o.sparse ~= nil then check_optimizer_kind(c, o.sparse, "optimizer.sparse") end
+  optimizer_check.optimizer(c, o.dense, "optimizer.dense")
+  if o.sparse ~= nil then optimizer_check.optimizer(c, o.sparse, "optimizer.sparse") end
   if o.schedule == nil then o.schedule = { name = "constant" } end
-  check_schedule(c, o.schedule)
+  optimizer_check.schedule(c, o.schedule)
   if o.clip_norm ~= nil then c:number(o.clip_norm, "optimizer.clip_norm", { gt = 0 }) end
 end
 
@@ -570,6 +483,7 @@ return function(cfg)
   end
   check_data(c, cfg.data)
   check_features(c, cfg.features)
+  groups_check.groups(c, cfg.groups)
   check_model(c, cfg.model)
   check_losses(c, cfg.losses)
   check_optimizer(c)

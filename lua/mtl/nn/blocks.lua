@@ -1,4 +1,4 @@
--- Blocks: Linear, activations, Dropout, BatchNorm, LayerNorm, Sequential, MLP.
+-- Blocks: Linear, Dropout, BatchNorm, LayerNorm, Sequential, MLP (activations: activations.lua).
 local mtl = require "mtl"
 
 return function(nn)
@@ -26,48 +26,41 @@ return function(nn)
   function Linear:forward(x) return mtl.linear(x, self.weight, self.bias) end
   function Linear:extra_repr() return self.n_in .. " -> " .. self.n_out end
 
-  -- Activations by name, used by MLP and towers. Each looks its op up in
-  -- `mtl` when called, so that tracing (mtl.onnx) sees the call.
-  local activations = {
-    relu = function(x) return mtl.relu(x) end, sigmoid = function(x) return mtl.sigmoid(x) end,
-    tanh = function(x) return mtl.tanh(x) end, gelu = function(x) return mtl.gelu(x) end,
-    leaky_relu = function(x) return mtl.leaky_relu(x, 0.01) end,
-    linear = function(x) return x end, none = function(x) return x end,
-  }
-  nn.activations = activations
+  -- Activations by name (nn.activation, nn.activation_module, Dice, PReLU).
+  require("mtl.nn.activations")(nn)
+  local activation = nn.activation
   -- Activations mtl.linear applies in its own output pass (by name).
   nn.fused_activation = { relu = "relu", linear = "none", none = "none" }
-  local function activation(name)
-    if type(name) == "function" then return name end
-    local f = activations[name or "relu"]
-    if not f then error(string.format("nn: unknown activation '%s'", tostring(name)), 3) end
-    return f
-  end
-  nn.activation = activation
 
   -- Option checks shared by the blocks' schemas (mtl.config.check): an
   -- activation by name (or a function), a dropout rate or one per layer.
-  function nn.check_activation(c, v, path)
-    if type(v) ~= "function" then c:enum(v, path, require("mtl.config.util").sorted_keys(activations)) end
-  end
-  function nn.check_dropout(c, v, path)
-    if type(v) ~= "table" then c:number(v, path, { min = 0, lt = 1 }) return end
-    if c:list(v, path, "a number in [0, 1) or one per layer") then
-      for i, x in ipairs(v) do c:number(x, path .. "." .. i, { min = 0, lt = 1 }) end
+  function nn.check_activation(c, v, path) c:activation(v, path) end
+  function nn.check_dropout(c, v, path) c:dropout(v, path) end
+
+  -- An "mlp" option (sizes, or {hidden =, activation =, batch_norm =,
+  -- dropout =}) as nn.MLP's options for this input size; defaults fill what
+  -- it does not say.
+  function nn.mlp_options(spec, input, defaults)
+    local o = {}
+    for k, v in pairs(defaults or {}) do o[k] = v end
+    if spec.hidden then
+      for k, v in pairs(spec) do o[k] = v end
+    else
+      o.hidden = spec
     end
+    o.input = input
+    return o
   end
 
-  local Activation = class("Activation")
-  nn.Activation = Activation
-  function Activation:__init(name)
-    self.name = name or "relu"
-    self.fn = activation(self.name)
+  -- The layer sizes of an "mlp" option.
+  function nn.mlp_hidden(spec) return spec.hidden or spec end
+
+  -- Experts options of n experts whose MLP is an "mlp" option.
+  function nn.experts_options(spec, n, input, fused)
+    local o = nn.mlp_options(spec, input)
+    o.n, o.fused = n, fused
+    return o
   end
-  function Activation:forward(x) return self.fn(x) end
-  function Activation:extra_repr() return tostring(self.name) end
-  nn.ReLU = function() return Activation("relu") end
-  nn.Sigmoid = function() return Activation("sigmoid") end
-  nn.Tanh = function() return Activation("tanh") end
 
   local Dropout = class("Dropout")
   nn.Dropout = Dropout
@@ -129,11 +122,14 @@ return function(nn)
   end
 
   -- MLP{input=, hidden={256,128}, activation="relu", batch_norm=false,
-  --     dropout=0 (a number or a list per layer), last_activation=true}
-  -- EasyRec's DNN layer order: dense -> BN -> activation -> dropout.
+  --     dropout=0 (a number or a list per layer), last_activation=true,
+  --     last_batch_norm=(last_activation), bias=true}
+  -- EasyRec's DNN layer order: dense -> BN -> activation -> dropout. A
+  -- parametric activation (dice, prelu) is a module per layer (act1, ...).
   local MLP = class("MLP")
   nn.MLP = MLP
   MLP.block = true
+  MLP.graph_input = "tensor"
   MLP.options = {
     input = { "int", required = true },
     hidden = { "sizes", empty = true, required = true },
@@ -141,20 +137,26 @@ return function(nn)
     batch_norm = { "boolean", default = false },
     dropout = { "any", default = 0, check = nn.check_dropout },
     last_activation = { "boolean", default = true },
+    last_batch_norm = { "boolean" },
+    bias = { "boolean", default = true },
   }
   function MLP:__init(opts)
     self.act_name = opts.activation
-    self.act = activation(self.act_name)
+    local parametric = nn.parametric_activation[self.act_name]
+    self.act = not parametric and activation(self.act_name)
     self.sizes = { opts.input }
     self.bn = opts.batch_norm
     self.last_activation = opts.last_activation
+    local last_bn = opts.last_batch_norm
+    if last_bn == nil then last_bn = opts.last_activation end
     self.n = #opts.hidden
     local dropout = opts.dropout
     self.drop = {}
     for i, h in ipairs(opts.hidden) do
       self.sizes[i + 1] = h
-      self["fc" .. i] = nn.Linear(self.sizes[i], h)
-      if self.bn then self["bn" .. i] = nn.BatchNorm(h) end
+      self["fc" .. i] = nn.Linear(self.sizes[i], h, { bias = opts.bias })
+      if self.bn and (i < self.n or last_bn) then self["bn" .. i] = nn.BatchNorm(h) end
+      if parametric and (i < self.n or self.last_activation) then self["act" .. i] = nn.activation_module(self.act_name, h) end
       self.drop[i] = type(dropout) == "table" and (dropout[i] or 0) or dropout
     end
     self.output_dim = self.sizes[#self.sizes]
@@ -162,14 +164,14 @@ return function(nn)
   function MLP:forward(x)
     local fused = not self.bn and nn.fused_activation[self.act_name]
     for i = 1, self.n do
-      local last = i == self.n
+      local act = i < self.n or self.last_activation
       local fc = self["fc" .. i]
-      if fused and (not last or self.last_activation) then
+      if fused and act then
         x = mtl.linear(x, fc.weight, fc.bias, fused) -- bias and activation in one pass
       else
         x = fc(x)
-        if self.bn and not (last and not self.last_activation) then x = self["bn" .. i](x) end
-        if not last or self.last_activation then x = self.act(x) end
+        if self["bn" .. i] then x = self["bn" .. i](x) end
+        if act then x = (self["act" .. i] or self.act)(x) end
       end
       local p = self.drop[i]
       if p > 0 and self.training then x = mtl.dropout(x, p, true) end

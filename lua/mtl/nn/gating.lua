@@ -5,8 +5,12 @@ local mtl = require "mtl"
 return function(nn)
   local class = nn.class
 
-  -- Experts{n=, input=, hidden={h1, ...}, activation="relu", fused=true}
-  -- Output [B, n, h_last]. Layer l's weights for all experts live in one
+  -- Experts{n=, input=, hidden={h1, ...}, activation="relu", batch_norm=false,
+  --         dropout=0, fused=true}
+  -- Output [B, n, h_last]. Each expert is an MLP with EasyRec's DNN layer
+  -- order (dense -> BN -> activation -> dropout); batch normalization and a
+  -- parametric activation (dice, prelu) keep statistics and parameters per
+  -- expert and unit (over the [B, n * h] view of a layer). Layer l's weights for all experts live in one
   -- tensor W_l [n, out, in] (b_l [n, out]). Fused mode runs each layer as one
   -- grouped mtl.linear: layer 1 as ONE GEMM (x [B, in] against W_1 seen as
   -- [n*h1, in]), later layers as one GEMM per expert reading and writing the
@@ -21,21 +25,29 @@ return function(nn)
     input = { "int", required = true },
     hidden = { "sizes", required = true },
     activation = { "any", default = "relu", check = nn.check_activation },
+    batch_norm = { "boolean", default = false },
+    dropout = { "any", default = 0, check = nn.check_dropout },
     fused = { "boolean", default = true },
   }
   function Experts:__init(opts)
     self.n_experts, self.input = opts.n, opts.input
     self.sizes = { opts.input }
     self.act_name = opts.activation
-    self.act = nn.activation(self.act_name)
-    self.fused = opts.fused
+    local parametric = nn.parametric_activation[self.act_name]
+    self.act = not parametric and nn.activation(self.act_name)
+    self.bn = opts.batch_norm
+    self.fused = opts.fused or self.bn or parametric -- per-expert statistics need the [B, n * h] view
     self.n_layers = #opts.hidden
+    self.drop = {}
     for l, h in ipairs(opts.hidden) do
       local n_in = self.sizes[l]
       self.sizes[l + 1] = h
       local bound = 1 / math.sqrt(n_in)
       self:param("weight" .. l, nn.init_uniform(bound, opts.n, h, n_in))
       self:param("bias" .. l, nn.init_uniform(bound, opts.n, h))
+      if self.bn then self["bn" .. l] = nn.BatchNorm(opts.n * h) end
+      if parametric then self["act" .. l] = nn.activation_module(self.act_name, opts.n * h) end
+      self.drop[l] = type(opts.dropout) == "table" and (opts.dropout[l] or 0) or opts.dropout
     end
     self.output_dim = self.sizes[#self.sizes]
   end
@@ -46,11 +58,20 @@ return function(nn)
   end
 
   function Experts:forward_fused(x)                            -- x [B, in]
-    local fused = nn.fused_activation[self.act_name]
+    local fused = not self.bn and nn.fused_activation[self.act_name]
+    local B, n = x:size(1), self.n_experts
     local y = x
     for l = 1, self.n_layers do                                -- [B, n, h_l]
-      y = mtl.linear(y, self["weight" .. l], self["bias" .. l], fused)
-      if not fused then y = self.act(y) end
+      local h = self.sizes[l + 1]
+      y = mtl.linear(y, self["weight" .. l], self["bias" .. l], fused or nil)
+      if not fused then
+        local bn, act = self["bn" .. l], self["act" .. l]
+        if bn or act then y = y:reshape(B, n * h) end          -- a unit of an expert is a feature
+        if bn then y = bn(y) end
+        y = (act or self.act)(y)
+        if bn or act then y = y:reshape(B, n, h) end
+      end
+      if self.drop[l] > 0 and self.training then y = mtl.dropout(y, self.drop[l], true) end
     end
     return y                                                   -- [B, n, out]
   end
@@ -64,6 +85,7 @@ return function(nn)
         local W = self["weight" .. l]:narrow(1, k, 1):reshape(n_out, n_in)
         local b = self["bias" .. l]:narrow(1, k, 1):reshape(n_out)
         y = self.act(mtl.linear(y, W, b))
+        if self.drop[l] > 0 and self.training then y = mtl.dropout(y, self.drop[l], true) end
       end
       outs[k] = y
     end
@@ -73,6 +95,37 @@ return function(nn)
   function Experts:extra_repr()
     return string.format("%d x %s%s", self.n_experts, table.concat(self.sizes, " -> "),
       self.fused and ", fused" or "")
+  end
+
+  -- MMoELayer{input=, tasks=, experts=, expert=MLP}: EasyRec's keras MMoE
+  -- block: `experts` MLPs (each an "mlp" option: layers and their options)
+  -- and one softmax gate per task on the input; returns the tasks' mixtures,
+  -- a list of [B, h] (its output_dims).
+  local MMoELayer = class("MMoELayer")
+  nn.MMoELayer = MMoELayer
+  MMoELayer.block = true
+  MMoELayer.graph_input = "tensor"
+  MMoELayer.options = {
+    input = { "int", required = true },
+    tasks = { "int", required = true },
+    experts = { "int", required = true },
+    expert = { "mlp", required = true },
+  }
+  function MMoELayer:__init(opts)
+    self.n_tasks, self.n_experts = opts.tasks, opts.experts
+    for k = 1, opts.experts do self["expert" .. k] = nn.MLP(nn.mlp_options(opts.expert, opts.input)) end
+    for t = 1, opts.tasks do self["gate" .. t] = nn.Gate{ input = opts.input, n = opts.experts } end
+    local h = self.expert1.output_dim
+    self.output_dims = {}
+    for t = 1, opts.tasks do self.output_dims[t] = h end
+  end
+  function MMoELayer:forward(x)                                -- x [B, input]
+    local e = {}
+    for k = 1, self.n_experts do e[k] = self["expert" .. k](x) end
+    local stacked = mtl.stack(e, 2)                            -- [B, n, h]
+    local out = {}
+    for t = 1, self.n_tasks do out[t] = nn.mix(stacked, self["gate" .. t](x)) end
+    return out
   end
 
   -- Gate{input=, n=}: softmax(x W^T + b) over n experts -> [B, n]

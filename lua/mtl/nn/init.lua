@@ -6,4 +6,8 @@ local nn = require "mtl.nn.module"
 require("mtl.nn.blocks")(nn)
 require("mtl.nn.gating")(nn)
 require("mtl.nn.tower")(nn)
+require("mtl.nn.attention")(nn)
+require("mtl.nn.variational_dropout")(nn)
+require("mtl.nn.interaction")(nn)
+require("mtl.nn.graph")(nn)
 return nn

@@ -3,6 +3,7 @@
 -- (docs/export.md, "Inputs").
 --
 --   local x, inputs = features.build(g, F)   -- x: Sym [batch, D], as F(batch) computes it
+--   (with feature groups, also {group = x_g} and {group = its values}, as F:groups)
 --   local feeds = features.feeds(inputs, batch)   -- the inputs' tensors for a batch
 --
 -- What ONNX computes from the inputs (in the graph): z-score and min-max
@@ -144,79 +145,106 @@ function features.build(g, F)
     return g:node1("Where", { empty, g:scalar(0), pooled / denom }, nil, pooled.dims) -- a zero denominator gives zeros
   end
 
-  local parts, numbers, grouped = {}, {}, false
+  -- a raw number as F:number computes it, [batch] (z-scored lanes: the reader's)
+  local function number(s)
+    local x = column_input(s.column)
+    if s.normalize == "log1p" then return ops.log1p(ops.clamp(x, 0, nil)) end
+    local st = F.fitted[s.column]
+    if s.normalize == "minmax" then
+      local span = (st.max > st.min) and (st.max - st.min) or 1
+      return (x - st.min) * (1 / span)
+    end
+    if F.grouped[s.column] then -- standardized in double by the reader ((v - mean) / std)
+      local c = F.grouped[s.column]
+      return (c.normalize == "zscore" and st) and (x - st.mean) / st.std or x
+    end
+    if s.normalize == "zscore" then x = (x - st.mean) * (1 / st.std) end
+    return x
+  end
+
+  -- an embedded raw feature: its bucket's row, or (dim alone) the number times the row
+  local function embedded_raw(s)
+    local W, d = weight_of(s)
+    if not (s.boundaries or s.bins) then return g:node1("Mul", { ops.unsqueeze(number(s), 2), W }, nil, { batch, d }) end
+    local x = column_input(s.column)
+    local bounds = {}
+    for i, b in ipairs(F:boundaries(s)) do bounds[i] = float_ceiling(b) end
+    if #bounds == 0 then bounds[1] = 0 / 0 end -- one bucket: x >= NaN is never true
+    local ge = g:node1("GreaterOrEqual", { ops.unsqueeze(x, 2), g:list(bounds, "float") }, nil, { batch, #bounds }, "bool")
+    local as_int = g:node1("Cast", { ge }, { to = graph.DTYPE.int64 }, { batch, #bounds }, "int64")
+    local idx = g:node1("ReduceSum", { as_int, g:list({ 1 }, "int64") }, { keepdims = 0 }, { batch }, "int64")
+    return gather(W, idx, d, { batch })
+  end
+
+  local function ids(s)
+    local W, d = weight_of(s)
+    local t = F.tables[s.name]
+    local entry = { name = s.name .. "_ids", type = "int64", shape = { "batch" }, feature = s.name,
+                    text = "each row's row of the feature's table" }
+    if s.type == "combo" then
+      entry.columns, entry.key = s.columns, KEY_CROSS
+      entry.column_keys = {}
+      for i, col in ipairs(s.columns) do entry.column_keys[i] = key_of(col) end
+      entry.rows = table_rule(s, t)
+    else
+      entry.column, entry.key = s.column, key_of(s.column)
+      entry.rows = F.vocab[s.shared or s.name] and vocab_rule(F, s) or table_rule(s, t)
+    end
+    local x = add_input(entry, { batch })
+    return gather(W, x, d, x.dims)
+  end
+
+  local function lookup(s)
+    local kv = cols[s.column] or {}
+    return add_input({ name = s.name .. "_value", type = "float", shape = { "batch" }, feature = s.name,
+      column = s.column, key_column = s.key, missing = s.missing or 0, key = key_of(s.key),
+      kv_separator = kv.kv_separator or ":", separator = kv.separator or ",",
+      text = "the weight of the first pair of the kv column whose key is the key column's key, else missing" }, { batch })
+  end
+
+  -- each feature's value ([batch, d]; numbers [batch, 1]); x in F's order:
+  -- the embedded, then the reader's z-scored lanes, then the other numbers
+  local values, parts, numbers, lanes = {}, {}, {}, {}
   for _, s in ipairs(F.specs) do
     local c = cols[s.column] or {}
+    local v
     if (s.type == "id" and BAG[c.type]) or s.type == "tag" then
-      local weighted = s.type == "tag" and s.weighted ~= false and c.type == "kv"
-      parts[#parts + 1] = bag(s, s.combiner or "mean", weighted)
+      v = bag(s, s.combiner or "mean", s.type == "tag" and s.weighted ~= false and c.type == "kv")
     elseif s.type == "id" or s.type == "combo" then
-      local W, d = weight_of(s)
-      local t = F.tables[s.name]
-      local entry = { name = s.name .. "_ids", type = "int64", shape = { "batch" }, feature = s.name,
-                      text = "each row's row of the feature's table" }
-      if s.type == "combo" then
-        entry.columns, entry.key = s.columns, KEY_CROSS
-        entry.column_keys = {}
-        for i, col in ipairs(s.columns) do entry.column_keys[i] = key_of(col) end
-        entry.rows = table_rule(s, t)
-      else
-        entry.column, entry.key = s.column, key_of(s.column)
-        entry.rows = F.vocab[s.shared or s.name] and vocab_rule(F, s) or table_rule(s, t)
-      end
-      local ids = add_input(entry, { batch })
-      parts[#parts + 1] = gather(W, ids, d, ids.dims)
+      v = ids(s)
     elseif s.type == "raw" and s.embedded then
-      local W, d = weight_of(s)
-      local x = column_input(s.column)
-      local bounds = {}
-      for i, b in ipairs(F:boundaries(s)) do bounds[i] = float_ceiling(b) end
-      if #bounds == 0 then bounds[1] = 0 / 0 end -- one bucket: x >= NaN is never true
-      local ge = g:node1("GreaterOrEqual", { ops.unsqueeze(x, 2), g:list(bounds, "float") }, nil, { batch, #bounds }, "bool")
-      local as_int = g:node1("Cast", { ge }, { to = graph.DTYPE.int64 }, { batch, #bounds }, "int64")
-      local idx = g:node1("ReduceSum", { as_int, g:list({ 1 }, "int64") }, { keepdims = 0 }, { batch }, "int64")
-      parts[#parts + 1] = gather(W, idx, d, { batch })
-    elseif s.type == "raw" then
-      local x = column_input(s.column)
-      if s.normalize == "log1p" then
-        numbers[#numbers + 1] = ops.log1p(ops.clamp(x, 0, nil))
-      elseif s.normalize == "minmax" then
-        local st = F.fitted[s.column]
-        local span = (st.max > st.min) and (st.max - st.min) or 1
-        numbers[#numbers + 1] = (x - st.min) * (1 / span)
-      elseif F.grouped[s.column] then
-        grouped = true
-      else
-        local st = F.fitted[s.column]
-        if s.normalize == "zscore" then x = (x - st.mean) * (1 / st.std) end
-        numbers[#numbers + 1] = x
-      end
-    elseif s.type == "lookup" then
-      local kv = cols[s.column] or {}
-      numbers[#numbers + 1] = add_input({ name = s.name .. "_value", type = "float", shape = { "batch" }, feature = s.name,
-        column = s.column, key_column = s.key, missing = s.missing or 0, key = key_of(s.key),
-        kv_separator = kv.kv_separator or ":", separator = kv.separator or ",",
-        text = "the weight of the first pair of the kv column whose key is the key column's key, else missing" }, { batch })
+      v = embedded_raw(s)
+    elseif s.type == "raw" and F.grouped[s.column] and s.normalize ~= "log1p" and s.normalize ~= "minmax" then
+      lanes[s.column] = number(s)
+      v = ops.unsqueeze(lanes[s.column], 2)
+    elseif s.type == "raw" or s.type == "lookup" then
+      local n = s.type == "raw" and number(s) or lookup(s)
+      numbers[#numbers + 1] = n
+      v = ops.unsqueeze(n, 2)
     end
+    if v and s.embedded then parts[#parts + 1] = v end
+    values[s.name] = v
   end
-  if grouped then
-    -- the reader's "__numbers" group: the grouped float columns in schema
-    -- order, standardized in double by the reader ((v - mean) / std)
-    local lanes = {}
-    for _, c in ipairs(F.data_columns) do
-      local s = F.grouped[c.name]
-      if s and (c.type or "string") == "float" then
-        local x = column_input(c.name)
-        local st = F.fitted[c.name]
-        if s.normalize == "zscore" and st then x = (x - st.mean) / st.std end
-        lanes[#lanes + 1] = x
-      end
-    end
-    for i = #lanes, 1, -1 do table.insert(numbers, 1, lanes[i]) end
+  for _, c in ipairs(F.data_columns) do -- the reader's "__numbers" group, in schema order
+    if lanes[c.name] then parts[#parts + 1] = ops.unsqueeze(lanes[c.name], 2) end
   end
   for _, n in ipairs(numbers) do parts[#parts + 1] = ops.unsqueeze(n, 2) end
-  local x = #parts == 1 and parts[1] or ops.concat(parts, 2)
-  return x, inputs
+  if not F.feature_groups then return #parts == 1 and parts[1] or ops.concat(parts, 2), inputs end
+  return features.groups(F, values, inputs)
+end
+
+-- With feature groups: the main group's x, the inputs, {group = x} and
+-- {group = its features' values}, as F:groups computes them.
+function features.groups(F, values, inputs)
+  local xs, lists = {}, {}
+  for _, gs in ipairs(F.group_specs) do
+    if gs.sequences then fail("group '%s' attends over sequences (DIN); such groups are not exported", gs.name) end
+    if gs.variational_dropout then fail("group '%s' has variational dropout; such groups are not exported", gs.name) end
+    local ps = {}
+    for i, n in ipairs(gs.features or {}) do ps[i] = values[n] end
+    lists[gs.name], xs[gs.name] = ps, #ps == 1 and ps[1] or ops.concat(ps, 2)
+  end
+  return xs[F.main_group], inputs, xs, lists
 end
 
 -- ---- feeds: the inputs of a batch ---------------------------------------------------------------

@@ -35,8 +35,11 @@ function onnx.build(model, cfg, opts)
   for _, np in ipairs(model:named_parameters()) do g.tensor_names[np[2]] = np[1] end
   for _, nb in ipairs(model:named_buffers()) do g.tensor_names[nb[2]] = nb[1] end
   local ok, res = pcall(function()
-    local x, inputs = features.build(g, model.features)
-    local out = trace.run(function() return model.body(x) end, model)
+    local x, inputs, xs, lists = features.build(g, model.features)
+    local out = trace.run(function()
+      if model.body.inputs then return model.body(xs, lists) end -- a model that reads feature groups
+      return model.body(x)
+    end, model)
     local outputs = {}
     for _, name in ipairs(model:outputs()) do
       local p = type(out[name]) == "table" and out[name].prob

@@ -91,6 +91,24 @@ function ops.gelu(x)
   return g:node1("Mul", { g:node1("Mul", { x, g:scalar(0.5) }, nil, x.dims), one_plus }, nil, copy(x.dims))
 end
 
+-- EasyRec's activations: Elu (alpha 1), Selu (Klambauer et al.'s constants,
+-- ONNX's defaults), Softplus, Softsign; swish x sigmoid(x); gelu_tanh
+-- 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+for name, op in pairs { elu = "Elu", selu = "Selu", softplus = "Softplus", softsign = "Softsign" } do
+  ops[name] = unary(op)
+end
+function ops.swish(x)
+  return x.g:node1("Mul", { x, x.g:node1("Sigmoid", { x }, nil, x.dims) }, nil, copy(x.dims))
+end
+function ops.gelu_tanh(x)
+  local g = x.g
+  local cube = g:node1("Mul", { g:node1("Mul", { x, x }, nil, x.dims), x }, nil, x.dims)
+  local inner = g:node1("Add", { x, g:node1("Mul", { cube, g:scalar(0.044715) }, nil, x.dims) }, nil, x.dims)
+  local t = g:node1("Tanh", { g:node1("Mul", { inner, g:scalar(math.sqrt(2 / math.pi)) }, nil, x.dims) }, nil, x.dims)
+  local one_plus = g:node1("Add", { t, g:scalar(1) }, nil, x.dims)
+  return g:node1("Mul", { g:node1("Mul", { x, g:scalar(0.5) }, nil, x.dims), one_plus }, nil, copy(x.dims))
+end
+
 function ops.leaky_relu(x, slope)
   return x.g:node1("LeakyRelu", { x }, { alpha = { float = slope or 0.01 } }, copy(x.dims))
 end
@@ -133,6 +151,16 @@ function ops.mean(x, d, keepdim)
   local a = axis(d, #x.dims, "mean")
   return g:node1("ReduceMean", { x }, { axes = { ints = { a } }, keepdims = keepdim and 1 or 0 },
     reduced_shape(x, a, keepdim))
+end
+
+-- max(x, d[, keepdim]), min: the values (ReduceMax, ReduceMin); positions have no translation
+for name, onnx_op in pairs({ max = "ReduceMax", min = "ReduceMin" }) do
+  ops[name] = function(x, d, keepdim)
+    local g = x.g
+    if d == nil then return g:node1(onnx_op, { x }, { keepdims = 0 }, {}) end
+    local a = axis(d, #x.dims, name)
+    return g:node1(onnx_op, { x }, { axes = { ints = { a } }, keepdims = keepdim and 1 or 0 }, reduced_shape(x, a, keepdim))
+  end
 end
 
 -- ---- matrix products --------------------------------------------------------------------------

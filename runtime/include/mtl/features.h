@@ -25,4 +25,13 @@ mtl_tensor *mtl_vocab_index(mtl_tensor *ids, mtl_tensor *keys);
 /* The distinct values of an int64 vector, sorted ascending (vocabulary keys). */
 mtl_tensor *mtl_sort_unique(mtl_tensor *ids);
 
+/* Padding a batch of sequences: offsets [n + 1] give row i's steps
+ * offsets[i] .. offsets[i+1]-1 (0-based, S steps in all). Each row becomes L
+ * positions: its first L steps, then padding. L = len when len > 0, else the
+ * longest row (at least 1), at most max_len when max_len > 0. *index (int64
+ * [n * L]) holds 1-based step numbers, S + 1 at padding (a row appended to
+ * the S step vectors); *mask (float [n, L]) is 1 at steps and 0 at padding.
+ * Returns 0, or -1 with the error set. */
+int mtl_seq_pad(mtl_tensor *offsets, int64_t len, int64_t max_len, mtl_tensor **index, mtl_tensor **mask);
+
 #endif

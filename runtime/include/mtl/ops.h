@@ -40,6 +40,12 @@ mtl_tensor *mtl_leaky_relu(mtl_tensor *a, double slope);
 mtl_tensor *mtl_sigmoid(mtl_tensor *a);
 mtl_tensor *mtl_tanh(mtl_tensor *a);
 mtl_tensor *mtl_gelu(mtl_tensor *a);                     /* exact (erf) form */
+mtl_tensor *mtl_gelu_tanh(mtl_tensor *a);                /* tanh approximation (EasyRec's gelu) */
+mtl_tensor *mtl_elu(mtl_tensor *a);                      /* x > 0 ? x : e^x - 1 */
+mtl_tensor *mtl_selu(mtl_tensor *a);                     /* scale * elu with alpha (Klambauer et al.) */
+mtl_tensor *mtl_swish(mtl_tensor *a);                    /* x sigmoid(x) (silu) */
+mtl_tensor *mtl_softplus(mtl_tensor *a);                 /* log(1 + e^x) */
+mtl_tensor *mtl_softsign(mtl_tensor *a);                 /* x / (1 + |x|) */
 /* where(mask, a, b): mask is any dtype, nonzero = take a; broadcasts. */
 mtl_tensor *mtl_where(mtl_tensor *mask, mtl_tensor *a, mtl_tensor *b);
 /* Comparisons, no gradient; float 0/1 results; broadcast. op: "eq","ne","lt","le","gt","ge" */

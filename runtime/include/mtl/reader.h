@@ -9,6 +9,8 @@
  *   multi column (a|b|c)    ids      int64 [total], offsets int64 [n + 1]
  *   kv column (k1:v1,k2:v2) ids      int64 [total], offsets int64 [n + 1],
  *                                    weights float [total]
+ *   seq column (a;b|c)      values   int64 (or float) [total], offsets int64 [n + 1]
+ *                                    (row -> steps), steps int64 [S + 1] (step -> values)
  *   field:feature_id rows   one multi output per configured field
  * Row i's values of a bag output are ids[offsets[i] .. offsets[i+1]-1].
  *
@@ -27,6 +29,8 @@ typedef enum {
   MTL_COLUMN_STRING,    /* any bytes, turned into an int64 id by XXH3-64 */
   MTL_COLUMN_MULTI,     /* values joined by `separator` (default '|') */
   MTL_COLUMN_KV,        /* key:value pairs joined by `separator` (default ',') */
+  MTL_COLUMN_SEQ,       /* a sequence: steps joined by `separator` (default '|'), each step
+                           one value or several joined by `step_separator` */
   MTL_COLUMN_SKIP,      /* present in the file, not parsed, no output */
 } mtl_column_type;
 
@@ -45,7 +49,9 @@ typedef struct mtl_column_spec {
   const char *default_text;
   char separator;     /* multi: between values; kv: between pairs (0: the default) */
   char kv_separator;  /* kv: between key and value (0: ':') */
-  bool string_values; /* multi values / kv keys are strings hashed to ids, not integers */
+  bool string_values; /* multi / seq values and kv keys are strings hashed to ids, not integers */
+  bool float_values;  /* seq: the values are numbers (float32), not ids */
+  char step_separator; /* seq: between the values of one step (0: one value per step) */
   const char *group;  /* float columns: name of the [n, k] output they join (NULL: own output) */
   mtl_standardize standardize; /* float columns */
   double mean, std;            /* for MTL_STANDARDIZE_GIVEN (std > 0) */
@@ -91,6 +97,8 @@ typedef enum {
   MTL_OUTPUT_DENSE,   /* values: float [n] or [n, k] */
   MTL_OUTPUT_BAG,     /* values: int64 ids [total], offsets: int64 [n + 1] */
   MTL_OUTPUT_WEIGHTED_BAG, /* as BAG plus weights: float [total] */
+  MTL_OUTPUT_SEQ,          /* values: int64 or float [total], offsets: int64 [n + 1] into the
+                              steps, steps: int64 [S + 1] into the values */
 } mtl_output_kind;
 
 /* One output of a batch; the tensors are new references (NULL when unused). */
@@ -98,7 +106,13 @@ typedef struct mtl_batch_output {
   mtl_tensor *values;
   mtl_tensor *offsets;
   mtl_tensor *weights;
+  mtl_tensor *steps;
 } mtl_batch_output;
+
+/* The name of a column type ("int64", "float", "string", "multi", "kv", "seq",
+ * "skip"), or "?"; and the type of a name (-1 when it names none). */
+const char *mtl_column_type_name(mtl_column_type t);
+int mtl_column_type_of(const char *name);
 
 typedef struct mtl_reader mtl_reader;
 
@@ -109,6 +123,8 @@ void mtl_reader_free(mtl_reader *r);
 int mtl_reader_num_outputs(const mtl_reader *r);
 const char *mtl_reader_output_name(const mtl_reader *r, int i);
 mtl_output_kind mtl_reader_output_kind(const mtl_reader *r, int i);
+/* Whether a seq output's values are floats (else int64 ids). */
+bool mtl_reader_output_float(const mtl_reader *r, int i);
 /* For a dense output: its width k (1 for a lone float column) and, for lane j,
  * the schema index of the column. */
 int mtl_reader_output_width(const mtl_reader *r, int i);

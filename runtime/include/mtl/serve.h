@@ -69,7 +69,7 @@ const char *mtl_model_task_name(const mtl_model *m, int i);
 
 /* ---- what the model reads ------------------------------------------------- */
 /* The training schema: column i's name and how it is read: "int64", "float",
- * "string", "multi", "kv", or "skip" (not read by any feature). */
+ * "string", "multi", "kv", "seq" (a sequence), or "skip" (not read by any feature). */
 int mtl_model_num_columns(const mtl_model *m);
 const char *mtl_model_column_name(const mtl_model *m, int i);
 const char *mtl_model_column_type(const mtl_model *m, int i);

@@ -383,6 +383,30 @@ UNARY(TANH, tanh, SAVE_Y, tanhf(x), 1.0f - y * y)
 /* gelu(x) = x Phi(x) with the exact normal cdf; slope Phi(x) + x phi(x) */
 UNARY(GELU, gelu, SAVE_X, 0.5f * x * (1.0f + erff(x * SQRT1_2)),
       0.5f * (1.0f + erff(x * SQRT1_2)) + x * expf(-0.5f * x * x) / SQRT_2PI)
+/* gelu's tanh form, 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3) (EasyRec's gelu) */
+#define GELU_C 0.7978845608028654f
+static inline float gelu_tanh_f(float x) { return 0.5f * x * (1.0f + tanhf(GELU_C * (x + 0.044715f * x * x * x))); }
+static inline float gelu_tanh_d(float x) {
+  float t = tanhf(GELU_C * (x + 0.044715f * x * x * x));
+  return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * 0.044715f * x * x);
+}
+UNARY(GELU_TANH, gelu_tanh, SAVE_X, gelu_tanh_f(x), gelu_tanh_d(x))
+/* elu (alpha 1) and selu (Klambauer et al.'s alpha and scale); expm1 on the negative side only */
+#define SELU_ALPHA 1.6732632423543772f
+#define SELU_SCALE 1.0507009873554805f
+UNARY(ELU, elu, SAVE_X, x > 0.0f ? x : expm1f(x), x > 0.0f ? 1.0f : expf(x))
+UNARY(SELU, selu, SAVE_X, SELU_SCALE * (x > 0.0f ? x : SELU_ALPHA * expm1f(x)),
+      SELU_SCALE * (x > 0.0f ? 1.0f : SELU_ALPHA * expf(x)))
+/* swish (silu) x sigmoid(x); slope s + x s (1 - s) */
+static inline float swish_d(float x) {
+  float s = sigmoid_f(x);
+  return s + x * s * (1.0f - s);
+}
+UNARY(SWISH, swish, SAVE_X, x * sigmoid_f(x), swish_d(x))
+/* softplus(x) = log(1 + e^x), stable for large |x|; its slope is sigmoid(x) */
+UNARY(SOFTPLUS, softplus, SAVE_X, fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))), 1.0f / (1.0f + expf(-x)))
+/* softsign x / (1 + |x|); slope 1 / (1 + |x|)^2 */
+UNARY(SOFTSIGN, softsign, SAVE_X, x / (1.0f + fabsf(x)), 1.0f / ((1.0f + fabsf(x)) * (1.0f + fabsf(x))))
 
 mtl_tensor *mtl_add_scalar(mtl_tensor *a, double s) { return unary(&def_add_scalar, a, &s, 1); }
 mtl_tensor *mtl_mul_scalar(mtl_tensor *a, double s) { return unary(&def_mul_scalar, a, &s, 1); }
@@ -398,6 +422,12 @@ mtl_tensor *mtl_sqrt(mtl_tensor *a) { return unary(&def_sqrt, a, NULL, 0); }
 mtl_tensor *mtl_pow_scalar(mtl_tensor *a, double p) { return unary(&def_pow_scalar, a, &p, 1); }
 mtl_tensor *mtl_abs(mtl_tensor *a) { return unary(&def_abs, a, NULL, 0); }
 mtl_tensor *mtl_relu(mtl_tensor *a) { return unary(&def_relu, a, NULL, 0); }
+mtl_tensor *mtl_gelu_tanh(mtl_tensor *a) { return unary(&def_gelu_tanh, a, NULL, 0); }
+mtl_tensor *mtl_elu(mtl_tensor *a) { return unary(&def_elu, a, NULL, 0); }
+mtl_tensor *mtl_selu(mtl_tensor *a) { return unary(&def_selu, a, NULL, 0); }
+mtl_tensor *mtl_swish(mtl_tensor *a) { return unary(&def_swish, a, NULL, 0); }
+mtl_tensor *mtl_softplus(mtl_tensor *a) { return unary(&def_softplus, a, NULL, 0); }
+mtl_tensor *mtl_softsign(mtl_tensor *a) { return unary(&def_softsign, a, NULL, 0); }
 mtl_tensor *mtl_sigmoid(mtl_tensor *a) { return unary(&def_sigmoid, a, NULL, 0); }
 mtl_tensor *mtl_tanh(mtl_tensor *a) { return unary(&def_tanh, a, NULL, 0); }
 mtl_tensor *mtl_gelu(mtl_tensor *a) { return unary(&def_gelu, a, NULL, 0); }

@@ -22,7 +22,6 @@ local data = {}
 local copy_list = util.deep_copy
 
 -- ---- data_config ----------------------------------------------------------------------------------
-local EASYREC_TYPE = { INT32 = "int", INT64 = "int", FLOAT = "float", DOUBLE = "float", STRING = "string", BOOL = "string" }
 
 -- "f[1-3]" -> f1, f2, f3 (auto_expand_input_fields)
 local function expand_name(name)
@@ -39,7 +38,9 @@ local function map_reading(dc, d, st)
     if not dc.bad.input_type then dc:err(nil, "data_config.input_type is required (mtl reads CSVInput)") end
   else
     local it = dc:get("input_type")
-    if it ~= "CSVInput" then dc:unsupported_value("input_type", "mtl reads delimited text files (CSVInput)") end
+    if it ~= "CSVInput" then
+      dc:unsupported_value("input_type", "mtl reads delimited text files: export the table to CSV and give input_type: CSVInput")
+    end
   end
   local sep = dc:get("separator")
   if #sep ~= 1 then dc:unsupported_value("separator", "mtl's reader splits fields on one character") end
@@ -266,7 +267,7 @@ local function combo_feature(x)
 end
 
 -- A raw feature's normalizer_fn (only log1p, and not with boundaries) and min_val/max_val.
-local function raw_normalizer(fc, spec, bounds)
+local function raw_normalizer(fc, spec, bounds, minmax_read)
   local nf = fc.values.normalizer_fn
   if nf ~= nil then
     fc.used.normalizer_fn = true
@@ -278,35 +279,57 @@ local function raw_normalizer(fc, spec, bounds)
     end
   end
   local lo, hi = fc:get("min_val"), fc:get("max_val")
-  if lo ~= 0 or hi ~= 0 then
+  if (lo ~= 0 or hi ~= 0) and not minmax_read then
     fc:unsupported(fc:has("max_val") and "max_val" or "min_val",
       "mtl's minmax normalization uses the minimum and maximum fitted on the training data")
     fc.used.min_val, fc.used.max_val = true, true
   end
 end
 
+-- Table-size fields a RawFeature does not read, as EasyRec's parse_raw_feature
+-- ignores them (num_buckets counts only with min_val < max_val): ignored, noted once.
+local function raw_ignored(x, fields)
+  local fc = x.fc
+  for _, k in ipairs(fields) do
+    if fc:has(k) then
+      fc.used[k] = true
+      x.st.raw_ignored = x.st.raw_ignored or {}
+      table.insert(x.st.raw_ignored, string.format("%s.%s", tostring(x.name), k))
+    end
+  end
+end
+
+-- A RawFeature, as EasyRec's parse_raw_feature reads it: bucketized by its
+-- boundaries (sorted), or by num_buckets equal buckets of [min_val, max_val];
+-- else, with embedding_dim, the value times a learned vector; else the number.
 local function raw_feature(x)
   local fc, spec, inputs = x.fc, x.f.spec, x.inputs
   spec.type = "raw"
   spec.column = inputs[1]
-  local bounds = fc:get("boundaries")
+  local bounds, n = fc:get("boundaries"), fc:get("num_buckets")
+  local lo, hi = fc:get("min_val"), fc:get("max_val")
+  if fc:get("raw_input_dim") ~= 1 then
+    fc:unsupported("raw_input_dim", string.format("raw_input_dim %d is a vector of numbers per row (such as a pretrained " ..
+      "image or text embedding); mtl's raw features are one number each", fc:get("raw_input_dim")))
+    fc.used.separator, fc.used.embedding_dim = true, true
+  end
   if #bounds > 0 then
     spec.boundaries = copy_list(bounds)
-    for i = 2, #bounds do
-      if not (bounds[i] > bounds[i - 1]) then
-        fc:verr("boundaries", i, "'%s' must increase, got %s after %s", fc:field_path("boundaries"), util.show(bounds[i]), util.show(bounds[i - 1]))
-        break
-      end
-    end
+    table.sort(spec.boundaries)
     need_dim(x)
-  elseif x.dim > 0 then
-    fc:unsupported("embedding_dim", "a RawFeature without boundaries is fed to the model as the number itself")
+    raw_ignored(x, { "hash_bucket_size", "vocab_list", "vocab_file", "num_buckets" })
+  elseif n > 1 and hi > lo then
+    spec.boundaries = {}
+    for k = 0, n - 1 do spec.boundaries[k + 1] = lo + (hi - lo) * k / n end
+    need_dim(x)
+    x.minmax_read = true
+    raw_ignored(x, { "hash_bucket_size", "vocab_list", "vocab_file" })
+  else
+    if x.dim > 0 then spec.dim = x.dim end
+    raw_ignored(x, { "hash_bucket_size", "vocab_list", "vocab_file", "num_buckets" })
   end
-  raw_normalizer(fc, spec, bounds)
-  for _, k in ipairs(TABLE_FIELDS) do
-    no(fc, k, "a RawFeature is a number, or bucketized by its boundaries")
-  end
-  no(fc, "separator", "a RawFeature is one number")
+  raw_normalizer(fc, spec, spec.boundaries or {}, x.minmax_read)
+  if fc:get("raw_input_dim") == 1 then no(fc, "separator", "a RawFeature with raw_input_dim 1 is one number") end
   use_column(x.st, fc, "input_names", 1, inputs[1] or "?", { type = "float", why = "a RawFeature" })
 end
 
@@ -327,8 +350,12 @@ local function lookup_feature(x)
   if inputs[2] then use_column(st, fc, "input_names", 2, inputs[2], { type = "key", why = "a LookupFeature key" }) end
 end
 
+-- What a SequenceFeature's mapping (easyrec/sequence.lua) uses of this file.
+local seq_helpers = { need_dim = need_dim, table_size = table_size, use_column = use_column, no = no }
+local function sequence_feature(x) require("mtl.config.easyrec.sequence").feature(x, seq_helpers) end
+
 local FEATURES = { IdFeature = id_feature, TagFeature = tag_feature, ComboFeature = combo_feature,
-                   RawFeature = raw_feature, LookupFeature = lookup_feature }
+                   RawFeature = raw_feature, LookupFeature = lookup_feature, SequenceFeature = sequence_feature }
 
 -- What every feature type shares: combiner, embedding_name.
 local function feature_common(x)
@@ -360,8 +387,7 @@ function data.map_features(root, st)
     if map then
       map(x)
     else
-      fc:unsupported_value("feature_type", x.ftype == "SequenceFeature" and "sequence features are not supported"
-        or "expression features are not supported")
+      fc:unsupported_value("feature_type", "expression features are not supported")
       mark_all(fc) -- its other fields need no second report
     end
     feature_common(x)
@@ -390,6 +416,9 @@ function data.finish_features(ctx, cfg, st)
     end
     cfg.features[#cfg.features + 1] = s
   end
+  if st.raw_ignored then
+    ctx:note("EasyRec ignores these fields of RawFeatures, and so does mtl: %s", table.concat(st.raw_ignored, ", "))
+  end
   local in_group = {}
   for _, f in ipairs(st.group or {}) do in_group[f] = true end
   local unused = {}
@@ -399,84 +428,6 @@ function data.finish_features(ctx, cfg, st)
   end
 end
 
--- ---- column types ---------------------------------------------------------------------------------
--- Column types come from what reads each column; conflicts are errors.
-local NUMERIC = { INT32 = true, INT64 = true, FLOAT = true, DOUBLE = true }
-local INTEGER = { INT32 = true, INT64 = true }
-
--- The mtl type role reads col as: want, values ("string": a bag of strings),
--- bad (what role needs when col's input_type cannot give it).
-local function role_type(col, role)
-  local want, values, bad = role.type, nil, nil
-  if want == "key" then
-    if INTEGER[col.etype] then want = "int"
-    elseif NUMERIC[col.etype] then bad = "an integer or string field" else want = "string" end
-  elseif want == "int" then
-    if NUMERIC[col.etype] and not INTEGER[col.etype] then bad = "integer ids" end
-  elseif want == "ids" or want == "kv" then
-    if role.strings and not NUMERIC[col.etype] then values = "string" end
-  end
-  return want, values, bad
-end
-
--- out.type (and bag separators) from the first reader of col; a reader
--- wanting it another way is an error.
-local function column_type(col, out)
-  local chosen
-  for _, role in ipairs(col.roles) do
-    local want, values, bad = role_type(col, role)
-    if bad then
-      role.obj:verr(role.field, role.index, "input field '%s' has input_type %s; %s needs %s", col.name, col.etype, role.why, bad)
-    elseif chosen then
-      local c = chosen
-      if c.want ~= want or c.role.separator ~= role.separator or c.role.kv_separator ~= role.kv_separator or c.values ~= values then
-        local line = c.role.obj:pos(c.role.field, c.role.index)
-        role.obj:verr(role.field, role.index,
-          "input field '%s' is read as %s (%s, line %d) and as %s (%s); mtl reads a column one way",
-          col.name, c.want, c.role.why, line, want, role.why)
-      end
-    else
-      chosen = { want = want, role = role, values = values }
-      out.type = want
-      if want == "ids" or want == "kv" then
-        out.separator, out.kv_separator, out.values = role.separator, role.kv_separator, values
-      end
-    end
-  end
-end
-
--- out.default: default_val, else EasyRec's (0 for numbers, "" for strings and bags).
-local function column_default(col, out)
-  local dv = col.default_val
-  if out.type == "int" or out.type == "float" then
-    if dv ~= nil and dv ~= "" then
-      local n = tonumber(dv)
-      if not n or (out.type == "int" and n ~= math.floor(n)) then
-        col.field:verr("default_val", nil, "default_val %s of '%s' is not %s", util.show(dv), col.name,
-          out.type == "int" and "an integer" or "a number")
-      end
-      out.default = n
-    else
-      out.default = 0
-    end
-  else
-    out.default = dv or ""
-  end
-  col.field.used.default_val = true
-end
-
--- st.column_list -> d.columns (mtl columns, in file order).
-function data.type_columns(st, d)
-  d.columns = {}
-  for _, col in ipairs(st.column_list) do
-    local out = { name = col.name, type = EASYREC_TYPE[col.etype] or "string" }
-    column_type(col, out)
-    if col.label and out.type ~= "int" and out.type ~= "float" then
-      col.field:verr("input_name", nil, "label field '%s' cannot also be read as %s", col.name, out.type)
-    end
-    column_default(col, out)
-    d.columns[#d.columns + 1] = out
-  end
-end
+data.type_columns = require("mtl.config.easyrec.columns").type_columns
 
 return data

@@ -67,24 +67,15 @@ end
 
 -- The top-level paths: train_input_path, eval_input_path, model_dir.
 local function map_paths(ctx, root, cfg)
+  local other_input = false -- reported as unsupported (UNSUPPORTED)
+  for _, k in ipairs({ "kafka", "datahub", "hive", "binary", "parquet" }) do other_input = other_input or root:has(k .. "_train_input") end
   if root:has("train_input_path") then cfg.data.train = root:get("train_input_path")
-  elseif not root:has("kafka_train_input") and not root:has("datahub_train_input") then
+  elseif not other_input then
     ctx:add(1, 1, "train_input_path is missing (the training CSV files)")
   end
   if root:has("eval_input_path") then cfg.data.eval = root:get("eval_input_path") end
-  if root:has("model_dir") then cfg.model_dir = root:get("model_dir") else ctx:add(1, 1, "model_dir is missing (a required field)") end
-end
-
--- A note when a DNN leaves use_bn to EasyRec's default (true) and its model
--- does not map use_bn itself.
-local function note_default_bn(ctx, st)
-  local uses_default_bn = false
-  for _, obj in ipairs(ctx.objects) do
-    if obj.type == "DNN" and not obj:has("use_bn") and not (st.model_spec and st.model_spec.maps_use_bn) then uses_default_bn = true end
-  end
-  if uses_default_bn then
-    ctx:note("DNN blocks without 'use_bn' default to batch normalization in EasyRec; mtl's towers, experts and bottoms have none")
-  end
+  if root:has("model_dir") then cfg.model_dir = root:get("model_dir")
+  else ctx:note("model_dir is not set: the run writes no checkpoints or report (--set model_dir=DIR gives one)") end
 end
 
 -- Maps a parsed file (root node) to {cfg, notes}; raises all problems together.
@@ -101,10 +92,10 @@ function easyrec.map(tree, file)
     model.map_model(ctx, root, cfg, st)
     train.map_train(ctx, root, cfg, st)
     train.map_eval(root, cfg, st)
+    require("mtl.config.easyrec.groups").finish(ctx, cfg, st, st.reads_groups)
     data.finish_features(ctx, cfg, st)
     data.type_columns(st, cfg.data)
     -- masks are labels already (task_space_indicator_label must be a label field)
-    note_default_bn(ctx, st)
   else
     decode.mark_all(root) -- without data_config nothing else was mapped
   end

@@ -1,15 +1,15 @@
 -- mtl.config.easyrec.model: EasyRec's model_config mapped onto mtl's model
 -- section. The model itself is mapped by its file: models/<name>.lua holds
 -- easyrec = {class =, field =, map = function(m, model, er), unsupported =
--- {["Message.field"] = why}, maps_use_bn = true}, found through the model
+-- {["Message.field"] = why}}, found through the model
 -- registry (mtl.models); this file resolves model_class, maps what every
 -- multi-task model shares (the feature group, task towers, metrics) and hands
 -- the model file its options object m (model_config.<field>), cfg.model and
 -- er, the helpers below.
 --
---   model.map_model(ctx, root, cfg, st)   model_config -> cfg.model, st.group
+--   model.map_model(ctx, root, cfg, st)   model_config -> cfg.model, st.groups (easyrec/groups.lua)
 --   model.map_metrics(st, list)           EvalMetrics objects -> st.metrics, st.gauc
---   model.model_classes()                 model_class -> {field, name, map, unsupported, maps_use_bn}
+--   model.model_classes()                 model_class -> {field, name, map, unsupported}
 --
 -- Takes decoded objects (mtl.config.easyrec.decode) and the shared state st
 -- (st.columns and st.features from mtl.config.easyrec.data). Leaves the
@@ -19,6 +19,9 @@
 local util = require "mtl.config.util"
 local set_of = require("mtl.config.check").set_of
 local decode = require "mtl.config.easyrec.decode"
+local groups = require "mtl.config.easyrec.groups"
+local dnn = require "mtl.config.easyrec.dnn"
+local tower_losses = require "mtl.config.easyrec.losses"
 local SCHEMA = require("mtl.config.easyrec.schema").SCHEMA
 
 local mark_all = decode.mark_all
@@ -34,36 +37,21 @@ function model.model_classes()
     local ok, cls = pcall(registry.get, name)
     local spec = ok and rawget(cls, "easyrec")
     if spec then
-      out[spec.class] = { field = spec.field, name = name, map = spec.map, unsupported = spec.unsupported or {},
-                          maps_use_bn = spec.maps_use_bn }
+      out[spec.class] = { field = spec.field, name = name, map = spec.map, unsupported = spec.unsupported or {} }
     end
   end
   return out
 end
 
 -- ---- helpers the model files use (er) ------------------------------------------------------------
-local function same_list(a, b)
-  if #a ~= #b then return false end
-  for i = 1, #a do if a[i] ~= b[i] then return false end end
-  return true
-end
-
--- The hidden sizes of a DNN message ({} without one). use_bn, dropout_ratio
--- and activation are left to NOOPS/UNSUPPORTED (ESMM reads use_bn itself).
-local function dnn_sizes(dnn)
-  if not dnn then return {} end
-  local sizes = util.deep_copy(dnn:get("hidden_units"))
-  for i, h in ipairs(sizes) do
-    if h < 1 then dnn:verr("hidden_units", i, "'%s' must be positive, got %s", dnn:field_path("hidden_units", i), util.show(h)) end
-  end
-  if dnn.values.activation == "relu" then dnn.used.activation = true end -- tf.nn.relu under its short name
-  return sizes
-end
+-- DNN messages -> mtl "mlp" options (easyrec/dnn.lua).
+local map_dnn = dnn.map
 
 -- EvalMetrics objects (a metrics_set) -> st.metrics.auc, st.metrics.gauc, st.gauc.
 function model.map_metrics(st, list)
   for _, m in ipairs(list) do
     if m:has("auc") then m:get("auc"); st.metrics.auc = true
+    elseif m:has("max_f1") then m:get("max_f1"); st.metrics.max_f1 = true
     elseif m:has("gauc") then
       local g = m:get("gauc")
       local uid = g:get("uid_field")
@@ -140,11 +128,15 @@ local function map_task(st, tower, i, label_fields, bayes)
   if not tower:has("tower_name") then tower:err(nil, "'%s' needs a tower_name", tower.path) end
   t.name = tower:get("tower_name") or ("task" .. i)
   t.label = task_label(tower, i, label_fields)
-  if tower:get("loss_type") ~= "CLASSIFICATION" then
-    tower:unsupported_value("loss_type", "mtl's tasks are binary classification (CLASSIFICATION)")
+  local has_losses = #tower:get("losses") > 0
+  if not has_losses and tower:get("loss_type") ~= "CLASSIFICATION" then
+    tower:unsupported_value("loss_type", "mtl's tasks are binary classification (CLASSIFICATION, or losses)")
   end
-  if tower:get("num_class") ~= 1 then tower:unsupported_value("num_class", "mtl's tasks are binary (num_class: 1)") end
-  t.tower = dnn_sizes(tower.values.dnn)
+  tower.used.loss_type = true -- with losses, EasyRec reads losses alone
+  local classes = tower:get("num_class")
+  if classes == 2 then t.classes = 2
+  elseif classes ~= 1 then tower:unsupported_value("num_class", "mtl's tasks are binary (num_class 1, or 2 as two-class logits)") end
+  t.tower = map_dnn(tower.values.dnn)
   tower.used.dnn = true
   local w = tower:get("weight")
   if w < 0 then tower:verr("weight", nil, "'%s' must be >= 0, got %s", tower:field_path("weight"), util.show(w)) end
@@ -155,9 +147,10 @@ local function map_task(st, tower, i, label_fields, bayes)
   if bayes then
     local rel = tower:get("relation_tower_names")
     if #rel > 0 then t.relations = util.deep_copy(rel) end
-    if tower.values.relation_dnn then t.relation = dnn_sizes(tower.values.relation_dnn) end
+    if tower.values.relation_dnn then t.relation = map_dnn(tower.values.relation_dnn) end
     tower.used.relation_dnn = true
   end
+  tower_losses.tower(tower, t, st)
   t.obj = tower
   return t
 end
@@ -189,7 +182,9 @@ end
 -- cfg.model: the reader's shared helpers and state.
 local function helpers(ctx, cfg, st)
   local labels = cfg.data.labels or {}
-  local er = { cfg = cfg, st = st, ctx = ctx, dnn_sizes = dnn_sizes, same_list = same_list }
+  local er = { cfg = cfg, st = st, ctx = ctx, dnn = map_dnn, same_dnn = dnn.same, model_config = st.model_config }
+  -- the model reads these feature groups (not only the main one)
+  function er.read_groups(names) groups.read(st, names); st.reads_groups = true end
   -- one tower -> an mtl task (t.obj: the tower, for messages)
   function er.map_task(tower, i, opts) return map_task(st, tower, i, labels, opts and opts.bayes) end
   -- m.task_towers -> the model's task list (opts.bayes: DBMTL's relation fields)
@@ -204,35 +199,6 @@ local function helpers(ctx, cfg, st)
 end
 
 -- ---- model_config ---------------------------------------------------------------------------------
--- The feature group: one group of features, concatenated (st.group).
-local function map_feature_group(mc, st)
-  local groups = mc:get("feature_groups")
-  if #groups == 0 then
-    mc:err(nil, "model_config has no feature_groups (EasyRec's multi-task models read the group named 'all')")
-  end
-  if #groups > 1 then
-    mc:err("feature_groups", "mtl's multi-task models read one feature group (all features concatenated); this config has %d", #groups)
-  end
-  local g = groups[1]
-  st.group = {}
-  if not g then return end
-  if g:get("wide_deep") ~= "DEEP" then g:unsupported_value("wide_deep", "mtl's multi-task models have no wide part (DEEP only)") end
-  g:get("group_name")
-  local seen = {}
-  for i, fname in ipairs(g:get("feature_names")) do
-    if not st.features[fname] then
-      local names = {}
-      for _, f in ipairs(st.feature_list) do names[#names + 1] = f.name end
-      g:verr("feature_names", i, "feature '%s' is not defined in feature_config%s", fname, util.did_you_mean(fname, names))
-    elseif seen[fname] then
-      g:verr("feature_names", i, "feature '%s' is listed twice in the group", fname)
-    else
-      seen[fname] = true
-      st.group[#st.group + 1] = st.features[fname]
-    end
-  end
-end
-
 -- The model file's easyrec table for model_config's class, or nil (reported;
 -- then nothing inside model_config is reported again).
 local function model_spec(mc)
@@ -285,8 +251,15 @@ function model.map_model(ctx, root, cfg, st)
   st.l2_obj = m
   st.emb_reg = mc:get("embedding_regularization")
   st.emb_reg_obj = mc
-  map_feature_group(mc, st)
+  st.model_config, st.ctx = mc, ctx
+  groups.map(mc, st, map_dnn)
+  local vd = mc.values.variational_dropout -- on every feature group the model reads
+  if vd then
+    mc.used.variational_dropout = true
+    st.variational_dropout = { lambda = vd:get("regularization_lambda"), per_dim = vd:get("embedding_wise_variational_dropout") }
+  end
   spec.map(m, cfg.model, helpers(ctx, cfg, st))
+  tower_losses.finish(cfg)
 end
 
 return model

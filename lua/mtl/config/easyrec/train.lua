@@ -257,11 +257,36 @@ local function map_epochs(tc, cfg, st)
   end
 end
 
+-- The number of ranks this process is one of: mtl.dist's size (mpirun);
+-- without the core loaded, the launcher's environment.
+local function ranks()
+  local mtl = package.loaded.mtl
+  if type(mtl) == "table" and mtl.dist then return mtl.dist.size() end
+  return tonumber(os.getenv("OMPI_COMM_WORLD_SIZE") or os.getenv("PMI_SIZE") or "1") or 1
+end
+
+-- train_distribute: TF's distribution strategies. `mtl train` trains in one
+-- process: a strategy runs as one process, with a note; with several ranks
+-- (mtl.dist under mpirun) it is refused, as mtl train does not yet split its
+-- work over the ranks (each rank would train the same model alone).
+local function map_distribute(ctx, tc)
+  local strategy = tc:get("train_distribute")
+  if strategy == "NoStrategy" then return end
+  local ranks = ranks()
+  if ranks > 1 then
+    tc:unsupported_value("train_distribute", string.format("this process is one of %d ranks (mpirun), and mtl train " ..
+      "does not yet train across ranks; run it as one process", ranks))
+  else
+    ctx:note("train_distribute %s runs as one process (mtl train trains in one process)", strategy)
+  end
+end
+
 function train.map_train(ctx, root, cfg, st)
   local tc = root.values.train_config
   root.used.train_config = true
   if not tc then ctx:add(1, 1, "train_config is missing (mtl needs the optimizer and num_steps or num_epochs)") return end
   map_loop(tc, cfg)
+  map_distribute(ctx, tc)
   map_epochs(tc, cfg, st)
   map_optimizer(ctx, tc, cfg, st)
 end
@@ -277,6 +302,7 @@ function train.map_eval(root, cfg, st)
   local metrics = {}
   if st.metrics.auc or not st.metrics.gauc then metrics[#metrics + 1] = "auc" end
   if st.metrics.gauc then metrics[#metrics + 1] = "gauc" end
+  if st.metrics.max_f1 then metrics[#metrics + 1] = "max_f1" end
   cfg.eval.metrics = metrics
   cfg.eval.gauc = st.gauc
 end
