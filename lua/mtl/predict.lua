@@ -14,6 +14,7 @@
 local mtl = require "mtl"
 local rank = require "mtl.rank"
 local ranker = require "mtl.ranker"
+local sys = require "mtl.sys"
 
 local predict = {}
 
@@ -108,6 +109,9 @@ end
 -- or a training run's. opts: input, output, pass_through = {columns},
 -- batch_size. Returns the number of rows written and the header.
 function predict.file(model, cfg, opts)
+  if type(opts.input) == "string" and type(opts.output) == "string" and sys.same_file(opts.input, opts.output) then
+    fail("the output %s is the input file %s: scores go to another file", opts.output, opts.input)
+  end
   model = ranker.of(model)
   local dc = cfg.data
   local sep = dc.separator or ","
@@ -149,64 +153,68 @@ function predict.file(model, cfg, opts)
     if not index[c] then fail("%s has no column '%s' to pass through (columns: %s)", input, c, table.concat(header, ", ")) end
   end
   local need_text = #pass > 0 or #scorer.columns > 0
-  -- the output
-  local out, err = io.open(opts.output, "w")
-  if not out then fail("cannot write %s: %s", opts.output, tostring(err)) end
-  local head = {}
-  for _, c in ipairs(pass) do head[#head + 1] = csv_field(c) end
-  for _, n in ipairs(outputs) do head[#head + 1] = "p_" .. n end
-  head[#head + 1] = "rank_score"
-  if scorer.expression then head[#head + 1] = "score" end
-  out:write(table.concat(head, ","), "\n")
+  -- the output: a temporary file next to it, renamed over it once every row is
+  -- written; on an error the temporary file goes and an existing output stays
+  return sys.replace(opts.output, function(tmp)
+    local out, err = io.open(tmp, "w")
+    if not out then fail("cannot write %s: %s", opts.output, tostring(err):gsub("^[^:]*: ", "")) end
+    local head = {}
+    for _, c in ipairs(pass) do head[#head + 1] = csv_field(c) end
+    for _, n in ipairs(outputs) do head[#head + 1] = "p_" .. n end
+    head[#head + 1] = "rank_score"
+    if scorer.expression then head[#head + 1] = "score" end
+    out:write(table.concat(head, ","), "\n")
 
-  local text, close_text
-  if need_text then
-    text, close_text = records(input, quote)
-    text() -- the header
-  end
-  local reader = mtl.data.csv(o)
-  model:eval()
-  local rows = 0
-  local ok, perr = pcall(mtl.no_grad, function()
-    for batch in reader:batches() do
-      local res = model(batch)
-      local n = batch.size
-      local env = {}
-      for _, name in ipairs(outputs) do
-        local r = res[name] or fail("the model has no output '%s'", name)
-        env[name] = r.prob:values()
-      end
-      local passed = {}
-      if text then
-        for _, c in ipairs(scorer.columns) do env[c] = {} end
-        for i = 1, n do
-          local line = text() or fail("%s: fewer text rows than the reader read", input)
-          local fields = predict.split(line, sep, quote)
-          for _, c in ipairs(scorer.columns) do env[c][i] = tonumber(fields[index[c]]) or 0 / 0 end
-          local p = {}
-          for j, c in ipairs(pass) do p[j] = csv_field(fields[index[c]] or "") end
-          passed[i] = p
-        end
-      end
-      scorer:score(env, n)
-      local buf = {}
-      for i = 1, n do
-        local parts = {}
-        if text then for _, v in ipairs(passed[i]) do parts[#parts + 1] = v end end
-        for _, name in ipairs(outputs) do parts[#parts + 1] = string.format("%.9g", env[name][i]) end
-        parts[#parts + 1] = string.format("%.9g", env.rank_score[i])
-        if env.score then parts[#parts + 1] = string.format("%.9g", env.score[i]) end
-        buf[#buf + 1] = table.concat(parts, ",")
-      end
-      if n > 0 then out:write(table.concat(buf, "\n"), "\n") end
-      rows = rows + n
+    local text, close_text
+    if need_text then
+      text, close_text = records(input, quote)
+      text() -- the header
     end
+    local reader = mtl.data.csv(o)
+    model:eval()
+    local rows = 0
+    local ok, perr = pcall(mtl.no_grad, function()
+      for batch in reader:batches() do
+        local res = model(batch)
+        local n = batch.size
+        local env = {}
+        for _, name in ipairs(outputs) do
+          local r = res[name] or fail("the model has no output '%s'", name)
+          env[name] = r.prob:values()
+        end
+        local passed = {}
+        if text then
+          for _, c in ipairs(scorer.columns) do env[c] = {} end
+          for i = 1, n do
+            local line = text() or fail("%s: fewer text rows than the reader read", input)
+            local fields = predict.split(line, sep, quote)
+            for _, c in ipairs(scorer.columns) do env[c][i] = tonumber(fields[index[c]]) or 0 / 0 end
+            local p = {}
+            for j, c in ipairs(pass) do p[j] = csv_field(fields[index[c]] or "") end
+            passed[i] = p
+          end
+        end
+        scorer:score(env, n)
+        local buf = {}
+        for i = 1, n do
+          local parts = {}
+          if text then for _, v in ipairs(passed[i]) do parts[#parts + 1] = v end end
+          for _, name in ipairs(outputs) do parts[#parts + 1] = string.format("%.9g", env[name][i]) end
+          parts[#parts + 1] = string.format("%.9g", env.rank_score[i])
+          if env.score then parts[#parts + 1] = string.format("%.9g", env.score[i]) end
+          buf[#buf + 1] = table.concat(parts, ",")
+        end
+        if n > 0 then out:write(table.concat(buf, "\n"), "\n") end
+        rows = rows + n
+      end
+    end)
+    reader:close()
+    local closed, cerr = out:close()
+    if close_text then close_text() end
+    if not ok then error(perr, 0) end
+    if not closed then fail("cannot write %s: %s", opts.output, tostring(cerr):gsub("^[^:]*: ", "")) end
+    return rows, head
   end)
-  reader:close()
-  out:close()
-  if close_text then close_text() end
-  if not ok then error(perr, 0) end
-  return rows, head
 end
 
 return predict
