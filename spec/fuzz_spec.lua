@@ -8,7 +8,7 @@ local shell = require "helpers.shell"
 describe("tools/fuzz.sh", function()
   it("runs every target's mutants through the parsers without a failing batch #slow", function()
     local dir = shell.tmpdir()
-    local targets = { "csv", "gz", "ff", "opts", "pbtxt", "override", "luacfg", "ckpt" }
+    local targets = { "csv", "gz", "ff", "opts", "pbtxt", "override", "luacfg", "ckpt", "modeldir" }
     local out = shell.run(string.format("MTL_FUZZ_PLAIN=1 MTL_BUILD=%s MTL_FUZZ_DIR=%s %s 1 5 %s 3 2>&1; echo exit=$?",
       shell.quote(shell.build), shell.quote(dir), shell.quote(shell.root .. "/tools/fuzz.sh"), table.concat(targets, ",")))
     shell.run("rm -rf " .. shell.quote(dir))

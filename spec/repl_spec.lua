@@ -60,10 +60,53 @@ describe("the REPL", function()
     sh("rm -rf " .. home)
   end)
 
+  it("stops pure Lua loops at Ctrl-C, compiled or not, with the session's state intact (pty)", function()
+    local home = shell.tmpdir()
+    local out = drive({
+      { expect = "mtl> " },
+      { send = "n, keep = 0, mtl.ones(3)\r", expect = "mtl> " },
+      { send = "while true do end\r", sleep = 1.0 },
+      { send = "\3", expect = "interrupted.*mtl> " },
+      { send = "while true do n = n + 1 end\r", sleep = 1.0 },
+      { send = "\3", expect = "interrupted.*mtl> " },
+      -- a function compiled in an earlier chunk, then called in an endless loop
+      { send = "function spin(k) local s = 0 for i = 1, k do s = s + i end return s end\r", expect = "mtl> " },
+      { send = "for i = 1, 200 do spin(1000) end\r", expect = "mtl> " },
+      { send = "spin(1e15)\r", sleep = 1.0 },
+      { send = "\3", expect = "interrupted.*mtl> " },
+      { send = "=n > 1000, keep:sum():item()\r", expect = "true\t3.*mtl> " },
+      { send = "\4", expect = "" },
+    }, home)
+    sh("rm -rf " .. home)
+    assert.is_truthy(out:match("^OK"), out)
+  end)
+
   it("reads a pipe without prompts or escape codes", function()
     local out = sh(string.format("printf '%%s\\n' 'x = 2 + 3' '=x * 10' 'for i = 1, 2 do' '  print(i)' 'end' " ..
-      "'error(\"boom\")' '{1, 2, k = \"v\"}' | %s", launcher))
-    assert.are.equal('50\n1\n2\nboom\n{1, 2, k = "v"}\n', out)
+      "'{1, 2, k = \"v\"}' | %s", launcher))
+    assert.are.equal('50\n1\n2\n{1, 2, k = "v"}\n', out)
+  end)
+
+  it("stops piped input at its first error as a script stops: the input's line, a traceback, exit 1", function()
+    local function piped(lines)
+      return sh(string.format("printf '%%s\\n' %s | %s 2>&1; echo \"exit $?\"", lines, launcher))
+    end
+    assert.are.equal("2\nmtl: stdin:3: boom\nstack traceback:\n\t[C]: in function 'error'\n\tstdin:3: in main chunk\n"
+      .. "exit 1\n", piped([['x = 2' '=x' 'error("boom")' 'print("not reached")']]))
+    -- a syntax error, and input that ends inside a chunk
+    assert.are.equal("1\nmtl: stdin:2: unexpected symbol near '='\nexit 1\n", piped([['print(1)' 'x = = 2']]))
+    assert.are.equal("mtl: stdin:2: 'end' expected (to close 'for' at line 1) near '<eof>'\nexit 1\n",
+      piped([['for i = 1, 2 do' 'print(i)']]))
+    -- a script's error reads the same
+    local tmp = os.tmpname()
+    local f = assert(io.open(tmp, "w"))
+    f:write('x = 2\nprint(x)\nerror("boom")\n')
+    f:close()
+    local script = sh(string.format("%s %s 2>&1 >/dev/null; echo \"exit $?\"", launcher, tmp))
+    os.remove(tmp)
+    local want = "mtl: " .. tmp .. ":3: boom\nstack traceback:\n\t[C]: in function 'error'\n\t" .. tmp .. ":3: in main chunk"
+    assert.are.equal(want, script:sub(1, #want))
+    assert.truthy(script:find("exit 1\n$"), script)
   end)
 
   it("runs a script and stays with its globals (-i), and runs -e code", function()

@@ -277,6 +277,110 @@ describe("views and copies", function()
   end)
 end)
 
+describe("Torch7's indexing idioms", function()
+  -- x = [[0,1,2,3],[4,5,6,7],[8,9,10,11]]
+  local function grid() return mtl.arange(12):reshape(3, 4) end
+
+  it("t[i] selects along dimension 1 (a view); on a 1-D tensor it is the value", function()
+    local x = grid()
+    local row = x[2]
+    assert.are.same({ 4 }, row:shape())
+    assert.are.same({ 4, 5, 6, 7 }, row:values())
+    row[1] = 40
+    assert.are.equal(40, x:get(2, 1)) -- a view
+    assert.are.equal(6, x[2][3])
+    assert.are.equal("number", type(x[2][3]))
+    x[2][1] = 4
+    assert.are.same({ 8, 9, 10, 11 }, x[-1]:values())
+    assert.are.equal(10, x[-1][-2])
+    local cube = mtl.arange(24):reshape(2, 3, 4)
+    assert.are.same({ 3, 4 }, cube[2]:shape())
+    assert.are.equal(12 + 4 + 2, cube[2][2][3])
+    assert.are.same({ 1, 5, 9 }, x:select(2, 2):values())
+    assert.are.same({ 3, 7, 11 }, x:select(-1, -1):values())
+  end)
+
+  it("t[{...}] takes a number, a range {a, b}, {a} or {} per dimension", function()
+    local x = grid()
+    assert.are.equal(6, x[{ 2, 3 }])
+    assert.are.equal(11, x[{ -1, -1 }])
+    assert.are.same({ { 1, 2 }, { 5, 6 } }, x[{ { 1, 2 }, { 2, 3 } }]:totable())
+    assert.are.same({ 2, 6, 10 }, x[{ {}, 3 }]:values())
+    assert.are.same({ 3 }, x[{ {}, 3 }]:shape())
+    assert.are.same({ { 4, 5, 6, 7 } }, x[{ { 2 } }]:totable()) -- {a}: the dimension stays
+    assert.are.same({ 8, 9, 10, 11 }, x[{ 3 }]:values())       -- dimensions not named stay whole
+    assert.are.same({ { 9, 10, 11 } }, x[{ { -1 }, { 2, -1 } }]:totable())
+    local v = x[{ {}, { 2, 3 } }]
+    v:fill(0)
+    assert.are.same({ 0, 0 }, { x:get(3, 2), x:get(3, 3) }) -- a view
+  end)
+
+  it("t[ids] with an int64 tensor is index_select along dimension 1", function()
+    local x = grid()
+    assert.are.same({ { 8, 9, 10, 11 }, { 0, 1, 2, 3 } }, x[mtl.tensor({ 3, 1 }, "int64")]:totable())
+  end)
+
+  it("t[k] = v fills with a number or copies a tensor, through the view", function()
+    local x = grid()
+    x[1] = 7
+    x[{ 2, 3 }] = -1
+    x[{ {}, 4 }] = mtl.tensor { 100, 200, 300 }
+    x[3][1] = 42
+    assert.are.same({ { 7, 7, 7, 100 }, { 4, 5, -1, 200 }, { 42, 9, 10, 300 } }, x:totable())
+    local w = mtl.param(mtl.ones(2))
+    assert_error("fill: cannot write into a tensor that requires a gradient", function() w[1] = 3 end)
+  end)
+
+  it("#t is the size of dimension 1", function()
+    assert.are.equal(3, #grid())
+    assert.are.equal(4, #grid()[1])
+    assert.are.equal(0, #mtl.zeros(0, 5))
+  end)
+
+  it("mtl.Tensor(sizes), (values), (tensor) and () as Torch7's torch.Tensor", function()
+    local z = mtl.Tensor(2, 3)
+    assert.are.same({ 2, 3 }, z:shape())
+    assert.are.same({ 0, 0, 0, 0, 0, 0 }, z:values())
+    assert.are.same({ { 1, 2 }, { 3, 4 } }, mtl.Tensor({ { 1, 2 }, { 3, 4 } }):totable())
+    local x = grid()
+    local same = mtl.Tensor(x)
+    assert.are.equal(x:data_ptr(), same:data_ptr())
+    assert.are.same({ 0 }, mtl.Tensor():shape())
+  end)
+
+  it("gradients flow through t[i] and t[{...}]", function()
+    local w = mtl.param(mtl.ones(3, 2))
+    local loss = mtl.sum(w[2] * 3) + mtl.sum(w[{ { 1, 2 }, 2 }] * 5)
+    loss:backward()
+    assert.are.same({ { 0, 5 }, { 3, 8 }, { 0, 0 } }, w.grad:totable())
+  end)
+
+  it("says what is wrong instead of a silent nil", function()
+    local x = grid()
+    local function get(k) return function() return x[k] end end
+    assert_error("t[k]: index 4 out of range for dimension 1 (expected 1..3 or -3..-1)", get(4))
+    assert_error("t[k]: index 0 out of range for dimension 1 (expected 1..3 or -3..-1)", get(0))
+    assert_error("t[k]: expected an integer index for dimension 1, got 1.5", get(1.5))
+    assert_error("t[k]: 3 indices for a 2-dim tensor", get({ 1, 2, 3 }))
+    assert_error("t[k]: index 5 out of range for dimension 2 (expected 1..4 or -4..-1)", get({ 1, 5 }))
+    assert_error("t[k]: the range {3, 2} of dimension 1 is empty", get({ { 3, 2 } }))
+    assert_error("t[k]: index 1 must be a number or a table {from, to}, got string", get({ "a" }))
+    assert_error("t[k]: cannot index a tensor with a boolean", get(true))
+    assert_error("t[k]: a float32 tensor as an index; use an int64 tensor of positions (index_select) or mtl.where",
+      get(mtl.ones(2)))
+    assert_error("t[k]: a 0-dim tensor (a scalar) cannot be indexed; use t:item()", function() return mtl.tensor(3)[1] end)
+    assert_error("#t: a 0-dim tensor (a scalar) has no dimension 1; use t:item()", function() return #mtl.tensor(3) end)
+    assert_error("t.name = ...: tensors have no fields to set (t[i] = v writes values)", function() x.name = 1 end)
+    assert_error("t[k] = v: expected a number or a tensor to write, got string", function() x[1] = "a" end)
+    assert_error("t[k] = v: an index tensor selects a copy, which cannot be written through",
+      function() x[mtl.tensor({ 1 }, "int64")] = 0 end)
+    assert_error("select: dimension 3 out of range (expected 1..2 or -2..-1)", function() return x:select(3, 1) end)
+    assert_error("mtl.Tensor: expected sizes (mtl.Tensor(2, 3)), a table of values, or a tensor, got string",
+      function() return mtl.Tensor("x") end)
+    assert.is_nil(x.no_such_method) -- names of methods stay names
+  end)
+end)
+
 describe("printing", function()
   it("aligns values and ends with dtype and size", function()
     assert.are.equal(" 1.5000 -2.0000\n 3.0000  4.0000\n[mtl.Tensor float32 of size 2x2]",

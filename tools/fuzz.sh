@@ -3,7 +3,7 @@
 # UndefinedBehaviorSanitizer (tools/fuzz/fuzz.lua says what is mutated and how).
 #
 #   tools/fuzz.sh [seconds_per_target=60] [batch=60] [targets] [seed]
-#   e.g. tools/fuzz.sh 150 60 csv,gz,ff,opts,pbtxt,override,luacfg,ckpt
+#   e.g. tools/fuzz.sh 150 60 csv,gz,ff,opts,pbtxt,override,luacfg,ckpt,modeldir
 #
 # Builds the sanitizer build (MTL_ASAN_BUILD_DIR, default build-asan) when it is
 # missing, then runs every batch of mutants in a child process of that build,
@@ -14,10 +14,35 @@
 # MTL_FUZZ_PLAIN=1 uses the plain build (MTL_BUILD, default build) without the
 # sanitizers: crashes and hangs are still caught, memory errors only if they
 # crash (the spec that keeps this script working runs it so for a few seconds).
+# MTL_FUZZ_COVERAGE=1 builds with gcov instead (MTL_COV_BUILD_DIR, default
+# build-cov), fuzzes as MTL_FUZZ_PLAIN does, then prints the lines of the
+# core's input parsers the mutants reached (gcov, per file).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dir=${MTL_FUZZ_DIR:-/tmp/mtl-fuzz}
 mkdir -p "$dir/bin" "$dir/work" "$dir/crashes" "$dir/seeds"
+
+if [[ "${MTL_FUZZ_COVERAGE:-0}" = 1 ]]; then
+  cov=${MTL_COV_BUILD_DIR:-build-cov}
+  [[ "$cov" = /* ]] || cov="$root/$cov"
+  if [[ ! -x "$cov/mtl" ]]; then
+    echo "== building $cov (--coverage)" >&2
+    cmake -S "$root" -B "$cov" -DCMAKE_BUILD_TYPE=Release -DMTL_MPI=OFF -DCMAKE_C_FLAGS=--coverage \
+      -DCMAKE_EXE_LINKER_FLAGS=--coverage -DCMAKE_SHARED_LINKER_FLAGS=--coverage >/dev/null
+    make -C "$cov" -j"$(nproc)" --no-print-directory mtl_lua >/dev/null
+  fi
+  find "$cov" -name '*.gcda' -delete
+  status=0
+  MTL_FUZZ_COVERAGE=0 MTL_FUZZ_PLAIN=1 MTL_BUILD="$cov" "$root/tools/fuzz.sh" "$@" || status=$?
+  echo "coverage of the core's parsers (lines reached by the mutants and the seeds):"
+  for src in reader.c reader_input.c reader_parse.c checkpoint.c; do
+    gcda=$(find "$cov" -name "$src.gcda" | head -1)
+    [[ -n "$gcda" ]] || { echo "  $src: not reached"; continue; }
+    (cd "$(dirname "$gcda")" && gcov -n "$gcda" 2>/dev/null) |
+      awk -v f="$src" '/^File / { want = index($0, "/" f "\x27") > 0 } want && /^Lines executed/ { print "  " f ": " $0; want = 0 }'
+  done
+  exit $status
+fi
 
 if [[ "${MTL_FUZZ_PLAIN:-0}" = 1 ]]; then
   build=${MTL_BUILD:-build}

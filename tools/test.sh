@@ -4,11 +4,15 @@
 #   2. build-asan/ (-DMTL_SANITIZE=ON: AddressSanitizer + UndefinedBehaviorSanitizer):
 #      ctest with leak detection, then all specs again under luajit with the
 #      sanitizer runtimes preloaded.
+#   3. build-tsan/ (ThreadSanitizer, -fsanitize=thread): only the serving test
+#      (runtime/tests/serve: several threads scoring one model at once); it adds
+#      20-30 s (build and run) to the whole on 2 cores.
 # The last line is "N passed, N failed" (summed over all runs); the exit
 # status is non-zero on any failure (a failed build counts as one failure).
 #
 # Environment: MTL_BUILD_DIR (default build), MTL_ASAN_BUILD_DIR (default
-# build-asan), MTL_NO_ASAN=1 skips step 2, MTL_BUSTED_ARGS extra busted arguments
+# build-asan), MTL_TSAN_BUILD_DIR (default build-tsan), MTL_NO_ASAN=1 skips
+# step 2, MTL_NO_TSAN=1 step 3, MTL_BUSTED_ARGS extra busted arguments
 # (e.g. "--exclude-tags=slow" while developing; CI runs everything).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -171,6 +175,31 @@ if [[ "${MTL_NO_ASAN:-0}" != 1 ]]; then
       LSAN_OPTIONS="suppressions=$root/tools/openmpi.supp:print_suppressions=0" \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       LUA_INIT="$init"
+  fi
+fi
+
+if [[ "${MTL_NO_TSAN:-0}" != 1 ]]; then
+  # ThreadSanitizer on the serving test alone: libmtlserve runs one LuaJIT
+  # state per thread over shared tables and weights. Without MPI (one rank).
+  tsan_build=${MTL_TSAN_BUILD_DIR:-build-tsan}
+  t0=$SECONDS
+  say "build $tsan_build (-fsanitize=thread, test_serve_api only)"
+  if cmake -S . -B "$tsan_build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMTL_WERROR=ON -DMTL_MPI=OFF \
+       -DCMAKE_C_FLAGS=-fsanitize=thread -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread \
+       -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread >"$tmp/cmake.log" 2>&1 &&
+     make -C "$tsan_build" -j"$jobs" --no-print-directory test_serve_api >"$tmp/make.log" 2>&1; then
+    if TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" "$tsan_build/test_serve_api" >"$tmp/tsan.log" 2>&1; then
+      passed=$((passed + 1))
+      say "tsan test_serve_api: passed ($((SECONDS - t0)) s with the build)"
+    else
+      cat "$tmp/tsan.log" >&2
+      failed=$((failed + 1))
+      say "tsan test_serve_api: FAILED"
+    fi
+  else
+    cat "$tmp/cmake.log" "$tmp/make.log" >&2
+    say "build of $tsan_build FAILED"
+    failed=$((failed + 1))
   fi
 fi
 

@@ -319,7 +319,21 @@ function bench.run(args)
     io.stdout:write(bench.usage(), "\n")
     return 0
   end
-  local o = bench.parse(args)
+  -- a wrong command line (an option, a missing --model, a data file named that
+  -- does not exist) is exit 2, as for every mtl command
+  local okp, o = pcall(bench.parse, args)
+  if okp then
+    for _, k in ipairs({ "train", "test" }) do
+      if o[k] ~= DEFAULTS[k] and not require("mtl.sys").exists(o[k]) then
+        okp, o = false, string.format("--%s: data file '%s' does not exist", k, o[k])
+        break
+      end
+    end
+  end
+  if not okp then
+    io.stderr:write("mtl bench: ", tostring(o), "\n(mtl bench --help for usage)\n")
+    return 2
+  end
   local say = o.quiet and function() end or function(...) io.stdout:write(string.format(...), "\n") end
   local losses = require "mtl.losses"
   mtl.set_num_threads(o.threads)

@@ -105,7 +105,7 @@ local function run_command(a)
     end
     local spec = {}
     if a.config then
-      local chunk, err = loadfile(a.config)
+      local chunk, err = require("mtl.config.util").loadfile(a.config)
       if not chunk then error(err, 0) end
       spec = chunk()
       if type(spec) ~= "table" then error(a.config .. ": expected the file to return a table", 0) end

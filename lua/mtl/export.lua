@@ -72,21 +72,27 @@ local function write_file(path, text)
   local f, err = io.open(path, "w")
   if not f then error(string.format("export: cannot write %s: %s", path, tostring(err)), 0) end
   f:write(text)
-  f:close()
+  local ok, cerr = f:close()
+  if not ok then error(string.format("export: cannot write %s: %s", path, tostring(cerr)), 0) end
 end
+
+local write_into
 
 -- Writes a model (a Ranker, or a training run's: weights, fitted transforms,
 -- embedding tables) and cfg to dir. opts.source, opts.step: where the
--- weights came from.
+-- weights came from. The files go to a temporary directory next to dir,
+-- which then replaces dir in one rename: a failed export leaves no partial
+-- directory and an existing one as it was.
 function export.write(model, cfg, dir, opts)
+  sys.replace(dir, function(tmp) write_into(model, cfg, tmp, opts) end, { dir = true })
+  return dir
+end
+
+function write_into(model, cfg, dir, opts)
   opts = opts or {}
   local mtl = require "mtl"
   model = require("mtl.ranker").of(model)
   sys.mkdir_p(dir)
-  local probe = io.open(dir .. "/.mtl-export-probe", "w")
-  if not probe then error(string.format("export: cannot write into %s", dir), 0) end
-  probe:close()
-  os.remove(dir .. "/.mtl-export-probe")
   local saved = {}
   for k, v in pairs(cfg) do saved[k] = v end
   saved.model_dir = nil
@@ -140,12 +146,15 @@ function export.write(model, cfg, dir, opts)
   return dir
 end
 
--- Whether path is a model directory (it has a manifest.json of this format).
+-- Whether path is a model directory (it has a manifest.json of this format,
+-- of at most 16 MiB).
 function export.is_model_dir(path)
   local f = io.open(path .. "/manifest.json")
   if not f then return false end
-  local ok, m = pcall(json.decode, f:read("*a"))
+  local text = f:read(16 * 2 ^ 20 + 1) or ""
   f:close()
+  if #text > 16 * 2 ^ 20 then return false end
+  local ok, m = pcall(json.decode, text)
   return ok and type(m) == "table" and m.format == export.FORMAT, m
 end
 
@@ -157,19 +166,64 @@ function export.resolve_paths(cfg, dir)
   return cfg
 end
 
+-- The path of one of a model directory's files (key: "config", "weights"),
+-- which the manifest must name as a plain file inside the directory.
+function export.file(dir, manifest, key)
+  local name = type(manifest.files) == "table" and manifest.files[key]
+  if type(name) ~= "string" or not name:match("^[%w_][%w_.%-]*$") then
+    error(string.format("export: %s/manifest.json: files.%s must name a file in the directory, got %s", dir, key,
+      type(name) == "string" and string.format("%q", name) or tostring(name)), 0)
+  end
+  return dir .. "/" .. name
+end
+
+-- The config of a model directory as a table, read as data and never run
+-- (mtl.config.read_data): config.lua holds one table literal, as export.write
+-- (and every earlier mtl) writes it. Anything else, bytecode or code, is
+-- refused with a message that says to export the model again.
+function export.read_config(dir, manifest)
+  local ok, cfg = pcall(require("mtl.config").read_data, export.file(dir, manifest, "config"))
+  if not ok then
+    error(string.format("export: %s (a model directory's config is data, never run: export the model again "
+      .. "with `mtl export` if this one was written otherwise)", tostring(cfg)), 0)
+  end
+  return cfg
+end
+
+-- Runs fn(...) under a memory budget (mtl.memory_budget, this thread only):
+-- building a model from a directory may allocate at most 4 times its weights
+-- file plus 64 MiB (about 2 times is what it takes), so a config.lua that asks
+-- for tables or layers far larger than model.ckpt holds is refused before the
+-- memory is taken.
+function export.within_budget(dir, weights, fn, ...)
+  local mtl = require "mtl"
+  local st = sys.stat(weights)
+  local budget = 4 * (st and st.size or 0) + 64 * 2 ^ 20
+  mtl.memory_budget(budget)
+  local res = { pcall(fn, ...) }
+  mtl.memory_budget(nil)
+  if res[1] then return unpack(res, 2, table.maxn(res)) end
+  local e = tostring(res[2])
+  if e:find("out of memory", 1, true) and e:find("budget", 1, true) then
+    error(string.format("export: %s: building the model would allocate more than %d bytes (4 times %s plus 64 MiB): "
+      .. "its config asks for more than its weights hold (%s)", dir, budget, weights, e), 0)
+  end
+  error(res[2], 0)
+end
+
 -- Loads a model directory: {cfg =, model = (a Ranker in eval mode), manifest =, step =}.
 function export.load(dir)
   local ok, manifest = export.is_model_dir(dir)
   if not ok then error(string.format("export: %s is not an mtl model directory (no manifest.json of format %s)", dir, export.FORMAT), 0) end
-  local chunk, err = loadfile(dir .. "/" .. manifest.files.config)
-  if not chunk then error("export: " .. err, 0) end
-  setfenv(chunk, { math = math })
-  local cfg = export.resolve_paths(chunk(), dir)
+  local cfg = export.resolve_paths(export.read_config(dir, manifest), dir)
   local mtl = require "mtl"
-  local state = mtl.load(dir .. "/" .. manifest.files.weights)
-  local model = require("mtl.ranker").load(cfg, state)
-  model:eval()
-  return { cfg = cfg, model = model, manifest = manifest, step = state.step }
+  local weights = export.file(dir, manifest, "weights")
+  return export.within_budget(dir, weights, function()
+    local state = mtl.load(weights)
+    local model = require("mtl.ranker").load(cfg, state)
+    model:eval()
+    return { cfg = cfg, model = model, manifest = manifest, step = state.step }
+  end)
 end
 
 return export

@@ -18,6 +18,7 @@ for name, fn in pairs(core) do
 end
 mtl.core = core
 mtl.Tensor = core.Tensor
+mtl.version = "0.1.0" -- `mtl --version`
 
 require("mtl.tensor")(mtl, core)
 require("mtl.autograd")(mtl, core)

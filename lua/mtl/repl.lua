@@ -7,7 +7,10 @@
 -- Every expression's values are printed (tensors formatted, tables pretty-
 -- printed to a depth limit). `=expr` and plain statements both work; input
 -- continues over several lines until the chunk is complete. Ctrl-C stops
--- running code at the next tensor op and returns to the prompt; Ctrl-D exits.
+-- running code (a tensor op, or pure Lua such as `while true do end`) and
+-- returns to the prompt; Ctrl-D exits. From a pipe, the first error stops the
+-- input as an error stops a script: its message with the line in the input
+-- and a traceback go to stderr, and run returns false (mtl exits 1).
 local ffi = require "ffi"
 local mtl = require "mtl"
 
@@ -64,23 +67,78 @@ local function pack(...) return { n = select("#", ...), ... } end
 -- Compiles a chunk: an expression first (so `1 + 1` prints 2), then a
 -- statement. Returns the function, or nil and the error, and whether the
 -- input is incomplete (more lines needed).
-local function compile(src, env)
-  if src:sub(1, 1) == "=" then src = "return " .. src:sub(2) end
-  local f, err = loadstring("return " .. src, "=stdin")
-  if not f then f, err = loadstring(src, "=stdin") end
+-- first_line (default 1): the line of the input src starts at, so that
+-- messages name lines of the whole input. An expression's values pass through
+-- a function call, so that a call in it is not a tail call (which would lose
+-- the position of an error raised in it: `error("e")` says stdin:1: e).
+local function pass(...) return ... end
+local function compile(src, env, first_line)
+  local pad = ("\n"):rep((first_line or 1) - 1)
+  local expr = src:match("^=(.*)$")
+  local f, err = loadstring(pad .. "local __mtl_pass = ... return __mtl_pass(" .. (expr or src) .. "\n)", "=stdin")
+  if not f then
+    f, err = loadstring(pad .. (expr and ("return " .. expr) or src), "=stdin")
+    if f and expr then f, err = nil, "stdin: cannot read the expression" end
+  end
   if not f then
     if err:match("<eof>") or err:match("'<eof>'") then return nil, err, true end
     return nil, err, false
   end
   setfenv(f, env)
-  return f
+  local chunk = f
+  return function() return chunk(pass) end
 end
 repl.compile = compile
 
+-- Ctrl-C while a chunk runs. SIGINT only sets the binding's flag
+-- (core.catch_interrupts); the next tensor op raises "interrupted". Pure Lua
+-- code (`while true do end`) is stopped by a count hook set for the chunk:
+-- every million instructions it looks at the flag. Compiled code calls no
+-- hook, so LuaJIT's profiler runs too: every 20 ms of CPU time it leaves the
+-- trace (mode "l" puts that check into every trace compiled while it runs;
+-- starting it flushes older traces) and calls back; when the flag is set the
+-- callback makes the hook's count 1, so the hook raises "interrupted" at the
+-- chunk's next instruction. (LuaJIT restores the hook mask after the
+-- callback, so the hook itself must be set before; its own count is all the
+-- callback changes.)
+local profile_ok, profile = pcall(require, "jit.profile")
+local POLL = 1000000
+local callback_thread -- the profiler's callback runs in a coroutine of its own
+local function on_hook()
+  if callback_thread ~= nil and coroutine.running() == callback_thread then return end -- an error there ends the process
+  if mtl.core.interrupted() or repl._armed then
+    repl._armed = false
+    debug.sethook()
+    error("interrupted", 2)
+  end
+end
+local function watch_interrupts(on)
+  mtl.core.catch_interrupts(on)
+  repl._armed = false
+  if not on then
+    if profile_ok then profile.stop() end
+    debug.sethook()
+    return
+  end
+  debug.sethook(on_hook, "", POLL)
+  if profile_ok then
+    profile.start("li20", function()
+      callback_thread = coroutine.running()
+      if mtl.core.interrupted() then
+        repl._armed = true
+        debug.sethook(on_hook, "", 1)
+      end
+    end)
+  end
+end
+
 -- Runs f; prints its results or a short traceback. Ctrl-C interrupts.
-local function run(f, out)
-  mtl.core.catch_interrupts(true)
+-- err_out: where errors go (out in a session; stderr for piped input, as a
+-- script's, after err_prefix). Returns true, or false and the message.
+local function run(f, out, err_out, err_prefix)
+  watch_interrupts(true)
   local res = pack(xpcall(f, function(e)
+    if e == "interrupted" or (type(e) == "string" and e:match(":%d+: interrupted$")) then return "interrupted" end
     local tb = debug.traceback(tostring(e), 2)
     -- keep the traceback short: drop the REPL's own frames
     local lines = {}
@@ -92,10 +150,10 @@ local function run(f, out)
     if lines[#lines] == "stack traceback:" then lines[#lines] = nil end
     return table.concat(lines, "\n")
   end))
-  mtl.core.catch_interrupts(false)
+  watch_interrupts(false)
   if not res[1] then
-    out:write(tostring(res[2]), "\n")
-    return false
+    (err_out or out):write(err_prefix or "", tostring(res[2]), "\n")
+    return false, res[2]
   end
   if res.n > 1 then
     local parts = {}
@@ -106,33 +164,13 @@ local function run(f, out)
 end
 
 -- ---- help ----------------------------------------------------------------------------------
--- The qualified names of a value (mtl.zeros, Tensor:matmul, nn.MLP, models.mmoe).
-local function names_of(x)
-  local names = {}
-  local function scan(t, prefix, sep)
-    for k, v in pairs(t) do
-      if v == x and type(k) == "string" then names[#names + 1] = prefix .. sep .. k end
-    end
-  end
-  scan(mtl, "mtl", ".")
-  scan(mtl.Tensor, "Tensor", ":")
-  local ok, nn = pcall(require, "mtl.nn")
-  if ok then scan(nn, "nn", ".") end
-  for _, name in ipairs(require("mtl.models").names()) do
-    local okm, cls = pcall(require, "models." .. name)
-    if okm and cls == x then names[#names + 1] = "models/" .. name .. ".lua" end
-  end
-  if type(x) == "userdata" and getmetatable(x) == mtl.core.Tensor_mt then names[#names + 1] = "tensor.md" end
-  return names
-end
-
 -- The docs: $MTL_DOCS (set by the mtl command: the source tree's docs/, or
 -- the installed share/doc/mtl), else $MTL_HOME/docs, else ./docs.
 local function docs_dir()
   return os.getenv("MTL_DOCS") or ((os.getenv("MTL_HOME") or ".") .. "/docs")
 end
 
--- Lines of docs/*.md that mention name, with the heading they sit under.
+-- Lines of docs/*.md that mention name (`name(` or `name`), with their page.
 local function doc_lines(name)
   local out = {}
   local short = name:match("[%.:]([%w_]+)$") or name
@@ -141,13 +179,10 @@ local function doc_lines(name)
     local file = entry:match("%.md$") and dir .. "/" .. entry
     local f = file and io.open(file)
     if f then
-      local heading
       for line in f:lines() do
-        if line:match("^#+ ") then heading = line end
-        local plain = line:find(name, 1, true) or line:find("`" .. short .. "(", 1, true)
-          or line:find("`" .. short .. "`", 1, true) or line:find(":" .. short .. "(", 1, true)
-        if plain and not line:match("^```") then
-          out[#out + 1] = { file = file:match("[^/]+$"), heading = heading, line = line }
+        if (line:find(name, 1, true) or line:find("`" .. short .. "(", 1, true) or line:find(":" .. short .. "(", 1, true))
+          and line:match("^%s*[|%-*]") then
+          out[#out + 1] = { file = entry, line = line }
         end
       end
       f:close()
@@ -156,47 +191,29 @@ local function doc_lines(name)
   return out
 end
 
--- help(x) / ?x: what x is and where the docs describe it.
-function repl.help(x, out)
+-- help() / help(x) / ?x: the REPL's help, or x's signature and description
+-- (mtl.help) and the table rows and list items of docs/ that mention it.
+-- name: the text x was written as (?mtl.nosuch passes "mtl.nosuch").
+function repl.help(x, out, name, given)
   out = out or io.stdout
-  if x == nil then
+  if given == false then
     out:write([[
 mtl REPL: type Lua; expressions print their values.
-  =expr            print expr          help(x) or ?x   docs of x
+  =expr            print expr          help(x) or ?x   what x is and does
   mtl.<Tab>        complete names      Ctrl-C          stop running code
   Ctrl-D / os.exit()  leave            history in ~/.mtl_history
 docs: ]], docs_dir(), "/README.md\n")
     return
   end
-  local names = names_of(x)
-  if #names == 0 then
-    out:write(type(x), ": ", tostring(x), "\n")
-    if type(x) == "table" and getmetatable(x) and rawget(getmetatable(x), "__name") then
-      names[1] = rawget(getmetatable(x), "__name")
-    else
-      return
+  local help = require "mtl.help"
+  out:write(help.text(x, name))
+  local e = help.lookup(x, name)
+  if e and e.names then
+    local lines = doc_lines(e.name)
+    for i = 1, math.min(4, #lines) do
+      out:write(string.format("  [%s] %s\n", lines[i].file, lines[i].line:sub(1, 160)))
     end
   end
-  out:write(table.concat(names, ", "), "\n")
-  local shown = 0
-  for _, name in ipairs(names) do
-    -- definitions (table rows, list items, headings) before examples
-    local lines = doc_lines(name)
-    local function rank(d) return d.line:match("^%s*[|%-#*]") and 0 or 1 end
-    for i, d in ipairs(lines) do d.order = i end
-    table.sort(lines, function(a, b)
-      if rank(a) ~= rank(b) then return rank(a) < rank(b) end
-      return a.order < b.order
-    end)
-    for _, d in ipairs(lines) do
-      if shown < 12 then
-        out:write(string.format("  [%s%s] %s\n", d.file, d.heading and (" " .. d.heading) or "", d.line))
-      end
-      shown = shown + 1
-    end
-  end
-  if shown > 12 then out:write(string.format("  ... %d more lines in docs/\n", shown - 12)) end
-  if shown == 0 then out:write("  (not described in docs/)\n") end
 end
 
 -- ---- completion -----------------------------------------------------------------------------
@@ -274,8 +291,10 @@ end
 local isatty = require("mtl.sys").isatty
 
 -- ---- the loop -------------------------------------------------------------------------------------
--- opts: env (globals table), input (a file, default stdin), output,
--- interactive (default: stdin and stdout are terminals).
+-- opts: env (globals table), input (a file, default stdin), output, errors
+-- (default stderr; piped input), interactive (default: stdin and stdout are
+-- terminals). Returns env, and for piped input whether it ran without an
+-- error (false, and the message, after the first error).
 function repl.run(opts)
   opts = opts or {}
   local out = opts.output or io.stdout
@@ -284,7 +303,7 @@ function repl.run(opts)
   if interactive == nil then interactive = input == io.stdin and isatty(0) and isatty(1) end
   local env = opts.env or setmetatable({}, { __index = _G })
   env.mtl = env.mtl or mtl
-  env.help = function(x) repl.help(x, out) end
+  env.help = function(...) repl.help((...), out, (select(2, ...)), select("#", ...) > 0) end
 
   local read_line
   if interactive then
@@ -328,41 +347,58 @@ function repl.run(opts)
 
   if interactive then
     out:write(string.format("mtl %s  (%s; help() for help, Ctrl-D to leave)\n",
-      mtl.version or "0.1", jit and jit.version or "LuaJIT"))
+      mtl.version, jit and jit.version or "LuaJIT"))
   end
   local buffer = nil
+  local line_no, first_line = 0, 1
+  -- piped input stops at its first error, as a script does
+  local err_out, err_prefix = nil, nil
+  if not interactive then err_out, err_prefix = opts.errors or io.stderr, "mtl: " end
+  local ok, failure = true, nil
   while true do
     local line = read_line(buffer and ">> " or "mtl> ")
     if line == nil then
       if interactive then out:write("\n") end
+      if buffer and not interactive then -- the input ended inside a chunk
+        local _, err = compile(buffer, env, first_line)
+        err_out:write(err_prefix, tostring(err), "\n")
+        ok, failure = false, err
+      end
       break
     end
+    line_no = line_no + 1
+    if buffer == nil then first_line = line_no end
     if interactive and edit and line:match("%S") then
       edit.add_history(line)
       edit.write_history(HISTORY) -- at once, so a killed session keeps its lines
     end
     local help_of = (buffer == nil) and line:match("^%s*%?%s*(.-)%s*$")
     if help_of then
-      line = help_of == "" and "help()" or ("help(" .. help_of .. ")")
+      line = help_of == "" and "help()" or string.format("help(%s, %q)", help_of, help_of)
     end
     local src = buffer and (buffer .. "\n" .. line) or line
     if src:match("^%s*$") then
       buffer = nil
     else
-      local f, err, incomplete = compile(src, env)
+      local f, err, incomplete = compile(src, env, interactive and 1 or first_line)
       if f then
         buffer = nil
-        run(f, out)
+        ok, failure = run(f, out, err_out, err_prefix)
       elseif incomplete then
         buffer = src
       else
         buffer = nil
-        out:write(err, "\n")
+        ok, failure = false, err
+        if err_out then err_out:write(err_prefix, err, "\n") else out:write(err, "\n") end
       end
     end
     out:flush()
+    if not ok and not interactive then break end
+    ok = true
   end
-  return env -- (history was written line by line)
+  -- (history was written line by line)
+  if interactive then return env, true end
+  return env, ok, failure
 end
 
 return repl

@@ -16,6 +16,7 @@
 --                             items = "items.csv", users = "users.csv", output = "samples.csv"}
 local core = require "mtl.core"
 local data = require "mtl.data"
+local sys = require "mtl.sys"
 
 local samples = {}
 
@@ -139,7 +140,7 @@ function samples.build(opts)
   if opts.output then
     local w = {}
     for i, c in ipairs(cols) do w[i] = { c[1], c[2] } end
-    core.stats_write_csv(opts.output, w, 7)
+    sys.replace(opts.output, function(tmp) core.stats_write_csv(tmp, w, 7) end)
   end
   local columns = {}
   for i, c in ipairs(cols) do columns[i] = { c[1], c[3] } end

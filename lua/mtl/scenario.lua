@@ -332,7 +332,7 @@ local function i64(t) return core.tensor(t, "int64") end
 local function f32(t) return core.tensor(t) end
 
 local function write(path, cols)
-  core.stats_write_csv(path, cols, 6)
+  sys.replace(path, function(tmp) core.stats_write_csv(tmp, cols, 6) end)
 end
 
 -- scenario.write(world, dir): dir/items.csv, users.csv, impressions.csv,
@@ -446,22 +446,21 @@ end
 
 -- Copies lines [from, to] (1-based data lines) of a headed CSV to out.
 local function split_lines(input, outputs)
-  local fin = assert(io.open(input, "rb"))
-  local header = fin:read("*l")
-  local files = {}
-  for i, o in ipairs(outputs) do
-    files[i] = assert(io.open(o.path, "wb"))
-    files[i]:write(header, "\n")
+  for _, o in ipairs(outputs) do
+    sys.replace(o.path, function(tmp)
+      local fin = assert(io.open(input, "rb"))
+      local out = assert(io.open(tmp, "wb"))
+      out:write(fin:read("*l"), "\n")
+      local n = 0
+      for line in fin:lines() do
+        n = n + 1
+        if n > o.to then break end
+        if n >= o.from then out:write(line, "\n") end
+      end
+      fin:close()
+      assert(out:close())
+    end)
   end
-  local n = 0
-  for line in fin:lines() do
-    n = n + 1
-    for i, o in ipairs(outputs) do
-      if n >= o.from and n <= o.to then files[i]:write(line, "\n") end
-    end
-  end
-  fin:close()
-  for _, f in ipairs(files) do assert(f:close()) end
 end
 
 -- scenario.default_dataset(dir, opts): the e-commerce data set mtl's main job
@@ -539,9 +538,7 @@ function scenario.default_dataset(dir, opts)
   local columns = {}
   for _, c in ipairs(built.columns) do columns[#columns + 1] = c end
   for _, name in ipairs(result.names) do columns[#columns + 1] = { name, "float" } end
-  local f = assert(io.open(files.schema, "wb"))
-  f:write(schema_source(columns, result.names, o))
-  f:close()
+  sys.write_atomic(files.schema, schema_source(columns, result.names, o))
   local rows = { train = test_from - train_from, test = #times - test_from + 1 }
   say("train %d rows, test %d rows -> %s (%.1f s)", rows.train, rows.test, dir, clock() - t0)
   return { files = files, rows = rows, world = world, stats = result.names }

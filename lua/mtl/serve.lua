@@ -27,14 +27,12 @@ local function fail(fmt, ...) error(string.format(fmt, ...), 0) end
 -- An error's text without a leading Lua source position (the library's own files).
 local function text(err) return (tostring(err):gsub("^[^%s:]+%.lua:%d+: ", "")) end
 
--- The config of an exported model directory, as export.load reads it.
+-- The config of an exported model directory, as export.load reads it: data,
+-- never run (export.read_config).
 local function read_config(dir, manifest)
-  local path = dir .. "/" .. tostring(manifest.files and manifest.files.config)
-  local chunk, err = loadfile(path)
-  if not chunk then fail("cannot read the model's config: %s", err) end
-  setfenv(chunk, { math = math })
-  local ok, cfg = pcall(chunk)
-  if not ok then fail("%s: %s", path, text(cfg)) end
+  local path = export.file(dir, manifest, "config")
+  local ok, cfg = pcall(export.read_config, dir, manifest)
+  if not ok then fail("%s", (text(cfg):gsub("^export: ", ""))) end
   if type(cfg) ~= "table" or type(cfg.data) ~= "table" or type(cfg.features) ~= "table" or type(cfg.model) ~= "table" then
     fail("%s does not return a config (a table with data, features and model)", path)
   end
@@ -65,14 +63,17 @@ function serve.load(dir)
       export.FORMAT)
   end
   local cfg = read_config(dir, manifest)
-  local path = dir .. "/" .. tostring(manifest.files.weights)
-  local loaded, state = pcall(mtl.load, path)
-  if not loaded then fail("%s", state) end
-  if type(state) ~= "table" or state.format ~= export.FORMAT or type(state.model) ~= "table"
-     or type(state.features) ~= "table" then
-    fail("%s holds no exported model (format %s)", path, export.FORMAT)
-  end
-  local s = serve.build(cfg, nil, nil, state, path)
+  local path = export.file(dir, manifest, "weights")
+  local okb, s = pcall(export.within_budget, dir, path, function()
+    local loaded, state = pcall(mtl.load, path)
+    if not loaded then fail("%s", state) end
+    if type(state) ~= "table" or state.format ~= export.FORMAT or type(state.model) ~= "table"
+       or type(state.features) ~= "table" then
+      fail("%s holds no exported model (format %s)", path, export.FORMAT)
+    end
+    return serve.build(cfg, nil, nil, state, path)
+  end)
+  if not okb then fail("%s", (text(s):gsub("^export: ", ""))) end
   s.dir = dir
   return s
 end

@@ -22,6 +22,7 @@
 --   -- out.names = {"user_click_1d", ...}; out.values: float [samples, #names]
 local core = require "mtl.core"
 local data = require "mtl.data"
+local sys = require "mtl.sys"
 
 local stats = {}
 
@@ -306,11 +307,12 @@ function stats.compute_files(opts)
   return out
 end
 
--- Appends the columns of a stats.compute result to a CSV file, row by row.
+-- Appends the columns of a stats.compute result to a CSV file, row by row,
+-- into output (which may be the input: a temporary file replaces it at the end).
 function stats.append_csv(input, output, result, digits)
   local cols = {}
   for j, name in ipairs(result.names) do cols[j] = { name, result.values, j } end
-  core.stats_append_csv(input, output, cols, digits or 6)
+  sys.replace(output, function(tmp) core.stats_append_csv(input, tmp, cols, digits or 6) end)
 end
 
 return stats

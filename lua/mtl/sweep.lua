@@ -94,7 +94,7 @@ function sweep.load_base(base)
   if type(base) == "table" then return util.deep_copy(base) end
   local ok, config = pcall(require, "mtl.config")
   if ok and config.load then return config.load(base) end
-  local f = assert(loadfile(base))
+  local f = assert(require("mtl.config.util").loadfile(base))
   return f()
 end
 
@@ -352,10 +352,8 @@ function sweep.report(summary, spec, out, db)
     local base = json.decode(rows(db, "SELECT spec FROM sweeps WHERE name = " .. q(db, spec.name))[1].spec).base
     for k, v in pairs(summary.best.overrides) do sweep.set_path(base, k, v) end
     local path = spec.dir .. "/best_config.lua"
-    local f = assert(io.open(path, "w"))
-    f:write(string.format("-- Best trial %d of sweep '%s': %s = %.6f\nreturn ", summary.best.id, spec.name,
-      spec.metric, summary.best.metric), lua_literal(base), "\n")
-    f:close()
+    sys.write_atomic(path, string.format("-- Best trial %d of sweep '%s': %s = %.6f\nreturn ", summary.best.id, spec.name,
+      spec.metric, summary.best.metric) .. lua_literal(base) .. "\n")
     summary.best_config = path
     out:write(string.format("best: trial %d, %s = %.5f; config written to %s\n", summary.best.id, spec.metric,
       summary.best.metric, path))
@@ -401,35 +399,42 @@ function sweep.plot(summary, spec, cols)
     panels[#panels + 1] = table.concat(g, "\n")
   end
   local path = spec.dir .. "/sweep.svg"
-  local f = assert(io.open(path, "w"))
-  f:write(string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif">\n',
-    math.max(1, #cols) * (W + 20), H + 10))
-  f:write(string.format('<text x="4" y="%d" font-size="12">%s (%s) by hyperparameter</text>\n', H + 5, spec.metric, spec.mode))
-  f:write(table.concat(panels, "\n"), "\n</svg>\n")
-  f:close()
+  sys.write_atomic(path, string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif">\n',
+    math.max(1, #cols) * (W + 20), H + 10)
+    .. string.format('<text x="4" y="%d" font-size="12">%s (%s) by hyperparameter</text>\n', H + 5, spec.metric, spec.mode)
+    .. table.concat(panels, "\n") .. "\n</svg>\n")
   return path
 end
 
--- `mtl sweep SWEEP.lua`: the file returns a sweep spec (a table); paths in
--- it are as the file's own directory sees them when relative.
+-- `mtl sweep SWEEP.lua`: the file returns a sweep spec (a table). Returns the
+-- exit code: 0 done, 1 a failure while running, 2 a wrong command line.
 function sweep.main(args)
-  local path = args[1]
-  if not path then
-    io.stderr:write("usage: mtl sweep SWEEP.lua\n")
+  local p = require("argparse")("mtl sweep", "Run a hyperparameter sweep (docs/sweeps.md): SWEEP.lua returns the "
+    .. "sweep table, as mtl.sweep{...} takes it.", "Exit codes: 0 success, 1 a failure while running, 2 a wrong command line.")
+  p:help_max_width(100)
+  p:argument("sweep", "a Lua file that returns the sweep table"):argname("SWEEP.lua")
+  local ok, a = p:pparse(args or {})
+  if not ok then
+    io.stderr:write(string.format("mtl sweep: %s\n%s\n", a, p:get_usage()))
     return 2
   end
-  local chunk, err = loadfile(path)
+  if not sys.exists(a.sweep) then
+    io.stderr:write(string.format("mtl sweep: sweep file '%s' does not exist\n(mtl sweep --help for usage)\n", a.sweep))
+    return 2
+  end
+  local chunk, err = require("mtl.config.util").loadfile(a.sweep)
   if not chunk then
     io.stderr:write("mtl sweep: ", err, "\n")
     return 1
   end
-  local spec = chunk()
-  if type(spec) ~= "table" then
-    io.stderr:write("mtl sweep: ", path, " must return a sweep table (mtl.sweep's argument)\n")
-    return 2
+  local okc, spec = pcall(chunk)
+  if not okc or type(spec) ~= "table" then
+    io.stderr:write("mtl sweep: ", okc and (a.sweep .. " must return a sweep table (mtl.sweep's argument)")
+      or tostring(spec), "\n")
+    return 1
   end
-  local ok, res = pcall(sweep.run, spec)
-  if not ok then
+  local okr, res = pcall(sweep.run, spec)
+  if not okr then
     io.stderr:write("mtl sweep: ", tostring(res), "\n")
     return 1
   end

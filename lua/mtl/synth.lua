@@ -52,7 +52,7 @@ function synth.taobao(opts)
   local rows, path = opts.rows or 5000, opts.path or error("mtl.synth.taobao: path is required", 2)
   local w = world(opts.world_seed or 7, opts.users or 500, opts.ads or 800)
   local u = stream(opts.seed or 1)
-  local f = assert(io.open(path, "w"))
+  local parts = {}
   local clicks, buys = 0, 0
   for _ = 1, rows do
     local ui = math.floor(u() * w.n_users) + 1
@@ -67,14 +67,15 @@ function synth.taobao(opts)
     local p_buy = sigmoid(-1.0 + 0.5 * dot - ad.price / 25)
     local buy = (clk == 1 and u() < p_buy) and 1 or 0
     clicks, buys = clicks + clk, buys + buy
-    f:write(table.concat({
+    parts[#parts + 1] = table.concat({
       clk, buy, "430548_" .. (1007 + pid), "ad" .. ai, "c" .. ad.cate, "cp" .. ad.campaign, "cu" .. ad.customer,
       "b" .. ad.brand, "u" .. ui, user.seg, user.group, user.gender, user.age, user.pvalue, user.shopping,
       user.occupation, user.class, "c" .. user.cates[1] .. "|c" .. user.cates[2],
       "b" .. user.brands[1] .. "|b" .. user.brands[2], ad.price,
-    }, ","), "\n")
+    }, ",")
   end
-  f:close()
+  parts[#parts + 1] = ""
+  require("mtl.sys").write_atomic(path, table.concat(parts, "\n"))
   return { rows = rows, clicks = clicks, buys = buys }
 end
 

@@ -167,7 +167,7 @@ function rows.write(cfg, opts)
   for _, q in pairs(pair) do queries[q] = true end
   local ctx = { by_col = by_col, pair = pair, cols = cols, liked = liked, queries = queries }
   local u = stream(opts.seed or 1)
-  local f = assert(io.open(path, "w"))
+  local out = {} -- the rows, written whole at the end (mtl.sys.write_atomic)
   local clicks, buys = 0, 0
   local sep = cfg.data.separator or ","
   local names = cfg.data.labels or {}
@@ -188,9 +188,9 @@ function rows.write(cfg, opts)
     for i, v in ipairs(fields) do
       if v:find(sep, 1, true) or v:find('"', 1, true) then fields[i] = '"' .. v:gsub('"', '""') .. '"' end
     end
-    f:write(table.concat(fields, sep), "\n")
+    out[#out + 1] = table.concat(fields, sep) .. "\n"
   end
-  f:close()
+  require("mtl.sys").write_atomic(path, table.concat(out))
   return { rows = n_rows, clicks = clicks, buys = buys }
 end
 

@@ -11,14 +11,31 @@
 --   sys.list_dir(path)  its entries' names, sorted, without "." and "..";
 --                       nil, message, errno when it cannot be read
 --   sys.mkdir_p(path)   creates path and its missing parents (like mkdir -p, no shell)
---   sys.write_atomic(path, bytes)  writes a file whole or not at all: a temporary
---                       file beside it, then rename(2) over path
+--   sys.stat(path)      {dev =, ino =, mode =, size =, is_dir =} (follows symlinks);
+--                       nil, message, errno when it fails
+--   sys.same_file(a, b) whether two paths name one file (device and inode, not strings)
+--   sys.realpath(path)  the absolute path without symlinks, "." or ".."; nil, message, errno
+--   sys.rename(from, to), sys.unlink(path), sys.remove_tree(path)
+--                       true, or nil, message, errno (remove_tree: a file, or a
+--                       directory with everything in it; symlinks are removed, not followed)
 --   sys.pid()           this process's id
+--   sys.alive(pid)      whether a process with this id exists
+--   sys.replace(path, write [, opts])
+--                       writes an output whole or not at all: write(tmp) creates
+--                       tmp (a file, or a directory with opts.dir) next to path;
+--                       tmp is then renamed over path (a directory is swapped in
+--                       with one rename, renameat2's RENAME_EXCHANGE). When write
+--                       raises, tmp is removed, path is untouched and the error
+--                       goes on as it was. Returns what write returned.
+--                       Temporaries of path left by processes that died (a kill
+--                       during a write) are removed first.
+--   sys.write_atomic(path, bytes)  sys.replace for a file holding bytes; returns path
 --   sys.setenv(name, value)  sets an environment variable for this process and its children
 --
 -- Errors name the function, the path and the system's reason (strerror):
 --   mtl.sys.mkdir_p: cannot create directory 'runs/a/b': Not a directory
 local ffi = require "ffi"
+local bit = require "bit"
 
 local sys = {}
 
@@ -37,11 +54,20 @@ for _, decl in ipairs {
   "int isatty(int fd);",
   "int ioctl(int fd, unsigned long request, ...);",
   "int mkdir(const char *path, unsigned int mode);",
+  "int rename(const char *from, const char *to);",
+  "int renameat2(int olddirfd, const char *from, int newdirfd, const char *to, unsigned int flags);",
+  "int unlink(const char *path);",
+  "int rmdir(const char *path);",
+  "char *realpath(const char *path, char *resolved);",
+  "void free(void *p);",
+  "int getpid(void);",
+  "int kill(int pid, int sig);",
+  "int stat(const char *path, void *buf);",
+  "int lstat(const char *path, void *buf);",
   "void *opendir(const char *path);",
   "mtl_sys_dirent *readdir(void *dir);",
   "int closedir(void *dir);",
   "char *strerror(int errnum);",
-  "int getpid(void);",
   "int setenv(const char *name, const char *value, int overwrite);",
 } do pcall(ffi.cdef, decl) end
 local C = ffi.C
@@ -76,10 +102,10 @@ function sys.exists(path)
   return f ~= nil
 end
 
-local function check_path(fn, path)
+local function check_path(fn, path, level)
   if type(path) ~= "string" or path == "" then
     error(string.format("mtl.sys.%s: expected a path (a non-empty string), got %s", fn,
-      type(path) == "string" and "an empty string" or type(path)), 3)
+      type(path) == "string" and "an empty string" or type(path)), level or 3)
   end
 end
 
@@ -118,6 +144,164 @@ function sys.list_dir(path)
   return names
 end
 
+-- ---- file identity, renames and removals ---------------------------------------------------
+-- struct stat as glibc lays it out on the two 64-bit targets mtl runs on; only
+-- the fields read here are named.
+local STAT = {
+  x64 = "typedef struct { uint64_t dev, ino, nlink; uint32_t mode, uid, gid, pad0; uint64_t rdev; int64_t size;"
+    .. " int64_t rest[14]; } mtl_sys_stat;",
+  arm64 = "typedef struct { uint64_t dev, ino; uint32_t mode, nlink, uid, gid; uint64_t rdev, pad1; int64_t size;"
+    .. " int64_t rest[14]; } mtl_sys_stat;",
+}
+local stat_ok = STAT[ffi.arch] ~= nil and pcall(ffi.cdef, STAT[ffi.arch])
+
+local function failure(fn, what, path, e)
+  return nil, string.format("mtl.sys.%s: %s '%s': %s", fn, what, path, strerror(e)), e
+end
+
+local function do_stat(fn, path, follow)
+  check_path(fn, path, 4)
+  if not stat_ok then error(string.format("mtl.sys.%s: needs 64-bit Linux on x64 or arm64 (struct stat)", fn), 3) end
+  local st = ffi.new("mtl_sys_stat[1]")
+  local rc = follow and C.stat(path, st) or C.lstat(path, st)
+  if rc ~= 0 then return failure(fn, "cannot stat", path, ffi.errno()) end
+  local mode = tonumber(st[0].mode)
+  local kind = bit.band(mode, 0xF000) -- S_IFMT
+  return { dev = tonumber(st[0].dev), ino = tonumber(st[0].ino), mode = mode, size = tonumber(st[0].size),
+           is_dir = kind == 0x4000, is_link = kind == 0xA000 }
+end
+
+function sys.stat(path) return do_stat("stat", path, true) end
+
+function sys.same_file(a, b)
+  local x, y = do_stat("same_file", a, true), do_stat("same_file", b, true)
+  return x ~= nil and y ~= nil and x.dev == y.dev and x.ino == y.ino
+end
+
+function sys.realpath(path)
+  check_path("realpath", path)
+  local p = C.realpath(path, nil)
+  if p == nil then return failure("realpath", "cannot resolve", path, ffi.errno()) end
+  local s = ffi.string(p)
+  C.free(p)
+  return s
+end
+
+function sys.pid() return C.getpid() end
+
+local ESRCH = 3
+function sys.alive(pid)
+  if type(pid) ~= "number" or pid < 1 or pid ~= math.floor(pid) then return false end
+  return C.kill(pid, 0) == 0 or ffi.errno() ~= ESRCH
+end
+
+function sys.rename(from, to)
+  check_path("rename", from)
+  check_path("rename", to)
+  if C.rename(from, to) ~= 0 then
+    local e = ffi.errno()
+    return nil, string.format("mtl.sys.rename: cannot rename '%s' to '%s': %s", from, to, strerror(e)), e
+  end
+  return true
+end
+
+function sys.unlink(path)
+  check_path("unlink", path)
+  if C.unlink(path) ~= 0 then return failure("unlink", "cannot remove", path, ffi.errno()) end
+  return true
+end
+
+function sys.remove_tree(path)
+  check_path("remove_tree", path)
+  local st, err, e = do_stat("remove_tree", path, false)
+  if not st then return nil, err, e end
+  if st.is_dir then
+    local names, lerr, le = sys.list_dir(path)
+    if not names then return nil, lerr, le end
+    for _, name in ipairs(names) do
+      local ok, rerr, re = sys.remove_tree(path .. "/" .. name)
+      if not ok then return nil, rerr, re end
+    end
+    if C.rmdir(path) ~= 0 then return failure("remove_tree", "cannot remove directory", path, ffi.errno()) end
+    return true
+  end
+  return sys.unlink(path)
+end
+
+-- ---- outputs: whole or not at all ---------------------------------------------------------------
+local RENAME_EXCHANGE, AT_FDCWD = 2, -100
+
+-- Moves the finished tmp to path. A directory cannot be renamed over a
+-- non-empty one: the two are exchanged in one step and the old one removed.
+-- A directory that appears meanwhile (another process's replace) is swapped too.
+local ENOTEMPTY, EEXIST = 39, 17
+local function swap_in(tmp, path, dir)
+  local ok, err, e = sys.rename(tmp, path)
+  if ok then return true end
+  if dir and (e == ENOTEMPTY or e == EEXIST) then
+    if C.renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) ~= 0 then
+      e = ffi.errno()
+      return nil, string.format("mtl.sys.replace: cannot swap '%s' in for '%s': %s", tmp, path, strerror(e))
+    end
+    sys.remove_tree(tmp) -- the old directory, now under the temporary name
+    return true
+  end
+  return nil, (err:gsub("^mtl%.sys%.rename", "mtl.sys.replace"))
+end
+
+-- Removes path.tmp.<pid> of processes that no longer run.
+local function remove_stale(path)
+  local parent, base = path:match("^(.*)/([^/]+)$")
+  if not parent then parent, base = ".", path end
+  local names = sys.list_dir(parent == "" and "/" or parent)
+  for _, name in ipairs(names or {}) do
+    local pid = name:sub(1, #base + 5) == base .. ".tmp." and tonumber(name:sub(#base + 6):match("^%d+$"))
+    if pid and not sys.alive(pid) then sys.remove_tree((parent == "" and "" or parent) .. "/" .. name) end
+  end
+end
+
+function sys.replace(path, write, opts)
+  check_path("replace", path)
+  if type(write) ~= "function" then
+    error(string.format("mtl.sys.replace: expected a function that writes the output, got %s", type(write)), 2)
+  end
+  local dir = opts and opts.dir
+  path = path:gsub("(.)/+$", "%1")
+  local tmp = string.format("%s.tmp.%d", path, sys.pid())
+  remove_stale(path)
+  if sys.stat(tmp) then sys.remove_tree(tmp) end -- left by an earlier process with this pid
+  local res = { pcall(write, tmp) }
+  if res[1] then
+    local ok, err = swap_in(tmp, path, dir)
+    if not ok then
+      res = { false, err }
+    end
+  end
+  if not res[1] then
+    sys.remove_tree(tmp)
+    error(res[2], 0)
+  end
+  return unpack(res, 2, table.maxn(res))
+end
+
+function sys.write_atomic(path, bytes)
+  check_path("write_atomic", path)
+  if type(bytes) ~= "string" then
+    error(string.format("mtl.sys.write_atomic: expected the bytes to write (a string), got %s", type(bytes)), 2)
+  end
+  local function fail(err)
+    error(string.format("mtl.sys.write_atomic: cannot write '%s': %s", path, tostring(err):gsub("^[^:]*: ", "")), 0)
+  end
+  sys.replace(path, function(tmp)
+    local f, err = io.open(tmp, "wb")
+    if not f then fail(err) end
+    local ok, werr = f:write(bytes)
+    local closed, cerr = f:close()
+    if not ok or not closed then fail(werr or cerr) end
+  end)
+  return path
+end
+
 function sys.mkdir_p(path)
   check_path("mkdir_p", path)
   local prefix = path:sub(1, 1) == "/" and "/" or ""
@@ -135,27 +319,6 @@ function sys.mkdir_p(path)
   end
   if err == EEXIST and not sys.is_dir(path) then
     error(string.format("mtl.sys.mkdir_p: cannot create directory '%s': it exists and is not a directory", path), 2)
-  end
-  return path
-end
-
-function sys.pid() return C.getpid() end
-
-function sys.write_atomic(path, bytes)
-  check_path("write_atomic", path)
-  local tmp = string.format("%s.tmp-%d", path, C.getpid())
-  local f, err = io.open(tmp, "wb")
-  if not f then error(string.format("mtl.sys.write_atomic: cannot write '%s': %s", path, tostring(err)), 2) end
-  local ok, werr = f:write(bytes)
-  local closed, cerr = f:close()
-  if not ok or not closed then
-    os.remove(tmp)
-    error(string.format("mtl.sys.write_atomic: cannot write '%s': %s", path, tostring(werr or cerr)), 2)
-  end
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then
-    os.remove(tmp)
-    error(string.format("mtl.sys.write_atomic: cannot write '%s': %s", path, tostring(rerr)), 2)
   end
   return path
 end

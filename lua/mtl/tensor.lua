@@ -1,18 +1,9 @@
--- The Lua half of mtl.Tensor: operators, printing, conversion to tables,
--- and the properties t.grad / t.requires_grad.
+-- The Lua half of mtl.Tensor: operators, Torch7's indexing idioms (t[i], t[{...}],
+-- t[k] = v, #t, mtl.Tensor(...)), printing, conversion to tables, and t.grad.
 local format, concat, floor, abs, max = string.format, table.concat, math.floor, math.abs, math.max
 
 return function(mtl, core)
   local methods, mt = core.Tensor, core.Tensor_mt
-
-  -- t.grad reads the gradient; everything else is a method.
-  local get_grad = methods.get_grad
-  mt.__index = function(t, k)
-    local m = methods[k]
-    if m ~= nil then return m end
-    if k == "grad" then return get_grad(t) end
-    return nil
-  end
 
   mt.__add = core.add
   mt.__sub = core.sub
@@ -27,6 +18,136 @@ return function(mtl, core)
       error(format("%s: expected a tensor, got %s", name, type(t)), 3)
     end
   end
+
+  -- ---- Torch7's indexing and size idioms ----------------------------------------
+  --   t[i]          1-D: the value at i; more dims: t:select(1, i), a view
+  --   t[{i, {a, b}, {}}]  per dimension: a number selects (the dim goes),
+  --                 {a, b} narrows to a..b, {a} to a..a, {} keeps it whole;
+  --                 numbers for every dimension give the value
+  --   t[ids]        an int64 tensor: t:index_select(1, ids), a copy
+  --   t[k] = v      writes v (a number fills, a tensor is copied) into t[k]
+  --   #t            t:size(1)
+  --   mtl.Tensor(2, 3), mtl.Tensor{{1, 2}, {3, 4}}, mtl.Tensor(t), mtl.Tensor()
+  -- Indices are 1-based; negative ones count from the end (-1 is the last).
+  -- Anything else is an error that says so, never a silent nil.
+  -- shown: the dimension named in messages (default d)
+  local function position(t, d, i, what, level, shown)
+    local n = t:size(d)
+    shown = shown or d
+    if type(i) ~= "number" or i ~= floor(i) then
+      error(format("%s: expected an integer index for dimension %d, got %s", what, shown,
+        type(i) == "number" and tostring(i) or type(i)), level or 4)
+    end
+    local p = i < 0 and n + i + 1 or i
+    if p < 1 or p > n then
+      error(format("%s: index %d out of range for dimension %d (expected 1..%d or -%d..-1)", what, i, shown, n, n),
+        level or 4)
+    end
+    return p
+  end
+
+  -- t:select(d, i): the slice at position i of dimension d, without that dimension (a view).
+  function methods.select(t, d, i)
+    check_tensor(t, "select")
+    if t:dim() == 0 then error("select: a 0-dim tensor (a scalar) has no dimension to select from", 2) end
+    if type(d) ~= "number" or d ~= floor(d) or d == 0 or abs(d) > t:dim() then
+      error(format("select: dimension %s out of range (expected 1..%d or -%d..-1)", tostring(d), t:dim(), t:dim()), 2)
+    end
+    if d < 0 then d = t:dim() + d + 1 end
+    return t:narrow(d, position(t, d, i, "select", 3), 1):squeeze(d)
+  end
+
+  -- the view (or value) that key k names; nil for a string key (methods)
+  local function indexed(t, k, what)
+    local kt = type(k)
+    if kt == "number" then
+      if t:dim() == 0 then error(format("%s: a 0-dim tensor (a scalar) cannot be indexed; use t:item()", what), 3) end
+      local p = position(t, 1, k, what)
+      if t:dim() == 1 then return t:narrow(1, p, 1), true end
+      return t:narrow(1, p, 1):squeeze(1)
+    elseif kt == "table" then
+      local nd = t:dim()
+      if #k > nd then
+        error(format("%s: %d indices for a %d-dim tensor", what, #k, nd), 3)
+      end
+      local v, d, numbers = t, 1, 0
+      for j = 1, #k do
+        local e = k[j]
+        if type(e) == "number" then
+          v = v:narrow(d, position(v, d, e, what, 4, j), 1)
+          numbers = numbers + 1
+          if numbers < nd then v = v:squeeze(d) else d = d + 1 end
+        elseif type(e) == "table" then
+          local n = v:size(d)
+          local a = e[1] == nil and 1 or position(v, d, e[1], what, 4, j)
+          local b = e[2] == nil and (e[1] == nil and n or a) or position(v, d, e[2], what, 4, j)
+          if b < a then error(format("%s: the range {%s, %s} of dimension %d is empty", what, tostring(e[1]),
+            tostring(e[2]), j), 3) end
+          v = v:narrow(d, a, b - a + 1)
+          d = d + 1
+        else
+          error(format("%s: index %d must be a number or a table {from, to}, got %s", what, j, type(e)), 3)
+        end
+      end
+      return v, numbers == nd
+    elseif kt == "userdata" and getmetatable(k) == mt then
+      if k:dtype() ~= "int64" then
+        error(format("%s: a %s tensor as an index; use an int64 tensor of positions (index_select) or mtl.where",
+          what, k:dtype()), 3)
+      end
+      return t:index_select(1, k)
+    end
+    error(format("%s: cannot index a tensor with a %s", what, kt), 3)
+  end
+
+  -- t.grad reads the gradient; other strings name methods.
+  local get_grad = methods.get_grad
+  mt.__index = function(t, k)
+    if type(k) == "string" then
+      local m = methods[k]
+      if m ~= nil then return m end
+      if k == "grad" then return get_grad(t) end
+      return nil
+    end
+    local v, element = indexed(t, k, "t[k]")
+    if element then return v:reshape(v:numel()):get(1) end
+    return v
+  end
+
+  mt.__newindex = function(t, k, value)
+    if type(k) == "string" then
+      error(format("t.%s = ...: tensors have no fields to set (t[i] = v writes values)", k), 2)
+    end
+    if getmetatable(k) == mt then
+      error("t[k] = v: an index tensor selects a copy, which cannot be written through; index with numbers or tables", 2)
+    end
+    local v = indexed(t, k, "t[k] = v")
+    if type(value) == "number" then
+      v:fill(value)
+    elseif getmetatable(value) == mt then
+      v:copy(value)
+    else
+      error(format("t[k] = v: expected a number or a tensor to write, got %s", type(value)), 2)
+    end
+  end
+
+  mt.__len = function(t)
+    if t:dim() == 0 then error("#t: a 0-dim tensor (a scalar) has no dimension 1; use t:item()", 2) end
+    return t:size(1)
+  end
+
+  setmetatable(methods, {
+    __call = function(_, a, ...)
+      if a == nil then return core.zeros(0) end
+      if type(a) == "number" then return core.zeros(a, ...) end
+      if select("#", ...) > 0 then
+        error("mtl.Tensor: expected sizes (mtl.Tensor(2, 3)), a table of values, or a tensor", 2)
+      end
+      if type(a) == "table" then return core.tensor(a) end
+      if getmetatable(a) == mt then return a:view(a:shape()) end
+      error(format("mtl.Tensor: expected sizes (mtl.Tensor(2, 3)), a table of values, or a tensor, got %s", type(a)), 2)
+    end,
+  })
 
   -- t:totable(): nested Lua tables (a number for a 0-dim tensor).
   function methods.totable(t)
@@ -119,6 +240,7 @@ return function(mtl, core)
     end
   end
 
+  -- t:format(): the text print(t) shows, in Torch7's manner (docs/tensor.md, "Printing").
   function methods.format(t)
     check_tensor(t, "format")
     local shape, nd = t:shape(), t:dim()

@@ -196,6 +196,20 @@ static int l_set_memory_limit(lua_State *L) {
   return 0;
 }
 
+/* core.memory_budget(bytes): this thread's allocations may add up to bytes
+ * from now on; core.memory_budget(nil): ends it, returns the bytes allocated. */
+static int l_memory_budget(lua_State *L) {
+  if (lua_isnoneornil(L, 1)) {
+    lua_pushnumber(L, (lua_Number)mtl_memory_end_budget());
+    return 1;
+  }
+  lua_Number n = luaL_checknumber(L, 1);
+  if (!(n >= 0 && n < 1.8e19))
+    return luaL_error(L, "mtl.memory_budget: expected a byte count >= 0 or nil, got %f", n);
+  mtl_memory_set_budget((size_t)n);
+  return 0;
+}
+
 void bind_runtime_open(lua_State *L, int mod, int methods) {
   (void)methods;
   /* One thread unless MTL_NUM_THREADS says otherwise: OpenBLAS would
@@ -211,7 +225,8 @@ void bind_runtime_open(lua_State *L, int mod, int methods) {
   static const luaL_Reg fns[] = {
     {"seed", l_seed}, {"rand_state", l_rand_state},
     {"set_num_threads", l_set_num_threads}, {"get_num_threads", l_get_num_threads},
-    {"memory", l_memory}, {"set_memory_limit", l_set_memory_limit}, {"gemm_stats", l_gemm_stats},
+    {"memory", l_memory}, {"set_memory_limit", l_set_memory_limit}, {"memory_budget", l_memory_budget},
+    {"gemm_stats", l_gemm_stats},
     {"catch_interrupts", l_catch_interrupts}, {"interrupted", l_interrupted}, {NULL, NULL},
   };
   bind_register_list(L, mod, 0, fns);

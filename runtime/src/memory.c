@@ -60,6 +60,22 @@ static int size_class(size_t n, size_t *cls_bytes) {
 
 void mtl_memory_set_limit(size_t nbytes) { limit = nbytes; }
 
+/* A budget of this thread: while set, the bytes its allocations may add up to
+ * (loading an untrusted model directory runs under one). */
+static _Thread_local bool budget_on;
+static _Thread_local size_t budget, budget_used;
+
+void mtl_memory_set_budget(size_t nbytes) {
+  budget_on = true;
+  budget = nbytes;
+  budget_used = 0;
+}
+
+size_t mtl_memory_end_budget(void) {
+  budget_on = false;
+  return budget_used;
+}
+
 static void *block_new(size_t bytes) {
 #ifndef MTL_NO_POOLS
   if (bytes >= MAP_MIN) {
@@ -88,6 +104,14 @@ void *mtl_alloc(size_t nbytes) {
   if (nbytes > limit) {
     mtl_error("out of memory: cannot allocate %zu bytes (limit %zu)", nbytes, limit);
     return NULL;
+  }
+  if (budget_on) {
+    if (nbytes > budget - budget_used) {
+      mtl_error("out of memory: cannot allocate %zu bytes (%zu of a budget of %zu bytes already allocated)", nbytes,
+                budget_used, budget);
+      return NULL;
+    }
+    budget_used += nbytes;
   }
   size_t cls_bytes;
   int c = size_class(nbytes, &cls_bytes);

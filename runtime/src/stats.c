@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <xxhash.h>
 
 #include "mtl/id_map.h"
@@ -907,30 +908,22 @@ int mtl_stats_append_csv(const char *in_path, const char *out_path, char separat
   if (!in_path || !out_path) return mtl_error("%s: no path", fn);
   if (separator == 0) separator = ',';
   if (check_columns(fn, ncols, cols, digits, separator, &n) < 0) return -1;
-  size_t plen = strlen(out_path);
-  char *tmp_path = malloc(plen + 5);
+  struct stat si, so;
+  if (stat(in_path, &si) == 0 && stat(out_path, &so) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+    return mtl_error("%s: the output %s is the input %s (write to another file, then rename it)", fn, out_path, in_path);
   outbuf b = {.cap = 1 << 20};
   b.buf = malloc(b.cap);
-  if (!tmp_path || !b.buf) {
-    free(tmp_path);
-    free(b.buf);
-    return mtl_error("%s: out of memory", fn);
-  }
-  memcpy(tmp_path, out_path, plen);
-  memcpy(tmp_path + plen, ".tmp", 5);
+  if (!b.buf) return mtl_error("%s: out of memory", fn);
   FILE *in = fopen(in_path, "rb");
   if (!in) {
-    free(tmp_path);
     free(b.buf);
     return mtl_error("%s: cannot open %s", fn, in_path);
   }
-  b.f = fopen(tmp_path, "wb");
+  b.f = fopen(out_path, "wb");
   if (!b.f) {
     fclose(in);
-    mtl_error("%s: cannot open %s for writing", fn, tmp_path);
-    free(tmp_path);
     free(b.buf);
-    return -1;
+    return mtl_error("%s: cannot open %s for writing", fn, out_path);
   }
   char *line = NULL;
   size_t linecap = 0;
@@ -971,9 +964,6 @@ int mtl_stats_append_csv(const char *in_path, const char *out_path, char separat
   ob_flush(&b);
   bool failed = b.failed | (fclose(b.f) != 0);
   free(b.buf);
-  if (rc == 0 && failed) rc = mtl_error("%s: writing %s failed", fn, tmp_path);
-  if (rc == 0 && rename(tmp_path, out_path) != 0) rc = mtl_error("%s: cannot rename %s to %s", fn, tmp_path, out_path);
-  if (rc != 0) remove(tmp_path);
-  free(tmp_path);
+  if (rc == 0 && failed) rc = mtl_error("%s: writing %s failed", fn, out_path);
   return rc;
 }

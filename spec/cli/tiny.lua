@@ -95,10 +95,19 @@ function tiny.setup(extra, train_extra)
   return dir
 end
 
--- Runs `mtl ARGS`; returns exit code, stdout, stderr.
-function tiny.run(args)
+-- tiny.setup(extra), then a training run into dir/run; returns dir.
+function tiny.setup_trained(extra)
+  local dir = tiny.setup(extra)
+  local rc, _, err = tiny.run(string.format("train %s/config.lua --quiet", dir))
+  assert(rc == 0, err)
+  return dir
+end
+
+-- Runs `mtl ARGS` (with env, "NAME=value ...", before it); returns exit code, stdout, stderr.
+function tiny.run(args, env)
   local out, err = os.tmpname(), os.tmpname()
-  local ok, how, code = os.execute(string.format("%s %s >%s 2>%s", tiny.mtl, args, out, err))
+  if type(env) ~= "string" then env = "" end -- (a gsub's count passed along)
+  local ok, how, code = os.execute(string.format("%s %s %s >%s 2>%s", env, tiny.mtl, args, out, err))
   local function slurp(p)
     local s = shell.read_if_exists(p) or ""
     os.remove(p)

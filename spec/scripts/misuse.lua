@@ -1,5 +1,7 @@
 -- A scripted misuse run: calls every function exposed by mtl (the module
--- table, one level of its sub-tables, and the Tensor methods) with wrong
+-- table, one level of its sub-tables, the Tensor methods, every function of
+-- the binding mtl.core and its sub-tables, every method of every userdata
+-- type the binding registers, and the serving library's Scorer) with wrong
 -- types, nil, bad shapes, bad dims and indices, empty and zero-sized
 -- tensors, NaN/Inf values and huge sizes. Nothing may crash the process.
 --
@@ -12,6 +14,9 @@
 -- Output (stdout): one line per problem, then a summary line
 --   "MUST-ERROR <call>: returned normally"   a misuse that raised no error
 --   "UNNAMED <call>: <message>"              an error that does not name the function
+--   "misuse: covered <registry> <name> <name> ..."  what was called, per registry:
+--       mtl.core (the binding's functions), each userdata class registered
+--       as mtl.* (its luaL_Reg methods) and mtl.serve.Scorer
 --   "misuse: done <calls> calls, <errors> errors, <problems> problems"
 -- Calls whose outcome depends on the arguments (the fuzzing part) only have
 -- to return or raise a Lua error; the MUST-ERROR checks are the calls that
@@ -210,6 +215,25 @@ for _, k in ipairs(names(mtl)) do
   end
 end
 
+-- the binding itself: every function of mtl.core and of its sub-tables (some
+-- are reached through mtl only by Lua wrappers)
+local core = mtl.core
+local core_ids = {}
+for _, k in ipairs(names(core)) do
+  local v = core[k]
+  if type(v) == "function" then
+    core_ids[#core_ids + 1] = { identity(v), "mtl.core." .. k }
+    add_target("mtl.core." .. k, v)
+  elseif type(v) == "table" and k ~= "Tensor" and k ~= "Tensor_mt" then
+    for _, kk in ipairs(names(v)) do
+      if type(v[kk]) == "function" then
+        core_ids[#core_ids + 1] = { identity(v[kk]), "mtl.core." .. k .. "." .. kk }
+        add_target("mtl.core." .. k .. "." .. kk, v[kk])
+      end
+    end
+  end
+end
+
 -- A function "takes a tensor first" when a call with a float[2,3] first
 -- argument succeeds and the same call with "x" in its place fails; for
 -- those, calling without a tensor is always a misuse.
@@ -231,6 +255,10 @@ local FIRST_ARG_FREE = {
   concat = "takes a table of tensors", stack = "takes a table of tensors",
 }
 
+-- what was called, for the coverage lines
+local called = {}
+local function mark(f) called[identity(f)] = true end
+
 mtl.seed(2024)
 local rng_state = 12345
 local function rand_index(n) -- deterministic, independent of mtl's stream
@@ -240,6 +268,7 @@ end
 
 for _, t in ipairs(targets) do
   local name, f = t.name, t.f
+  mark(f)
   local pool = make_pool()
   local n = #pool
   -- 0 and 1 argument
@@ -269,12 +298,140 @@ for _, t in ipairs(targets) do
   collectgarbage()
 end
 
+-- ---- every method of every userdata type, and the Scorer ---------------------------
+-- The binding registers each userdata class's metatable as "mtl.<Class>"
+-- (debug.getregistry()), its __index the luaL_Reg table of its methods. Each
+-- method is called on fresh instances (a factory per kind of instance) with
+-- the pool's arguments, and with a wrong self (nil, a number, a string, a
+-- table, a tensor, another class's instance), which must raise an error
+-- naming the method.
+local scratch = os.tmpname()
+local saved = os.tmpname()
+mtl.save(saved, { a = mtl.ones(2, 3), b = "x", c = { 1, 2 } })
+local function reader_opts()
+  return { text = "1,2.5,7|8\n3,-1,\n", batch_size = 1,
+           columns = { { name = "id", type = "int64" }, { name = "x", type = "float" },
+                       { name = "tags", type = "multi", separator = "|", default = "" } } }
+end
+local MAKE = {
+  ["mtl.Embedding"] = {
+    function() return mtl.Embedding { num_buckets = 10, dim = 3 } end,
+    function() return mtl.Embedding { hash_bucket_size = 7, dim = 2 } end,
+    function() return mtl.Embedding { kind = "dynamic", dim = 3, min_count = 2, ttl_steps = 3 } end,
+  },
+  ["mtl.Reader"] = { function() return mtl.data.csv(reader_opts())._core end },
+  ["mtl.Optimizer"] = {
+    function() return mtl.optim.adam { params = { mtl.param(mtl.ones(2, 3)) } }._handle end,
+    function() return mtl.optim.sgd { params = { mtl.Embedding { num_buckets = 5, dim = 2 } }, lr = 0.1 }._handle end,
+  },
+  ["mtl.CheckpointWriter"] = { function() return core.checkpoint_io.writer(scratch) end },
+  ["mtl.CheckpointReader"] = { function() return core.checkpoint_io.reader(saved) end },
+  ["mtl.dist.Request"] = {
+    function() return mtl.dist.iallreduce(mtl.ones(2, 3))._request end,
+    function() return mtl.dist.iallreduce_many({ mtl.ones(2), mtl.ones(3) })._request end,
+  },
+}
+local classes, methods_called = {}, {}
+for name, mt in pairs(debug.getregistry()) do
+  if type(name) == "string" and name:match("^mtl%.") and name ~= "mtl.Tensor" and type(mt) == "table"
+    and type(rawget(mt, "__index")) == "table" then
+    classes[#classes + 1] = name
+  end
+end
+table.sort(classes)
+local instances = {} -- one of each class, for the wrong-self calls
+for _, cname in ipairs(classes) do
+  if MAKE[cname] then instances[#instances + 1] = { cname, MAKE[cname][1]() } end
+end
+
+-- Calls method (of class cname) on fresh instances from each factory.
+local function exercise(cname, mname, f, factories)
+  methods_called[cname] = methods_called[cname] or {}
+  methods_called[cname][mname] = true
+  local label = cname:gsub("^mtl%.", "") .. ":" .. mname
+  for _, make in ipairs(factories) do
+    local pool = make_pool()
+    pool[#pool + 1] = { "self", make() }
+    local SELF = #pool
+    call(label, f, pool, { SELF })
+    for a = 1, SELF do call(label, f, pool, { SELF, a }) end
+    for _, a in ipairs(SMALL) do
+      for _, b in ipairs(SMALL) do call(label, f, pool, { SELF, a, b }) end
+    end
+    for _ = 1, 200 do
+      local idx = { SELF }
+      for i = 2, 2 + rand_index(4) do idx[i] = rand_index(SELF) end
+      call(label, f, pool, idx)
+    end
+    -- a wrong self
+    for _, k in ipairs({ 1, 4, 14, 17, 24 }) do must_error(label, f, pool, { k }) end
+    for _, other in ipairs(instances) do
+      if other[1] ~= cname then
+        pool[#pool + 1] = { other[1], other[2] }
+        must_error(label, f, pool, { #pool })
+      end
+    end
+    collectgarbage()
+  end
+end
+
+for _, cname in ipairs(classes) do
+  local factories = MAKE[cname]
+  if not factories then
+    problem("NO-FACTORY", cname, "misuse.lua has no way to make one: add it to MAKE")
+  else
+    local methods = rawget(debug.getregistry()[cname], "__index")
+    for _, mname in ipairs(names(methods)) do
+      local f = methods[mname]
+      if type(f) == "function" then
+        names_of[identity(f)] = names_of[identity(f)] or {}
+        table.insert(names_of[identity(f)], mname)
+        exercise(cname, mname, f, factories)
+      end
+    end
+  end
+end
+
+-- the serving library's Scorer (lua/mtl/serve.lua), on a tiny exported model
+do
+  local serve = require "mtl.serve"
+  local work = os.tmpname()
+  os.remove(work)
+  os.execute("mkdir -p " .. work)
+  local model_dir, request = require("spec.helpers.tiny_model").make(work)
+  local function make()
+    local s = serve.load(model_dir)
+    s.reader:set_text(request)
+    return s
+  end
+  methods_called["mtl.serve.Scorer"] = {}
+  for _, mname in ipairs(names(serve.Scorer)) do
+    local f = serve.Scorer[mname]
+    if type(f) == "function" then
+      methods_called["mtl.serve.Scorer"][mname] = true
+      local pool = make_pool()
+      pool[#pool + 1] = { "scorer", make() }
+      local SELF = #pool
+      local label = "Scorer:" .. mname
+      call(label, f, pool, { SELF })
+      for a = 1, SELF do call(label, f, pool, { SELF, a }) end
+      for _, a in ipairs(SMALL) do
+        for _, b in ipairs(SMALL) do call(label, f, pool, { SELF, a, b }) end
+      end
+    end
+  end
+  os.execute("rm -rf " .. work)
+end
+os.remove(scratch)
+os.remove(saved)
+
 -- ---- specific misuses: each must raise an error naming the function ---------------
 local case = 0
 local function misuse(name, f, ...)
   local args = { n = select("#", ...), ... }
   case = case + 1
   local what = name .. " (specific case " .. case .. ")"
+  mark(f)
   local ok, err = traced(what, name, f, args, args.n)
   if ok then
     problem("MUST-ERROR", what, "returned normally")
@@ -391,4 +548,18 @@ do
 end
 
 if trace then trace:close() end
+-- what was called, per registry (spec/misuse_spec.lua compares these with the registries)
+local core_names = {}
+for _, e in ipairs(core_ids) do if called[e[1]] then core_names[#core_names + 1] = e[2] end end
+table.sort(core_names)
+print("misuse: covered mtl.core " .. table.concat(core_names, " "))
+local tensor_names = {}
+for _, k in ipairs(names(mtl.Tensor)) do
+  if type(mtl.Tensor[k]) == "function" and called[identity(mtl.Tensor[k])] then tensor_names[#tensor_names + 1] = k end
+end
+print("misuse: covered mtl.Tensor " .. table.concat(tensor_names, " "))
+local registries = names(methods_called)
+for _, cname in ipairs(registries) do
+  print(string.format("misuse: covered %s %s", cname, table.concat(names(methods_called[cname]), " ")))
+end
 print(string.format("misuse: done %d calls, %d errors, %d problems", calls, errors, problems))

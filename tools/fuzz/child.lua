@@ -54,6 +54,7 @@ local FF_FIELDS = { "210", "216", "301", "205", "206", "207", "508", "509", "702
   "125", "127", "128", "129", "150_14", "127_14", "109_14", "110_14" }
 
 local function pick(t) return t[math.random(#t)] end
+local MODEL_FILES -- target modeldir: the seed directory's files and request rows (read below)
 
 local function read_data(file, gz)
   local base = file:match("[^/]+$")
@@ -186,6 +187,36 @@ local RUN = {
       if not ok then note(f, err) end
     end
   end,
+  -- a model directory with one file mutated: loaded as mtl does (export.load,
+  -- serve.load); when it loads, it scores the seed's request rows
+  modeldir = function(f)
+    local which = f:match("[^/]+$"):match("^m%d+_(%a+)_")
+    local sys = require "mtl.sys"
+    local dir = f .. ".d"
+    sys.mkdir_p(dir)
+    for _, name in ipairs({ "manifest.json", "config.lua", "model.ckpt" }) do
+      local text = MODEL_FILES[name]
+      local target = ({ manifest = "manifest.json", config = "config.lua", weights = "model.ckpt" })[which]
+      if name == target then text = assert(io.open(f, "rb")):read("*a") end
+      local out = assert(io.open(dir .. "/" .. name, "wb"))
+      out:write(text)
+      out:close()
+    end
+    local export, serve = require "mtl.export", require "mtl.serve"
+    local ok, err = pcall(export.load, dir)
+    if not ok then note(f, err) end
+    local oks, s = pcall(serve.load, dir)
+    if oks then
+      local text = MODEL_FILES.request
+      local n = select(2, text:gsub("\n", ""))
+      s.reader:set_text(text)
+      local ok2, err2 = pcall(s.score_text, s, n)
+      if not ok2 then note(f, err2) end
+    else
+      note(f, s)
+    end
+    sys.remove_tree(dir)
+  end,
   ckpt = function(f)
     local v = mtl.load(f)
     -- touch what came back
@@ -200,6 +231,16 @@ local RUN = {
 
 mtl.checkpoint.register("fz.Obj", function(state) return { obj = state } end)
 mtl.checkpoint.register("fz.Fail", function(state) error("loader refuses " .. type(state)) end)
+
+-- the seed model directory's files, read once (target modeldir)
+if target == "modeldir" then
+  local seed = os.getenv("MTL_FUZZ_DIR") .. "/seeds/"
+  MODEL_FILES = {}
+  for _, name in ipairs({ "manifest.json", "config.lua", "model.ckpt" }) do
+    MODEL_FILES[name] = assert(io.open(seed .. "model/" .. name, "rb")):read("*a")
+  end
+  MODEL_FILES.request = assert(io.open(seed .. "request.csv", "rb")):read("*a")
+end
 
 local run = assert(RUN[target], "unknown target")
 local n, nerr = 0, 0

@@ -1,10 +1,12 @@
 -- Mutation fuzzing of mtl's input parsers: CSV / TSV and gzip readers, the
 -- field:feature reader, reader options, EasyRec pipeline.config, --set values,
--- Lua config files and checkpoints. Run it through tools/fuzz.sh, which builds
+-- Lua config files, checkpoints and exported model directories (one of
+-- manifest.json, config.lua and model.ckpt mutated, then loaded by
+-- export.load and the serving library's Lua side, and scored). Run it through tools/fuzz.sh, which builds
 -- the sanitizer build and sets the environment up:
 --
 --   tools/fuzz.sh [seconds_per_target=60] [batch=60] [targets] [seed]
---   targets: a comma-separated subset of csv,gz,ff,opts,pbtxt,override,luacfg,ckpt
+--   targets: a comma-separated subset of csv,gz,ff,opts,pbtxt,override,luacfg,ckpt,modeldir
 --
 -- Each batch of mutants (byte flips and inserts, truncation, swapped and
 -- duplicated lines, extreme numbers, NUL bytes, invalid UTF-8, unbalanced
@@ -327,6 +329,7 @@ local SEEDS = {
   override = {},
   luacfg = {},
   ckpt = {},
+  modeldir = {},
 }
 for _, n in ipairs({ "mmoe_on_taobao", "dbmtl_on_taobao", "unsupported", "typo_hiden_units", "syntax_error" }) do
   SEEDS.pbtxt[#SEEDS.pbtxt + 1] = { text = readfile(REPO .. "/spec/fixtures/easyrec/" .. n .. ".config") }
@@ -334,6 +337,9 @@ end
 for l in io.lines(ROOT .. "/seeds/overrides.txt") do SEEDS.override[#SEEDS.override + 1] = { text = l } end
 for _, n in ipairs({ "cfg1.lua" }) do SEEDS.luacfg[#SEEDS.luacfg + 1] = { text = readfile(ROOT .. "/seeds/" .. n) } end
 for f in io.popen("ls " .. ROOT .. "/seeds/*.ckpt"):lines() do SEEDS.ckpt[#SEEDS.ckpt + 1] = { text = readfile(f) } end
+for _, which in ipairs({ { "manifest", "manifest.json" }, { "config", "config.lua" }, { "weights", "model.ckpt" } }) do
+  SEEDS.modeldir[#SEEDS.modeldir + 1] = { schema = which[1], text = readfile(ROOT .. "/seeds/model/" .. which[2]) }
+end
 SEEDS.gz = SEEDS.csv
 SEEDS.opts = SEEDS.csv
 
@@ -359,10 +365,12 @@ local function batch(target, k)
     local s = seeds[rnd(#seeds)]
     local name = string.format("m%04d_%s_%d", i, s.schema or target, rnd(1000000))
     local ext = ({ csv = ".csv", gz = ".csv.gz", ff = ".txt", pbtxt = ".config", override = ".txt", luacfg = ".lua",
-      ckpt = ".ckpt", opts = ".csv" })[target]
+      ckpt = ".ckpt", opts = ".csv", modeldir = ".x" })[target]
     name = name .. ext
     if target == "gz" then gz_mutant(s.text, dir, name)
-    elseif target == "ckpt" then writefile(dir .. "/" .. name, ckpt_mutate(s.text))
+    elseif target == "ckpt" or (target == "modeldir" and s.schema == "weights") then
+      writefile(dir .. "/" .. name, ckpt_mutate(s.text))
+    elseif target == "modeldir" then writefile(dir .. "/" .. name, mutate(s.text, cfg_extra))
     elseif target == "pbtxt" or target == "luacfg" then writefile(dir .. "/" .. name, mutate(s.text, cfg_extra))
     elseif target == "override" then
       local v = mutate(s.text, cfg_extra)
@@ -396,8 +404,8 @@ local function batch(target, k)
 end
 
 local targets = {}
-for t in (only or "csv,gz,ff,opts,pbtxt,override,luacfg,ckpt"):gmatch("[^,]+") do
-  assert(SEEDS[t], "unknown target " .. t .. " (csv,gz,ff,opts,pbtxt,override,luacfg,ckpt)")
+for t in (only or "csv,gz,ff,opts,pbtxt,override,luacfg,ckpt,modeldir"):gmatch("[^,]+") do
+  assert(SEEDS[t], "unknown target " .. t .. " (csv,gz,ff,opts,pbtxt,override,luacfg,ckpt,modeldir)")
   targets[#targets + 1] = t
 end
 local failing = 0

@@ -1,7 +1,8 @@
 local mtl = require "mtl"
 local function w(p, s) local f = assert(io.open(p, "wb")); f:write(s); f:close() end
 -- Seed inputs of fuzz.lua that the repository's fixtures do not cover: CSV
--- and TSV with every column type, --set values, a Lua config, checkpoints.
+-- and TSV with every column type, --set values, a Lua config, checkpoints,
+-- a model directory.
 local D = os.getenv("MTL_FUZZ_DIR") .. "/seeds/"
 os.execute("mkdir -p " .. D)
 w(D .. "synth.csv", table.concat({
@@ -52,4 +53,10 @@ mtl.save(D .. "a.ckpt", { step = 1200, weights = { w = mtl.randn(4, 3), b = mtl.
 mtl.save(D .. "b.ckpt", mtl.randn(2, 2, 2))
 mtl.save(D .. "c.ckpt", { 1, 2, 3, "x", false })
 mtl.save(D .. "d.ckpt", "just a string")
+
+-- A model directory (target modeldir) and request rows to score with it.
+do
+  local _, request = require("spec.helpers.tiny_model").make(D:gsub("/$", ""))
+  w(D .. "request.csv", request)
+end
 print("ok")

@@ -112,16 +112,17 @@ end
 -- "key.path=value" strings). Returns cfg and, for a model directory, its path.
 function cli.load_config(path, sets)
   if not path then usage("a CONFIG argument is required") end
-  local model_dir
+  local model_dir, data
   if is_dir(path) then
     local export = require "mtl.export"
-    if not export.is_model_dir(path) then
+    local ok, manifest = export.is_model_dir(path)
+    if not ok then
       usage("%s is a directory but not an exported model (no manifest.json); CONFIG is a config file or an `mtl export` directory", path)
     end
     model_dir = path
-    path = path .. "/config.lua"
+    data = export.read_config(path, manifest) -- data, never run
   end
-  if not exists(path) then usage("config file '%s' does not exist", path) end
+  if not data and not exists(path) then usage("config file '%s' does not exist", path) end
   sets = sets or {}
   local pairs_ = {}
   for i, s in ipairs(sets) do
@@ -131,17 +132,20 @@ function cli.load_config(path, sets)
   local cfg
   local mod = config_module()
   if mod then
-    local ok, res = pcall(mod.load, path, sets)
+    local ok, res = pcall(mod.load, data or path, sets)
     if not ok then
       -- the file alone loads: then the --set overrides are what is wrong (exit 2)
-      if #sets > 0 and pcall(mod.load, path, {}) then usage("%s", tostring(res)) end
+      if #sets > 0 and pcall(mod.load, data or path, {}) then usage("%s", tostring(res)) end
       error(res, 0)
     end
     cfg = res
   else
-    local chunk, err = loadfile(path)
-    if not chunk then error(err, 0) end
-    cfg = chunk()
+    cfg = data
+    if not cfg then
+      local chunk, err = require("mtl.config.util").loadfile(path)
+      if not chunk then error(err, 0) end
+      cfg = chunk()
+    end
     if type(cfg) ~= "table" then error(string.format("%s: a config must return a table, got %s", path, type(cfg)), 0) end
     for _, p in ipairs(pairs_) do cli.set_path(cfg, p[1], cli.set_value(p[2]), p[3]) end
   end
@@ -161,7 +165,7 @@ function cli.resolve_checkpoint(path)
   if not is_dir(path) then return path end
   local export = require "mtl.export"
   local ok, manifest = export.is_model_dir(path)
-  if ok then return path .. "/" .. manifest.files.weights end
+  if ok then return export.file(path, manifest, "weights") end
   local checkpoints = require("mtl").checkpoint
   for _, dir in ipairs({ path .. "/checkpoints", path }) do
     local all = checkpoints.list(dir)
@@ -180,10 +184,16 @@ local function load_state(path)
 end
 
 -- The trained model of a checkpoint, with mtl's threads as its run had them.
-local function load_model(cfg, ckpt_path)
-  local st = load_state(ckpt_path)
-  require("mtl").set_num_threads((cfg.train or {}).threads or 1)
-  return require("mtl.ranker").load(cfg, st), st
+-- A model directory's config and weights are built under export's memory
+-- budget (a config may not ask for far more than the weights hold).
+local function load_model(cfg, ckpt_path, model_dir)
+  local function build()
+    local st = load_state(ckpt_path)
+    require("mtl").set_num_threads((cfg.train or {}).threads or 1)
+    return require("mtl.ranker").load(cfg, st), st
+  end
+  if model_dir then return require("mtl.export").within_budget(model_dir, ckpt_path, build) end
+  return build()
 end
 
 -- ---- output --------------------------------------------------------------------------------------
@@ -314,17 +324,11 @@ function COMMANDS.train(a)
   sys.mkdir_p(dir)
   if writer then
     -- what ran, for the report and for `mtl eval RUN_DIR/config.lua`
-    local f = io.open(dir .. "/run.json", "w")
-    if f then
-      f:write(json.encode({ config = a.config, sets = a.set, model = cfg.model.name, ranks = dist.size(),
-                            started = os.date("!%Y-%m-%dT%H:%M:%SZ") }), "\n")
-      f:close()
-    end
+    pcall(sys.write_atomic, dir .. "/run.json",
+      json.encode({ config = a.config, sets = a.set, model = cfg.model.name, ranks = dist.size(),
+                    started = os.date("!%Y-%m-%dT%H:%M:%SZ") }) .. "\n")
     local ok_lua, src = pcall(export.to_lua, cfg, "-- The config of this run as `mtl train` resolved it.\n")
-    if ok_lua then
-      local g = io.open(dir .. "/config.lua", "w")
-      if g then g:write(src) g:close() end
-    end
+    if ok_lua then pcall(sys.write_atomic, dir .. "/config.lua", src) end
   end
   dist.barrier() -- a fresh start's old checkpoints are gone on every rank
   local quiet = a.quiet or not writer
@@ -344,6 +348,21 @@ function COMMANDS.train(a)
   return 0
 end
 
+-- Whether a text file has a data row (a non-blank line, after the header).
+local function has_rows(path, header)
+  local f = io.open(path, "rb")
+  if not f then return true end -- the reader says what is wrong
+  local n = 0
+  for line in f:lines() do
+    if line:match("%S") then
+      n = n + 1
+      if n > (header and 1 or 0) then break end
+    end
+  end
+  f:close()
+  return n > (header and 1 or 0)
+end
+
 function COMMANDS.eval(a)
   local cfg, model_dir = cli.load_config(a.config, a.set)
   local ckpt = cli.resolve_checkpoint(a.checkpoint or model_dir)
@@ -351,8 +370,11 @@ function COMMANDS.eval(a)
   if not files then usage("the config has no data.eval: pass --data FILE") end
   for _, fl in ipairs(type(files) == "table" and files or { files }) do
     if a.data and #a.data > 0 and not fl:match("[*?%[]") and not exists(fl) then usage("data file '%s' does not exist", fl) end
+    if not fl:match("[*?%[]") and not fl:match("%.gz$") and exists(fl) and not has_rows(fl, cfg.data.header ~= false) then
+      error(string.format("%s has no rows to evaluate (it is empty%s)", fl, cfg.data.header ~= false and " or only a header" or ""), 0)
+    end
   end
-  local model, st = load_model(cfg, ckpt)
+  local model, st = load_model(cfg, ckpt, model_dir)
   local m, gates = model:evaluate(files, { batch_size = a.batch_size }) -- every rank: its part
   local plain = require("mtl").metrics.plain(m)
   if require("mtl").dist.rank() ~= 0 then return 0 end
@@ -371,6 +393,9 @@ function COMMANDS.predict(a)
   if not a.input then usage("--input FILE is required") end
   if not a.output then usage("--output FILE is required") end
   if not exists(a.input) then usage("input file '%s' does not exist", a.input) end
+  if sys.same_file(a.input, a.output) then
+    usage("--output %s is the input file %s (the scores would overwrite it): write them to another file", a.output, a.input)
+  end
   local pass = {}
   if a.pass_through then
     for c in a.pass_through:gmatch("[^,]+") do pass[#pass + 1] = c:match("^%s*(.-)%s*$") end
@@ -379,7 +404,7 @@ function COMMANDS.predict(a)
     cfg.rank = cfg.rank or {}
     cfg.rank.expression = a.score
   end
-  local model, st = load_model(cfg, ckpt)
+  local model, st = load_model(cfg, ckpt, model_dir)
   local rows, head = require("mtl.predict").file(model, cfg, { input = a.input, output = a.output, pass_through = pass,
                                                                batch_size = a.batch_size })
   if require("mtl").dist.rank() ~= 0 then return 0 end
@@ -393,14 +418,14 @@ end
 
 function COMMANDS.export(a)
   local export = require "mtl.export"
-  local cfg = cli.load_config(a.config, a.set)
+  local cfg, model_dir = cli.load_config(a.config, a.set)
   local ckpt = cli.resolve_checkpoint(a.checkpoint)
   if not a.out then usage("--out DIR is required") end
   if is_dir(a.out) and not export.is_model_dir(a.out) and not sys.exists(a.out .. "/model.onnx.json") then
     local entries = sys.list_dir(a.out)
     if entries and #entries > 0 then usage("%s exists and is not an exported model; choose a new or empty directory", a.out) end
   end
-  local model, st = load_model(cfg, ckpt)
+  local model, st = load_model(cfg, ckpt, model_dir)
   if require("mtl").dist.rank() ~= 0 then return 0 end -- one writer (the checkpoint is replicated state)
   if a.format == "onnx" then
     require("mtl.onnx").write(model, cfg, a.out, { source = ckpt, step = st.step })
@@ -416,6 +441,26 @@ function COMMANDS.export(a)
   return 0
 end
 
+-- A run's metrics.jsonl before its report: empty is an error; lines that are
+-- not JSON records (a run killed while writing one) are left out, and named.
+local function check_metrics(dir)
+  local st = sys.stat(dir .. "/metrics.jsonl")
+  if st and st.size == 0 then
+    error(string.format("%s/metrics.jsonl is empty: the run logged no step, there is nothing to report", dir), 0)
+  end
+  local bad, n = {}, 0
+  for line in io.lines(dir .. "/metrics.jsonl") do
+    n = n + 1
+    local ok, r = pcall(json.decode, line)
+    if line:match("%S") and not (ok and type(r) == "table") then bad[#bad + 1] = n end
+  end
+  if #bad > 0 then
+    io.stderr:write(string.format("mtl report: %s/metrics.jsonl: line%s %s %s not a JSON record (a run killed while "
+      .. "writing?): left out\n", dir, #bad > 1 and "s" or "", table.concat(bad, ", ", 1, math.min(#bad, 5))
+      .. (#bad > 5 and ", ..." or ""), #bad > 1 and "are" or "is"))
+  end
+end
+
 function COMMANDS.report(a)
   local report = require "mtl.report"
   for _, d in ipairs(a.run_dir) do
@@ -423,6 +468,7 @@ function COMMANDS.report(a)
   end
   local path, runs
   if #a.run_dir == 1 and exists(a.run_dir[1] .. "/metrics.jsonl") then
+    check_metrics(a.run_dir[1])
     path, runs = report.write(a.run_dir[1], { out = a.out }), { a.run_dir[1] }
   else
     local ok, err = pcall(report.runs, a.run_dir)
@@ -460,6 +506,14 @@ function cli.usage_text()
   return table.concat(lines, "\n") .. "\n"
 end
 
+-- An error's text for the user: without the position of mtl's own source
+-- that raised it (lua/mtl/..., models/...: where, not what), unless MTL_DEBUG.
+function cli.message(msg)
+  msg = tostring(msg)
+  if os.getenv("MTL_DEBUG") then return msg end
+  return (msg:gsub("^[^%s:]*/lua/mtl/[%w_/]+%.lua:%d+: ", ""):gsub("^[^%s:]*/models/[%w_]+%.lua:%d+: ", ""))
+end
+
 local function external(name, module, fn, args)
   local ok, mod = pcall(require, module)
   if not ok then
@@ -478,7 +532,7 @@ local function external(name, module, fn, args)
   if not okr then
     local msg = tostring(rc)
     if not os.getenv("MTL_DEBUG") then msg = msg:match("^(.-)\nstack traceback:") or msg end
-    io.stderr:write(string.format("mtl %s: %s\n", name, msg))
+    io.stderr:write(string.format("mtl %s: %s\n", name, cli.message(msg)))
     return 1
   end
   return type(rc) == "number" and rc or 0
@@ -513,7 +567,7 @@ function cli.main(name, args)
     io.stderr:write(string.format("mtl %s: %s\n(mtl %s --help for usage)\n", name, rc.msg, name))
     return 2
   end
-  io.stderr:write(string.format("mtl %s: %s\n", name, tostring(rc)))
+  io.stderr:write(string.format("mtl %s: %s\n", name, cli.message(rc)))
   return 1
 end
 

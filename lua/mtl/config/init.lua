@@ -3,6 +3,7 @@
 --   local config = require "mtl.config"
 --   local cfg = config.load("configs/mmoe.lua", {"train.steps=100", "model.experts=8"})
 --   local cfg = config.load("pipeline.config")          -- an EasyRec config
+--   local t = config.read_data("model/config.lua")       -- a data file: parsed, never run
 --
 -- load = read (a Lua file, or an EasyRec protobuf-text file mapped onto the
 -- mtl structure) + apply_overrides + validate. Nothing here needs mtl.core.
@@ -21,6 +22,29 @@ config.SECTIONS = overrides.SECTIONS
 function config.read(path)
   if type(path) ~= "string" then error("config.read: expected a file path, got " .. type(path), 2) end
   return lua_config.read(path)
+end
+
+-- The table in a data file: one Lua table literal (`return { ... }`, as
+-- mtl writes an exported model's config.lua), parsed by a grammar that runs
+-- nothing (mtl.config.overrides.parse_source). A file of more than max_bytes
+-- (default config.MAX_DATA_BYTES, 64 MiB) or of precompiled Lua is refused
+-- before it is parsed: reading takes time and memory in proportion to at most
+-- that many bytes.
+config.MAX_DATA_BYTES = 64 * 2 ^ 20
+function config.read_data(path, max_bytes)
+  if type(path) ~= "string" then error("config.read_data: expected a file path, got " .. type(path), 2) end
+  max_bytes = max_bytes or config.MAX_DATA_BYTES
+  local f, err = io.open(path, "rb")
+  if not f then error(string.format("%s: cannot open: %s", path, tostring(err):gsub("^[^:]*: ", "")), 0) end
+  local text = f:read(max_bytes + 1) or ""
+  f:close()
+  if #text > max_bytes then
+    error(string.format("%s: larger than %d bytes, more than a config may be: not read", path, max_bytes), 0)
+  end
+  if text:sub(1, 1) == "\27" then
+    error(string.format("%s: is precompiled Lua (bytecode), not a table literal: not read", path), 0)
+  end
+  return overrides.parse_source(text, path)
 end
 
 -- A copy of cfg with "key.path=value" overrides applied in order.

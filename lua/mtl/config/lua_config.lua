@@ -100,7 +100,7 @@ function M.load(path, stack)
   local f = io.open(path, "rb")
   if not f then error(string.format("%s: cannot open the config file", path), 0) end
   f:close()
-  local chunk, err = loadfile(path)
+  local chunk, err = util.loadfile(path)
   if not chunk then error(err, 0) end -- "path:line: syntax message"
   local inner = {}
   for i, p in ipairs(stack) do inner[i] = p end

@@ -3,12 +3,15 @@
 --   overrides.parse_value("{256, 128}")    --> {256, 128}
 --   overrides.apply(cfg, {"train.steps=100", "model.tasks.ctr.weight=2"})
 --
+--   overrides.parse_source(text, name)  --> the table of a data file ("return {...}")
+--
 -- Values are read by a small LPeg grammar, never by load/loadstring:
 --   numbers (Lua syntax: 10, -1.5e-3, 0x10), inf, -inf, nan, true, false, nil
 --   (removes the key), quoted strings ("..." or '...' with Lua escapes), Lua table
 --   literals ({256, 128}, {name = "adam", lr = 1e-3}, nested; a bare word inside a
 --   table is a string: {auc, logloss}); anything else is the text itself as a
---   string (data.train=runs/a b.csv).
+--   string (data.train=runs/a b.csv). Comments (-- to the end of the line, --[[ ]])
+--   may stand between tokens; 0/0 and -math.huge (as mtl writes NaN and -inf) are numbers.
 -- Path components that are numbers index lists; a word indexes a table, or, in a
 -- list of named tables (features, model.tasks, losses), the entry with that name.
 local lpeg = require "lpeg"
@@ -45,7 +48,8 @@ local close_brace = Cmt(P("}"), function(_, pos)
   return pos
 end)
 
-local ws = S(" \t\r\n")^0
+local comment = P("--") * (P("[[") * (1 - P("]]"))^0 * P("]]") + (1 - S("\n"))^0)
+local ws = (S(" \t\r\n") + comment)^0
 local digit, hex = R("09"), R("09", "af", "AF")
 local ident_char = R("az", "AZ", "09") + P("_")
 local ident = (R("az", "AZ") + P("_")) * ident_char^0
@@ -61,10 +65,12 @@ local NIL = {} -- stands for nil inside captures
 local keyword = (P("true") * -ident_char * Cc(true)) + (P("false") * -ident_char * Cc(false))
   + (P("nil") * -ident_char * Cc(NIL)) + (P("inf") * -ident_char * Cc(math.huge))
   + (P("-inf") * -ident_char * Cc(-math.huge)) + (P("math.huge") * -ident_char * Cc(math.huge))
-  + (P("nan") * -ident_char * Cc(0 / 0))
+  + (P("nan") * -ident_char * Cc(0 / 0)) + (P("-math.huge") * -ident_char * Cc(-math.huge))
+  + (P("0/0") * Cc(0 / 0)) + (P("-(0/0)") * Cc(0 / 0))
 
 local ESC = { n = "\n", t = "\t", r = "\r", a = "\a", b = "\b", f = "\f", v = "\v", ["\\"] = "\\", ['"'] = '"', ["'"] = "'" }
 local escape = (P("\\") * C(S("ntrabfv\\\"'"))) / ESC
+  + (P("\\\r\n") + P("\\\n")) / "\n" -- a backslash before a line break (string.format's %q)
   + (P("\\") * C(digit * digit^-2)) / function(d) return string.char(tonumber(d) % 256) end
   + P("\\") * fail("an escape sequence")
 local function quoted(q) return P(q) * Cs((escape + (1 - S(q .. "\\\n")))^0) * expect(P(q), "a closing " .. q) end
@@ -120,6 +126,37 @@ function overrides.parse_value(text)
   local got = res.pos > #trimmed and "the end" or string.format("%q", trimmed:sub(res.pos, res.pos))
   error(string.format("config: cannot read the value %s: expected %s at character %d, got %s",
     util.show(trimmed), res.what, res.pos, got), 0)
+end
+
+-- The value of a data file: one table literal, optionally after `return`,
+-- with comments around it (what mtl writes: an exported model's config.lua,
+-- a run's config.lua). Nothing is run. name: the file's name in messages,
+-- which give line:column. Returns the table.
+local source = ws * (P("return") * -ident_char * ws)^-1 * Cp() * grammar * ws * (P(";") * ws)^-1
+  * expect(P(-1), "the end of the file")
+function overrides.parse_source(text, name)
+  if type(text) ~= "string" then error("config: parse_source needs the text of a file, got " .. type(text), 2) end
+  name = name or "<data>"
+  local function where(pos)
+    local before = text:sub(1, pos - 1)
+    local line = select(2, before:gsub("\n", "")) + 1
+    return string.format("%s:%d:%d", name, line, pos - (before:match("^.*\n()") or 1) + 1)
+  end
+  depth = 0
+  local ok, start, res = pcall(lpeg.match, source, text)
+  if ok and start and type(res) == "table" then return res end
+  local pos, what
+  if not ok then
+    if getmetatable(start) ~= Failure then error(start, 0) end
+    pos, what = start.pos, start.message or ("expected " .. start.what)
+  elseif start then
+    pos, what = start, "expected a table { ... }"
+  else
+    pos = (lpeg.match(ws * (P("return") * -ident_char * ws)^-1 * Cp(), text))
+    what = "expected a table literal (return { ... })"
+  end
+  local got = pos > #text and "the end" or string.format("%q", text:match("^[%w_]+", pos) or text:sub(pos, pos))
+  error(string.format("%s: %s, got %s", where(pos), what, got), 0)
 end
 
 -- "a.b.1.c" -> {"a", "b", 1, "c"}

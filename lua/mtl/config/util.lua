@@ -1,6 +1,18 @@
 -- mtl.config.util: small helpers shared by the config readers (no mtl.core).
 local util = {}
 
+-- loadfile for Lua source only (mode "t"): a precompiled chunk (LuaJIT
+-- bytecode) is refused with a message that says so. Returns the chunk, or nil
+-- and the message.
+function util.loadfile(path)
+  local chunk, err = loadfile(path, "t")
+  if chunk then return chunk end
+  if tostring(err):find("wrong mode", 1, true) then
+    return nil, string.format("%s: is precompiled Lua (bytecode); mtl loads Lua source text only", path)
+  end
+  return nil, err
+end
+
 function util.deep_copy(v)
   if type(v) ~= "table" then return v end
   local out = {}

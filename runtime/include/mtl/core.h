@@ -45,6 +45,12 @@ void mtl_memory_release_cache(void);
 void mtl_memory_trim(void);
 /* Refuses any single allocation above this many bytes (default: 64 GiB). */
 void mtl_memory_set_limit(size_t nbytes);
+/* A budget for the calling thread: from now on its allocations may add up to
+ * nbytes (frees do not give any back), beyond which they fail with an
+ * out-of-memory error; mtl_memory_end_budget ends it and returns the bytes
+ * allocated under it. */
+void mtl_memory_set_budget(size_t nbytes);
+size_t mtl_memory_end_budget(void);
 
 /* ---- storage and tensors ------------------------------------------------- */
 /* Reference counts are atomic: serving threads (runtime/serve) share one

@@ -165,8 +165,9 @@ typedef struct mtl_stats_csv_column {
 int mtl_stats_write_csv(const char *path, int ncols, const mtl_stats_csv_column *cols, int digits);
 /* Copies in_path (a CSV file with a header line; no quoted field may span
  * lines) to out_path with the columns appended to each line; the file's data
- * lines must number the columns' length. out_path may equal in_path (it is
- * written to out_path.tmp and renamed). */
+ * lines must number the columns' length. out_path must be another file than
+ * in_path (refused when both name one file): to replace a file, write a
+ * temporary one and rename it (lua/mtl/stats.lua does, with mtl.sys.replace). */
 int mtl_stats_append_csv(const char *in_path, const char *out_path, char separator, int ncols,
                          const mtl_stats_csv_column *cols, int digits);
 

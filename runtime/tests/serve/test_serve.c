@@ -238,6 +238,31 @@ static long file_size(const char *path) {
   return stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 
+static void write_text(const char *path, const char *text) {
+  FILE *fp = fopen(path, "wb");
+  CHECK(fp != NULL, "cannot write %s", path);
+  if (!fp) return;
+  fputs(text, fp);
+  fclose(fp);
+}
+
+/* Rewrites uid's table size in a copy's config.lua ("num_buckets = 100,"). */
+static void set_uid_buckets(const char *path, const char *to) {
+  long size = file_size(path);
+  FILE *fp = fopen(path, "rb");
+  char *text = calloc((size_t)size + strlen(to) + 1, 1);
+  size_t got = fp ? fread(text, 1, (size_t)size, fp) : 0;
+  if (fp) fclose(fp);
+  char *at = strstr(text, "num_buckets = 100,");
+  CHECK(at != NULL && got == (size_t)size, "config.lua has uid's num_buckets = 100");
+  if (at) {
+    memmove(at + strlen(to), at + 18, strlen(at + 18) + 1);
+    memcpy(at, to, strlen(to));
+    write_text(path, text);
+  }
+  free(text);
+}
+
 /* ---- correctness: the C API against the Lua model ------------------------------------ */
 static void check_scores(mtl_model *m, const fixture *f) {
   char err[1024];
@@ -487,22 +512,37 @@ static void check_load_errors(const char *tmp, const fixture *f) {
     } else if (c == 5) { /* the vocabulary file `mtl export` copied in is gone */
       CHECK(unlink(path) == 0, "unlink %s", path);
     } else { /* uid's table: 101 rows in the config, 100 in the weights */
-      FILE *fp = fopen(path, "rb");
-      char *text = calloc((size_t)size + 2, 1);
-      size_t got = fread(text, 1, (size_t)size, fp);
-      fclose(fp);
-      char *at = strstr(text, "num_buckets = 100,");
-      CHECK(at != NULL && got == (size_t)size, "config.lua has uid's num_buckets = 100");
-      if (at) memcpy(at, "num_buckets = 101,", 18);
-      fp = fopen(path, "wb");
-      fputs(text, fp);
-      fclose(fp);
-      free(text);
+      set_uid_buckets(path, "num_buckets = 101,");
     }
     m = mtl_model_load(bad, err, sizeof err);
     CHECK(!m, "corrupt copy %d loaded", c);
     CHECK(contains(err, "mtl_model_load: ") && contains(err, bad_cases[c].says), "corrupt copy %d: %s", c, err);
     NOTE("  corrupt %s: %s\n", bad_cases[c].file, err);
+    if (m) mtl_model_free(m);
+  }
+
+  /* untrusted directories: config.lua is data, never run. Precompiled Lua,
+   * an endless loop and a table far larger than model.ckpt holds are refused
+   * (a hang here is a failure: ctest's timeout) */
+  static const struct {
+    const char *config, *says;
+  } untrusted[] = {
+      {"\033LJ\002\n precompiled", "is precompiled Lua (bytecode), not a table literal"},
+      {"while true do end\n", "config.lua:1:1: expected a table literal (return { ... }), got \"while\""},
+      {NULL, "building the model would allocate more than"}, /* uid: 10^9 rows */
+  };
+  for (int c = 0; c < 3; c++) {
+    char cmd[4096];
+    snprintf(bad, sizeof bad, "%s/untrusted%d", tmp, c);
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", f->dir, bad);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    snprintf(path, sizeof path, "%s/config.lua", bad);
+    if (untrusted[c].config) write_text(path, untrusted[c].config);
+    else set_uid_buckets(path, "num_buckets = 1000000000,");
+    m = mtl_model_load(bad, err, sizeof err);
+    CHECK(!m, "untrusted copy %d loaded", c);
+    CHECK(contains(err, "mtl_model_load: ") && contains(err, untrusted[c].says), "untrusted copy %d: %s", c, err);
+    NOTE("  untrusted config.lua: %s\n", err);
     if (m) mtl_model_free(m);
   }
 }
