@@ -233,11 +233,37 @@ void mtl_embedding_release(mtl_embedding *t) {
 /* ---- ids ----------------------------------------------------------------------- */
 int64_t mtl_embedding_string_key(const char *s, size_t len) { return (int64_t)XXH3_64bits(s, len); }
 
-static inline int64_t bucket_of(const mtl_embedding *t, int64_t id) {
+static inline int64_t hash_bucket(int64_t id, uint64_t seed, int64_t buckets) {
   unsigned char b[8];
   uint64_t u = (uint64_t)id;
   for (int i = 0; i < 8; i++) b[i] = (unsigned char)(u >> (8 * i)); /* little-endian on any host */
-  return (int64_t)(XXH3_64bits_withSeed(b, 8, t->cfg.hash_seed) % (uint64_t)t->cfg.num_rows);
+  return (int64_t)(XXH3_64bits_withSeed(b, 8, seed) % (uint64_t)buckets);
+}
+
+static inline int64_t bucket_of(const mtl_embedding *t, int64_t id) {
+  return hash_bucket(id, t->cfg.hash_seed, t->cfg.num_rows);
+}
+
+mtl_tensor *mtl_embedding_buckets(const mtl_tensor *ids, int64_t buckets, uint64_t seed) {
+  if (!ids || ids->dtype != MTL_I64) {
+    mtl_error("mtl_embedding_buckets: expected int64 ids, got %s", ids ? mtl_dtype_name(ids->dtype) : "NULL");
+    return NULL;
+  }
+  if (buckets < 1) {
+    mtl_error("mtl_embedding_buckets: expected at least 1 bucket, got %lld", (long long)buckets);
+    return NULL;
+  }
+  mtl_tensor *c = mtl_tensor_contiguous_data((mtl_tensor *)ids);
+  if (!c) return NULL;
+  int64_t n = c->numel;
+  mtl_tensor *out = mtl_tensor_new(MTL_I64, 1, &n);
+  if (out) {
+    const int64_t *p = mtl_i64(c);
+    int64_t *q = mtl_i64(out);
+    for (int64_t i = 0; i < n; i++) q[i] = hash_bucket(p[i], seed, buckets);
+  }
+  mtl_tensor_release(c);
+  return out;
 }
 
 /* The row blocks of a table grown to cap rows in place: when the table alone

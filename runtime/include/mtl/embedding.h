@@ -110,6 +110,10 @@ const char *mtl_embedding_kind_name(mtl_embedding_kind k);
 /* ---- ids ------------------------------------------------------------------ */
 /* The 64-bit key of a string id. */
 int64_t mtl_embedding_string_key(const char *s, size_t len);
+/* A hashed table's bucket of each id, as a table of `buckets` rows and this
+ * seed computes it: int64 [numel of ids] (row-sharded tables route ids with
+ * it without holding the table). */
+mtl_tensor *mtl_embedding_buckets(const mtl_tensor *ids, int64_t buckets, uint64_t seed);
 /* Maps n ids to rows (-1: no row of its own; the default row is used).
  * Dynamic tables in training mode count, admit and stamp the ids. */
 int mtl_embedding_resolve(mtl_embedding *t, int64_t n, const int64_t *ids, int64_t *rows);

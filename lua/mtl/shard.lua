@@ -1,0 +1,682 @@
+-- mtl.shard: row-sharded embedding tables over mtl.dist's ranks
+-- (docs/distributed.md, "Row-sharded tables").
+--
+-- A sharded table's rows are split by key: key = the id of a fixed or dynamic
+-- table, the bucket of a hashed one; owner = key mod N. Rank r holds only its
+-- rows (`st.shard`, an mtl.Embedding: a fixed table of the rows r, r + N, ...
+-- for fixed and hashed tables, at local row key div N; a dynamic table of the
+-- ids it owns, admitting and evicting them) with their optimizer state (the
+-- optimizer takes st.shard). The model looks rows up in `st.view`, a small
+-- dynamic table in eval mode that holds, during a step, the rows of the ids
+-- of that step's batch on this rank:
+--
+--   shard.prefetch(list, ids)  before the forward: every table's ids to their
+--                              owners in one alltoallv, the rows back in a
+--                              second, loaded into the views
+--   ... forward and backward on the views (the same C lookups and bags) ...
+--   shard.push_grads(list)     after backward: each view's sparse gradient to
+--                              the owners in one alltoallv, added to the shards
+--
+-- One process is the N = 1 case of the same calls (every collective returns
+-- its input).
+local mtl = require "mtl"
+local ffi = require "ffi"
+
+local dist = mtl.dist
+local core = mtl.core
+local format = string.format
+local floor = math.floor
+
+local shard = {}
+
+local Sharded = {}
+Sharded.__index = Sharded
+shard.Sharded = Sharded
+
+local i64p = ffi.typeof("int64_t *")
+local f32p = ffi.typeof("float *")
+local u32p = ffi.typeof("uint32_t *")
+
+local function ptr(t, ct) return ffi.cast(ct, t:data_ptr()) end
+
+local function kind_of(opts)
+  if opts.kind then return opts.kind end
+  if opts.num_buckets then return "fixed" end
+  if opts.hash_bucket_size then return "hashed" end
+  return nil
+end
+
+-- The rows of keys 0..n-1 that rank r of N owns: r, r + N, ...
+function shard.local_rows(n, rank, size)
+  if rank >= n then return 0 end
+  return floor((n - 1 - rank) / size) + 1
+end
+
+-- A row-sharded table over this run's ranks. opts: mtl.Embedding's options (a
+-- fixed, hashed or dynamic table); name: for messages. The rows a fixed or
+-- hashed table's single-process version would draw from the random stream are
+-- drawn in the same order (in chunks of a few MiB) and each rank keeps its
+-- own, so the rows and the stream after are the single process's.
+function shard.new(opts, name, rank, size)
+  rank, size = rank or dist.rank(), size or dist.size()
+  local kind = kind_of(opts)
+  if kind ~= "fixed" and kind ~= "hashed" and kind ~= "dynamic" then
+    mtl.Embedding(opts) -- its own message for a missing or unknown kind
+    error(format("mtl.shard: table %s: kind %s cannot be sharded", tostring(name), tostring(kind)), 2)
+  end
+  local self = setmetatable({ name = name or "table", kind = kind, dim = opts.dim, rank = rank, size = size,
+                              opts = opts, training_mode = true }, Sharded)
+  self.view = mtl.Embedding { kind = "dynamic", dim = opts.dim, init = "zeros", default_row = opts.default_row }
+  self.view:eval()
+  if kind == "dynamic" then
+    self.shard = mtl.Embedding(opts)
+    return self
+  end
+  self.n = opts.num_buckets or opts.hash_bucket_size
+  self.seed = opts.hash_seed or 0
+  self.local_n = shard.local_rows(self.n, rank, size)
+  self.shard = mtl.Embedding { num_buckets = math.max(self.local_n, 1), dim = opts.dim, init = "zeros",
+                               requires_grad = opts.requires_grad }
+  if (opts.init or "uniform") ~= "zeros" then self:draw_rows() end
+  return self
+end
+
+-- The single-process table's initial rows, drawn chunk by chunk (a chunk is a
+-- multiple of N rows, so rank r's rows are at r, r + N, ... of every chunk).
+function Sharded:draw_rows()
+  local n, N, dim = self.n, self.size, self.dim
+  local chunk = N * 65536
+  local w = self.shard:weight()
+  for a = 0, n - 1, chunk do
+    local c = math.min(chunk, n - a)
+    local tmp = mtl.Embedding { num_buckets = c, dim = dim, init = self.opts.init, scale = self.opts.scale }
+    local count = shard.local_rows(c, self.rank, N)
+    if count > 0 then
+      local tw = tmp:weight()
+      local padded = math.ceil(c / N) * N
+      if padded > c then tw = mtl.concat({ tw, mtl.zeros(padded - c, dim) }, 1) end
+      local mine = tw:reshape(padded / N, N, dim):narrow(2, self.rank + 1, 1):contiguous():reshape(padded / N, dim)
+      w:narrow(1, a / N + 1, count):copy(mine:narrow(1, 1, count))
+    end
+    tmp = nil
+    collectgarbage()
+  end
+end
+
+function Sharded:train() self.training_mode = true; if self.kind == "dynamic" then self.shard:train() end end
+function Sharded:eval() self.training_mode = false; if self.kind == "dynamic" then self.shard:eval() end end
+function Sharded:training() return self.training_mode end
+
+-- The global key of each local row of a fixed or hashed shard.
+function Sharded:row_keys()
+  return mtl.arange(0, self.local_n, 1, "int64") * self.size + self.rank
+end
+
+-- ---- keys and owners ------------------------------------------------------------------
+-- owner of a key: key mod N, in 0..N-1 (also for a dynamic table's negative ids)
+local function owner_of(key, N)
+  local r = key % N
+  if r < 0 then r = r + N end
+  return tonumber(r)
+end
+
+-- this rank's ids of one step for table st: the sorted distinct ids, the keys
+-- to ask for (sorted, distinct), and for a dynamic table in training the
+-- number of times each id occurs (the owner counts every sighting)
+local function step_keys(st, id_list)
+  local flat = {}
+  for _, t in ipairs(id_list) do
+    if t:numel() > 0 then flat[#flat + 1] = t:contiguous():reshape(t:numel()) end
+  end
+  local all = #flat == 0 and mtl.zeros({ 0 }, "int64") or (#flat == 1 and flat[1] or mtl.concat(flat, 1))
+  local uniq = core.sort_unique(all)
+  local u = uniq:numel()
+  local e = { uniq = uniq, u = u }
+  if st.kind == "fixed" and u > 0 then
+    local p = ptr(uniq, i64p)
+    local bad = p[0] < 0 and p[0] or (p[u - 1] >= st.n and p[u - 1] or nil)
+    if bad then
+      error(format("mtl.shard: table %s (rank %d, %s): id %s out of range for a fixed table of %d rows (valid ids: 0..%d)",
+        st.name, st.rank, dist.context(), tostring(bad):gsub("LL$", ""), st.n, st.n - 1), 0)
+    end
+  end
+  if st.kind == "hashed" then
+    e.buckets = mtl.Embedding.buckets(uniq, st.n, st.seed)
+    e.keys = core.sort_unique(e.buckets)
+  else
+    e.keys = uniq
+  end
+  if st.kind == "dynamic" and st.training_mode then -- sightings per id (binary search in uniq)
+    local counts = mtl.zeros({ u }, "int64")
+    local c, up = ptr(counts, i64p), ptr(uniq, i64p)
+    local ap = ptr(all, i64p)
+    for i = 0, all:numel() - 1 do
+      local id, lo, hi = ap[i], 0, u - 1
+      while lo < hi do
+        local mid = floor((lo + hi) / 2)
+        if up[mid] < id then lo = mid + 1 else hi = mid end
+      end
+      c[lo] = c[lo] + 1
+    end
+    e.counts = counts
+  end
+  return e
+end
+
+-- Splits e.keys by owner (stable): e.ask (keys in rank order), e.ask_counts
+-- [d + 1], e.ask_pos [i] (where key i of e.keys went, 0-based), e.ask_off.
+local function split_by_owner(e, N)
+  local m = e.keys:numel()
+  local kp = ptr(e.keys, i64p)
+  local counts, owners = {}, ffi.new("int32_t[?]", math.max(m, 1))
+  for d = 1, N do counts[d] = 0 end
+  for i = 0, m - 1 do
+    local d = owner_of(kp[i], N)
+    owners[i] = d
+    counts[d + 1] = counts[d + 1] + 1
+  end
+  local off, o = {}, 0
+  for d = 1, N do off[d] = o; o = o + counts[d] end
+  local ask = mtl.zeros({ m }, "int64")
+  local ap = ptr(ask, i64p)
+  local pos = ffi.new("int64_t[?]", math.max(m, 1))
+  local fill = {}
+  for d = 1, N do fill[d] = off[d] end
+  local cp = e.counts and ptr(e.counts, i64p)
+  local asked_counts = e.counts and mtl.zeros({ m }, "int64")
+  local acp = asked_counts and ptr(asked_counts, i64p)
+  for i = 0, m - 1 do
+    local d = owners[i] + 1
+    ap[fill[d]] = kp[i]
+    if acp then acp[fill[d]] = cp[i] end
+    pos[i] = fill[d]
+    fill[d] = fill[d] + 1
+  end
+  e.ask, e.ask_counts, e.ask_off, e.ask_pos, e.asked_counts = ask, counts, off, pos, asked_counts
+end
+
+-- The width, in floats, of a row a table's owner sends back: the row, and for a
+-- dynamic table first a flag (1: the owner holds the id, 0: not admitted).
+local function width(st) return st.kind == "dynamic" and st.dim + 1 or st.dim end
+
+-- The owner's rows for the keys it received for one table (all ranks' in rank
+-- order): [m, width] floats.
+local function owner_rows(st, keys)
+  local m = keys:numel()
+  if m == 0 then return mtl.zeros(0, width(st)) end
+  if st.kind ~= "dynamic" then
+    local lk = mtl.zeros({ m }, "int64")
+    local kp, lp = ptr(keys, i64p), ptr(lk, i64p)
+    local N = st.size
+    for i = 0, m - 1 do lp[i] = kp[i] / N end -- keys are >= 0: division truncates = floor
+    return mtl.no_grad(function() return st.shard:lookup(lk) end)
+  end
+  local rows = mtl.no_grad(function()
+    if st.training_mode then st.shard:eval() end -- the counting was done on the sightings
+    local r = st.shard:lookup(keys)
+    if st.training_mode then st.shard:train() end
+    return r
+  end)
+  return mtl.concat({ st.shard:has(keys):reshape(m, 1), rows }, 2)
+end
+
+-- A dynamic shard's training lookup of the sightings of one step (all ranks'
+-- ids, in rank order, each as often as it occurred): counts, admits, stamps.
+local function count_sightings(st, keys, counts)
+  local m, total = keys:numel(), 0
+  local cp, kp = ptr(counts, i64p), ptr(keys, i64p)
+  for i = 0, m - 1 do total = total + tonumber(cp[i]) end
+  if total == 0 then return end
+  local occ = mtl.zeros({ total }, "int64")
+  local op, k = ptr(occ, i64p), 0
+  for i = 0, m - 1 do
+    for _ = 1, tonumber(cp[i]) do op[k] = kp[i]; k = k + 1 end
+  end
+  mtl.no_grad(function() st.shard:lookup(occ) end)
+end
+
+-- ---- the step ------------------------------------------------------------------------
+-- Before the forward: list = the sharded tables (in the same order on every
+-- rank), ids[k] = a list of int64 tensors, table k's ids in this rank's batch
+-- (any shapes; empty lists for a rank without rows). One alltoallv sends
+-- every table's keys to their owners — per destination: a count per table,
+-- then each table's keys (and a dynamic table's sighting counts in
+-- training) — and one sends the rows back; each view then holds the rows of
+-- this rank's ids. Returns the bytes sent by this rank.
+function shard.prefetch(list, ids)
+  local N, T = dist.size(), #list
+  local es = {}
+  for k, st in ipairs(list) do
+    es[k] = step_keys(st, ids[k] or {})
+    split_by_owner(es[k], N)
+  end
+  -- the ids message: per destination d, T counts, then table by table the keys (+ counts)
+  local send_counts, total = {}, 0
+  for d = 1, N do
+    local c = T
+    for k = 1, T do c = c + es[k].ask_counts[d] * (es[k].asked_counts and 2 or 1) end
+    send_counts[d] = c
+    total = total + c
+  end
+  local msg = mtl.zeros({ total }, "int64")
+  local mp, o = ptr(msg, i64p), 0
+  for d = 1, N do
+    for k = 1, T do mp[o + k - 1] = es[k].ask_counts[d] end
+    o = o + T
+    for k = 1, T do
+      local e, c = es[k], es[k].ask_counts[d]
+      if c > 0 then
+        ffi.copy(mp + o, ptr(e.ask, i64p) + e.ask_off[d], 8 * c)
+        o = o + c
+        if e.asked_counts then
+          ffi.copy(mp + o, ptr(e.asked_counts, i64p) + e.ask_off[d], 8 * c)
+          o = o + c
+        end
+      end
+    end
+  end
+  local got, recv_counts = dist.alltoallv(msg, send_counts)
+  -- the owner: every source's keys of table k, in rank order
+  local gp = ptr(got, i64p)
+  local per = {} -- per[k] = {keys = {tensor per source}, counts = {...}, n = {count per source}}
+  for k = 1, T do per[k] = { keys = {}, counts = {}, n = {} } end
+  o = 0
+  for s = 1, N do
+    local base = o
+    o = o + T
+    for k = 1, T do
+      local c = tonumber(gp[base + k - 1])
+      per[k].n[s] = c
+      if c > 0 then
+        per[k].keys[#per[k].keys + 1] = got:narrow(1, o + 1, c)
+        o = o + c
+        if list[k].kind == "dynamic" and list[k].training_mode then
+          per[k].counts[#per[k].counts + 1] = got:narrow(1, o + 1, c)
+          o = o + c
+        end
+      end
+    end
+  end
+  -- the rows, per source in rank order and table by table
+  local rows = {}
+  for k, st in ipairs(list) do
+    local keys = #per[k].keys > 0 and mtl.concat(per[k].keys, 1) or mtl.zeros({ 0 }, "int64")
+    if #per[k].counts > 0 then count_sightings(st, keys, mtl.concat(per[k].counts, 1)) end
+    rows[k] = owner_rows(st, keys):contiguous()
+  end
+  local reply_counts, reply_total = {}, 0
+  for s = 1, N do
+    local c = 0
+    for k, st in ipairs(list) do c = c + per[k].n[s] * width(st) end
+    reply_counts[s] = c
+    reply_total = reply_total + c
+  end
+  local reply = mtl.zeros({ reply_total })
+  local rp = ptr(reply, f32p)
+  local taken = {}
+  for k = 1, T do taken[k] = 0 end
+  o = 0
+  for s = 1, N do
+    for k, st in ipairs(list) do
+      local c, w = per[k].n[s], width(st)
+      if c > 0 then
+        ffi.copy(rp + o, ptr(rows[k], f32p) + taken[k] * w, 4 * c * w)
+        taken[k] = taken[k] + c
+        o = o + c * w
+      end
+    end
+  end
+  local back = dist.alltoallv(reply, reply_counts)
+  -- this rank: the rows of its keys into the views
+  local bp = ptr(back, f32p)
+  local start, off = {}, 0 -- start[k][d]: where table k's rows from rank d begin in `back`
+  for k = 1, T do start[k] = {} end
+  for d = 1, N do
+    for k, st in ipairs(list) do
+      start[k][d] = off
+      off = off + es[k].ask_counts[d] * width(st)
+    end
+  end
+  for k, st in ipairs(list) do
+    shard.load_view(st, es[k], bp, start[k])
+  end
+  return 8 * total + 4 * reply_total
+end
+
+-- Where the row of e.keys[i] (0-based) is in the received floats.
+local function row_at(e, start, i, w, N)
+  local a = e.ask_pos[i]
+  local d = N
+  for r = 1, N do
+    if a < e.ask_off[r] + e.ask_counts[r] then d = r; break end
+  end
+  return start[d] + (a - e.ask_off[d]) * w
+end
+
+function shard.load_view(st, e, bp, start)
+  local N, dim, w = dist.size(), st.dim, width(st)
+  local u = e.u
+  local vids = mtl.zeros({ u }, "int64")
+  local vrows = mtl.zeros(u, dim)
+  local ip, vp = ptr(vids, i64p), ptr(vrows, f32p)
+  local up = ptr(e.uniq, i64p)
+  local n = 0
+  if st.kind == "hashed" then
+    local where = {} -- bucket -> index in e.keys
+    local kp = ptr(e.keys, i64p)
+    for i = 0, e.keys:numel() - 1 do where[tonumber(kp[i])] = i end
+    local bp2 = ptr(e.buckets, i64p)
+    for i = 0, u - 1 do
+      local at = row_at(e, start, where[tonumber(bp2[i])], w, N)
+      ip[n] = up[i]
+      ffi.copy(vp + n * dim, bp + at, 4 * dim)
+      n = n + 1
+    end
+  else
+    for i = 0, u - 1 do
+      local at = row_at(e, start, i, w, N)
+      if st.kind ~= "dynamic" or bp[at] ~= 0 then
+        ip[n] = up[i]
+        ffi.copy(vp + n * dim, bp + at + (w - dim), 4 * dim)
+        n = n + 1
+      end
+    end
+  end
+  st.view:load_state_dict { kind = "dynamic", dim = dim, ids = vids:narrow(1, 1, n), weight = vrows:narrow(1, 1, n) }
+end
+
+-- After backward: every view's gradient (its ids' summed rows) to the owners
+-- in one alltoallv — per destination a count per table (as two 32-bit
+-- halves), then each entry's key (two halves) and row — and each owner adds
+-- all ranks' entries, in rank order, to its shard's gradient (t:add_grad).
+-- The views' gradients are cleared. Returns the bytes sent by this rank.
+function shard.push_grads(list)
+  local N, T = dist.size(), #list
+  local es = {}
+  for k, st in ipairs(list) do
+    local ids, vals = st.view:grad()
+    local e = { vals = vals and vals:contiguous() }
+    if not ids then
+      e.keys = mtl.zeros({ 0 }, "int64")
+    elseif st.kind == "hashed" then
+      e.keys = mtl.Embedding.buckets(ids, st.n, st.seed)
+    else
+      e.keys = ids
+    end
+    split_by_owner(e, N)
+    es[k] = e
+  end
+  local send_counts, total = {}, 0
+  for d = 1, N do
+    local c = 2 * T
+    for k, st in ipairs(list) do c = c + es[k].ask_counts[d] * (2 + st.dim) end
+    send_counts[d] = c
+    total = total + c
+  end
+  local msg = mtl.zeros({ total })
+  local mp, up = ptr(msg, f32p), ptr(msg, u32p)
+  local o = 0
+  for d = 1, N do
+    for k = 1, T do up[o + 2 * k - 2], up[o + 2 * k - 1] = es[k].ask_counts[d], 0 end
+    o = o + 2 * T
+    for k, st in ipairs(list) do
+      local e, dim = es[k], st.dim
+      local m = e.keys:numel()
+      if e.ask_counts[d] > 0 then
+        local kp, vp = ptr(e.keys, i64p), ptr(e.vals, f32p)
+        for i = 0, m - 1 do -- the entries of keys owned by d, in key order
+          if e.ask_pos[i] >= e.ask_off[d] and e.ask_pos[i] < e.ask_off[d] + e.ask_counts[d] then
+            local at = o + (e.ask_pos[i] - e.ask_off[d]) * (2 + dim)
+            local key = ffi.cast("uint64_t", kp[i])
+            up[at], up[at + 1] = tonumber(key % 4294967296ULL), tonumber(key / 4294967296ULL)
+            ffi.copy(mp + at + 2, vp + i * dim, 4 * dim)
+          end
+        end
+        o = o + e.ask_counts[d] * (2 + dim)
+      end
+    end
+  end
+  local got = dist.alltoallv(msg, send_counts)
+  local gp, gu = ptr(got, f32p), ptr(got, u32p)
+  local keys, vals = {}, {}
+  for k = 1, T do keys[k], vals[k] = {}, {} end
+  local n_got = got:numel()
+  o = 0
+  while o < n_got do -- one source after another, in rank order
+    local counts = {}
+    for k = 1, T do counts[k] = tonumber(gu[o + 2 * k - 2]) end
+    o = o + 2 * T
+    for k, st in ipairs(list) do
+      local c, dim = counts[k], st.dim
+      if c > 0 then
+        local kt, vt = mtl.zeros({ c }, "int64"), mtl.zeros(c, dim)
+        local kp, vp = ptr(kt, i64p), ptr(vt, f32p)
+        for i = 0, c - 1 do
+          local at = o + i * (2 + dim)
+          local key = ffi.cast("int64_t", ffi.cast("uint64_t", gu[at]) + ffi.cast("uint64_t", gu[at + 1]) * 4294967296ULL)
+          kp[i] = st.kind == "dynamic" and key or key / st.size
+          ffi.copy(vp + i * dim, gp + at + 2, 4 * dim)
+        end
+        keys[k][#keys[k] + 1], vals[k][#vals[k] + 1] = kt, vt
+        o = o + c * (2 + dim)
+      end
+    end
+  end
+  for k, st in ipairs(list) do
+    st.view:zero_grad()
+    if #keys[k] > 0 then
+      st.shard:add_grad(#keys[k] == 1 and keys[k][1] or mtl.concat(keys[k], 1),
+                        #vals[k] == 1 and vals[k][1] or mtl.concat(vals[k], 1))
+    end
+  end
+  return 4 * total
+end
+
+-- ---- checkpoints ------------------------------------------------------------------------
+-- The position of table t among optimizer o's parameters (groups in order), or nil.
+function shard.param_index(o, t)
+  local j = 0
+  for _, g in ipairs(o.groups or {}) do
+    for _, p in ipairs(g.params) do
+      j = j + 1
+      if rawequal(p, t) then return j end
+    end
+  end
+  return nil
+end
+
+-- This rank's shard of a checkpoint: {format, rank, size, tables = {[name] =
+-- {kind, dim, n, table = the shard's state_dict, optim = {[i] = optimizer i's
+-- state of it}}}}.
+function shard.state(list, optimizers)
+  local out = { format = "mtl-shard-1", rank = dist.rank(), size = dist.size(), tables = {} }
+  for _, st in ipairs(list) do
+    local e = { kind = st.kind, dim = st.dim, n = st.n, table = st.shard:state_dict(), optim = {} }
+    for i, o in ipairs(optimizers) do
+      local j = shard.param_index(o, st.shard)
+      if j then e.optim[i] = o:state_dict().params[j] end
+    end
+    out.tables[st.name] = e
+  end
+  return out
+end
+
+-- The [rows, dim] tensors of an entry (a table's state or an optimizer's
+-- state of it), contiguous, by field name.
+local function row_tensors(e)
+  local out = {}
+  for k, v in pairs(e) do
+    if type(v) == "userdata" and v.dim and v:dim() == 2 then out[k] = v:contiguous() end
+  end
+  return out
+end
+
+-- Copies rows of src's [rows, dim] fields into dst's fields of the same name:
+-- pairs_list = {{src row, dst row}, ...} (0-based).
+local function copy_rows(src, dst, pairs_list, dim)
+  local sp = {}
+  for k, t in pairs(row_tensors(src)) do sp[k] = ptr(t, f32p) end
+  for k, t in pairs(dst) do
+    local s = sp[k]
+    if s then
+      local d = ptr(t, f32p)
+      for _, pr in ipairs(pairs_list) do ffi.copy(d + pr[2] * dim, s + pr[1] * dim, 4 * dim) end
+    end
+  end
+end
+
+-- A fixed or hashed table's rows of the old shards (N = how.size, state r from
+-- how.load(r)) that this rank owns now, with their optimizer state.
+local function reshard_rows(st, name, how, optimizers)
+  local M, me, dim = st.size, st.rank, st.dim
+  local L = math.max(st.local_n, 1)
+  local tstate = { weight = mtl.zeros(L, dim) }
+  local ostate = {}
+  for r = 0, how.size - 1 do
+    local old = how.load(r).tables[name] or error(format("mtl.shard: shard %d of the checkpoint has no table %s", r, name), 0)
+    if old.n ~= st.n or old.dim ~= dim then
+      error(format("mtl.shard: table %s: the checkpoint's has %s rows x %d, this one %d x %d", name, tostring(old.n), old.dim, st.n, dim), 0)
+    end
+    local moves = {} -- {old local row, new local row}
+    local old_n = shard.local_rows(st.n, r, how.size)
+    for i = 0, old_n - 1 do
+      local key = r + i * how.size
+      if key % M == me then moves[#moves + 1] = { i, floor(key / M) } end
+    end
+    copy_rows(old.table, tstate, moves, dim)
+    for i, e in pairs(old.optim) do
+      if not ostate[i] then
+        ostate[i] = {}
+        for k, v in pairs(e) do
+          ostate[i][k] = (type(v) == "userdata" and v.dim and v:dim() == 2) and mtl.zeros(L, dim) or v
+        end
+      end
+      local rows = {}
+      for k, v in pairs(ostate[i]) do if type(v) == "userdata" and v.dim and v:dim() == 2 then rows[k] = v end end
+      copy_rows(e, rows, moves, dim)
+    end
+    collectgarbage()
+  end
+  tstate.kind, tstate.dim = "fixed", dim
+  return tstate, ostate
+end
+
+-- A dynamic table's ids (and their rows, counters, optimizer state) of the
+-- old shards that this rank owns now.
+local function reshard_ids(st, name, how)
+  local M, me = st.size, st.rank
+  local keep_ids, keep = {}, {}
+  local parts = { ids = {}, weight = {}, last_seen = {}, pending_ids = {}, pending_counts = {}, pending_seen = {} }
+  local oparts, ofirst = {}, {}
+  local first
+  for r = 0, how.size - 1 do
+    local old = how.load(r).tables[name] or error(format("mtl.shard: shard %d of the checkpoint has no table %s", r, name), 0)
+    local t = old.table
+    first = first or t
+    local function mine(ids)
+      local idx = {}
+      local p = ptr(ids:contiguous(), i64p)
+      for i = 0, ids:numel() - 1 do if owner_of(p[i], M) == me then idx[#idx + 1] = i end end
+      return idx
+    end
+    local function take(tensor, idx)
+      if #idx == 0 then return nil end
+      local list = {}
+      for n, i in ipairs(idx) do list[n] = i + 1 end
+      return tensor:index_select(1, mtl.tensor(list, "int64"))
+    end
+    local idx = mine(t.ids)
+    for _, k in ipairs({ "ids", "weight", "last_seen" }) do parts[k][#parts[k] + 1] = t[k] and take(t[k], idx) end
+    if t.pending_ids then
+      local pidx = mine(t.pending_ids)
+      for _, k in ipairs({ "pending_ids", "pending_counts", "pending_seen" }) do parts[k][#parts[k] + 1] = take(t[k], pidx) end
+    end
+    for i, e in pairs(old.optim) do
+      ofirst[i] = ofirst[i] or e
+      oparts[i] = oparts[i] or {}
+      local oidx = mine(e.ids)
+      for k, v in pairs(e) do
+        if type(v) == "userdata" then
+          oparts[i][k] = oparts[i][k] or {}
+          oparts[i][k][#oparts[i][k] + 1] = take(v, oidx)
+        end
+      end
+    end
+    collectgarbage()
+  end
+  local function join(list, like)
+    if #list == 0 then
+      local shape = like:shape()
+      shape[1] = 0
+      return mtl.zeros(shape, like:dtype())
+    end
+    return #list == 1 and list[1] or mtl.concat(list, 1)
+  end
+  local tstate = {}
+  for k, v in pairs(first) do tstate[k] = v end
+  for k, list in pairs(parts) do if first[k] then tstate[k] = join(list, first[k]) end end
+  local ostate = {}
+  for i, e in pairs(ofirst) do
+    ostate[i] = {}
+    for k, v in pairs(e) do ostate[i][k] = type(v) == "userdata" and join(oparts[i][k], v) or v end
+  end
+  return tstate, ostate
+end
+
+-- Optimizer o's state_dict without the sharded tables' state (their entries
+-- {kind = "sharded"}): the replicated part of a checkpoint.
+function shard.replicated_optim_state(o, list)
+  local sd = o:state_dict()
+  for _, st in ipairs(list) do
+    local j = shard.param_index(o, st.shard)
+    if j then sd.params[j] = { kind = "sharded" } end
+  end
+  return sd
+end
+
+-- Loads such a state_dict into o, keeping the sharded tables' current state.
+function shard.load_replicated_optim_state(o, list, sd)
+  local now
+  for j, e in ipairs(sd.params or {}) do
+    if type(e) == "table" and e.kind == "sharded" then
+      now = now or o:state_dict()
+      sd.params[j] = now.params[j]
+    end
+  end
+  o:load_state_dict(sd)
+end
+
+-- Loads the sharded tables from a checkpoint (parallel's load_shard_state):
+-- `shards` is this rank's own state (same N), or {size = N, load = function(r)}.
+function shard.load_state(list, optimizers, shards)
+  local how = shards
+  if shards.format == "mtl-shard-1" then
+    if shards.size ~= dist.size() or shards.rank ~= dist.rank() then
+      error(format("mtl.shard: the shard is rank %d of %d, this is rank %d of %d", shards.rank, shards.size,
+                   dist.rank(), dist.size()), 0)
+    end
+    how = { size = shards.size, load = function() return shards end, same = true }
+  end
+  for _, st in ipairs(list) do
+    local tstate, ostate
+    if how.same then
+      local e = shards.tables[st.name] or error(format("mtl.shard: the shard has no table %s", st.name), 0)
+      tstate, ostate = e.table, e.optim
+    elseif st.kind == "dynamic" then
+      tstate, ostate = reshard_ids(st, st.name, how)
+    else
+      tstate, ostate = reshard_rows(st, st.name, how, optimizers)
+    end
+    st.shard:load_state_dict(tstate)
+    for i, o in ipairs(optimizers) do
+      local j = shard.param_index(o, st.shard)
+      if j and ostate[i] then
+        local sd = o:state_dict()
+        sd.params[j] = ostate[i]
+        o:load_state_dict(sd)
+      end
+    end
+  end
+end
+
+return shard
