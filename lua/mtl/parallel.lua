@@ -27,6 +27,7 @@ local mtl = require "mtl"
 local ffi = require "ffi"
 local sys = require "mtl.sys"
 local shard = require "mtl.shard"
+local shard_state = require "mtl.shard_state"
 
 local dist = mtl.dist
 local format = string.format
@@ -98,10 +99,14 @@ end
 -- A table as the plan places it: an mtl.Embedding (replicated) or an
 -- mtl.shard table (sharded; its view is what the model looks rows up in).
 function parallel.embedding(opts, name, how)
-  local placement = parallel.choose(opts, how)
-  if placement == "sharded" then return shard.new(opts, name) end
-  return mtl.Embedding(opts)
+  local placement, reason = parallel.choose(opts, how)
+  local t = placement == "sharded" and shard.new(opts, name) or mtl.Embedding(opts)
+  parallel.reasons[t] = reason
+  return t
 end
+
+-- Why the planner placed a table as it did (parallel.embedding), by table.
+parallel.reasons = setmetatable({}, { __mode = "k" })
 
 -- Whether t is a row-sharded table (mtl.shard).
 function parallel.is_sharded(t) return getmetatable(t) == shard.Sharded end
@@ -117,14 +122,15 @@ function parallel.plan(tables, size)
       local rows = t.kind == "dynamic" and format("a dynamic table (%d ids on this rank now)", t.shard:rows())
         or format("%d rows x %d", t.n, t.dim)
       out[i] = { name = e.name, table = t, placement = "sharded",
-                 reason = format("%s: sharded by row over %d ranks (owner = %s mod %d)", rows, size,
-                                 t.kind == "hashed" and "bucket" or "id", size) }
+                 reason = format("%s: sharded by row over %d ranks (owner = %s mod %d)", parallel.reasons[t] or rows,
+                                 size, t.kind == "hashed" and "bucket" or "id", size) }
     else
       local mib = t:capacity() * t:dim() * 4 / 2 ^ 20
       local what = t:kind() == "dynamic" and format("a dynamic table (%d rows now)", t:rows())
         or format("%d rows x %d", t:capacity(), t:dim())
       out[i] = { name = e.name, table = t, placement = "replicated",
-                 reason = format("%s, %.1f MiB of weights: replicated on all %d ranks", what, mib, size) }
+                 reason = parallel.reasons[t] and format("%s: replicated on all %d ranks", parallel.reasons[t], size)
+                   or format("%s, %.1f MiB of weights: replicated on all %d ranks", what, mib, size) }
     end
   end
   return out
@@ -175,10 +181,12 @@ end
 -- file order (with score_partition: batch k N + r of rank r). fn(batch)
 -- returns a list of tensors, rows first; `empty` is that list with no rows
 -- (for a rank whose batches ran out). One allgather per tensor per round of
--- N batches.
-function parallel.map_batches(next_batch, fn, empty, consume)
+-- N batches. before(batch or nil), when given, runs first in every round on
+-- every rank (a sharded table's prefetch).
+function parallel.map_batches(next_batch, fn, empty, consume, before)
   while true do
     local batch = next_batch()
+    if before then before(batch) end
     local mine = batch and fn(batch) or empty
     local gathered, counts = {}, {}
     for i, t in ipairs(mine) do gathered[i], counts[i] = dist.allgather(t) end
@@ -397,7 +405,7 @@ function DataParallel:checksums(full)
     add(format("optimizer %d steps", i), o.steps)
     local own = {} -- a sharded table's rows differ by rank: not compared
     for _, st in ipairs(self.sharded) do
-      local j = shard.param_index(o, st.shard)
+      local j = shard_state.param_index(o, st.shard)
       if j then own[j] = true end
     end
     for j, st in ipairs(o:state()) do
@@ -451,22 +459,23 @@ end
 -- ---- checkpoints ------------------------------------------------------------------------------------
 -- This rank's shard of the checkpoint (its rows of the sharded tables with
 -- their optimizer state and a dynamic table's ids, counters and clock:
--- mtl.shard.state), or nil when no table is sharded. A checkpoint writes it
+-- mtl.shard_state.state), or nil when no table is sharded. A checkpoint writes it
 -- as step-N.rank-R.ckpt on every rank (Run:save_checkpoint) and lists those
 -- files in its manifest.
 function DataParallel:shard_state()
   if #self.sharded == 0 then return nil end
-  return shard.state(self.sharded, self.optimizers)
+  return shard_state.state(self.sharded, self.optimizers)
 end
 
 -- Loads the sharded tables from a checkpoint's shards: `shards` is this
 -- rank's shard (what shard_state returned, written at the same number of
 -- ranks), or {size = N, load = function(r) return shard r's state end} for a
 -- checkpoint of any N (each rank reads every shard in turn and keeps the rows
--- it owns now: key mod this run's size).
-function DataParallel:load_shard_state(shards)
+-- it owns now: key mod this run's size). list: the sharded tables to load
+-- (default: all).
+function DataParallel:load_shard_state(shards, list)
   if shards == nil then return end
-  shard.load_state(self.sharded, self.optimizers, shards)
+  shard_state.load_state(list or self.sharded, self.optimizers, shards)
 end
 
 -- Communication so far: {steps, seconds (in reduce), dense_bytes, sparse_bytes,

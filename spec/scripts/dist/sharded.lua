@@ -18,6 +18,7 @@ local mtl = require "mtl"
 local nn = require "mtl.nn"
 local parallel = require "mtl.parallel"
 local shard = require "mtl.shard"
+local shard_state = require "mtl.shard_state"
 
 local dist = mtl.dist
 local rank, size = dist.rank(), dist.size()
@@ -137,7 +138,7 @@ if mode == "train" then
   local dir = arg3
   if dir then
     local opt_states = {}
-    for i, o in ipairs({ dense, sparse }) do opt_states[i] = shard.replicated_optim_state(o, P.sharded) end
+    for i, o in ipairs({ dense, sparse }) do opt_states[i] = shard_state.replicated_optim_state(o, P.sharded) end
     if rank == 0 then mtl.save(dir .. "/replicated.ckpt", { params = model:state_dict(), optim = opt_states }) end
     mtl.save(string.format("%s/rank-%d.ckpt", dir, rank), P:shard_state())
   end
@@ -145,7 +146,7 @@ elseif mode == "load" then
   local dir, n = arg2, tonumber(arg3)
   local rep = mtl.load(dir .. "/replicated.ckpt")
   model:load_state_dict(rep.params)
-  for i, o in ipairs({ dense, sparse }) do shard.load_replicated_optim_state(o, P.sharded, rep.optim[i]) end
+  for i, o in ipairs({ dense, sparse }) do shard_state.load_replicated_optim_state(o, P.sharded, rep.optim[i]) end
   P:load_shard_state { size = n, load = function(r) return mtl.load(string.format("%s/rank-%d.ckpt", dir, r)) end }
   probe("probe")
   for s = 30, 31 do step(s) end
