@@ -69,6 +69,13 @@ function M.tensors(path)
   walk(st.model, "model")
   walk(st.features.tables, "tables")
   walk(st.optimizers, "optimizers")
+  -- a run with sharded tables: every rank's shard (step-N.rank-R.ckpt)
+  local dir, step = path:match("^(.*)/step%-(%d+)%.ckpt$")
+  local manifest = dir and mtl.checkpoint.read_manifest(dir, tonumber(step))
+  for _, f in ipairs(manifest and manifest.files or {}) do
+    local r = f:match("%.rank%-(%d+)%.ckpt$")
+    if r then walk(mtl.load(dir .. "/" .. f).tables, "shard" .. r) end
+  end
   return out, st
 end
 
