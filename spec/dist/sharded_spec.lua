@@ -88,6 +88,13 @@ describe("row-sharded fixed, hashed and dynamic tables", function()
     end)
   end
 
+  it("stops every rank naming the rank and the step of an id out of range", function()
+    local status, _, stderr = mpirun.run(2, SCRIPT .. " badid", { limit = 60 })
+    assert.are_not.equal(0, status)
+    assert.truthy(stderr:find("mtl.shard: table fixed (rank 1, step 7): id 10 out of range for a fixed table of 10 rows "
+      .. "(valid ids: 0..9)", 1, true), stderr)
+  end)
+
   it("trains on after resharding as at the checkpoint's ranks", function()
     local base = mpirun.by_rank(alone(string.format("load %s 2", dirs[2])))[0]
     local status, stdout, stderr = mpirun.run(3, string.format("%s load %s 2", SCRIPT, dirs[2]))

@@ -6,6 +6,7 @@
 --       of fixed ids after each step (ids<step>: the dynamic table's ids held
 --       on any rank), then every parameter; with DIR, writes a checkpoint there
 --       (rank 0: the replicated state; every rank its shard)
+--   sharded.lua badid                 rank 1 asks for an id out of range at step 7
 --   sharded.lua load DIR N            at this run's number of ranks, loads DIR
 --       (written by N ranks, sharded), prints the lookups, trains 2 more steps
 --       and prints the lookups again
@@ -142,6 +143,9 @@ if mode == "train" then
     if rank == 0 then mtl.save(dir .. "/replicated.ckpt", { params = model:state_dict(), optim = opt_states }) end
     mtl.save(string.format("%s/rank-%d.ckpt", dir, rank), P:shard_state())
   end
+elseif mode == "badid" then -- rank 1 (or the only rank) looks up id 10 of the 10-row fixed table at step 7
+  P:begin_step(7, { 1 })
+  P:prefetch { fixed = { mtl.tensor({ rank == math.min(1, size - 1) and 10 or 3 }, "int64") } }
 elseif mode == "load" then
   local dir, n = arg2, tonumber(arg3)
   local rep = mtl.load(dir .. "/replicated.ckpt")
