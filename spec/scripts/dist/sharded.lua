@@ -53,51 +53,18 @@ local dense = mtl.optim.adam { params = model:parameters(), lr = 0.05 }
 local sparse = mtl.optim.adam { params = { owned(1), owned(2), owned(3) }, lr = 0.05 }
 local P = parallel.new { model = model, tables = tables, optimizers = { dense, sparse }, check_every = 5 }
 
-local function global_batch(s)
-  local rows = {}
-  for i = 1, B do
-    local k = s * B + i
-    rows[i] = { a = (k * 7) % 10, b = k * 131 % 1000, c = (k * k) % 23 + 100 * math.floor(s / 8), x = ((k * 37) % 17) / 17,
-                y = (k % 3 == 0) and 1 or 0 }
-  end
-  return rows
-end
-
-local function column(rows, key, dtype)
-  local v = {}
-  for i, r in ipairs(rows) do v[i] = r[key] end
-  return #v > 0 and mtl.tensor(v, dtype) or mtl.zeros({ 0 }, dtype)
-end
-
-local function say(key, values)
-  io.write(string.format("r%d %s %s\n", rank, key, table.concat(values, " ")))
-end
-
-local function fmt(t)
-  local v = {}
-  for i, x in ipairs(t:values()) do v[i] = string.format("%.9g", x) end
-  return v
-end
+local R = dofile(arg[0]:match("^(.*/)") .. "rows.lua")
+local column, say, fmt = R.column, R.say, R.fmt
 
 local function step(s)
-  local all = global_batch(s)
-  local lo, hi = math.floor(rank * B / size), math.floor((rank + 1) * B / size)
-  local mine = {}
-  for i = lo + 1, hi do mine[#mine + 1] = all[i] end
+  local mine = R.mine(R.global_batch(s, B), rank, size)
   local n = #mine
   local a, b, c = column(mine, "a", "int64"), column(mine, "b", "int64"), column(mine, "c", "int64")
   local global = P:begin_step(s + 1, { n })
   P:prefetch { fixed = { a }, hashed = { b }, dynamic = { c } }
   local scale = P:scales({ n }, global)
   local x = mtl.concat({ looked(1):lookup(a), looked(2):lookup(b), looked(3):lookup(c), column(mine, "x"):reshape(n, 1) }, 2)
-  local logits = model(x):reshape(n)
-  local total = P:backward(n, function()
-    local loss = mtl.binary_cross_entropy_with_logits(logits, column(mine, "y"))
-    return scale.rows ~= 1 and loss * scale.rows or loss
-  end)[1]
-  dense:step()
-  sparse:step()
-  return total
+  return R.finish_step(P, model, x, mine, scale, { dense, sparse })
 end
 
 -- every table's rows of some ids (the dynamic table's default row for ids it does not hold)
