@@ -8,6 +8,7 @@
 --   local P = parallel.new{model = ranker, tables = F:embedding_tables(), optimizers = opts}
 --   reader options: partition = parallel.train_partition(B), batch_size = parallel.local_rows(B)
 --   per step:  local global = P:begin_step(step, counts)      -- before forward
+--              P:prefetch(ids)                                 -- sharded tables' rows into their views
 --              ... forward ...
 --              local sums = P:backward(rows, function()        -- backward, then P:reduce
 --                return loss * P:scales(counts, global)[k] end)
@@ -18,8 +19,8 @@
 -- What is split: the data (each rank reads its own rows of every global
 -- batch) and the work on it. What is replicated: the dense parameters and
 -- their optimizer state (gradients summed with one bucketed allreduce per
--- step), and every embedding table (sparse gradients allgathered, the same
--- lazy update on every rank) — or, for a row-sharded table (mtl.shard), its
+-- step), and the small embedding tables (sparse gradients allgathered, the
+-- same lazy update on every rank); a large, row-sharded table (mtl.shard) has its
 -- rows split over the ranks: P:prefetch before the forward, the gradients to
 -- the owners in P:reduce, each rank's rows in its checkpoint shard.
 -- parallel.plan says per table which, and why.
