@@ -192,7 +192,7 @@ local function split_by_owner(e, N)
     pos[i] = fill[d]
     fill[d] = fill[d] + 1
   end
-  e.ask, e.ask_counts, e.ask_off, e.ask_pos, e.asked_counts = ask, counts, off, pos, asked_counts
+  e.ask, e.ask_counts, e.ask_off, e.ask_pos, e.asked_counts, e.owners = ask, counts, off, pos, asked_counts, owners
 end
 
 -- The width, in floats, of a row a table's owner sends back: the row, and for a
@@ -344,13 +344,9 @@ function shard.prefetch(list, ids)
 end
 
 -- Where the row of e.keys[i] (0-based) is in the received floats.
-local function row_at(e, start, i, w, N)
-  local a = e.ask_pos[i]
-  local d = N
-  for r = 1, N do
-    if a < e.ask_off[r] + e.ask_counts[r] then d = r; break end
-  end
-  return start[d] + (a - e.ask_off[d]) * w
+local function row_at(e, start, i, w)
+  local d = e.owners[i] + 1
+  return start[d] + (e.ask_pos[i] - e.ask_off[d]) * w
 end
 
 function shard.load_view(st, e, bp, start)
@@ -367,14 +363,14 @@ function shard.load_view(st, e, bp, start)
     for i = 0, e.keys:numel() - 1 do where[tonumber(kp[i])] = i end
     local bp2 = ptr(e.buckets, i64p)
     for i = 0, u - 1 do
-      local at = row_at(e, start, where[tonumber(bp2[i])], w, N)
+      local at = row_at(e, start, where[tonumber(bp2[i])], w)
       ip[n] = up[i]
       ffi.copy(vp + n * dim, bp + at, 4 * dim)
       n = n + 1
     end
   else
     for i = 0, u - 1 do
-      local at = row_at(e, start, i, w, N)
+      local at = row_at(e, start, i, w)
       if st.kind ~= "dynamic" or bp[at] ~= 0 then
         ip[n] = up[i]
         ffi.copy(vp + n * dim, bp + at + (w - dim), 4 * dim)
@@ -415,24 +411,26 @@ function shard.push_grads(list)
   end
   local msg = mtl.zeros({ total })
   local mp, up = ptr(msg, f32p), ptr(msg, u32p)
-  local o = 0
+  local base, o = {}, 0 -- base[k][d]: where table k's entries for rank d begin
+  for k = 1, T do base[k] = {} end
   for d = 1, N do
     for k = 1, T do up[o + 2 * k - 2], up[o + 2 * k - 1] = es[k].ask_counts[d], 0 end
     o = o + 2 * T
     for k, st in ipairs(list) do
-      local e, dim = es[k], st.dim
-      local m = e.keys:numel()
-      if e.ask_counts[d] > 0 then
-        local kp, vp = ptr(e.keys, i64p), ptr(e.vals, f32p)
-        for i = 0, m - 1 do -- the entries of keys owned by d, in key order
-          if e.ask_pos[i] >= e.ask_off[d] and e.ask_pos[i] < e.ask_off[d] + e.ask_counts[d] then
-            local at = o + (e.ask_pos[i] - e.ask_off[d]) * (2 + dim)
-            local key = ffi.cast("uint64_t", kp[i])
-            up[at], up[at + 1] = tonumber(key % 4294967296ULL), tonumber(key / 4294967296ULL)
-            ffi.copy(mp + at + 2, vp + i * dim, 4 * dim)
-          end
-        end
-        o = o + e.ask_counts[d] * (2 + dim)
+      base[k][d] = o
+      o = o + es[k].ask_counts[d] * (2 + st.dim)
+    end
+  end
+  for k, st in ipairs(list) do -- each entry at its owner's place, in key order
+    local e, dim = es[k], st.dim
+    if e.keys:numel() > 0 then
+      local kp, vp = ptr(e.keys, i64p), ptr(e.vals, f32p)
+      for i = 0, e.keys:numel() - 1 do
+        local d = e.owners[i] + 1
+        local at = base[k][d] + (e.ask_pos[i] - e.ask_off[d]) * (2 + dim)
+        local key = ffi.cast("uint64_t", kp[i])
+        up[at], up[at + 1] = tonumber(key % 4294967296ULL), tonumber(key / 4294967296ULL)
+        ffi.copy(mp + at + 2, vp + i * dim, 4 * dim)
       end
     end
   end
