@@ -62,11 +62,14 @@ describe("mtl train with row-sharded tables", function()
     assert.are.equal(got, predict(3, dir .. "/two", "two3"))
   end)
 
-  it("exports the 2-rank checkpoint to a model directory that predicts the same", function()
-    local s, out, err = single(string.format("export %s --checkpoint %s --out %s", cfg, shell.quote(dir .. "/two"),
-      shell.quote(dir .. "/model")))
+  it("exports the 2-rank checkpoint, at 1 or 3 ranks, to a model directory that predicts the same", function()
+    local args = string.format("export %s --checkpoint %s --out %%s", cfg, shell.quote(dir .. "/two"))
+    local s, out, err = single(args:format(shell.quote(dir .. "/model")))
     assert(s == 0, out .. err)
     assert.are.equal(predict(1, dir .. "/two", "a"), predict(1, dir .. "/model", "b"))
+    s, out, err = run(3, args:format(shell.quote(dir .. "/model3")))
+    assert(s == 0, out .. err)
+    assert.are.equal(shell.read(dir .. "/model/model.ckpt"), shell.read(dir .. "/model3/model.ckpt"))
   end)
 
   for _, np in ipairs({ 3, 1 }) do
