@@ -68,6 +68,7 @@ function shard.new(opts, name, rank, size)
                               opts = opts, training_mode = true }, Sharded)
   self.view = mtl.Embedding { kind = "dynamic", dim = opts.dim, init = "zeros", default_row = opts.default_row }
   self.view:eval()
+  if opts.requires_grad == false then self.view:requires_grad(false) end
   if kind == "dynamic" then
     self.shard = mtl.Embedding(opts)
     return self
@@ -107,11 +108,6 @@ function Sharded:train() self.training_mode = true; if self.kind == "dynamic" th
 function Sharded:eval() self.training_mode = false; if self.kind == "dynamic" then self.shard:eval() end end
 function Sharded:training() return self.training_mode end
 
--- The global key of each local row of a fixed or hashed shard.
-function Sharded:row_keys()
-  return mtl.arange(0, self.local_n, 1, "int64") * self.size + self.rank
-end
-
 -- ---- keys and owners ------------------------------------------------------------------
 -- owner of a key: key mod N, in 0..N-1 (also for a dynamic table's negative ids)
 local function owner_of(key, N)
@@ -137,7 +133,7 @@ local function step_keys(st, id_list)
     local bad = p[0] < 0 and p[0] or (p[u - 1] >= st.n and p[u - 1] or nil)
     if bad then
       error(format("mtl.shard: table %s (rank %d, %s): id %s out of range for a fixed table of %d rows (valid ids: 0..%d)",
-        st.name, st.rank, dist.context(), tostring(bad):gsub("LL$", ""), st.n, st.n - 1), 0)
+        st.name, st.rank, dist.context(), (tostring(bad):gsub("LL$", "")), st.n, st.n - 1), 0)
     end
   end
   if st.kind == "hashed" then
