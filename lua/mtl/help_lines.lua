@@ -147,6 +147,8 @@ return {
   ["Embedding:capacity"] = "emb:capacity(): rows allocated",
   ["Embedding:steps"] = "emb:steps(): the table's clock (ticks so far)",
   ["Embedding:get"] = "emb:get(id): a copy of the row, or nil for an id a dynamic table does not hold",
+  ["Embedding:set_rows"] = "emb:set_rows(ids, values): writes the rows of ids (int64 [n]) from values [n, dim]; every id must have a row",
+  ["Embedding:pending"] = "emb:pending(ids): int64, each id's sightings not admitted yet (a dynamic table; 0: none)",
   ["Embedding:has"] = "emb:has(id): whether the id has a row; emb:has(ids tensor): float32 1 / 0 per id",
   ["Embedding:set"] = "emb:set(id, values): writes a row (a dynamic table creates it)",
   ["Embedding:export"] = "emb:export(): ids (int64 [n], increasing) and vectors ([n, dim]), copies",

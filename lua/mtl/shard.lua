@@ -28,6 +28,7 @@ local format = string.format
 local floor = math.floor
 
 local shard = {}
+local admit, draw_new_rows -- below
 
 local Sharded = {}
 Sharded.__index = Sharded
@@ -69,8 +70,12 @@ function shard.new(opts, name, rank, size)
   self.view = mtl.Embedding { kind = "dynamic", dim = opts.dim, init = "zeros", default_row = opts.default_row }
   self.view:eval()
   if opts.requires_grad == false then self.view:requires_grad(false) end
-  if kind == "dynamic" then
-    self.shard = mtl.Embedding(opts)
+  if kind == "dynamic" then -- new rows: drawn by every rank in the single process's order (admissions)
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.init = "zeros"
+    self.shard = mtl.Embedding(o)
+    self.min_count = opts.min_count or 1
     return self
   end
   self.n = opts.num_buckets or opts.hash_bucket_size
@@ -155,6 +160,26 @@ local function step_keys(st, id_list)
       c[lo] = c[lo] + 1
     end
     e.counts = counts
+    -- each id's first min(count, min_count) positions in this rank's ids (one of
+    -- them admits it; the owner adds the ids of the ranks before this one)
+    local mc = st.min_count
+    local start, n = ffi.new("int64_t[?]", u + 1), 0
+    for i = 0, u - 1 do start[i] = n; n = n + math.min(tonumber(c[i]), mc) end
+    start[u] = n
+    local positions = mtl.zeros({ n }, "int64")
+    local pp, fill = ptr(positions, i64p), ffi.new("int64_t[?]", math.max(u, 1))
+    for i = 0, all:numel() - 1 do
+      local id, lo, hi = ap[i], 0, u - 1
+      while lo < hi do
+        local mid = floor((lo + hi) / 2)
+        if up[mid] < id then lo = mid + 1 else hi = mid end
+      end
+      if fill[lo] < start[lo + 1] - start[lo] then
+        pp[start[lo] + fill[lo]] = i
+        fill[lo] = fill[lo] + 1
+      end
+    end
+    e.positions, e.pos_start, e.total = positions, start, all:numel()
   end
   return e
 end
@@ -188,7 +213,10 @@ local function split_by_owner(e, N)
     pos[i] = fill[d]
     fill[d] = fill[d] + 1
   end
+  local src = ffi.new("int64_t[?]", math.max(m, 1)) -- ask position -> index in e.keys
+  for i = 0, m - 1 do src[pos[i]] = i end
   e.ask, e.ask_counts, e.ask_off, e.ask_pos, e.asked_counts, e.owners = ask, counts, off, pos, asked_counts, owners
+  e.ask_src = src
 end
 
 -- The width, in floats, of a row a table's owner sends back: the row, and for a
@@ -231,6 +259,87 @@ local function count_sightings(st, keys, counts)
   mtl.no_grad(function() st.shard:lookup(occ) end)
 end
 
+-- A dynamic shard's sightings of a step (keys: all sources' in rank order;
+-- p.counts, p.positions per source): counted and admitted (with zero rows).
+-- Returns {position in the global batch, id} of each id admitted now: the
+-- sighting that admits it, as one process counts the batch in order.
+admit = function(st, keys, p)
+  if #p.counts == 0 then return {} end
+  local held = st.shard:has(keys)
+  local pending = st.shard:pending(keys)
+  count_sightings(st, keys, mtl.concat(p.counts, 1))
+  local now = st.shard:has(keys)
+  local hp, np, pp, kp = ptr(held, f32p), ptr(now, f32p), ptr(pending, i64p), ptr(keys, i64p)
+  local out, seen, i = {}, {}, 0
+  local mc = st.min_count
+  for s = 1, #p.counts do
+    local cp, pos = ptr(p.counts[s], i64p), ptr(p.positions[s], i64p)
+    local at = 0
+    for j = 0, p.counts[s]:numel() - 1 do
+      local n = math.min(tonumber(cp[j]), mc)
+      if hp[i] == 0 and np[i] == 1 then -- admitted by this step's sightings
+        local key = tostring(kp[i])
+        local e = seen[key]
+        if not e then
+          e = { need = math.max(mc - tonumber(pp[i]), 1), got = 0 }
+          seen[key] = e
+        end
+        for q = 0, n - 1 do
+          if e.got < e.need then
+            e.got = e.got + 1
+            if e.got == e.need then out[#out + 1] = { tonumber(pos[at + q]), kp[i] } end
+          end
+        end
+      end
+      at, i = at + n, i + 1
+    end
+  end
+  return out
+end
+
+-- The initial values of every rank's new rows of each dynamic table, drawn
+-- from the random stream on every rank in the order one process admits them
+-- (by position in the global batch), each owner keeping its own: the rows and
+-- the stream after are the single process's. One allgather for all tables.
+draw_new_rows = function(list, new)
+  if not next(new) then return end
+  local n = 0
+  for _, entries in pairs(new) do n = n + #entries end
+  local mine = mtl.zeros({ 3 * n }, "int64") -- (table, position, id) triples
+  local mp, x = ptr(mine, i64p), 0
+  for k, entries in pairs(new) do
+    for _, e in ipairs(entries) do
+      mp[x], mp[x + 1], mp[x + 2] = k, e[1], e[2]
+      x = x + 3
+    end
+  end
+  local all = dist.allgather(mine)
+  local ap = ptr(all, i64p)
+  local by_table = {}
+  for x = 0, all:numel() - 1, 3 do
+    local k = tonumber(ap[x])
+    by_table[k] = by_table[k] or {}
+    table.insert(by_table[k], { tonumber(ap[x + 1]), ap[x + 2] })
+  end
+  for k, st in ipairs(list) do
+    local entries = by_table[k]
+    if entries and (st.opts.init or "uniform") ~= "zeros" then
+      table.sort(entries, function(a, b) return a[1] < b[1] end)
+      local drawn = mtl.Embedding { num_buckets = #entries, dim = st.dim, init = st.opts.init, scale = st.opts.scale }
+      local ids, rows = {}, {}
+      for j, e in ipairs(entries) do
+        if owner_of(e[2], st.size) == st.rank then ids[#ids + 1], rows[#rows + 1] = e[2], j end
+      end
+      if #ids > 0 then
+        local idt = mtl.zeros({ #ids }, "int64")
+        local ip = ptr(idt, i64p)
+        for j, id in ipairs(ids) do ip[j - 1] = id end
+        st.shard:set_rows(idt, drawn:weight():index_select(1, mtl.tensor(rows, "int64")):contiguous())
+      end
+    end
+  end
+end
+
 -- ---- the step ------------------------------------------------------------------------
 -- Before the forward: list = the sharded tables (in the same order on every
 -- rank), ids[k] = a list of int64 tensors, table k's ids in this rank's batch
@@ -246,19 +355,36 @@ function shard.prefetch(list, ids)
     es[k] = step_keys(st, ids[k] or {})
     split_by_owner(es[k], N)
   end
-  -- the ids message: per destination d, T counts, then table by table the keys (+ counts)
+  -- the ids message: per destination d, T counts and T totals (this rank's ids
+  -- of each table), then table by table the keys (+ a dynamic table's counts
+  -- and first positions in training)
   local send_counts, total = {}, 0
+  local npos = {} -- npos[k][d]: positions sent to d for table k
+  for k = 1, T do
+    local e = es[k]
+    npos[k] = {}
+    for d = 1, N do
+      local n = 0
+      if e.positions then
+        for a = e.ask_off[d], e.ask_off[d] + e.ask_counts[d] - 1 do
+          local i = e.ask_src[a]
+          n = n + tonumber(e.pos_start[i + 1] - e.pos_start[i])
+        end
+      end
+      npos[k][d] = n
+    end
+  end
   for d = 1, N do
-    local c = T
-    for k = 1, T do c = c + es[k].ask_counts[d] * (es[k].asked_counts and 2 or 1) end
+    local c = 2 * T
+    for k = 1, T do c = c + es[k].ask_counts[d] * (es[k].asked_counts and 2 or 1) + npos[k][d] end
     send_counts[d] = c
     total = total + c
   end
   local msg = mtl.zeros({ total }, "int64")
   local mp, o = ptr(msg, i64p), 0
   for d = 1, N do
-    for k = 1, T do mp[o + k - 1] = es[k].ask_counts[d] end
-    o = o + T
+    for k = 1, T do mp[o + k - 1], mp[o + T + k - 1] = es[k].ask_counts[d], es[k].total or 0 end
+    o = o + 2 * T
     for k = 1, T do
       local e, c = es[k], es[k].ask_counts[d]
       if c > 0 then
@@ -267,39 +393,60 @@ function shard.prefetch(list, ids)
         if e.asked_counts then
           ffi.copy(mp + o, ptr(e.asked_counts, i64p) + e.ask_off[d], 8 * c)
           o = o + c
+          local pp = ptr(e.positions, i64p)
+          for a = e.ask_off[d], e.ask_off[d] + c - 1 do
+            local i = e.ask_src[a]
+            local n = tonumber(e.pos_start[i + 1] - e.pos_start[i])
+            ffi.copy(mp + o, pp + e.pos_start[i], 8 * n)
+            o = o + n
+          end
         end
       end
     end
   end
-  local got, recv_counts = dist.alltoallv(msg, send_counts)
+  local got = dist.alltoallv(msg, send_counts)
   -- the owner: every source's keys of table k, in rank order
   local gp = ptr(got, i64p)
-  local per = {} -- per[k] = {keys = {tensor per source}, counts = {...}, n = {count per source}}
-  for k = 1, T do per[k] = { keys = {}, counts = {}, n = {} } end
+  local per = {} -- per[k] = {keys, counts, positions = {tensor per source}, n = {count per source}}
+  for k = 1, T do per[k] = { keys = {}, counts = {}, positions = {}, n = {}, before = 0 } end
   o = 0
   for s = 1, N do
     local base = o
-    o = o + T
+    o = o + 2 * T
     for k = 1, T do
-      local c = tonumber(gp[base + k - 1])
+      local c, before = tonumber(gp[base + k - 1]), per[k].before
       per[k].n[s] = c
+      per[k].before = before + tonumber(gp[base + T + k - 1]) -- ids of the ranks before the next source
       if c > 0 then
         per[k].keys[#per[k].keys + 1] = got:narrow(1, o + 1, c)
         o = o + c
         if list[k].kind == "dynamic" and list[k].training_mode then
-          per[k].counts[#per[k].counts + 1] = got:narrow(1, o + 1, c)
+          local counts = got:narrow(1, o + 1, c)
+          per[k].counts[#per[k].counts + 1] = counts
           o = o + c
+          local cp, n = ptr(counts, i64p), 0
+          for i = 0, c - 1 do n = n + math.min(tonumber(cp[i]), list[k].min_count) end
+          local pos = mtl.zeros({ n }, "int64") -- positions in the global batch
+          local dp = ptr(pos, i64p)
+          for i = 0, n - 1 do dp[i] = gp[o + i] + before end
+          per[k].positions[#per[k].positions + 1] = pos
+          o = o + n
         end
       end
     end
   end
+  -- a dynamic table's sightings: counted, admitted; the new rows' values drawn
+  local keys_of, new = {}, {}
+  for k, st in ipairs(list) do
+    keys_of[k] = #per[k].keys > 0 and mtl.concat(per[k].keys, 1) or mtl.zeros({ 0 }, "int64")
+    if st.kind == "dynamic" and st.training_mode then
+      new[k] = admit(st, keys_of[k], per[k])
+    end
+  end
+  draw_new_rows(list, new)
   -- the rows, per source in rank order and table by table
   local rows = {}
-  for k, st in ipairs(list) do
-    local keys = #per[k].keys > 0 and mtl.concat(per[k].keys, 1) or mtl.zeros({ 0 }, "int64")
-    if #per[k].counts > 0 then count_sightings(st, keys, mtl.concat(per[k].counts, 1)) end
-    rows[k] = owner_rows(st, keys):contiguous()
-  end
+  for k, st in ipairs(list) do rows[k] = owner_rows(st, keys_of[k]):contiguous() end
   local reply_counts, reply_total = {}, 0
   for s = 1, N do
     local c = 0

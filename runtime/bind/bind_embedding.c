@@ -547,6 +547,34 @@ static int l_set(lua_State *L) {
   return 1;
 }
 
+/* t:pending(ids): int64 [numel], each id's sightings not admitted yet (0: none). */
+static int l_pending(lua_State *L) {
+  const char *fname = "mtl.Embedding.pending";
+  mtl_embedding *t = check_table(L, 1, fname);
+  mtl_tensor *ids = bind_check_tensor(L, 2, fname);
+  if (ids->dtype != MTL_I64) luaL_error(L, "%s: expected int64 ids, got %s", fname, mtl_dtype_name(ids->dtype));
+  mtl_tensor **cslot = bind_slot(L);
+  bind_fill(L, cslot, mtl_tensor_contiguous_data(ids));
+  int64_t n = (*cslot)->numel;
+  mtl_tensor **slot = bind_slot(L);
+  bind_fill(L, slot, mtl_tensor_new(MTL_I64, 1, &n));
+  const int64_t *p = mtl_i64(*cslot);
+  int64_t *q = mtl_i64(*slot);
+  for (int64_t i = 0; i < n; i++) q[i] = mtl_embedding_pending_count(t, p[i]);
+  return 1;
+}
+
+/* t:set_rows(ids, values): writes the rows of ids that have one (all must). */
+static int l_set_rows(lua_State *L) {
+  const char *fname = "mtl.Embedding.set_rows";
+  mtl_embedding *t = check_table(L, 1, fname);
+  mtl_tensor *ids = bind_check_tensor(L, 2, fname);
+  mtl_tensor *values = bind_check_tensor(L, 3, fname);
+  if (mtl_embedding_set_rows(t, ids, values) < 0) return bind_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
 /* t:export() -> ids int64 [n], vectors [n, dim], sorted by id */
 static int l_export(lua_State *L) {
   mtl_embedding *t = check_table(L, 1, "export");
@@ -691,7 +719,7 @@ void bind_embedding_open(lua_State *L, int mod, int methods) {
   static const luaL_Reg meths[] = {
     {"lookup", l_lookup}, {"lookup_bag", l_lookup_bag}, {"rows", l_rows}, {"dim", l_dim},
     {"size", l_size}, {"kind", l_kind}, {"capacity", l_capacity}, {"get", l_get}, {"has", l_has},
-    {"set", l_set}, {"export", l_export}, {"weight", l_weight}, {"grad", l_grad}, {"add_grad", l_add_grad},
+    {"set", l_set}, {"set_rows", l_set_rows}, {"pending", l_pending}, {"export", l_export}, {"weight", l_weight}, {"grad", l_grad}, {"add_grad", l_add_grad},
     {"zero_grad", l_zero_grad}, {"train", l_train}, {"eval", l_eval}, {"training", l_training},
     {"requires_grad", l_requires_grad}, {"tick", l_tick}, {"evict", l_evict}, {"steps", l_steps},
     {"state_dict", l_state_dict}, {"load_state_dict", l_load_state_dict}, {NULL, NULL},

@@ -470,6 +470,33 @@ int64_t mtl_embedding_find(mtl_embedding *t, int64_t id) {
   }
 }
 
+int64_t mtl_embedding_pending_count(mtl_embedding *t, int64_t id) {
+  if (t->cfg.kind != MTL_EMB_DYNAMIC) return 0;
+  mtl_id_entry *p = mtl_id_map_find(&t->pending, id);
+  return p ? p->val : 0;
+}
+
+int mtl_embedding_set_rows(mtl_embedding *t, const mtl_tensor *ids, const mtl_tensor *values) {
+  const char *fn = "mtl.Embedding.set_rows";
+  int64_t dim = t->cfg.dim;
+  if (!ids || ids->dtype != MTL_I64 || ids->ndim != 1 || !mtl_tensor_is_contiguous(ids))
+    return mtl_error("%s: expected ids as a contiguous int64 vector", fn);
+  int64_t n = ids->numel;
+  if (!values || values->dtype != MTL_F32 || values->ndim != 2 || values->shape[0] != n || values->shape[1] != dim ||
+      !mtl_tensor_is_contiguous(values))
+    return mtl_error("%s: expected values as a contiguous float32 [%lld, %lld]", fn, (long long)n, (long long)dim);
+  const int64_t *p = mtl_i64(ids);
+  for (int64_t i = 0; i < n; i++) { /* every id first: nothing is written when one has no row */
+    int64_t row = mtl_embedding_find(t, p[i]);
+    if (row < -1) return -1;
+    if (row < 0) return mtl_error("%s: id %lld has no row", fn, (long long)p[i]);
+  }
+  const float *v = mtl_f32(values);
+  for (int64_t i = 0; i < n; i++)
+    memcpy(mtl_embedding_row(t, mtl_embedding_find(t, p[i])), v + i * dim, (size_t)dim * sizeof *v);
+  return 0;
+}
+
 int64_t mtl_embedding_insert(mtl_embedding *t, int64_t id) {
   int64_t row = mtl_embedding_find(t, id);
   if (row != -1 || t->cfg.kind != MTL_EMB_DYNAMIC) return row < -1 ? -1 : row;

@@ -12,9 +12,9 @@
 --       and prints the lookups again
 --
 -- A fixed (10 rows), a hashed (7 buckets) and a dynamic table (min_count 2,
--- ttl_steps 6, zero initial rows: a new row's initial values are drawn by
--- its owner, see docs/distributed.md), a linear layer; global batches of 12
--- rows that every rank generates alike and takes its rows of.
+-- ttl_steps 6: ids are admitted and evicted while it runs), a linear layer;
+-- global batches of 12 rows that every rank generates alike and takes its
+-- rows of.
 local mtl = require "mtl"
 local nn = require "mtl.nn"
 local parallel = require "mtl.parallel"
@@ -35,7 +35,7 @@ end
 local specs = {
   { "fixed", { num_buckets = 10, dim = 3 } },
   { "hashed", { hash_bucket_size = 7, dim = 3 } },
-  { "dynamic", { kind = "dynamic", dim = 3, min_count = 2, ttl_steps = 6, init = "zeros" } },
+  { "dynamic", { kind = "dynamic", dim = 3, min_count = 2, ttl_steps = 6 } },
 }
 local tables, raw = {}, {}
 for i, s in ipairs(specs) do
