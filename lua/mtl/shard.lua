@@ -147,16 +147,18 @@ local function step_keys(st, id_list)
   else
     e.keys = uniq
   end
-  if st.kind == "dynamic" and st.training_mode then -- sightings per id (binary search in uniq)
+  if st.kind == "dynamic" and st.training_mode then -- sightings per id
+    local total = all:numel()
     local counts = mtl.zeros({ u }, "int64")
-    local c, up = ptr(counts, i64p), ptr(uniq, i64p)
-    local ap = ptr(all, i64p)
-    for i = 0, all:numel() - 1 do
+    local c, up, ap = ptr(counts, i64p), ptr(uniq, i64p), ptr(all, i64p)
+    local slot = ffi.new("int64_t[?]", math.max(total, 1)) -- each sighting's index in uniq (binary search)
+    for i = 0, total - 1 do
       local id, lo, hi = ap[i], 0, u - 1
       while lo < hi do
         local mid = floor((lo + hi) / 2)
         if up[mid] < id then lo = mid + 1 else hi = mid end
       end
+      slot[i] = lo
       c[lo] = c[lo] + 1
     end
     e.counts = counts
@@ -168,15 +170,11 @@ local function step_keys(st, id_list)
     start[u] = n
     local positions = mtl.zeros({ n }, "int64")
     local pp, fill = ptr(positions, i64p), ffi.new("int64_t[?]", math.max(u, 1))
-    for i = 0, all:numel() - 1 do
-      local id, lo, hi = ap[i], 0, u - 1
-      while lo < hi do
-        local mid = floor((lo + hi) / 2)
-        if up[mid] < id then lo = mid + 1 else hi = mid end
-      end
-      if fill[lo] < start[lo + 1] - start[lo] then
-        pp[start[lo] + fill[lo]] = i
-        fill[lo] = fill[lo] + 1
+    for i = 0, total - 1 do
+      local j = slot[i]
+      if fill[j] < start[j + 1] - start[j] then
+        pp[start[j] + fill[j]] = i
+        fill[j] = fill[j] + 1
       end
     end
     e.positions, e.pos_start, e.total = positions, start, all:numel()
