@@ -40,15 +40,13 @@ local function projection_ids(s, steps, n_values)
   return mtl.arange(0, k, 1, "int64"):reshape(1, k):expand(S, k):contiguous():reshape(S * k)
 end
 
--- Step embeddings [S, dim] of a sequence column, pooled over each step's values.
-local function step_embeddings(F, s, col)
-  local t = F.tables[s.name]
-  local steps = col.steps
-  local S = steps:numel() - 1
-  local starts = steps:narrow(1, 1, S)
+-- The ids a sequence column's steps look up (all steps' values, flat), and
+-- for a raw sequence its values (the weights of its k vectors).
+function groups.step_ids(F, s, col)
+  if type(col) ~= "table" or not col.steps then fail("feature '%s' needs a sequence column (type \"seq\")", s.name) end
   if s.raw_dim then
     local v = col.values or fail("feature '%s' needs a sequence of numbers (values = \"float\")", s.name)
-    return t:lookup_bag(projection_ids(s, steps, v:numel()), starts, { combiner = "sum", weights = v, base = 0 })
+    return projection_ids(s, col.steps, v:numel()), v
   end
   local ids = col.ids
   if s.boundaries then
@@ -59,6 +57,16 @@ local function step_embeddings(F, s, col)
   end
   local keys = F.vocab[s.shared or s.name]
   if keys then ids = core.vocab_index(ids, keys) end
+  return ids
+end
+
+-- Step embeddings [S, dim] of a sequence column, pooled over each step's values.
+local function step_embeddings(F, s, col)
+  local t = F.tables[s.name]
+  local steps = col.steps
+  local starts = steps:narrow(1, 1, steps:numel() - 1)
+  local ids, weights = groups.step_ids(F, s, col)
+  if weights then return t:lookup_bag(ids, starts, { combiner = "sum", weights = weights, base = 0 }) end
   return t:lookup_bag(ids, starts, { combiner = s.combiner or "sum", base = 0 })
 end
 

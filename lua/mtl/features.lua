@@ -123,6 +123,8 @@ function Features:__init(specs, data, groups)
   for _, s in ipairs(self.specs) do self.by_name[s.name] = s end
   self.fitted = {}
   self.tables = {}   -- feature name -> mtl.Embedding (shared ones point to the same)
+  self.sharded = {}  -- the view of a row-sharded table (the table lookups read) -> its mtl.shard table
+  self.plan = nil    -- {shard_min_mib =, optimizer =}: tables placed by mtl.parallel's planner (ranker.build)
   self.built = false
 end
 
@@ -302,6 +304,19 @@ function Features:column(name)
   for _, c in ipairs(self.data_columns or {}) do if c.name == name then return c end end
 end
 
+-- A table of these options: with a plan (a training run's, ranker.build),
+-- replicated or row-sharded as mtl.parallel's planner chooses (sharded:
+-- lookups read its view, filled by DataParallel:prefetch); else an mtl.Embedding.
+function Features:new_table(opts, s)
+  if not self.plan then return mtl.Embedding(opts) end
+  local parallel = require "mtl.parallel"
+  local t = parallel.embedding(opts, s.name, { shard_min_mib = self.plan.shard_min_mib, optimizer = self.plan.optimizer,
+                                               placement = s.placement })
+  if not parallel.is_sharded(t) then return t end
+  self.sharded[t.view] = t
+  return t.view
+end
+
 -- Creates the embedding tables (after fit, since bucket counts may be fitted).
 function Features:build()
   if self.built then return self end
@@ -322,7 +337,7 @@ function Features:build()
         self.vocab[s.name] = self:vocab_keys(s)
         opts.kind, opts.num_buckets = "fixed", self.vocab[s.name]:numel() + 1
       end
-      self.tables[s.name] = mtl.Embedding(opts)
+      self.tables[s.name] = self:new_table(opts, s)
     end
   end
   for _, s in ipairs(self.specs) do
@@ -350,14 +365,15 @@ function Features:build()
   return self
 end
 
--- The distinct embedding tables (for the sparse optimizer and checkpoints).
+-- The distinct embedding tables (for the sparse optimizer and checkpoints):
+-- {name =, table = an mtl.Embedding or an mtl.shard table}.
 function Features:embedding_tables()
   local out, seen = {}, {}
   for _, s in ipairs(self.specs) do
     local t = self.tables[s.name]
     if t and not seen[t] then
       seen[t] = true
-      out[#out + 1] = { name = s.shared or s.name, table = t }
+      out[#out + 1] = { name = s.shared or s.name, table = self.sharded[t] or t }
     end
   end
   return out
@@ -380,6 +396,47 @@ end
 
 local function column_of(cols, name)
   return cols[name] or fail("the batch has no column '%s'", name)
+end
+
+-- The ids feature s looks up in its table for a batch's columns (flat or
+-- [B, L] int64; a bag's or a sequence's ids), or nil for a feature without a table.
+function Features:lookup_ids(s, cols)
+  if s.type == "sequence" then return require("mtl.feature_groups").step_ids(self, s, cols[s.column]) end
+  if s.type == "id" then
+    local ids = column_of(cols, s.column)
+    if type(ids) == "table" then return ids.ids end
+    local keys = self.vocab[s.shared or s.name]
+    return keys and core.vocab_index(ids, keys) or ids
+  elseif s.type == "tag" then
+    return bag_of(cols[s.column], s.name).ids
+  elseif s.type == "combo" then
+    local list = {}
+    for i, c in ipairs(s.columns) do list[i] = column_of(cols, c) end
+    return core.hash_cross(list)
+  elseif s.type == "raw" and s.embedded then
+    local x = column_of(cols, s.column)
+    if s.boundaries or s.bins then return core.bucketize(x, self:boundaries(s)) end
+    return mtl.zeros({ x:numel() }, "int64")
+  end
+  return nil
+end
+
+-- Before a forward: {[sharded table] = the ids of a batch (nil: none) it will
+-- look up}, for DataParallel:prefetch.
+function Features:sharded_ids(batch)
+  local out = {}
+  if not next(self.sharded) then return out end
+  for _, s in ipairs(self.specs) do
+    local st = self.sharded[self.tables[s.name] or false]
+    if st then
+      out[st] = out[st] or {}
+      if batch and batch.size > 0 then
+        local ids = self:lookup_ids(s, batch.columns)
+        if ids then out[st][#out[st] + 1] = ids end
+      end
+    end
+  end
+  return out
 end
 
 -- A raw feature's number [B, 1] (not embedded).
@@ -407,20 +464,16 @@ function Features:value(s, cols)
   if s.type == "id" then
     local ids = column_of(cols, s.column)
     if type(ids) == "table" then return bag_lookup(t, ids, s.combiner or "mean") end
-    local keys = self.vocab[s.shared or s.name]
-    return t:lookup(keys and core.vocab_index(ids, keys) or ids)
+    return t:lookup(self:lookup_ids(s, cols))
   elseif s.type == "tag" then
     local bag = bag_of(cols[s.column], s.name)
     return bag_lookup(t, bag, s.combiner or "mean", s.weighted ~= false and bag.weights or nil)
   elseif s.type == "combo" then
-    local list = {}
-    for i, c in ipairs(s.columns) do list[i] = column_of(cols, c) end
-    return t:lookup(core.hash_cross(list))
+    return t:lookup(self:lookup_ids(s, cols))
   elseif s.type == "raw" then
     if not s.embedded then return self:number(s, cols) end
-    local x = column_of(cols, s.column)
-    if s.boundaries or s.bins then return t:lookup(core.bucketize(x, self:boundaries(s))) end
-    return t:lookup(mtl.zeros({ x:numel() }, "int64")) * self:number(s, cols) -- the (normalized) value times a learned vector
+    if s.boundaries or s.bins then return t:lookup(self:lookup_ids(s, cols)) end
+    return t:lookup(self:lookup_ids(s, cols)) * self:number(s, cols) -- the (normalized) value times a learned vector
   elseif s.type == "lookup" then
     local kv = bag_of(cols[s.column], s.name)
     local v = core.kv_lookup(column_of(cols, s.key), kv.ids, kv.offsets, kv.weights, s.missing or 0)
@@ -476,7 +529,9 @@ end
 -- Everything needed to rebuild the same transform: specs, fitted values and tables.
 function Features:state()
   local tables = {}
-  for _, e in ipairs(self:embedding_tables()) do tables[e.name] = e.table:state_dict() end
+  for _, e in ipairs(self:embedding_tables()) do -- a sharded table's rows are in the ranks' shards
+    if not self.sharded[self.tables[e.name]] then tables[e.name] = e.table:state_dict() end
+  end
   return { fitted = self.fitted, tables = tables }
 end
 

@@ -8,6 +8,7 @@
 --   local P = parallel.new{model = ranker, tables = F:embedding_tables(), optimizers = opts}
 --   reader options: partition = parallel.train_partition(B), batch_size = parallel.local_rows(B)
 --   per step:  local global = P:begin_step(step, counts)      -- before forward
+--              P:prefetch(ids)                                 -- sharded tables' rows into their views
 --              ... forward ...
 --              local sums = P:backward(rows, function()        -- backward, then P:reduce
 --                return loss * P:scales(counts, global)[k] end)
@@ -18,13 +19,16 @@
 -- What is split: the data (each rank reads its own rows of every global
 -- batch) and the work on it. What is replicated: the dense parameters and
 -- their optimizer state (gradients summed with one bucketed allreduce per
--- step), and every embedding table (sparse gradients allgathered, the same
--- lazy update on every rank). parallel.plan says so per table: the place where
--- row-sharded tables come in (placement "sharded": the plan, P:reduce's sparse
--- exchange and the checkpoint's shard files are what they change).
+-- step), and the small embedding tables (sparse gradients allgathered, the
+-- same lazy update on every rank); a large, row-sharded table (mtl.shard) has its
+-- rows split over the ranks: P:prefetch before the forward, the gradients to
+-- the owners in P:reduce, each rank's rows in its checkpoint shard.
+-- parallel.plan says per table which, and why.
 local mtl = require "mtl"
 local ffi = require "ffi"
 local sys = require "mtl.sys"
+local shard = require "mtl.shard"
+local shard_state = require "mtl.shard_state"
 
 local dist = mtl.dist
 local format = string.format
@@ -65,20 +69,70 @@ function parallel.shuffle_seed(seed, epoch)
 end
 
 -- ---- the planner ----------------------------------------------------------------------
--- One entry per distinct table: {name =, table =, placement =, reason =}.
--- Every table is replicated for now; the row-sharding work adds "sharded"
--- (by size: rows x dim x state bytes against a per-rank budget) here.
+parallel.SHARD_MIN_MIB = 256
+local SLOTS = { adam = 2, adagrad = 1, sgd = 0 }
+
+-- The placement of a table before it is built, from its options (mtl.Embedding's):
+-- "sharded" when its rows with their optimizer state, rows x dim x 4 bytes x
+-- (1 + the optimizer's state tensors), exceed `shard_min_mib` MiB (default
+-- parallel.SHARD_MIN_MIB; a dynamic table by its initial_capacity), else
+-- "replicated"; `placement` ("sharded" | "replicated") overrides the size.
+-- One rank always replicates. Returns the placement and the reason.
+function parallel.choose(opts, how)
+  how = how or {}
+  local size = how.size or dist.size()
+  local rows = opts.num_buckets or opts.hash_bucket_size or opts.initial_capacity or 1024
+  local slots = SLOTS[how.optimizer or "adam"] or 2
+  local mib = rows * opts.dim * 4 * (1 + slots) / 2 ^ 20
+  local limit = how.shard_min_mib or parallel.SHARD_MIN_MIB
+  local what = format("%s%d rows x %d, %.1f MiB with %s state", opts.kind == "dynamic" and "dynamic, " or "",
+                      rows, opts.dim, mib, how.optimizer or "adam")
+  if size == 1 then return "replicated", what .. ": one rank" end
+  if how.placement == "sharded" or how.placement == "replicated" then
+    return how.placement, format("%s: placement = \"%s\" in its config", what, how.placement)
+  elseif how.placement ~= nil then
+    error(format("mtl.parallel: placement must be \"sharded\" or \"replicated\", got %s", tostring(how.placement)), 0)
+  end
+  if mib > limit then return "sharded", format("%s > shard_min_mib %g", what, limit) end
+  return "replicated", format("%s <= shard_min_mib %g", what, limit)
+end
+
+-- A table as the plan places it: an mtl.Embedding (replicated) or an
+-- mtl.shard table (sharded; its view is what the model looks rows up in).
+function parallel.embedding(opts, name, how)
+  local placement, reason = parallel.choose(opts, how)
+  local t = placement == "sharded" and shard.new(opts, name) or mtl.Embedding(opts)
+  parallel.reasons[t] = reason
+  return t
+end
+
+-- Why the planner placed a table as it did (parallel.embedding), by table.
+parallel.reasons = setmetatable({}, { __mode = "k" })
+
+-- Whether t is a row-sharded table (mtl.shard).
+function parallel.is_sharded(t) return getmetatable(t) == shard.Sharded end
+
+-- One entry per distinct table: {name =, table =, placement =, reason =}:
+-- "sharded" for mtl.shard tables, "replicated" for mtl.Embedding ones.
 function parallel.plan(tables, size)
   size = size or dist.size()
   local out = {}
   for i, e in ipairs(tables) do
     local t = e.table
-    local mib = t:capacity() * t:dim() * 4 / 2 ^ 20
-    local what = t:kind() == "dynamic" and format("a dynamic table (%d rows now)", t:rows())
-      or format("%d rows x %d", t:capacity(), t:dim())
-    out[i] = { name = e.name, table = t, placement = "replicated",
-               reason = format("%s, %.1f MiB of weights: replicated on all %d ranks (every table is, until row sharding)",
-                               what, mib, size) }
+    if parallel.is_sharded(t) then
+      local rows = t.kind == "dynamic" and format("a dynamic table (%d ids on this rank now)", t.shard:rows())
+        or format("%d rows x %d", t.n, t.dim)
+      out[i] = { name = e.name, table = t, placement = "sharded",
+                 reason = format("%s: sharded by row over %d ranks (owner = %s mod %d)", parallel.reasons[t] or rows,
+                                 size, t.kind == "hashed" and "bucket" or "id", size) }
+    else
+      local mib = t:capacity() * t:dim() * 4 / 2 ^ 20
+      local what = t:kind() == "dynamic" and format("a dynamic table (%d rows now)", t:rows())
+        or format("%d rows x %d", t:capacity(), t:dim())
+      out[i] = { name = e.name, table = t, placement = "replicated",
+                 reason = parallel.reasons[t] and format("%s: replicated on all %d ranks", parallel.reasons[t], size)
+                   or format("%s, %.1f MiB of weights: replicated on all %d ranks", what, mib, size) }
+    end
   end
   return out
 end
@@ -128,10 +182,12 @@ end
 -- file order (with score_partition: batch k N + r of rank r). fn(batch)
 -- returns a list of tensors, rows first; `empty` is that list with no rows
 -- (for a rank whose batches ran out). One allgather per tensor per round of
--- N batches.
-function parallel.map_batches(next_batch, fn, empty, consume)
+-- N batches. before(batch or nil), when given, runs first in every round on
+-- every rank (a sharded table's prefetch).
+function parallel.map_batches(next_batch, fn, empty, consume, before)
   while true do
     local batch = next_batch()
+    if before then before(batch) end
     local mine = batch and fn(batch) or empty
     local gathered, counts = {}, {}
     for i, t in ipairs(mine) do gathered[i], counts[i] = dist.allgather(t) end
@@ -172,14 +228,16 @@ function parallel.new(opts)
   self.check_every = opts.check_every or 100
   self.bucket_bytes = opts.bucket_bytes
   self.plan = parallel.plan(opts.tables or {}, self.size)
-  self.replicated = {}
+  self.replicated, self.sharded = {}, {}
   for _, p in ipairs(self.plan) do
     if p.placement == "replicated" then
       self.replicated[#self.replicated + 1] = p
       if p.table:kind() == "dynamic" then dist.share_sightings(p.table) end
+    else
+      self.sharded[#self.sharded + 1] = p.table
     end
   end
-  self.stats = { steps = 0, seconds = 0, dense_bytes = 0, sparse_bytes = 0 }
+  self.stats = { steps = 0, seconds = 0, dense_bytes = 0, sparse_bytes = 0, shard_bytes = 0 }
   return self
 end
 
@@ -257,6 +315,7 @@ function DataParallel:reduce(sums)
   for _, t in ipairs(list) do bytes = bytes + 4 * t:numel() * (t:dtype() == "int64" and 2 or 1) end
   self.stats.dense_bytes = self.stats.dense_bytes + bytes
   self:exchange_sparse()
+  if #self.sharded > 0 then self.stats.shard_bytes = self.stats.shard_bytes + shard.push_grads(self.sharded) end
   self.stats.steps = self.stats.steps + 1
   self.stats.seconds = self.stats.seconds + sys.now() - t0
   return #sums > 0 and sum_t:values() or {}
@@ -278,6 +337,18 @@ function DataParallel:backward(rows, loss_fn, n)
     for i, v in ipairs(extra or {}) do sums[i + 1] = v end
   end
   return self:reduce(sums)
+end
+
+-- Before a forward (training, evaluation or prediction alike): the rows of
+-- this rank's ids of every sharded table from their owners, into the tables'
+-- views (mtl.shard.prefetch: one alltoallv of ids, one of rows). ids: {[table
+-- or name] = list of int64 tensors}, the ids the forward will look up in each
+-- sharded table (a table missing: none). Every rank calls it, with or without rows.
+function DataParallel:prefetch(ids)
+  if #self.sharded == 0 then return end
+  local list = {}
+  for k, st in ipairs(self.sharded) do list[k] = ids[st] or ids[st.name] or {} end
+  self.stats.shard_bytes = self.stats.shard_bytes + shard.prefetch(self.sharded, list)
 end
 
 -- The replicated tables' sparse gradients: every rank's (ids, rows) of every
@@ -331,12 +402,15 @@ function DataParallel:checksums(full)
   end
   for _, np in ipairs(self.named_params) do add("parameter " .. np[1], np[2]) end
   for _, nb in ipairs(self.buffers) do add("buffer " .. nb[1], nb[2]) end
-  local table_name = {}
-  for _, p in ipairs(self.replicated) do table_name[p.table] = p.name end
   for i, o in ipairs(self.optimizers) do
     add(format("optimizer %d steps", i), o.steps)
+    local own = {} -- a sharded table's rows differ by rank: not compared
+    for _, st in ipairs(self.sharded) do
+      local j = shard_state.param_index(o, st.shard)
+      if j then own[j] = true end
+    end
     for j, st in ipairs(o:state()) do
-      if st.kind == "tensor" or full then
+      if not own[j] and (st.kind == "tensor" or full) then
         local keys = {}
         for k, v in pairs(st) do if type(v) ~= "string" then keys[#keys + 1] = k end end
         table.sort(keys)
@@ -384,26 +458,30 @@ function DataParallel:check_due(step)
 end
 
 -- ---- checkpoints ------------------------------------------------------------------------------------
--- This rank's shard of the checkpoint (its rows of the sharded tables and
--- their optimizer state), or nil when no table is sharded — every table
--- today. A checkpoint writes it as step-N.rank-R.ckpt on every rank
--- (Run:save_checkpoint) and lists those files in its manifest.
+-- This rank's shard of the checkpoint (its rows of the sharded tables with
+-- their optimizer state and a dynamic table's ids, counters and clock:
+-- mtl.shard_state.state), or nil when no table is sharded. A checkpoint writes it
+-- as step-N.rank-R.ckpt on every rank (Run:save_checkpoint) and lists those
+-- files in its manifest.
 function DataParallel:shard_state()
-  for _, p in ipairs(self.plan) do
-    if p.placement ~= "replicated" then
-      error(format("mtl.parallel: table %s is %s, which this version cannot save", p.name, p.placement), 0)
-    end
-  end
-  return nil
+  if #self.sharded == 0 then return nil end
+  return shard_state.state(self.sharded, self.optimizers)
 end
 
--- Loads this rank's shard (what shard_state returned when the checkpoint was written).
-function DataParallel:load_shard_state(state)
-  if state ~= nil then error("mtl.parallel: this version has no sharded tables to load a shard into", 0) end
+-- Loads the sharded tables from a checkpoint's shards: `shards` is this
+-- rank's shard (what shard_state returned, written at the same number of
+-- ranks), or {size = N, load = function(r) return shard r's state end} for a
+-- checkpoint of any N (each rank reads every shard in turn and keeps the rows
+-- it owns now: key mod this run's size). list: the sharded tables to load
+-- (default: all).
+function DataParallel:load_shard_state(shards, list)
+  if shards == nil then return end
+  shard_state.load_state(list or self.sharded, self.optimizers, shards)
 end
 
--- Communication so far: {steps, seconds (in reduce), dense_bytes, sparse_bytes}
--- (payload bytes: dense values allreduced, sparse ids and rows gathered).
+-- Communication so far: {steps, seconds (in reduce), dense_bytes, sparse_bytes,
+-- shard_bytes} (payload bytes this rank sent: dense values allreduced, sparse
+-- ids and rows gathered, sharded tables' ids, rows and gradients).
 function DataParallel:communication() return self.stats end
 
 return parallel

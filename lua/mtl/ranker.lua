@@ -207,6 +207,9 @@ local function collect(model, r, targets)
     for _, n in ipairs(widths) do w = w + n end
     empty[#empty + 1] = mtl.zeros(0, w)
   end
+  local prefetch = model.parallel and next(model.features.sharded) and function(batch)
+    model.parallel:prefetch(model.features:sharded_ids(batch))
+  end
   parallel.map_batches(r:batches(), fn, empty, function(parts)
     local rows = parts[1]
     c.rows = c.rows + rows:size(1)
@@ -227,7 +230,7 @@ local function collect(model, r, targets)
         c.gate_sums[gi] = acc
       end
     end
-  end)
+  end, prefetch)
   return c, gates
 end
 
@@ -292,10 +295,17 @@ end
 -- ---- construction -------------------------------------------------------------------
 -- A new model: the feature transforms fitted on data.train (one pass, when
 -- any needs fitting), the tables built, the model initialized from mtl's
--- random stream (seed it first).
-function ranker.build(cfg)
+-- random stream (seed it first). opts.plan: the tables are placed by
+-- mtl.parallel's planner (a training run: train.shard_min_mib, each
+-- feature's placement; docs/distributed.md).
+function ranker.build(cfg, opts)
   local F = features.new(cfg.features, cfg.data, cfg.groups)
   if F:needs_fit() then F:fit(files_of(cfg.data.train)) end
+  if opts and opts.plan then
+    local oc = cfg.optimizer or {}
+    local sparse = oc.sparse or oc.dense or {}
+    F.plan = { shard_min_mib = (cfg.train or {}).shard_min_mib, optimizer = sparse.name or "adam" }
+  end
   F:build()
   return Ranker(cfg, F)
 end

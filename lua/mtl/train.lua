@@ -11,6 +11,7 @@ local mtl = require "mtl"
 local json = require "cjson"
 local losses = require "mtl.losses"
 local parallel = require "mtl.parallel"
+local shard_state = require "mtl.shard_state"
 local ranker = require "mtl.ranker"
 local sys = require "mtl.sys"
 local cli_progress = require "mtl.cli.progress"
@@ -35,13 +36,14 @@ function train.new(cfg, opts)
   local tc = cfg.train or {}
   mtl.set_num_threads(tc.threads or 1)
   mtl.seed(tc.seed or 0)
-  self.model = opts.state and ranker.load(cfg, opts.state) or ranker.build(cfg)
+  self.model = opts.state and ranker.load(cfg, opts.state) or ranker.build(cfg, { plan = true })
   self.features = self.model.features
   self.label_names = self.model:label_names()
   self:make_optimizers()
   -- the data-parallel layer (docs/distributed.md): identity collectives in one process
   self.parallel = parallel.new { model = self.model, tables = self.features:embedding_tables(),
                                  optimizers = self.optimizers, check_every = tc.check_every }
+  self.model.parallel = self.parallel -- evaluation's prefetch of sharded tables
   self.model_dir = cfg.model_dir
   if opts.state and opts.state.format == "mtl-run-1" then self:restore(opts.state) end
   return self
@@ -77,7 +79,9 @@ function Run:make_optimizers()
     return s
   end
   local tables = {}
-  for _, e in ipairs(self.features:embedding_tables()) do tables[#tables + 1] = e.table end
+  for _, e in ipairs(self.features:embedding_tables()) do -- a sharded table: its rows on this rank
+    tables[#tables + 1] = parallel.is_sharded(e.table) and e.table.shard or e.table
+  end
   local dense_group = settings(dense)
   dense_group.params = self.model:parameters()
   local sparse_group = settings(sparse)
@@ -111,6 +115,7 @@ function Run:train_step(batch)
   local global = P:begin_step(self.step + 1, counts)
   if global[1] == 0 then return nil end
   local scale = P:scales(counts, global)
+  P:prefetch(self.features:sharded_ids(batch))
   local out = self.model(batch)
   local names = {}
   for i, t in ipairs(spec) do names[i] = t.name or t.output end
@@ -268,8 +273,8 @@ end
 
 -- ---- checkpoints ---------------------------------------------------------------------------------
 function Run:checkpoint_state()
-  local opt = {}
-  for i, o in ipairs(self.optimizers) do opt[i] = o:state_dict() end
+  local opt = {} -- a sharded table's state is in the ranks' shards
+  for i, o in ipairs(self.optimizers) do opt[i] = shard_state.replicated_optim_state(o, self.parallel.sharded) end
   return {
     format = "mtl-run-1", step = self.step, epoch = self.epoch, batch_in_epoch = self.batch_in_epoch,
     rng = mtl.rand_state(), model = self.model:state_dict(), features = self.features:state(),
@@ -285,11 +290,15 @@ function Run:restore(st)
   self.model:load_state_dict(st.model)
   local F = self.features
   F.fitted = st.features.fitted or {}
+  local tables = {}
   for name, sd in pairs(st.features.tables or {}) do
-    local t = F.tables[name] or error(string.format("train: the checkpoint has a table '%s' that the features do not define", name), 0)
-    t:load_state_dict(sd)
+    tables[name] = sd
+    if not F.tables[name] then error(string.format("train: the checkpoint has a table '%s' that the features do not define", name), 0) end
   end
-  for i, o in ipairs(self.optimizers) do o:load_state_dict(st.optimizers[i]) end
+  -- a table this run shards but the checkpoint holds whole: each rank keeps its rows
+  shard_state.split_replicated(self.parallel.sharded, self.optimizers, tables, st.optimizers)
+  for name, sd in pairs(tables) do F.tables[name]:load_state_dict(sd) end
+  for i, o in ipairs(self.optimizers) do shard_state.load_replicated_optim_state(o, self.parallel.sharded, st.optimizers[i]) end
   self.step, self.epoch, self.batch_in_epoch = st.step, st.epoch, st.batch_in_epoch
   self.history = st.history or {}
   self.best = st.best
@@ -301,7 +310,7 @@ end
 -- replicated state is checked to be the same (tables included), then rank 0
 -- writes model_dir/checkpoints/step-N.ckpt (the replicated state: everything
 -- today), every rank writes its shard step-N.rank-R.ckpt when it has one
--- (sharded tables: none yet), and after a barrier rank 0 writes
+-- (the rows of the sharded tables), and after a barrier rank 0 writes
 -- step-N.manifest last (mtl.checkpoint.write_manifest): a checkpoint without
 -- its manifest is incomplete and never resumed from. Keeps the last
 -- train.keep_checkpoints. With a tag: rank 0 writes <tag>.ckpt alone.
@@ -318,7 +327,10 @@ function Run:save_checkpoint(tag)
   end
   if tag then return path end
   local files, shard = { (path:match("[^/]+$")) }, P:shard_state()
-  if shard ~= nil then mtl.save(string.format("%s/step-%d.rank-%d.ckpt", dir, self.step, P.rank), shard) end
+  if shard ~= nil then
+    sys.mkdir_p(dir)
+    mtl.save(string.format("%s/step-%d.rank-%d.ckpt", dir, self.step, P.rank), shard)
+  end
   mtl.dist.barrier() -- every rank's files are written
   if P.rank == 0 then
     if shard ~= nil then
@@ -342,8 +354,10 @@ end
 
 -- Loads the latest complete checkpoint of model_dir (rank 0 chooses it and
 -- tells the others, so every rank loads the same one); returns its path, or
--- nil when there is none. A checkpoint written by another number of ranks is
--- refused (its data position and shuffle streams are per rank).
+-- nil when there is none. A checkpoint of another number of ranks loads too:
+-- its sharded tables' rows go to their owners at this run's number of ranks
+-- (or are assembled whole for a table this run replicates), and the training
+-- stream goes on at the next global batch (docs/distributed.md, "Resharding").
 function Run:resume()
   local P = self.parallel
   local dir = self.model_dir .. "/checkpoints"
@@ -353,15 +367,26 @@ function Run:resume()
   local path = string.format("%s/step-%d.ckpt", dir, step)
   local manifest = mtl.checkpoint.read_manifest(dir, step)
   local ranks = manifest and manifest.ranks or 1
-  if ranks ~= P.size then
-    error(string.format("train: %s was written by a run of %d rank%s; resume it with %d (mpirun -np %d): another "
-      .. "number of ranks would read the epoch's rows in another order", path, ranks, ranks == 1 and "" or "s",
-      ranks, ranks), 0)
+  if ranks ~= P.size and P.rank == 0 and not self.opts.quiet then
+    io.stderr:write(string.format("train: resuming %s, written by %d rank%s, at %d: sharded tables are redistributed; "
+      .. "the epoch goes on at its next global batch\n", path, ranks, ranks == 1 and "" or "s", P.size))
   end
   self:restore(mtl.load(path))
-  local shard = string.format("step-%d.rank-%d.ckpt", step, P.rank)
-  for _, f in ipairs(manifest and manifest.files or {}) do
-    if f == shard then P:load_shard_state(mtl.load(dir .. "/" .. f)) end
+  local placed = manifest and manifest.tables or {}
+  local shards = shard_state.files(ranks, function(r) return string.format("%s/step-%d.rank-%d.ckpt", dir, step, r) end)
+  local list = {}
+  for _, st in ipairs(P.sharded) do
+    if placed[st.name] == "sharded" then list[#list + 1] = st end
+  end
+  if #list > 0 then
+    P:load_shard_state(ranks == P.size and mtl.load(string.format("%s/step-%d.rank-%d.ckpt", dir, step, P.rank)) or shards, list)
+  end
+  for _, p in ipairs(P.plan) do -- sharded in the checkpoint, replicated here: the whole table
+    if placed[p.name] == "sharded" and p.placement == "replicated" then
+      local tstate, ostate = shard_state.assemble(p.name, shards)
+      p.table:load_state_dict(tstate)
+      shard_state.load_optim_entries(self.optimizers, p.table, ostate)
+    end
   end
   return path
 end

@@ -503,12 +503,28 @@ static int l_get(lua_State *L) {
   return bind_fill(L, slot, v);
 }
 
+static bool has_id(mtl_embedding *t, int64_t id) {
+  return t->cfg.kind == MTL_EMB_FIXED ? id >= 0 && id < t->cfg.num_rows : mtl_embedding_find(t, id) >= 0;
+}
+
+/* t:has(id): a boolean; t:has(ids) of an int64 tensor: float32 [numel], 1 where the id has a row. */
 static int l_has(lua_State *L) {
   const char *fname = "mtl.Embedding.has";
   mtl_embedding *t = check_table(L, 1, fname);
-  int64_t id = check_id(L, 2, fname, 0);
-  bool has = t->cfg.kind == MTL_EMB_FIXED ? id >= 0 && id < t->cfg.num_rows : mtl_embedding_find(t, id) >= 0;
-  lua_pushboolean(L, has);
+  mtl_tensor *ids = bind_test_tensor(L, 2);
+  if (!ids) {
+    lua_pushboolean(L, has_id(t, check_id(L, 2, fname, 0)));
+    return 1;
+  }
+  if (ids->dtype != MTL_I64) luaL_error(L, "%s: expected int64 ids, got %s", fname, mtl_dtype_name(ids->dtype));
+  mtl_tensor **cslot = bind_slot(L);
+  bind_fill(L, cslot, mtl_tensor_contiguous_data(ids));
+  int64_t n = (*cslot)->numel;
+  mtl_tensor **slot = bind_slot(L);
+  bind_fill(L, slot, mtl_tensor_new(MTL_F32, 1, &n));
+  const int64_t *p = mtl_i64(*cslot);
+  float *q = mtl_f32(*slot);
+  for (int64_t i = 0; i < n; i++) q[i] = has_id(t, p[i]) ? 1.0f : 0.0f;
   return 1;
 }
 
@@ -527,6 +543,34 @@ static int l_set(lua_State *L) {
     return bind_error(L);
   }
   memcpy(mtl_embedding_row(t, row), buf, (size_t)dim * sizeof *buf);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* t:pending(ids): int64 [numel], each id's sightings not admitted yet (0: none). */
+static int l_pending(lua_State *L) {
+  const char *fname = "mtl.Embedding.pending";
+  mtl_embedding *t = check_table(L, 1, fname);
+  mtl_tensor *ids = bind_check_tensor(L, 2, fname);
+  if (ids->dtype != MTL_I64) luaL_error(L, "%s: expected int64 ids, got %s", fname, mtl_dtype_name(ids->dtype));
+  mtl_tensor **cslot = bind_slot(L);
+  bind_fill(L, cslot, mtl_tensor_contiguous_data(ids));
+  int64_t n = (*cslot)->numel;
+  mtl_tensor **slot = bind_slot(L);
+  bind_fill(L, slot, mtl_tensor_new(MTL_I64, 1, &n));
+  const int64_t *p = mtl_i64(*cslot);
+  int64_t *q = mtl_i64(*slot);
+  for (int64_t i = 0; i < n; i++) q[i] = mtl_embedding_pending_count(t, p[i]);
+  return 1;
+}
+
+/* t:set_rows(ids, values): writes the rows of ids that have one (all must). */
+static int l_set_rows(lua_State *L) {
+  const char *fname = "mtl.Embedding.set_rows";
+  mtl_embedding *t = check_table(L, 1, fname);
+  mtl_tensor *ids = bind_check_tensor(L, 2, fname);
+  mtl_tensor *values = bind_check_tensor(L, 3, fname);
+  if (mtl_embedding_set_rows(t, ids, values) < 0) return bind_error(L);
   lua_settop(L, 1);
   return 1;
 }
@@ -652,6 +696,19 @@ static int l_gc(lua_State *L) {
   return 0;
 }
 
+/* mtl.Embedding.buckets(ids, hash_bucket_size[, hash_seed = 0]): the bucket of
+ * each id in a hashed table of that size and seed (int64, flat). */
+static int l_buckets(lua_State *L) {
+  const char *fname = "mtl.Embedding.buckets";
+  lua_settop(L, 3);
+  mtl_tensor *ids = check_ids(L, 1, fname, "ids", true);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  lua_Integer seed = luaL_optinteger(L, 3, 0);
+  if (n < 1) luaL_error(L, "%s: hash_bucket_size must be at least 1, got %d", fname, (int)n);
+  mtl_tensor **slot = bind_slot(L);
+  return bind_fill(L, slot, mtl_embedding_buckets(ids, (int64_t)n, (uint64_t)seed));
+}
+
 static int l_is(lua_State *L) {
   lua_pushboolean(L, bind_test_embedding(L, 1) != NULL);
   return 1;
@@ -662,7 +719,7 @@ void bind_embedding_open(lua_State *L, int mod, int methods) {
   static const luaL_Reg meths[] = {
     {"lookup", l_lookup}, {"lookup_bag", l_lookup_bag}, {"rows", l_rows}, {"dim", l_dim},
     {"size", l_size}, {"kind", l_kind}, {"capacity", l_capacity}, {"get", l_get}, {"has", l_has},
-    {"set", l_set}, {"export", l_export}, {"weight", l_weight}, {"grad", l_grad}, {"add_grad", l_add_grad},
+    {"set", l_set}, {"set_rows", l_set_rows}, {"pending", l_pending}, {"export", l_export}, {"weight", l_weight}, {"grad", l_grad}, {"add_grad", l_add_grad},
     {"zero_grad", l_zero_grad}, {"train", l_train}, {"eval", l_eval}, {"training", l_training},
     {"requires_grad", l_requires_grad}, {"tick", l_tick}, {"evict", l_evict}, {"steps", l_steps},
     {"state_dict", l_state_dict}, {"load_state_dict", l_load_state_dict}, {NULL, NULL},
@@ -685,7 +742,7 @@ void bind_embedding_open(lua_State *L, int mod, int methods) {
   lua_pushstring(L, "mtl.Embedding"); /* checkpoints store it as this type (loader: from_state) */
   lua_setfield(L, mt, "__typename");
   /* mtl.Embedding: callable class table with from_state, is and the methods */
-  static const luaL_Reg class_fns[] = {{"from_state", l_from_state}, {"is", l_is}, {NULL, NULL}};
+  static const luaL_Reg class_fns[] = {{"from_state", l_from_state}, {"is", l_is}, {"buckets", l_buckets}, {NULL, NULL}};
   lua_newtable(L);
   int cls = lua_gettop(L);
   luaL_register(L, NULL, class_fns);

@@ -233,11 +233,37 @@ void mtl_embedding_release(mtl_embedding *t) {
 /* ---- ids ----------------------------------------------------------------------- */
 int64_t mtl_embedding_string_key(const char *s, size_t len) { return (int64_t)XXH3_64bits(s, len); }
 
-static inline int64_t bucket_of(const mtl_embedding *t, int64_t id) {
+static inline int64_t hash_bucket(int64_t id, uint64_t seed, int64_t buckets) {
   unsigned char b[8];
   uint64_t u = (uint64_t)id;
   for (int i = 0; i < 8; i++) b[i] = (unsigned char)(u >> (8 * i)); /* little-endian on any host */
-  return (int64_t)(XXH3_64bits_withSeed(b, 8, t->cfg.hash_seed) % (uint64_t)t->cfg.num_rows);
+  return (int64_t)(XXH3_64bits_withSeed(b, 8, seed) % (uint64_t)buckets);
+}
+
+static inline int64_t bucket_of(const mtl_embedding *t, int64_t id) {
+  return hash_bucket(id, t->cfg.hash_seed, t->cfg.num_rows);
+}
+
+mtl_tensor *mtl_embedding_buckets(const mtl_tensor *ids, int64_t buckets, uint64_t seed) {
+  if (!ids || ids->dtype != MTL_I64) {
+    mtl_error("mtl_embedding_buckets: expected int64 ids, got %s", ids ? mtl_dtype_name(ids->dtype) : "NULL");
+    return NULL;
+  }
+  if (buckets < 1) {
+    mtl_error("mtl_embedding_buckets: expected at least 1 bucket, got %lld", (long long)buckets);
+    return NULL;
+  }
+  mtl_tensor *c = mtl_tensor_contiguous_data((mtl_tensor *)ids);
+  if (!c) return NULL;
+  int64_t n = c->numel;
+  mtl_tensor *out = mtl_tensor_new(MTL_I64, 1, &n);
+  if (out) {
+    const int64_t *p = mtl_i64(c);
+    int64_t *q = mtl_i64(out);
+    for (int64_t i = 0; i < n; i++) q[i] = hash_bucket(p[i], seed, buckets);
+  }
+  mtl_tensor_release(c);
+  return out;
 }
 
 /* The row blocks of a table grown to cap rows in place: when the table alone
@@ -442,6 +468,33 @@ int64_t mtl_embedding_find(mtl_embedding *t, int64_t id) {
       return e ? e->val : -1;
     }
   }
+}
+
+int64_t mtl_embedding_pending_count(mtl_embedding *t, int64_t id) {
+  if (t->cfg.kind != MTL_EMB_DYNAMIC) return 0;
+  mtl_id_entry *p = mtl_id_map_find(&t->pending, id);
+  return p ? p->val : 0;
+}
+
+int mtl_embedding_set_rows(mtl_embedding *t, const mtl_tensor *ids, const mtl_tensor *values) {
+  const char *fn = "mtl.Embedding.set_rows";
+  int64_t dim = t->cfg.dim;
+  if (!ids || ids->dtype != MTL_I64 || ids->ndim != 1 || !mtl_tensor_is_contiguous(ids))
+    return mtl_error("%s: expected ids as a contiguous int64 vector", fn);
+  int64_t n = ids->numel;
+  if (!values || values->dtype != MTL_F32 || values->ndim != 2 || values->shape[0] != n || values->shape[1] != dim ||
+      !mtl_tensor_is_contiguous(values))
+    return mtl_error("%s: expected values as a contiguous float32 [%lld, %lld]", fn, (long long)n, (long long)dim);
+  const int64_t *p = mtl_i64(ids);
+  for (int64_t i = 0; i < n; i++) { /* every id first: nothing is written when one has no row */
+    int64_t row = mtl_embedding_find(t, p[i]);
+    if (row < -1) return -1;
+    if (row < 0) return mtl_error("%s: id %lld has no row", fn, (long long)p[i]);
+  }
+  const float *v = mtl_f32(values);
+  for (int64_t i = 0; i < n; i++)
+    memcpy(mtl_embedding_row(t, mtl_embedding_find(t, p[i])), v + i * dim, (size_t)dim * sizeof *v);
+  return 0;
 }
 
 int64_t mtl_embedding_insert(mtl_embedding *t, int64_t id) {

@@ -137,6 +137,27 @@ describe("config.validate", function()
     }, "\n"), err_of(config.validate, cfg))
   end)
 
+  it("checks the placement of tables (a feature's placement, train.shard_min_mib)", function()
+    local cfg = base()
+    cfg.features[1].placement = "sharded"
+    cfg.features[2].placement = "replicated"
+    cfg.train = { shard_min_mib = 64 }
+    local v = config.validate(cfg)
+    assert.are.equal("sharded", v.features[1].placement)
+    assert.are.equal(64, v.train.shard_min_mib)
+    cfg = base()
+    cfg.features[1].placement = "split"
+    cfg.features[3].placement = "sharded"
+    cfg.features[7].placement = "sharded"
+    cfg.train = { shard_min_mib = -1 }
+    assert.are.equal(table.concat({
+      "config: 'features.1.placement' must be 'sharded' or 'replicated', got \"split\"",
+      "config: 'features.3.placement': a raw feature without an embedding takes no placement",
+      "config: 'features.7.placement': a feature sharing another's table takes that table's placement",
+      "config: 'train.shard_min_mib' must be a number >= 0, got -1",
+    }, "\n"), err_of(config.validate, cfg))
+  end)
+
   it("checks what each feature type reads", function()
     local function e(f)
       local cfg = base()

@@ -6,15 +6,7 @@ local mpirun = require "dist.mpirun"
 local shell = require "helpers.shell"
 local training = require "dist.training"
 
--- `mtl ARGS` in one process: status, stdout, stderr.
-local function single(args)
-  local tmp = shell.tmpdir()
-  local status = shell.run(string.format("cd %s && %s %s >%s/out 2>%s/err; echo $?", shell.quote(shell.root),
-    shell.quote(shell.launcher), args, tmp, tmp))
-  local out, err = shell.read(tmp .. "/out"), shell.read(tmp .. "/err")
-  shell.run("rm -rf " .. shell.quote(tmp))
-  return tonumber(status), out, err
-end
+local single = mpirun.single
 
 describe("mtl eval, predict and export at several ranks", function()
   local dir = shell.tmpdir()

@@ -36,11 +36,23 @@ describe("mtl.dist launch", function()
     assert.truthy(stdout:find("rank 1 of 2: ok (Open MPI", 1, true), stdout)
   end)
 
+  -- the sample that contains `text`
+  local function sample_with(text)
+    for _, sample in ipairs(samples) do if sample:find(text, 1, true) then return sample end end
+    error("no docs/distributed.md sample contains " .. text)
+  end
+
   it("runs the docs' training loop at 2 ranks, both ranks ending with the same loss", function()
-    local stdout = run_sample(samples[2])
+    local stdout = run_sample(sample_with("P:check(20, true)"))
     local l0 = stdout:match("rank 0 of 2: loss (%S+)")
     assert(l0, stdout)
     assert.truthy(stdout:find("rank 1 of 2: loss " .. l0, 1, true), stdout)
+  end)
+
+  it("runs the docs' sharded-table loop at 2 ranks, each rank holding half the rows", function()
+    local stdout = run_sample(sample_with("shard.new("))
+    assert.truthy(stdout:find("rank 0 of 2 holds 500 of 1000 rows", 1, true), stdout)
+    assert.truthy(stdout:find("rank 1 of 2 holds 500 of 1000 rows", 1, true), stdout)
   end)
 
   it("runs any mtl command as N ranks (mtl -e)", function()

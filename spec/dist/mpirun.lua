@@ -41,6 +41,17 @@ function M.run(np, args, opts)
   return tonumber(status), table.concat(out), table.concat(err, "\n"), tonumber(t1) - tonumber(t0)
 end
 
+-- `mtl ARGS` in one process (no mpirun), from the repository root: status,
+-- stdout, stderr.
+function M.single(args)
+  local tmp = shell.tmpdir()
+  local status = shell.run(string.format("cd %s && %s %s >%s/out 2>%s/err; echo $?", shell.quote(shell.root),
+    shell.quote(shell.launcher), args, tmp, tmp))
+  local out, err = shell.read(tmp .. "/out"), shell.read(tmp .. "/err")
+  shell.run("rm -rf " .. shell.quote(tmp))
+  return tonumber(status), out, err
+end
+
 -- Lines "r<rank> <key> <values...>" -> results[rank][key] = {values...}
 -- (strings; the values are split at spaces, except a "mismatch" line's
 -- message, kept whole). A key printed again appends its values (scripts

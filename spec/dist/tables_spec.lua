@@ -6,25 +6,11 @@
 -- to each tensor's largest value).
 local mpirun = require "dist.mpirun"
 local shell = require "helpers.shell"
+local training = require "dist.training"
 
+local numbers, relative = training.numbers, training.relative
 local SCRIPT = "spec/scripts/dist/tables.lua"
 
-local function numbers(list)
-  local out = {}
-  for i, v in ipairs(list) do out[i] = tonumber(v) end
-  return out
-end
-
--- max |a - b| / max |a| over two lists of numbers
-local function relative(a, b)
-  assert.are.equal(#a, #b)
-  local d, m = 0, 1e-30
-  for i = 1, #a do
-    d = math.max(d, math.abs(a[i] - b[i]))
-    m = math.max(m, math.abs(a[i]))
-  end
-  return d / m
-end
 
 describe("replicated fixed, hashed and dynamic tables", function()
   local single = shell.run(string.format("cd %s && %s %s 2>&1", shell.quote(shell.root), shell.quote(shell.launcher),

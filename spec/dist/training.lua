@@ -55,6 +55,24 @@ return {
   end
 end
 
+-- A list of strings as numbers.
+function M.numbers(list)
+  local out = {}
+  for i, v in ipairs(list) do out[i] = tonumber(v) end
+  return out
+end
+
+-- max |a - b| / max |a| over two lists of numbers of the same length.
+function M.relative(a, b)
+  assert(#a == #b, string.format("%d numbers against %d", #a, #b))
+  local d, m = 0, 1e-30
+  for i = 1, #a do
+    d = math.max(d, math.abs(a[i] - b[i]))
+    m = math.max(m, math.abs(a[i]))
+  end
+  return d / m
+end
+
 -- Every tensor of a run checkpoint (model, tables, optimizers) by path.
 function M.tensors(path)
   local out = {}
@@ -69,6 +87,13 @@ function M.tensors(path)
   walk(st.model, "model")
   walk(st.features.tables, "tables")
   walk(st.optimizers, "optimizers")
+  -- a run with sharded tables: every rank's shard (step-N.rank-R.ckpt)
+  local dir, step = path:match("^(.*)/step%-(%d+)%.ckpt$")
+  local manifest = dir and mtl.checkpoint.read_manifest(dir, tonumber(step))
+  for _, f in ipairs(manifest and manifest.files or {}) do
+    local r = f:match("%.rank%-(%d+)%.ckpt$")
+    if r then walk(mtl.load(dir .. "/" .. f).tables, "shard" .. r) end
+  end
   return out, st
 end
 

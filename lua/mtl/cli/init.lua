@@ -180,6 +180,7 @@ local function load_state(path)
   if type(st) ~= "table" or (st.format ~= "mtl-run-1" and st.format ~= require("mtl.export").FORMAT) then
     error(string.format("%s is not an mtl checkpoint (a run checkpoint or an exported model)", path), 0)
   end
+  if st.format == "mtl-run-1" then st = require("mtl.shard_state").complete(st, path) end -- sharded tables, whole
   return st
 end
 

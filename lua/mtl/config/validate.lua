@@ -22,7 +22,7 @@ local DATA_KEYS = { "train", "eval", "format", "separator", "header", "columns",
 local COLUMN_KEYS = { "name", "type", "default", "separator", "kv_separator", "values", "step_separator" }
 local FEATURE_KEYS = { "name", "type", "column", "columns", "dim", "num_buckets", "hash_bucket_size", "vocab",
                        "vocab_file", "shared", "combiner", "separator", "kv_separator", "normalize", "boundaries",
-                       "bins", "key", "weighted", "init_scale", "missing", "max_len", "length", "raw_dim" }
+                       "bins", "key", "weighted", "init_scale", "missing", "max_len", "length", "raw_dim", "placement" }
 local FEATURE_TYPES = { "id", "raw", "tag", "combo", "lookup", "sequence" }
 
 -- Model options live with each model (models/<name>.lua, mtl.models);
@@ -33,7 +33,7 @@ local LOSS_KEYS = { "name", "output", "label", "on", "weight", "gamma", "mask", 
 for _, k in ipairs(loss_kinds.KEYS) do LOSS_KEYS[#LOSS_KEYS + 1] = k end
 
 local TRAIN_KEYS = { "steps", "epochs", "eval_every", "checkpoint_every", "keep_checkpoints", "log_every", "seed",
-                     "threads", "early_stopping", "resume", "auc_window" }
+                     "threads", "early_stopping", "resume", "auc_window", "shard_min_mib" }
 local EVAL_KEYS = { "metrics", "gauc" }
 local METRICS = { "auc", "gauc", "logloss", "calibration", "max_f1" }
 local GAUC_REDUCTIONS = { "mean", "mean_by_sample_num", "mean_by_positive_num" }
@@ -208,8 +208,12 @@ local function check_features(c, fs)
         if embedded then
           if f.dim == nil then f.dim = 16 else c:number(f.dim, p .. ".dim", { int = true, min = 1 }) end
           if f.init_scale ~= nil then c:number(f.init_scale, p .. ".init_scale", { gt = 0 }) end
+          if f.placement ~= nil then
+            if f.shared ~= nil then c:err("'%s.placement': a feature sharing another's table takes that table's placement", p)
+            else c:enum(f.placement, p .. ".placement", { "sharded", "replicated" }) end
+          end
         else
-          for _, k in ipairs({ "dim", "shared", "init_scale" }) do
+          for _, k in ipairs({ "dim", "shared", "init_scale", "placement" }) do
             if f[k] ~= nil then c:err("'%s.%s': a %s feature without an embedding takes no %s", p, k, t, k) end
           end
         end
@@ -399,6 +403,7 @@ local function check_train(c, data)
   local t = optional_section(c, "train", TRAIN_KEYS)
   if not t then return end
   if t.steps ~= nil then c:number(t.steps, "train.steps", { int = true, min = 1 }) end
+  if t.shard_min_mib ~= nil then c:number(t.shard_min_mib, "train.shard_min_mib", { min = 0 }) end
   -- epochs: train.epochs, else data.epochs, else 1; both end up equal
   local data_epochs = type(data) == "table" and data.epochs or nil
   if t.epochs == nil then t.epochs = data_epochs or 1

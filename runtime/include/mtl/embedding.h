@@ -110,6 +110,10 @@ const char *mtl_embedding_kind_name(mtl_embedding_kind k);
 /* ---- ids ------------------------------------------------------------------ */
 /* The 64-bit key of a string id. */
 int64_t mtl_embedding_string_key(const char *s, size_t len);
+/* A hashed table's bucket of each id, as a table of `buckets` rows and this
+ * seed computes it: int64 [numel of ids] (row-sharded tables route ids with
+ * it without holding the table). */
+mtl_tensor *mtl_embedding_buckets(const mtl_tensor *ids, int64_t buckets, uint64_t seed);
 /* Maps n ids to rows (-1: no row of its own; the default row is used).
  * Dynamic tables in training mode count, admit and stamp the ids. */
 int mtl_embedding_resolve(mtl_embedding *t, int64_t n, const int64_t *ids, int64_t *rows);
@@ -120,6 +124,12 @@ int64_t mtl_embedding_find(mtl_embedding *t, int64_t id);
 static inline int64_t mtl_embedding_row_id(const mtl_embedding *t, int64_t row) {
   return t->cfg.kind == MTL_EMB_DYNAMIC ? t->ids[row] : row;
 }
+/* A dynamic table's count of sightings of an id not admitted yet (0: none, or
+ * admitted; other kinds: 0). */
+int64_t mtl_embedding_pending_count(mtl_embedding *t, int64_t id);
+/* Writes the rows of ids (int64 [n], contiguous) from values (float32 [n,
+ * dim], contiguous); every id must have a row (else an error, nothing written). */
+int mtl_embedding_set_rows(mtl_embedding *t, const mtl_tensor *ids, const mtl_tensor *values);
 /* The row of id, creating it in a dynamic table (admission bypassed). */
 int64_t mtl_embedding_insert(mtl_embedding *t, int64_t id);
 /* Dynamic tables: one step passes; evicts when the interval is due. Returns

@@ -27,44 +27,17 @@ local dense = mtl.optim.adam { params = model:parameters(), lr = 0.05 }
 local sparse = mtl.optim.adam { params = { fixed, hashed, dynamic }, lr = 0.05 }
 local P = parallel.new { model = model, tables = tables, optimizers = { dense, sparse }, check_every = 5 }
 
--- global batch s: row i has ids (a, b, c), a number x and a label y
-local function global_batch(s)
-  local rows = {}
-  for i = 1, B do
-    local k = s * B + i
-    rows[i] = { a = (k * 7) % 10, b = k * 131 % 1000, c = (k * k) % 23 + 100 * math.floor(s / 8), x = ((k * 37) % 17) / 17,
-                y = (k % 3 == 0) and 1 or 0 }
-  end
-  return rows
-end
-
-local function column(rows, key, dtype)
-  local v = {}
-  for i, r in ipairs(rows) do v[i] = r[key] end
-  return #v > 0 and mtl.tensor(v, dtype) or mtl.zeros({ 0 }, dtype)
-end
-
-local function say(key, values)
-  io.write(string.format("r%d %s %s\n", rank, key, table.concat(values, " ")))
-end
+local R = dofile(arg[0]:match("^(.*/)") .. "rows.lua")
+local column, say = R.column, R.say
 
 for s = 0, STEPS - 1 do
-  local all = global_batch(s)
-  local lo, hi = math.floor(rank * B / size), math.floor((rank + 1) * B / size)
-  local mine = {}
-  for i = lo + 1, hi do mine[#mine + 1] = all[i] end
+  local mine = R.mine(R.global_batch(s, B), rank, size)
   local n = #mine
   local global = P:begin_step(s + 1, { n })
   local scale = P:scales({ n }, global)
   local x = mtl.concat({ fixed:lookup(column(mine, "a", "int64")), hashed:lookup(column(mine, "b", "int64")),
                          dynamic:lookup(column(mine, "c", "int64")), column(mine, "x"):reshape(n, 1) }, 2)
-  local logits = model(x):reshape(n)
-  local total = P:backward(n, function()
-    local loss = mtl.binary_cross_entropy_with_logits(logits, column(mine, "y"))
-    return scale.rows ~= 1 and loss * scale.rows or loss
-  end)[1]
-  dense:step()
-  sparse:step()
+  local total = R.finish_step(P, model, x, mine, scale, { dense, sparse })
   if arg[1] == "corrupt" and rank == 1 and s + 1 == 7 then
     local w = model.linear.weight
     mtl.no_grad(function() w:copy(w + 1e-6) end)
