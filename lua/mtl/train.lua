@@ -18,6 +18,8 @@ local cli_progress = require "mtl.cli.progress"
 local train = {}
 
 local files_of = ranker.files_of
+local SIGINT, SIGTERM = 2, 15
+train.SIGNAL_NAMES = { [SIGINT] = "SIGINT", [SIGTERM] = "SIGTERM" }
 
 -- ---- a run ------------------------------------------------------------------------------
 local Run = {}
@@ -100,15 +102,29 @@ end
 -- so the summed gradients are the global batch's gradient), the forward runs
 -- (a dynamic table's lookups are collectives), the gradients are summed over
 -- the ranks (mtl.parallel), then every rank takes the same optimizer step.
--- Returns the global batch's loss, its per-task losses and its rows, or nil
--- when no rank has rows left (the epoch is over).
+-- A stop asked for by a signal (opts.signals: mtl.catch_stop_signals) is
+-- agreed on with the same sum: when any rank caught one, every rank returns
+-- nil before the step, with run.stop_signal set (SIGTERM when some rank had
+-- one, else SIGINT; a rank's own signal first).
+-- Returns the global batch's loss, its per-task losses and its rows; nil
+-- when no rank has rows left (the epoch is over) or a signal stops the run;
+-- false when the loss was NaN or infinite and train.nan_loss = "skip" (no
+-- update: the batch is skipped).
 function Run:train_step(batch)
   local P = self.parallel
   local labels = ranker.labels(batch, self.label_names)
   local spec = self.model.loss_spec
   local counts = losses.denominators(labels, spec, batch.size)
   table.insert(counts, 1, batch.size)
+  local n, sig = #counts, self.opts.signals and mtl.stop_signal() or 0
+  counts[n + 1], counts[n + 2] = sig == SIGINT and 1 or 0, sig == SIGTERM and 1 or 0
   local global = P:begin_step(self.step + 1, counts)
+  counts[n + 1], counts[n + 2] = nil, nil
+  if global[n + 1] + global[n + 2] > 0 then
+    self.stop_signal = sig ~= 0 and sig or (global[n + 2] > 0 and SIGTERM or SIGINT)
+    return nil
+  end
+  global[n + 1], global[n + 2] = nil, nil
   if global[1] == 0 then return nil end
   local scale = P:scales(counts, global)
   local out = self.model(batch)
@@ -123,6 +139,7 @@ function Run:train_step(batch)
     end
     return total, shares
   end, #names)
+  if not self:loss_finite(sums, names) then return false end
   if self.clip_norm then
     for _, o in ipairs(self.optimizers) do mtl.optim.clip_grad_norm(o, self.clip_norm) end
   end
@@ -133,6 +150,29 @@ function Run:train_step(batch)
   for i, name in ipairs(names) do per[name] = sums[i + 1] end
   if batch.size > 0 then self:remember(out, labels) end
   return sums[1], per, global[1]
+end
+
+-- Whether the global loss of the step about to be taken is finite. When it
+-- is not: an error naming the step and the tasks, before any update (the
+-- weights and the latest checkpoint stay as they were), or with
+-- train.nan_loss = "skip" a count of skipped batches (run.skipped_nan) and
+-- false. sums: the total, then each task's (the same on every rank).
+function Run:loss_finite(sums, names)
+  local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
+  if finite(sums[1]) then return true end
+  local bad = {}
+  for i, name in ipairs(names) do
+    if not finite(sums[i + 1]) then bad[#bad + 1] = string.format("'%s' %s", name, tostring(sums[i + 1])) end
+  end
+  local what = #bad > 0 and ("task " .. table.concat(bad, ", task ")) or ("total " .. tostring(sums[1]))
+  if (self.cfg.train or {}).nan_loss == "skip" then
+    self.skipped_nan = (self.skipped_nan or 0) + 1
+    return false
+  end
+  local all = self.model_dir and mtl.checkpoint.list(self.model_dir .. "/checkpoints") or {}
+  error(string.format("train: the loss is not finite at step %d (%s); no update was made%s. Look for extreme "
+    .. "values in the inputs or lower the learning rate; train.nan_loss = \"skip\" skips such batches",
+    self.step + 1, what, #all > 0 and string.format(", the latest checkpoint is %s", all[#all].path) or ""), 0)
 end
 
 -- The running AUC: each eval target's predictions and labels over the last
@@ -243,12 +283,13 @@ end
 
 -- Writes model_dir/report.html from the records so far (mtl.report): live
 -- (the page reloads itself) while training goes on, or after it ended
--- (opts.failed: the error that stopped it). Rank 0 writes it.
+-- (opts.failed: the error that stopped it; opts.stopped: the signal, "SIGINT
+-- at step N"). Rank 0 writes it.
 function Run:write_report(opts)
   if not self.model_dir or self.parallel.rank ~= 0 then return nil end
   opts = opts or {}
   self.report_path = require("mtl.report").write(self.model_dir,
-    { records = self.history, live = opts.live, failed = opts.failed })
+    { records = self.history, live = opts.live, failed = opts.failed, stopped = opts.stopped })
   return self.report_path
 end
 
@@ -268,12 +309,17 @@ end
 
 -- ---- checkpoints ---------------------------------------------------------------------------------
 function Run:checkpoint_state()
+  local s = self.since_log
   local opt = {}
   for i, o in ipairs(self.optimizers) do opt[i] = o:state_dict() end
   return {
     format = "mtl-run-1", step = self.step, epoch = self.epoch, batch_in_epoch = self.batch_in_epoch,
     rng = mtl.rand_state(), model = self.model:state_dict(), features = self.features:state(),
     optimizers = opt, history = self.history, best = self.best, bad_evals = self.bad_evals,
+    -- what the next train record and the running AUC are made of, so that a
+    -- resumed run logs what an uninterrupted one does
+    since_log = s and { loss_sum = s.loss_sum, loss_n = s.loss_n, task_sum = s.task_sum } or nil,
+    window = self.window, skipped_nan = self.skipped_nan,
   }
 end
 
@@ -294,6 +340,7 @@ function Run:restore(st)
   self.history = st.history or {}
   self.best = st.best
   self.bad_evals = st.bad_evals or 0
+  self.restored_log, self.window, self.skipped_nan = st.since_log, st.window, st.skipped_nan
   mtl.rand_state(st.rng)
 end
 
@@ -375,22 +422,14 @@ end
 -- drops a pending second normal of Box-Muller), so that state, which
 -- checkpoints save, describes it completely.
 
--- Keeps the records of metrics.jsonl up to the resumed step (a killed run may
--- have logged past its last checkpoint), then appends.
-local function open_metrics(path, step)
-  if step == 0 then return io.open(path, "w") end
-  local keep = {}
-  local f = io.open(path)
-  if f then
-    for line in f:lines() do
-      local ok, rec = pcall(json.decode, line)
-      if ok and type(rec) == "table" and (rec.step or 0) <= step and not rec.final then keep[#keep + 1] = line end
-    end
-    f:close()
-  end
-  local out = io.open(path, "w")
-  for _, line in ipairs(keep) do out:write(line, "\n") end
-  return out
+-- Starts metrics.jsonl with the records of the run so far (a resumed
+-- checkpoint's history: a killed run may have logged past its last
+-- checkpoint), written whole, then opens it to append.
+local function open_metrics(path, history)
+  local lines = {}
+  for i, rec in ipairs(history) do lines[i] = json.encode(rec) .. "\n" end
+  sys.write_atomic(path, table.concat(lines))
+  return assert(io.open(path, "a"))
 end
 
 -- What fit does, from cfg.train: {epochs, steps, log_every, eval_every, checkpoint_every, early_stopping}.
@@ -412,7 +451,7 @@ function Run:start(plan)
     if self.opts.resume or tc.resume then
       resumed_from = self:resume()
     end
-    if self.parallel.rank == 0 then self.metrics_file = open_metrics(self.model_dir .. "/metrics.jsonl", self.step) end
+    if self.parallel.rank == 0 then self.metrics_file = open_metrics(self.model_dir .. "/metrics.jsonl", self.history) end
   end
   progress:start(self, { steps = plan.steps, epochs = plan.epochs, files = files_of(cfg.data.train),
                          batch_size = cfg.data.batch_size or 1024 })
@@ -425,8 +464,12 @@ function Run:start(plan)
     for _, p in ipairs(P.plan) do progress:message(string.format("table %s: %s", p.name, p.reason)) end
   end
   P:check(self.step, true) -- the ranks start from the same state
-  self.since_log = { t0 = sys.now(), seen = 0, loss_sum = 0, loss_n = 0, task_sum = {} }
+  local r = self.restored_log or {}
+  self.since_log = { t0 = sys.now(), seen = 0, loss_sum = r.loss_sum or 0, loss_n = r.loss_n or 0, task_sum = r.task_sum or {} }
+  self.restored_log = nil
   self.bad_evals = self.bad_evals or 0
+  self.resumed_at = resumed_from and self.step or nil
+  if self.opts.signals then mtl.catch_stop_signals(true) end
   return progress
 end
 
@@ -462,8 +505,9 @@ end
 -- second true when no rank had rows left (the epoch is over; no step taken).
 function Run:fit_step(batch, b, plan, progress)
   local loss, per, rows = self:train_step(batch)
-  if not loss then return false, true end
+  if loss == nil then return self.stop_signal ~= nil, self.stop_signal == nil end
   self.batch_in_epoch = b
+  if loss == false then return false end -- a skipped batch (train.nan_loss)
   self:count_step(loss, per, rows)
   progress:step(self, { loss = loss, rows = rows })
   if self.step % plan.log_every == 0 then self:log_train(progress) end
@@ -493,8 +537,38 @@ function Run:fit_epoch(plan, progress)
   return stop
 end
 
+-- After a stop by a signal: the checkpoint of the last step taken and the
+-- report (no final evaluation: the user asked to stop).
+function Run:finish_stopped(progress)
+  if self.model_dir then
+    self.last_checkpoint = self:save_checkpoint()
+    if self.metrics_file then self.metrics_file:close() end
+    self.metrics_file = nil
+    self:write_report({ stopped = string.format("%s at step %d", train.SIGNAL_NAMES[self.stop_signal], self.step) })
+  end
+  progress:finish(self)
+  return nil
+end
+
+-- A resumed run that was over already (its checkpoint has the final
+-- evaluation at its step): that evaluation, not a second one.
+function Run:finished_before()
+  local last = self.history[#self.history]
+  if self.resumed_at == self.step and last and last.final and last.step == self.step then return last.metrics end
+end
+
 -- After the last step: the final evaluation, the last checkpoint. Returns the final metrics.
 function Run:finish(progress)
+  if self.stop_signal then return self:finish_stopped(progress) end
+  local done = self:finished_before()
+  if done then
+    if self.metrics_file then self.metrics_file:close() end
+    self.metrics_file = nil
+    self.last_checkpoint = string.format("%s/checkpoints/step-%d.ckpt", self.model_dir, self.step)
+    self:write_report()
+    progress:finish(self)
+    return done
+  end
   local final
   if self.cfg.data.eval then
     final = self:evaluate(self.cfg.data.eval)
@@ -531,10 +605,17 @@ function Run:fit()
     end
   end)
   if not ok then
+    if self.opts.signals then mtl.catch_stop_signals(false) end
     pcall(self.write_report, self, { failed = tostring(err):match("^[^\n]*") })
     error(err, 0)
   end
-  return self:finish(progress), self
+  local final = self:finish(progress)
+  -- a signal during the final evaluation or save: the run is whole, it stops now
+  if self.opts.signals then
+    self.stop_signal = self.stop_signal or (mtl.stop_signal() ~= 0 and mtl.stop_signal() or nil)
+    mtl.catch_stop_signals(false)
+  end
+  return final, self
 end
 
 return train

@@ -333,19 +333,26 @@ function COMMANDS.train(a)
   dist.barrier() -- a fresh start's old checkpoints are gone on every rank
   local quiet = a.quiet or not writer
   local progress = require("mtl.cli.progress").new({ out = out, quiet = quiet })
-  local run = train.new(cfg, { progress = progress, resume = a.resume, out = out, quiet = quiet })
+  local run = train.new(cfg, { progress = progress, resume = a.resume, out = out, quiet = quiet, signals = true })
   local final = run:fit()
-  if not writer then return 0 end
+  local rc = run.stop_signal and 128 + run.stop_signal or 0 -- 130 (SIGINT), 143 (SIGTERM)
+  if not writer then return rc end
   local report_path = run.report_path -- written at every evaluation and at the end (mtl.report)
+  if run.stop_signal then
+    io.stderr:write(string.format("mtl train: stopped by %s after step %d: checkpoint %s, report %s, metrics %s/metrics.jsonl "
+      .. "(continue with --resume)\n", train.SIGNAL_NAMES[run.stop_signal], run.step, tostring(run.last_checkpoint),
+      tostring(report_path), dir))
+  end
   if not a.quiet then
     if final then out:write(metrics_table(run:plain(final))) end
     out:write(string.format("checkpoint: %s\nreport: %s\n", tostring(run.last_checkpoint), report_path))
   end
   if a.json then
     json_line({ command = "train", model_dir = dir, step = run.step, checkpoint = run.last_checkpoint,
-                report = report_path, metrics = final and run:plain(final) or {} })
+                report = report_path, metrics = final and run:plain(final) or {},
+                stopped_by = run.stop_signal and train.SIGNAL_NAMES[run.stop_signal] or nil })
   end
-  return 0
+  return rc
 end
 
 -- Whether a text file has a data row (a non-blank line, after the header).
