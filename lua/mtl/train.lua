@@ -170,7 +170,7 @@ function Run:loss_finite(sums, names)
     return false
   end
   local all = self.model_dir and mtl.checkpoint.list(self.model_dir .. "/checkpoints") or {}
-  error(string.format("train: the loss is not finite at step %d (%s); no update was made%s. Look for extreme "
+  error(string.format("the loss is not finite at step %d (%s); no update was made%s. Look for extreme "
     .. "values in the inputs or lower the learning rate; train.nan_loss = \"skip\" skips such batches",
     self.step + 1, what, #all > 0 and string.format(", the latest checkpoint is %s", all[#all].path) or ""), 0)
 end
@@ -266,6 +266,7 @@ function Run:log_train(progress)
   local record = { kind = "train", loss = s.loss_sum / s.loss_n, task_loss = task_loss,
                    running_auc = self:running_auc(), examples_per_s = rate }
   record.lr, record.lr_sparse = self:learning_rates()
+  record.skipped_nan = self.skipped_nan -- batches skipped for a non-finite loss (train.nan_loss = "skip")
   progress:log(self, self:log(record))
   s.loss_sum, s.loss_n, s.task_sum = 0, 0, {}
 end
@@ -389,23 +390,50 @@ end
 
 -- Loads the latest complete checkpoint of model_dir (rank 0 chooses it and
 -- tells the others, so every rank loads the same one); returns its path, or
--- nil when there is none. A checkpoint written by another number of ranks is
--- refused (its data position and shuffle streams are per rank).
+-- nil when there is none. opts.resume_from = N: the checkpoint of step N
+-- instead, and the later ones are removed (the run goes on from N). A
+-- checkpoint that does not load (corrupt) is an error naming the newest
+-- older one that does and how to resume from it. A checkpoint written by
+-- another number of ranks is refused (its data position and shuffle streams
+-- are per rank).
 function Run:resume()
   local P = self.parallel
   local dir = self.model_dir .. "/checkpoints"
   local all = P.rank == 0 and mtl.checkpoint.list(dir) or {}
-  local step = mtl.dist.broadcast(mtl.tensor({ #all > 0 and all[#all].step or -1 }, "int64"), 0):get(1)
+  local from = self.opts.resume_from
+  local pick = all[#all]
+  if from and P.rank == 0 then
+    pick = nil
+    for _, c in ipairs(all) do if c.step == from then pick = c end end
+    if not pick then
+      local steps = {}
+      for i, c in ipairs(all) do steps[i] = tostring(c.step) end
+      error(string.format("--resume-from %d: %s has no complete checkpoint of step %d (it has: %s)", from, dir, from,
+        #steps > 0 and table.concat(steps, ", ") or "none"), 0)
+    end
+    for _, c in ipairs(all) do if c.step > from then mtl.checkpoint.remove(c) end end
+  end
+  local step = mtl.dist.broadcast(mtl.tensor({ pick and pick.step or -1 }, "int64"), 0):get(1)
   if step < 0 then return nil end
   local path = string.format("%s/step-%d.ckpt", dir, step)
-  local manifest = mtl.checkpoint.read_manifest(dir, step)
+  local ok, manifest = pcall(mtl.checkpoint.read_manifest, dir, step)
+  local state
+  if ok then ok, state = pcall(mtl.load, path) end
+  if not ok then
+    local older = require("mtl.train_checks").intact_before(dir, step)
+    local how = older and string.format("the newest intact checkpoint is %s (step %d): resume from it with `%s "
+      .. "--resume-from %d` (that removes the checkpoints after it)", older.path, older.step,
+      self.opts.command or "mtl train CONFIG", older.step)
+      or string.format("no older checkpoint loads: start over with `%s --fresh`", self.opts.command or "mtl train CONFIG")
+    error(string.format("cannot resume from %s: %s\n%s", path, tostring(manifest or state), how), 0)
+  end
   local ranks = manifest and manifest.ranks or 1
   if ranks ~= P.size then
     error(string.format("train: %s was written by a run of %d rank%s; resume it with %d (mpirun -np %d): another "
       .. "number of ranks would read the epoch's rows in another order", path, ranks, ranks == 1 and "" or "s",
       ranks, ranks), 0)
   end
-  self:restore(mtl.load(path))
+  self:restore(state)
   local shard = string.format("step-%d.rank-%d.ckpt", step, P.rank)
   for _, f in ipairs(manifest and manifest.files or {}) do
     if f == shard then P:load_shard_state(mtl.load(dir .. "/" .. f)) end

@@ -7,39 +7,7 @@ local shell = require "helpers.shell"
 local mtl = require "mtl"
 
 local function checkpoints(dir) return mtl.checkpoint.list(dir .. "/checkpoints") end
-
--- Starts `mtl ARGS` in the background; returns {pid =, wait = function() -> exit status, stderr}.
-local function start(dir, name, args)
-  local pidfile, rcfile, errfile = dir .. "/" .. name .. ".pid", dir .. "/" .. name .. ".rc", dir .. "/" .. name .. ".err"
-  os.execute(string.format("sh -c '%s %s >/dev/null 2>%s & echo $! >%s; wait $!; echo $? >%s' &",
-    tiny.mtl, args, errfile, pidfile, rcfile))
-  local pid
-  for _ = 1, 500 do
-    pid = (shell.read_if_exists(pidfile) or ""):match("%d+")
-    if pid then break end
-    os.execute("sleep 0.01")
-  end
-  return {
-    pid = assert(pid, "the run started"),
-    wait = function()
-      for _ = 1, 3000 do
-        local rc = (shell.read_if_exists(rcfile) or ""):match("%d+")
-        if rc then return tonumber(rc), shell.read(errfile) end
-        os.execute("sleep 0.02")
-      end
-      error("the run did not end within 60 s")
-    end,
-  }
-end
-
--- Waits until model_dir has at least n checkpoints.
-local function wait_checkpoints(dir, n)
-  for _ = 1, 3000 do
-    if #checkpoints(dir) >= n then return end
-    os.execute("sleep 0.02")
-  end
-  error("no checkpoints in " .. dir)
-end
+local start, wait_checkpoints = tiny.start, tiny.wait_checkpoints
 
 describe("mtl train stopped by a signal", function()
   local dir

@@ -244,6 +244,8 @@ function PARSERS.train()
   add_config(p)
   p:option("--model-dir", "where checkpoints, logs and the report go (default: the config's model_dir)"):argname("DIR")
   p:flag("--resume", "continue from the latest checkpoint in model_dir (exactly: same data order, RNG and optimizer state)")
+  p:option("--resume-from", "continue from the checkpoint of step STEP instead (the later ones are removed)")
+    :argname("STEP"):convert(tonumber)
   p:flag("--fresh", "start over in a model_dir that already has checkpoints (removes them)")
   p:flag("--json", "print one JSON line of final metrics on stdout (progress goes to stderr)")
   p:flag("--quiet", "no progress output")
@@ -299,16 +301,53 @@ end
 -- ---- commands -------------------------------------------------------------------------------------
 local COMMANDS = {}
 
+local train_in
+
+-- Rank 0 runs fn; its error, if any, is every rank's (none waits for a rank
+-- that gave up). Returns fn's result on rank 0.
+function cli.agree(what, fn)
+  local mtl = require "mtl"
+  local rank0 = mtl.dist.rank() == 0
+  local ok, res = true, nil
+  if rank0 then ok, res = pcall(fn) end
+  local good = mtl.dist.broadcast(mtl.tensor({ ok and 1 or 0 }, "int64"), 0):get(1) == 1
+  if not ok then error(res, 0) end
+  if not good then error(string.format("rank 0 failed (%s): see its message", what), 0) end
+  return res
+end
+
 function COMMANDS.train(a)
-  local train = require "mtl.train"
-  local export = require "mtl.export"
   local cfg = cli.load_config(a.config, a.set)
   if a.model_dir then cfg.model_dir = a.model_dir end
   if not cfg.model_dir then usage("the config has no model_dir: pass --model-dir DIR (or --set model_dir=DIR)") end
+  if a.resume_from then a.resume = true end
   if a.resume and a.fresh then usage("--resume and --fresh exclude each other") end
   local dir = cfg.model_dir
   local dist = require("mtl").dist
   local writer = dist.rank() == 0 -- in a distributed run rank 0 writes the run's files and output
+  local out = a.json and io.stderr or io.stdout
+  local checks = require "mtl.train_checks"
+  checks.inputs(cfg) -- before anything is written
+  sys.mkdir_p(dir)
+  local release = cli.agree("lock", function() return checks.lock(dir, function(note) out:write(note, "\n") end) end)
+  local ok, rc = pcall(train_in, a, cfg, dir, writer, out, checks)
+  if release then release() end
+  if not ok then error(rc, 0) end
+  return rc
+end
+
+-- mtl train once model_dir is locked (COMMANDS.train).
+function train_in(a, cfg, dir, writer, out, checks)
+  local train = require "mtl.train"
+  local export = require "mtl.export"
+  local dist = require("mtl").dist
+  if writer then
+    local removed = checks.remove_stale(dir)
+    if #removed > 0 then
+      out:write(string.format("removed %d temporar%s of processes that no longer run: %s\n", #removed,
+        #removed == 1 and "y" or "ies", table.concat(removed, ", ")))
+    end
+  end
   local existing = require("mtl").checkpoint.list(dir .. "/checkpoints")
   if #existing > 0 and not a.resume then
     if not a.fresh then
@@ -320,8 +359,6 @@ function COMMANDS.train(a)
       os.remove(dir .. "/checkpoints/best.ckpt")
     end
   end
-  local out = a.json and io.stderr or io.stdout
-  sys.mkdir_p(dir)
   if writer then
     -- what ran, for the report and for `mtl eval RUN_DIR/config.lua`
     pcall(sys.write_atomic, dir .. "/run.json",
@@ -333,7 +370,8 @@ function COMMANDS.train(a)
   dist.barrier() -- a fresh start's old checkpoints are gone on every rank
   local quiet = a.quiet or not writer
   local progress = require("mtl.cli.progress").new({ out = out, quiet = quiet })
-  local run = train.new(cfg, { progress = progress, resume = a.resume, out = out, quiet = quiet, signals = true })
+  local run = train.new(cfg, { progress = progress, resume = a.resume, resume_from = a.resume_from, out = out,
+                               quiet = quiet, signals = true, command = "mtl train " .. a.config })
   local final = run:fit()
   local rc = run.stop_signal and 128 + run.stop_signal or 0 -- 130 (SIGINT), 143 (SIGTERM)
   if not writer then return rc end
@@ -343,6 +381,10 @@ function COMMANDS.train(a)
       .. "(continue with --resume)\n", train.SIGNAL_NAMES[run.stop_signal], run.step, tostring(run.last_checkpoint),
       tostring(report_path), dir))
   end
+  if run.skipped_nan then
+    out:write(string.format("skipped %d batch%s with a non-finite loss (train.nan_loss = \"skip\")\n", run.skipped_nan,
+      run.skipped_nan == 1 and "" or "es"))
+  end
   if not a.quiet then
     if final then out:write(metrics_table(run:plain(final))) end
     out:write(string.format("checkpoint: %s\nreport: %s\n", tostring(run.last_checkpoint), report_path))
@@ -350,7 +392,7 @@ function COMMANDS.train(a)
   if a.json then
     json_line({ command = "train", model_dir = dir, step = run.step, checkpoint = run.last_checkpoint,
                 report = report_path, metrics = final and run:plain(final) or {},
-                stopped_by = run.stop_signal and train.SIGNAL_NAMES[run.stop_signal] or nil })
+                stopped_by = run.stop_signal and train.SIGNAL_NAMES[run.stop_signal] or nil, skipped_nan = run.skipped_nan })
   end
   return rc
 end
