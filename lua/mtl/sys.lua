@@ -19,7 +19,7 @@
 --                       true, or nil, message, errno (remove_tree: a file, or a
 --                       directory with everything in it; symlinks are removed, not followed)
 --   sys.pid()           this process's id
---   sys.alive(pid)      whether a process with this id exists
+--   sys.alive(pid)      whether a process with this id exists and runs (not a zombie)
 --   sys.replace(path, write [, opts])
 --                       writes an output whole or not at all: write(tmp) creates
 --                       tmp (a file, or a directory with opts.dir) next to path;
@@ -202,7 +202,12 @@ function sys.pid() return C.getpid() end
 local ESRCH = 3
 function sys.alive(pid)
   if type(pid) ~= "number" or pid < 1 or pid ~= math.floor(pid) then return false end
-  return C.kill(pid, 0) == 0 or ffi.errno() ~= ESRCH
+  if C.kill(pid, 0) ~= 0 and ffi.errno() == ESRCH then return false end
+  -- a zombie (ended, not yet reaped by its parent) runs no more
+  local f = io.open("/proc/" .. pid .. "/stat")
+  local st = f and f:read("*l")
+  if f then f:close() end
+  return not (st and st:match("^%d+ %b() Z"))
 end
 
 function sys.rename(from, to)

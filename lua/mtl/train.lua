@@ -267,8 +267,26 @@ function Run:log_train(progress)
                    running_auc = self:running_auc(), examples_per_s = rate }
   record.lr, record.lr_sparse = self:learning_rates()
   record.skipped_nan = self.skipped_nan -- batches skipped for a non-finite loss (train.nan_loss = "skip")
+  record.skipped_rows = self:skipped_rows() -- training rows skipped (data.bad_rows = "skip"), by reason
   progress:log(self, self:log(record))
   s.loss_sum, s.loss_n, s.task_sum = 0, 0, {}
+end
+
+-- The training rows skipped so far (data.bad_rows = "skip"), summed over the
+-- ranks: {not_finite =, out_of_range =, malformed =} (the reasons that
+-- occurred), or nil when none was. Every rank calls it (a collective).
+local REASONS = { "malformed", "not_finite", "out_of_range" }
+function Run:skipped_rows()
+  if (self.cfg.data or {}).bad_rows ~= "skip" then return nil end
+  local now = self.epoch_reader and self.epoch_reader:skipped_by() or {}
+  local list = {}
+  for i, k in ipairs(REASONS) do list[i] = ((self.skipped_before or {})[k] or 0) + (now[k] or 0) end
+  local sums = parallel.sum_numbers(list)
+  local out, any = {}, false
+  for i, k in ipairs(REASONS) do
+    if sums[i] > 0 then out[k], any = sums[i], true end
+  end
+  return any and out or nil
 end
 
 -- The lr the dense parameters take at the next step, and the embedding
@@ -320,7 +338,7 @@ function Run:checkpoint_state()
     -- what the next train record and the running AUC are made of, so that a
     -- resumed run logs what an uninterrupted one does
     since_log = s and { loss_sum = s.loss_sum, loss_n = s.loss_n, task_sum = s.task_sum } or nil,
-    window = self.window, skipped_nan = self.skipped_nan,
+    window = self.window, skipped_nan = self.skipped_nan, skipped_before = self.skipped_before,
   }
 end
 
@@ -342,6 +360,7 @@ function Run:restore(st)
   self.best = st.best
   self.bad_evals = st.bad_evals or 0
   self.restored_log, self.window, self.skipped_nan = st.since_log, st.window, st.skipped_nan
+  self.skipped_before = st.skipped_before
   mtl.rand_state(st.rng)
 end
 
@@ -553,6 +572,7 @@ end
 -- Returns true when training should stop before the epoch's end.
 function Run:fit_epoch(plan, progress)
   local reader = self:reader(self.cfg.data.train, true)
+  self.epoch_reader = reader
   local next_batch = reader:batches()
   local b, stop, done = self.batch_in_epoch, false, false
   for _ = 1, b do next_batch() end -- the batches a resumed checkpoint had seen
@@ -561,6 +581,12 @@ function Run:fit_epoch(plan, progress)
     mtl.dist.set_context(string.format("step %d", self.step + 1)) -- reading its rows is part of the step
     stop, done = self:fit_step(next_batch() or reader:empty_batch(), b, plan, progress)
   end
+  if done then -- this epoch's skipped rows, kept (the next epoch's reader counts its own)
+    local now, before = reader:skipped_by(), self.skipped_before or {}
+    for _, k in ipairs(REASONS) do before[k] = (before[k] or 0) + now[k] end
+    self.skipped_before = before
+  end
+  self.epoch_reader = nil
   reader:close()
   return stop
 end

@@ -29,8 +29,7 @@ local function check_file(F, dc, which, path)
     f:close()
     if not first then error(format("data.%s: %s is empty", which, path), 0) end
   end
-  local o = F:reader_options({ path }, 1, { separator = dc.separator, header = dc.header, shuffle_buffer = 0,
-                                            on_error = dc.bad_rows == "skip" and "skip" or nil })
+  local o = F:reader_options({ path }, 1, { separator = dc.separator, header = dc.header, shuffle_buffer = 0 })
   local ok, res = pcall(function()
     local r = mtl.data.csv(o)
     local b = r:batches()()
@@ -44,7 +43,7 @@ local function check_file(F, dc, which, path)
 end
 
 function checks.inputs(cfg)
-  local F = require("mtl.features").new(cfg.features, cfg.data, cfg.groups)
+  local F = require("mtl.ranker").new_features(cfg)
   for _, which in ipairs { "train", "eval" } do
     if cfg.data[which] ~= nil then
       for _, path in ipairs(files_of(cfg.data[which])) do check_file(F, cfg.data, which, path) end

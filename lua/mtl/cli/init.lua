@@ -374,7 +374,19 @@ function train_in(a, cfg, dir, writer, out, checks)
                                quiet = quiet, signals = true, command = "mtl train " .. a.config })
   local final = run:fit()
   local rc = run.stop_signal and 128 + run.stop_signal or 0 -- 130 (SIGINT), 143 (SIGTERM)
+  local skipped = run:skipped_rows() -- every rank: a sum over them
   if not writer then return rc end
+  if skipped then
+    local parts, n = {}, 0
+    for _, k in ipairs({ "not_finite", "out_of_range", "malformed" }) do
+      if skipped[k] then
+        parts[#parts + 1] = string.format("%d %s", skipped[k], k:gsub("_", " "))
+        n = n + skipped[k]
+      end
+    end
+    out:write(string.format("skipped %d bad training row%s (data.bad_rows = \"skip\"): %s\n", n, n == 1 and "" or "s",
+      table.concat(parts, ", ")))
+  end
   local report_path = run.report_path -- written at every evaluation and at the end (mtl.report)
   if run.stop_signal then
     io.stderr:write(string.format("mtl train: stopped by %s after step %d: checkpoint %s, report %s, metrics %s/metrics.jsonl "
@@ -392,7 +404,8 @@ function train_in(a, cfg, dir, writer, out, checks)
   if a.json then
     json_line({ command = "train", model_dir = dir, step = run.step, checkpoint = run.last_checkpoint,
                 report = report_path, metrics = final and run:plain(final) or {},
-                stopped_by = run.stop_signal and train.SIGNAL_NAMES[run.stop_signal] or nil, skipped_nan = run.skipped_nan })
+                stopped_by = run.stop_signal and train.SIGNAL_NAMES[run.stop_signal] or nil, skipped_nan = run.skipped_nan,
+                skipped_rows = skipped })
   end
   return rc
 end

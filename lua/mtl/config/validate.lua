@@ -18,7 +18,7 @@ local show = util.show
 local SECTIONS = { "data", "features", "groups", "model", "losses", "optimizer", "train", "eval", "rank", "model_dir" }
 
 local DATA_KEYS = { "train", "eval", "format", "separator", "header", "columns", "labels", "batch_size",
-                    "shuffle_buffer", "epochs", "fields", "unknown_fields" }
+                    "shuffle_buffer", "epochs", "fields", "unknown_fields", "bad_rows" }
 local COLUMN_KEYS = { "name", "type", "default", "separator", "kv_separator", "values", "step_separator" }
 local FEATURE_KEYS = { "name", "type", "column", "columns", "dim", "num_buckets", "hash_bucket_size", "vocab",
                        "vocab_file", "shared", "combiner", "separator", "kv_separator", "normalize", "boundaries",
@@ -74,6 +74,7 @@ local function check_data(c, d)
     end
   end
   if d.header == nil then d.header = true else c:boolean(d.header, "data.header") end
+  if d.bad_rows == nil then d.bad_rows = "error" else c:enum(d.bad_rows, "data.bad_rows", { "error", "skip" }) end
   if d.batch_size == nil then d.batch_size = 1024 else c:number(d.batch_size, "data.batch_size", { int = true, min = 1 }) end
   if d.shuffle_buffer == nil then d.shuffle_buffer = 0 else
     c:number(d.shuffle_buffer, "data.shuffle_buffer", { int = true, min = 0 })
