@@ -63,7 +63,13 @@ function checks.lock(dir, note)
   for _ = 1, 2 do
     local ok, err, e = sys.create_new(path, format("pid %d host %s started %s\n", sys.pid(), host,
       os.date("!%Y-%m-%dT%H:%M:%SZ")))
-    if ok then return function() os.remove(path) end end
+    if ok then
+      local held = true
+      return function() -- once
+        if held then os.remove(path) end
+        held = false
+      end
+    end
     if e ~= EEXIST then error(format("cannot lock %s: %s", dir, err), 0) end
     local text = (sys.exists(path) and io.open(path):read("*a")) or ""
     local pid, holder = text:match("^pid (%d+) host (%S+)")

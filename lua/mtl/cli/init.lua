@@ -330,14 +330,20 @@ function COMMANDS.train(a)
   checks.inputs(cfg) -- before anything is written
   sys.mkdir_p(dir)
   local release = cli.agree("lock", function() return checks.lock(dir, function(note) out:write(note, "\n") end) end)
-  local ok, rc = pcall(train_in, a, cfg, dir, writer, out, checks)
+  local ok, rc = pcall(train_in, a, cfg, dir, writer, out, checks, release)
   if release then release() end
   if not ok then error(rc, 0) end
   return rc
 end
 
+local function stopped_message(run, dir)
+  return string.format("mtl train: stopped by %s after step %d: checkpoint %s, report %s, metrics %s/metrics.jsonl "
+    .. "(continue with --resume)\n", require("mtl.train").SIGNAL_NAMES[run.stop_signal], run.step,
+    tostring(run.last_checkpoint), tostring(run.report_path), dir)
+end
+
 -- mtl train once model_dir is locked (COMMANDS.train).
-function train_in(a, cfg, dir, writer, out, checks)
+function train_in(a, cfg, dir, writer, out, checks, release)
   local train = require "mtl.train"
   local export = require "mtl.export"
   local dist = require("mtl").dist
@@ -375,6 +381,15 @@ function train_in(a, cfg, dir, writer, out, checks)
   local final = run:fit()
   local rc = run.stop_signal and 128 + run.stop_signal or 0 -- 130 (SIGINT), 143 (SIGTERM)
   local skipped = run:skipped_rows() -- every rank: a sum over them
+  if run.stop_signal and dist.size() > 1 then
+    -- a rank that exits non-zero stops the others (mtl.dist): not before rank 0 said what it saved
+    if writer then
+      io.stderr:write(stopped_message(run, dir))
+      release()
+    end
+    dist.barrier()
+    return rc
+  end
   if not writer then return rc end
   if skipped then
     local parts, n = {}, 0
@@ -388,11 +403,7 @@ function train_in(a, cfg, dir, writer, out, checks)
       table.concat(parts, ", ")))
   end
   local report_path = run.report_path -- written at every evaluation and at the end (mtl.report)
-  if run.stop_signal then
-    io.stderr:write(string.format("mtl train: stopped by %s after step %d: checkpoint %s, report %s, metrics %s/metrics.jsonl "
-      .. "(continue with --resume)\n", train.SIGNAL_NAMES[run.stop_signal], run.step, tostring(run.last_checkpoint),
-      tostring(report_path), dir))
-  end
+  if run.stop_signal then io.stderr:write(stopped_message(run, dir)) end
   if run.skipped_nan then
     out:write(string.format("skipped %d batch%s with a non-finite loss (train.nan_loss = \"skip\")\n", run.skipped_nan,
       run.skipped_nan == 1 and "" or "es"))
