@@ -261,6 +261,7 @@ function data.read_all(opts)
   local batch = r:next() or r:empty_batch() -- no rows: empty tensors of the right kinds
   batch.stats = r:stats()
   batch.skipped = r:skipped()
+  batch.skipped_by = r:skipped_by()
   batch.errors = r:errors()
   r:close()
   return batch

@@ -124,6 +124,44 @@ describe("mtl train", function()
     assert.are.equal(12, mtl.load(last).step)
   end)
 
+  describe("bad rows", function()
+    -- train.csv with line 50 labelled 7, an infinite price on line 60 and a NaN in a on line 70
+    local function bad_file()
+      local lines = {}
+      for line in io.lines(dir .. "/train.csv") do lines[#lines + 1] = line end
+      lines[50], lines[60], lines[70] = "7,0,1,2,3.0,0.5,0.5", "1,0,1,2,inf,0.5,0.5", "1,0,1,2,3,nan,0.5"
+      return shell.write(dir .. "/bad.csv", table.concat(lines, "\n") .. "\n")
+    end
+
+    it("a label outside 0..1 or a number that is not finite: an error with file:line, before any checkpoint", function()
+      local path = bad_file()
+      local rc, _, err = train("bad", "--set data.train=" .. path)
+      assert.are.equal(1, rc, err)
+      assert.are.equal("mtl train: " .. path .. ":50:1: expected a number from 0 to 1 for column 'is_click', got \"7\"\n", err)
+      assert.are.equal(0, #checkpoints(dir .. "/bad"))
+      shell.write(dir .. "/nan.csv", shell.read(dir .. "/train.csv"):gsub("\n(%d,%d,%d+,%d+,[%d.]+,)[%d.]+", "\n%1nan", 1))
+      local rc2, _, err2 = train("bad", "--set data.train=" .. dir .. "/nan.csv")
+      assert.are.equal(1, rc2, err2)
+      assert.are.equal("mtl train: data.train: " .. dir .. "/nan.csv:2:6: expected a finite number for column 'a', got \"nan\"\n", err2)
+    end)
+
+    it("data.bad_rows = \"skip\" skips them, counted per reason in the log, the JSON line and the summary", function()
+      local path = bad_file()
+      local rc, out, err = train("skip", "--json --set data.bad_rows=skip --set data.train=" .. path)
+      assert.are.equal(0, rc, err)
+      -- 3 epochs: each skips the row with the label 7 and the two that are not finite
+      assert.are.same({ not_finite = 6, out_of_range = 3 }, require("cjson").decode(out).skipped_rows)
+      assert.truthy(err:find("skipped 9 bad training rows (data.bad_rows = \"skip\"): 6 not finite, 3 out of range\n", 1, true), err)
+      local recs = require("mtl.report").read_metrics(dir .. "/skip/metrics.jsonl")
+      local first, last
+      for _, r in ipairs(recs) do
+        if r.kind == "train" then first, last = first or r, r end
+      end
+      assert.are.same({ not_finite = 2, out_of_range = 1 }, first.skipped_rows) -- step 5: rows 1-250 of epoch 1
+      assert.are.same({ not_finite = 6, out_of_range = 3 }, last.skipped_rows)
+    end)
+  end)
+
   describe("a loss that is not finite", function()
     it("stops before the update, naming the step and the tasks; the latest checkpoint stays the last good one", function()
       local rc, _, err = train("nan", "--set optimizer.dense.lr=1e20 --set train.checkpoint_every=1")
