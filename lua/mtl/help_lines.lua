@@ -165,6 +165,7 @@ return {
   ["Reader:rewind"] = "r:rewind(): starts a new pass over the files",
   ["Reader:set_text"] = "r:set_text(s): new in-memory rows (a reader made with text) and a new pass",
   ["Reader:skipped"] = "r:skipped(): the number of bad rows skipped (on_error = \"skip\")",
+  ["Reader:skipped_by"] = "r:skipped_by(): the bad rows skipped by reason: {malformed =, not_finite =, out_of_range =}",
   ["Reader:messages"] = "r:messages(): the messages of the skipped rows (file:line: what)",
   ["Reader:outputs"] = "r:outputs(): each output's {name =, kind =, width =, columns =}",
   ["Reader:stats"] = "r:stats(column): the mean and std a standardized column uses, or nil",
@@ -259,5 +260,6 @@ return {
   ["mtl.features.Features.column"] = "F:column(name): the schema entry of an input column",
   ["mtl.features.Features.needs_fit"] = "F:needs_fit(): whether a transform must be fitted on the training data first",
   ["mtl.features.Features.load_state"] = "F:load_state(state): restores fitted transforms and embedding tables from state()",
+  ["mtl.train.Run.skipped_rows"] = "run:skipped_rows(): the training rows skipped so far (data.bad_rows = \"skip\") by reason, over all ranks; nil when none",
   ["mtl.train.Run.log_train"] = "run:log_train(step, ...): writes a training record to metrics.jsonl and the progress output",
 }
