@@ -263,6 +263,5 @@ return {
   ["mtl.features.Features.column"] = "F:column(name): the schema entry of an input column",
   ["mtl.features.Features.needs_fit"] = "F:needs_fit(): whether a transform must be fitted on the training data first",
   ["mtl.features.Features.load_state"] = "F:load_state(state): restores fitted transforms and embedding tables from state()",
-  ["mtl.train.Run.skipped_rows"] = "run:skipped_rows(): the training rows skipped so far (data.bad_rows = \"skip\") by reason, over all ranks; nil when none",
   ["mtl.train.Run.log_train"] = "run:log_train(step, ...): writes a training record to metrics.jsonl and the progress output",
 }

@@ -174,6 +174,7 @@ function Scorer:make_readers()
     for _, c in ipairs(r.columns) do
       if want[c.name] then
         c.type, c.default, c.group, c.standardize, c.values, c.separator, c.kv_separator = "float", "nan", nil, nil, nil, nil, nil
+        c.finite, c.range = nil, nil -- empty: NaN
       else
         c.type, c.default, c.group, c.standardize, c.values, c.finite, c.range = "skip", nil, nil, nil, nil, nil, nil
       end

@@ -14,6 +14,7 @@ local parallel = require "mtl.parallel"
 local ranker = require "mtl.ranker"
 local sys = require "mtl.sys"
 local cli_progress = require "mtl.cli.progress"
+local checks = require "mtl.train_checks"
 
 local train = {}
 
@@ -152,28 +153,7 @@ function Run:train_step(batch)
   return sums[1], per, global[1]
 end
 
--- Whether the global loss of the step about to be taken is finite. When it
--- is not: an error naming the step and the tasks, before any update (the
--- weights and the latest checkpoint stay as they were), or with
--- train.nan_loss = "skip" a count of skipped batches (run.skipped_nan) and
--- false. sums: the total, then each task's (the same on every rank).
-function Run:loss_finite(sums, names)
-  local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
-  if finite(sums[1]) then return true end
-  local bad = {}
-  for i, name in ipairs(names) do
-    if not finite(sums[i + 1]) then bad[#bad + 1] = string.format("'%s' %s", name, tostring(sums[i + 1])) end
-  end
-  local what = #bad > 0 and ("task " .. table.concat(bad, ", task ")) or ("total " .. tostring(sums[1]))
-  if (self.cfg.train or {}).nan_loss == "skip" then
-    self.skipped_nan = (self.skipped_nan or 0) + 1
-    return false
-  end
-  local all = self.model_dir and mtl.checkpoint.list(self.model_dir .. "/checkpoints") or {}
-  error(string.format("the loss is not finite at step %d (%s); no update was made%s. Look for extreme "
-    .. "values in the inputs or lower the learning rate; train.nan_loss = \"skip\" skips such batches",
-    self.step + 1, what, #all > 0 and string.format(", the latest checkpoint is %s", all[#all].path) or ""), 0)
-end
+Run.loss_finite, Run.skipped_rows, Run.keep_skipped = checks.loss_finite, checks.skipped_rows, checks.keep_skipped
 
 -- The running AUC: each eval target's predictions and labels over the last
 -- cfg.train.auc_window batches (default 20), for the progress bar and logs.
@@ -270,23 +250,6 @@ function Run:log_train(progress)
   record.skipped_rows = self:skipped_rows() -- training rows skipped (data.bad_rows = "skip"), by reason
   progress:log(self, self:log(record))
   s.loss_sum, s.loss_n, s.task_sum = 0, 0, {}
-end
-
--- The training rows skipped so far (data.bad_rows = "skip"), summed over the
--- ranks: {not_finite =, out_of_range =, malformed =} (the reasons that
--- occurred), or nil when none was. Every rank calls it (a collective).
-local REASONS = { "malformed", "not_finite", "out_of_range" }
-function Run:skipped_rows()
-  if (self.cfg.data or {}).bad_rows ~= "skip" then return nil end
-  local now = self.epoch_reader and self.epoch_reader:skipped_by() or {}
-  local list = {}
-  for i, k in ipairs(REASONS) do list[i] = ((self.skipped_before or {})[k] or 0) + (now[k] or 0) end
-  local sums = parallel.sum_numbers(list)
-  local out, any = {}, false
-  for i, k in ipairs(REASONS) do
-    if sums[i] > 0 then out[k], any = sums[i], true end
-  end
-  return any and out or nil
 end
 
 -- The lr the dense parameters take at the next step, and the embedding
@@ -410,42 +373,18 @@ end
 -- Loads the latest complete checkpoint of model_dir (rank 0 chooses it and
 -- tells the others, so every rank loads the same one); returns its path, or
 -- nil when there is none. opts.resume_from = N: the checkpoint of step N
--- instead, and the later ones are removed (the run goes on from N). A
--- checkpoint that does not load (corrupt) is an error naming the newest
--- older one that does and how to resume from it. A checkpoint written by
--- another number of ranks is refused (its data position and shuffle streams
--- are per rank).
+-- instead (train_checks.resume_list). One that does not load is an error
+-- naming the newest older one that does (train_checks.load_resumable). A
+-- checkpoint written by another number of ranks is refused (its data
+-- position and shuffle streams are per rank).
 function Run:resume()
   local P = self.parallel
   local dir = self.model_dir .. "/checkpoints"
-  local all = P.rank == 0 and mtl.checkpoint.list(dir) or {}
-  local from = self.opts.resume_from
-  local pick = all[#all]
-  if from and P.rank == 0 then
-    pick = nil
-    for _, c in ipairs(all) do if c.step == from then pick = c end end
-    if not pick then
-      local steps = {}
-      for i, c in ipairs(all) do steps[i] = tostring(c.step) end
-      error(string.format("--resume-from %d: %s has no complete checkpoint of step %d (it has: %s)", from, dir, from,
-        #steps > 0 and table.concat(steps, ", ") or "none"), 0)
-    end
-    for _, c in ipairs(all) do if c.step > from then mtl.checkpoint.remove(c) end end
-  end
-  local step = mtl.dist.broadcast(mtl.tensor({ pick and pick.step or -1 }, "int64"), 0):get(1)
+  local all = P.rank == 0 and checks.resume_list(dir, self.opts.resume_from) or {}
+  local step = mtl.dist.broadcast(mtl.tensor({ #all > 0 and all[#all].step or -1 }, "int64"), 0):get(1)
   if step < 0 then return nil end
   local path = string.format("%s/step-%d.ckpt", dir, step)
-  local ok, manifest = pcall(mtl.checkpoint.read_manifest, dir, step)
-  local state
-  if ok then ok, state = pcall(mtl.load, path) end
-  if not ok then
-    local older = require("mtl.train_checks").intact_before(dir, step)
-    local how = older and string.format("the newest intact checkpoint is %s (step %d): resume from it with `%s "
-      .. "--resume-from %d` (that removes the checkpoints after it)", older.path, older.step,
-      self.opts.command or "mtl train CONFIG", older.step)
-      or string.format("no older checkpoint loads: start over with `%s --fresh`", self.opts.command or "mtl train CONFIG")
-    error(string.format("cannot resume from %s: %s\n%s", path, tostring(manifest or state), how), 0)
-  end
+  local manifest, state = checks.load_resumable(dir, step, path, self.opts.command)
   local ranks = manifest and manifest.ranks or 1
   if ranks ~= P.size then
     error(string.format("train: %s was written by a run of %d rank%s; resume it with %d (mpirun -np %d): another "
@@ -581,11 +520,7 @@ function Run:fit_epoch(plan, progress)
     mtl.dist.set_context(string.format("step %d", self.step + 1)) -- reading its rows is part of the step
     stop, done = self:fit_step(next_batch() or reader:empty_batch(), b, plan, progress)
   end
-  if done then -- this epoch's skipped rows, kept (the next epoch's reader counts its own)
-    local now, before = reader:skipped_by(), self.skipped_before or {}
-    for _, k in ipairs(REASONS) do before[k] = (before[k] or 0) + now[k] end
-    self.skipped_before = before
-  end
+  if done then self:keep_skipped(reader) end
   self.epoch_reader = nil
   reader:close()
   return stop

@@ -140,7 +140,7 @@ end
 -- returns {pid =, wait = function() -> exit status, stderr}.
 function tiny.start(dir, name, args)
   local pidfile, rcfile, errfile = dir .. "/" .. name .. ".pid", dir .. "/" .. name .. ".rc", dir .. "/" .. name .. ".err"
-  os.execute(string.format("sh -c '%s %s >/dev/null 2>%s & echo $! >%s; wait $!; echo $? >%s' &",
+  os.execute(string.format("sh -c '%s %s >/dev/null 2>%s & echo $! >%s; wait $!; echo $? >%s' 2>/dev/null &",
     tiny.mtl, args, errfile, pidfile, rcfile))
   local pid
   for _ = 1, 500 do
