@@ -599,11 +599,8 @@ function Run:fit()
     error(err, 0)
   end
   local final = self:finish(progress)
-  -- a signal during the final evaluation or save: the run is whole, it stops now
-  if self.opts.signals then
-    self.stop_signal = self.stop_signal or (mtl.stop_signal() ~= 0 and mtl.stop_signal() or nil)
-    mtl.catch_stop_signals(false)
-  end
+  -- (a signal during the final evaluation and save: the run ends as it would have)
+  if self.opts.signals then mtl.catch_stop_signals(false) end
   return final, self
 end
 
