@@ -81,18 +81,28 @@ static void check_interrupt(lua_State *L) {
   }
 }
 
-/* core.catch_interrupts(on): installs (true) or removes (false) the handler. */
-static int l_catch_interrupts(lua_State *L) {
-  if (lua_toboolean(L, 1)) {
+/* Installs handler for the n signals sigs, keeping their actions in
+ * previous, or (handler NULL) puts those back. */
+static void set_handlers(void (*handler)(int), const int *sigs, int n, struct sigaction *previous) {
+  for (int i = 0; i < n; i++) {
+    if (!handler) {
+      sigaction(sigs[i], &previous[i], NULL);
+      continue;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
+    sa.sa_handler = handler;
     sigemptyset(&sa.sa_mask);
-    interrupted = 0;
-    sigaction(SIGINT, &sa, &previous_sigint);
-  } else {
-    sigaction(SIGINT, &previous_sigint, NULL);
+    sigaction(sigs[i], &sa, &previous[i]);
   }
+}
+
+/* core.catch_interrupts(on): installs (true) or removes (false) the handler. */
+static int l_catch_interrupts(lua_State *L) {
+  static const int sigint[1] = {SIGINT};
+  bool on = lua_toboolean(L, 1);
+  if (on) interrupted = 0;
+  set_handlers(on ? on_sigint : NULL, sigint, 1, &previous_sigint);
   return 0;
 }
 
@@ -121,16 +131,9 @@ static void on_stop_signal(int sig) {
  * removes (false) the SIGINT and SIGTERM handlers. */
 static int l_catch_stop_signals(lua_State *L) {
   static const int sigs[2] = {SIGINT, SIGTERM};
-  if (lua_toboolean(L, 1)) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    stop_signal = 0;
-    for (int i = 0; i < 2; i++) sigaction(sigs[i], &sa, &previous_stop[i]);
-  } else {
-    for (int i = 0; i < 2; i++) sigaction(sigs[i], &previous_stop[i], NULL);
-  }
+  bool on = lua_toboolean(L, 1);
+  if (on) stop_signal = 0;
+  set_handlers(on ? on_stop_signal : NULL, sigs, 2, previous_stop);
   return 0;
 }
 
