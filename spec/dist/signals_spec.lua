@@ -27,8 +27,9 @@ local function start(dir, cfg, run)
     assert(not shell.read_if_exists(files .. ".rc"), shell.read_if_exists(files .. ".err"))
     os.execute("sleep 0.02")
   end
+  -- the ranks' luajit processes ("[m]" keeps the shell running pgrep out)
   local pids = {}
-  for pid in shell.run("pgrep -f -- " .. shell.quote("^luajit .*main.lua train " .. cfg .. " --quiet --model-dir " .. run)):gmatch("%d+") do
+  for pid in shell.run("pgrep -f -- " .. shell.quote("[m]ain.lua train " .. cfg .. " --quiet --model-dir " .. run)):gmatch("%d+") do
     pids[#pids + 1] = pid
   end
   return {
