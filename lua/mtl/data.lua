@@ -20,7 +20,7 @@ local data = {}
 
 local COLUMN_KEYS = {
   name = true, type = true, default = true, separator = true, kv_separator = true,
-  values = true, group = true, standardize = true, step_separator = true,
+  values = true, group = true, standardize = true, step_separator = true, finite = true, range = true,
 }
 local OPTION_KEYS = {
   files = true, columns = true, separator = true, quote = true, header = true,
@@ -47,7 +47,7 @@ local function normalize_column(fname, i, c, standardize)
   if type(c.name) ~= "string" then fail(fname, "column %d needs a name", i) end
   local out = {
     name = c.name, type = c.type, separator = c.separator, kv_separator = c.kv_separator,
-    group = c.group, step_separator = c.step_separator,
+    group = c.group, step_separator = c.step_separator, finite = c.finite, range = c.range,
   }
   local d = c.default
   if type(d) == "number" then
@@ -177,6 +177,8 @@ end
 -- Rows skipped in the current pass (on_error = "skip"), and the first messages.
 function Reader:skipped() return self._core:skipped() end
 function Reader:errors() return self._core:messages() end
+-- Of those, by reason: {malformed =, not_finite =, out_of_range =}.
+function Reader:skipped_by() return self._core:skipped_by() end
 
 -- A batch of no rows with this reader's columns (empty tensors of the
 -- right kinds and widths): for a rank of a distributed run that has no rows
@@ -259,6 +261,7 @@ function data.read_all(opts)
   local batch = r:next() or r:empty_batch() -- no rows: empty tensors of the right kinds
   batch.stats = r:stats()
   batch.skipped = r:skipped()
+  batch.skipped_by = r:skipped_by()
   batch.errors = r:errors()
   r:close()
   return batch

@@ -153,7 +153,10 @@ function Features:grouped_columns()
 end
 
 -- Reader options for these features (all config columns; labels as floats;
--- z-scored raw columns standardized in C with the fitted statistics).
+-- z-scored raw columns standardized in C with the fitted statistics). Rows
+-- with NaN or an infinity in a number column, or a label outside its range
+-- (self.label_ranges, from the losses: ranker.new_features), are bad rows:
+-- an error with file:line, or skipped and counted with data.bad_rows = "skip".
 function Features:reader_options(files, batch_size, extra)
   local cols = {}
   local dense = self:grouped_columns()
@@ -163,6 +166,7 @@ function Features:reader_options(files, batch_size, extra)
     local col = { name = c.name, type = t, default = c.default, separator = c.separator,
                   kv_separator = c.kv_separator, values = c.values, step_separator = c.step_separator }
     for _, l in ipairs(self.labels) do if l == c.name then col.type = "float" end end
+    if col.type == "float" then col.finite, col.range = true, (self.label_ranges or {})[c.name] end
     local st = self.fitted[c.name]
     if dense[c.name] and t == "float" then
       col.group = "__numbers"
@@ -170,7 +174,8 @@ function Features:reader_options(files, batch_size, extra)
     end
     cols[i] = col
   end
-  local o = { files = files, columns = cols, batch_size = batch_size, header = true }
+  local o = { files = files, columns = cols, batch_size = batch_size, header = true,
+              on_error = self.data.bad_rows == "skip" and "skip" or nil }
   if self.data.fields then
     o.fields, o.header = self.data.fields, false
     o.unknown_fields = self.data.unknown_fields or "skip"

@@ -116,6 +116,8 @@ return {
   ["mtl.gemm_stats"] = "mtl.gemm_stats([on]): starts (true) or stops timing every matrix product; returns the statistics so far",
   ["mtl.catch_interrupts"] = "mtl.catch_interrupts(on): Ctrl-C sets a flag (the next tensor op raises \"interrupted\") instead of ending the process",
   ["mtl.interrupted"] = "mtl.interrupted(): whether Ctrl-C came since the last call (clears it)",
+  ["mtl.catch_stop_signals"] = "mtl.catch_stop_signals(on): SIGINT/SIGTERM are recorded for a loop to poll (mtl train); a second one exits at once (128 + signal)",
+  ["mtl.stop_signal"] = "mtl.stop_signal(): the number of the SIGINT/SIGTERM caught by catch_stop_signals, or 0",
   -- ---- features and data (C helpers of mtl.features, mtl.data, mtl.stats) ----
   ["mtl.bucketize"] = "mtl.bucketize(x, {b1, b2, ...}): int64 bucket numbers of float values against sorted edges",
   ["mtl.hash_cross"] = "mtl.hash_cross({ids1, ids2, ...}): int64 hashes of the id combinations, row by row",
@@ -170,6 +172,7 @@ return {
   ["Reader:rewind"] = "r:rewind(): starts a new pass over the files",
   ["Reader:set_text"] = "r:set_text(s): new in-memory rows (a reader made with text) and a new pass",
   ["Reader:skipped"] = "r:skipped(): the number of bad rows skipped (on_error = \"skip\")",
+  ["Reader:skipped_by"] = "r:skipped_by(): the bad rows skipped by reason: {malformed =, not_finite =, out_of_range =}",
   ["Reader:messages"] = "r:messages(): the messages of the skipped rows (file:line: what)",
   ["Reader:outputs"] = "r:outputs(): each output's {name =, kind =, width =, columns =}",
   ["Reader:stats"] = "r:stats(column): the mean and std a standardized column uses, or nil",

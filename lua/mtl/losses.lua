@@ -47,6 +47,23 @@ function losses.label_of(labels, label)
   return column(labels, label, "label")
 end
 
+-- {label column = {0, 1}}: the label columns of the config's tasks and
+-- losses, each taken as 0..1 by its losses (all kinds but pairwise, which
+-- orders rows by any finite label). The readers check them (features).
+function losses.label_ranges(cfg)
+  local free, out = {}, {}
+  local function each(label, fn)
+    for _, name in ipairs(type(label) == "table" and label or { label }) do fn(name) end
+  end
+  for _, l in ipairs(cfg.losses or {}) do
+    if l.type == "pairwise" then each(l.label, function(name) free[name] = true end) end
+  end
+  local function add(name) if not free[name] then out[name] = { 0, 1 } end end
+  for _, l in ipairs(cfg.losses or {}) do if l.label then each(l.label, add) end end
+  for _, t in ipairs((cfg.model or {}).tasks or {}) do if t.label then each(t.label, add) end end
+  return out
+end
+
 -- The count each task loss of a spec divides by on a batch of `rows` rows:
 -- its rows, or its in-space rows (the mask's ones). A list, one per term.
 -- (A distributed run sums them over the ranks before the loss: docs/distributed.md.)

@@ -293,13 +293,21 @@ function Ranker:evaluate(files, opts)
 end
 
 -- ---- construction -------------------------------------------------------------------
+-- The features of a config, their readers checking labels against the
+-- losses' domains (losses.label_ranges).
+function ranker.new_features(cfg)
+  local F = features.new(cfg.features, cfg.data, cfg.groups)
+  F.label_ranges = losses.label_ranges(cfg)
+  return F
+end
+
 -- A new model: the feature transforms fitted on data.train (one pass, when
 -- any needs fitting), the tables built, the model initialized from mtl's
 -- random stream (seed it first). opts.plan: the tables are placed by
 -- mtl.parallel's planner (a training run: train.shard_min_mib, each
 -- feature's placement; docs/distributed.md).
 function ranker.build(cfg, opts)
-  local F = features.new(cfg.features, cfg.data, cfg.groups)
+  local F = ranker.new_features(cfg)
   if F:needs_fit() then F:fit(files_of(cfg.data.train)) end
   if opts and opts.plan then
     local oc = cfg.optimizer or {}
@@ -315,7 +323,7 @@ end
 -- reading no data. where: the state's file; when given, errors loading the
 -- state start with it ("<where>: ...").
 function ranker.load(cfg, state, where)
-  local F = features.new(cfg.features, cfg.data, cfg.groups)
+  local F = ranker.new_features(cfg)
   local function load(f, ...)
     local ok, err = pcall(f, ...)
     if ok then return end

@@ -131,6 +131,10 @@ local function status_line(info, last_step)
   if info.failed then
     return string.format('<p class="failed">stopped with an error at step %s: %s</p>', esc(last_step), esc(info.failed))
   end
+  if info.stopped then
+    return string.format('<p class="failed">stopped by %s (a checkpoint of that step was written: '
+      .. 'mtl train --resume continues)</p>', esc(info.stopped))
+  end
   if info.live then
     return string.format('<p class="live">live: written at step %s, %s; this page reloads every %d s until the run ends</p>',
       esc(last_step), os.date("%H:%M:%S"), report.REFRESH_SECONDS)
@@ -226,7 +230,7 @@ local function gate_charts(c)
 end
 
 -- The report's HTML for one run's records. info: {title =, run_dir =, run =
--- (run.json), live = bool, failed = message}.
+-- (run.json), live = bool, failed = message, stopped = "SIGINT at step N"}.
 function report.html(records, info)
   info = info or {}
   local c = report.curves(records)
@@ -263,7 +267,8 @@ end
 -- Writes RUN_DIR/report.html (or opts.out), whole or not at all, from
 -- opts.records (default: RUN_DIR/metrics.jsonl); returns its path.
 -- opts.live: the run goes on (the page reloads itself); opts.failed: the
--- error that stopped it.
+-- error that stopped it; opts.stopped: the signal that stopped it and
+-- when ("SIGINT at step 700").
 function report.write(run_dir, opts)
   opts = opts or {}
   local records = opts.records
@@ -274,7 +279,7 @@ function report.write(run_dir, opts)
   end
   local run = read_json(run_dir .. "/run.json")
   local html = report.html(records, { run_dir = run_dir, run = run, live = opts.live, failed = opts.failed,
-    title = "mtl training report" .. (run and run.model and (": " .. run.model) or "") })
+    stopped = opts.stopped, title = "mtl training report" .. (run and run.model and (": " .. run.model) or "") })
   local path = opts.out or (run_dir .. "/report.html")
   local ok, err = pcall(sys.write_atomic, path, html)
   if not ok then error(string.format("report: cannot write %s: %s", path, tostring(err):gsub("^mtl%.sys%.write_atomic: ", "")), 0) end

@@ -161,7 +161,7 @@ function Scorer:make_readers()
   o.files = nil
   self.columns = {}
   for i, c in ipairs(o.columns) do
-    if not used[c.name] then c.type, c.default, c.group, c.standardize = "skip", nil, nil, nil end
+    if not used[c.name] then c.type, c.default, c.group, c.standardize, c.finite, c.range = "skip", nil, nil, nil, nil, nil end
     self.columns[i] = { name = c.name, type = c.type, default = c.default, standardize = c.standardize,
                         values = c.values, group = c.group }
   end
@@ -174,8 +174,9 @@ function Scorer:make_readers()
     for _, c in ipairs(r.columns) do
       if want[c.name] then
         c.type, c.default, c.group, c.standardize, c.values, c.separator, c.kv_separator = "float", "nan", nil, nil, nil, nil, nil
+        c.finite, c.range = nil, nil -- empty: NaN
       else
-        c.type, c.default, c.group, c.standardize, c.values = "skip", nil, nil, nil, nil
+        c.type, c.default, c.group, c.standardize, c.values, c.finite, c.range = "skip", nil, nil, nil, nil, nil, nil
       end
     end
     self.rank_reader = mtl.data.csv(r)

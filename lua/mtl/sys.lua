@@ -19,7 +19,7 @@
 --                       true, or nil, message, errno (remove_tree: a file, or a
 --                       directory with everything in it; symlinks are removed, not followed)
 --   sys.pid()           this process's id
---   sys.alive(pid)      whether a process with this id exists
+--   sys.alive(pid)      whether a process with this id exists and runs (not a zombie)
 --   sys.replace(path, write [, opts])
 --                       writes an output whole or not at all: write(tmp) creates
 --                       tmp (a file, or a directory with opts.dir) next to path;
@@ -30,6 +30,12 @@
 --                       Temporaries of path left by processes that died (a kill
 --                       during a write) are removed first.
 --   sys.write_atomic(path, bytes)  sys.replace for a file holding bytes; returns path
+--   sys.remove_stale(dir [, base])
+--                       removes dir's NAME.tmp.<pid> (base.tmp.<pid> only, with
+--                       base) of processes that no longer run; returns their names
+--   sys.create_new(path, bytes)  creates path holding bytes, only when it does not
+--                       exist (O_EXCL); true, or nil, message, errno (EEXIST: 17)
+--   sys.hostname()      this machine's name
 --   sys.setenv(name, value)  sets an environment variable for this process and its children
 --
 -- Errors name the function, the path and the system's reason (strerror):
@@ -69,6 +75,10 @@ for _, decl in ipairs {
   "int closedir(void *dir);",
   "char *strerror(int errnum);",
   "int setenv(const char *name, const char *value, int overwrite);",
+  "int open(const char *path, int flags, ...);",
+  "long write(int fd, const void *buf, size_t n);",
+  "int close(int fd);",
+  "int gethostname(char *name, size_t len);",
 } do pcall(ffi.cdef, decl) end
 local C = ffi.C
 
@@ -192,7 +202,12 @@ function sys.pid() return C.getpid() end
 local ESRCH = 3
 function sys.alive(pid)
   if type(pid) ~= "number" or pid < 1 or pid ~= math.floor(pid) then return false end
-  return C.kill(pid, 0) == 0 or ffi.errno() ~= ESRCH
+  if C.kill(pid, 0) ~= 0 and ffi.errno() == ESRCH then return false end
+  -- a zombie (ended, not yet reaped by its parent) runs no more
+  local f = io.open("/proc/" .. pid .. "/stat")
+  local st = f and f:read("*l")
+  if f then f:close() end
+  return not (st and st:match("^%d+ %b() Z"))
 end
 
 function sys.rename(from, to)
@@ -249,15 +264,24 @@ local function swap_in(tmp, path, dir)
   return nil, (err:gsub("^mtl%.sys%.rename", "mtl.sys.replace"))
 end
 
+function sys.remove_stale(dir, base)
+  check_path("remove_stale", dir)
+  local removed = {}
+  for _, name in ipairs(sys.list_dir(dir) or {}) do
+    local stem, pid = name:match("^(.+)%.tmp%.(%d+)$")
+    pid = tonumber(pid)
+    if pid and (base == nil or stem == base) and not sys.alive(pid) and sys.remove_tree(dir .. "/" .. name) then
+      removed[#removed + 1] = name
+    end
+  end
+  return removed
+end
+
 -- Removes path.tmp.<pid> of processes that no longer run.
 local function remove_stale(path)
   local parent, base = path:match("^(.*)/([^/]+)$")
   if not parent then parent, base = ".", path end
-  local names = sys.list_dir(parent == "" and "/" or parent)
-  for _, name in ipairs(names or {}) do
-    local pid = name:sub(1, #base + 5) == base .. ".tmp." and tonumber(name:sub(#base + 6):match("^%d+$"))
-    if pid and not sys.alive(pid) then sys.remove_tree((parent == "" and "" or parent) .. "/" .. name) end
-  end
+  sys.remove_stale(parent == "" and "/" or parent, base)
 end
 
 function sys.replace(path, write, opts)
@@ -300,6 +324,27 @@ function sys.write_atomic(path, bytes)
     if not ok or not closed then fail(werr or cerr) end
   end)
   return path
+end
+
+local O_WRONLY, O_CREAT, O_EXCL, O_CLOEXEC = 1, 64, 128, 524288
+function sys.create_new(path, bytes)
+  check_path("create_new", path)
+  local fd = C.open(path, bit.bor(O_WRONLY, O_CREAT, O_EXCL, O_CLOEXEC), ffi.cast("int", 420)) -- 0644
+  if fd < 0 then return failure("create_new", "cannot create", path, ffi.errno()) end
+  local n = C.write(fd, bytes, #bytes)
+  local e = ffi.errno()
+  C.close(fd)
+  if n ~= #bytes then
+    sys.unlink(path)
+    return failure("create_new", "cannot write", path, e)
+  end
+  return true
+end
+
+function sys.hostname()
+  local buf = ffi.new("char[256]")
+  if C.gethostname(buf, 255) ~= 0 then return "localhost" end
+  return ffi.string(buf)
 end
 
 function sys.mkdir_p(path)

@@ -15,10 +15,13 @@ local shard_state = require "mtl.shard_state"
 local ranker = require "mtl.ranker"
 local sys = require "mtl.sys"
 local cli_progress = require "mtl.cli.progress"
+local checks = require "mtl.train_checks"
 
 local train = {}
 
 local files_of = ranker.files_of
+local SIGINT, SIGTERM = 2, 15
+train.SIGNAL_NAMES = { [SIGINT] = "SIGINT", [SIGTERM] = "SIGTERM" }
 
 -- ---- a run ------------------------------------------------------------------------------
 local Run = {}
@@ -104,15 +107,29 @@ end
 -- so the summed gradients are the global batch's gradient), the forward runs
 -- (a dynamic table's lookups are collectives), the gradients are summed over
 -- the ranks (mtl.parallel), then every rank takes the same optimizer step.
--- Returns the global batch's loss, its per-task losses and its rows, or nil
--- when no rank has rows left (the epoch is over).
+-- A stop asked for by a signal (opts.signals: mtl.catch_stop_signals) is
+-- agreed on with the same sum: when any rank caught one, every rank returns
+-- nil before the step, with run.stop_signal set (SIGTERM when some rank had
+-- one, else SIGINT; a rank's own signal first).
+-- Returns the global batch's loss, its per-task losses and its rows; nil
+-- when no rank has rows left (the epoch is over) or a signal stops the run;
+-- false when the loss was NaN or infinite and train.nan_loss = "skip" (no
+-- update: the batch is skipped).
 function Run:train_step(batch)
   local P = self.parallel
   local labels = ranker.labels(batch, self.label_names)
   local spec = self.model.loss_spec
   local counts = losses.denominators(labels, spec, batch.size)
   table.insert(counts, 1, batch.size)
+  local n, sig = #counts, self.opts.signals and mtl.stop_signal() or 0
+  counts[n + 1], counts[n + 2] = sig == SIGINT and 1 or 0, sig == SIGTERM and 1 or 0
   local global = P:begin_step(self.step + 1, counts)
+  counts[n + 1], counts[n + 2] = nil, nil
+  if global[n + 1] + global[n + 2] > 0 then
+    self.stop_signal = sig ~= 0 and sig or (global[n + 2] > 0 and SIGTERM or SIGINT)
+    return nil
+  end
+  global[n + 1], global[n + 2] = nil, nil
   if global[1] == 0 then return nil end
   local scale = P:scales(counts, global)
   P:prefetch(self.features:sharded_ids(batch))
@@ -128,6 +145,7 @@ function Run:train_step(batch)
     end
     return total, shares
   end, #names)
+  if not self:loss_finite(sums, names) then return false end
   if self.clip_norm then
     for _, o in ipairs(self.optimizers) do mtl.optim.clip_grad_norm(o, self.clip_norm) end
   end
@@ -139,6 +157,8 @@ function Run:train_step(batch)
   if batch.size > 0 then self:remember(out, labels) end
   return sums[1], per, global[1]
 end
+
+Run.loss_finite, Run.skipped_rows, Run.keep_skipped = checks.loss_finite, checks.skipped_rows, checks.keep_skipped
 
 -- The running AUC: each eval target's predictions and labels over the last
 -- cfg.train.auc_window batches (default 20), for the progress bar and logs.
@@ -231,6 +251,8 @@ function Run:log_train(progress)
   local record = { kind = "train", loss = s.loss_sum / s.loss_n, task_loss = task_loss,
                    running_auc = self:running_auc(), examples_per_s = rate }
   record.lr, record.lr_sparse = self:learning_rates()
+  record.skipped_nan = self.skipped_nan -- batches skipped for a non-finite loss (train.nan_loss = "skip")
+  record.skipped_rows = self:skipped_rows() -- training rows skipped (data.bad_rows = "skip"), by reason
   progress:log(self, self:log(record))
   s.loss_sum, s.loss_n, s.task_sum = 0, 0, {}
 end
@@ -248,12 +270,13 @@ end
 
 -- Writes model_dir/report.html from the records so far (mtl.report): live
 -- (the page reloads itself) while training goes on, or after it ended
--- (opts.failed: the error that stopped it). Rank 0 writes it.
+-- (opts.failed: the error that stopped it; opts.stopped: the signal, "SIGINT
+-- at step N"). Rank 0 writes it.
 function Run:write_report(opts)
   if not self.model_dir or self.parallel.rank ~= 0 then return nil end
   opts = opts or {}
   self.report_path = require("mtl.report").write(self.model_dir,
-    { records = self.history, live = opts.live, failed = opts.failed })
+    { records = self.history, live = opts.live, failed = opts.failed, stopped = opts.stopped })
   return self.report_path
 end
 
@@ -273,12 +296,17 @@ end
 
 -- ---- checkpoints ---------------------------------------------------------------------------------
 function Run:checkpoint_state()
+  local s = self.since_log
   local opt = {} -- a sharded table's state is in the ranks' shards
   for i, o in ipairs(self.optimizers) do opt[i] = shard_state.replicated_optim_state(o, self.parallel.sharded) end
   return {
     format = "mtl-run-1", step = self.step, epoch = self.epoch, batch_in_epoch = self.batch_in_epoch,
     rng = mtl.rand_state(), model = self.model:state_dict(), features = self.features:state(),
     optimizers = opt, history = self.history, best = self.best, bad_evals = self.bad_evals,
+    -- what the next train record and the running AUC are made of, so that a
+    -- resumed run logs what an uninterrupted one does
+    since_log = s and { loss_sum = s.loss_sum, loss_n = s.loss_n, task_sum = s.task_sum } or nil,
+    window = self.window, skipped_nan = self.skipped_nan, skipped_before = self.skipped_before,
   }
 end
 
@@ -303,6 +331,8 @@ function Run:restore(st)
   self.history = st.history or {}
   self.best = st.best
   self.bad_evals = st.bad_evals or 0
+  self.restored_log, self.window, self.skipped_nan = st.since_log, st.window, st.skipped_nan
+  self.skipped_before = st.skipped_before
   mtl.rand_state(st.rng)
 end
 
@@ -354,24 +384,27 @@ end
 
 -- Loads the latest complete checkpoint of model_dir (rank 0 chooses it and
 -- tells the others, so every rank loads the same one); returns its path, or
--- nil when there is none. A checkpoint of another number of ranks loads too:
--- its sharded tables' rows go to their owners at this run's number of ranks
--- (or are assembled whole for a table this run replicates), and the training
--- stream goes on at the next global batch (docs/distributed.md, "Resharding").
+-- nil when there is none. opts.resume_from = N: the checkpoint of step N
+-- instead (train_checks.resume_list). One that does not load is an error
+-- naming the newest older one that does (train_checks.load_resumable). A
+-- checkpoint of another number of ranks loads too: its sharded tables' rows
+-- go to their owners at this run's number of ranks (or are assembled whole
+-- for a table this run replicates), and the training stream goes on at the
+-- next global batch (docs/distributed.md, "Resharding").
 function Run:resume()
   local P = self.parallel
   local dir = self.model_dir .. "/checkpoints"
-  local all = P.rank == 0 and mtl.checkpoint.list(dir) or {}
+  local all = P.rank == 0 and checks.resume_list(dir, self.opts.resume_from) or {}
   local step = mtl.dist.broadcast(mtl.tensor({ #all > 0 and all[#all].step or -1 }, "int64"), 0):get(1)
   if step < 0 then return nil end
   local path = string.format("%s/step-%d.ckpt", dir, step)
-  local manifest = mtl.checkpoint.read_manifest(dir, step)
+  local manifest, state = checks.load_resumable(dir, step, path, self.opts.command)
   local ranks = manifest and manifest.ranks or 1
   if ranks ~= P.size and P.rank == 0 and not self.opts.quiet then
     io.stderr:write(string.format("train: resuming %s, written by %d rank%s, at %d: sharded tables are redistributed; "
       .. "the epoch goes on at its next global batch\n", path, ranks, ranks == 1 and "" or "s", P.size))
   end
-  self:restore(mtl.load(path))
+  self:restore(state)
   local placed = manifest and manifest.tables or {}
   local shards = shard_state.files(ranks, function(r) return string.format("%s/step-%d.rank-%d.ckpt", dir, step, r) end)
   local list = {}
@@ -400,22 +433,14 @@ end
 -- drops a pending second normal of Box-Muller), so that state, which
 -- checkpoints save, describes it completely.
 
--- Keeps the records of metrics.jsonl up to the resumed step (a killed run may
--- have logged past its last checkpoint), then appends.
-local function open_metrics(path, step)
-  if step == 0 then return io.open(path, "w") end
-  local keep = {}
-  local f = io.open(path)
-  if f then
-    for line in f:lines() do
-      local ok, rec = pcall(json.decode, line)
-      if ok and type(rec) == "table" and (rec.step or 0) <= step and not rec.final then keep[#keep + 1] = line end
-    end
-    f:close()
-  end
-  local out = io.open(path, "w")
-  for _, line in ipairs(keep) do out:write(line, "\n") end
-  return out
+-- Starts metrics.jsonl with the records of the run so far (a resumed
+-- checkpoint's history: a killed run may have logged past its last
+-- checkpoint), written whole, then opens it to append.
+local function open_metrics(path, history)
+  local lines = {}
+  for i, rec in ipairs(history) do lines[i] = json.encode(rec) .. "\n" end
+  sys.write_atomic(path, table.concat(lines))
+  return assert(io.open(path, "a"))
 end
 
 -- What fit does, from cfg.train: {epochs, steps, log_every, eval_every, checkpoint_every, early_stopping}.
@@ -437,7 +462,7 @@ function Run:start(plan)
     if self.opts.resume or tc.resume then
       resumed_from = self:resume()
     end
-    if self.parallel.rank == 0 then self.metrics_file = open_metrics(self.model_dir .. "/metrics.jsonl", self.step) end
+    if self.parallel.rank == 0 then self.metrics_file = open_metrics(self.model_dir .. "/metrics.jsonl", self.history) end
   end
   progress:start(self, { steps = plan.steps, epochs = plan.epochs, files = files_of(cfg.data.train),
                          batch_size = cfg.data.batch_size or 1024 })
@@ -450,8 +475,12 @@ function Run:start(plan)
     for _, p in ipairs(P.plan) do progress:message(string.format("table %s: %s", p.name, p.reason)) end
   end
   P:check(self.step, true) -- the ranks start from the same state
-  self.since_log = { t0 = sys.now(), seen = 0, loss_sum = 0, loss_n = 0, task_sum = {} }
+  local r = self.restored_log or {}
+  self.since_log = { t0 = sys.now(), seen = 0, loss_sum = r.loss_sum or 0, loss_n = r.loss_n or 0, task_sum = r.task_sum or {} }
+  self.restored_log = nil
   self.bad_evals = self.bad_evals or 0
+  self.resumed_at = resumed_from and self.step or nil
+  if self.opts.signals then mtl.catch_stop_signals(true) end
   return progress
 end
 
@@ -487,8 +516,9 @@ end
 -- second true when no rank had rows left (the epoch is over; no step taken).
 function Run:fit_step(batch, b, plan, progress)
   local loss, per, rows = self:train_step(batch)
-  if not loss then return false, true end
+  if loss == nil then return self.stop_signal ~= nil, self.stop_signal == nil end
   self.batch_in_epoch = b
+  if loss == false then return false end -- a skipped batch (train.nan_loss)
   self:count_step(loss, per, rows)
   progress:step(self, { loss = loss, rows = rows })
   if self.step % plan.log_every == 0 then self:log_train(progress) end
@@ -506,6 +536,7 @@ end
 -- Returns true when training should stop before the epoch's end.
 function Run:fit_epoch(plan, progress)
   local reader = self:reader(self.cfg.data.train, true)
+  self.epoch_reader = reader
   local next_batch = reader:batches()
   local b, stop, done = self.batch_in_epoch, false, false
   for _ = 1, b do next_batch() end -- the batches a resumed checkpoint had seen
@@ -514,12 +545,44 @@ function Run:fit_epoch(plan, progress)
     mtl.dist.set_context(string.format("step %d", self.step + 1)) -- reading its rows is part of the step
     stop, done = self:fit_step(next_batch() or reader:empty_batch(), b, plan, progress)
   end
+  if done then self:keep_skipped(reader) end
+  self.epoch_reader = nil
   reader:close()
   return stop
 end
 
+-- After a stop by a signal: the checkpoint of the last step taken and the
+-- report (no final evaluation: the user asked to stop).
+function Run:finish_stopped(progress)
+  if self.model_dir then
+    self.last_checkpoint = self:save_checkpoint()
+    if self.metrics_file then self.metrics_file:close() end
+    self.metrics_file = nil
+    self:write_report({ stopped = string.format("%s at step %d", train.SIGNAL_NAMES[self.stop_signal], self.step) })
+  end
+  progress:finish(self)
+  return nil
+end
+
+-- A resumed run that was over already (its checkpoint has the final
+-- evaluation at its step): that evaluation, not a second one.
+function Run:finished_before()
+  local last = self.history[#self.history]
+  if self.resumed_at == self.step and last and last.final and last.step == self.step then return last.metrics end
+end
+
 -- After the last step: the final evaluation, the last checkpoint. Returns the final metrics.
 function Run:finish(progress)
+  if self.stop_signal then return self:finish_stopped(progress) end
+  local done = self:finished_before()
+  if done then
+    if self.metrics_file then self.metrics_file:close() end
+    self.metrics_file = nil
+    self.last_checkpoint = string.format("%s/checkpoints/step-%d.ckpt", self.model_dir, self.step)
+    self:write_report()
+    progress:finish(self)
+    return done
+  end
   local final
   if self.cfg.data.eval then
     final = self:evaluate(self.cfg.data.eval)
@@ -556,10 +619,14 @@ function Run:fit()
     end
   end)
   if not ok then
+    if self.opts.signals then mtl.catch_stop_signals(false) end
     pcall(self.write_report, self, { failed = tostring(err):match("^[^\n]*") })
     error(err, 0)
   end
-  return self:finish(progress), self
+  local final = self:finish(progress)
+  -- (a signal during the final evaluation and save: the run ends as it would have)
+  if self.opts.signals then mtl.catch_stop_signals(false) end
+  return final, self
 end
 
 return train

@@ -140,6 +140,20 @@ static void read_column(lua_State *L, int t, int i, mtl_column_spec *c) {
   else luaL_error(L, FNAME ": column '%s': standardize must be \"fit\" or \"given\", got \"%s\"", c->name, st);
   c->mean = opt_number(L, t, "mean", 0);
   c->std = opt_number(L, t, "std", 0);
+  c->finite = opt_bool(L, t, "finite");
+  lua_getfield(L, t, "range");
+  if (!lua_isnil(L, -1)) { /* {min, max} */
+    if (!lua_istable(L, -1)) luaL_error(L, FNAME ": column '%s': range must be {min, max}, got %s", c->name, luaL_typename(L, -1));
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    if (!lua_isnumber(L, -2) || !lua_isnumber(L, -1))
+      luaL_error(L, FNAME ": column '%s': range must be {min, max} (two numbers)", c->name);
+    c->has_range = true;
+    c->min = lua_tonumber(L, -2);
+    c->max = lua_tonumber(L, -1);
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
 }
 
 static int reader_gc(lua_State *L) {
@@ -282,6 +296,18 @@ static int l_skipped(lua_State *L) {
   return 1;
 }
 
+/* r:skipped_by() -> {malformed =, not_finite =, out_of_range =} rows skipped in this pass */
+static int l_skipped_by(lua_State *L) {
+  mtl_reader *r = check_reader(L, 1);
+  static const char *const names[MTL_BAD_NREASONS] = {"malformed", "not_finite", "out_of_range"};
+  lua_createtable(L, 0, MTL_BAD_NREASONS);
+  for (int i = 0; i < MTL_BAD_NREASONS; i++) {
+    lua_pushnumber(L, (lua_Number)mtl_reader_skipped_by(r, (mtl_bad_reason)i));
+    lua_setfield(L, -2, names[i]);
+  }
+  return 1;
+}
+
 static int l_messages(lua_State *L) {
   mtl_reader *r = check_reader(L, 1);
   int n = mtl_reader_num_messages(r);
@@ -380,7 +406,7 @@ static int l_hash_strings(lua_State *L) {
 void bind_io_open(lua_State *L, int mod, int methods) {
   (void)methods;
   static const luaL_Reg meths[] = {
-    {"next", l_next}, {"rewind", l_rewind}, {"set_text", l_set_text}, {"skipped", l_skipped}, {"messages", l_messages},
+    {"next", l_next}, {"rewind", l_rewind}, {"set_text", l_set_text}, {"skipped", l_skipped}, {"skipped_by", l_skipped_by}, {"messages", l_messages},
     {"outputs", l_outputs}, {"stats", l_stats}, {"peak_bytes", l_peak_bytes}, {"close", reader_gc},
     {NULL, NULL},
   };

@@ -6,6 +6,8 @@
  *     tracking, which steps the Lua GC when tensor memory grows (bind_track),
  *   - Ctrl-C (core.catch_interrupts, core.interrupted): SIGINT only sets a
  *     flag, and the next tensor handed to Lua raises "interrupted",
+ *   - stopping a training run (core.catch_stop_signals, core.stop_signal):
+ *     SIGINT/SIGTERM only record the signal, the loop polls it between steps,
  *   - matrix-product statistics (mtl.gemm_stats).
  * Contract: every function that hands a new tensor to Lua calls bind_track
  * (bind_fill and bind_push do), so the GC policy and Ctrl-C act between ops
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bind.h"
 
@@ -78,18 +81,28 @@ static void check_interrupt(lua_State *L) {
   }
 }
 
-/* core.catch_interrupts(on): installs (true) or removes (false) the handler. */
-static int l_catch_interrupts(lua_State *L) {
-  if (lua_toboolean(L, 1)) {
+/* Installs handler for the n signals sigs, keeping their actions in
+ * previous, or (handler NULL) puts those back. */
+static void set_handlers(void (*handler)(int), const int *sigs, int n, struct sigaction *previous) {
+  for (int i = 0; i < n; i++) {
+    if (!handler) {
+      sigaction(sigs[i], &previous[i], NULL);
+      continue;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
+    sa.sa_handler = handler;
     sigemptyset(&sa.sa_mask);
-    interrupted = 0;
-    sigaction(SIGINT, &sa, &previous_sigint);
-  } else {
-    sigaction(SIGINT, &previous_sigint, NULL);
+    sigaction(sigs[i], &sa, &previous[i]);
   }
+}
+
+/* core.catch_interrupts(on): installs (true) or removes (false) the handler. */
+static int l_catch_interrupts(lua_State *L) {
+  static const int sigint[1] = {SIGINT};
+  bool on = lua_toboolean(L, 1);
+  if (on) interrupted = 0;
+  set_handlers(on ? on_sigint : NULL, sigint, 1, &previous_sigint);
   return 0;
 }
 
@@ -97,6 +110,36 @@ static int l_catch_interrupts(lua_State *L) {
 static int l_interrupted(lua_State *L) {
   lua_pushboolean(L, interrupted);
   interrupted = 0;
+  return 1;
+}
+
+/* ---- stopping a training run ------------------------------------------------- */
+/* mtl train: the first SIGINT or SIGTERM only records its number, and the
+ * loop looks at it between steps (finish the step, save, exit 128 + signal);
+ * a second one ends the process at once with that status (_exit is
+ * async-signal-safe; files are written to temporaries and renamed, so the
+ * checkpoints already there stay whole). Unlike catch_interrupts, tensor ops
+ * go on: the step in progress completes. */
+static volatile sig_atomic_t stop_signal;
+static struct sigaction previous_stop[2];
+static void on_stop_signal(int sig) {
+  if (stop_signal) _exit(128 + sig);
+  stop_signal = sig;
+}
+
+/* core.catch_stop_signals(on): installs (true, clearing a recorded signal) or
+ * removes (false) the SIGINT and SIGTERM handlers. */
+static int l_catch_stop_signals(lua_State *L) {
+  static const int sigs[2] = {SIGINT, SIGTERM};
+  bool on = lua_toboolean(L, 1);
+  if (on) stop_signal = 0;
+  set_handlers(on ? on_stop_signal : NULL, sigs, 2, previous_stop);
+  return 0;
+}
+
+/* core.stop_signal(): the number of the signal that asked to stop, or 0. */
+static int l_stop_signal(lua_State *L) {
+  lua_pushinteger(L, stop_signal);
   return 1;
 }
 
@@ -227,7 +270,8 @@ void bind_runtime_open(lua_State *L, int mod, int methods) {
     {"set_num_threads", l_set_num_threads}, {"get_num_threads", l_get_num_threads},
     {"memory", l_memory}, {"set_memory_limit", l_set_memory_limit}, {"memory_budget", l_memory_budget},
     {"gemm_stats", l_gemm_stats},
-    {"catch_interrupts", l_catch_interrupts}, {"interrupted", l_interrupted}, {NULL, NULL},
+    {"catch_interrupts", l_catch_interrupts}, {"interrupted", l_interrupted},
+    {"catch_stop_signals", l_catch_stop_signals}, {"stop_signal", l_stop_signal}, {NULL, NULL},
   };
   bind_register_list(L, mod, 0, fns);
 }

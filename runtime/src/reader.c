@@ -237,11 +237,18 @@ static const char *put_int64(mtl_reader *r, const column *c, const char *s, cons
   return q;
 }
 
+/* Whether a number is one column c takes (finite, in its range). */
+static inline bool float_allowed(const column *c, double v) {
+  return (!c->finite || isfinite(v)) && (!c->has_range || (v >= c->min && v <= c->max));
+}
+
 static const char *put_float(mtl_reader *r, const column *c, const char *s, const char *lim, bool quoted) {
   double v;
   const char *q = mtl_parse_double(s, lim, &v);
   if (!q || !FIELD_END(q)) return r->expect = c->expect, NULL;
   if (fabs(v) > FLT_MAX && isfinite(v)) return r->expect = "a number in the float32 range", NULL;
+  if (c->finite && !isfinite(v)) return r->bad = MTL_BAD_NOT_FINITE, r->expect = "a finite number", NULL;
+  if (!float_allowed(c, v)) return r->bad = MTL_BAD_OUT_OF_RANGE, r->expect = c->range_expect, NULL;
   store_float(&r->outs[c->out], c, r->rows, v);
   return q;
 }
@@ -571,6 +578,7 @@ static int parse_row(mtl_reader *r, const char *s, const char *e, int file, int6
   const int *map = r->field_map;
   r->expect = NULL;
   r->failed = false;
+  r->bad = MTL_BAD_MALFORMED;
   for (int f = 0; f < nf; f++) {
     if (f > 0) {
       if (p == e) return missing_field(r, &x, f);
@@ -591,7 +599,7 @@ static int parse_row(mtl_reader *r, const char *s, const char *e, int file, int6
     } else if (c->type == MTL_COLUMN_FLOAT) {
       double v;
       const char *q = reader_fast_double(p, e, &v);
-      if (q && (q == e || *q == sep) && fabs(v) <= FLT_MAX) {
+      if (q && (q == e || *q == sep) && fabs(v) <= FLT_MAX && float_allowed(c, v)) {
         store_float(c->o, c, row, v);
         p = q;
         continue;
@@ -777,6 +785,18 @@ static int add_column(mtl_reader *r, const mtl_column_spec *spec) {
   }
   if (spec->group && c->type != MTL_COLUMN_FLOAT)
     return mtl_error("mtl.data: column '%s' is %s; only float columns can form a group", c->name, mtl_column_type_name(c->type));
+  if ((spec->finite || spec->has_range) && c->type != MTL_COLUMN_FLOAT)
+    return mtl_error("mtl.data: column '%s' is %s; only float columns take finite or a range", c->name,
+                     mtl_column_type_name(c->type));
+  c->finite = spec->finite;
+  c->has_range = spec->has_range;
+  if (c->has_range) {
+    if (!(spec->min <= spec->max))
+      return mtl_error("mtl.data: column '%s': expected a range min <= max, got %g and %g", c->name, spec->min, spec->max);
+    c->min = spec->min;
+    c->max = spec->max;
+    snprintf(c->range_expect, sizeof c->range_expect, "a number from %g to %g", c->min, c->max);
+  }
   c->standardize = spec->standardize;
   if (c->standardize != MTL_STANDARDIZE_NONE && c->type != MTL_COLUMN_FLOAT)
     return mtl_error("mtl.data: column '%s' is %s; only float columns can be standardized", c->name, mtl_column_type_name(c->type));
@@ -1007,6 +1027,9 @@ int mtl_reader_output_column(const mtl_reader *r, int i, int lane) {
   return o->lane_column && lane >= 0 && lane < o->width ? o->lane_column[lane] : -1;
 }
 int64_t mtl_reader_skipped(const mtl_reader *r) { return r->skipped; }
+int64_t mtl_reader_skipped_by(const mtl_reader *r, mtl_bad_reason why) {
+  return (unsigned)why < MTL_BAD_NREASONS ? r->skipped_by[why] : 0;
+}
 int mtl_reader_num_messages(const mtl_reader *r) { return r->nmessages; }
 const char *mtl_reader_message(const mtl_reader *r, int i) {
   return i >= 0 && i < r->nmessages ? r->messages[i] : NULL;
@@ -1028,6 +1051,7 @@ int mtl_reader_rewind(mtl_reader *r) {
   r->pass_done = false;
   r->delivered = 0;
   r->skipped = 0;
+  memset(r->skipped_by, 0, sizeof r->skipped_by);
   for (int i = 0; i < r->nmessages; i++) free(r->messages[i]);
   r->nmessages = 0;
   return 0;
@@ -1132,6 +1156,7 @@ static int finish_batch(mtl_reader *r, mtl_batch_output *out) {
 
 static int record_skip(mtl_reader *r) {
   r->skipped++;
+  r->skipped_by[r->bad]++;
   if (r->nmessages < READER_MAX_MESSAGES) {
     const char *m = mtl_error_message();
     char *d = NULL;

@@ -24,6 +24,9 @@ typedef struct column {
   mtl_standardize standardize;
   double mean, std;
   bool fitted;
+  bool finite, has_range; /* float columns: NaN/infinities, values outside [min, max] are bad */
+  double min, max;
+  char range_expect[64]; /* "a number from 0 to 1" */
 } column;
 
 /* One output and the tensors of the batch being built (row_cap rows). */
@@ -119,8 +122,9 @@ struct mtl_reader {
   size_t scratch_cap;
   const char *expect; /* set by a value parser that fails: what it expected */
   bool failed;        /* a value parser ran out of memory (the row is not bad) */
+  mtl_bad_reason bad; /* why the row being parsed is bad */
 
-  int64_t skipped;
+  int64_t skipped, skipped_by[MTL_BAD_NREASONS];
   char *messages[READER_MAX_MESSAGES];
   int nmessages;
   size_t bytes, peak_bytes;

@@ -136,6 +136,40 @@ function tiny.read_csv(path)
   return { header = header, rows = rows }
 end
 
+-- Starts `mtl ARGS` in the background (its files dir/name.pid, .rc, .err);
+-- returns {pid =, wait = function() -> exit status, stderr}.
+function tiny.start(dir, name, args)
+  local pidfile, rcfile, errfile = dir .. "/" .. name .. ".pid", dir .. "/" .. name .. ".rc", dir .. "/" .. name .. ".err"
+  os.execute(string.format("sh -c '%s %s >/dev/null 2>%s & echo $! >%s; wait $!; echo $? >%s' 2>/dev/null &",
+    tiny.mtl, args, errfile, pidfile, rcfile))
+  local pid
+  for _ = 1, 500 do
+    pid = (shell.read_if_exists(pidfile) or ""):match("%d+")
+    if pid then break end
+    os.execute("sleep 0.01")
+  end
+  return {
+    pid = assert(pid, "the run started"),
+    wait = function()
+      for _ = 1, 3000 do
+        local rc = (shell.read_if_exists(rcfile) or ""):match("%d+")
+        if rc then return tonumber(rc), shell.read(errfile) end
+        os.execute("sleep 0.02")
+      end
+      error("the run did not end within 60 s")
+    end,
+  }
+end
+
+-- Waits until the run directory dir has at least n complete checkpoints.
+function tiny.wait_checkpoints(dir, n)
+  for _ = 1, 3000 do
+    if #require("mtl").checkpoint.list(dir .. "/checkpoints") >= n then return end
+    os.execute("sleep 0.02")
+  end
+  error("no checkpoints in " .. dir)
+end
+
 function tiny.rm(dir) os.execute("rm -rf '" .. dir .. "'") end
 
 return tiny

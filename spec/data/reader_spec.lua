@@ -294,6 +294,29 @@ describe("mtl.data bad input", function()
     assert.is_truthy(d.errors[3]:find("t.csv:5:2: expected 2 fields, got 1: column 'x' is missing", 1, true))
   end)
 
+  it("finite = true refuses NaN and infinities, range = {min, max} values outside it (a label's domain)", function()
+    local cols = { C("y", "float", { range = { 0, 1 } }), C("x", "float", { finite = true }) }
+    assert.are.equal("t.csv:3:1: expected a number from 0 to 1 for column 'y', got \"7\"",
+      read_error("y,x\n1,2\n7,3\n", cols, { header = true }))
+    assert.are.equal("t.csv:2:2: expected a finite number for column 'x', got \"nan\"",
+      read_error("y,x\n1,nan\n", cols, { header = true }))
+    assert.are.equal("t.csv:2:1: expected a number from 0 to 1 for column 'y', got \"-0.5\"",
+      read_error("y,x\n-0.5,1\n", cols, { header = true }))
+    -- the bounds themselves are in range; without the options NaN and 7 are read as they are
+    local ok = read("y,x\n0,1\n1,-inf\n0.25,2\n7,nan\n", { C("y", "float"), C("x", "float") }, { header = true })
+    assert.are.equal(4, ok.size)
+    assert.are.equal(-math.huge, ok.columns.x:values()[2])
+    local d = read("y,x\n0,1\n7,3\n1,inf\n0.5,-inf\nx,1\n1,nan\n1,2\n", cols, { header = true, on_error = "skip" })
+    assert.are.same({ 0, 1 }, { d.columns.y:values()[1], d.columns.y:values()[2] })
+    assert.are.equal(2, d.size)
+    assert.are.equal(5, d.skipped)
+    assert.are.same({ malformed = 1, not_finite = 3, out_of_range = 1 }, d.skipped_by)
+    assert.are.equal("mtl.data: column 'i' is int64; only float columns take finite or a range",
+      read_error("1\n", { C("i", "int64", { finite = true }) }))
+    assert.are.equal("mtl.data: column 'y': expected a range min <= max, got 1 and 0",
+      read_error("1\n", { C("y", "float", { range = { 1, 0 } }) }))
+  end)
+
   local config_cases = {
     { "an unknown option", { files = "x", columns = {}, batchsize = 3 }, "mtl.data.csv: unknown option 'batchsize'" },
     { "an unknown column field", { files = "x", columns = { { name = "a", type = "int64", dflt = 1 } } },

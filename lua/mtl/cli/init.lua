@@ -223,6 +223,7 @@ local function metrics_table(m)
   return table.concat(lines, "\n") .. "\n"
 end
 cli.metrics_table = metrics_table
+cli.json_line = json_line
 
 -- ---- parsers ---------------------------------------------------------------------------------------
 local EXIT_EPILOG = "Exit codes: 0 success, 1 a failure while running, 2 a wrong command line."
@@ -245,6 +246,8 @@ function PARSERS.train()
   add_config(p)
   p:option("--model-dir", "where checkpoints, logs and the report go (default: the config's model_dir)"):argname("DIR")
   p:flag("--resume", "continue from the latest checkpoint in model_dir (exactly: same data order, RNG and optimizer state)")
+  p:option("--resume-from", "continue from the checkpoint of step STEP instead (the later ones are removed)")
+    :argname("STEP"):convert(tonumber)
   p:flag("--fresh", "start over in a model_dir that already has checkpoints (removes them)")
   p:flag("--json", "print one JSON line of final metrics on stdout (progress goes to stderr)")
   p:flag("--quiet", "no progress output")
@@ -300,54 +303,7 @@ end
 -- ---- commands -------------------------------------------------------------------------------------
 local COMMANDS = {}
 
-function COMMANDS.train(a)
-  local train = require "mtl.train"
-  local export = require "mtl.export"
-  local cfg = cli.load_config(a.config, a.set)
-  if a.model_dir then cfg.model_dir = a.model_dir end
-  if not cfg.model_dir then usage("the config has no model_dir: pass --model-dir DIR (or --set model_dir=DIR)") end
-  if a.resume and a.fresh then usage("--resume and --fresh exclude each other") end
-  local dir = cfg.model_dir
-  local dist = require("mtl").dist
-  local writer = dist.rank() == 0 -- in a distributed run rank 0 writes the run's files and output
-  local existing = require("mtl").checkpoint.list(dir .. "/checkpoints")
-  if #existing > 0 and not a.resume then
-    if not a.fresh then
-      usage("%s already has checkpoints (the latest: step %d): pass --resume to continue that run or --fresh to start over",
-        dir, existing[#existing].step)
-    end
-    if writer then
-      for _, c in ipairs(existing) do require("mtl").checkpoint.remove(c) end
-      os.remove(dir .. "/checkpoints/best.ckpt")
-    end
-  end
-  local out = a.json and io.stderr or io.stdout
-  sys.mkdir_p(dir)
-  if writer then
-    -- what ran, for the report and for `mtl eval RUN_DIR/config.lua`
-    pcall(sys.write_atomic, dir .. "/run.json",
-      json.encode({ config = a.config, sets = a.set, model = cfg.model.name, ranks = dist.size(),
-                    started = os.date("!%Y-%m-%dT%H:%M:%SZ") }) .. "\n")
-    local ok_lua, src = pcall(export.to_lua, cfg, "-- The config of this run as `mtl train` resolved it.\n")
-    if ok_lua then pcall(sys.write_atomic, dir .. "/config.lua", src) end
-  end
-  dist.barrier() -- a fresh start's old checkpoints are gone on every rank
-  local quiet = a.quiet or not writer
-  local progress = require("mtl.cli.progress").new({ out = out, quiet = quiet })
-  local run = train.new(cfg, { progress = progress, resume = a.resume, out = out, quiet = quiet })
-  local final = run:fit()
-  if not writer then return 0 end
-  local report_path = run.report_path -- written at every evaluation and at the end (mtl.report)
-  if not a.quiet then
-    if final then out:write(metrics_table(run:plain(final))) end
-    out:write(string.format("checkpoint: %s\nreport: %s\n", tostring(run.last_checkpoint), report_path))
-  end
-  if a.json then
-    json_line({ command = "train", model_dir = dir, step = run.step, checkpoint = run.last_checkpoint,
-                report = report_path, metrics = final and run:plain(final) or {} })
-  end
-  return 0
-end
+function COMMANDS.train(a) return require("mtl.train_cli").run(a, cli) end
 
 -- Whether a text file has a data row (a non-blank line, after the header).
 local function has_rows(path, header)

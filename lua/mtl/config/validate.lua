@@ -18,7 +18,7 @@ local show = util.show
 local SECTIONS = { "data", "features", "groups", "model", "losses", "optimizer", "train", "eval", "rank", "model_dir" }
 
 local DATA_KEYS = { "train", "eval", "format", "separator", "header", "columns", "labels", "batch_size",
-                    "shuffle_buffer", "epochs", "fields", "unknown_fields" }
+                    "shuffle_buffer", "epochs", "fields", "unknown_fields", "bad_rows" }
 local COLUMN_KEYS = { "name", "type", "default", "separator", "kv_separator", "values", "step_separator" }
 local FEATURE_KEYS = { "name", "type", "column", "columns", "dim", "num_buckets", "hash_bucket_size", "vocab",
                        "vocab_file", "shared", "combiner", "separator", "kv_separator", "normalize", "boundaries",
@@ -33,7 +33,7 @@ local LOSS_KEYS = { "name", "output", "label", "on", "weight", "gamma", "mask", 
 for _, k in ipairs(loss_kinds.KEYS) do LOSS_KEYS[#LOSS_KEYS + 1] = k end
 
 local TRAIN_KEYS = { "steps", "epochs", "eval_every", "checkpoint_every", "keep_checkpoints", "log_every", "seed",
-                     "threads", "early_stopping", "resume", "auc_window", "shard_min_mib" }
+                     "threads", "early_stopping", "resume", "auc_window", "shard_min_mib", "nan_loss" }
 local EVAL_KEYS = { "metrics", "gauc" }
 local METRICS = { "auc", "gauc", "logloss", "calibration", "max_f1" }
 local GAUC_REDUCTIONS = { "mean", "mean_by_sample_num", "mean_by_positive_num" }
@@ -74,6 +74,7 @@ local function check_data(c, d)
     end
   end
   if d.header == nil then d.header = true else c:boolean(d.header, "data.header") end
+  if d.bad_rows == nil then d.bad_rows = "error" else c:enum(d.bad_rows, "data.bad_rows", { "error", "skip" }) end
   if d.batch_size == nil then d.batch_size = 1024 else c:number(d.batch_size, "data.batch_size", { int = true, min = 1 }) end
   if d.shuffle_buffer == nil then d.shuffle_buffer = 0 else
     c:number(d.shuffle_buffer, "data.shuffle_buffer", { int = true, min = 0 })
@@ -423,6 +424,7 @@ local function check_train(c, data)
   if t.threads == nil then t.threads = 1 else c:number(t.threads, "train.threads", { int = true, min = 1 }) end
   if t.resume == nil then t.resume = false else c:boolean(t.resume, "train.resume") end
   if t.auc_window ~= nil then c:number(t.auc_window, "train.auc_window", { int = true, min = 1 }) end
+  if t.nan_loss == nil then t.nan_loss = "error" else c:enum(t.nan_loss, "train.nan_loss", { "error", "skip" }) end
   local es = t.early_stopping
   if es ~= nil and c:table(es, "train.early_stopping", "{metric = 'eval.<task>.auc', mode = 'max', patience = 3}") then
     c:keys(es, "train.early_stopping", { "metric", "mode", "patience" })

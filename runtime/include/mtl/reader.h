@@ -55,7 +55,18 @@ typedef struct mtl_column_spec {
   const char *group;  /* float columns: name of the [n, k] output they join (NULL: own output) */
   mtl_standardize standardize; /* float columns */
   double mean, std;            /* for MTL_STANDARDIZE_GIVEN (std > 0) */
+  bool finite;                 /* float columns: NaN and infinities are bad rows */
+  bool has_range;              /* float columns: values outside [min, max] are bad rows */
+  double min, max;
 } mtl_column_spec;
+
+/* Why a row was bad (mtl_reader_skipped_by). */
+typedef enum {
+  MTL_BAD_MALFORMED,    /* a field that does not parse, missing or extra fields */
+  MTL_BAD_NOT_FINITE,   /* NaN or an infinity in a column with finite */
+  MTL_BAD_OUT_OF_RANGE, /* a value outside a column's [min, max] */
+  MTL_BAD_NREASONS
+} mtl_bad_reason;
 
 typedef struct mtl_reader_options {
   const char *const *files; /* paths or glob patterns ('*', '?', '[') */
@@ -152,6 +163,8 @@ int mtl_reader_set_text(mtl_reader *r, const char *text, size_t len);
 int64_t mtl_reader_next(mtl_reader *r, mtl_batch_output *out);
 /* Rows skipped in this pass (skip_errors), and the first few messages. */
 int64_t mtl_reader_skipped(const mtl_reader *r);
+/* Of those, the rows skipped for one reason. */
+int64_t mtl_reader_skipped_by(const mtl_reader *r, mtl_bad_reason why);
 int mtl_reader_num_messages(const mtl_reader *r);
 const char *mtl_reader_message(const mtl_reader *r, int i);
 /* Mean and std used to standardize column c (schema index); -1 if it is not
