@@ -39,9 +39,11 @@ function train.new(cfg, opts)
   self.features = self.model.features
   self.label_names = self.model:label_names()
   self:make_optimizers()
-  -- the data-parallel layer (docs/distributed.md): identity collectives in one process
+  -- the data-parallel layer (docs/distributed.md): identity collectives in one process;
+  -- placement: the planner's choice per table ("auto") or every table replicated
   self.parallel = parallel.new { model = self.model, tables = self.features:embedding_tables(),
-                                 optimizers = self.optimizers, check_every = tc.check_every }
+                                 optimizers = self.optimizers, check_every = tc.check_every,
+                                 placement = tc.table_placement or "auto" }
   self.model_dir = cfg.model_dir
   if opts.state and opts.state.format == "mtl-run-1" then self:restore(opts.state) end
   return self
