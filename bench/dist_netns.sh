@@ -82,7 +82,7 @@ for rate in $rates; do
   shape "$rate"
   echo "== link rate $rate per rank (tc tbf) =="
   ip netns exec "${prefix}0" tc qdisc show dev eth0 | sed 's/^/   /'
-  (cd "$root" && "${mpirun[@]}" "$mtl" bench/dist_bench.lua) | sed 's/^/   /'
+  (cd "$root" && "${mpirun[@]}" "$mtl" bench/dist_bench.lua --step) | sed 's/^/   /'
   line=$(cd "$root" && "${mpirun[@]}" "$mtl" bench --model mmoe --batch 1024 --threads 1 --quiet "$@" | tail -1)
   luajit -e '
     local d = require("cjson").decode(io.read("*l"))
