@@ -4,7 +4,7 @@
 -- numbers from the figures below (measured on this machine, see the docs).
 --
 --   luajit bench/dist_cost_model.lua                 # the projection table (8, 32, 128 nodes; 10, 25 Gbit/s)
---   luajit bench/dist_cost_model.lua check B RATE..  # N = 2, global batch B: what bench/dist_netns.sh measures
+--   luajit bench/dist_cost_model.lua check N B RATE...  # N ranks, global batch B: what bench/dist_netns.sh measures
 --
 -- Per rank and step, with P dense parameters, local batch b, L lookups and u
 -- distinct table rows per example, embedding dim d, link rate W bytes/s,
@@ -56,15 +56,22 @@ end
 
 local mode = arg[1]
 if mode == "check" then
-  local B = tonumber(arg[2]) or 1024
-  print(string.format("N = 2, global batch %d (local %d), replicated tables", B, B / 2))
-  print(string.format("%-10s %14s %14s %14s %12s", "link", "dense B/rank", "sparse B/rank", "comm ms", "dense ms"))
-  for i = 3, #arg do
+  -- what bench/dist_netns.sh measures: dist_bench --step's dense allreduce
+  -- (P floats) and all-to-all step (1024 x 13 rows per rank: ids out,
+  -- vectors back, gradients out), and mtl bench's communication (global
+  -- batch B: the dense allreduce and the replicated tables' allgather)
+  local N, B = tonumber(arg[2]) or 2, tonumber(arg[3]) or 1024
+  print(string.format("N = %d, global batch %d (local %.0f); modelled ms per step", N, B, B / N))
+  print(string.format("%-9s %12s %10s %12s %10s %14s %12s", "link", "dense B", "dense ms", "a2a B", "a2a ms",
+    "sparse B", "train ms"))
+  for i = 4, #arg do
     local n, unit = arg[i]:lower():match("^([%d.]+)([gm])bit$") -- tc's spelling: 500mbit, 10gbit
-    local gbit = assert(tonumber(n), "a rate like 500mbit or 10gbit") / (unit == "m" and 1000 or 1)
-    local s = M.step(2, B / 2, gbit, false)
-    print(string.format("%-10s %14.0f %14.0f %14.2f %12.2f", arg[i], s.dense_bytes, s.emb_bytes, s.comm * 1e3,
-      (s.dense_bytes / rate_bytes(gbit) + M.latency * 2) * 1e3))
+    local W = rate_bytes(assert(tonumber(n), "a rate like 500mbit or 10gbit") / (unit == "m" and 1000 or 1))
+    local s = M.step(N, B / N, W * 8 / 1e9, false)
+    local a2a = (N - 1) / N * 1024 * 13 * (8 + 8 * M.d)
+    print(string.format("%-9s %12.0f %10.2f %12.0f %10.2f %14.0f %12.2f", arg[i], s.dense_bytes,
+      (s.dense_bytes / W + M.latency * 2 * (N - 1)) * 1e3, a2a, (a2a / W + M.latency * 3 * (N - 1)) * 1e3, s.emb_bytes,
+      s.comm * 1e3))
   end
   return
 end

@@ -55,12 +55,15 @@ for ((k = 0; k < n; k++)); do
 done
 
 # The launch agent: mpirun calls it as `agent HOST COMMAND...` (in place of
-# ssh); HOST 10.77.0.K runs COMMAND in namespace K-1.
+# ssh); HOST 10.77.0.K runs COMMAND in namespace K-1, with a TMPDIR of its
+# own (the "hosts" share one /tmp and one host name, and Open MPI's session
+# directories are named by the host: without it the orteds' mkdirs collide).
 cat >"$tmp/agent" <<EOF
 #!/bin/sh
 host=\$1; shift
 k=\${host##*.}
-exec ip netns exec ${prefix}\$((k - 1)) sh -c "\$*"
+mkdir -p "$tmp/host\$k"
+exec ip netns exec ${prefix}\$((k - 1)) env TMPDIR="$tmp/host\$k" sh -c "\$*"
 EOF
 chmod +x "$tmp/agent"
 hosts=""
@@ -68,9 +71,18 @@ for ((k = 1; k <= n; k++)); do hosts+="${hosts:+,}$net.$k:1"; done
 
 mpirun=(ip netns exec "${prefix}br" mpirun --allow-run-as-root -np "$n" --host "$hosts"
         --mca plm_rsh_agent "$tmp/agent" --mca btl tcp,self --mca btl_tcp_if_include "$net.0/24"
-        --mca oob_tcp_if_include "$net.0/24")
+        --mca oob_tcp_if_include "$net.0/24" --mca rtc ^hwloc)
+# (rtc ^hwloc: the orteds, all on this machine, do not share hwloc's topology
+# through a shared-memory segment; with it, an orted now and then crashed in
+# hwloc_shmem_topology_write)
 
-shape() { # rate: each rank's outgoing link
+# The token bucket holds 4 MB: back-to-back collectives drain it and then go
+# at the rate (measured within 1-4 % of bytes / rate at 250 and 500 Mbit/s);
+# a bucket of 2 ms of the rate made every transfer 2-3 x slower than the rate
+# on this loaded machine (the qdisc's timer). Between a training step's
+# messages the bucket refills while the ranks compute, so mtl bench's
+# communication time is a lower bound of a real link's.
+shape() { # rate (tc's spelling: 500mbit, 10gbit): each rank's outgoing link
   for ((k = 0; k < n; k++)); do
     ip netns exec "${prefix}$k" tc qdisc replace dev eth0 root tbf rate "$1" burst 4mb latency 50ms
   done
