@@ -9,12 +9,15 @@
 -- gradient allreduce, and one batch's embedding rows (1024 rows x 13 id
 -- fields x dim 16) for the all-to-all of ids and vectors. Every time is the
 -- slowest rank's, the best of 5 repeats of the mean over a loop; rank 0
--- prints. --quick runs short loops (spec/dist/bench_spec.lua).
+-- prints. --quick runs short loops (spec/dist/bench_spec.lua); --step only
+-- what a training step uses (the latency of a small allreduce, the MMoE's
+-- gradients in 4 MiB ordered buckets, the all-to-all step: bench/dist_netns.sh).
 local mtl = require "mtl"
 local bench = require "mtl.bench"
 local dist = mtl.dist
 
 local quick = arg[1] == "--quick"
+local step_only = arg[1] == "--step"
 local rank, size = dist.rank(), dist.size()
 local now = bench.now -- monotonic seconds
 
@@ -72,30 +75,31 @@ say("")
 
 -- ---- latency ------------------------------------------------------------------------
 say("%-44s %12s", "latency", "us per call")
-say("%-44s %12.1f", "barrier", us(time(dist.barrier, 2000)))
+if not step_only then say("%-44s %12.1f", "barrier", us(time(dist.barrier, 2000))) end
 local one = mtl.ones(1)
-for _, alg in ipairs({ "ordered", "mpi" }) do
-  say("%-44s %12.1f", "allreduce 1 float32 (" .. alg .. ")", us(time(function() dist.allreduce(one, "sum", alg) end, 2000)))
+for _, alg in ipairs(step_only and { "ordered" } or { "ordered", "mpi" }) do
+  say("%-44s %12.1f", "allreduce 1 float32 (" .. alg .. ")",
+    us(time(function() dist.allreduce(one, "sum", alg) end, step_only and 200 or 2000)))
 end
 say("")
 
 -- ---- allreduce bandwidth ------------------------------------------------------------
-say("%-44s %12s %12s", "allreduce (sum)", "ms per call", "MiB/s")
-for _, n in ipairs({ 1024, 16384, 262144, 1048576, 4194304 }) do
+if not step_only then say("%-44s %12s %12s", "allreduce (sum)", "ms per call", "MiB/s") end
+for _, n in ipairs(step_only and {} or { 1024, 16384, 262144, 1048576, 4194304 }) do
   local t = mtl.ones(n)
   for _, alg in ipairs({ "ordered", "mpi" }) do
     local s = time(function() dist.allreduce(t, "sum", alg) end, n >= 1048576 and 10 or 100)
     say("%-44s %12.3f %12.0f", string.format("%.2f MiB float32 (%s)", mb(4 * n), alg), s * 1e3, mb(4 * n) / s)
   end
 end
-say("")
+if not step_only then say("") end
 
 -- ---- the MMoE's gradients -------------------------------------------------------------
 local grads = {}
 for i, s in ipairs(shapes) do grads[i] = mtl.ones(unpack(s)) end
 say("%-44s %12s %12s %8s", "MMoE dense gradients (mean)", "ms per step", "MiB/s", "buffers")
-for _, alg in ipairs({ "ordered", "mpi" }) do
-  for _, bucket in ipairs({ 4 * 2 ^ 20, 256 * 2 ^ 10 }) do
+for _, alg in ipairs(step_only and { "ordered" } or { "ordered", "mpi" }) do
+  for _, bucket in ipairs(step_only and { 4 * 2 ^ 20 } or { 4 * 2 ^ 20, 256 * 2 ^ 10 }) do
     local buffers = dist.iallreduce_many(grads, { op = "mean", algorithm = alg, bucket_bytes = bucket })
     local n = buffers:buffers()
     buffers:wait()
@@ -103,8 +107,10 @@ for _, alg in ipairs({ "ordered", "mpi" }) do
     say("%-44s %12.3f %12.0f %8d", string.format("allreduce_many, buckets %d KiB (%s)", bucket / 1024, alg), s * 1e3,
       mb(4 * dense) / s, n)
   end
-  local s = time(function() for _, g in ipairs(grads) do dist.allreduce(g, "mean", alg) end end, 50)
-  say("%-44s %12.3f %12.0f %8d", "one allreduce per tensor (" .. alg .. ")", s * 1e3, mb(4 * dense) / s, #grads)
+  if not step_only then
+    local s = time(function() for _, g in ipairs(grads) do dist.allreduce(g, "mean", alg) end end, 50)
+    say("%-44s %12.3f %12.0f %8d", "one allreduce per tensor (" .. alg .. ")", s * 1e3, mb(4 * dense) / s, #grads)
+  end
 end
 say("")
 
@@ -115,10 +121,12 @@ local counts = {}
 for r = 1, size do counts[r] = math.floor(rows / size) + (r <= rows % size and 1 or 0) end
 local vectors = mtl.ones(rows, DIM)
 say("%-44s %12s %12s", "alltoallv (rows split evenly over the ranks)", "ms per call", "MiB/s")
-local s_ids = time(function() dist.alltoallv(ids, counts) end, 100)
-say("%-44s %12.3f %12.0f", string.format("%d ids int64", rows), s_ids * 1e3, mb(8 * rows) / s_ids)
-local s_vec = time(function() dist.alltoallv(vectors, counts) end, 100)
-say("%-44s %12.3f %12.0f", string.format("%d x %d vectors float32", rows, DIM), s_vec * 1e3, mb(4 * rows * DIM) / s_vec)
+if not step_only then
+  local s_ids = time(function() dist.alltoallv(ids, counts) end, 100)
+  say("%-44s %12.3f %12.0f", string.format("%d ids int64", rows), s_ids * 1e3, mb(8 * rows) / s_ids)
+  local s_vec = time(function() dist.alltoallv(vectors, counts) end, 100)
+  say("%-44s %12.3f %12.0f", string.format("%d x %d vectors float32", rows, DIM), s_vec * 1e3, mb(4 * rows * DIM) / s_vec)
+end
 local s_step = time(function()
   local got, recv = dist.alltoallv(ids, counts)       -- ids to their owners
   local back = mtl.ones(got:size(1), DIM)               -- (the owners' lookups)

@@ -124,7 +124,7 @@ function Features:__init(specs, data, groups)
   self.fitted = {}
   self.tables = {}   -- feature name -> mtl.Embedding (shared ones point to the same)
   self.sharded = {}  -- the view of a row-sharded table (the table lookups read) -> its mtl.shard table
-  self.plan = nil    -- {shard_min_mib =, optimizer =}: tables placed by mtl.parallel's planner (ranker.build)
+  self.plan = nil    -- {shard_min_mib =, optimizer =, tables =}: tables placed by mtl.parallel's planner (ranker.build)
   self.built = false
 end
 
@@ -312,11 +312,14 @@ end
 -- A table of these options: with a plan (a training run's, ranker.build),
 -- replicated or row-sharded as mtl.parallel's planner chooses (sharded:
 -- lookups read its view, filled by DataParallel:prefetch); else an mtl.Embedding.
+-- The feature's placement wins over the plan's (train.table_placement =
+-- "replicated": every other table replicated).
 function Features:new_table(opts, s)
   if not self.plan then return mtl.Embedding(opts) end
   local parallel = require "mtl.parallel"
+  local placement = s.placement or (self.plan.tables == "replicated" and "replicated" or nil)
   local t = parallel.embedding(opts, s.name, { shard_min_mib = self.plan.shard_min_mib, optimizer = self.plan.optimizer,
-                                               placement = s.placement })
+                                               placement = placement })
   if not parallel.is_sharded(t) then return t end
   self.sharded[t.view] = t
   return t.view

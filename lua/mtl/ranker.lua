@@ -304,15 +304,16 @@ end
 -- A new model: the feature transforms fitted on data.train (one pass, when
 -- any needs fitting), the tables built, the model initialized from mtl's
 -- random stream (seed it first). opts.plan: the tables are placed by
--- mtl.parallel's planner (a training run: train.shard_min_mib, each
--- feature's placement; docs/distributed.md).
+-- mtl.parallel's planner (a training run: train.shard_min_mib and
+-- train.table_placement, each feature's placement; docs/distributed.md).
 function ranker.build(cfg, opts)
   local F = ranker.new_features(cfg)
   if F:needs_fit() then F:fit(files_of(cfg.data.train)) end
   if opts and opts.plan then
     local oc = cfg.optimizer or {}
     local sparse = oc.sparse or oc.dense or {}
-    F.plan = { shard_min_mib = (cfg.train or {}).shard_min_mib, optimizer = sparse.name or "adam" }
+    local tc = cfg.train or {}
+    F.plan = { shard_min_mib = tc.shard_min_mib, optimizer = sparse.name or "adam", tables = tc.table_placement }
   end
   F:build()
   return Ranker(cfg, F)

@@ -9,13 +9,15 @@
 --     trials = 12,                          -- random search (a grid runs every point)
 --     metric = "eval.pay.auc", mode = "max",
 --     workers = 2,                          -- parallel processes; threads = cores / workers
+--                                           -- (under mpirun: one worker per rank)
 --     halving = { min_steps = 50, eta = 3, max_steps = 450 },  -- successive halving
 --     store = "runs/sweep.db", name = "mmoe-lr", dir = "runs/sweep",
 --   }
 --
 -- Every trial's overrides, seed, status, metrics and timings live in a SQLite
 -- database, so a killed sweep resumes without rerunning finished trials and
--- two sweeps can share one store (trials are keyed by sweep name).
+-- two sweeps can share one store (trials are keyed by sweep name). Under
+-- `mpirun -np N mtl sweep` every rank is one worker (run_rung_on_ranks).
 local json = require "cjson"
 local sys = require "mtl.sys"
 local util = require "mtl.config.util"
@@ -172,7 +174,7 @@ local function cores()
 end
 
 local function alive(pid)
-  if not pid then return false end
+  if not pid or pid <= 0 then return false end -- (a rank's claim before its worker started)
   return os.execute(string.format("kill -0 %d 2>/dev/null", pid)) == 0
 end
 
@@ -187,15 +189,64 @@ local function worker_script()
     or error("mtl.sweep: cannot find mtl/sweep_worker.lua on package.path", 0)
 end
 
+-- The shell command of a worker for trial id, in the background, printing its pid.
+local function worker_command(spec, id, steps, threads)
+  return string.format("%s %s %q %q %d %d %d >>%q 2>&1 & echo $!", launcher(), worker_script(),
+    spec.store, spec.name, id, steps or 0, threads, string.format("%s/trial-%d.log", spec.dir, id))
+end
+
 -- Starts a worker process for a trial; returns its pid.
 local function start(spec, t, steps, threads)
-  local log = string.format("%s/trial-%d.log", spec.dir, t.id)
-  local cmd = string.format("%s %s %q %q %d %d %d >>%q 2>&1 & echo $!", launcher(), worker_script(),
-    spec.store, spec.name, t.id, steps or 0, threads, log)
-  local p = io.popen(cmd)
+  local p = io.popen(worker_command(spec, t.id, steps, threads))
   local pid = tonumber(p:read("*l"))
   p:close()
   return pid
+end
+
+-- A worker that exited without reporting (killed, out of memory, a crash):
+-- its trial runs again, at most MAX_ATTEMPTS times in all.
+local function worker_died(db, spec, id)
+  exec(db, string.format("UPDATE trials SET attempts = attempts + 1, pid = NULL, status = CASE WHEN attempts + 1 >= %d " ..
+    "THEN 'failed' ELSE 'pending' END, error = 'worker exited' WHERE sweep = %s AND id = %s AND status = 'running'",
+    MAX_ATTEMPTS, q(db, spec.name), id))
+end
+
+-- ---- one worker per rank (mpirun) -------------------------------------------------------------
+-- Under mpirun every rank is one worker: it claims the rung's next pending
+-- trial in the store (one UPDATE: SQLite's lock makes the claim atomic; the
+-- claim is marked with -(rank + 1) until the worker's pid replaces it), runs
+-- it as a worker process of its own, one process out of the launcher's
+-- job (the launcher's variables unset: mtl.dist sees one rank, so the trial
+-- trains alone) and waits for it; when nothing is pending it waits for the
+-- other ranks' trials of the rung. Returns when the rung has no trial
+-- pending or running.
+local UNSET_LAUNCHER = "unset $(env | awk -F= '/^(OMPI_|PMIX_|PMI_)/ {print $1}'); "
+
+local function run_rung_on_ranks(db, spec, rung, budget, threads, rank, ranks)
+  local name = q(db, spec.name)
+  local mark = -(rank + 1)
+  while true do
+    local claimed = exec(db, string.format("UPDATE trials SET status = 'running', started = %f, pid = %d WHERE sweep = %s " ..
+      "AND id = (SELECT min(id) FROM trials WHERE sweep = %s AND status = 'pending' AND rung = %d)", now(), mark, name, name,
+      rung))
+    if claimed == 1 then
+      local id = rows(db, string.format("SELECT id FROM trials WHERE sweep = %s AND status = 'running' AND pid = %d", name,
+        mark))[1].id
+      local log = assert(io.open(string.format("%s/trial-%d.log", spec.dir, id), "a"))
+      log:write(string.format("rank %d of %d runs trial %d (%d threads)\n", rank, ranks, id, threads))
+      log:close()
+      local p = io.popen(UNSET_LAUNCHER .. worker_command(spec, tonumber(id), budget, threads) .. "; wait")
+      local pid = tonumber(p:read("*l"))
+      exec(db, string.format("UPDATE trials SET pid = %d WHERE sweep = %s AND id = %s", pid, name, id))
+      p:close() -- waits for the worker
+      worker_died(db, spec, id) -- (when it did not report)
+    else
+      local left = rows(db, string.format("SELECT count(*) AS n FROM trials WHERE sweep = %s AND rung = %d AND status IN " ..
+        "('pending', 'running')", name, rung))[1]
+      if tonumber(left.n) == 0 then return end
+      os.execute("sleep 0.2")
+    end
+  end
 end
 
 local function better(mode, a, b)
@@ -203,6 +254,44 @@ local function better(mode, a, b)
   if a == nil or a ~= a then return false end
   if mode == "min" then return a < b end
   return a > b
+end
+
+-- Runs the pending trials of a rung on spec.workers worker processes.
+local function run_rung(db, spec, rung, budget, threads)
+  while true do
+    for _, t in ipairs(rows(db, string.format("SELECT id, pid FROM trials WHERE sweep = %s AND status = 'running'",
+      q(db, spec.name)))) do
+      if not alive(tonumber(t.pid)) then worker_died(db, spec, t.id) end
+    end
+    local running = rows(db, string.format("SELECT id FROM trials WHERE sweep = %s AND status = 'running'", q(db, spec.name)))
+    local pending = rows(db, string.format("SELECT id FROM trials WHERE sweep = %s AND status = 'pending' AND rung = %d ORDER BY id",
+      q(db, spec.name), rung))
+    if #pending == 0 and #running == 0 then return end
+    for i = 1, math.min(#pending, spec.workers - #running) do
+      local t = { id = tonumber(pending[i].id) }
+      exec(db, string.format("UPDATE trials SET status = 'running', started = %f WHERE sweep = %s AND id = %d",
+        now(), q(db, spec.name), t.id))
+      local pid = start(spec, t, budget, threads)
+      exec(db, string.format("UPDATE trials SET pid = %d WHERE sweep = %s AND id = %d", pid, q(db, spec.name), t.id))
+    end
+    os.execute("sleep 0.2")
+  end
+end
+
+-- Successive halving after rung r: the best 1/eta of its finished trials go
+-- on to rung r + 1; the rest stop.
+local function promote(db, spec, r)
+  local done = rows(db, string.format("SELECT id, metric FROM trials WHERE sweep = %s AND rung = %d AND status = 'done'",
+    q(db, spec.name), r - 1))
+  table.sort(done, function(a, b) return better(spec.mode, tonumber(a.metric), tonumber(b.metric)) end)
+  local keep = math.max(1, math.floor(#done / (spec.halving.eta or 3)))
+  for i, t in ipairs(done) do
+    if i <= keep then
+      exec(db, string.format("UPDATE trials SET status = 'pending', rung = %d WHERE sweep = %s AND id = %s", r, q(db, spec.name), t.id))
+    else
+      exec(db, string.format("UPDATE trials SET status = 'stopped' WHERE sweep = %s AND id = %s", q(db, spec.name), t.id))
+    end
+  end
 end
 
 -- Runs (or resumes) a sweep; returns its summary (trials sorted by metric).
@@ -215,11 +304,47 @@ function sweep.run(spec)
   spec.dir = spec.dir or ("runs/" .. spec.name)
   spec.store = spec.store or (spec.dir .. "/sweep.db")
   spec.workers = spec.workers or 1
-  sys.mkdir_p(spec.dir)
+  local dist = require("mtl").dist
+  local rank, ranks = dist.rank(), dist.size()
+  if rank == 0 then
+    sys.mkdir_p(spec.dir)
+    sweep.prepare(spec)
+  end
+  local threads = math.max(1, math.floor(cores() / spec.workers))
+  if ranks > 1 then
+    dist.barrier() -- the store is ready
+    -- one worker per rank: the cores of this host shared by its ranks
+    threads = math.max(1, math.floor(cores() / (tonumber(os.getenv("OMPI_COMM_WORLD_LOCAL_SIZE")) or ranks)))
+  end
   local db = connect(spec.store)
   local out = spec.output or io.stdout
 
-  -- the base config, stored once, so workers and resumes see the same one
+  local rungs = spec.halving and sweep.rungs(spec.halving) or { false }
+  local t0 = now()
+  for r, budget in ipairs(rungs) do
+    if ranks > 1 then
+      run_rung_on_ranks(db, spec, r - 1, budget or 0, threads, rank, ranks)
+      dist.barrier() -- every rank's trials of the rung are done
+    else
+      run_rung(db, spec, r - 1, budget or 0, threads)
+    end
+    if budget and r < #rungs and rank == 0 then promote(db, spec, r) end
+    if ranks > 1 then dist.barrier() end -- (the promoted trials are pending)
+  end
+  local summary = sweep.summary(db, spec)
+  summary.seconds = now() - t0
+  if rank == 0 then sweep.report(summary, spec, out, db) end
+  db.con:close()
+  db.env:close()
+  return summary
+end
+
+-- Creates the sweep in its store (the base config, stored once, so workers
+-- and resumes see the same one; a trial per point) or, when it is there,
+-- makes its trials marked running whose process is gone (a killed sweep)
+-- pending again.
+function sweep.prepare(spec)
+  local db = connect(spec.store)
   local base = sweep.load_base(spec.base)
   local existing = rows(db, "SELECT spec FROM sweeps WHERE name = " .. q(db, spec.name))
   if #existing == 0 then
@@ -238,56 +363,8 @@ function sweep.run(spec)
     end
   end
 
-  local threads = math.max(1, math.floor(cores() / spec.workers))
-  local rungs = spec.halving and sweep.rungs(spec.halving) or { false }
-  local t0 = now()
-  for r, budget in ipairs(rungs) do
-    -- trials in this rung: all at rung 1, then the promoted ones
-    while true do
-      local running = rows(db, string.format("SELECT id, pid FROM trials WHERE sweep = %s AND status = 'running'", q(db, spec.name)))
-      for _, t in ipairs(running) do
-        if not alive(tonumber(t.pid)) then
-          -- the worker died without reporting (killed, out of memory, a crash):
-          -- the trial runs again, at most MAX_ATTEMPTS times in all
-          exec(db, string.format("UPDATE trials SET attempts = attempts + 1, pid = NULL, status = CASE WHEN attempts + 1 >= %d " ..
-            "THEN 'failed' ELSE 'pending' END, error = 'worker exited' WHERE sweep = %s AND id = %s AND status = 'running'",
-            MAX_ATTEMPTS, q(db, spec.name), t.id))
-        end
-      end
-      running = rows(db, string.format("SELECT id FROM trials WHERE sweep = %s AND status = 'running'", q(db, spec.name)))
-      local pending = rows(db, string.format("SELECT id FROM trials WHERE sweep = %s AND status = 'pending' AND rung = %d ORDER BY id",
-        q(db, spec.name), r - 1))
-      if #pending == 0 and #running == 0 then break end
-      for i = 1, math.min(#pending, spec.workers - #running) do
-        local t = { id = tonumber(pending[i].id) }
-        exec(db, string.format("UPDATE trials SET status = 'running', started = %f WHERE sweep = %s AND id = %d",
-          now(), q(db, spec.name), t.id))
-        local pid = start(spec, t, budget or 0, threads)
-        exec(db, string.format("UPDATE trials SET pid = %d WHERE sweep = %s AND id = %d", pid, q(db, spec.name), t.id))
-      end
-      os.execute("sleep 0.2")
-    end
-    if budget and r < #rungs then
-      -- promote the best 1/eta of this rung's finished trials; stop the rest
-      local done = rows(db, string.format("SELECT id, metric FROM trials WHERE sweep = %s AND rung = %d AND status = 'done'",
-        q(db, spec.name), r - 1))
-      table.sort(done, function(a, b) return better(spec.mode, tonumber(a.metric), tonumber(b.metric)) end)
-      local keep = math.max(1, math.floor(#done / (spec.halving.eta or 3)))
-      for i, t in ipairs(done) do
-        if i <= keep then
-          exec(db, string.format("UPDATE trials SET status = 'pending', rung = %d WHERE sweep = %s AND id = %s", r, q(db, spec.name), t.id))
-        else
-          exec(db, string.format("UPDATE trials SET status = 'stopped' WHERE sweep = %s AND id = %s", q(db, spec.name), t.id))
-        end
-      end
-    end
-  end
-  local summary = sweep.summary(db, spec)
-  summary.seconds = now() - t0
-  sweep.report(summary, spec, out, db)
   db.con:close()
   db.env:close()
-  return summary
 end
 
 -- Trials of a sweep sorted by metric (best first), with their overrides.

@@ -82,6 +82,18 @@ describe("config.validate", function()
     assert.are.equal("config: 'train.epochs' is math.huge (no end) but train.steps is not set", err_of(config.validate, cfg))
   end)
 
+  it("takes the data-parallel keys train.check_every and train.table_placement", function()
+    local cfg = base()
+    cfg.train = { check_every = 0, table_placement = "replicated" }
+    local v = config.validate(cfg)
+    assert.are.same({ 0, "replicated" }, { v.train.check_every, v.train.table_placement })
+    cfg.train = { check_every = -1, table_placement = "sharded" }
+    assert.are.equal(table.concat({
+      "config: 'train.check_every' must be an integer >= 0, got -1",
+      "config: 'train.table_placement' must be 'auto' or 'replicated', got \"sharded\"",
+    }, "\n"), err_of(config.validate, cfg))
+  end)
+
   it("turns esmm's tasks into its ctr and cvr tasks", function()
     local cfg = base()
     cfg.model = { name = "esmm", tower = { 16 }, tasks = { { name = "click", label = "clk" }, { name = "pay", label = "buy" } } }

@@ -590,29 +590,39 @@ eval_config {
   train_distribute: NoStrategy
 ]] })
     assert.are.equal(100, cfg.train.steps)
-    local _, notes = map { train = [[
-  optimizer_config { adam_optimizer { learning_rate { constant_learning_rate { learning_rate: 0.01 } } } }
-  num_steps: 100
-  sync_replicas: true
-  train_distribute: MirroredStrategy
-]] }
-    assert.are.same({ "train_distribute MirroredStrategy runs as one process (mtl train trains in one process)" }, notes)
+    assert.is_nil(cfg.train.table_placement)
   end)
 
-  it("refuses a strategy in one of several ranks (mpirun), which mtl train does not split its work over #slow", function()
+  it("maps every train_distribute strategy to a table placement, one process with a note", function()
+    local strategies = easyrec.SCHEMA.TrainConfig.fields.train_distribute.values
+    assert.are.equal(9, #strategies)
+    for _, strategy in ipairs(strategies) do
+      local cfg, notes = map { train = [[
+  optimizer_config { adam_optimizer { learning_rate { constant_learning_rate { learning_rate: 0.01 } } } }
+  num_steps: 100
+  train_distribute: ]] .. strategy .. "\n" }
+      local want = ({ NoStrategy = "nil", PSStrategy = "auto", EmbeddingParallelStrategy = "auto", SokStrategy = "auto" })[strategy]
+        or "replicated"
+      assert.are.equal(want, tostring(cfg.train.table_placement), strategy)
+      assert.are.same(strategy == "NoStrategy" and {} or
+        { "train_distribute " .. strategy .. " runs as one process (under mpirun: data-parallel over the ranks)" }, notes)
+    end
+  end)
+
+  it("under mpirun, notes the data-parallel training on the ranks #slow", function()
     local mpirun = require "dist.mpirun"
-    local text = pipeline { train = "  num_steps: 10\n  train_distribute: MultiWorkerMirroredStrategy\n" .. [[
+    local text = pipeline { train = "  num_steps: 10\n  train_distribute: HorovodStrategy\n" .. [[
   optimizer_config { adam_optimizer { learning_rate { constant_learning_rate { learning_rate: 0.01 } } } }
 ]] }
     local dir = require("helpers.shell").tmpdir()
     local path = require("helpers.shell").write(dir .. "/t.config", text)
-    local status, stdout, stderr = mpirun.run(2, string.format([[-e 'local ok, e = pcall(require("mtl.config.easyrec").load, "%s")
-      print("r" .. require("mtl").dist.rank() .. " " .. tostring(e):match("train_distribute[^\n]*"))']], path))
+    local status, stdout, stderr = mpirun.run(2, string.format([[-e 'local cfg, notes = require("mtl.config.easyrec").load("%s")
+      print("r" .. require("mtl").dist.rank() .. " " .. cfg.train.table_placement .. " " .. notes[1])']], path))
     require("helpers.shell").rm_rf(dir)
     assert(status == 0, string.format("status %s\n%s\n%s", tostring(status), stdout, stderr))
     for r = 0, 1 do
-      assert.truthy(stdout:find("r" .. r .. " train_distribute': this process is one of 2 ranks (mpirun), and mtl train " ..
-        "does not yet train across ranks; run it as one process", 1, true), stdout)
+      assert.truthy(stdout:find("r" .. r .. ' replicated train_distribute HorovodStrategy: data-parallel training on 2 ranks, ' ..
+        'train.table_placement = "replicated"', 1, true), stdout)
     end
   end)
 end)

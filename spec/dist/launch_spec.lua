@@ -1,7 +1,9 @@
 -- Launching under mpirun: the docs/distributed.md samples at 2 ranks (they
 -- also run alone, as every docs sample), any mtl command (-e), and
--- bench/dist_bench.lua in its quick mode (that it runs and prints every
--- section; its numbers are not checked).
+-- bench/dist_bench.lua in its quick and --step modes (that they run and print
+-- their sections; the timings are not checked), and bench/dist_cost_model.lua
+-- (its bytes against the formulas, its P against the model mtl bench builds,
+-- the docs' projection against its output).
 local shell = require "helpers.shell"
 local mpirun = require "dist.mpirun"
 
@@ -70,5 +72,37 @@ describe("mtl.dist launch", function()
       "one step: ids out, vectors back, gradients out" }) do
       assert.truthy(stdout:find(line, 1, true), line .. " missing in\n" .. stdout)
     end
+  end)
+
+  it("runs bench/dist_bench.lua --step (what bench/dist_netns.sh runs): only a step's parts", function()
+    local status, stdout, stderr = mpirun.run(2, "bench/dist_bench.lua --step")
+    assert(status == 0, string.format("status %s\n%s\n%s", tostring(status), stdout, stderr))
+    local rows = {}
+    for line in stdout:gmatch("[^\n]+") do
+      if line:match("%d+%.%d+") and not line:match("^mtl.dist") and not line:match("^dense") and not line:match("^embedding") then
+        rows[#rows + 1] = line:match("^(.-)%s%s+[%d.]+")
+      end
+    end
+    assert.are.same({ "allreduce 1 float32 (ordered)", "allreduce_many, buckets 4096 KiB (ordered)",
+      "one step: ids out, vectors back, gradients out" }, rows)
+  end)
+
+  it("bench/dist_cost_model.lua: the model's P is the SPEC MMoE's; its bytes; the docs' projection is its output", function()
+    local out = shell.run(string.format("cd %s && %s -e 'local b = require(\"mtl.bench\").build{preset = \"spec\", " ..
+      "model = \"mmoe\"}; local n = 0; for _, p in ipairs(b:parameters()) do n = n + p:numel() end; print(n)'",
+      shell.quote(shell.root), shell.quote(shell.launcher)))
+    assert.are.equal("388682", out:match("%d+"))
+    local check = shell.run(string.format("cd %s && luajit bench/dist_cost_model.lua check 3 1024 1gbit",
+      shell.quote(shell.root)))
+    -- 2 (N-1)/N 4P at N = 3; (N-1)/N x 1024 x 13 rows x (8 + 8 x 16) bytes; (N-1) u b 72 with b = 1024/3
+    local dense, a2a, sparse = check:match("\n1gbit%s+(%d+)%s+[%d.]+%s+(%d+)%s+[%d.]+%s+(%d+)")
+    assert.are.same({ 2072971, 1206955, 383386 }, { tonumber(dense), tonumber(a2a), tonumber(sparse) })
+    assert.are.equal(math.floor(2 * 2 / 3 * 4 * 388682 + 0.5), tonumber(dense))
+    assert.are.equal(math.floor(2 / 3 * 1024 * 13 * 136 + 0.5), tonumber(a2a))
+    assert.are.equal(math.floor(2 * 7.8 * 1024 / 3 * 72 + 0.5), tonumber(sparse))
+    local doc = shell.read(shell.root .. "/docs/distributed.md")
+    local block = doc:match("\n%$ luajit bench/dist_cost_model.lua\n(.-)```")
+    local projection = shell.run(string.format("cd %s && luajit bench/dist_cost_model.lua", shell.quote(shell.root)))
+    assert.are.equal(projection, block)
   end)
 end)

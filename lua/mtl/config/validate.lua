@@ -33,7 +33,9 @@ local LOSS_KEYS = { "name", "output", "label", "on", "weight", "gamma", "mask", 
 for _, k in ipairs(loss_kinds.KEYS) do LOSS_KEYS[#LOSS_KEYS + 1] = k end
 
 local TRAIN_KEYS = { "steps", "epochs", "eval_every", "checkpoint_every", "keep_checkpoints", "log_every", "seed",
-                     "threads", "early_stopping", "resume", "auc_window", "shard_min_mib", "nan_loss" }
+                     "threads", "early_stopping", "resume", "auc_window", "shard_min_mib", "nan_loss", "check_every",
+                     "table_placement" }
+local TABLE_PLACEMENTS = { "auto", "replicated" }
 local EVAL_KEYS = { "metrics", "gauc" }
 local METRICS = { "auc", "gauc", "logloss", "calibration", "max_f1" }
 local GAUC_REDUCTIONS = { "mean", "mean_by_sample_num", "mean_by_positive_num" }
@@ -425,6 +427,8 @@ local function check_train(c, data)
   if t.resume == nil then t.resume = false else c:boolean(t.resume, "train.resume") end
   if t.auc_window ~= nil then c:number(t.auc_window, "train.auc_window", { int = true, min = 1 }) end
   if t.nan_loss == nil then t.nan_loss = "error" else c:enum(t.nan_loss, "train.nan_loss", { "error", "skip" }) end
+  if t.check_every ~= nil then c:number(t.check_every, "train.check_every", { int = true, min = 0 }) end
+  if t.table_placement ~= nil then c:enum(t.table_placement, "train.table_placement", TABLE_PLACEMENTS) end
   local es = t.early_stopping
   if es ~= nil and c:table(es, "train.early_stopping", "{metric = 'eval.<task>.auc', mode = 'max', patience = 3}") then
     c:keys(es, "train.early_stopping", { "metric", "mode", "patience" })

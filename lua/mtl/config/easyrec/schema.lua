@@ -262,7 +262,7 @@ schema.SCHEMA = SCHEMA
 -- Key: "Message.field". `only`: accepted only with this value (another value is
 -- reported as unsupported, with the reason given).
 local NOOPS = {
-  ["TrainConfig.sync_replicas"] = { why = "synchronizes distributed TF workers; mtl trains in one process" },
+  ["TrainConfig.sync_replicas"] = { why = "synchronizes distributed TF workers; mtl's data-parallel training is synchronous" },
   ["TrainConfig.sparse_accumulator_type"] = { why = "gradient accumulator of PAI-TF's sync replicas (distributed only)" },
   ["TrainConfig.startup_delay_steps"] = { why = "staggers the start of distributed TF workers" },
   ["TrainConfig.save_summary_steps"] = { why = "TensorBoard summaries; mtl writes metrics.jsonl every log_every steps" },
@@ -279,7 +279,7 @@ local NOOPS = {
   ["ExponentialDecayLearningRate.burnin_learning_rate"] = { why = "used only during burnin_steps, which must be 0 for mtl" },
   ["DatasetConfig.prefetch_size"] = { why = "tf.data prefetch depth; mtl's reader parses ahead in C on its own" },
   ["DatasetConfig.num_parallel_calls"] = { why = "tf.data parsing parallelism; it does not change the batches" },
-  ["DatasetConfig.shard"] = { why = "splits files between distributed workers; one process reads them all" },
+  ["DatasetConfig.shard"] = { why = "splits files between distributed workers; mtl's ranks split every global batch's rows" },
   ["DatasetConfig.chief_redundant"] = { why = "distributed data assignment to the chief worker" },
   ["DatasetConfig.pai_worker_queue"] = { only = false, why = "PAI's global shuffle queue, for ODPS inputs only" },
   ["DatasetConfig.pai_worker_slice_num"] = { why = "used only with pai_worker_queue (ODPS inputs)" },

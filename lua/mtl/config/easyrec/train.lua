@@ -265,19 +265,29 @@ local function ranks()
   return tonumber(os.getenv("OMPI_COMM_WORLD_SIZE") or os.getenv("PMI_SIZE") or "1") or 1
 end
 
--- train_distribute: TF's distribution strategies. `mtl train` trains in one
--- process: a strategy runs as one process, with a note; with several ranks
--- (mtl.dist under mpirun) it is refused, as mtl train does not yet split its
--- work over the ranks (each rank would train the same model alone).
-local function map_distribute(ctx, tc)
+-- train_distribute: TF's distribution strategies -> mtl's data-parallel
+-- training over the ranks of mpirun (docs/distributed.md), with the tables'
+-- placement (train.table_placement): the strategies that mirror every
+-- variable replicate the tables; the parameter-server and embedding-parallel
+-- ones leave each table to the planner ("auto": sharded when large), as does
+-- NoStrategy (mtl's default). In one process a strategy other than NoStrategy
+-- is one process, with a note.
+local PLACEMENTS = {
+  MirroredStrategy = "replicated", MultiWorkerMirroredStrategy = "replicated",
+  CollectiveAllReduceStrategy = "replicated", HorovodStrategy = "replicated", ExascaleStrategy = "replicated",
+  PSStrategy = "auto", EmbeddingParallelStrategy = "auto", SokStrategy = "auto",
+}
+
+local function map_distribute(ctx, tc, cfg)
   local strategy = tc:get("train_distribute")
   if strategy == "NoStrategy" then return end
+  cfg.train.table_placement = PLACEMENTS[strategy]
   local ranks = ranks()
   if ranks > 1 then
-    tc:unsupported_value("train_distribute", string.format("this process is one of %d ranks (mpirun), and mtl train " ..
-      "does not yet train across ranks; run it as one process", ranks))
+    ctx:note("train_distribute %s: data-parallel training on %d ranks, train.table_placement = %q", strategy, ranks,
+      PLACEMENTS[strategy])
   else
-    ctx:note("train_distribute %s runs as one process (mtl train trains in one process)", strategy)
+    ctx:note("train_distribute %s runs as one process (under mpirun: data-parallel over the ranks)", strategy)
   end
 end
 
@@ -286,7 +296,7 @@ function train.map_train(ctx, root, cfg, st)
   root.used.train_config = true
   if not tc then ctx:add(1, 1, "train_config is missing (mtl needs the optimizer and num_steps or num_epochs)") return end
   map_loop(tc, cfg)
-  map_distribute(ctx, tc)
+  map_distribute(ctx, tc, cfg)
   map_epochs(tc, cfg, st)
   map_optimizer(ctx, tc, cfg, st)
 end
