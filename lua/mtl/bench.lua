@@ -98,7 +98,7 @@ local DEFAULTS = {
   model = nil, preset = "spec", batch = 1024, threads = 1, epochs = 1,
   train = "/tmp/mtlbench/train.csv", test = "/tmp/mtlbench/test.csv",
   train_rows = 0, test_rows = 0, warmup = 20, infer_warmup = 5, seed = 0,
-  phase_split = false, quiet = false,
+  phase_split = false, quiet = false, precision = "fp32",
 }
 local NUMERIC = { batch = true, threads = true, epochs = true, train_rows = true, test_rows = true,
                   warmup = true, infer_warmup = true, seed = true }
@@ -107,8 +107,10 @@ local USAGE = [[
 usage: mtl bench --model M [--batch 1024] [--threads 1] [--preset spec|paper]
                  [--train FILE] [--test FILE] [--train-rows N] [--test-rows N]
                  [--warmup 20] [--infer-warmup 5] [--seed 0] [--epochs 1]
-                 [--phase-split] [--quiet]
-  M: %s (preset paper: %s)]]
+                 [--phase-split] [--quiet] [--precision fp32|bf16]
+  M: %s (preset paper: %s)
+  --precision bf16: inference in bf16 (training stays FP32); the JSON's
+  "precision" is the one that ran (fp32 where the CPU lacks AVX512-BF16)]]
 
 -- The usage text, with the models that have benchmark settings.
 function bench.usage()
@@ -162,6 +164,9 @@ function bench.parse(args)
   if o.batch < 1 then fail("--batch must be at least 1") end
   if o.threads < 1 then fail("--threads must be at least 1") end
   if not o.model then fail("--model is required\n%s", bench.usage()) end
+  if o.precision ~= "fp32" and o.precision ~= "bf16" then
+    fail("--precision must be fp32 or bf16, got '%s'", tostring(o.precision))
+  end
   if not PRESET_DIMS[o.preset] then fail("unknown preset '%s' (expected spec or paper)", tostring(o.preset)) end
   local in_preset, in_spec = bench.models(o.preset), bench.models("spec")
   if not set_of(in_preset)[o.model] then
@@ -445,6 +450,7 @@ function bench.run(args)
 
   -- 5. inference
   model:eval()
+  info.precision = require("mtl.ranker").set_precision(model, o.precision)
   local p_click, p_ctcvr, p_cvr = mtl.zeros(te.size), mtl.zeros(te.size), mtl.zeros(te.size)
   mtl.no_grad(function()
     for s = 0, math.min(o.infer_warmup * B, te.size) - 1, B do

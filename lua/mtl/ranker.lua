@@ -255,6 +255,20 @@ function ranker.load(cfg, state, where)
   return model
 end
 
+-- Sets the model's inference precision (nn.Module:set_precision: "fp32" or
+-- "bf16") and, when bf16 was asked for, says on stderr which one runs, e.g.
+-- "mtl: inference precision bf16 (AVX512-BF16 products, FP32 accumulation),
+-- 1.2 MiB of packed weights", or "fp32 (this CPU lacks AVX512-BF16)".
+-- Returns the precision in effect.
+function ranker.set_precision(model, p, quiet)
+  local effective, status, bytes = model:set_precision(p)
+  if p == "bf16" and not quiet then
+    io.stderr:write(string.format("mtl: inference precision %s%s\n", status,
+      effective == "bf16" and string.format(", %.1f MiB of packed weights", bytes / 2 ^ 20) or ""))
+  end
+  return effective
+end
+
 -- The Ranker of x: x itself, or a training run's model (train.new(...).model).
 function ranker.of(x)
   if type(x) == "table" and getmetatable(x) == Ranker then return x end

@@ -414,7 +414,7 @@ static void score_in_threads(mtl_model *m, const fixture *f, const float *ref, i
 static void check_threads(const fixture *f) {
   char err[512];
   enum { THREADS = 4, ITER = 12 };
-  mtl_model_options o = {NULL, 3, 1};
+  mtl_model_options o = {NULL, 3, 1, NULL};
   mtl_model *m = mtl_model_load_opts(f->dir, &o, err, sizeof err);
   CHECK(m != NULL, "load: %s", err);
   if (!m) return;
@@ -437,7 +437,7 @@ static void check_pool_cannot_grow(const char *tmp, const fixture *f) {
   snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp -r '%s/lua' '%s/models' '%s/'", root, MTL_SOURCE_DIR, MTL_SOURCE_DIR,
            root);
   CHECK(system(cmd) == 0, "%s", cmd);
-  mtl_model_options o = {root, 4, 1};
+  mtl_model_options o = {root, 4, 1, NULL};
   mtl_model *m = mtl_model_load_opts(f->dir, &o, err, sizeof err);
   CHECK(m != NULL, "load with a copy of the Lua code: %s", err);
   if (!m) return;
@@ -474,7 +474,7 @@ static void check_load_errors(const char *tmp, const fixture *f) {
   CHECK(!m && contains(err, "is not a directory"), "%s", err);
   m = mtl_model_load(tmp, err, sizeof err); /* a directory, but not a model */
   CHECK(!m && contains(err, "is not an mtl model directory") && contains(err, "manifest.json"), "%s", err);
-  mtl_model_options o = {"/nonexistent/mtl", 0, 0};
+  mtl_model_options o = {"/nonexistent/mtl", 0, 0, NULL};
   m = mtl_model_load_opts(f->dir, &o, err, sizeof err);
   CHECK(!m && contains(err, "cannot find mtl's Lua code in '/nonexistent/mtl'"), "%s", err);
   /* a tiny error buffer is cut, never overrun; none at all is fine */
