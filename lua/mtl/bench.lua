@@ -251,19 +251,8 @@ function bench.build(o)
   return model, F
 end
 
--- Matrix-product FLOPs per example of one forward pass: 2*in*out per Linear
--- weight (experts' [n, out, in] weights count n times). A training step does
--- three times this (forward, dX, dW).
-local function forward_flops_per_row(model)
-  local total = 0
-  for _, np in ipairs(model:named_parameters()) do
-    local p, s = np[2], np[2]:shape()
-    if not np[1]:match("weight%d*$") then s = {} end
-    if #s == 2 then total = total + 2 * s[1] * s[2]
-    elseif #s == 3 then total = total + 2 * s[1] * s[2] * s[3] end
-  end
-  return total
-end
+-- Matrix-product FLOPs per example of one forward pass (mtl.ranker's count).
+local forward_flops_per_row = require("mtl.ranker").forward_flops_per_row
 bench.forward_flops_per_row = forward_flops_per_row
 
 local function count_params(list)

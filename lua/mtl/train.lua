@@ -192,7 +192,8 @@ function Run:log_train(progress)
   local task_loss = {}
   for k, v in pairs(s.task_sum) do task_loss[k] = v / s.loss_n end
   local record = { kind = "train", loss = s.loss_sum / s.loss_n, task_loss = task_loss,
-                   running_auc = self:running_auc(), examples_per_s = rate }
+                   running_auc = self:running_auc(), examples_per_s = rate,
+                   gflops = self.flops_per_example * rate / 1e9 }
   record.lr, record.lr_sparse = self:learning_rates()
   progress:log(self, self:log(record))
   s.loss_sum, s.loss_n, s.task_sum = 0, 0, {}
@@ -335,6 +336,8 @@ function Run:start(plan)
                          batch_size = cfg.data.batch_size or 1024 })
   if resumed_from then progress:message(string.format("resumed from %s (step %d)", resumed_from, self.step)) end
   self.since_log = { t0 = sys.now(), seen = 0, loss_sum = 0, loss_n = 0, task_sum = {} }
+  -- a training step's matrix-product FLOPs per example: forward, dX and dW
+  self.flops_per_example = 3 * ranker.forward_flops_per_row(self.model)
   self.bad_evals = self.bad_evals or 0
   return progress
 end
