@@ -429,6 +429,41 @@ static void check_threads(const fixture *f) {
   mtl_model_free(m);
 }
 
+/* precision "bf16": the dense weights packed once at load and shared by the
+ * states; scores within bf16's rounding of the FP32 model's (and not equal to
+ * them where the CPU has AVX512-BF16), FP32's exactly where it lacks it. */
+static void check_precision(const fixture *f) {
+  char err[512];
+  int k = f->noutputs, n = f->n;
+  bool has_bf16 = __builtin_cpu_supports("avx512bf16") && !getenv("MTL_NO_BF16");
+  mtl_model_options o = {NULL, 2, 2, "bf16"};
+  mtl_model *m = mtl_model_load_opts(f->dir, &o, err, sizeof err);
+  CHECK(m != NULL, "load bf16: %s", err);
+  if (!m) return;
+  CHECK(!strcmp(mtl_model_precision(m), has_bf16 ? "bf16" : "fp32"), "precision %s", mtl_model_precision(m));
+  float *out = malloc(sizeof(float) * (size_t)n * (size_t)k);
+  CHECK(mtl_model_score_csv(m, (const char *const *)f->lines, n, out, k, err, sizeof err) == 0, "bf16 score: %s", err);
+  int differ = 0, far = 0;
+  for (int i = 0; i < n * k; i++) {
+    float a = out[i], b = f->expected[i];
+    differ += a != b;
+    far += fabsf(a - b) > 0.02f * (1.0f + fabsf(b));
+  }
+  CHECK(far == 0, "bf16: %d of %d scores more than 2%% off FP32's", far, n * k);
+  CHECK(has_bf16 ? differ > 0 : differ == 0, "bf16: %d of %d scores differ from FP32's", differ, n * k);
+  NOTE("bf16: %d of %d scores differ from FP32's, all within 2%%\n", differ, n * k);
+  free(out);
+  mtl_model_free(m);
+  mtl_model_options bad = {NULL, 1, 1, "fp16"};
+  m = mtl_model_load_opts(f->dir, &bad, err, sizeof err);
+  CHECK(!m && strstr(err, "precision must be 'fp32' or 'bf16', got 'fp16'"), "%s", err);
+  mtl_model_free(m);
+  mtl_model_options fp = {NULL, 1, 1, "fp32"};
+  m = mtl_model_load_opts(f->dir, &fp, err, sizeof err);
+  CHECK(m && !strcmp(mtl_model_precision(m), "fp32"), "fp32: %s", m ? mtl_model_precision(m) : err);
+  mtl_model_free(m);
+}
+
 /* When new states cannot be made (here: their Lua code is gone), the pool
  * stops growing and every caller is served by the states there are. */
 static void check_pool_cannot_grow(const char *tmp, const fixture *f) {
@@ -681,6 +716,7 @@ int main(void) {
     mtl_model_free(m);
   }
   check_threads(&cases[0]);
+  check_precision(&cases[0]);
   check_pool_cannot_grow(tmp, &cases[0]);
   check_load_errors(tmp, &cases[0]);
   for (int c = 0; c < 2; c++) free_case(&cases[c]);
