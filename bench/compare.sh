@@ -210,6 +210,9 @@ if bf16:
     summary["mtl_bf16"] = {f: med("mtl-bf16", f) for f in figures}
     summary["mtl_bf16"]["precision"] = bf16[0].get("precision")
     print("mtl-bf16 infer ex/s per round: " + ", ".join("%.0f" % x["infer_examples_per_s"] for x in bf16))
+    for s in torch_sides:  # the rounds ran side by side: their ratios, round by round
+        r = [a["infer_examples_per_s"] / b["infer_examples_per_s"] for a, b in zip(bf16, by[s])]
+        print("mtl-bf16 / %s infer per round: %s (median %.3f)" % (s, ", ".join("%.2f" % x for x in r), statistics.median(r)))
 print("mtl train ex/s per round: " + ", ".join("%.0f" % x["train_examples_per_s"] for x in by["mtl"]))
 for s in torch_sides:
     print("%s train ex/s per round: %s" % (s, ", ".join("%.0f" % x["train_examples_per_s"] for x in by[s])))

@@ -13,6 +13,7 @@
  * bf16 (zero padded), so one 32-bit broadcast of row i's pair q times a panel's
  * pair q adds x_i . W_j over those two inputs into lane j. */
 #include <immintrin.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,23 +41,28 @@ static uint16_t to_bf16(float f) {
   return (uint16_t)(u >> 16);
 }
 
-static int cpu_state = -1; /* -1 unknown, 0 no, 1 yes: written once, same value by any thread */
+static bool turned_off(void) {
+  const char *off = getenv("MTL_NO_BF16");
+  return off && *off && strcmp(off, "0") != 0;
+}
+
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
+static bool cpu_ok;
+
+static void cpu_check(void) {
+  __builtin_cpu_init();
+  cpu_ok = !turned_off() && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+}
 
 bool mtl_bf16_available(void) {
-  if (cpu_state < 0) {
-    const char *off = getenv("MTL_NO_BF16");
-    bool disabled = off && *off && strcmp(off, "0") != 0;
-    __builtin_cpu_init();
-    cpu_state = !disabled && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
-                __builtin_cpu_supports("avx512vl");
-  }
-  return cpu_state == 1;
+  pthread_once(&cpu_once, cpu_check);
+  return cpu_ok;
 }
 
 const char *mtl_bf16_status(void) {
   if (mtl_bf16_available()) return "bf16 (AVX512-BF16 products, FP32 accumulation)";
-  const char *off = getenv("MTL_NO_BF16");
-  if (off && *off && strcmp(off, "0") != 0) return "fp32 (bf16 turned off by MTL_NO_BF16)";
+  if (turned_off()) return "fp32 (bf16 turned off by MTL_NO_BF16)";
   return "fp32 (this CPU lacks AVX512-BF16)";
 }
 
