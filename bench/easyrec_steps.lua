@@ -1,0 +1,42 @@
+-- An EasyRec sample config as shipped (its batch size, e.g. 4096 for
+-- mmoe_on_taobao) trained for a number of steps on rows generated in its
+-- schema (mtl.synth.rows), with a log line every 10 steps (examples/s and
+-- GFLOP/s): the run docs/performance.md measures page faults on.
+--
+--   /usr/bin/time -v build/mtl bench/easyrec_steps.lua [CONFIG [steps 40 [DIR]]]
+--
+-- CONFIG: a file of spec/fixtures/easyrec/samples (default mmoe_on_taobao.config);
+-- DIR (default /tmp/mtl_easyrec_steps) keeps the generated rows between runs:
+-- 200,000 training rows (10 files of 20,000 joined: one synth.rows call of
+-- 200,000 rows fails in synth_rows.lua with this config) and 4,096 test rows.
+local config = require "mtl.config"
+local easyrec = require "mtl.config.easyrec"
+local synth = require "mtl.synth"
+local train = require "mtl.train"
+local sys = require "mtl.sys"
+
+local samples = (os.getenv("MTL_HOME") or ".") .. "/spec/fixtures/easyrec/samples/"
+local path = samples .. (arg[1] or "mmoe_on_taobao.config")
+local steps = tonumber(arg[2] or 40)
+local dir = arg[3] or "/tmp/mtl_easyrec_steps"
+sys.mkdir_p(dir)
+local raw = easyrec.load(path)
+if not sys.exists(dir .. "/train.csv") then
+  local parts = {}
+  for i = 1, 10 do
+    local part = dir .. "/part" .. i .. ".csv"
+    synth.rows(raw, { path = part, rows = 20000, seed = i })
+    local f = assert(io.open(part, "rb"))
+    parts[i] = f:read("*a")
+    f:close()
+    os.remove(part)
+  end
+  sys.write_atomic(dir .. "/train.csv", table.concat(parts))
+  synth.rows(raw, { path = dir .. "/test.csv", rows = 4096, seed = 11 })
+end
+local cfg = config.load(path, { "data.train=" .. dir .. "/train.csv", "data.eval=" .. dir .. "/test.csv",
+  "train.steps=" .. steps, "train.log_every=10", "train.eval_every=100000", "train.checkpoint_every=false",
+  "model_dir=" .. dir .. "/run" })
+if sys.exists(dir .. "/run") then sys.remove_tree(dir .. "/run") end
+print(string.format("%s: batch %d, %d steps", path, cfg.data.batch_size, steps))
+train.new(cfg, {}):fit()
