@@ -112,6 +112,32 @@ describe("mtl bench", function()
     assert.is_true(math.abs(info.auc_click - info16.auc_click) < 0.01)
   end)
 
+  it("runs under mpirun: each rank its rows, rank 0 prints, the communication per step in the JSON #slow", function()
+    local mpirun = require "dist.mpirun"
+    local dir = shell.tmpdir()
+    write_csv(dir .. "/train.csv", 700, 7)
+    write_csv(dir .. "/test.csv", 300, 8)
+    local args = string.format("bench --model mmoe --batch 64 --warmup 3 --infer-warmup 2 --train %s --test %s --quiet",
+      shell.quote(dir .. "/train.csv"), shell.quote(dir .. "/test.csv"))
+    local status, stdout, stderr = mpirun.run(2, args)
+    local one = shell.run(string.format("%s %s", shell.quote(shell.launcher), args))
+    shell.run("rm -rf " .. shell.quote(dir))
+    assert(status == 0, stderr)
+    local lines = {}
+    for line in stdout:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.are.equal(1, #lines, stdout) -- rank 0's JSON only
+    local info, single = json.decode(lines[1]), json.decode(one:match("([^\n]+)\n?$"))
+    assert.are.equal(2, info.ranks)
+    assert.are.equal(700, info.train_rows) -- every rank's rows
+    assert.are.equal(300, info.test_rows)
+    -- one allreduce_many a step: the 388,682 dense gradients, the loss, 16 has-a-gradient flags (int64)
+    assert.are.equal(4 * (388682 + 1) + 8 * 16, info.dense_bytes_per_step)
+    assert.is_true(info.sparse_bytes_per_step > 0 and info.comm_percent_of_step > 0)
+    -- the global batch's training: the loss of one process up to float summation order
+    assert.is_true(math.abs(info.train_loss_last_epoch - single.train_loss_last_epoch) < 1e-3,
+      info.train_loss_last_epoch .. " vs " .. single.train_loss_last_epoch)
+  end)
+
   it("runs the embedding benchmark: every setting, a row per table, on 1 and 2 threads #slow", function()
     for _, threads in ipairs { 1, 2 } do
       local out = shell.run(string.format("%s %s 2 10 1e5 emb:uniform,emb:zipf,full:uniform,full:zipf %d 2>&1",

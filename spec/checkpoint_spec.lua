@@ -498,7 +498,7 @@ describe("mtl.checkpoint.list", function()
     end
   end)
 
-  it("lists step-N.ckpt files by step, oldest first, and nothing else", function()
+  it("lists step-N.ckpt files by step, oldest first, and nothing else (a directory without manifests)", function()
     assert.are.same({ { step = 5, path = sub .. "/step-5.ckpt" }, { step = 20, path = sub .. "/step-20.ckpt" },
                       { step = 100, path = sub .. "/step-100.ckpt" } }, mtl.checkpoint.list(sub))
   end)
@@ -510,6 +510,30 @@ describe("mtl.checkpoint.list", function()
 
   it("says what it expected", function()
     assert_error("mtl.checkpoint.list: expected a directory name (string) for argument 1, got nil", mtl.checkpoint.list)
+  end)
+
+  it("lists only the checkpoints with a manifest once a directory has manifests; remove takes the manifest first", function()
+    local dir = path("manifests")
+    assert(os.execute("mkdir '" .. dir .. "'") == 0)
+    for _, step in ipairs({ 4, 8, 12 }) do mtl.save(string.format("%s/step-%d.ckpt", dir, step), { step = step }) end
+    write_file(dir .. "/step-8.rank-1.ckpt", "a shard")
+    assert.are.equal(dir .. "/step-4.manifest",
+      mtl.checkpoint.write_manifest(dir, 4, { ranks = 2, files = { "step-4.ckpt" }, tables = { user = "replicated" } }))
+    mtl.checkpoint.write_manifest(dir, 8, { ranks = 2, files = { "step-8.ckpt", "step-8.rank-1.ckpt" } })
+    -- step 12 has no manifest: it was being written when the run stopped
+    assert.are.same({ { step = 4, path = dir .. "/step-4.ckpt", manifest = dir .. "/step-4.manifest" },
+                      { step = 8, path = dir .. "/step-8.ckpt", manifest = dir .. "/step-8.manifest" } },
+      mtl.checkpoint.list(dir))
+    assert.are.same({ format = "mtl-checkpoint-manifest-1", step = 4, ranks = 2, files = { "step-4.ckpt" },
+                      tables = { user = "replicated" } }, mtl.checkpoint.read_manifest(dir, 4))
+    assert.is_nil(mtl.checkpoint.read_manifest(dir, 12))
+    assert_error("mtl.checkpoint.write_manifest: " .. dir .. "/step-16.ckpt does not exist (a checkpoint's files are "
+      .. "written before its manifest)", mtl.checkpoint.write_manifest, dir, 16, { files = { "step-16.ckpt" } })
+    mtl.checkpoint.remove(mtl.checkpoint.list(dir)[2])
+    assert.is_nil(io.open(dir .. "/step-8.manifest"))
+    assert.is_nil(io.open(dir .. "/step-8.rank-1.ckpt"))
+    assert.is_nil(io.open(dir .. "/step-8.ckpt"))
+    assert.are.equal(1, #mtl.checkpoint.list(dir))
   end)
 end)
 

@@ -812,3 +812,50 @@ describe("mtl.Embedding with several threads", function()
     for i = #one - 8, #one, 3 do assert.is_true(mtl.sum(mtl.abs(one[i + 1])):item() > 0) end
   end)
 end)
+
+describe("mtl.Embedding add_grad", function()
+  it("adds entries by key that accumulate with a lookup's gradient, summed per row", function()
+    local t = mtl.Embedding { num_buckets = 10, dim = 2 }
+    t:lookup({ 3 }):backward(mtl.tensor { { 1, 1 } })
+    t:add_grad(mtl.tensor({ 5, 3, 5 }, "int64"), mtl.tensor { { 1, 2 }, { 3, 4 }, { 5, 6 } })
+    local g = grad_map(t)
+    assert.are.same({ 4, 5 }, g[3])
+    assert.are.same({ 6, 8 }, g[5])
+    -- a hashed table's gradient keys are its buckets, and add_grad takes them as such
+    local h = mtl.Embedding { hash_bucket_size = 7, dim = 2 }
+    h:lookup({ 123456 }):backward(mtl.tensor { { 1, 1 } })
+    local bucket = h:grad():get(1)
+    h:add_grad(mtl.tensor({ bucket }, "int64"), mtl.tensor { { 2, 3 } })
+    assert.are.same({ 3, 4 }, grad_map(h)[bucket])
+    assert_error("mtl.Embedding.add_grad: bucket 7 out of range for a hashed table of 7 rows (valid: 0..6)",
+      h.add_grad, h, mtl.tensor({ 7 }, "int64"), mtl.zeros(1, 2))
+  end)
+
+  it("moves a gradient from one table to an identical one bit for bit", function()
+    mtl.seed(4)
+    local a = mtl.Embedding { kind = "dynamic", dim = 3 }
+    mtl.seed(4)
+    local b = mtl.Embedding { kind = "dynamic", dim = 3 }
+    local y = a:lookup { 11, 42, 11 }
+    b:lookup { 11, 42, 11 }
+    mtl.sum(y * mtl.randn(3, 3)):backward()
+    local ids, values = a:grad()
+    b:add_grad(ids, values)
+    local ids2, values2 = b:grad()
+    assert.are.same(ids:totable(), ids2:totable())
+    assert.are.equal(values:checksum(), values2:checksum())
+  end)
+
+  it("adds nothing when an id is bad, and says which", function()
+    local t = mtl.Embedding { num_buckets = 4, dim = 2 }
+    assert_error("mtl.Embedding.add_grad: id 9 out of range for a fixed table of 4 rows (valid: 0..3)",
+      t.add_grad, t, mtl.tensor({ 1, 9 }, "int64"), mtl.zeros(2, 2))
+    assert.is_nil(t:grad())
+    assert_error("mtl.Embedding.add_grad: expected float32 values [2,2] (one row per id), got float32 [2,3]",
+      t.add_grad, t, mtl.tensor({ 1, 2 }, "int64"), mtl.zeros(2, 3))
+    assert_error("mtl.Embedding.add_grad: expected int64 ids, got float32", t.add_grad, t, mtl.zeros(2), mtl.zeros(2, 2))
+    local d = mtl.Embedding { kind = "dynamic", dim = 2 }
+    assert_error("mtl.Embedding.add_grad: id 7 has no row in this dynamic table", d.add_grad, d,
+      mtl.tensor({ 7 }, "int64"), mtl.zeros(1, 2))
+  end)
+end)

@@ -72,6 +72,26 @@ describe("mtl.tensor", function()
   end)
 end)
 
+describe("checksum", function()
+  it("is the same for equal tensors whatever their layout, and differs with values, shape or dtype", function()
+    mtl.seed(2)
+    local t = mtl.randn(5, 4)
+    local view = t:t()                         -- [4, 5], strided
+    local copy = view:clone()                  -- [4, 5], contiguous
+    assert.is_false(view:is_contiguous())
+    assert.are.equal(copy:checksum(), view:checksum())
+    assert.are.equal(t:narrow(2, 2, 2):checksum(), t:narrow(2, 2, 2):clone():checksum())
+    assert.are_not.equal(t:checksum(), copy:checksum())             -- same values, transposed
+    assert.are_not.equal(copy:checksum(), copy:reshape(20):checksum()) -- same bytes, another shape
+    assert.are_not.equal(mtl.zeros(3):checksum(), mtl.zeros({ 3 }, "int64"):checksum())
+    local u = t:clone()
+    u:set(5, 4, u:get(5, 4) + 1)
+    assert.are_not.equal(t:checksum(), u:checksum())
+    local c = t:checksum()
+    assert.is_true(c >= 0 and c < 2 ^ 52 and c == math.floor(c)) -- an exact Lua number
+  end)
+end)
+
 describe("filled constructors", function()
   it("zeros, ones, full take sizes or a shape table and an optional dtype", function()
     assert.are.same({ { 0, 0, 0 }, { 0, 0, 0 } }, mtl.zeros(2, 3):totable())

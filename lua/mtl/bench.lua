@@ -194,14 +194,51 @@ local function reader_columns(stats)
   return cols
 end
 
--- -> {size, columns, stats}, seconds
-local function load(path, rows, stats)
+-- -> {size, columns, stats}, seconds. partition: this rank's part of the
+-- rows (mtl.parallel; nil: every row).
+local function load(path, rows, stats, partition)
   local t0 = now()
   local d = mtl.data.read_all { files = path, columns = reader_columns(stats), header = true,
-                                max_rows = rows > 0 and rows or nil }
+                                max_rows = rows > 0 and rows or nil, partition = partition }
   return d, now() - t0
 end
 bench.load = load
+
+-- The training data's z-score statistics over every rank's rows: each rank
+-- fitted them on its own part, so they are merged (count, mean, M2, in rank
+-- order; Chan et al.) and the rank's numbers are standardized again with
+-- them. One rank: its own statistics, untouched.
+local function merge_stats(d)
+  local parallel = require "mtl.parallel"
+  local mine = {}
+  for i = 1, N_DENSE do
+    local st = d.stats["d" .. i]
+    mine[#mine + 1], mine[#mine + 2], mine[#mine + 3] = d.size, st.mean, st.std
+  end
+  local all = parallel.gather_numbers(mine)
+  for i = 1, N_DENSE do
+    local k = 3 * (i - 1)
+    local n, mean, m2 = all[1][k + 1], all[1][k + 2], all[1][k + 3] ^ 2 * all[1][k + 1]
+    for r = 2, #all do
+      local nr, mr, sr = all[r][k + 1], all[r][k + 2], all[r][k + 3]
+      local total = n + nr
+      if total > 0 then
+        local delta = mr - mean
+        mean = mean + delta * nr / total
+        m2 = m2 + sr * sr * nr + delta * delta * n * nr / total
+      end
+      n = total
+    end
+    local std = #all > 1 and (n > 0 and math.sqrt(m2 / n) or 1) or all[1][k + 3]
+    if std == 0 or std ~= std then std = 1 end
+    local own = d.stats["d" .. i]
+    if mean ~= own.mean or std ~= own.std then -- z = (x - own.mean) / own.std -> (x - mean) / std
+      local col = d.columns.__numbers:narrow(2, i, 1)
+      mtl.no_grad(function() col:copy(col * (own.std / std) + (own.mean - mean) / std) end)
+      d.stats["d" .. i] = { mean = mean, std = std }
+    end
+  end
+end
 
 -- Rows s+1..s+n of a read_all result as a batch (narrow views, no copies).
 local function slice(d, s, n)
@@ -302,14 +339,25 @@ function bench.run(args)
   end
   info.env = env -- cjson writes an empty table as {}
 
-  -- 1. load
-  local tr, t_train = load(o.train, o.train_rows, nil)
-  local te, t_test = load(o.test, o.test_rows, tr.stats)
-  info.train_rows, info.test_rows = tr.size, te.size
+  -- 1. load: each rank its rows (mtl.parallel): of training, its piece of
+  -- every global batch; of the test file, batches k N + r of B rows
+  local parallel = require "mtl.parallel"
+  local dist = mtl.dist
+  local rank, size = dist.rank(), dist.size()
+  if rank ~= 0 then say = function() end end
+  info.ranks = size
+  local B = o.batch
+  local tr, t_train = load(o.train, o.train_rows, nil, parallel.train_partition(B))
+  merge_stats(tr)
+  local te, t_test = load(o.test, o.test_rows, tr.stats, parallel.score_partition(B))
+  local rows = parallel.sum_numbers({ tr.size, te.size }) -- every rank's
+  local train_rows, test_rows = rows[1], rows[2]
+  info.train_rows, info.test_rows = train_rows, test_rows
   info.load_train_seconds, info.load_test_seconds = round(t_train, 3), round(t_test, 3)
   info.read_csv_train_seconds = round(t_train, 3) -- one pass in C: parse, bags and z-score together
-  say("loaded %d train rows in %.2fs, %d test rows in %.2fs", tr.size, t_train, te.size, t_test)
-  if tr.size == 0 then fail("no training rows in %s", o.train) end
+  say("loaded %d train rows in %.2fs, %d test rows in %.2fs%s", train_rows, t_train, test_rows, t_test,
+    size > 1 and string.format(" (rank 0: %d and %d)", tr.size, te.size) or "")
+  if train_rows == 0 then fail("no training rows in %s", o.train) end
 
   -- 2. model
   mtl.seed(o.seed)
@@ -322,35 +370,49 @@ function bench.run(args)
   for _, t in ipairs(tables) do n_emb = n_emb + t:rows() * t:dim() end
   info.embedding_params = n_emb
   local spec = losses.default_spec(model.body)
-  local B = o.batch
-  local nb = math.ceil(tr.size / B)
+  local nb = math.ceil(train_rows / B) -- global batches
+  local per_rank = parallel.local_rows(B)
+  -- this rank's rows of global batch b (0-based): its piece of the block
+  local function local_batch(b)
+    local s = math.min(b * per_rank, tr.size)
+    return slice(tr, s, math.min(per_rank, tr.size - s))
+  end
 
   local opts
+  local P = parallel.new { model = model, tables = F:embedding_tables(), check_every = 0 }
   local function make_optimizers()
     opts = { mtl.optim.adam { params = dense, lr = 1e-3 }, mtl.optim.adam { params = tables, lr = 1e-3 } }
+    P.optimizers = opts
   end
   local dense_opt, sparse_opt
+  local steps_taken = 0
+  -- one data-parallel step (mtl.train's train_step, without its bookkeeping):
+  -- the global batch's loss and rows
   local function step(batch)
+    local counts = losses.denominators(batch.columns, spec, batch.size)
+    table.insert(counts, 1, batch.size)
+    steps_taken = steps_taken + 1
+    local global = P:begin_step(steps_taken, counts)
     local out = model(batch)
-    local total = losses.compute(out, batch.columns, spec)
-    dense_opt:zero_grad()
-    sparse_opt:zero_grad()
-    total:backward()
+    local loss = P:backward(batch.size, function()
+      return losses.compute(out, batch.columns, spec, { scale = P:scales(counts, global) })
+    end)[1]
     dense_opt:step()
     sparse_opt:step()
-    return total
+    return loss, global[1]
   end
 
   -- 3. warm-up, then the initial model and fresh optimizers. Warm-up steps
   -- change only the table rows their batches look up, so only those rows are
   -- kept for the restore (a copy of whole tables would add 34 MB to the peak).
-  local warm_rows = math.min(o.warmup * B, tr.size)
+  local warm_rows = math.min(o.warmup * per_rank, tr.size)
   local init_dense, init_tables = {}, {}
   for i, p in ipairs(dense) do init_dense[i] = p:clone() end
   for i, e in ipairs(F:embedding_tables()) do
     local col = tr.columns[e.name]
     local ids = type(col) == "table" and col.ids:narrow(1, 1, col.offsets:get(warm_rows + 1)) or col:narrow(1, 1, warm_rows)
-    local list = mtl.core.sort_unique(ids):values()     -- 0-based rows
+    -- 0-based rows, every rank's (their updates reach every replica)
+    local list = mtl.core.sort_unique(mtl.dist.allgather(mtl.core.sort_unique(ids))):values()
     local pos = {}
     for k, id in ipairs(list) do pos[k] = id + 1 end
     init_tables[i] = { ids = list, rows = e.table:weight():index_select(1, mtl.tensor(pos, "int64")) }
@@ -359,9 +421,7 @@ function bench.run(args)
   make_optimizers()
   dense_opt, sparse_opt = opts[1], opts[2]
   local tw = now()
-  for b = 0, math.min(o.warmup, nb) - 1 do
-    step(slice(tr, b * B, math.min(B, tr.size - b * B)))
-  end
+  for b = 0, math.min(o.warmup, nb) - 1 do step(local_batch(b)) end
   info.warmup_seconds = round(now() - tw, 3)
   mtl.no_grad(function()
     for i, p in ipairs(dense) do p:copy(init_dense[i]) end
@@ -379,51 +439,68 @@ function bench.run(args)
 
   -- 4. the timed epoch(s)
   local train_s, last_loss = 0, nil
+  P:check(0, true) -- every rank starts the timed epoch from the same state
+  local comm0 = { seconds = P.stats.seconds, dense = P.stats.dense_bytes, sparse = P.stats.sparse_bytes }
   local cpu0 = cpu_seconds()
-  local phase = o.phase_split and { slice = 0, forward = 0, zero_grad = 0, backward = 0, adam = 0, sparse_adam = 0 }
+  local phase = o.phase_split and { slice = 0, forward = 0, zero_grad = 0, backward = 0, sync = 0, reduce = 0, adam = 0,
+                                    sparse_adam = 0 }
   for ep = 1, o.epochs do
     model:train()
     local loss_sum = 0
     local ts0 = now()
     if phase then
       for b = 0, nb - 1 do
-        local s = b * B
-        local n = math.min(B, tr.size - s)
         local t0 = now()
-        local batch = slice(tr, s, n)
+        local batch = local_batch(b)
+        local counts = losses.denominators(batch.columns, spec, batch.size)
+        table.insert(counts, 1, batch.size)
+        steps_taken = steps_taken + 1
+        local global = P:begin_step(steps_taken, counts)
         local t1 = now()
-        local total = losses.compute(model(batch), batch.columns, spec)
+        local total = losses.compute(model(batch), batch.columns, spec, { scale = P:scales(counts, global) })
         local t2 = now()
         dense_opt:zero_grad(); sparse_opt:zero_grad()
         local t3 = now()
-        total:backward()
+        if batch.size > 0 then total:backward() end
         local t4 = now()
-        dense_opt:step()
+        if size > 1 then dist.barrier() end -- waiting for the slower rank, apart from the communication
+        local t4b = now()
+        local loss = P:reduce({ batch.size > 0 and total:item() or 0 })[1]
         local t5 = now()
-        sparse_opt:step()
+        dense_opt:step()
         local t6 = now()
+        sparse_opt:step()
+        local t7 = now()
         phase.slice, phase.forward, phase.zero_grad = phase.slice + t1 - t0, phase.forward + t2 - t1, phase.zero_grad + t3 - t2
-        phase.backward, phase.adam, phase.sparse_adam = phase.backward + t4 - t3, phase.adam + t5 - t4, phase.sparse_adam + t6 - t5
-        loss_sum = loss_sum + total:item() * n
+        phase.backward, phase.sync, phase.reduce = phase.backward + t4 - t3, phase.sync + t4b - t4, phase.reduce + t5 - t4b
+        phase.adam, phase.sparse_adam = phase.adam + t6 - t5, phase.sparse_adam + t7 - t6
+        loss_sum = loss_sum + loss * global[1]
       end
     else
       for b = 0, nb - 1 do
-        local s = b * B
-        local n = math.min(B, tr.size - s)
-        loss_sum = loss_sum + step(slice(tr, s, n)):item() * n
+        local loss, n = step(local_batch(b))
+        loss_sum = loss_sum + loss * n
       end
     end
     local dt = now() - ts0
     train_s = train_s + dt
-    last_loss = loss_sum / tr.size
-    say("epoch %d: %.2fs, %.0f ex/s, mean train loss %.5f", ep, dt, tr.size / dt, last_loss)
+    last_loss = loss_sum / train_rows
+    say("epoch %d: %.2fs, %.0f ex/s, mean train loss %.5f", ep, dt, train_rows / dt, last_loss)
   end
   info.train_seconds = round(train_s, 3)
   info.train_cpu_seconds = round(cpu_seconds() - cpu0, 3)
-  info.train_examples_per_s = round(tr.size * o.epochs / train_s, 1)
+  info.train_examples_per_s = round(train_rows * o.epochs / train_s, 1)
   info.train_loss_last_epoch = round(last_loss, 5)
+  if size > 1 then -- per step, this rank: time in P:reduce (allreduce, allgathers, unpacking) and payload bytes
+    local steps = nb * o.epochs
+    local st = P:communication()
+    info.comm_ms_per_step = round(1e3 * (st.seconds - comm0.seconds) / steps, 3)
+    info.comm_percent_of_step = round(100 * (st.seconds - comm0.seconds) / train_s, 2)
+    info.dense_bytes_per_step = math.floor((st.dense_bytes - comm0.dense) / steps + 0.5)
+    info.sparse_bytes_per_step = math.floor((st.sparse_bytes - comm0.sparse) / steps + 0.5)
+  end
   local fpr = forward_flops_per_row(model)
-  info.step_gflops = round(3 * fpr * tr.size * o.epochs / train_s / 1e9, 2)
+  info.step_gflops = round(3 * fpr * train_rows * o.epochs / train_s / 1e9, 2)
   info.flops_per_step = 3 * fpr * B
   if phase then
     local steps = nb * o.epochs
@@ -432,15 +509,17 @@ function bench.run(args)
     ms.step = round(1e3 * train_s / steps, 4)
     ms.rest = round(1e3 * (train_s - sum) / steps, 4)
     info.phase_split, info.phase_steps, info.phase_ms = true, steps, ms
-    say("phase ms/step: slice %.3f forward %.3f zero_grad %.3f backward %.3f adam %.3f sparse_adam %.3f rest %.3f step %.3f",
-      ms.slice, ms.forward, ms.zero_grad, ms.backward, ms.adam, ms.sparse_adam, ms.rest, ms.step)
+    say("phase ms/step: slice %.3f forward %.3f zero_grad %.3f backward %.3f sync %.3f reduce %.3f adam %.3f sparse_adam %.3f rest %.3f step %.3f",
+      ms.slice, ms.forward, ms.zero_grad, ms.backward, ms.sync, ms.reduce, ms.adam, ms.sparse_adam, ms.rest, ms.step)
   end
   opts, dense_opt, sparse_opt = nil, nil, nil
 
-  -- 5. inference
+  -- 5. inference: each rank scores its batches; every rank gets them all in
+  -- file order (parallel.map_batches), with the labels
   model:eval()
   info.precision = require("mtl.ranker").set_precision(model, o.precision)
-  local p_click, p_ctcvr, p_cvr = mtl.zeros(te.size), mtl.zeros(te.size), mtl.zeros(te.size)
+  local p_click, p_ctcvr, p_cvr = mtl.zeros(test_rows), mtl.zeros(test_rows), mtl.zeros(test_rows)
+  local yc, yp = mtl.zeros(test_rows), mtl.zeros(test_rows)
   mtl.no_grad(function()
     for s = 0, math.min(o.infer_warmup * B, te.size) - 1, B do
       predict(model(slice(te, s, math.min(B, te.size - s))), model.tasks)
@@ -448,23 +527,35 @@ function bench.run(args)
   end)
   collectgarbage()
   local ti, cpu_i = now(), cpu_seconds()
+  local next_s = 0
+  local function next_batch()
+    if next_s >= te.size then return nil end
+    local s, n = next_s, math.min(B, te.size - next_s)
+    next_s = next_s + n
+    return slice(te, s, n)
+  end
+  local function score(batch)
+    local c, p, v = predict(model(batch), model.tasks)
+    local n = batch.size
+    return { mtl.concat({ c:reshape(n, 1), p:reshape(n, 1), v:reshape(n, 1),
+                          batch.columns.is_click:reshape(n, 1), batch.columns.is_pay:reshape(n, 1) }, 2) }
+  end
+  local at = 0
   mtl.no_grad(function()
-    for s = 0, te.size - 1, B do
-      local n = math.min(B, te.size - s)
-      local c, p, v = predict(model(slice(te, s, n)), model.tasks)
-      p_click:narrow(1, s + 1, n):copy(c)
-      p_ctcvr:narrow(1, s + 1, n):copy(p)
-      p_cvr:narrow(1, s + 1, n):copy(v)
-    end
+    parallel.map_batches(next_batch, score, { mtl.zeros(0, 5) }, function(parts)
+      local r = parts[1]
+      local n = r:size(1)
+      for j, dst in ipairs { p_click, p_ctcvr, p_cvr, yc, yp } do dst:narrow(1, at + 1, n):copy(r:narrow(2, j, 1)) end
+      at = at + n
+    end)
   end)
   local di = now() - ti
   info.infer_cpu_seconds = round(cpu_seconds() - cpu_i, 3)
   info.infer_seconds = round(di, 3)
-  info.infer_examples_per_s = round(te.size / di, 1)
-  info.infer_gflops = round(fpr * te.size / di / 1e9, 2)
+  info.infer_examples_per_s = round(test_rows / di, 1)
+  info.infer_gflops = round(fpr * test_rows / di / 1e9, 2)
 
   -- 6. quality
-  local yc, yp = te.columns.is_click, te.columns.is_pay
   info.auc_click = round(mtl.metrics.auc(p_click, yc), 5)
   info.auc_cvr = round(mtl.metrics.auc(p_cvr, yp, yc), 5)
   info.auc_ctcvr = round(mtl.metrics.auc(p_ctcvr, yp), 5)
@@ -474,8 +565,10 @@ function bench.run(args)
   info.peak_rss_mib = round(peak_rss_mib() or -1, 1)
   say("infer: %.0f ex/s; AUC click %.4f cvr %.4f ctcvr %.4f; peak RSS %.0f MiB",
     info.infer_examples_per_s, info.auc_click, info.auc_cvr, info.auc_ctcvr, info.peak_rss_mib)
-  io.stdout:write(json.encode(info), "\n")
-  io.stdout:flush()
+  if rank == 0 then
+    io.stdout:write(json.encode(info), "\n")
+    io.stdout:flush()
+  end
   bench.last = info
   return 0
 end

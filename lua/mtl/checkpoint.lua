@@ -101,11 +101,15 @@ return function(mtl, core)
   -- The loader registered for type_name, or nil.
   function checkpoint.loader(type_name) return loaders[type_name] end
 
-  -- mtl.checkpoint.list(dir): the step checkpoints of a training run's
-  -- checkpoints directory (step-N.ckpt, as Run:save_checkpoint names them),
-  -- oldest first: {{step = N, path = "dir/step-N.ckpt"}, ...}. A directory
-  -- that does not exist (or is a file) has none; one that cannot be read is
-  -- an error.
+  -- mtl.checkpoint.list(dir): the complete step checkpoints of a training
+  -- run's checkpoints directory, oldest first: {{step = N, path =
+  -- "dir/step-N.ckpt", manifest = "dir/step-N.manifest"}, ...}. A step
+  -- checkpoint is step-N.ckpt (the replicated state) plus, for a run with
+  -- sharded tables, one file per rank, and is complete once its manifest
+  -- step-N.manifest, written last, exists (write_manifest). In a directory
+  -- without any manifest (a run from before manifests), every step-N.ckpt
+  -- counts (manifest = nil). A directory that does not exist (or is a file)
+  -- has none; one that cannot be read is an error.
   function checkpoint.list(dir)
     if type(dir) ~= "string" then
       error(format("mtl.checkpoint.list: expected a directory name (string) for argument 1, got %s", type(dir)), 2)
@@ -115,13 +119,69 @@ return function(mtl, core)
       if errno == ENOENT or errno == ENOTDIR then return {} end
       error((err:gsub("^mtl%.sys%.list_dir", "mtl.checkpoint.list")), 2)
     end
+    local manifests, any = {}, false
+    for _, name in ipairs(names) do
+      local n = name:match("^step%-(%d+)%.manifest$")
+      if n then manifests[tonumber(n)], any = dir .. "/" .. name, true end
+    end
     local out = {}
     for _, name in ipairs(names) do
       local n = name:match("^step%-(%d+)%.ckpt$")
-      if n then out[#out + 1] = { step = tonumber(n), path = dir .. "/" .. name } end
+      n = n and tonumber(n)
+      if n and (manifests[n] or not any) then
+        out[#out + 1] = { step = n, path = dir .. "/" .. name, manifest = manifests[n] }
+      end
     end
     sort(out, function(a, b) return a.step < b.step end)
     return out
+  end
+
+  local MANIFEST_FORMAT = "mtl-checkpoint-manifest-1"
+
+  -- mtl.checkpoint.write_manifest(dir, step, info): marks the checkpoint of
+  -- `step` complete by writing dir/step-N.manifest (atomically, last): {format
+  -- = "mtl-checkpoint-manifest-1", step =, ranks =, files = {names in dir},
+  -- tables = {name = placement}} from info {ranks, files, tables}. Every
+  -- listed file must exist. Returns the manifest's path.
+  function checkpoint.write_manifest(dir, step, info)
+    for _, f in ipairs(info.files) do
+      if not sys.exists(dir .. "/" .. f) then
+        error(format("mtl.checkpoint.write_manifest: %s/%s does not exist (a checkpoint's files are written before its manifest)", dir, f), 2)
+      end
+    end
+    local path = format("%s/step-%d.manifest", dir, step)
+    mtl.save(path, { format = MANIFEST_FORMAT, step = step, ranks = info.ranks or 1, files = info.files,
+                     tables = info.tables or {} })
+    return path
+  end
+
+  -- mtl.checkpoint.read_manifest(dir, step): the manifest of a step
+  -- checkpoint, or nil when it has none.
+  function checkpoint.read_manifest(dir, step)
+    local path = format("%s/step-%d.manifest", dir, step)
+    if not sys.exists(path) then return nil end
+    local m = mtl.load(path)
+    if type(m) ~= "table" or m.format ~= MANIFEST_FORMAT then
+      error(format("mtl.checkpoint.read_manifest: %s is not a checkpoint manifest (%s)", path, MANIFEST_FORMAT), 2)
+    end
+    return m
+  end
+
+  -- mtl.checkpoint.remove(entry): removes a step checkpoint of list(): its
+  -- manifest first (the checkpoint is then incomplete, never half there),
+  -- then its files.
+  function checkpoint.remove(entry)
+    local dir = entry.path:match("^(.*)/[^/]*$") or "."
+    local files = { entry.path }
+    if entry.manifest then
+      local m = checkpoint.read_manifest(dir, entry.step)
+      if m then
+        files = {}
+        for i, f in ipairs(m.files) do files[i] = dir .. "/" .. f end
+      end
+      os.remove(entry.manifest)
+    end
+    for _, f in ipairs(files) do os.remove(f) end
   end
 
   -- ---- save -------------------------------------------------------------------

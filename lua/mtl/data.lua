@@ -27,6 +27,7 @@ local OPTION_KEYS = {
   unknown_columns = true, on_error = true, batch_size = true, drop_last = true,
   max_rows = true, shuffle_buffer = true, shuffle_seed = true, chunk_size = true, standardize = true,
   fields = true, unknown_fields = true, field_separator = true, text = true, text_name = true,
+  partition = true,
 }
 
 local function fail(fname, fmt, ...)
@@ -76,6 +77,27 @@ local function normalize_column(fname, i, c, standardize)
   return out
 end
 
+-- partition = {index = i, count = n, block = k} -> the core's three numbers
+-- (block defaults to the batch size), or nil and what is wrong.
+local function normalize_partition(p, default_block)
+  if type(p) ~= "table" then return nil, string.format("option 'partition' must be a table {index =, count =, block =}, got %s", type(p)) end
+  for k in pairs(p) do
+    if k ~= "index" and k ~= "count" and k ~= "block" then
+      return nil, string.format("partition: unknown field '%s' (expected index, count and block)", tostring(k))
+    end
+  end
+  local block = p.block or default_block
+  if block == nil then return nil, "partition: block is needed (rows per block; a streaming reader's default is its batch_size)" end
+  for _, f in ipairs { { "count", p.count, 1 }, { "index", p.index, 0 }, { "block", block, 1 } } do
+    local key, v, min = f[1], f[2], f[3]
+    if type(v) ~= "number" or v ~= math.floor(v) or v < min or v > 9e15 then
+      return nil, string.format("partition: %s must be a whole number >= %d, got %s", key, min, tostring(v))
+    end
+  end
+  if p.index >= p.count then return nil, string.format("partition: index must be below count (%d), got %d", p.count, p.index) end
+  return { p.index, p.count, block }
+end
+
 -- The options table of core.reader_new; `batch_size` as given (0: everything).
 local function normalize(fname, opts, batch_size)
   if type(opts) ~= "table" then fail(fname, "expected a table of options, got %s", type(opts)) end
@@ -115,6 +137,12 @@ local function normalize(fname, opts, batch_size)
   o.columns = {}
   for i, c in ipairs(opts.columns) do o.columns[i] = normalize_column(fname, i, c, standardize) end
   if batch_size then o.batch_size = batch_size end
+  if opts.partition ~= nil then
+    local p, err = normalize_partition(opts.partition, batch_size ~= 0 and (opts.batch_size or 1024) or nil)
+    if not p then fail(fname, "%s", err) end
+    o.partition = nil
+    o.partition_index, o.partition_count, o.partition_block = p[1], p[2], p[3]
+  end
   return o
 end
 
@@ -149,6 +177,30 @@ end
 -- Rows skipped in the current pass (on_error = "skip"), and the first messages.
 function Reader:skipped() return self._core:skipped() end
 function Reader:errors() return self._core:messages() end
+
+-- A batch of no rows with this reader's columns (empty tensors of the
+-- right kinds and widths): for a rank of a distributed run that has no rows
+-- in a step but still runs the step's forward with the others.
+function Reader:empty_batch()
+  local batch = { size = 0, columns = {} }
+  for _, out in ipairs(self:outputs()) do
+    if out.kind == "ids" then
+      batch.columns[out.name] = core.zeros({ 0 }, "int64")
+    elseif out.kind == "dense" then
+      local group = out.width > 1 or out.name ~= out.columns[1]
+      batch.columns[out.name] = group and core.zeros({ 0, out.width }) or core.zeros({ 0 })
+    elseif out.kind == "seq" then
+      local c
+      for _, col in ipairs(self._columns) do if col.name == out.name then c = col end end
+      batch.columns[out.name] = { offsets = core.zeros({ 1 }, "int64"), steps = core.zeros({ 1 }, "int64"),
+        [c.float_values and "values" or "ids"] = core.zeros({ 0 }, c.float_values and "float" or "int64") }
+    else
+      batch.columns[out.name] = { ids = core.zeros({ 0 }, "int64"), offsets = core.zeros({ 1 }, "int64"),
+        weights = out.kind == "weighted_bag" and core.zeros({ 0 }) or nil }
+    end
+  end
+  return batch
+end
 
 -- Outputs: {name =, kind = "ids"|"dense"|"bag"|"weighted_bag", width =, columns =}.
 function Reader:outputs()
@@ -197,11 +249,6 @@ function data.fieldfeat(opts)
   return data.csv(opts)
 end
 
--- The normalized column of options o named name.
-local function batch_column(o, name)
-  for _, c in ipairs(o.columns) do if c.name == name then return c end end
-end
-
 -- mtl.data.read_all{...}: the whole input as column tensors, for in-memory
 -- training: {size =, columns =, stats = {column = {mean =, std =}}}.
 function data.read_all(opts)
@@ -209,26 +256,7 @@ function data.read_all(opts)
   if opts.batch_size ~= nil then fail("mtl.data.read_all", "option 'batch_size' does not apply (it reads everything)") end
   o.drop_last = nil
   local r = new_reader(o)
-  local batch = r:next()
-  if not batch then
-    -- no rows: empty tensors of the right kinds
-    batch = { size = 0, columns = {} }
-    for _, out in ipairs(r:outputs()) do
-      if out.kind == "ids" then
-        batch.columns[out.name] = core.zeros({ 0 }, "int64")
-      elseif out.kind == "dense" then
-        local group = out.width > 1 or out.name ~= out.columns[1]
-        batch.columns[out.name] = group and core.zeros({ 0, out.width }) or core.zeros({ 0 })
-      elseif out.kind == "seq" then
-        local c = batch_column(o, out.name)
-        batch.columns[out.name] = { offsets = core.zeros({ 1 }, "int64"), steps = core.zeros({ 1 }, "int64"),
-          [c.float_values and "values" or "ids"] = core.zeros({ 0 }, c.float_values and "float" or "int64") }
-      else
-        batch.columns[out.name] = { ids = core.zeros({ 0 }, "int64"), offsets = core.zeros({ 1 }, "int64"),
-          weights = out.kind == "weighted_bag" and core.zeros({ 0 }) or nil }
-      end
-    end
-  end
+  local batch = r:next() or r:empty_batch() -- no rows: empty tensors of the right kinds
   batch.stats = r:stats()
   batch.skipped = r:skipped()
   batch.errors = r:errors()

@@ -29,6 +29,9 @@ return function(mtl, core)
     set_context = C.set_context, -- (label): named in fault and timeout messages ("step 1200")
     context = C.context,
     set_timeout = C.set_timeout, -- (seconds): how long a collective waits (MTL_DIST_TIMEOUT)
+    -- (t[, on = true]): a dynamic table's training lookups count, admit and stamp
+    -- the same lookup's ids of every rank (replicas stay alike; a collective per lookup)
+    share_sightings = C.share_sightings,
   }
 
   -- Calls a C function of core._dist; its error is raised at the caller of

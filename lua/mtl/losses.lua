@@ -47,10 +47,24 @@ function losses.label_of(labels, label)
   return column(labels, label, "label")
 end
 
+-- The count each task loss of a spec divides by on a batch of `rows` rows:
+-- its rows, or its in-space rows (the mask's ones). A list, one per term.
+-- (A distributed run sums them over the ranks before the loss: docs/distributed.md.)
+function losses.denominators(labels, spec, rows)
+  local out = {}
+  for i, t in ipairs(spec) do
+    out[i] = t.mask and mtl.sum(column(labels, t.mask, "mask")):item() or rows -- a mask holds 0 or 1
+  end
+  return out
+end
+
 -- Computes the weighted total and each task's loss.
 -- out: model output; labels: {column = float tensor [B]}; opts.step for gamma;
--- opts.uncertainty: an Uncertainty module (learned task weights).
--- Returns total (scalar tensor), {task name = scalar tensor}.
+-- opts.uncertainty: an Uncertainty module (learned task weights);
+-- opts.scale: a factor per term (a distributed run's share of the global
+-- mean, parallel.DataParallel:scales; terms whose factor is 1 are unchanged).
+-- Returns total (scalar tensor), {task name = scalar tensor}: each task's own
+-- mean, unscaled.
 function losses.compute(out, labels, spec, opts)
   opts = opts or {}
   local total, per_task = nil, {}
@@ -73,6 +87,8 @@ function losses.compute(out, labels, spec, opts)
     else
       term = w ~= 1 and l * w or l
     end
+    local share = opts.scale and opts.scale[i] or 1
+    if share ~= 1 then term = term * share end
     total = total and total + term or term
   end
   return total, per_task

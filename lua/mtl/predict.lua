@@ -12,6 +12,7 @@
 -- expression columns are taken from the input text as numbers (an empty or
 -- non-numeric field is missing: NaN in an expression, the floor for price).
 local mtl = require "mtl"
+local parallel = require "mtl.parallel"
 local rank = require "mtl.rank"
 local ranker = require "mtl.ranker"
 local sys = require "mtl.sys"
@@ -107,7 +108,9 @@ end
 
 -- Scores opts.input into opts.output with model: a Ranker (mtl.ranker.load)
 -- or a training run's. opts: input, output, pass_through = {columns},
--- batch_size. Returns the number of rows written and the header.
+-- batch_size. Returns the number of rows written and the header. In a
+-- distributed run every rank calls it: each scores its batches, rank 0
+-- writes every row in input order.
 function predict.file(model, cfg, opts)
   if type(opts.input) == "string" and type(opts.output) == "string" and sys.same_file(opts.input, opts.output) then
     fail("the output %s is the input file %s: scores go to another file", opts.output, opts.input)
@@ -153,64 +156,86 @@ function predict.file(model, cfg, opts)
     if not index[c] then fail("%s has no column '%s' to pass through (columns: %s)", input, c, table.concat(header, ", ")) end
   end
   local need_text = #pass > 0 or #scorer.columns > 0
-  -- the output: a temporary file next to it, renamed over it once every row is
-  -- written; on an error the temporary file goes and an existing output stays
-  return sys.replace(opts.output, function(tmp)
-    local out, err = io.open(tmp, "w")
-    if not out then fail("cannot write %s: %s", opts.output, tostring(err):gsub("^[^:]*: ", "")) end
-    local head = {}
-    for _, c in ipairs(pass) do head[#head + 1] = csv_field(c) end
-    for _, n in ipairs(outputs) do head[#head + 1] = "p_" .. n end
-    head[#head + 1] = "rank_score"
-    if scorer.expression then head[#head + 1] = "score" end
-    out:write(table.concat(head, ","), "\n")
-
+  local head = {}
+  for _, c in ipairs(pass) do head[#head + 1] = csv_field(c) end
+  for _, n in ipairs(outputs) do head[#head + 1] = "p_" .. n end
+  head[#head + 1] = "rank_score"
+  if scorer.expression then head[#head + 1] = "score" end
+  local B = opts.batch_size or dc.batch_size or 1024
+  o.batch_size, o.partition = B, parallel.score_partition(B)
+  -- a batch's probabilities, one column per output
+  local function score(batch)
+    local res = model(batch)
+    local cols = {}
+    for i, name in ipairs(outputs) do
+      local r = res[name] or fail("the model has no output '%s'", name)
+      cols[i] = r.prob:reshape(batch.size, 1)
+    end
+    return { mtl.concat(cols, 2) }
+  end
+  -- Scores every batch; in a distributed run every rank scores its batches
+  -- (parallel.score_partition) and rank 0 gets them back in input order and
+  -- writes them to out (nil on the other ranks). Returns ok, error, rows.
+  local function run(out)
     local text, close_text
-    if need_text then
+    if need_text and out then
       text, close_text = records(input, quote)
       text() -- the header
     end
     local reader = mtl.data.csv(o)
     model:eval()
     local rows = 0
-    local ok, perr = pcall(mtl.no_grad, function()
-      for batch in reader:batches() do
-        local res = model(batch)
-        local n = batch.size
-        local env = {}
-        for _, name in ipairs(outputs) do
-          local r = res[name] or fail("the model has no output '%s'", name)
-          env[name] = r.prob:values()
-        end
-        local passed = {}
-        if text then
-          for _, c in ipairs(scorer.columns) do env[c] = {} end
-          for i = 1, n do
-            local line = text() or fail("%s: fewer text rows than the reader read", input)
-            local fields = predict.split(line, sep, quote)
-            for _, c in ipairs(scorer.columns) do env[c][i] = tonumber(fields[index[c]]) or 0 / 0 end
-            local p = {}
-            for j, c in ipairs(pass) do p[j] = csv_field(fields[index[c]] or "") end
-            passed[i] = p
-          end
-        end
-        scorer:score(env, n)
-        local buf = {}
+    local function write(parts)
+      local probs = parts[1]
+      local n = probs:size(1)
+      rows = rows + n
+      if not out then return end
+      local env = {}
+      for i, name in ipairs(outputs) do env[name] = probs:narrow(2, i, 1):values() end
+      local passed = {}
+      if text then
+        for _, c in ipairs(scorer.columns) do env[c] = {} end
         for i = 1, n do
-          local parts = {}
-          if text then for _, v in ipairs(passed[i]) do parts[#parts + 1] = v end end
-          for _, name in ipairs(outputs) do parts[#parts + 1] = string.format("%.9g", env[name][i]) end
-          parts[#parts + 1] = string.format("%.9g", env.rank_score[i])
-          if env.score then parts[#parts + 1] = string.format("%.9g", env.score[i]) end
-          buf[#buf + 1] = table.concat(parts, ",")
+          local line = text() or fail("%s: fewer text rows than the reader read", input)
+          local fields = predict.split(line, sep, quote)
+          for _, c in ipairs(scorer.columns) do env[c][i] = tonumber(fields[index[c]]) or 0 / 0 end
+          local p = {}
+          for j, c in ipairs(pass) do p[j] = csv_field(fields[index[c]] or "") end
+          passed[i] = p
         end
-        if n > 0 then out:write(table.concat(buf, "\n"), "\n") end
-        rows = rows + n
       end
+      scorer:score(env, n)
+      local buf = {}
+      for i = 1, n do
+        local parts_i = {}
+        if text then for _, v in ipairs(passed[i]) do parts_i[#parts_i + 1] = v end end
+        for _, name in ipairs(outputs) do parts_i[#parts_i + 1] = string.format("%.9g", env[name][i]) end
+        parts_i[#parts_i + 1] = string.format("%.9g", env.rank_score[i])
+        if env.score then parts_i[#parts_i + 1] = string.format("%.9g", env.score[i]) end
+        buf[#buf + 1] = table.concat(parts_i, ",")
+      end
+      if n > 0 then out:write(table.concat(buf, "\n"), "\n") end
+    end
+    local ok, perr = pcall(mtl.no_grad, function()
+      parallel.map_batches(reader:batches(), score, { mtl.zeros(0, #outputs) }, write)
     end)
     reader:close()
-    local closed, cerr = out:close()
     if close_text then close_text() end
+    return ok, perr, rows
+  end
+  if parallel.rank() ~= 0 then
+    local ok, perr, rows = run(nil)
+    if not ok then error(perr, 0) end
+    return rows, head
+  end
+  -- the output: a temporary file next to it, renamed over it once every row is
+  -- written; on an error the temporary file goes and an existing output stays
+  return sys.replace(opts.output, function(tmp)
+    local out, err = io.open(tmp, "w")
+    if not out then fail("cannot write %s: %s", opts.output, tostring(err):gsub("^[^:]*: ", "")) end
+    out:write(table.concat(head, ","), "\n")
+    local ok, perr, rows = run(out)
+    local closed, cerr = out:close()
     if not ok then error(perr, 0) end
     if not closed then fail("cannot write %s: %s", opts.output, tostring(cerr):gsub("^[^:]*: ", "")) end
     return rows, head

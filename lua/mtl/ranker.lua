@@ -14,6 +14,7 @@ local nn = require "mtl.nn"
 local models = require "mtl.models"
 local losses = require "mtl.losses"
 local features = require "mtl.features"
+local parallel = require "mtl.parallel"
 
 local ranker = {}
 
@@ -110,10 +111,13 @@ end
 
 -- The training loss of an output against its labels: the loss spec's
 -- weighted total plus the model's auxiliary loss, and each task's loss.
--- step: the training step (for PLE's dynamic weights).
-function Ranker:loss(out, labels, step)
-  local total, per_task = losses.compute(out, labels, self.loss_spec, { step = step })
+-- step: the training step (for PLE's dynamic weights). scale: a distributed
+-- run's shares of the global means (parallel.DataParallel:scales: [i] per loss
+-- term, rows for the auxiliary loss, taken as a mean over rows), or nil.
+function Ranker:loss(out, labels, step, scale)
+  local total, per_task = losses.compute(out, labels, self.loss_spec, { step = step, scale = scale })
   local aux = self.body.aux_loss and self.body:aux_loss()
+  if aux and scale and scale.rows ~= 1 then aux = aux * scale.rows end
   if aux then total = total + aux end
   local input_aux = self.features:aux_loss() -- variational dropout's penalty
   if input_aux then total = total + input_aux end
@@ -144,35 +148,93 @@ function ranker.gates(body)
 end
 
 -- ---- evaluation -----------------------------------------------------------------------
--- Per target: the probabilities, labels and masks of every batch; per gate:
--- the sums of its weights over the rows.
-local function collect(model, r, targets)
-  local c = { preds = {}, labs = {}, masks = {}, groups = {}, gate_sums = {}, rows = 0 }
-  for _, t in ipairs(targets) do c.preds[t.name], c.labs[t.name], c.masks[t.name] = {}, {}, {} end
-  local gates = ranker.gates(model.body)
-  local gauc = (model.cfg.eval or {}).gauc
+-- Scoring is split over the ranks of a distributed run: each rank scores its
+-- batches (parallel.score_partition: the single process's batches k N + r),
+-- and every rank gets every batch's results back in file order
+-- (parallel.map_batches), so the arrays the metrics read are the single
+-- process's, bit for bit. One process: every batch, in order.
+
+-- What a batch gives: one float32 [n, C] of each target's probability,
+-- label (and mask) in columns; int64 [n] groups (with eval.gauc); float32
+-- [1, G] of the gates' weight sums (for models with gates). Returns the
+-- function of a batch, the empty results, and how to read them back.
+local function scorer(model, targets, gauc)
   local names = model:label_names()
-  for batch in r:batches() do
+  local gates = ranker.gates(model.body)
+  local cols, ncols = {}, 0
+  for _, t in ipairs(targets) do
+    cols[t.name] = { p = ncols + 1, y = ncols + 2, m = t.mask and ncols + 3 or nil }
+    ncols = ncols + (t.mask and 3 or 2)
+  end
+  local function fn(batch)
     local out = model(batch)
-    c.rows = c.rows + batch.size
-    for i, g in ipairs(gates) do
-      if g.gate.last then
-        local s = mtl.sum(g.gate.last, 1):values()
-        local acc = c.gate_sums[i] or {}
-        for k, v in ipairs(s) do acc[k] = (acc[k] or 0) + v end
-        c.gate_sums[i] = acc
-      end
-    end
     local labels = ranker.labels(batch, names)
+    local parts = {}
     for _, t in ipairs(targets) do
       local o = out[t.output] or error("ranker: the model has no output '" .. t.output .. "'", 0)
-      table.insert(c.preds[t.name], o.prob)
-      table.insert(c.labs[t.name], losses.label_of(labels, t.label))
-      if t.mask then table.insert(c.masks[t.name], labels[t.mask]) end
+      local n = o.prob:numel()
+      parts[#parts + 1] = o.prob:reshape(n, 1)
+      parts[#parts + 1] = losses.label_of(labels, t.label):reshape(n, 1)
+      if t.mask then parts[#parts + 1] = labels[t.mask]:reshape(n, 1) end
     end
-    if gauc then table.insert(c.groups, batch.columns[gauc.group]) end
+    local res = { mtl.concat(parts, 2) }
+    if gauc then res[#res + 1] = batch.columns[gauc.group] end
+    if #gates > 0 then
+      local sums = {}
+      for i, g in ipairs(gates) do
+        sums[i] = g.gate.last and mtl.sum(g.gate.last, 1) or error("ranker: gate " .. i .. " kept no weights", 0)
+      end
+      res[#res + 1] = mtl.concat(sums, 1):reshape(1, -1)
+    end
+    return res
   end
+  return fn, cols, ncols, gates
+end
+
+-- Per target: the probabilities, labels and masks of every batch; per gate:
+-- the sums of its weights over the rows. (Every rank gets all of them.)
+local function collect(model, r, targets)
+  local gauc = (model.cfg.eval or {}).gauc
+  local fn, cols, ncols, gates = scorer(model, targets, gauc)
+  local c = { preds = {}, labs = {}, masks = {}, groups = {}, gate_sums = {}, rows = 0 }
+  for _, t in ipairs(targets) do c.preds[t.name], c.labs[t.name], c.masks[t.name] = {}, {}, {} end
+  local empty = { mtl.zeros(0, ncols) }
+  if gauc then empty[#empty + 1] = mtl.zeros({ 0 }, "int64") end
+  local widths = {}
+  for i, g in ipairs(gates) do widths[i] = #g.experts end
+  if #gates > 0 then
+    local w = 0
+    for _, n in ipairs(widths) do w = w + n end
+    empty[#empty + 1] = mtl.zeros(0, w)
+  end
+  parallel.map_batches(r:batches(), fn, empty, function(parts)
+    local rows = parts[1]
+    c.rows = c.rows + rows:size(1)
+    for _, t in ipairs(targets) do
+      local k = cols[t.name]
+      table.insert(c.preds[t.name], rows:narrow(2, k.p, 1))
+      table.insert(c.labs[t.name], rows:narrow(2, k.y, 1))
+      if k.m then table.insert(c.masks[t.name], rows:narrow(2, k.m, 1)) end
+    end
+    local i = 2
+    if gauc then table.insert(c.groups, parts[i]); i = i + 1 end
+    if #gates > 0 then
+      local s, at = parts[i]:values(), 0
+      for gi, w in ipairs(widths) do
+        local acc = c.gate_sums[gi] or {}
+        for k = 1, w do acc[k] = (acc[k] or 0) + s[at + k] end
+        at = at + w
+        c.gate_sums[gi] = acc
+      end
+    end
+  end)
   return c, gates
+end
+
+-- A column of batches' [n, 1] slices as one [rows] tensor.
+local function column_of(list)
+  local t = mtl.concat(list, 1)
+  return t:reshape(t:numel())
 end
 
 -- Each gate's mean weights over the evaluated rows (nil for a model without gates).
@@ -192,23 +254,25 @@ end
 -- in training mode. Returns {target = {auc =, logloss =, calibration =,
 -- gauc = (with eval.gauc), count =}} (with the predictions as pred and label
 -- tensors when opts.keep) and the gates' utilization (docs/training.md).
--- opts.batch_size: rows per batch.
+-- opts.batch_size: rows per batch (per rank in a distributed run). Every
+-- rank of a distributed run calls it and gets the same metrics.
 function Ranker:evaluate(files, opts)
   opts = opts or {}
   local targets = self:eval_targets()
   local gauc = (self.cfg.eval or {}).gauc
+  local B = opts.batch_size or self.cfg.data.batch_size or 1024
   local wants_max_f1 = false
   for _, name in ipairs((self.cfg.eval or {}).metrics or {}) do wants_max_f1 = wants_max_f1 or name == "max_f1" end
   self:eval()
-  local r = self:reader(files or self.cfg.data.eval, opts.batch_size)
+  local r = self:reader(files or self.cfg.data.eval, B, { partition = parallel.score_partition(B) })
   local c, gates
   mtl.no_grad(function() c, gates = collect(self, r, targets) end)
   r:close()
   self:train()
   local result = {}
   for _, t in ipairs(targets) do
-    local p, y = mtl.concat(c.preds[t.name], 1), mtl.concat(c.labs[t.name], 1)
-    local m = t.mask and mtl.concat(c.masks[t.name], 1) or nil
+    local p, y = column_of(c.preds[t.name]), column_of(c.labs[t.name])
+    local m = t.mask and column_of(c.masks[t.name]) or nil
     local res = {
       auc = mtl.metrics.auc(p, y, m),
       logloss = mtl.metrics.logloss(p, y, m),

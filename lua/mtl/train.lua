@@ -10,6 +10,7 @@
 local mtl = require "mtl"
 local json = require "cjson"
 local losses = require "mtl.losses"
+local parallel = require "mtl.parallel"
 local ranker = require "mtl.ranker"
 local sys = require "mtl.sys"
 local cli_progress = require "mtl.cli.progress"
@@ -38,6 +39,9 @@ function train.new(cfg, opts)
   self.features = self.model.features
   self.label_names = self.model:label_names()
   self:make_optimizers()
+  -- the data-parallel layer (docs/distributed.md): identity collectives in one process
+  self.parallel = parallel.new { model = self.model, tables = self.features:embedding_tables(),
+                                 optimizers = self.optimizers, check_every = tc.check_every }
   self.model_dir = cfg.model_dir
   if opts.state and opts.state.format == "mtl-run-1" then self:restore(opts.state) end
   return self
@@ -90,22 +94,45 @@ function Run:make_optimizers()
   self.clip_norm = oc.clip_norm
 end
 
--- One training step on a batch; returns the loss value and per-task losses.
+-- One training step on this rank's rows of a global batch (in one process:
+-- the batch). Every rank runs it, one with no rows on an empty batch: the
+-- counts are summed first (the losses' denominators are the global batch's,
+-- so the summed gradients are the global batch's gradient), the forward runs
+-- (a dynamic table's lookups are collectives), the gradients are summed over
+-- the ranks (mtl.parallel), then every rank takes the same optimizer step.
+-- Returns the global batch's loss, its per-task losses and its rows, or nil
+-- when no rank has rows left (the epoch is over).
 function Run:train_step(batch)
-  local out = self.model(batch)
+  local P = self.parallel
   local labels = ranker.labels(batch, self.label_names)
-  local total, per_task = self.model:loss(out, labels, self.step)
-  for _, o in ipairs(self.optimizers) do o:zero_grad() end
-  total:backward()
+  local spec = self.model.loss_spec
+  local counts = losses.denominators(labels, spec, batch.size)
+  table.insert(counts, 1, batch.size)
+  local global = P:begin_step(self.step + 1, counts)
+  if global[1] == 0 then return nil end
+  local scale = P:scales(counts, global)
+  local out = self.model(batch)
+  local names = {}
+  for i, t in ipairs(spec) do names[i] = t.name or t.output end
+  local sums = P:backward(batch.size, function()
+    local total, per_task = self.model:loss(out, labels, self.step, scale)
+    local shares = {} -- each task's loss as its share of the global batch's
+    for i, name in ipairs(names) do
+      local share = scale[i] or 1
+      shares[i] = share == 1 and per_task[name]:item() or per_task[name]:item() * share
+    end
+    return total, shares
+  end, #names)
   if self.clip_norm then
     for _, o in ipairs(self.optimizers) do mtl.optim.clip_grad_norm(o, self.clip_norm) end
   end
   for _, o in ipairs(self.optimizers) do o:step() end
   self.step = self.step + 1
+  if P:check_due(self.step) then P:check(self.step, false) end
   local per = {}
-  for k, v in pairs(per_task) do per[k] = v:item() end
-  self:remember(out, labels)
-  return total:item(), per
+  for i, name in ipairs(names) do per[name] = sums[i + 1] end
+  if batch.size > 0 then self:remember(out, labels) end
+  return sums[1], per, global[1]
 end
 
 -- The running AUC: each eval target's predictions and labels over the last
@@ -143,21 +170,26 @@ function Run:running_auc()
   return res
 end
 
--- A reader of files; shuffled ones use the reader's own stream, seeded per
--- epoch: the order depends on the seed and the epoch only, so a resumed run
--- reads exactly the same batches.
-function Run:reader(files, batch_size, shuffle)
+-- The training reader: this rank's rows of every global batch of
+-- data.batch_size rows (parallel.train_partition; one process: every row).
+-- Shuffled readers use the reader's own stream, seeded per epoch and rank:
+-- the order depends on the seed, the epoch and the rank only, so a resumed
+-- run reads exactly the same batches.
+function Run:reader(files, shuffle)
   local dc = self.cfg.data
-  local extra = { shuffle_buffer = shuffle and dc.shuffle_buffer or 0 }
+  local B = dc.batch_size or 1024
+  local extra = { shuffle_buffer = shuffle and dc.shuffle_buffer or 0, partition = parallel.train_partition(B) }
   if shuffle and (dc.shuffle_buffer or 0) > 0 then
-    extra.shuffle_seed = ((self.cfg.train or {}).seed or 0) * 1000003 + self.epoch
+    extra.shuffle_seed = parallel.shuffle_seed((self.cfg.train or {}).seed or 0, self.epoch)
   end
-  return self.model:reader(files, batch_size, extra)
+  return self.model:reader(files, parallel.local_rows(B), extra)
 end
 
--- Scores files (default data.eval) in eval mode (Ranker:evaluate) and keeps
--- the gates' utilization in run.gate_utilization.
+-- Scores files (default data.eval) in eval mode (Ranker:evaluate: every
+-- rank scores its part, the metrics are over all ranks' predictions) and
+-- keeps the gates' utilization in run.gate_utilization.
 function Run:evaluate(files, opts)
+  mtl.dist.set_context(string.format("evaluation at step %d", self.step))
   local m, util = self.model:evaluate(files, opts)
   self.gate_utilization = util
   return m
@@ -179,7 +211,7 @@ function Run:log(record)
 end
 
 -- The rows and loss sums since the last train record, and the rate since fit began.
-function Run:count_step(loss, per, rows)
+function Run:count_step(loss, per, rows) -- the global batch's
   local s = self.since_log
   s.seen = s.seen + rows
   s.loss_sum, s.loss_n = s.loss_sum + loss * rows, s.loss_n + rows
@@ -212,9 +244,9 @@ end
 
 -- Writes model_dir/report.html from the records so far (mtl.report): live
 -- (the page reloads itself) while training goes on, or after it ended
--- (opts.failed: the error that stopped it).
+-- (opts.failed: the error that stopped it). Rank 0 writes it.
 function Run:write_report(opts)
-  if not self.model_dir then return nil end
+  if not self.model_dir or self.parallel.rank ~= 0 then return nil end
   opts = opts or {}
   self.report_path = require("mtl.report").write(self.model_dir,
     { records = self.history, live = opts.live, failed = opts.failed })
@@ -266,17 +298,71 @@ function Run:restore(st)
   mtl.rand_state(st.rng)
 end
 
--- Writes model_dir/checkpoints/step-N.ckpt (keeping the last
--- train.keep_checkpoints of them), or <tag>.ckpt.
+-- Writes a checkpoint of step N (every rank calls it): first the ranks'
+-- replicated state is checked to be the same (tables included), then rank 0
+-- writes model_dir/checkpoints/step-N.ckpt (the replicated state: everything
+-- today), every rank writes its shard step-N.rank-R.ckpt when it has one
+-- (sharded tables: none yet), and after a barrier rank 0 writes
+-- step-N.manifest last (mtl.checkpoint.write_manifest): a checkpoint without
+-- its manifest is incomplete and never resumed from. Keeps the last
+-- train.keep_checkpoints. With a tag: rank 0 writes <tag>.ckpt alone.
+-- Returns the path of step-N.ckpt (or <tag>.ckpt).
 function Run:save_checkpoint(tag)
+  local P = self.parallel
   local dir = self.model_dir .. "/checkpoints"
-  sys.mkdir_p(dir)
   local path = tag and (dir .. "/" .. tag .. ".ckpt") or string.format("%s/step-%d.ckpt", dir, self.step)
-  mtl.save(path, self:checkpoint_state())
-  if not tag then
+  mtl.dist.set_context(string.format("checkpoint at step %d", self.step))
+  P:check(self.step, true)
+  if P.rank == 0 then
+    sys.mkdir_p(dir)
+    mtl.save(path, self:checkpoint_state())
+  end
+  if tag then return path end
+  local files, shard = { (path:match("[^/]+$")) }, P:shard_state()
+  if shard ~= nil then mtl.save(string.format("%s/step-%d.rank-%d.ckpt", dir, self.step, P.rank), shard) end
+  mtl.dist.barrier() -- every rank's files are written
+  if P.rank == 0 then
+    if shard ~= nil then
+      for r = 0, P.size - 1 do files[#files + 1] = string.format("step-%d.rank-%d.ckpt", self.step, r) end
+    end
+    mtl.checkpoint.write_manifest(dir, self.step, { ranks = P.size, files = files,
+      tables = self:table_placements() })
     local keep = (self.cfg.train or {}).keep_checkpoints or 5
     local all = mtl.checkpoint.list(dir)
-    for i = 1, #all - keep do os.remove(all[i].path) end
+    for i = 1, #all - keep do mtl.checkpoint.remove(all[i]) end
+  end
+  return path
+end
+
+-- {table name = placement} of the parallel plan, for the manifest.
+function Run:table_placements()
+  local out = {}
+  for _, p in ipairs(self.parallel.plan) do out[p.name] = p.placement end
+  return out
+end
+
+-- Loads the latest complete checkpoint of model_dir (rank 0 chooses it and
+-- tells the others, so every rank loads the same one); returns its path, or
+-- nil when there is none. A checkpoint written by another number of ranks is
+-- refused (its data position and shuffle streams are per rank).
+function Run:resume()
+  local P = self.parallel
+  local dir = self.model_dir .. "/checkpoints"
+  local all = P.rank == 0 and mtl.checkpoint.list(dir) or {}
+  local step = mtl.dist.broadcast(mtl.tensor({ #all > 0 and all[#all].step or -1 }, "int64"), 0):get(1)
+  if step < 0 then return nil end
+  local path = string.format("%s/step-%d.ckpt", dir, step)
+  local manifest = mtl.checkpoint.read_manifest(dir, step)
+  local ranks = manifest and manifest.ranks or 1
+  if ranks ~= P.size then
+    error(string.format("train: %s was written by a run of %d rank%s; resume it with %d (mpirun -np %d): another "
+      .. "number of ranks would read the epoch's rows in another order", path, ranks, ranks == 1 and "" or "s",
+      ranks, ranks), 0)
+  end
+  self:restore(mtl.load(path))
+  local shard = string.format("step-%d.rank-%d.ckpt", step, P.rank)
+  for _, f in ipairs(manifest and manifest.files or {}) do
+    if f == shard then P:load_shard_state(mtl.load(dir .. "/" .. f)) end
   end
   return path
 end
@@ -319,22 +405,27 @@ end
 -- metrics.jsonl, the progress display. Returns the progress object.
 function Run:start(plan)
   local cfg, tc = self.cfg, self.cfg.train or {}
-  local progress = self.opts.progress or cli_progress.new({ out = self.opts.out or io.stdout, quiet = self.opts.quiet })
+  local progress = self.opts.progress or cli_progress.new({ out = self.opts.out or io.stdout,
+                                                            quiet = self.opts.quiet or self.parallel.rank ~= 0 })
   local resumed_from
   if self.model_dir then
     sys.mkdir_p(self.model_dir)
     if self.opts.resume or tc.resume then
-      local all = mtl.checkpoint.list(self.model_dir .. "/checkpoints")
-      if #all > 0 then
-        self:restore(mtl.load(all[#all].path))
-        resumed_from = all[#all].path
-      end
+      resumed_from = self:resume()
     end
-    self.metrics_file = open_metrics(self.model_dir .. "/metrics.jsonl", self.step)
+    if self.parallel.rank == 0 then self.metrics_file = open_metrics(self.model_dir .. "/metrics.jsonl", self.step) end
   end
   progress:start(self, { steps = plan.steps, epochs = plan.epochs, files = files_of(cfg.data.train),
                          batch_size = cfg.data.batch_size or 1024 })
   if resumed_from then progress:message(string.format("resumed from %s (step %d)", resumed_from, self.step)) end
+  local P = self.parallel
+  if P.size > 1 then
+    local B = cfg.data.batch_size or 1024
+    progress:message(string.format("data-parallel on %d ranks: global batch %d (%d to %d rows per rank)", P.size, B,
+      parallel.local_rows(B, 0), parallel.local_rows(B, P.size - 1)))
+    for _, p in ipairs(P.plan) do progress:message(string.format("table %s: %s", p.name, p.reason)) end
+  end
+  P:check(self.step, true) -- the ranks start from the same state
   self.since_log = { t0 = sys.now(), seen = 0, loss_sum = 0, loss_n = 0, task_sum = {} }
   -- a training step's matrix-product FLOPs per example: forward, dX and dW
   self.flops_per_example = 3 * ranker.forward_flops_per_row(self.model)
@@ -370,13 +461,14 @@ end
 
 -- One step of fit on batch number b of the epoch, then the train record,
 -- evaluation and checkpoint when they are due. Returns true when training
--- should stop (the step budget is spent or early stopping says so).
+-- should stop (the step budget is spent or early stopping says so), and
+-- second true when no rank had rows left (the epoch is over; no step taken).
 function Run:fit_step(batch, b, plan, progress)
-  mtl.rand_state(mtl.rand_state())
-  local loss, per = self:train_step(batch)
+  local loss, per, rows = self:train_step(batch)
+  if not loss then return false, true end
   self.batch_in_epoch = b
-  self:count_step(loss, per, batch.size)
-  progress:step(self, { loss = loss, rows = batch.size })
+  self:count_step(loss, per, rows)
+  progress:step(self, { loss = loss, rows = rows })
   if self.step % plan.log_every == 0 then self:log_train(progress) end
   local stop = false
   if plan.eval_every and self.cfg.data.eval and self.step % plan.eval_every == 0 then
@@ -386,17 +478,19 @@ function Run:fit_step(batch, b, plan, progress)
   return stop or (plan.steps ~= nil and self.step >= plan.steps)
 end
 
--- One pass over the training files from the batch after batch_in_epoch.
+-- One pass over the training files from the batch after batch_in_epoch
+-- (this rank's rows of each global batch; a rank whose rows ran out takes
+-- part in the remaining steps with an empty batch until no rank has rows).
 -- Returns true when training should stop before the epoch's end.
 function Run:fit_epoch(plan, progress)
-  local reader = self:reader(self.cfg.data.train, nil, true)
-  local skip, b, stop = self.batch_in_epoch, 0, false
-  for batch in reader:batches() do
+  local reader = self:reader(self.cfg.data.train, true)
+  local next_batch = reader:batches()
+  local b, stop, done = self.batch_in_epoch, false, false
+  for _ = 1, b do next_batch() end -- the batches a resumed checkpoint had seen
+  while not (stop or done) do
     b = b + 1
-    if b > skip then
-      stop = self:fit_step(batch, b, plan, progress)
-      if stop then break end
-    end
+    mtl.dist.set_context(string.format("step %d", self.step + 1)) -- reading its rows is part of the step
+    stop, done = self:fit_step(next_batch() or reader:empty_batch(), b, plan, progress)
   end
   reader:close()
   return stop

@@ -2,9 +2,11 @@
  * lua/mtl/dist.lua. Ranks are 0-based ids as in MPI; per-rank lists are Lua
  * arrays whose entry r + 1 belongs to rank r. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bind.h"
+#include "bind_embedding.h"
 #include "mtl/dist.h"
 
 #define REQUEST_MT "mtl.dist.Request"
@@ -221,6 +223,39 @@ static int l_request_gc(lua_State *L) {
   return 0;
 }
 
+/* ---- replicated dynamic tables ---------------------------------------------- */
+/* The sightings hook (mtl_embedding_set_sightings) of a shared table: the
+ * lookup's ids of every rank, in rank order. */
+static int all_ranks_ids(void *ctx, int64_t n, const int64_t *ids, mtl_tensor **out) {
+  (void)ctx;
+  *out = NULL;
+  mtl_tensor *mine = mtl_tensor_new(MTL_I64, 1, &n);
+  int64_t *counts = malloc((size_t)mtl_dist_size() * sizeof *counts);
+  if (mine && counts) {
+    memcpy(mtl_i64(mine), ids, (size_t)n * sizeof *ids);
+    *out = mtl_dist_allgather(mine, counts);
+  } else {
+    mtl_error("mtl.dist.share_sightings: out of memory");
+  }
+  free(counts);
+  mtl_tensor_release(mine);
+  return *out ? 0 : -1;
+}
+
+/* share_sightings(t[, on = true]): t's training lookups count, admit and
+ * stamp the ids of every rank's same lookup (a collective per lookup). */
+static int l_share_sightings(lua_State *L) {
+  const char *fname = "mtl.dist.share_sightings";
+  mtl_embedding *t = bind_test_embedding(L, 1);
+  if (!t) return luaL_error(L, "%s: expected an mtl.Embedding for argument 1, got %s", fname, luaL_typename(L, 1));
+  if (t->cfg.kind != MTL_EMB_DYNAMIC)
+    return luaL_error(L, "%s: a %s table has no sightings (only a dynamic table counts and admits ids)", fname,
+                      mtl_embedding_kind_name(t->cfg.kind));
+  bool on = lua_isnoneornil(L, 2) || lua_toboolean(L, 2);
+  mtl_embedding_set_sightings(t, on ? all_ranks_ids : NULL, NULL);
+  return 0;
+}
+
 void bind_dist_open(lua_State *L, int mod, int methods) {
   (void)methods;
   static const luaL_Reg request_methods[] = {
@@ -240,7 +275,7 @@ void bind_dist_open(lua_State *L, int mod, int methods) {
     {"set_context", l_set_context}, {"context", l_context}, {"set_timeout", l_set_timeout},
     {"barrier", l_barrier}, {"broadcast", l_broadcast}, {"allreduce", l_allreduce},
     {"allgather", l_allgather}, {"alltoallv", l_alltoallv}, {"iallreduce", l_iallreduce},
-    {NULL, NULL}};
+    {"share_sightings", l_share_sightings}, {NULL, NULL}};
   lua_newtable(L); /* core._dist; lua/mtl/dist.lua wraps it as mtl.dist */
   for (const luaL_Reg *r = fns; r->name; r++) {
     lua_pushcfunction(L, r->func);

@@ -570,6 +570,16 @@ static int l_grad(lua_State *L) {
   return 2;
 }
 
+/* t:add_grad(ids, values): adds sparse gradient entries (mtl_embedding_grad_add). */
+static int l_add_grad(lua_State *L) {
+  mtl_embedding *t = check_table(L, 1, "add_grad");
+  mtl_tensor *ids = bind_check_tensor(L, 2, "mtl.Embedding.add_grad");
+  mtl_tensor *values = bind_check_tensor(L, 3, "mtl.Embedding.add_grad");
+  if (mtl_embedding_grad_add(t, ids, values) < 0) return bind_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
 static int l_zero_grad(lua_State *L) {
   mtl_embedding_zero_grad(check_table(L, 1, "zero_grad"));
   return 0;
@@ -652,7 +662,7 @@ void bind_embedding_open(lua_State *L, int mod, int methods) {
   static const luaL_Reg meths[] = {
     {"lookup", l_lookup}, {"lookup_bag", l_lookup_bag}, {"rows", l_rows}, {"dim", l_dim},
     {"size", l_size}, {"kind", l_kind}, {"capacity", l_capacity}, {"get", l_get}, {"has", l_has},
-    {"set", l_set}, {"export", l_export}, {"weight", l_weight}, {"grad", l_grad},
+    {"set", l_set}, {"export", l_export}, {"weight", l_weight}, {"grad", l_grad}, {"add_grad", l_add_grad},
     {"zero_grad", l_zero_grad}, {"train", l_train}, {"eval", l_eval}, {"training", l_training},
     {"requires_grad", l_requires_grad}, {"tick", l_tick}, {"evict", l_evict}, {"steps", l_steps},
     {"state_dict", l_state_dict}, {"load_state_dict", l_load_state_dict}, {NULL, NULL},

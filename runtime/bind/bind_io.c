@@ -173,6 +173,9 @@ static int l_reader_new(lua_State *L) {
   lua_pop(L, 1);
   if (o.has_shuffle_seed) o.shuffle_seed = (uint64_t)opt_count(L, 1, "shuffle_seed");
   o.chunk_size = (size_t)opt_count(L, 1, "chunk_size");
+  o.partition_index = opt_count(L, 1, "partition_index"); /* lua/mtl/data.lua checks `partition` */
+  o.partition_count = opt_count(L, 1, "partition_count");
+  o.partition_block = opt_count(L, 1, "partition_block");
   o.skip_unknown_fields = opt_choice(L, 1, "unknown_fields", "error", "skip");
   o.field_separator = opt_char(L, 1, "field_separator", "option");
   lua_getfield(L, 1, "text"); /* in-memory rows; the string stays alive in the table */

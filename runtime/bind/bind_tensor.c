@@ -479,6 +479,14 @@ static int l_is_contiguous(lua_State *L) {
   return 1;
 }
 
+/* t:checksum(): the low 52 bits of the core's XXH3 checksum (an exact Lua
+ * number): equal tensors give equal numbers, whatever their layout. */
+static int l_checksum(lua_State *L) {
+  uint64_t h = mtl_tensor_checksum(bind_check_tensor(L, 1, "checksum"));
+  lua_pushnumber(L, (lua_Number)(h & (((uint64_t)1 << 52) - 1)));
+  return 1;
+}
+
 /* Address of the first element (for LuaJIT FFI users and tests of sharing). */
 static int l_data_ptr(lua_State *L) {
   mtl_tensor *t = bind_check_tensor(L, 1, "data_ptr");
@@ -557,6 +565,7 @@ void bind_tensor_open(lua_State *L, int mod, int methods) {
     {"get_flat", l_get_flat}, {"set_flat", l_set_flat},
     {"values", l_values}, {"clone", l_clone}, {"float", l_float}, {"long", l_long},
     {"fill", l_fill}, {"copy", l_copy}, {"is_contiguous", l_is_contiguous}, {"data_ptr", l_data_ptr},
+    {"checksum", l_checksum},
     {"requires_grad", l_requires_grad}, {"get_grad", l_grad}, {"zero_grad", l_zero_grad},
     {"backward", l_backward}, {"detach", l_detach}, {"is_leaf", l_is_leaf}, {"grad_fn", l_grad_fn},
     {NULL, NULL},

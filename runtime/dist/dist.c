@@ -280,7 +280,7 @@ mtl_tensor *mtl_dist_allgather(mtl_tensor *t, int64_t *counts) {
     mtl_transport_request *r;
     if (!(c = mtl_tensor_contiguous_data(t)) ||
         mtl_transport_allgatherv(data_of(c), data_of(out), counts, prefix_sums(counts, dist.size, displs),
-                                 row_bytes(t), &r) < 0 ||
+                                 row_bytes(t), false, &r) < 0 ||
         mtl_transport_wait(r, what) < 0)
       goto fail;
   }
@@ -349,7 +349,9 @@ fail:
 /* ---- allreduce ----------------------------------------------------------- */
 
 /* One flat buffer of the request: the values of tensors [first, first+count). */
-typedef struct {
+typedef struct bucket {
+  struct mtl_dist_request *owner;
+  struct bucket *queued; /* ordered, until its gather is posted: the next bucket in the queue */
   mtl_tensor *values;  /* 1-D; a view of the tensor itself when it is alone and contiguous */
   bool packed;         /* values is a copy: the results go back into the tensors */
   int first, count;
@@ -375,6 +377,38 @@ struct mtl_dist_request {
 };
 
 int mtl_dist_request_buffers(const mtl_dist_request *r) { return r->nbuckets; }
+
+/* The ordered buckets whose exchange has been posted and whose gather has
+ * not, in the order they were started: the same order on every rank. MPI
+ * matches the collectives of a communicator in the order each rank posts
+ * them, and a gather is posted once its exchange completes, which happens at
+ * different times on different ranks (after more or fewer h:test() calls);
+ * so the gathers go to a communicator of their own (second_phase) and only
+ * the queue's head may post its gather: they are posted in the start order
+ * on every rank, whatever the timing. */
+static struct {
+  bucket *head, *tail;
+} exchanges;
+
+static void enqueue(bucket *b) {
+  b->queued = NULL;
+  if (exchanges.tail) exchanges.tail->queued = b;
+  else exchanges.head = b;
+  exchanges.tail = b;
+}
+
+/* Takes b out of the queue (it is the head, or its request is being freed). */
+static void dequeue(bucket *b) {
+  bucket **p = &exchanges.head, *prev = NULL;
+  while (*p && *p != b) {
+    prev = *p;
+    p = &(*p)->queued;
+  }
+  if (!*p) return;
+  *p = b->queued;
+  if (exchanges.tail == b) exchanges.tail = prev;
+  b->queued = NULL;
+}
 
 /* The ordered reduction of this rank's segment: rank 0's values, then each
  * next rank's added (or compared) in rank order; mean divides the sum. */
@@ -415,8 +449,10 @@ static void reduce_segment(const mtl_dist_request *q, bucket *b) {
 static int start_bucket(mtl_dist_request *q, bucket *b) {
   int64_t n = b->values->numel;
   b->phase = EXCHANGE;
+  b->owner = q;
   if (q->alg == MTL_DIST_MPI)
     return mtl_transport_allreduce(data_of(b->values), n, b->values->dtype, q->op, &b->pending);
+  enqueue(b);
   int p = dist.size;
   if (!(b->seg = malloc((size_t)p * 4 * sizeof *b->seg))) return mtl_error("%s: out of memory", q->what);
   for (int r = 0; r < p; r++) b->seg[r] = n / p + (r < n % p);
@@ -430,7 +466,9 @@ static int start_bucket(mtl_dist_request *q, bucket *b) {
 }
 
 /* Moves a bucket through its phases; waits when block, else stops at the
- * first operation still running. */
+ * first operation still running. An ordered bucket posts its gather only at
+ * the head of the queue: before, it moves the buckets ahead of it (waiting
+ * for them when block). */
 static int advance(mtl_dist_request *q, bucket *b, bool block) {
   while (b->phase != DONE) {
     if (b->pending) {
@@ -444,10 +482,16 @@ static int advance(mtl_dist_request *q, bucket *b, bool block) {
       }
     }
     if (b->phase == EXCHANGE && q->alg == MTL_DIST_ORDERED) {
+      while (exchanges.head != b) { /* the gathers of buckets started earlier first */
+        bucket *h = exchanges.head;
+        if (advance(h->owner, h, block) < 0) return -1;
+        if (exchanges.head == h) return 0; /* (not block) h still exchanging */
+      }
       reduce_segment(q, b);
+      dequeue(b);
       b->phase = GATHER;
       if (mtl_transport_allgatherv(NULL, data_of(b->values), b->seg, b->seg + dist.size,
-                                   mtl_dtype_size(b->values->dtype), &b->pending) < 0)
+                                   mtl_dtype_size(b->values->dtype), true, &b->pending) < 0)
         return -1;
     } else {
       if (q->alg == MTL_DIST_MPI && q->op == MTL_DIST_MEAN) {
@@ -602,8 +646,10 @@ void mtl_dist_request_free(mtl_dist_request *r) {
   /* the other ranks wait for this rank's part of every phase, and MPI owns
    * the buffers of started operations until they complete */
   if (!r->done && !r->failed) finish(r, true);
-  for (int i = 0; i < r->nbuckets; i++)
+  for (int i = 0; i < r->nbuckets; i++) {
     if (r->buckets[i].pending) mtl_transport_wait(r->buckets[i].pending, r->what);
+    dequeue(&r->buckets[i]); /* (a failed request's) */
+  }
   for (int i = 0; i < r->nbuckets; i++) {
     mtl_tensor_release(r->buckets[i].values);
     mtl_tensor_release(r->buckets[i].received);

@@ -46,8 +46,9 @@ enum { TAG_STATUS = 1, STATUS_LEN = 256 };
 static struct {
   bool initialized, finalized, sent_status;
   int rank, size;
-  MPI_Comm comm; /* the collectives */
-  MPI_Comm ctl;  /* status messages and the exit barrier */
+  MPI_Comm comm;   /* the collectives */
+  MPI_Comm phase2; /* the ordered allreduce's second operations (dist.c orders them) */
+  MPI_Comm ctl;    /* status messages and the exit barrier */
   char status[STATUS_LEN]; /* what this rank is doing, for the others' reports */
   char (*answers)[STATUS_LEN]; /* [size]: the status sent to each rank that asked (once) */
   char (*notices)[STATUS_LEN]; /* [size]: the status sent to each rank on timing out (once) */
@@ -245,9 +246,11 @@ int mtl_transport_start(int *rank, int *size) {
     mpi.initialized = true; /* then this process finalizes it */
   }
   int rc = MPI_Comm_dup(MPI_COMM_WORLD, &mpi.comm);
+  if (rc == MPI_SUCCESS) rc = MPI_Comm_dup(MPI_COMM_WORLD, &mpi.phase2);
   if (rc == MPI_SUCCESS) rc = MPI_Comm_dup(MPI_COMM_WORLD, &mpi.ctl);
   if (rc != MPI_SUCCESS) return failed(rc, "MPI_Comm_dup");
   MPI_Comm_set_errhandler(mpi.comm, MPI_ERRORS_RETURN);
+  MPI_Comm_set_errhandler(mpi.phase2, MPI_ERRORS_RETURN);
   MPI_Comm_set_errhandler(mpi.ctl, MPI_ERRORS_RETURN);
   MPI_Comm_rank(mpi.comm, &mpi.rank);
   MPI_Comm_size(mpi.comm, &mpi.size);
@@ -291,6 +294,7 @@ static void at_exit(int status, void *arg) {
   MPI_Request barrier;
   if (MPI_Ibarrier(mpi.ctl, &barrier) == MPI_SUCCESS) wait_for(&barrier, "the exit barrier", true);
   MPI_Comm_free(&mpi.comm);
+  MPI_Comm_free(&mpi.phase2);
   MPI_Comm_free(&mpi.ctl);
   MPI_Finalize();
   if (!mpi.sent_status) { /* else MPI may still read them */
@@ -355,7 +359,7 @@ int mtl_transport_alltoall(const void *send, void *recv, size_t bytes, mtl_trans
 }
 
 int mtl_transport_allgatherv(const void *send, void *recv, const int64_t *counts, const int64_t *displs, size_t unit,
-                             mtl_transport_request **out) {
+                             bool second_phase, mtl_transport_request **out) {
   int p = mpi.size;
   mtl_transport_request *r = request_new(2 * p);
   MPI_Datatype type;
@@ -366,7 +370,7 @@ int mtl_transport_allgatherv(const void *send, void *recv, const int64_t *counts
     return -1;
   }
   int rc = MPI_Iallgatherv(send ? send : MPI_IN_PLACE, send ? r->counts[mpi.rank] : 0, type, recv, r->counts,
-                           r->counts + p, type, mpi.comm, &r->request);
+                           r->counts + p, type, second_phase ? mpi.phase2 : mpi.comm, &r->request);
   return started(rc, r, out, &type, "MPI_Iallgatherv");
 }
 

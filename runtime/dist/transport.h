@@ -21,9 +21,11 @@ int mtl_transport_allgather(const void *send, void *recv, size_t bytes, mtl_tran
 int mtl_transport_alltoall(const void *send, void *recv, size_t bytes, mtl_transport_request **r);
 /* Variable counts of `unit`-byte items; displacements in items. The arrays
  * are copied. In place (send == NULL) for allgatherv: this rank's items are
- * already at their place in recv. */
+ * already at their place in recv. second_phase: on the communicator of the
+ * ordered allreduce's second operations, which dist.c posts in an order of
+ * its own (MPI matches collectives per communicator, in the order posted). */
 int mtl_transport_allgatherv(const void *send, void *recv, const int64_t *counts, const int64_t *displs,
-                             size_t unit, mtl_transport_request **r);
+                             size_t unit, bool second_phase, mtl_transport_request **r);
 int mtl_transport_alltoallv(const void *send, const int64_t *send_counts, const int64_t *send_displs, void *recv,
                             const int64_t *recv_counts, const int64_t *recv_displs, size_t unit,
                             mtl_transport_request **r);
@@ -53,8 +55,8 @@ static inline int mtl_transport_alltoall(const void *s, void *r, size_t b, mtl_t
   return mtl_transport_unavailable();
 }
 static inline int mtl_transport_allgatherv(const void *s, void *r, const int64_t *c, const int64_t *d, size_t u,
-                                           mtl_transport_request **q) {
-  (void)s, (void)r, (void)c, (void)d, (void)u, (void)q;
+                                           bool second, mtl_transport_request **q) {
+  (void)s, (void)r, (void)c, (void)d, (void)u, (void)second, (void)q;
   return mtl_transport_unavailable();
 }
 static inline int mtl_transport_alltoallv(const void *s, const int64_t *sc, const int64_t *sd, void *r,

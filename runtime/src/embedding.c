@@ -377,6 +377,33 @@ static int resolve_dynamic(mtl_embedding *t, int64_t n, const int64_t *ids, int6
   return 0;
 }
 
+/* A training lookup of a dynamic table with a sightings hook: the hook's
+ * ids are counted, admitted and stamped, then the lookup's own ids are read
+ * without side effects. */
+static int resolve_sightings(mtl_embedding *t, int64_t n, const int64_t *ids, int64_t *rows) {
+  mtl_tensor *seen = NULL;
+  if (t->sightings(t->sightings_ctx, n, ids, &seen) < 0) return -1;
+  if (!seen || seen->dtype != MTL_I64 || !mtl_tensor_is_contiguous(seen)) {
+    mtl_tensor_release(seen);
+    return mtl_error("mtl.Embedding: the sightings hook returned no contiguous int64 ids");
+  }
+  int64_t m = seen->numel;
+  int64_t *scratch = malloc((size_t)(m ? m : 1) * sizeof *scratch);
+  int rc = scratch ? resolve_dynamic(t, m, mtl_i64(seen), scratch) : mtl_error("mtl.Embedding: out of memory");
+  free(scratch);
+  mtl_tensor_release(seen);
+  if (rc < 0) return -1;
+  t->training = false;
+  rc = resolve_dynamic(t, n, ids, rows);
+  t->training = true;
+  return rc;
+}
+
+void mtl_embedding_set_sightings(mtl_embedding *t, mtl_embedding_sightings_fn fn, void *ctx) {
+  t->sightings = fn;
+  t->sightings_ctx = ctx;
+}
+
 int mtl_embedding_resolve_named(mtl_embedding *t, const char *fname, int64_t n, const int64_t *ids,
                                 int64_t *rows) {
   switch (t->cfg.kind) {
@@ -393,7 +420,7 @@ int mtl_embedding_resolve_named(mtl_embedding *t, const char *fname, int64_t n, 
       for (int64_t i = 0; i < n; i++) rows[i] = bucket_of(t, ids[i]);
       return 0;
     default:
-      return resolve_dynamic(t, n, ids, rows);
+      return t->training && t->sightings ? resolve_sightings(t, n, ids, rows) : resolve_dynamic(t, n, ids, rows);
   }
 }
 

@@ -84,6 +84,43 @@ int mtl_embedding_grad_coalesce(mtl_embedding *t) {
   return 0;
 }
 
+int mtl_embedding_grad_add(mtl_embedding *t, const mtl_tensor *ids, const mtl_tensor *values) {
+  const char *fn = "mtl.Embedding.add_grad";
+  int64_t n = ids->numel, dim = t->cfg.dim;
+  char a[128];
+  if (ids->dtype != MTL_I64) return mtl_error("%s: expected int64 ids, got %s", fn, mtl_dtype_name(ids->dtype));
+  if (values->dtype != MTL_F32 || values->ndim != 2 || values->shape[0] != n || values->shape[1] != dim)
+    return mtl_error("%s: expected float32 values [%lld,%lld] (one row per id), got %s %s", fn, (long long)n,
+                     (long long)dim, mtl_dtype_name(values->dtype), mtl_shape_str(values, a, sizeof a));
+  mtl_tensor *idc = mtl_tensor_contiguous_data((mtl_tensor *)ids);
+  mtl_tensor *vc = mtl_tensor_contiguous_data((mtl_tensor *)values);
+  int64_t *rows = malloc((size_t)(n ? n : 1) * sizeof *rows);
+  int rc = idc && vc && rows ? 0 : mtl_error("%s: out of memory", fn);
+  for (int64_t i = 0; rc == 0 && i < n; i++) { /* every key first: all or nothing */
+    int64_t id = mtl_i64(idc)[i];
+    if (t->cfg.kind == MTL_EMB_DYNAMIC) {
+      mtl_id_entry *e = mtl_id_map_find(&t->map, id);
+      rows[i] = e ? e->val : -1;
+      if (!e) rc = mtl_error("%s: id %lld has no row in this dynamic table", fn, (long long)id);
+    } else if (id < 0 || id >= t->cfg.num_rows) {
+      rc = mtl_error("%s: %s %lld out of range for a %s table of %lld rows (valid: 0..%lld)", fn,
+                     t->cfg.kind == MTL_EMB_HASHED ? "bucket" : "id", (long long)id,
+                     mtl_embedding_kind_name(t->cfg.kind), (long long)t->cfg.num_rows, (long long)t->cfg.num_rows - 1);
+    } else {
+      rows[i] = id;
+    }
+  }
+  for (int64_t i = 0; rc == 0 && i < n; i++) {
+    float *dst = mtl_embedding_grad_append(t, rows[i]);
+    if (!dst) rc = -1;
+    else memcpy(dst, mtl_f32(vc) + i * dim, (size_t)dim * sizeof *dst);
+  }
+  free(rows);
+  mtl_tensor_release(idc);
+  mtl_tensor_release(vc);
+  return rc;
+}
+
 void mtl_embedding_grad_drop_free_rows(mtl_embedding *t) {
   int64_t dim = t->cfg.dim, m = 0;
   for (int64_t k = 0; k < t->g_nnz; k++) {

@@ -893,6 +893,23 @@ mtl_reader *mtl_reader_new(const mtl_reader_options *opt) {
   r->has_shuffle_seed = opt->has_shuffle_seed;
   r->shuffle_seed = r->shuffle_state = opt->shuffle_seed;
   r->chunk_size = opt->chunk_size ? opt->chunk_size : (size_t)1 << 20;
+  r->batch_block = -1;
+  r->part_count = opt->partition_count;
+  if (opt->partition_count > 1) {
+    if (opt->partition_index < 0 || opt->partition_index >= opt->partition_count || opt->partition_block < 1 ||
+        opt->partition_block > INT64_MAX / opt->partition_count) {
+      mtl_error("mtl.data: partition: expected 0 <= index < count and 1 <= block <= 2^63 / count, got index %lld, count %lld, block %lld",
+                (long long)opt->partition_index, (long long)opt->partition_count, (long long)opt->partition_block);
+      goto fail;
+    }
+    int64_t k = opt->partition_block, n = opt->partition_count, i = opt->partition_index;
+    r->part_block = k;
+    r->part_lo = i * k / n;
+    r->part_hi = (i + 1) * k / n;
+  } else if (opt->partition_count < 0) {
+    mtl_error("mtl.data: partition: count must be >= 1, got %lld", (long long)opt->partition_count);
+    goto fail;
+  }
   if (r->sep == '\n' || r->sep == '\r' || r->sep == r->quote) {
     mtl_error("mtl.data: the separator must not be a line end or the quote");
     goto fail;
@@ -1130,8 +1147,10 @@ int64_t mtl_reader_next(mtl_reader *r, mtl_batch_output *out) {
   if (r->pass_done) return 0;
   batch_reset(r);
   int64_t target = r->batch_size > 0 ? r->batch_size : INT64_MAX;
+  bool blocks = r->part_count > 1 && r->shuffle_n <= 0 && r->batch_size > 0; /* batches end at block ends */
+  r->batch_block = -1;
   while (r->rows < target) {
-    if (r->max_rows && r->delivered + r->rows >= r->max_rows) {
+    if (r->part_count <= 1 && r->max_rows && r->delivered + r->rows >= r->max_rows) {
       r->pass_done = true;
       break;
     }
@@ -1142,6 +1161,17 @@ int64_t mtl_reader_next(mtl_reader *r, mtl_batch_output *out) {
     if (k == 0) {
       r->pass_done = true;
       break;
+    }
+    if (k > 0 && blocks) {
+      if (r->rows > 0 && r->row_block != r->batch_block) { /* the next batch's first row */
+        r->held = true;
+        r->held_s = s;
+        r->held_e = e;
+        r->held_file = file;
+        r->held_line = line;
+        break;
+      }
+      r->batch_block = r->row_block;
     }
     if (k < 0 || ensure_row(r) < 0) goto fail;
     int st = parse_row(r, s, e, file, line);

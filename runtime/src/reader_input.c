@@ -153,7 +153,16 @@ static int64_t count_newlines(const char *s, const char *e) {
 }
 
 int reader_next_raw_row(mtl_reader *r, const char **ps, const char **pe, int *pfile, int64_t *pline) {
+  if (r->held) { /* the row that ended the previous batch starts this one */
+    r->held = false;
+    *ps = r->held_s;
+    *pe = r->held_e;
+    *pfile = r->held_file;
+    *pline = r->held_line;
+    return 1;
+  }
   for (;;) {
+    if (r->stream_done) return 0;
     if (!r->gz && !r->text_open) {
       if (r->file + 1 >= r->npaths) return 0;
       if (open_next_file(r) < 0) return -1;
@@ -192,6 +201,16 @@ int reader_next_raw_row(mtl_reader *r, const char **ps, const char **pe, int *pf
       continue;
     }
     if (e == s) continue; /* blank line */
+    if (r->part_count > 1) { /* another part's row: skipped unparsed */
+      int64_t p = r->stream_rows++;
+      if (r->max_rows && p >= r->max_rows) {
+        r->stream_done = true;
+        return 0;
+      }
+      int64_t offset = p % r->part_block;
+      if (offset < r->part_lo || offset >= r->part_hi) continue;
+      r->row_block = p / r->part_block;
+    }
     *ps = s;
     *pe = e;
     *pfile = r->file;
@@ -283,6 +302,11 @@ void reader_input_reset(mtl_reader *r) {
   r->nslots = 0;
   r->pending = -1;
   r->input_done = false;
+  r->stream_rows = 0;
+  r->stream_done = false;
+  r->held = false;
+  r->row_block = 0;
+  r->batch_block = -1;
 }
 
 int mtl_reader_set_text(mtl_reader *r, const char *text, size_t len) {

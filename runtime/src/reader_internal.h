@@ -93,6 +93,18 @@ struct mtl_reader {
   int *field_map; /* file field -> schema column (-1: skipped) */
   int nfile_fields;
 
+  /* row blocks (partition_count > 1): this part keeps rows p with
+   * part_lo <= p % part_block < part_hi */
+  int64_t part_count, part_block, part_lo, part_hi;
+  int64_t stream_rows; /* rows of the input seen so far, every part's */
+  int64_t row_block;   /* block of the row returned last */
+  int64_t batch_block; /* block of the batch being built (-1: none yet) */
+  bool stream_done;    /* max_rows rows of the input were seen */
+  bool held;           /* a row read but left for the next batch (it starts a new block) */
+  const char *held_s, *held_e;
+  int held_file;
+  int64_t held_line;
+
   /* shuffle buffer */
   slot *slots;
   int64_t nslots;

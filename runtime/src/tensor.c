@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
 #include "mtl/autograd.h"
 #include "mtl/core.h"
 
@@ -191,6 +194,33 @@ bool mtl_tensor_is_contiguous(const mtl_tensor *t) {
     st *= t->shape[i];
   }
   return true;
+}
+
+/* The elements of dims d.. of t from element offset `at`, into the hash state. */
+static void checksum_dims(XXH3_state_t *h, const mtl_tensor *t, int d, int64_t at) {
+  size_t es = mtl_dtype_size(t->dtype);
+  const char *base = (const char *)t->storage->data;
+  if (d == t->ndim - 1 && t->stride[d] == 1) {
+    XXH3_64bits_update(h, base + (size_t)at * es, (size_t)t->shape[d] * es);
+  } else if (d == t->ndim) {
+    XXH3_64bits_update(h, base + (size_t)at * es, es);
+  } else {
+    for (int64_t i = 0; i < t->shape[d]; i++) checksum_dims(h, t, d + 1, at + i * t->stride[d]);
+  }
+}
+
+uint64_t mtl_tensor_checksum(const mtl_tensor *t) {
+  XXH3_state_t h; /* on the stack: XXH_STATIC_LINKING_ONLY exposes its layout */
+  XXH3_64bits_reset(&h);
+  int64_t head[1 + MTL_MAX_DIMS] = {(int64_t)t->dtype};
+  for (int i = 0; i < t->ndim; i++) head[1 + i] = t->shape[i];
+  XXH3_64bits_update(&h, head, (size_t)(1 + t->ndim) * sizeof head[0]);
+  size_t es = mtl_dtype_size(t->dtype);
+  if (t->numel > 0 && mtl_tensor_is_contiguous(t))
+    XXH3_64bits_update(&h, (const char *)t->storage->data + (size_t)t->offset * es, (size_t)t->numel * es);
+  else if (t->numel > 0)
+    checksum_dims(&h, t, 0, t->offset);
+  return XXH3_64bits_digest(&h);
 }
 
 /* float -> int64 without undefined behaviour: truncates, saturates at the

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "check.h"
 #include "mtl/autograd.h"
 #include "mtl/core.h"
@@ -128,6 +130,21 @@ static void test_views(void) {
   const float want_t[12] = {0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11};
   for (int i = 0; i < 12; i++) CHECK(mtl_f32(c)[i] == want_t[i]);
   mtl_tensor_release(c);
+
+  /* checksums: the same for the view and its contiguous copy (and the
+   * independently hashed bytes of it), different for another shape */
+  mtl_tensor *tc = mtl_tensor_contiguous_data(t);
+  CHECK(tc && mtl_tensor_checksum(t) == mtl_tensor_checksum(tc));
+  int64_t head[3] = {MTL_F32, 4, 3};
+  unsigned char bytes[sizeof head + 12 * sizeof(float)];
+  memcpy(bytes, head, sizeof head);
+  if (tc) memcpy(bytes + sizeof head, mtl_f32(tc), 12 * sizeof(float));
+  CHECK(mtl_tensor_checksum(t) == XXH3_64bits(bytes, sizeof bytes));
+  int64_t flat_shape[1] = {12};
+  mtl_tensor *flat = tc ? mtl_tensor_view(tc, 1, flat_shape, NULL, 0) : NULL;
+  CHECK(flat && mtl_tensor_checksum(flat) != mtl_tensor_checksum(tc));
+  mtl_tensor_release(flat);
+  mtl_tensor_release(tc);
 
   /* contiguous_data on a contiguous tensor returns the tensor itself */
   mtl_tensor *same = mtl_tensor_contiguous_data(a);

@@ -1,8 +1,9 @@
 /* C test of the embedding core (no Lua): the id map (with backward-shift
  * deletion) against a plain array, the radix sort against qsort, gradient
  * coalescing, a lookup's backward, the row-wise Adam against the dense
- * kernel when every row is touched, and the row blocks (weights next to
- * their optimizer state). Prints nothing on success. */
+ * kernel when every row is touched, the row blocks (weights next to their
+ * optimizer state), gradients added by id, and the sightings hook of dynamic
+ * tables. Prints nothing on success. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,116 @@ static void test_lookup_backward(void) {
   mtl_tensor_release(ids);
   mtl_tensor_release(g);
   mtl_embedding_release(t);
+}
+
+static mtl_tensor *i64_tensor(int64_t n, const int64_t *v) {
+  mtl_tensor *t = mtl_tensor_new(MTL_I64, 1, &n);
+  if (t) memcpy(mtl_i64(t), v, (size_t)n * sizeof *v);
+  return t;
+}
+
+/* mtl_embedding_grad_add: entries by id accumulate like a lookup's backward;
+ * a bad id adds nothing. */
+static void test_grad_add(void) {
+  mtl_embedding *t = fixed_table(10, 2);
+  if (!t) return;
+  int64_t ids_v[3] = {7, 2, 7}, vshape[2] = {3, 2};
+  mtl_tensor *ids = i64_tensor(3, ids_v), *vals = mtl_tensor_new(MTL_F32, 2, vshape);
+  for (int i = 0; i < 6; i++) mtl_f32(vals)[i] = (float)(i + 1); /* rows {1,2} {3,4} {5,6} */
+  CHECK(mtl_embedding_grad_add(t, ids, vals) == 0, "%s", mtl_error_message());
+  mtl_tensor *y = mtl_embedding_lookup(t, ids); /* and a lookup's backward of ones on top */
+  mtl_tensor *g = mtl_tensor_new(MTL_F32, 2, vshape);
+  for (int i = 0; i < 6; i++) mtl_f32(g)[i] = 1;
+  CHECK(y && mtl_backward(y, g) == 0, "%s", mtl_error_message());
+  CHECK(mtl_embedding_grad_coalesce(t) == 0 && t->g_nnz == 2, "nnz %lld", (long long)t->g_nnz);
+  float want[4] = {3 + 1, 4 + 1, 1 + 5 + 2, 2 + 6 + 2}; /* row 2, then row 7 */
+  for (int j = 0; j < 4 && t->g_nnz == 2; j++) CHECK(t->g_vals[j] == want[j], "value %d: %g", j, t->g_vals[j]);
+  /* errors: nothing added */
+  int64_t bad_v[3] = {1, 12, 3};
+  mtl_tensor *bad = i64_tensor(3, bad_v);
+  CHECK(mtl_embedding_grad_add(t, bad, vals) < 0 &&
+            !strcmp(mtl_error_message(),
+                    "mtl.Embedding.add_grad: id 12 out of range for a fixed table of 10 rows (valid: 0..9)"),
+        "%s", mtl_error_message());
+  CHECK(t->g_nnz == 2, "nothing added: nnz %lld", (long long)t->g_nnz);
+  mtl_tensor *two = mtl_tensor_new(MTL_I64, 1, (int64_t[]){2});
+  CHECK(mtl_embedding_grad_add(t, two, vals) < 0 &&
+            !strcmp(mtl_error_message(), "mtl.Embedding.add_grad: expected float32 values [2,2] (one row per id), "
+                                         "got float32 [3,2]"),
+        "%s", mtl_error_message());
+  mtl_embedding_config dc = {.kind = MTL_EMB_DYNAMIC, .dim = 2, .min_count = 1, .initial_capacity = 4};
+  mtl_embedding *d = mtl_embedding_new(&dc);
+  CHECK(d && mtl_embedding_grad_add(d, ids, vals) < 0 &&
+            !strcmp(mtl_error_message(), "mtl.Embedding.add_grad: id 7 has no row in this dynamic table"),
+        "%s", mtl_error_message());
+  mtl_embedding_release(d);
+  mtl_tensor_release_all(6, (mtl_tensor *[]){ids, vals, y, g, bad, two});
+  mtl_embedding_release(t);
+}
+
+/* The sightings hook of a dynamic table: here it returns the lookup's ids
+ * followed by another "rank's" ids, as mtl.dist's does for rank 0 of 2. A
+ * table looking up only its own ids with the hook admits, counts and stamps
+ * exactly like a table that looks up both ranks' ids without one, and reads
+ * the same rows for its ids. */
+static const int64_t *other_ids;
+static int64_t other_n;
+static int two_ranks(void *ctx, int64_t n, const int64_t *ids, mtl_tensor **out) {
+  (void)ctx;
+  int64_t m = n + other_n;
+  if (!(*out = mtl_tensor_new(MTL_I64, 1, &m))) return -1;
+  memcpy(mtl_i64(*out), ids, (size_t)n * sizeof *ids);
+  memcpy(mtl_i64(*out) + n, other_ids, (size_t)other_n * sizeof *ids);
+  return 0;
+}
+static int failing(void *ctx, int64_t n, const int64_t *ids, mtl_tensor **out) {
+  (void)ctx, (void)n, (void)ids;
+  *out = NULL;
+  return mtl_error("the other ranks are gone");
+}
+
+static void test_sightings(void) {
+  mtl_embedding_config c = {.kind = MTL_EMB_DYNAMIC, .dim = 2, .min_count = 2, .ttl_steps = 2, .initial_capacity = 2,
+                            .init = MTL_INIT_UNIFORM, .scale = 1};
+  mtl_embedding *a = mtl_embedding_new(&c), *b = mtl_embedding_new(&c);
+  if (!a || !b) return;
+  mtl_embedding_set_sightings(a, two_ranks, NULL);
+  static const int64_t mine[3][3] = {{5, 6, 5}, {9, 6, 7}, {1, 5, 9}}, theirs[3][2] = {{6, 7}, {7, 9}, {8, 8}};
+  for (int step = 0; step < 3; step++) {
+    other_ids = theirs[step];
+    other_n = 2;
+    int64_t both[5] = {mine[step][0], mine[step][1], mine[step][2], theirs[step][0], theirs[step][1]};
+    mtl_tensor *ia = i64_tensor(3, mine[step]), *ib = i64_tensor(5, both);
+    mtl_seed(11 + (uint64_t)step);
+    mtl_tensor *ya = mtl_embedding_lookup(a, ia);
+    mtl_seed(11 + (uint64_t)step);
+    mtl_tensor *yb = mtl_embedding_lookup(b, ib);
+    CHECK(ya && yb, "%s", mtl_error_message());
+    CHECK(a->nrows == b->nrows && a->pending.count == b->pending.count, "step %d: rows %lld/%lld, pending %lld/%lld",
+          step, (long long)a->nrows, (long long)b->nrows, (long long)a->pending.count, (long long)b->pending.count);
+    for (int64_t id = 0; id < 12; id++) {
+      int64_t ra = mtl_embedding_find(a, id), rb = mtl_embedding_find(b, id);
+      CHECK((ra < 0) == (rb < 0), "step %d: id %lld has a row in one table only", step, (long long)id);
+      if (ra >= 0 && rb >= 0)
+        CHECK(!memcmp(mtl_embedding_row(a, ra), mtl_embedding_row(b, rb), 2 * sizeof(float)) &&
+                  a->last_seen[ra] == b->last_seen[rb], "step %d: id %lld differs", step, (long long)id);
+    }
+    for (int i = 0; ya && yb && i < 6; i++) CHECK(mtl_f32(ya)[i] == mtl_f32(yb)[i], "step %d: value %d", step, i);
+    mtl_tensor_release_all(4, (mtl_tensor *[]){ia, ib, ya, yb});
+    mtl_embedding_tick(a);
+    mtl_embedding_tick(b);
+  }
+  CHECK(a->nrows == 5, "ids seen twice: 5, 6, 7, 9, 8: %lld rows", (long long)a->nrows);
+  mtl_embedding_set_sightings(a, failing, NULL);
+  mtl_tensor *ids = i64_tensor(1, (int64_t[]){4});
+  CHECK(!mtl_embedding_lookup(a, ids) && !strcmp(mtl_error_message(), "the other ranks are gone"), "%s",
+        mtl_error_message());
+  a->training = false; /* an eval lookup does not ask */
+  mtl_tensor *y = mtl_embedding_lookup(a, ids);
+  CHECK(y != NULL, "%s", mtl_error_message());
+  mtl_tensor_release_all(2, (mtl_tensor *[]){ids, y});
+  mtl_embedding_release(a);
+  mtl_embedding_release(b);
 }
 
 /* Row-wise Adam with every row touched once per step against the dense
@@ -248,6 +359,8 @@ int main(void) {
   test_id_map();
   test_sort();
   test_lookup_backward();
+  test_grad_add();
+  test_sightings();
   test_sparse_vs_dense_adam();
   test_row_blocks();
   mtl_memory_release_cache();

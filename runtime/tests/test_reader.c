@@ -220,10 +220,100 @@ static void test_random_input(void) {
   unlink(path);
 }
 
+/* Row blocks: over rows 0..n-1 (value = row number) in two files, each part
+ * gets exactly the rows [k K + floor(i K / c), k K + floor((i + 1) K / c)) in
+ * order, batches never span blocks (batch_size > 0), the parts together get
+ * every row once, and max_rows bounds the input's rows. One part (count 1)
+ * reads everything. */
+static void test_partition(void) {
+  const int64_t n = 53, half = 20;
+  char text[2][2048];
+  for (int f = 0; f < 2; f++) {
+    size_t k = (size_t)snprintf(text[f], sizeof text[f], "x\n");
+    for (int64_t p = f ? half : 0; p < (f ? n : half); p++) {
+      k += (size_t)snprintf(text[f] + k, sizeof text[f] - k, "%lld\n", (long long)p);
+      if (p % 7 == 3) k += (size_t)snprintf(text[f] + k, sizeof text[f] - k, "\n"); /* blank lines are no rows */
+    }
+  }
+  char *paths[2] = {NULL, NULL};
+  for (int f = 0; f < 2; f++) {
+    const char *t = write_temp(text[f]);
+    paths[f] = t ? strdup(t) : NULL;
+  }
+  if (!paths[0] || !paths[1]) return;
+  mtl_column_spec cols[1] = {{.name = "x", .type = MTL_COLUMN_INT64}};
+  const char *files[2] = {paths[0], paths[1]};
+  static const int64_t cases[][4] = { /* count, block, batch_size, max_rows */
+      {2, 10, 5, 0}, {3, 10, 100, 0}, {3, 10, 2, 0}, {4, 3, 1, 0}, {5, 3, 7, 0}, {3, 7, 0, 0}, {2, 8, 4, 30}, {1, 8, 3, 0}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    int64_t count = cases[c][0], block = cases[c][1], batch = cases[c][2], max_rows = cases[c][3];
+    int64_t limit = max_rows ? max_rows : n, seen = 0;
+    for (int64_t i = 0; i < count; i++) {
+      mtl_reader_options o = {.files = files, .nfiles = 2, .columns = cols, .ncolumns = 1, .header = true,
+                              .batch_size = batch, .max_rows = max_rows, .partition_index = i,
+                              .partition_count = count, .partition_block = block};
+      mtl_reader *r = mtl_reader_new(&o);
+      CHECK(r != NULL, "mtl_reader_new: %s", mtl_error_message());
+      if (!r) continue;
+      int64_t lo = i * block / count, hi = (i + 1) * block / count, want = 0, k;
+      if (count == 1) lo = 0, hi = block;
+      mtl_batch_output out[1];
+      while ((k = mtl_reader_next(r, out)) > 0) {
+        const int64_t *v = mtl_i64(out[0].values);
+        for (int64_t j = 0; j < k; j++) {
+          while (want < limit && (want % block < lo || want % block >= hi)) want++;
+          CHECK(v[j] == want, "case %zu part %lld: row %lld, expected %lld", c, (long long)i, (long long)v[j],
+                (long long)want);
+          if (count > 1 && batch > 0) CHECK(v[j] / block == v[0] / block, "case %zu: a batch spans blocks %lld and %lld", c,
+                               (long long)(v[0] / block), (long long)(v[j] / block));
+          want++;
+          seen++;
+        }
+        mtl_tensor_release(out[0].values);
+      }
+      CHECK(k == 0, "case %zu: %s", c, mtl_error_message());
+      while (want < limit && (want % block < lo || want % block >= hi)) want++;
+      CHECK(want >= limit, "case %zu part %lld: stopped before row %lld", c, (long long)i, (long long)want);
+      mtl_reader_free(r);
+    }
+    CHECK(seen == limit, "case %zu: the parts read %lld rows, expected %lld", c, (long long)seen, (long long)limit);
+  }
+  /* a bad row is reported by the part that reads it, with its file and line */
+  mtl_reader_options o = {.text = "x\n0\nbad\n2\n3\n", .text_len = 12, .columns = cols, .ncolumns = 1,
+                          .header = true, .batch_size = 4, .partition_index = 0, .partition_count = 2,
+                          .partition_block = 2};
+  mtl_batch_output out[1];
+  mtl_reader *r = mtl_reader_new(&o);
+  for (int b = 0; b < 2; b++) { /* rows 0 and 2, a batch per block; row 1 skipped unparsed */
+    CHECK(r && mtl_reader_next(r, out) == 1, "part 0, block %d: %s", b, mtl_error_message());
+    if (r) {
+      CHECK(mtl_i64(out[0].values)[0] == 2 * b, "part 0, block %d", b);
+      mtl_tensor_release(out[0].values);
+    }
+  }
+  CHECK(r && mtl_reader_next(r, out) == 0, "part 0 ends: %s", mtl_error_message());
+  mtl_reader_free(r);
+  o.partition_index = 1;
+  r = mtl_reader_new(&o);
+  CHECK(r && mtl_reader_next(r, out) == -1 &&
+            !strcmp(mtl_error_message(), "<text>:3:1: expected an integer for column 'x', got \"bad\""),
+        "part 1 reports the bad row: %s", mtl_error_message());
+  mtl_reader_free(r);
+  o.partition_index = 2;
+  CHECK(!mtl_reader_new(&o) && !strcmp(mtl_error_message(), "mtl.data: partition: expected 0 <= index < count and "
+                                       "1 <= block <= 2^63 / count, got index 2, count 2, block 2"),
+        "a bad partition: %s", mtl_error_message());
+  unlink(paths[0]);
+  unlink(paths[1]);
+  free(paths[0]);
+  free(paths[1]);
+}
+
 int main(void) {
   test_numbers();
   test_reader();
   test_sequences();
   test_random_input();
+  test_partition();
   return failures ? 1 : 0;
 }

@@ -47,17 +47,22 @@ function tiny.write_data(path, n, seed)
 end
 
 -- Writes a tiny MMoE config to dir/config.lua (train/eval data in dir).
+-- The data's columns and labels, as config source (inside `data = {...}`).
+tiny.COLUMNS = [[
+           columns = { {name = "is_click", type = "float"}, {name = "is_pay", type = "float"},
+                       {name = "user", type = "int"}, {name = "item", type = "int"},
+                       {name = "price", type = "float"}, {name = "a", type = "float"},
+                       {name = "b", type = "float"} },
+           labels = { "is_click", "is_pay" } },]]
+
 -- extra: Lua source spliced into the returned table (e.g. 'rank = {...},').
 function tiny.write_config(dir, extra, train_extra)
   local f = assert(io.open(dir .. "/config.lua", "w"))
   f:write(string.format([[
 return {
   data = { train = %q, eval = %q, batch_size = 50, shuffle_buffer = 64,
-           columns = { {name = "is_click", type = "float"}, {name = "is_pay", type = "float"},
-                       {name = "user", type = "int"}, {name = "item", type = "int"},
-                       {name = "price", type = "float"}, {name = "a", type = "float"},
-                       {name = "b", type = "float"} },
-           labels = { "is_click", "is_pay" } },
+]] .. tiny.COLUMNS .. [[
+
   features = { {name = "user", type = "id", column = "user", num_buckets = 20, dim = 4},
                {name = "item", type = "id", column = "item", num_buckets = 30, dim = 4},
                {name = "a", type = "raw", column = "a", normalize = "zscore"},

@@ -124,6 +124,28 @@ describe("mtl.dist with one process", function()
     assert.are.equal("mtl.dist.set_timeout: expected a number of seconds > 0, got -1", err(dist.set_timeout, -1))
   end)
 
+  it("shares a dynamic table's sightings as the N = 1 case: the table admits as without it", function()
+    local function run(shared)
+      mtl.seed(3)
+      local t = mtl.Embedding { kind = "dynamic", dim = 2, min_count = 2 }
+      if shared then dist.share_sightings(t) end
+      local rows = {}
+      for _, ids in ipairs { { 1, 2, 1 }, { 2, 3 }, { 3, 3, 4 } } do
+        rows[#rows + 1] = t:lookup(ids):checksum()
+      end
+      local ids, vectors = t:export()
+      return rows, ids:totable(), vectors:checksum()
+    end
+    local a, b = { run(false) }, { run(true) }
+    assert.are.same(a, b)
+    assert.are.same({ 1, 2, 3 }, b[2])
+    local fixed = mtl.Embedding { num_buckets = 3, dim = 2 }
+    assert.are.equal("mtl.dist.share_sightings: a fixed table has no sightings (only a dynamic table counts and admits ids)",
+      err(dist.share_sightings, fixed))
+    assert.are.equal("mtl.dist.share_sightings: expected an mtl.Embedding for argument 1, got no value",
+      err(dist.share_sightings))
+  end)
+
   it("refuses a bad MTL_DIST_TIMEOUT when mtl loads", function()
     local out = shell.run("MTL_DIST_TIMEOUT=soon " .. shell.quote(shell.launcher)
       .. " -e 'require \"mtl\"' 2>&1; echo status $?")

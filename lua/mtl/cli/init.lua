@@ -327,25 +327,35 @@ function COMMANDS.train(a)
   if not cfg.model_dir then usage("the config has no model_dir: pass --model-dir DIR (or --set model_dir=DIR)") end
   if a.resume and a.fresh then usage("--resume and --fresh exclude each other") end
   local dir = cfg.model_dir
+  local dist = require("mtl").dist
+  local writer = dist.rank() == 0 -- in a distributed run rank 0 writes the run's files and output
   local existing = require("mtl").checkpoint.list(dir .. "/checkpoints")
   if #existing > 0 and not a.resume then
     if not a.fresh then
       usage("%s already has checkpoints (the latest: step %d): pass --resume to continue that run or --fresh to start over",
         dir, existing[#existing].step)
     end
-    for _, c in ipairs(existing) do os.remove(c.path) end
-    os.remove(dir .. "/checkpoints/best.ckpt")
+    if writer then
+      for _, c in ipairs(existing) do require("mtl").checkpoint.remove(c) end
+      os.remove(dir .. "/checkpoints/best.ckpt")
+    end
   end
   local out = a.json and io.stderr or io.stdout
   sys.mkdir_p(dir)
-  -- what ran, for the report and for `mtl eval RUN_DIR/config.lua`
-  pcall(sys.write_atomic, dir .. "/run.json",
-    json.encode({ config = a.config, sets = a.set, model = cfg.model.name, started = os.date("!%Y-%m-%dT%H:%M:%SZ") }) .. "\n")
-  local ok_lua, src = pcall(export.to_lua, cfg, "-- The config of this run as `mtl train` resolved it.\n")
-  if ok_lua then pcall(sys.write_atomic, dir .. "/config.lua", src) end
-  local progress = require("mtl.cli.progress").new({ out = out, quiet = a.quiet })
-  local run = train.new(cfg, { progress = progress, resume = a.resume, out = out, quiet = a.quiet })
+  if writer then
+    -- what ran, for the report and for `mtl eval RUN_DIR/config.lua`
+    pcall(sys.write_atomic, dir .. "/run.json",
+      json.encode({ config = a.config, sets = a.set, model = cfg.model.name, ranks = dist.size(),
+                    started = os.date("!%Y-%m-%dT%H:%M:%SZ") }) .. "\n")
+    local ok_lua, src = pcall(export.to_lua, cfg, "-- The config of this run as `mtl train` resolved it.\n")
+    if ok_lua then pcall(sys.write_atomic, dir .. "/config.lua", src) end
+  end
+  dist.barrier() -- a fresh start's old checkpoints are gone on every rank
+  local quiet = a.quiet or not writer
+  local progress = require("mtl.cli.progress").new({ out = out, quiet = quiet })
+  local run = train.new(cfg, { progress = progress, resume = a.resume, out = out, quiet = quiet })
   local final = run:fit()
+  if not writer then return 0 end
   local report_path = run.report_path -- written at every evaluation and at the end (mtl.report)
   if not a.quiet then
     if final then out:write(metrics_table(run:plain(final))) end
@@ -385,8 +395,9 @@ function COMMANDS.eval(a)
     end
   end
   local model, st = load_model(cfg, ckpt, model_dir, precision_of(a, model_dir))
-  local m, gates = model:evaluate(files, { batch_size = a.batch_size })
+  local m, gates = model:evaluate(files, { batch_size = a.batch_size }) -- every rank: its part
   local plain = require("mtl").metrics.plain(m)
+  if require("mtl").dist.rank() ~= 0 then return 0 end
   if a.json then
     json_line({ command = "eval", checkpoint = ckpt, step = st.step, metrics = plain, gates = gates })
   else
@@ -416,6 +427,7 @@ function COMMANDS.predict(a)
   local model, st = load_model(cfg, ckpt, model_dir, precision_of(a, model_dir))
   local rows, head = require("mtl.predict").file(model, cfg, { input = a.input, output = a.output, pass_through = pass,
                                                                batch_size = a.batch_size })
+  if require("mtl").dist.rank() ~= 0 then return 0 end
   if a.json then
     json_line({ command = "predict", checkpoint = ckpt, step = st.step, input = a.input, output = a.output, rows = rows, columns = head })
   else
@@ -434,6 +446,7 @@ function COMMANDS.export(a)
     if entries and #entries > 0 then usage("%s exists and is not an exported model; choose a new or empty directory", a.out) end
   end
   local model, st = load_model(cfg, ckpt, model_dir)
+  if require("mtl").dist.rank() ~= 0 then return 0 end -- one writer (the checkpoint is replicated state)
   if a.format == "onnx" then
     require("mtl.onnx").write(model, cfg, a.out, { source = ckpt, step = st.step })
   else

@@ -111,6 +111,9 @@ void mtl_tensor_release(mtl_tensor *t); /* NULL: nothing */
 void mtl_tensor_release_all(int n, mtl_tensor *const *ts);
 
 bool mtl_tensor_is_contiguous(const mtl_tensor *t);
+/* XXH3-64 of the elements' bytes in row-major order (any strides), with the
+ * dtype and shape hashed in: equal for equal tensors, whatever their layout. */
+uint64_t mtl_tensor_checksum(const mtl_tensor *t);
 /* Contiguous copy of values (no autograd link); returns a new reference to t
  * itself when it already is contiguous. */
 mtl_tensor *mtl_tensor_contiguous_data(mtl_tensor *t);

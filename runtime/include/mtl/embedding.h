@@ -58,6 +58,12 @@ typedef struct {
 
 #define MTL_EMB_MAX_SLOTS 3
 
+struct mtl_embedding;
+/* Where a dynamic table's training lookups take their sightings from (see
+ * mtl_embedding_set_sightings): given the n ids of a lookup, a new int64
+ * tensor [m] of the ids to count, or NULL with the error set. */
+typedef int (*mtl_embedding_sightings_fn)(void *ctx, int64_t n, const int64_t *ids, mtl_tensor **sightings);
+
 typedef struct mtl_embedding {
   int refcount;
   mtl_embedding_config cfg; /* cfg.default_row points at default_row below */
@@ -83,6 +89,8 @@ typedef struct mtl_embedding {
   mtl_id_map map;           /* id -> row (val), admitted ids */
   mtl_id_map pending;       /* id -> count (val), last seen (aux): not yet admitted */
   uint64_t layout_epoch;    /* bumped when rows are evicted or reloaded */
+  mtl_embedding_sightings_fn sightings; /* dynamic: NULL (a lookup counts its own ids) or a hook */
+  void *sightings_ctx;
   /* sparse gradient: entries k < g_nnz of row g_rows[k], values g_vals[k*dim ..];
    * once coalesced, one entry per row, in increasing id order */
   int64_t g_nnz, g_cap;
@@ -119,6 +127,14 @@ int64_t mtl_embedding_insert(mtl_embedding *t, int64_t id);
 int64_t mtl_embedding_tick(mtl_embedding *t);
 /* Evicts now every id unseen for more than ttl_steps steps. */
 int64_t mtl_embedding_evict(mtl_embedding *t);
+/* Dynamic tables: a training lookup counts, admits and stamps its own ids.
+ * With a sightings hook (fn not NULL) it counts, admits and stamps, in order,
+ * the ids fn returns for them instead, then reads its own ids as an eval
+ * lookup does (a row or the default row) and records its gradient as usual.
+ * The core does not know what fn does; mtl.dist gives every rank the same
+ * lookup's ids of all ranks, so that replicas of a table admit, stamp and
+ * evict alike (runtime/bind/bind_dist.c). fn NULL: back to the default. */
+void mtl_embedding_set_sightings(mtl_embedding *t, mtl_embedding_sightings_fn fn, void *ctx);
 
 /* The dim weights of row / of slot i's state for row (slot i in use). */
 static inline float *mtl_embedding_row(const mtl_embedding *t, int64_t row) {
@@ -146,6 +162,14 @@ void mtl_embedding_zero_grad(mtl_embedding *t);
 int mtl_embedding_grad_coalesce(mtl_embedding *t);
 /* Appends an entry for row: returns its dim values (uninitialized), or NULL. */
 float *mtl_embedding_grad_append(mtl_embedding *t, int64_t row);
+/* Adds a sparse gradient: keys int64 [n] (any shape, n values) as the
+ * gradient reports them (mtl_embedding_row_id: the id of a fixed or dynamic
+ * table, the bucket of a hashed one) and values float32 [n, dim]; entries
+ * accumulate as a lookup's backward does (equal keys are summed in the
+ * order given when the gradient is next coalesced). Every key must have a
+ * row (a dynamic table's id without one, or a key out of range, is an
+ * error, and nothing is added). */
+int mtl_embedding_grad_add(mtl_embedding *t, const mtl_tensor *ids, const mtl_tensor *values);
 
 /* ---- optimizer slots ---------------------------------------------------------- */
 /* Makes owner the table's optimizer: slot i (i < n) is in use and filled

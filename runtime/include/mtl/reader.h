@@ -78,6 +78,18 @@ typedef struct mtl_reader_options {
   bool has_shuffle_seed;
   uint64_t shuffle_seed;
   size_t chunk_size;    /* bytes read per chunk (0: 1 MiB); memory is bounded by it */
+  /* Row blocks, for readers that each read a part of the same input
+   * (partition_count > 1; 0 or 1: every row). The input's rows are numbered
+   * p = 0, 1, ... across all files in order (headers and blank lines are not
+   * rows). With K = partition_block and n = partition_count, part i keeps the
+   * rows whose p % K lies in [floor(i K / n), floor((i + 1) K / n)) and skips
+   * the others without parsing their fields; so part i's rows of block k are
+   * rows [k K + floor(i K / n), k K + floor((i + 1) K / n)). Without shuffling
+   * (and with batch_size > 0) a batch never spans two blocks: it ends at batch_size rows or where the
+   * part's rows of a block end (a batch_size of at least the part's rows per
+   * block gives one batch per block). max_rows then counts the input's rows,
+   * every part's: the parts together read the first max_rows rows. */
+  int64_t partition_index, partition_count, partition_block;
   /* field:feature_id rows (../shared/data/ali-ccp-fieldfeat): after the schema's
    * columns, the rest of the row is `field<field_separator>feature_id` tokens. */
   const char *const *fields; /* the fields to keep; each becomes a multi output */

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Data-parallel training throughput of `mtl bench` (docs/distributed.md,
+# "Measured"): one process x 1 thread, one process x 2 threads and 2 ranks x
+# 1 thread (mpirun), the same global batch, run side by side: the three
+# alternate, ROUNDS times, and the medians of train examples/s are compared.
+#   bash bench/dist_train.sh [ROUNDS=5] [MODEL=mmoe] [BATCH=1024] [extra mtl bench flags...]
+# Prints one line per run, then the medians, the ratios, and the 2-rank
+# communication per step (bytes and % of the step, from mtl bench's JSON).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+rounds=${1:-5}
+model=${2:-mmoe}
+batch=${3:-1024}
+shift $(( $# < 3 ? $# : 3 ))
+mtl="$root/build/mtl"
+mpirun=(mpirun -np 2 --bind-to core)
+[[ $(id -u) == 0 ]] && mpirun+=(--allow-run-as-root)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+sides=(one1 one2 ranks2)
+
+run() { # side [flags...] -> the JSON line
+  local side=$1
+  shift
+  case $side in
+    one1) "$mtl" bench --model "$model" --batch "$batch" --threads 1 --quiet "$@" ;;
+    one2) "$mtl" bench --model "$model" --batch "$batch" --threads 2 --quiet "$@" ;;
+    ranks2) "${mpirun[@]}" "$mtl" bench --model "$model" --batch "$batch" --threads 1 --quiet "$@" ;;
+  esac | tail -1
+}
+
+echo "start: $(uptime)"
+for ((r = 1; r <= rounds; r++)); do
+  for side in "${sides[@]}"; do
+    line=$(run "$side" "$@")
+    echo "$line" >>"$tmp/$side"
+    printf 'round %d %-15s %s ex/s\n' "$r" "$side" "$(luajit -e "print(require('cjson').decode(io.read('*l')).train_examples_per_s)" <<<"$line")"
+  done
+done
+
+echo "end: $(uptime)"
+luajit - "$tmp" "${sides[@]}" <<'EOF'
+local json = require "cjson"
+local dir = arg[1]
+local function median(t)
+  table.sort(t)
+  local n = #t
+  return n % 2 == 1 and t[(n + 1) / 2] or (t[n / 2] + t[n / 2 + 1]) / 2
+end
+local med, last = {}, {}
+for i = 2, #arg do
+  local side = arg[i]
+  local rates, comm, pct, dense, sparse = {}, {}, {}, nil, nil
+  for line in io.lines(dir .. "/" .. side) do
+    local d = json.decode(line)
+    rates[#rates + 1] = d.train_examples_per_s
+    if d.comm_ms_per_step then
+      comm[#comm + 1], pct[#pct + 1] = d.comm_ms_per_step, d.comm_percent_of_step
+      dense, sparse = d.dense_bytes_per_step, d.sparse_bytes_per_step
+    end
+    last[side] = d
+  end
+  med[side] = median(rates)
+  local extra = ""
+  if #comm > 0 then
+    extra = string.format("  communication: %.2f ms/step (%.1f %% of the step), payload %d B dense + %d B sparse per step",
+      median(comm), median(pct), dense, sparse)
+  end
+  print(string.format("median %-15s %8.0f ex/s  (%d runs)%s", side, med[side], #rates, extra))
+end
+print(string.format("2 ranks x 1 thread / 1 process x 1 thread: %.2f", med.ranks2 / med.one1))
+print(string.format("2 ranks x 1 thread / 1 process x 2 threads: %.2f", med.ranks2 / med.one2))
+EOF
