@@ -5,7 +5,8 @@
 --
 --   /usr/bin/time -v build/mtl bench/easyrec_steps.lua [CONFIG [steps 40 [DIR]]]
 --
--- CONFIG: a file of spec/fixtures/easyrec/samples (default mmoe_on_taobao.config);
+-- CONFIG: an EasyRec pipeline.config (default: $MTL_HOME/spec/fixtures/easyrec/
+-- samples/mmoe_on_taobao.config);
 -- DIR (default /tmp/mtl_easyrec_steps) keeps the generated rows between runs:
 -- 200,000 training rows (10 files of 20,000 joined: one synth.rows call of
 -- 200,000 rows fails in synth_rows.lua with this config) and 4,096 test rows.
@@ -15,8 +16,7 @@ local synth = require "mtl.synth"
 local train = require "mtl.train"
 local sys = require "mtl.sys"
 
-local samples = (os.getenv("MTL_HOME") or ".") .. "/spec/fixtures/easyrec/samples/"
-local path = samples .. (arg[1] or "mmoe_on_taobao.config")
+local path = arg[1] or (os.getenv("MTL_HOME") or ".") .. "/spec/fixtures/easyrec/samples/mmoe_on_taobao.config"
 local steps = tonumber(arg[2] or 40)
 local dir = arg[3] or "/tmp/mtl_easyrec_steps"
 sys.mkdir_p(dir)
