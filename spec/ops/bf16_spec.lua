@@ -138,7 +138,9 @@ describe("bf16 inference in mtl.linear", function()
     local fp32 = mtl.linear(x, w):values()
     mtl.bf16_pack(w)
     w:requires_grad(true)
-    assert.are.same(fp32, mtl.linear(x, w):values()) -- recording: FP32 on the live weights
+    assert.are.same(fp32, mtl.linear(x, w):values()) -- recording: FP32 on the live weights,
+    assert.are.equal(0, mtl.bf16_packed(w))            -- and the packing, about to go stale, dropped
+    mtl.bf16_pack(w)
     local xt = mtl.randn(10, 6):t()                   -- column stride 6
     assert.are.same(mtl.linear(xt, w:detach()):values(),
       mtl.no_grad(function() mtl.bf16_unpack(w); return mtl.linear(xt, w) end):values())

@@ -135,7 +135,8 @@ end
 -- inference"): "bf16" packs every 2-D or 3-D parameter named weight* into bf16
 -- for mtl.linear, which then multiplies in bf16 with FP32 accumulation
 -- whenever it records no gradient; "fp32" drops the packings. A packing is a
--- snapshot: set the precision again after changing the weights. Returns the
+-- snapshot: set the precision again after changing the weights (a forward
+-- that records gradients, as training does, drops it). Returns the
 -- precision inference runs in ("fp32" when the CPU lacks AVX512-BF16 or
 -- MTL_NO_BF16 is set: nothing is packed then), mtl.bf16_status()'s text and
 -- the bytes packed.

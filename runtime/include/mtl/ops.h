@@ -86,7 +86,8 @@ mtl_tensor *mtl_linear_act(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias, mtl_a
  * storage, packed for the kernel (a snapshot: pack again after changing the
  * weight). mtl_linear_act then computes with it, accumulating in FP32, when
  * it records no gradient, x's columns are contiguous and mtl_bf16_available()
- * (the CPU has AVX512-BF16 and MTL_NO_BF16 is not set); otherwise in FP32. */
+ * (the CPU has AVX512-BF16 and MTL_NO_BF16 is not set); otherwise in FP32. A
+ * call that records a gradient (training) drops the packing. */
 bool mtl_bf16_available(void);
 /* "bf16 (...)" or "fp32 (why not bf16)": what packed weights will run in. */
 const char *mtl_bf16_status(void);
