@@ -8,8 +8,7 @@
 -- CONFIG: an EasyRec pipeline.config (default: $MTL_HOME/spec/fixtures/easyrec/
 -- samples/mmoe_on_taobao.config);
 -- DIR (default /tmp/mtl_easyrec_steps) keeps the generated rows between runs:
--- 200,000 training rows (10 files of 20,000 joined: one synth.rows call of
--- 200,000 rows fails in synth_rows.lua with this config) and 4,096 test rows.
+-- 200,000 training rows and 4,096 test rows.
 local config = require "mtl.config"
 local easyrec = require "mtl.config.easyrec"
 local synth = require "mtl.synth"
@@ -22,17 +21,8 @@ local dir = arg[3] or "/tmp/mtl_easyrec_steps"
 sys.mkdir_p(dir)
 local raw = easyrec.load(path)
 if not sys.exists(dir .. "/train.csv") then
-  local parts = {}
-  for i = 1, 10 do
-    local part = dir .. "/part" .. i .. ".csv"
-    synth.rows(raw, { path = part, rows = 20000, seed = i })
-    local f = assert(io.open(part, "rb"))
-    parts[i] = f:read("*a")
-    f:close()
-    os.remove(part)
-  end
-  sys.write_atomic(dir .. "/train.csv", table.concat(parts))
-  synth.rows(raw, { path = dir .. "/test.csv", rows = 4096, seed = 11 })
+  synth.rows(raw, { path = dir .. "/train.csv", rows = 200000, seed = 1 })
+  synth.rows(raw, { path = dir .. "/test.csv", rows = 4096, seed = 2 })
 end
 local cfg = config.load(path, { "data.train=" .. dir .. "/train.csv", "data.eval=" .. dir .. "/test.csv",
   "train.steps=" .. steps, "train.log_every=10", "train.eval_every=100000", "train.checkpoint_every=false",
