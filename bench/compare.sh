@@ -11,6 +11,8 @@
 #                OpenMP OpenBLAS variant is also tried when installed, as torch-ompblas)
 #   4. sgemm     bench/sgemm_peak.c (built once into /tmp) at THREADS threads: the
 #                GEMM rate that the sgemm bound uses (preset spec only)
+#   1b. mtl-bf16 (PRECISION=bf16 or "fp32 bf16") the same with --precision bf16: inference in
+#                bf16 on AVX512-BF16 (training is FP32 either way); PyTorch stays FP32
 # so every figure is measured alternately (A B A B ...) in one session, and prints the
 # median of each figure over the rounds and the ratio mtl / PyTorch (for throughput a
 # ratio above 1 means mtl is faster; for seconds and MiB below 1 is better).
@@ -22,6 +24,8 @@
 # Env: PAIRS=3, MTL=<repo>/build/mtl, PY=/usr/bin/python3, DATA=/tmp/mtlbench,
 #      OUT=$DATA/compare.jsonl (every raw JSON line is appended, tagged), EXTRA="" (more
 #      flags for both sides, e.g. "--train-rows 50000 --test-rows 10000"),
+#      PRECISION=fp32: the mtl runs of a round, "fp32", "bf16" or "fp32 bf16" (side mtl is
+#      fp32, side mtl-bf16 bf16; with bf16 alone the mtl side is the bf16 run's training),
 #      WAIT_IDLE=0: on a shared machine, the most seconds to wait before each run for
 #      the other processes to leave the CPUs idle (under 10% busy over two seconds);
 #      the busy fraction seen when each run starts is printed and kept in OUT.
@@ -40,6 +44,7 @@ DATA="${DATA:-/tmp/mtlbench}"
 OUT="${OUT:-$DATA/compare.jsonl}"
 EXTRA="${EXTRA:-}"
 WAIT_IDLE="${WAIT_IDLE:-0}"
+PRECISION="${PRECISION:-fp32}"
 OMPBLAS=/usr/lib/x86_64-linux-gnu/openblas-openmp
 
 [ -x "$MTL" ] || { echo "compare.sh: $MTL not found (build first, or set MTL=)" >&2; exit 2; }
@@ -106,7 +111,13 @@ run() {
 
 echo "compare: $MODEL batch $BATCH threads $THREADS preset $PRESET, $PAIRS rounds ($(date '+%F %T'), load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 for round in $(seq 1 "$PAIRS"); do
-  run mtl "$MTL" "$HERE/bench.lua" "${ARGS[@]}" "${EXTRA_ARGS[@]}" --quiet
+  for p in $PRECISION; do
+    case "$p" in
+      fp32) run mtl "$MTL" "$HERE/bench.lua" "${ARGS[@]}" "${EXTRA_ARGS[@]}" --quiet ;;
+      bf16) run mtl-bf16 "$MTL" "$HERE/bench.lua" "${ARGS[@]}" "${EXTRA_ARGS[@]}" --quiet --precision bf16 ;;
+      *) echo "compare.sh: PRECISION: unknown precision '$p' (expected fp32, bf16)" >&2; exit 2 ;;
+    esac
+  done
   run torch "$PY" "$HERE/torch_ref.py" "${ARGS[@]}" "${EXTRA_ARGS[@]}"
   if [ "$THREADS" -ge 2 ]; then
     run torch-passive env OMP_WAIT_POLICY=PASSIVE "$PY" "$HERE/torch_ref.py" "${ARGS[@]}" "${EXTRA_ARGS[@]}"
@@ -124,6 +135,9 @@ threads = int(sys.argv[2])
 by = {}
 for r in rows:
     by.setdefault(r["side"], []).append(r["result"])
+bf16 = by.get("mtl-bf16")
+if bf16 and "mtl" not in by:  # bf16 alone: its training is the mtl side's
+    by["mtl"] = bf16
 
 def med(side, key):
     vals = [x[key] for x in by.get(side, []) if isinstance(x.get(key), (int, float))]
@@ -186,8 +200,23 @@ if m_gf is not None:
                 line += " %13.1f%% %9s" % (100 * ife * med(s, "infer_examples_per_s") / 1e9 / sgemm, "")
             print(line)
             summary["infer_bound"] = ig / sgemm
+if bf16:
+    line = "%-22s %12.5g" % ("infer ex/s mtl-bf16", med("mtl-bf16", "infer_examples_per_s"))
+    for s in torch_sides:
+        line += " %14.5g %9.3f" % (med(s, "infer_examples_per_s"), med("mtl-bf16", "infer_examples_per_s") / med(s, "infer_examples_per_s"))
+    print(line)
+    for f in ("auc_click", "auc_cvr", "auc_ctcvr"):
+        print("%-22s %12.5g  (fp32 %s)" % (f + " bf16", med("mtl-bf16", f), "-" if "mtl" not in by else "%.5g" % med("mtl", f)))
+    summary["mtl_bf16"] = {f: med("mtl-bf16", f) for f in figures}
+    summary["mtl_bf16"]["precision"] = bf16[0].get("precision")
+    print("mtl-bf16 infer ex/s per round: " + ", ".join("%.0f" % x["infer_examples_per_s"] for x in bf16))
+    for s in torch_sides:  # the rounds ran side by side: their ratios, round by round
+        r = [a["infer_examples_per_s"] / b["infer_examples_per_s"] for a, b in zip(bf16, by[s])]
+        print("mtl-bf16 / %s infer per round: %s (median %.3f)" % (s, ", ".join("%.2f" % x for x in r), statistics.median(r)))
 print("mtl train ex/s per round: " + ", ".join("%.0f" % x["train_examples_per_s"] for x in by["mtl"]))
 for s in torch_sides:
     print("%s train ex/s per round: %s" % (s, ", ".join("%.0f" % x["train_examples_per_s"] for x in by[s])))
+for s in ["mtl"] + torch_sides:
+    print("%s infer ex/s per round: %s" % (s, ", ".join("%.0f" % x["infer_examples_per_s"] for x in by[s])))
 print(json.dumps(summary))
 EOF

@@ -9,8 +9,9 @@
 # (default OUTDIR /tmp/mtlbench/compare), and prints the table docs/performance.md
 # shows. A configuration whose file exists already is not run again, so an
 # interrupted matrix resumes; delete the files to measure again.
-# Env: as compare.sh (PAIRS, MTL, PY, DATA, EXTRA); MODELS, BATCHES, THREADS, PAPER=0
-# to leave out preset paper.
+# Env: as compare.sh (PAIRS, MTL, PY, DATA, EXTRA, PRECISION: "fp32 bf16" adds mtl's bf16
+# inference to every configuration and a column to the table); MODELS, BATCHES, THREADS,
+# PAPER=0 to leave out preset paper.
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUTDIR="${1:-/tmp/mtlbench/compare}"
@@ -52,10 +53,12 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.txt"))):
     model, batch, threads, preset = s["config"].split()
     rows.append((preset != "spec", model, -int(batch), int(threads), s))
 rows.sort(key=lambda r: (r[0], r[3], r[2], r[1]))
+bf16 = any("mtl_bf16" in r[4] for r in rows)
 print("| model | preset | B | threads | mtl train ex/s | PyTorch train ex/s (setting) | ratio | "
       "mtl infer ex/s | PyTorch infer ex/s | ratio | train / bound | infer / bound | "
-      "peak RSS MiB mtl / PyTorch | AUC click / cvr / ctcvr mtl | PyTorch |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+      "peak RSS MiB mtl / PyTorch | AUC click / cvr / ctcvr mtl | PyTorch |"
+      + (" mtl bf16 infer ex/s (ratio to PyTorch FP32) |" if bf16 else ""))
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if bf16 else ""))
 for _, model, nb, threads, s in rows:
     m, best = s["mtl"], s["best_torch"]
     t = s[best]
@@ -63,7 +66,10 @@ for _, model, nb, threads, s in rows:
         return "-" if x is None else spec % x
     tb = s.get("train_bound")
     ib = s.get("infer_bound")
-    print("| %s | %s | %d | %d | %s | %s (%s) | %.2f | %s | %s | %.2f | %s | %s | %s / %s | %.4f / %.4f / %.4f | %.4f / %.4f / %.4f |" % (
+    b = s.get("mtl_bf16")
+    extra = (" %s (%.2f) |" % (f(b["infer_examples_per_s"]), b["infer_examples_per_s"] / t["infer_examples_per_s"])
+             if b else " - |") if bf16 else ""
+    print(("| %s | %s | %d | %d | %s | %s (%s) | %.2f | %s | %s | %.2f | %s | %s | %s / %s | %.4f / %.4f / %.4f | %.4f / %.4f / %.4f |" + extra) % (
         model, s["config"].split()[3], -nb, threads, f(m["train_examples_per_s"]), f(t["train_examples_per_s"]),
         best, m["train_examples_per_s"] / t["train_examples_per_s"], f(m["infer_examples_per_s"]),
         f(t["infer_examples_per_s"]), m["infer_examples_per_s"] / t["infer_examples_per_s"],

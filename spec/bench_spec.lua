@@ -57,6 +57,9 @@ describe("mtl bench", function()
     check.assert_error("--batch must be a non-negative integer, got 'x'", bench.parse, { "--model", "mmoe", "--batch", "x" })
     check.assert_error("unknown option '--bogus'", bench.parse, { "--model", "mmoe", "--bogus", "1" })
     check.assert_error("option '--seed' needs a value", bench.parse, { "--model", "mmoe", "--seed" })
+    assert.are.equal("fp32", bench.parse({ "--model", "mmoe" }).precision)
+    assert.are.equal("bf16", bench.parse({ "--model", "mmoe", "--precision", "bf16" }).precision)
+    check.assert_error("--precision must be fp32 or bf16, got 'fp16'", bench.parse, { "--model", "mmoe", "--precision", "fp16" })
   end)
 
   it("builds each model at SPEC.md's sizes (dense parameter counts of sections 3 and 6.2)", function()
@@ -79,9 +82,12 @@ describe("mtl bench", function()
     local dir = shell.tmpdir()
     write_csv(dir .. "/train.csv", 700, 7)
     write_csv(dir .. "/test.csv", 300, 8)
-    local out = shell.run(string.format("%s %s --model mmoe --batch 64 --warmup 3 --infer-warmup 2 --train %s --test %s 2>&1",
-      shell.quote(shell.launcher), shell.quote(shell.root .. "/bench/bench.lua"),
-      shell.quote(dir .. "/train.csv"), shell.quote(dir .. "/test.csv")))
+    local function run(extra)
+      return shell.run(string.format("%s %s --model mmoe --batch 64 --warmup 3 --infer-warmup 2 --train %s --test %s %s 2>&1",
+        shell.quote(shell.launcher), shell.quote(shell.root .. "/bench/bench.lua"),
+        shell.quote(dir .. "/train.csv"), shell.quote(dir .. "/test.csv"), extra))
+    end
+    local out, out16 = run(""), run("--precision bf16")
     shell.run("rm -rf " .. shell.quote(dir))
     local last = out:match("([^\n]+)\n?$")
     local ok, info = pcall(json.decode, last)
@@ -95,6 +101,15 @@ describe("mtl bench", function()
     assert.is_true(info.peak_rss_mib > 0)
     -- one epoch of 11 steps: 2*(232*1024 + 4*256*128 + 2*232*4 + 2*(128*64 + 64)) FLOPs per row, x3
     assert.are.equal(3 * 2 * (232 * 1024 + 4 * 256 * 128 + 2 * 232 * 4 + 2 * (128 * 64 + 64)) * 64, info.flops_per_step)
+    assert.are.equal("fp32", info.precision)
+    -- --precision bf16: inference in bf16 where the CPU has it (said on stderr), the same keys, training as FP32's
+    local available, status = mtl.bf16_status()
+    local info16 = json.decode(out16:match("([^\n]+)\n?$"))
+    for _, k in ipairs(TORCH_KEYS) do assert(info16[k] ~= nil, "missing key " .. k) end
+    assert.are.equal(available and "bf16" or "fp32", info16.precision)
+    assert.truthy(out16:find("mtl: inference precision " .. status, 1, true), out16)
+    assert.are.equal(info.train_loss_last_epoch, info16.train_loss_last_epoch)
+    assert.is_true(math.abs(info.auc_click - info16.auc_click) < 0.01)
   end)
 
   it("runs under mpirun: each rank its rows, rank 0 prints, the communication per step in the JSON #slow", function()

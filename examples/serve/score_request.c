@@ -6,7 +6,8 @@
  *
  * options: --requests N (default 1000 per thread), --threads "1,2" (the
  * thread counts to measure), --warmup N (default 50), --states N (most
- * embedded Lua states in the model's pool; default: one per CPU)
+ * embedded Lua states in the model's pool; default: one per CPU), --precision
+ * fp32|bf16 (default: the one the export recorded)
  *
  * Each request scores every line of the request file (300 candidates, in the
  * training schema, labels empty), given to the model two ways: as the text
@@ -212,17 +213,19 @@ static int measure(mtl_model *m, const char *const *lines, const typed_request *
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: %s MODEL_DIR REQUEST_CSV [--requests N] [--threads 1,2] [--warmup N] [--states N]\n",
+    fprintf(stderr, "usage: %s MODEL_DIR REQUEST_CSV [--requests N] [--threads 1,2] [--warmup N] [--states N] [--precision fp32|bf16]\n",
             argv[0]);
     return 2;
   }
   int requests = 1000, warmup = 50, states = 0;
+  const char *precision = NULL;
   const char *thread_list = "1,2";
   for (int i = 3; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--requests")) requests = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--threads")) thread_list = argv[i + 1];
     else if (!strcmp(argv[i], "--warmup")) warmup = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--states")) states = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--precision")) precision = argv[i + 1];
     else {
       fprintf(stderr, "score_request: unknown option '%s'\n", argv[i]);
       return 2;
@@ -237,7 +240,7 @@ int main(int argc, char **argv) {
   }
   char err[1024];
   double t0 = now_us();
-  mtl_model_options opts = {NULL, states, 1};
+  mtl_model_options opts = {NULL, states, 1, precision};
   mtl_model *m = mtl_model_load_opts(argv[1], &opts, err, sizeof err);
   if (!m) {
     fprintf(stderr, "score_request: %s\n", err);
@@ -247,7 +250,7 @@ int main(int argc, char **argv) {
   int k = mtl_model_num_outputs(m);
   printf("model %s: %d outputs (", argv[1], k);
   for (int j = 0; j < k; j++) printf("%s%s", j ? ", " : "", mtl_model_output_name(m, j));
-  printf("), loaded in %.1f ms\n", load_ms);
+  printf("), loaded in %.1f ms, precision %s\n", load_ms, mtl_model_precision(m));
 
   /* one request, and its best candidates by rank_score (the config's
    * ranking formula; mtl_model_output_index finds it) */

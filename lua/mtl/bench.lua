@@ -98,7 +98,7 @@ local DEFAULTS = {
   model = nil, preset = "spec", batch = 1024, threads = 1, epochs = 1,
   train = "/tmp/mtlbench/train.csv", test = "/tmp/mtlbench/test.csv",
   train_rows = 0, test_rows = 0, warmup = 20, infer_warmup = 5, seed = 0,
-  phase_split = false, quiet = false,
+  phase_split = false, quiet = false, precision = "fp32",
 }
 local NUMERIC = { batch = true, threads = true, epochs = true, train_rows = true, test_rows = true,
                   warmup = true, infer_warmup = true, seed = true }
@@ -107,8 +107,10 @@ local USAGE = [[
 usage: mtl bench --model M [--batch 1024] [--threads 1] [--preset spec|paper]
                  [--train FILE] [--test FILE] [--train-rows N] [--test-rows N]
                  [--warmup 20] [--infer-warmup 5] [--seed 0] [--epochs 1]
-                 [--phase-split] [--quiet]
-  M: %s (preset paper: %s)]]
+                 [--phase-split] [--quiet] [--precision fp32|bf16]
+  M: %s (preset paper: %s)
+  --precision bf16: inference in bf16 (training stays FP32); the JSON's
+  "precision" is the one that ran (fp32 where the CPU lacks AVX512-BF16)]]
 
 -- The usage text, with the models that have benchmark settings.
 function bench.usage()
@@ -162,6 +164,9 @@ function bench.parse(args)
   if o.batch < 1 then fail("--batch must be at least 1") end
   if o.threads < 1 then fail("--threads must be at least 1") end
   if not o.model then fail("--model is required\n%s", bench.usage()) end
+  if o.precision ~= "fp32" and o.precision ~= "bf16" then
+    fail("--precision must be fp32 or bf16, got '%s'", tostring(o.precision))
+  end
   if not PRESET_DIMS[o.preset] then fail("unknown preset '%s' (expected spec or paper)", tostring(o.preset)) end
   local in_preset, in_spec = bench.models(o.preset), bench.models("spec")
   if not set_of(in_preset)[o.model] then
@@ -283,19 +288,8 @@ function bench.build(o)
   return model, F
 end
 
--- Matrix-product FLOPs per example of one forward pass: 2*in*out per Linear
--- weight (experts' [n, out, in] weights count n times). A training step does
--- three times this (forward, dX, dW).
-local function forward_flops_per_row(model)
-  local total = 0
-  for _, np in ipairs(model:named_parameters()) do
-    local p, s = np[2], np[2]:shape()
-    if not np[1]:match("weight%d*$") then s = {} end
-    if #s == 2 then total = total + 2 * s[1] * s[2]
-    elseif #s == 3 then total = total + 2 * s[1] * s[2] * s[3] end
-  end
-  return total
-end
+-- Matrix-product FLOPs per example of one forward pass (mtl.ranker's count).
+local forward_flops_per_row = require("mtl.ranker").forward_flops_per_row
 bench.forward_flops_per_row = forward_flops_per_row
 
 local function count_params(list)
@@ -523,6 +517,7 @@ function bench.run(args)
   -- 5. inference: each rank scores its batches; every rank gets them all in
   -- file order (parallel.map_batches), with the labels
   model:eval()
+  info.precision = require("mtl.ranker").set_precision(model, o.precision)
   local p_click, p_ctcvr, p_cvr = mtl.zeros(test_rows), mtl.zeros(test_rows), mtl.zeros(test_rows)
   local yc, yp = mtl.zeros(test_rows), mtl.zeros(test_rows)
   mtl.no_grad(function()

@@ -141,6 +141,7 @@ function write_into(model, cfg, dir, opts)
     step = opts.step,
     source = opts.source,
     files = { config = "config.lua", weights = "model.ckpt" },
+    precision = opts.precision, -- the default inference precision (nil: fp32)
   }
   write_file(dir .. "/manifest.json", json.encode(manifest) .. "\n")
   return dir

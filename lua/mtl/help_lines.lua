@@ -79,6 +79,10 @@ return {
   -- ---- matrices ----
   ["mtl.matmul"] = "mtl.matmul(a, b): the matrix product, [m,k]x[k,n] or batched [b,m,k]x[b,k,n]",
   ["mtl.linear"] = "mtl.linear(x, w [, bias [, activation]]): x w^T + bias, w [out, in]; activation \"relu\" fused",
+  ["mtl.bf16_pack"] = "mtl.bf16_pack(w): packs a weight [out,in] or [g,out,in] to bf16 for mtl.linear's inference (a snapshot); returns its bytes",
+  ["mtl.bf16_unpack"] = "mtl.bf16_unpack(w): drops w's bf16 packing (mtl.linear runs in FP32 again)",
+  ["mtl.bf16_packed"] = "mtl.bf16_packed(w): the bytes of w's bf16 packing, 0 when it has none",
+  ["mtl.bf16_status"] = "mtl.bf16_status(): whether packed weights run in bf16 here (AVX512-BF16, no MTL_NO_BF16), and why",
   -- ---- shapes and indexing ----
   ["mtl.reshape"] = "t:reshape(sizes...): the same values in another shape (a view when the strides allow)",
   ["mtl.transpose"] = "t:transpose(d1, d2): dimensions d1 and d2 swapped (a view)",

@@ -338,6 +338,34 @@ function ranker.load(cfg, state, where)
   return model
 end
 
+-- Matrix-product FLOPs per example of one forward pass: 2*in*out per weight
+-- parameter (weight, weight1, ...: a Linear's [out, in]; experts' [n, out, in]
+-- count n times). A training step does three times this (forward, dX, dW).
+-- Products without a weight parameter (attention scores) are not counted.
+function ranker.forward_flops_per_row(model)
+  local total = 0
+  for _, np in ipairs(model:named_parameters()) do
+    local s = np[1]:match("weight%d*$") and np[2]:shape() or {}
+    if #s == 2 then total = total + 2 * s[1] * s[2]
+    elseif #s == 3 then total = total + 2 * s[1] * s[2] * s[3] end
+  end
+  return total
+end
+
+-- Sets the model's inference precision (nn.Module:set_precision: "fp32" or
+-- "bf16") and, when bf16 was asked for, says on stderr which one runs, e.g.
+-- "mtl: inference precision bf16 (AVX512-BF16 products, FP32 accumulation),
+-- 1.2 MiB of packed weights", or "fp32 (this CPU lacks AVX512-BF16)".
+-- Returns the precision in effect.
+function ranker.set_precision(model, p, quiet)
+  local effective, status, bytes = model:set_precision(p)
+  if p == "bf16" and not quiet then
+    io.stderr:write(string.format("mtl: inference precision %s%s\n", status,
+      effective == "bf16" and string.format(", %.1f MiB of packed weights", bytes / 2 ^ 20) or ""))
+  end
+  return effective
+end
+
 -- The Ranker of x: x itself, or a training run's model (train.new(...).model).
 function ranker.of(x)
   if type(x) == "table" and getmetatable(x) == Ranker then return x end

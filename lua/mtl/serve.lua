@@ -54,9 +54,12 @@ local function read_config(dir, manifest)
   return cfg
 end
 
--- serve.load(dir) -> Scorer: the first state of a model, which reads the
--- directory (manifest.json, config.lua, model.ckpt).
-function serve.load(dir)
+-- serve.load(dir[, precision]) -> Scorer: the first state of a model, which
+-- reads the directory (manifest.json, config.lua, model.ckpt). precision:
+-- "fp32" or "bf16" (nil: the manifest's, else fp32); the Scorer's precision
+-- field is the one in effect (bf16 needs AVX512-BF16). The packed bf16
+-- weights live with the parameters, which the other states share.
+function serve.load(dir, precision)
   local ok, manifest = export.is_model_dir(dir)
   if not ok then
     fail("'%s' is not an mtl model directory (no manifest.json of format %s; write one with `mtl export`)", dir,
@@ -75,6 +78,9 @@ function serve.load(dir)
   end)
   if not okb then fail("%s", (text(s):gsub("^export: ", ""))) end
   s.dir = dir
+  local p = precision or manifest.precision or "fp32"
+  if p ~= "fp32" and p ~= "bf16" then fail("precision must be 'fp32' or 'bf16', got '%s'", tostring(p)) end
+  s.precision = ranker.set_precision(s.model, p, true)
   return s
 end
 

@@ -249,7 +249,8 @@ function Run:log_train(progress)
   local task_loss = {}
   for k, v in pairs(s.task_sum) do task_loss[k] = v / s.loss_n end
   local record = { kind = "train", loss = s.loss_sum / s.loss_n, task_loss = task_loss,
-                   running_auc = self:running_auc(), examples_per_s = rate }
+                   running_auc = self:running_auc(), examples_per_s = rate,
+                   gflops = self.flops_per_example * rate / 1e9 }
   record.lr, record.lr_sparse = self:learning_rates()
   record.skipped_nan = self.skipped_nan -- batches skipped for a non-finite loss (train.nan_loss = "skip")
   record.skipped_rows = self:skipped_rows() -- training rows skipped (data.bad_rows = "skip"), by reason
@@ -478,6 +479,8 @@ function Run:start(plan)
   local r = self.restored_log or {}
   self.since_log = { t0 = sys.now(), seen = 0, loss_sum = r.loss_sum or 0, loss_n = r.loss_n or 0, task_sum = r.task_sum or {} }
   self.restored_log = nil
+  -- a training step's matrix-product FLOPs per example: forward, dX and dW
+  self.flops_per_example = 3 * ranker.forward_flops_per_row(self.model)
   self.bad_evals = self.bad_evals or 0
   self.resumed_at = resumed_from and self.step or nil
   if self.opts.signals then mtl.catch_stop_signals(true) end

@@ -254,7 +254,39 @@ static int l_linear(lua_State *L) {
   return bind_fill(L, slot, mtl_linear_act(x, w, b, act));
 }
 
+/* ---- bf16 inference ----------------------------------------------------------- */
+/* mtl.bf16_status() -> available, "bf16 (...)" or "fp32 (why not)" */
+static int l_bf16_status(lua_State *L) {
+  lua_pushboolean(L, mtl_bf16_available());
+  lua_pushstring(L, mtl_bf16_status());
+  return 2;
+}
+
+/* mtl.bf16_pack(w) -> bytes of the packing */
+static int l_bf16_pack(lua_State *L) {
+  mtl_tensor *w = bind_check_tensor(L, 1, "mtl.bf16_pack");
+  if (mtl_bf16_pack(w) < 0) return luaL_error(L, "%s", mtl_error_message());
+  lua_pushnumber(L, (lua_Number)mtl_bf16_packed_bytes(w));
+  return 1;
+}
+
+static int l_bf16_unpack(lua_State *L) {
+  mtl_bf16_unpack(bind_check_tensor(L, 1, "mtl.bf16_unpack"));
+  return 0;
+}
+
+/* mtl.bf16_packed(w) -> bytes of w's packing, 0 when none */
+static int l_bf16_packed(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)mtl_bf16_packed_bytes(bind_check_tensor(L, 1, "mtl.bf16_packed")));
+  return 1;
+}
+
 void bind_ops_open(lua_State *L, int mod, int methods) {
+  static const luaL_Reg bf16[] = {
+    {"bf16_status", l_bf16_status}, {"bf16_pack", l_bf16_pack}, {"bf16_unpack", l_bf16_unpack},
+    {"bf16_packed", l_bf16_packed}, {NULL, NULL},
+  };
+  bind_register_list(L, mod, 0, bf16);
   static const luaL_Reg ops[] = {
     {"add", l_add}, {"sub", l_sub}, {"mul", l_mul}, {"div", l_div}, {"pow", l_pow},
     {"neg", l_neg}, {"exp", l_exp}, {"log", l_log}, {"log1p", l_log1p}, {"sqrt", l_sqrt},

@@ -331,7 +331,9 @@ static int open_state(lua_State *L) {
   if (a->first) { /* serve.load(dir) */
     lua_getfield(L, serve, "load");
     lua_pushstring(L, m->dir);
-    lua_call(L, 1, 1);
+    if (m->precision) lua_pushstring(L, m->precision);
+    else lua_pushnil(L);
+    lua_call(L, 2, 1);
   } else { /* serve.build(cfg, fitted, tables) */
     lua_getfield(L, serve, "build");
     value_push(L, &m->config);
@@ -350,6 +352,9 @@ static int open_state(lua_State *L) {
   if (!a->s->reader) luaL_error(L, "the scorer has no reader");
   if (a->first) {
     record_model(L, sc, m);
+    lua_getfield(L, sc, "precision");
+    snprintf(m->effective, sizeof m->effective, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "fp32");
+    lua_pop(L, 1);
     lua_getfield(L, sc, "cfg");
     value_capture(L, -1, &m->config, "the config", 0);
     lua_getfield(L, sc, "features");
@@ -490,6 +495,7 @@ void mtl_model_free(mtl_model *m) {
   free(m->idle);
   free(m->dir);
   free(m->root);
+  free(m->precision);
   pthread_mutex_destroy(&m->lock);
   pthread_cond_destroy(&m->cond);
   free(m);
@@ -572,9 +578,10 @@ mtl_model *mtl_model_load_opts(const char *dir, const mtl_model_options *opts, c
   m->max_states = max_states;
   m->dir = dup_str(dir);
   m->root = dup_str(root);
+  m->precision = opts && opts->precision ? dup_str(opts->precision) : NULL;
   m->states = calloc((size_t)max_states, sizeof *m->states);
   m->idle = calloc((size_t)max_states, sizeof *m->idle);
-  if (!m->dir || !m->root || !m->states || !m->idle) {
+  if (!m->dir || !m->root || !m->states || !m->idle || (opts && opts->precision && !m->precision)) {
     serve_error(err, errlen, fn, "out of memory");
     mtl_model_free(m);
     return NULL;
@@ -593,6 +600,7 @@ mtl_model *mtl_model_load_opts(const char *dir, const mtl_model_options *opts, c
 
 /* ---- accessors ---------------------------------------------------------------------- */
 int mtl_model_num_outputs(const mtl_model *m) { return m ? m->noutputs : 0; }
+const char *mtl_model_precision(const mtl_model *m) { return m ? m->effective : NULL; }
 const char *mtl_model_output_name(const mtl_model *m, int i) {
   return m && i >= 0 && i < m->noutputs ? m->outputs[i] : NULL;
 }

@@ -52,6 +52,8 @@ typedef struct serve_state {
 
 struct mtl_model {
   char *dir, *root;
+  char *precision;     /* asked for (NULL: the manifest's) */
+  char effective[8];   /* in effect: "fp32" or "bf16" */
   /* outputs and schema (from the first state) */
   int noutputs, ntasks;
   char **outputs;

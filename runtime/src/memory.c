@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "mtl/core.h"
 
@@ -231,14 +232,31 @@ void mtl_memory_release_cache(void) {
 }
 
 /* Gives back the cached blocks of every size class that served no allocation
- * since the previous trim: a training step keeps reusing its classes, while
- * the buffers of one-off work (building optimizer state, a snapshot, loading
- * data) leave the process instead of staying resident. The heap tracker of
- * the Lua binding calls this after each full collection. */
+ * for TRIM_AGE seconds (as seen at the trims): a training step keeps reusing
+ * its classes, while the buffers of one-off work (building optimizer state, a
+ * snapshot, loading data) leave the process instead of staying resident. The
+ * heap tracker of the Lua binding calls this after each full collection,
+ * which a large-batch step may run several times: with "unused since the
+ * previous trim" a class that a step uses once (a backward-only shape) was
+ * given back in the middle of the step and mapped afresh in the next one,
+ * EasyRec's mmoe_on_taobao at batch 4096 took ~50,000 page faults a step
+ * (docs/performance.md). Time makes the rule independent of how often the
+ * collector runs. */
+#define TRIM_AGE 2.0
+static double last_used[NCLASS]; /* the latest trim that saw the class used */
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 void mtl_memory_trim(void) {
+  double now = now_seconds();
   pthread_mutex_lock(&lock);
   for (int c = 0; c < NCLASS; c++) {
-    if (hits[c] == 0) drop_class(c);
+    if (hits[c] > 0) last_used[c] = now;
+    else if (now - last_used[c] >= TRIM_AGE) drop_class(c);
     hits[c] = 0;
   }
   pthread_mutex_unlock(&lock);

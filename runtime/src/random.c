@@ -60,7 +60,12 @@ static mtl_tensor *random_tensor(const char *op, bool normal, mtl_dtype dtype, i
   mtl_tensor *t = mtl_tensor_new_named(op, MTL_F32, ndim, shape);
   if (!t) return NULL;
   float *p = mtl_f32(t);
-  for (int64_t i = 0; i < t->numel; i++) p[i] = (float)(normal ? mtl_rand_normal() : mtl_rand_uniform());
+  for (int64_t i = 0; i < t->numel; i++) {
+    float v = (float)(normal ? mtl_rand_normal() : mtl_rand_uniform());
+    /* a uniform double within 2^-25 of 1 rounds to 1.0f (about once in 2^24
+     * draws): keep rand in [0, 1), as its users index with floor(u * n) */
+    p[i] = normal || v < 1.0f ? v : 0x1.fffffep-1f;
+  }
   return t;
 }
 

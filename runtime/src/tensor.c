@@ -91,11 +91,13 @@ static mtl_storage *storage_new(size_t nbytes) {
   if (!s->data) { handle_free(s); return NULL; }
   s->nbytes = nbytes;
   s->refcount = 1;
+  s->bf16 = NULL;
   return s;
 }
 
 static void storage_release(mtl_storage *s) {
   if (s && --s->refcount == 0) {
+    mtl_bf16_packing_free(s->bf16);
     mtl_free(s->data, s->nbytes);
     handle_free(s);
   }

@@ -48,6 +48,38 @@ describe("mtl export", function()
     assert.are.equal(a, b)
   end)
 
+  it("records --precision bf16 in the manifest, which predict and eval then run in", function()
+    local rc, _, err = tiny.run(string.format("export %s/config.lua --checkpoint %s/run --out %s/model16 --precision bf16",
+      dir, dir, dir))
+    assert.are.equal(0, rc, err)
+    assert.are.equal("bf16", json.decode(slurp(dir .. "/model16/manifest.json")).precision)
+    assert.is_nil(json.decode(slurp(dir .. "/model/manifest.json")).precision)
+    rc, _, err = tiny.run(string.format("predict %s/config.lua --checkpoint %s/run --input %s/score.csv --output %s/a.csv",
+      dir, dir, dir, dir))
+    assert.are.equal(0, rc, err)
+    rc, _, err = tiny.run(string.format("predict %s/model16 --input %s/score.csv --output %s/h.csv", dir, dir, dir))
+    assert.are.equal(0, rc, err)
+    local available, status = require("mtl").bf16_status()
+    assert.truthy(err:find("mtl: inference precision " .. status, 1, true), err)
+    local a, h = tiny.read_csv(dir .. "/a.csv"), tiny.read_csv(dir .. "/h.csv")
+    local differ = 0
+    for i = 1, 90 do
+      local x, y = tonumber(a.rows[i].p_click), tonumber(h.rows[i].p_click)
+      assert.is_true(math.abs(x - y) < 0.01, string.format("row %d: %g vs %g", i, x, y))
+      if x ~= y then differ = differ + 1 end
+    end
+    assert.are.equal(available, differ > 0)
+    -- --precision fp32 overrides the manifest: FP32's output, byte for byte
+    rc, _, err = tiny.run(string.format("predict %s/model16 --input %s/score.csv --output %s/f.csv --precision fp32", dir, dir, dir))
+    assert.are.equal(0, rc, err)
+    assert.are.equal("", err)
+    assert.are.equal(slurp(dir .. "/a.csv"), slurp(dir .. "/f.csv"))
+    local _, o32 = tiny.run(string.format("eval %s/config.lua --checkpoint %s/run --json", dir, dir))
+    local _, o16 = tiny.run(string.format("eval %s/config.lua --checkpoint %s/run --json --precision bf16", dir, dir))
+    local e32, e16 = json.decode(o32).metrics.click.auc, json.decode(o16).metrics.click.auc
+    assert.is_true(math.abs(e32 - e16) < 0.005, string.format("auc %g vs %g", e32, e16))
+  end)
+
   it("loads in Lua with mtl.export.load and scores the same", function()
     local export = require "mtl.export"
     local mtl = require "mtl"

@@ -29,7 +29,7 @@ local function canon(v, skip)
   return "{" .. table.concat(parts, ",") .. "}"
 end
 
-local TIMES = { examples_per_s = true } -- the only field that depends on the clock
+local TIMES = { examples_per_s = true, gflops = true } -- the fields that depend on the clock
 
 -- metrics.jsonl's records without their times.
 local function records(path)

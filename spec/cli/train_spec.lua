@@ -15,13 +15,32 @@ describe("mtl train", function()
   it("exits 0 and prints progress lines, eval lines, the metrics table and the report path", function()
     assert.are.equal(0, rc, err)
     -- not a terminal: plain lines every log_every (5) steps with the running AUC per task
-    assert.truthy(out:find("step 5  epoch 1  loss %d+%.%d+  auc click [%d.-]+ pay [%d.-]+  [%d.k]+ ex/s\n"), out)
+    assert.truthy(out:find("step 5  epoch 1  loss %d+%.%d+  auc click [%d.-]+ pay [%d.-]+  [%d.k]+ ex/s  [%d.]+ GFLOP/s\n"), out)
     assert.truthy(out:find("step 20  epoch 3  loss", 1, true), out)
     assert.is_nil(out:find("\r", 1, true)) -- no bar redraws in a pipe
     assert.truthy(out:find("eval at step 10: click auc 0%.%d+  pay auc 0%.%d+"), out)
     assert.truthy(out:find("final eval (step 24): click auc", 1, true), out)
     assert.truthy(out:find("task%s+auc%s+gauc%s+logloss%s+calibration%s+rows\nclick%s+0%.%d%d%d%d"), out)
     assert.truthy(out:find("report: " .. dir .. "/run/report.html", 1, true), out)
+  end)
+
+  it("logs each record's GFLOP/s: the step's matrix-product FLOPs per example times examples/s", function()
+    -- the tiny MMoE, input 4 + 4 + 1 + 1 = 10: experts 3 x [10 -> 8], gates 2 x [10 -> 3],
+    -- towers 2 x ([8 -> 4] + [4 -> 1]); 2 FLOPs per multiply-add, 3 products per layer in training
+    local forward = 2 * (3 * 10 * 8 + 2 * 10 * 3 + 2 * (8 * 4 + 4 * 1))
+    local n = 0
+    for line in io.lines(dir .. "/run/metrics.jsonl") do
+      local r = json.decode(line)
+      if r.kind == "train" then
+        n = n + 1
+        local want = 3 * forward * r.examples_per_s / 1e9
+        assert.is_true(math.abs(r.gflops - want) <= 1e-9 * want, string.format("%.12g vs %.12g", r.gflops, want))
+      end
+    end
+    assert.is_true(n >= 4)
+    local logged = out:match("step 5  epoch 1 .-  ([%d.]+) GFLOP/s\n")
+    local r1 = json.decode(io.lines(dir .. "/run/metrics.jsonl")())
+    assert.are.equal(string.format("%.1f", r1.gflops), logged)
   end)
 
   it("writes checkpoints every checkpoint_every steps and at the end", function()

@@ -187,14 +187,28 @@ end
 -- The trained model of a checkpoint, with mtl's threads as its run had them.
 -- A model directory's config and weights are built under export's memory
 -- budget (a config may not ask for far more than the weights hold).
-local function load_model(cfg, ckpt_path, model_dir)
+-- precision (nil: fp32): the inference precision of its dense layers.
+local function load_model(cfg, ckpt_path, model_dir, precision)
   local function build()
     local st = load_state(ckpt_path)
     require("mtl").set_num_threads((cfg.train or {}).threads or 1)
     return require("mtl.ranker").load(cfg, st), st
   end
-  if model_dir then return require("mtl.export").within_budget(model_dir, ckpt_path, build) end
-  return build()
+  local model, st
+  if model_dir then model, st = require("mtl.export").within_budget(model_dir, ckpt_path, build)
+  else model, st = build() end
+  if precision then require("mtl.ranker").set_precision(model, precision) end
+  return model, st
+end
+
+-- The inference precision of eval and predict: --precision, else an exported
+-- model's (its manifest's "precision"), else nil (fp32).
+local function precision_of(a, model_dir)
+  if a.precision then return a.precision end
+  if model_dir then
+    local ok, manifest = require("mtl.export").is_model_dir(model_dir)
+    if ok then return manifest.precision end
+  end
 end
 
 -- ---- output --------------------------------------------------------------------------------------
@@ -260,6 +274,8 @@ function PARSERS.eval()
   p:option("--checkpoint", "a checkpoint file, a run directory (its latest checkpoint) or an exported model"):argname("PATH")
   p:option("--data", "files to evaluate instead of data.eval"):argname("FILE"):count("*")
   p:option("--batch-size", "rows per batch"):convert(tonumber)
+  p:option("--precision", "the dense layers' inference precision: fp32, or bf16 (AVX512-BF16 products with FP32 "
+    .. "accumulation; FP32 where the CPU lacks it; default: an exported model's, else fp32)"):choices { "fp32", "bf16" }
   p:flag("--json", "print one JSON line of metrics on stdout")
   return p
 end
@@ -274,6 +290,8 @@ function PARSERS.predict()
   p:option("--pass-through", "input columns copied to the output, comma-separated"):argname("COLS")
   p:option("--score", "a scoring expression (overrides rank.expression), e.g. 'click * pay * log(price) ^ 0.5'"):argname("EXPR")
   p:option("--batch-size", "rows per batch"):convert(tonumber)
+  p:option("--precision", "the dense layers' inference precision: fp32, or bf16 (AVX512-BF16 products with FP32 "
+    .. "accumulation; FP32 where the CPU lacks it; default: an exported model's, else fp32)"):choices { "fp32", "bf16" }
   p:flag("--json", "print one JSON line (rows, output) on stdout")
   return p
 end
@@ -286,6 +304,8 @@ function PARSERS.export()
   p:option("--out", "the model directory to write"):argname("DIR")
   p:option("--format", "mtl: a model directory for mtl predict and serving; onnx: DIR/model.onnx (standard "
     .. "operators, opset 17) and DIR/model.onnx.json, how to fill its inputs (docs/export.md)", "mtl"):choices { "mtl", "onnx" }
+  p:option("--precision", "the inference precision serving and predict use by default (fp32 or bf16), recorded "
+    .. "in manifest.json (format mtl only)"):choices { "fp32", "bf16" }
   p:flag("--json", "print one JSON line (out, step) on stdout")
   return p
 end
@@ -331,7 +351,7 @@ function COMMANDS.eval(a)
       error(string.format("%s has no rows to evaluate (it is empty%s)", fl, cfg.data.header ~= false and " or only a header" or ""), 0)
     end
   end
-  local model, st = load_model(cfg, ckpt, model_dir)
+  local model, st = load_model(cfg, ckpt, model_dir, precision_of(a, model_dir))
   local m, gates = model:evaluate(files, { batch_size = a.batch_size }) -- every rank: its part
   local plain = require("mtl").metrics.plain(m)
   if require("mtl").dist.rank() ~= 0 then return 0 end
@@ -361,7 +381,7 @@ function COMMANDS.predict(a)
     cfg.rank = cfg.rank or {}
     cfg.rank.expression = a.score
   end
-  local model, st = load_model(cfg, ckpt, model_dir)
+  local model, st = load_model(cfg, ckpt, model_dir, precision_of(a, model_dir))
   local rows, head = require("mtl.predict").file(model, cfg, { input = a.input, output = a.output, pass_through = pass,
                                                                batch_size = a.batch_size })
   if require("mtl").dist.rank() ~= 0 then return 0 end
@@ -387,7 +407,7 @@ function COMMANDS.export(a)
   if a.format == "onnx" then
     require("mtl.onnx").write(model, cfg, a.out, { source = ckpt, step = st.step })
   else
-    export.write(model, cfg, a.out, { source = ckpt, step = st.step })
+    export.write(model, cfg, a.out, { source = ckpt, step = st.step, precision = a.precision })
   end
   if a.json then
     json_line({ command = "export", format = a.format, out = a.out, checkpoint = ckpt, step = st.step })

@@ -156,6 +156,7 @@ function Progress:log(run, record)
   local line = string.format("step %d  epoch %d  loss %.4f", record.step, record.epoch, record.loss or 0 / 0)
   if record.running_auc and next(record.running_auc) then line = line .. "  auc " .. fmt_auc(record.running_auc, 4) end
   line = line .. string.format("  %s ex/s", fmt_rate(record.examples_per_s or 0))
+  if record.gflops then line = line .. string.format("  %.1f GFLOP/s", record.gflops) end
   self:write(line .. "\n")
 end
 

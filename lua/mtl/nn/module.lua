@@ -131,6 +131,35 @@ function Module:modules(prefix, out)
   return out
 end
 
+-- The precision of inference in the dense layers (docs/performance.md, "bf16
+-- inference"): "bf16" packs every 2-D or 3-D parameter named weight* with more
+-- than one output row into bf16 for mtl.linear, which then multiplies in bf16 with FP32 accumulation
+-- whenever it records no gradient; "fp32" drops the packings. A packing is a
+-- snapshot: set the precision again after changing the weights (a forward
+-- that records gradients, as training does, drops it). Returns the
+-- precision inference runs in ("fp32" when the CPU lacks AVX512-BF16 or
+-- MTL_NO_BF16 is set: nothing is packed then), mtl.bf16_status()'s text and
+-- the bytes packed.
+function Module:set_precision(p)
+  if p ~= "bf16" and p ~= "fp32" then
+    error(string.format("set_precision: expected 'bf16' or 'fp32', got %s", tostring(p)), 2)
+  end
+  local available, status = mtl.bf16_status()
+  local pack = p == "bf16" and available
+  local bytes = 0
+  for _, np in ipairs(self:named_parameters()) do
+    local name, t = np[1], np[2]
+    if name:match("^weight[^.]*$") or name:match("%.weight[^.]*$") then
+      -- a single output (a logit) stays FP32: sgemm's vector path beats a panel of
+      -- 16 columns with 15 empty (7 against 24 us for x [1024, 64])
+      local dense = (t:dim() == 2 or t:dim() == 3) and t:size(t:dim() - 1) > 1
+      if pack and dense then bytes = bytes + mtl.bf16_pack(t) else mtl.bf16_unpack(t) end
+    end
+  end
+  if p == "fp32" then return "fp32", "fp32", 0 end
+  return pack and "bf16" or "fp32", status, bytes
+end
+
 function Module:train(mode)
   if mode == nil then mode = true end
   for _, m in ipairs(self:modules()) do rawset(m[2], "training", mode) end

@@ -56,11 +56,16 @@ size_t mtl_memory_end_budget(void);
 /* Reference counts are atomic: serving threads (runtime/serve) share one
  * model's parameter tensors, and a forward pass may retain and release them
  * (views, contiguous copies) from several threads at once. */
+typedef struct mtl_bf16_packing mtl_bf16_packing; /* ops/linear_bf16.c */
 typedef struct mtl_storage {
   void *data;
   size_t nbytes;
   _Atomic int refcount;
+  /* A bf16 copy of the data packed for mtl.linear (mtl_bf16_pack), or NULL:
+   * a snapshot, freed with the storage; writes to data do not update it. */
+  mtl_bf16_packing *bf16;
 } mtl_storage;
+void mtl_bf16_packing_free(mtl_bf16_packing *p);
 
 struct mtl_node;
 

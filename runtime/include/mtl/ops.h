@@ -81,6 +81,24 @@ typedef enum { MTL_ACT_NONE = 0, MTL_ACT_RELU = 1 } mtl_activation;
  * Strided x and W go to BLAS as transpose flags and leading dimensions. */
 mtl_tensor *mtl_linear_act(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias, mtl_activation act);
 
+/* ---- bf16 inference (ops/linear_bf16.c) ----------------------------------
+ * mtl_bf16_pack stores a bf16 copy of a weight [out,in] or [g,out,in] in its
+ * storage, packed for the kernel (a snapshot: pack again after changing the
+ * weight). mtl_linear_act then computes with it, accumulating in FP32, when
+ * it records no gradient, x's columns are contiguous and mtl_bf16_available()
+ * (the CPU has AVX512-BF16 and MTL_NO_BF16 is not set); otherwise in FP32. A
+ * call that records a gradient (training) drops the packing. */
+bool mtl_bf16_available(void);
+/* "bf16 (...)" or "fp32 (why not bf16)": what packed weights will run in. */
+const char *mtl_bf16_status(void);
+int mtl_bf16_pack(mtl_tensor *w);
+void mtl_bf16_unpack(mtl_tensor *w);
+size_t mtl_bf16_packed_bytes(const mtl_tensor *w); /* 0: not packed */
+/* Whether mtl_linear_act would use w's packing (available, same shape). */
+bool mtl_bf16_usable(const mtl_tensor *w);
+/* out [m, g*out] = act(x W^T + bias) with w's packing (for mtl_linear_act). */
+int mtl_linear_bf16(const mtl_tensor *x, const mtl_tensor *w, const float *bias, mtl_activation act, float *out);
+
 /* ---- shape and indexing (ops/shape.c) ------------------------------------ */
 /* Views share a's storage (writes show through) and are differentiable. Error
  * messages print dims and positions 1-based, as Lua users see them. */

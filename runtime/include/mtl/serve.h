@@ -49,6 +49,11 @@ typedef struct mtl_model_options {
   int max_states;
   /* States created by mtl_model_load (0: 1); the rest start on demand. */
   int initial_states;
+  /* The dense layers' inference precision: "fp32", "bf16" (weights packed to
+   * bf16 once at load, products on AVX512-BF16 with FP32 accumulation; FP32
+   * where the CPU lacks it), or NULL: the one `mtl export --precision`
+   * recorded, else fp32. mtl_model_precision says which one runs. */
+  const char *precision;
 } mtl_model_options;
 
 /* Loads an exported model directory; NULL on error (message in err). */
@@ -61,6 +66,8 @@ void mtl_model_free(mtl_model *m);
 /* Outputs, in the order of each row's scores: the tasks (their probabilities),
  * then further outputs the model defines (ESMM: "ctcvr"). */
 int mtl_model_num_outputs(const mtl_model *m);
+/* "bf16" or "fp32": the precision the model's dense layers run in. */
+const char *mtl_model_precision(const mtl_model *m);
 const char *mtl_model_output_name(const mtl_model *m, int i); /* NULL if out of range */
 int mtl_model_output_index(const mtl_model *m, const char *name); /* -1 if none */
 /* The tasks are outputs 0 .. num_tasks-1. */

@@ -345,6 +345,17 @@ mtl_tensor *mtl_linear_act(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias, mtl_a
   if (!out) return NULL;
   float *po = mtl_f32(out);
   int64_t width = s.g * s.out; /* floats per output row */
+  mtl_tensor *in[3] = {x, w, bias};
+  bool grad = mtl_needs_grad(bias ? 3 : 2, in);
+  /* a forward that records gradients trains w: its bf16 packing would go stale */
+  if (grad && w->storage->bf16) mtl_bf16_unpack(w);
+  if (!grad && (s.xs_col == 1 || s.in == 1) && mtl_bf16_usable(w)) { /* packed: bf16 inference */
+    mtl_tensor *bc = bias ? mtl_tensor_contiguous_data(bias) : NULL;
+    int rc = bias && !bc ? -1 : mtl_linear_bf16(x, w, bc ? mtl_f32(bc) : NULL, act, po);
+    mtl_tensor_release(bc);
+    if (rc < 0) { mtl_tensor_release(out); return NULL; }
+    return out;
+  }
   lin_rows rows = {NULL, po, width, act};
   float beta = 0.0f;
   if (bias) {
@@ -361,8 +372,7 @@ mtl_tensor *mtl_linear_act(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias, mtl_a
     if (gemm_win(&a, &b, po + k * s.out, width, beta) < 0) { mtl_tensor_release(out); return NULL; }
   }
   if (act != MTL_ACT_NONE) run_rows(s.m, width, lin_act_part, &rows);
-  mtl_tensor *in[3] = {x, w, bias};
-  if (mtl_needs_grad(bias ? 3 : 2, in)) {
+  if (grad) {
     mtl_node *n = mtl_record(MTL_OP_LINEAR, out, bias ? 3 : 2, in);
     if (!n) { mtl_tensor_release(out); return NULL; }
     n->iarg[0] = act;

@@ -414,7 +414,7 @@ static void score_in_threads(mtl_model *m, const fixture *f, const float *ref, i
 static void check_threads(const fixture *f) {
   char err[512];
   enum { THREADS = 4, ITER = 12 };
-  mtl_model_options o = {NULL, 3, 1};
+  mtl_model_options o = {NULL, 3, 1, NULL};
   mtl_model *m = mtl_model_load_opts(f->dir, &o, err, sizeof err);
   CHECK(m != NULL, "load: %s", err);
   if (!m) return;
@@ -429,6 +429,43 @@ static void check_threads(const fixture *f) {
   mtl_model_free(m);
 }
 
+/* precision "bf16": the dense weights packed once at load and shared by the
+ * states; scores within bf16's rounding of the FP32 model's (and not equal to
+ * them where the CPU has AVX512-BF16), FP32's where it lacks it. */
+static void check_precision(const fixture *f) {
+  char err[512];
+  int k = f->noutputs, n = f->n;
+  bool has_bf16 = __builtin_cpu_supports("avx512bf16") && !getenv("MTL_NO_BF16");
+  mtl_model_options o = {NULL, 2, 2, "bf16"};
+  mtl_model *m = mtl_model_load_opts(f->dir, &o, err, sizeof err);
+  CHECK(m != NULL, "load bf16: %s", err);
+  if (!m) return;
+  CHECK(!strcmp(mtl_model_precision(m), has_bf16 ? "bf16" : "fp32"), "precision %s", mtl_model_precision(m));
+  float *out = malloc(sizeof(float) * (size_t)n * (size_t)k);
+  CHECK(mtl_model_score_csv(m, (const char *const *)f->lines, n, out, k, err, sizeof err) == 0, "bf16 score: %s", err);
+  int differ = 0, far = 0;
+  float tol = has_bf16 ? 0.02f : 1e-6f; /* the fallback: as check_scores, FP32 */
+  for (int i = 0; i < n * k; i++) {
+    float a = out[i], b = f->expected[i];
+    differ += fabsf(a - b) > 1e-6f;
+    far += fabsf(a - b) > tol * (1.0f + fabsf(b));
+  }
+  CHECK(far == 0, "%s: %d of %d scores further than %g from FP32's", mtl_model_precision(m), far, n * k, (double)tol);
+  CHECK(has_bf16 ? differ > 0 : differ == 0, "bf16: %d of %d scores differ from FP32's", differ, n * k);
+  NOTE("%s: %d of %d scores differ from FP32's by more than 1e-6, all within %g\n", mtl_model_precision(m), differ,
+       n * k, (double)tol);
+  free(out);
+  mtl_model_free(m);
+  mtl_model_options bad = {NULL, 1, 1, "fp16"};
+  m = mtl_model_load_opts(f->dir, &bad, err, sizeof err);
+  CHECK(!m && strstr(err, "precision must be 'fp32' or 'bf16', got 'fp16'"), "%s", err);
+  mtl_model_free(m);
+  mtl_model_options fp = {NULL, 1, 1, "fp32"};
+  m = mtl_model_load_opts(f->dir, &fp, err, sizeof err);
+  CHECK(m && !strcmp(mtl_model_precision(m), "fp32"), "fp32: %s", m ? mtl_model_precision(m) : err);
+  mtl_model_free(m);
+}
+
 /* When new states cannot be made (here: their Lua code is gone), the pool
  * stops growing and every caller is served by the states there are. */
 static void check_pool_cannot_grow(const char *tmp, const fixture *f) {
@@ -437,7 +474,7 @@ static void check_pool_cannot_grow(const char *tmp, const fixture *f) {
   snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp -r '%s/lua' '%s/models' '%s/'", root, MTL_SOURCE_DIR, MTL_SOURCE_DIR,
            root);
   CHECK(system(cmd) == 0, "%s", cmd);
-  mtl_model_options o = {root, 4, 1};
+  mtl_model_options o = {root, 4, 1, NULL};
   mtl_model *m = mtl_model_load_opts(f->dir, &o, err, sizeof err);
   CHECK(m != NULL, "load with a copy of the Lua code: %s", err);
   if (!m) return;
@@ -474,7 +511,7 @@ static void check_load_errors(const char *tmp, const fixture *f) {
   CHECK(!m && contains(err, "is not a directory"), "%s", err);
   m = mtl_model_load(tmp, err, sizeof err); /* a directory, but not a model */
   CHECK(!m && contains(err, "is not an mtl model directory") && contains(err, "manifest.json"), "%s", err);
-  mtl_model_options o = {"/nonexistent/mtl", 0, 0};
+  mtl_model_options o = {"/nonexistent/mtl", 0, 0, NULL};
   m = mtl_model_load_opts(f->dir, &o, err, sizeof err);
   CHECK(!m && contains(err, "cannot find mtl's Lua code in '/nonexistent/mtl'"), "%s", err);
   /* a tiny error buffer is cut, never overrun; none at all is fine */
@@ -681,6 +718,7 @@ int main(void) {
     mtl_model_free(m);
   }
   check_threads(&cases[0]);
+  check_precision(&cases[0]);
   check_pool_cannot_grow(tmp, &cases[0]);
   check_load_errors(tmp, &cases[0]);
   for (int c = 0; c < 2; c++) free_case(&cases[c]);
