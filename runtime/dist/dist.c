@@ -356,6 +356,7 @@ typedef struct bucket {
   bool packed;         /* values is a copy: the results go back into the tensors */
   int first, count;
   int phase;           /* EXCHANGE, GATHER (ordered only), DONE */
+  bool native;         /* run as MPI's allreduce (algorithm "mpi", or ordered_natively) */
   mtl_transport_request *pending;
   /* ordered: seg[0..size) this rank's part of every rank's values (the
    * segment counts), seg[size..2size) their offsets, seg[2size..3size) the
@@ -445,13 +446,24 @@ static void reduce_segment(const mtl_dist_request *q, bucket *b) {
   }
 }
 
+/* Whether an ordered float sum (or mean) can be MPI's own allreduce: at 2
+ * ranks every element is one addition of the two ranks' values, and a + b =
+ * b + a exactly, so any algorithm MPI picks gives the ordered result (rank
+ * 0's value plus rank 1's) on both ranks, bit for bit, about 3x faster than
+ * the exchange and gather (1.55 MB: 0.32 against 1.0 ms). Not for max and
+ * min (NaN), int64 (overflow is C's undefined behaviour inside MPI), or 3
+ * ranks and more (the grouping of the sums would be MPI's). */
+static bool ordered_natively(const mtl_dist_request *q, const bucket *b) {
+  return dist.size == 2 && b->values->dtype == MTL_F32 && (q->op == MTL_DIST_SUM || q->op == MTL_DIST_MEAN);
+}
+
 /* Starts a bucket's first operation. */
 static int start_bucket(mtl_dist_request *q, bucket *b) {
   int64_t n = b->values->numel;
   b->phase = EXCHANGE;
   b->owner = q;
-  if (q->alg == MTL_DIST_MPI)
-    return mtl_transport_allreduce(data_of(b->values), n, b->values->dtype, q->op, &b->pending);
+  b->native = q->alg == MTL_DIST_MPI || ordered_natively(q, b);
+  if (b->native) return mtl_transport_allreduce(data_of(b->values), n, b->values->dtype, q->op, &b->pending);
   enqueue(b);
   int p = dist.size;
   if (!(b->seg = malloc((size_t)p * 4 * sizeof *b->seg))) return mtl_error("%s: out of memory", q->what);
@@ -481,7 +493,7 @@ static int advance(mtl_dist_request *q, bucket *b, bool block) {
         return 0;
       }
     }
-    if (b->phase == EXCHANGE && q->alg == MTL_DIST_ORDERED) {
+    if (b->phase == EXCHANGE && !b->native) {
       while (exchanges.head != b) { /* the gathers of buckets started earlier first */
         bucket *h = exchanges.head;
         if (advance(h->owner, h, block) < 0) return -1;
@@ -494,7 +506,7 @@ static int advance(mtl_dist_request *q, bucket *b, bool block) {
                                    mtl_dtype_size(b->values->dtype), true, &b->pending) < 0)
         return -1;
     } else {
-      if (q->alg == MTL_DIST_MPI && q->op == MTL_DIST_MEAN) {
+      if (b->native && q->op == MTL_DIST_MEAN) {
         float *v = data_of(b->values);
         for (int64_t i = 0; i < b->values->numel; i++) v[i] /= (float)dist.size;
       }
@@ -537,6 +549,18 @@ static int finish(mtl_dist_request *q, bool block) {
     return -1;
   }
   q->done = true;
+  /* The buffers go back now, not when the request is freed (a Lua request
+   * waits for the collector): a step's next request then reuses them from
+   * the buffer cache instead of faulting in fresh pages (1.55 MB packed: 1.3
+   * against 0.3 ms at 2 ranks). */
+  for (int i = 0; i < q->nbuckets; i++) {
+    bucket *b = &q->buckets[i];
+    mtl_tensor_release(b->values);
+    mtl_tensor_release(b->received);
+    free(b->seg);
+    b->values = b->received = NULL;
+    b->seg = NULL;
+  }
   return 0;
 }
 
