@@ -317,9 +317,10 @@ end
 function Features:new_table(opts, s)
   if not self.plan then return mtl.Embedding(opts) end
   local parallel = require "mtl.parallel"
-  local placement = s.placement or (self.plan.tables == "replicated" and "replicated" or nil)
+  local by_plan = not s.placement and self.plan.tables == "replicated"
   local t = parallel.embedding(opts, s.name, { shard_min_mib = self.plan.shard_min_mib, optimizer = self.plan.optimizer,
-                                               placement = placement })
+                                               placement = by_plan and "replicated" or s.placement,
+                                               placement_from = by_plan and "train.table_placement" or nil })
   if not parallel.is_sharded(t) then return t end
   self.sharded[t.view] = t
   return t.view

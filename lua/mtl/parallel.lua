@@ -89,7 +89,7 @@ function parallel.choose(opts, how)
                       rows, opts.dim, mib, how.optimizer or "adam")
   if size == 1 then return "replicated", what .. ": one rank" end
   if how.placement == "sharded" or how.placement == "replicated" then
-    return how.placement, format("%s: placement = \"%s\" in its config", what, how.placement)
+    return how.placement, format("%s: %s = \"%s\"", what, how.placement_from or "placement", how.placement)
   elseif how.placement ~= nil then
     error(format("mtl.parallel: placement must be \"sharded\" or \"replicated\", got %s", tostring(how.placement)), 0)
   end

@@ -48,6 +48,16 @@ describe("mtl train with row-sharded tables", function()
     assert.are.same({ "step-98.ckpt", "step-98.rank-0.ckpt", "step-98.rank-1.ckpt" }, manifest.files)
   end)
 
+  it("replicates every table with train.table_placement = \"replicated\" (EasyRec's mirroring strategies)", function()
+    local s, out, err = run(2, string.format("train %s --model-dir %s --set train.table_placement=replicated --set train.steps=4",
+      cfg, shell.quote(dir .. "/mirrored")))
+    assert(s == 0, out .. err)
+    assert.truthy(out:find('table user: 20 rows x 4, 0.0 MiB with adam state: train.table_placement = "replicated"', 1,
+      true), out)
+    assert.truthy(out:find('table item: 16 rows x 4, 0.0 MiB with adam state: train.table_placement = "replicated"', 1,
+      true), out)
+  end)
+
   it("predicts as one process within 1e-5, and the same file at 1, 2 and 3 ranks", function()
     local s, out, err = single(string.format("train %s --quiet --model-dir %s", cfg, shell.quote(dir .. "/one")))
     assert(s == 0, out .. err)
