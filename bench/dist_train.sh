@@ -4,8 +4,10 @@
 # 1 thread (mpirun), the same global batch, run side by side: the three
 # alternate, ROUNDS times, and the medians of train examples/s are compared.
 #   bash bench/dist_train.sh [ROUNDS=5] [MODEL=mmoe] [BATCH=1024] [extra mtl bench flags...]
-# Prints one line per run, then the medians, the ratios, and the 2-rank
-# communication per step (bytes and % of the step, from mtl bench's JSON).
+# Prints one line per run, then the medians (and the best runs: the least
+# disturbed by other load), the ratios, and the 2-rank
+# communication per step (bytes and % of the step, from mtl bench's JSON), and
+# the CPU time the hypervisor took for others meanwhile (bench/cpu_steal.sh).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rounds=${1:-5}
@@ -30,7 +32,9 @@ run() { # side [flags...] -> the JSON line
   esac | tail -1
 }
 
+source "$root/bench/cpu_steal.sh"
 echo "start: $(uptime)"
+steal_start
 for ((r = 1; r <= rounds; r++)); do
   for side in "${sides[@]}"; do
     line=$(run "$side" "$@")
@@ -40,6 +44,7 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 echo "end: $(uptime)"
+steal_report
 luajit - "$tmp" "${sides[@]}" <<'EOF'
 local json = require "cjson"
 local dir = arg[1]
@@ -48,7 +53,7 @@ local function median(t)
   local n = #t
   return n % 2 == 1 and t[(n + 1) / 2] or (t[n / 2] + t[n / 2 + 1]) / 2
 end
-local med, last = {}, {}
+local med, best, last = {}, {}, {}
 for i = 2, #arg do
   local side = arg[i]
   local rates, comm, pct, dense, sparse = {}, {}, {}, nil, nil
@@ -62,13 +67,16 @@ for i = 2, #arg do
     last[side] = d
   end
   med[side] = median(rates)
+  best[side] = math.max(unpack(rates))
   local extra = ""
   if #comm > 0 then
     extra = string.format("  communication: %.2f ms/step (%.1f %% of the step), payload %d B dense + %d B sparse per step",
       median(comm), median(pct), dense, sparse)
   end
-  print(string.format("median %-15s %8.0f ex/s  (%d runs)%s", side, med[side], #rates, extra))
+  print(string.format("median %-15s %8.0f ex/s  (%d runs; best %.0f)%s", side, med[side], #rates, best[side], extra))
 end
-print(string.format("2 ranks x 1 thread / 1 process x 1 thread: %.2f", med.ranks2 / med.one1))
-print(string.format("2 ranks x 1 thread / 1 process x 2 threads: %.2f", med.ranks2 / med.one2))
+print(string.format("2 ranks x 1 thread / 1 process x 1 thread: %.2f (best runs: %.2f)", med.ranks2 / med.one1,
+  best.ranks2 / best.one1))
+print(string.format("2 ranks x 1 thread / 1 process x 2 threads: %.2f (best runs: %.2f)", med.ranks2 / med.one2,
+  best.ranks2 / best.one2))
 EOF
