@@ -64,6 +64,18 @@ describe("mtl.dist launch", function()
     for r = 0, 2 do assert.truthy(stdout:find("rank " .. r .. " of 3\n", 1, true), stdout) end
   end)
 
+  it("sets Open MPI's non-blocking allreduce to Rabenseifner's algorithm unless the user chose one", function()
+    local script = [[-e 'local d = require("mtl").dist
+      d.barrier()
+      print("r" .. d.rank() .. " " .. tostring(os.getenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm")))']]
+    local status, stdout, stderr = mpirun.run(2, script)
+    assert(status == 0, string.format("status %s\n%s\n%s", tostring(status), stdout, stderr))
+    assert.are.equal("r0 3\nr1 3\n", stdout)
+    status, stdout, stderr = mpirun.run(2, script, { env = "OMPI_MCA_coll_libnbc_iallreduce_algorithm=4" })
+    assert(status == 0, string.format("status %s\n%s\n%s", tostring(status), stdout, stderr))
+    assert.are.equal("r0 4\nr1 4\n", stdout)
+  end)
+
   it("runs bench/dist_bench.lua (quick)", function()
     local status, stdout, stderr = mpirun.run(2, "bench/dist_bench.lua --quick")
     assert(status == 0, string.format("status %s\n%s\n%s", tostring(status), stdout, stderr))
