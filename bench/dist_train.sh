@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Data-parallel training throughput of `mtl bench` (docs/distributed.md,
 # "Measured"): one process x 1 thread, one process x 2 threads and 2 ranks x
-# 1 thread (mpirun), the same global batch, run side by side: the three
-# alternate, ROUNDS times, and the medians of train examples/s are compared.
+# 1 thread (mpirun), the same global batch, and two independent processes at
+# half the batch, one a core, at the same time (the rate 2 ranks would reach
+# if communication were free: what the machine gives two processes), run side
+# by side: the four alternate, ROUNDS times, and the medians of train
+# examples/s are compared.
 #   bash bench/dist_train.sh [ROUNDS=5] [MODEL=mmoe] [BATCH=1024] [extra mtl bench flags...]
 # Prints one line per run, then the medians (and the best runs: the least
 # disturbed by other load), the ratios, and the 2-rank
@@ -20,7 +23,7 @@ mpirun=(mpirun -np 2 --bind-to core)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-sides=(one1 one2 ranks2)
+sides=(one1 one2 ranks2 apart2)
 
 run() { # side [flags...] -> the JSON line
   local side=$1
@@ -29,6 +32,17 @@ run() { # side [flags...] -> the JSON line
     one1) "$mtl" bench --model "$model" --batch "$batch" --threads 1 --quiet "$@" ;;
     one2) "$mtl" bench --model "$model" --batch "$batch" --threads 2 --quiet "$@" ;;
     ranks2) "${mpirun[@]}" "$mtl" bench --model "$model" --batch "$batch" --threads 1 --quiet "$@" ;;
+    apart2) # two independent processes at B/2, one a core, at the same time: no
+      # communication at all, so their summed rate is the most 2 ranks can reach
+      taskset -c 0 "$mtl" bench --model "$model" --batch $((batch / 2)) --threads 1 --quiet "$@" | tail -1 >"$tmp/a0" &
+      taskset -c 1 "$mtl" bench --model "$model" --batch $((batch / 2)) --threads 1 --quiet "$@" | tail -1 >"$tmp/a1"
+      wait
+      luajit - "$tmp/a0" "$tmp/a1" <<'LUA'
+local json = require "cjson"
+local a, b = json.decode(io.lines(arg[1])()), json.decode(io.lines(arg[2])())
+print(json.encode({ train_examples_per_s = a.train_examples_per_s + b.train_examples_per_s }))
+LUA
+      ;;
   esac | tail -1
 }
 
@@ -79,4 +93,8 @@ print(string.format("2 ranks x 1 thread / 1 process x 1 thread: %.2f (best runs:
   best.ranks2 / best.one1))
 print(string.format("2 ranks x 1 thread / 1 process x 2 threads: %.2f (best runs: %.2f)", med.ranks2 / med.one2,
   best.ranks2 / best.one2))
+print(string.format("2 independent processes at B/2 / 1 process x 1 thread: %.2f (best runs: %.2f): the machine's ceiling",
+  med.apart2 / med.one1, best.apart2 / best.one1))
+print(string.format("2 ranks x 1 thread / 2 independent processes at B/2: %.2f (best runs: %.2f): what the communication costs",
+  med.ranks2 / med.apart2, best.ranks2 / best.apart2))
 EOF
