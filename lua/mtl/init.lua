@@ -10,6 +10,18 @@
 -- saves little for mtl's Lua code (the work is in C): off on those versions
 -- (spec/luajit_spec.lua).
 if jit and jit.version_num <= 20100 then jit.opt.start("-fuse") end
+
+-- OpenBLAS's idle threads spin (sched_yield) for 2^28 cycles after each
+-- product by default, so with 2 threads on 2 cores its worker takes a core
+-- from mtl's own pool and the main thread between products: mtl bench at
+-- --threads 2 trained mmoe at 35-44k ex/s with the default, 50-58k with 2^4
+-- (ple 37-43k against 48-56k; docs/performance.md). OpenBLAS reads the
+-- setting when it loads, with mtl.core just below; a user's value wins.
+if jit then
+  local ffi = require "ffi"
+  pcall(ffi.cdef, "int setenv(const char *name, const char *value, int overwrite);")
+  ffi.C.setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0)
+end
 local core = require "mtl.core"
 
 local mtl = {}
