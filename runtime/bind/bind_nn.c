@@ -3,7 +3,8 @@
  *   mtl.dropout(x, p = 0.5, training = true)
  *   mtl.layer_norm(x, weight, bias, eps = 1e-5)
  *   mtl.batch_norm(x, weight, bias, running_mean, running_var,
- *                  training = false, momentum = 0.1, eps = 1e-5)
+ *                  training = false, momentum = 0.1, eps = 1e-5, activation = "none")
+ *       activation "relu": max(batch_norm(...), 0) in the same pass (and backward)
  *   mtl.binary_cross_entropy_with_logits(logits, target, opts)  (alias bce_with_logits)
  *   mtl.binary_cross_entropy(p, target, opts)                   (alias bce)
  *       opts: nil, a reduction string, or {weight=, mask=, reduction=}
@@ -68,8 +69,12 @@ static int l_batch_norm(lua_State *L) {
   bool training = opt_bool(L, 6, false, f, "training");
   double momentum = opt_number(L, 7, 0.1, f, "momentum");
   double eps = opt_number(L, 8, 1e-5, f, "eps");
+  const char *act = luaL_optstring(L, 9, "none");
+  bool relu = strcmp(act, "relu") == 0;
+  if (!relu && strcmp(act, "none") != 0)
+    return luaL_error(L, "%s: activation (argument 9) must be \"relu\" or \"none\", got \"%s\"", f, act);
   mtl_tensor **slot = bind_slot(L);
-  return bind_fill(L, slot, mtl_batch_norm(x, w, b, rm, rv, training, momentum, eps));
+  return bind_fill(L, slot, mtl_batch_norm_act(x, w, b, rm, rv, training, momentum, eps, relu));
 }
 
 /* ---- losses ------------------------------------------------------------------ */

@@ -317,6 +317,65 @@ describe("mtl.batch_norm", function()
     check.assert_close(xp.grad, expected, 1e-6)
   end)
 
+  it("with activation 'relu' gives max(batch_norm, 0) and its finite-difference gradients", function()
+    -- seed 22: no unit's input within the finite-difference step of ReLU's kink
+    -- (with seed 21 batch_norm then mtl.relu fails the same check there)
+    local x, w, b = case_inputs(7, 4, 22)
+    local xt = x:totable()
+    local mean, var = column_stats(xt)
+    local ref = ref_batch_norm(xt, w:values(), b:values(), mean, var, 1e-5)
+    local negatives = 0
+    for i = 1, 7 do
+      for j = 1, 4 do
+        if ref[i][j] < 0 then negatives = negatives + 1 end
+        ref[i][j] = math.max(ref[i][j], 0)
+      end
+    end
+    assert.is_true(negatives > 5, "the case has units the ReLU zeroes")
+    check.assert_close(mtl.batch_norm(x, w, b, nil, nil, true, 0.1, 1e-5, "relu"), ref, 1e-5)
+    -- the same as batch_norm then relu, in training (running stats updated the same) and in eval
+    for _, training in ipairs({ true, false }) do
+      local rm1, rv1 = mtl.tensor { 0.5, -1, 2, 0 }, mtl.tensor { 1, 2, 0.25, 3 }
+      local rm2, rv2 = rm1:clone(), rv1:clone()
+      local fused = mtl.batch_norm(x, w, b, rm1, rv1, training, 0.3, 1e-5, "relu")
+      local plain = mtl.relu(mtl.batch_norm(x, w, b, rm2, rv2, training, 0.3, 1e-5))
+      check.assert_close(fused, plain, 1e-6)
+      check.assert_close(rm1, rm2, 0, "running_mean")
+      check.assert_close(rv1, rv2, 0, "running_var")
+    end
+    check.gradcheck(function(xx, ww, bb) return mtl.batch_norm(xx, ww, bb, nil, nil, true, 0.1, 1e-5, "relu") end,
+      { x, w, b }, { atol = 2e-4, rtol = 2e-3 })
+    check.gradcheck(function(xx) return mtl.batch_norm(xx, nil, nil, nil, nil, true, 0.1, 1e-5, "relu") end, { x },
+      { atol = 2e-4, rtol = 2e-3 })
+    local rm, rv = mtl.tensor { 0.5, -1, 2, 0 }, mtl.tensor { 1, 2, 0.25, 3 }
+    check.gradcheck(function(xx, ww, bb) return mtl.batch_norm(xx, ww, bb, rm, rv, false, 0.1, 1e-5, "relu") end,
+      { x, w, b }, { atol = 2e-4, rtol = 2e-3 })
+    assert.has_error(function() mtl.batch_norm(x, w, b, nil, nil, true, 0.1, 1e-5, "tanh") end,
+      'mtl.batch_norm: activation (argument 9) must be "relu" or "none", got "tanh"')
+  end)
+
+  it("gives nn.MLP and nn.Experts with batch_norm and relu the results of batch_norm then relu", function()
+    local nn = require "mtl.nn"
+    mtl.seed(3)
+    local mlp = nn.MLP { input = 6, hidden = { 5, 4 }, batch_norm = true }
+    local x = mtl.randn(9, 6)
+    local function unfused(m, input)
+      local y = input
+      for i = 1, m.n do
+        y = m["bn" .. i](m["fc" .. i](y))
+        y = mtl.relu(y)
+      end
+      return y
+    end
+    mlp:train()
+    check.assert_close(mlp(x), unfused(mlp, x), 1e-5)
+    local e = nn.Experts { n = 3, input = 6, hidden = { 4 }, batch_norm = true }
+    local y = e(x)
+    assert.are.same({ 9, 3, 4 }, y:shape())
+    local expect = mtl.relu(e.bn1(mtl.linear(x, e.weight1, e.bias1):reshape(9, 12))):reshape(9, 3, 4)
+    check.assert_close(y, expect, 1e-5)
+  end)
+
   it("accepts a non-contiguous input", function()
     local base = case_inputs(3, 5, 13)
     local x = base:transpose(1, 2) -- [5,3]

@@ -87,6 +87,12 @@ return function(nn)
     return mtl.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var,
       self.training, self.momentum, self.eps)
   end
+  -- Batch norm then ReLU in one pass over the output (and one backward):
+  -- what an MLP or Experts layer with batch_norm and relu runs.
+  function BatchNorm:forward_relu(x)
+    return mtl.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var,
+      self.training, self.momentum, self.eps, "relu")
+  end
   function BatchNorm:extra_repr() return tostring(self.n) end
 
   local LayerNorm = class("LayerNorm")
@@ -170,8 +176,13 @@ return function(nn)
         x = mtl.linear(x, fc.weight, fc.bias, fused) -- bias and activation in one pass
       else
         x = fc(x)
-        if self["bn" .. i] then x = self["bn" .. i](x) end
-        if act then x = (self["act" .. i] or self.act)(x) end
+        local bn = self["bn" .. i]
+        if bn and act and self.act_name == "relu" then
+          x = bn:forward_relu(x)
+        else
+          if bn then x = bn(x) end
+          if act then x = (self["act" .. i] or self.act)(x) end
+        end
       end
       local p = self.drop[i]
       if p > 0 and self.training then x = mtl.dropout(x, p, true) end

@@ -67,8 +67,12 @@ return function(nn)
       if not fused then
         local bn, act = self["bn" .. l], self["act" .. l]
         if bn or act then y = y:reshape(B, n * h) end          -- a unit of an expert is a feature
-        if bn then y = bn(y) end
-        y = (act or self.act)(y)
+        if bn and not act and self.act_name == "relu" then
+          y = bn:forward_relu(y)                               -- one pass for both
+        else
+          if bn then y = bn(y) end
+          y = (act or self.act)(y)
+        end
         if bn or act then y = y:reshape(B, n, h) end
       end
       if self.drop[l] > 0 and self.training then y = mtl.dropout(y, self.drop[l], true) end

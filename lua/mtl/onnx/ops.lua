@@ -320,7 +320,7 @@ function ops.narrow(x, d, start, length)
 end
 
 -- ---- layers -------------------------------------------------------------------------------------
-function ops.batch_norm(x, w, b, rm, rv, training, _, eps)
+function ops.batch_norm(x, w, b, rm, rv, training, _, eps, act)
   if training then fail("mtl.batch_norm in training mode cannot be exported (the model is exported in eval mode)") end
   local g = x.g
   local c = x.dims[2]
@@ -330,8 +330,10 @@ function ops.batch_norm(x, w, b, rm, rv, training, _, eps)
     for i = 1, c do list[i] = fill end
     return g:list(list, "float")
   end
-  return g:node1("BatchNormalization", { x, vec(w, 1), vec(b, 0), vec(rm, 0), vec(rv, 1) },
+  local y = g:node1("BatchNormalization", { x, vec(w, 1), vec(b, 0), vec(rm, 0), vec(rv, 1) },
     { epsilon = { float = eps or 1e-5 } }, copy(x.dims))
+  if act == "relu" then y = g:node1("Relu", { y }, nil, y.dims) end
+  return y
 end
 
 function ops.layer_norm(x, w, b, eps)

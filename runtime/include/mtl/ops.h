@@ -150,6 +150,12 @@ mtl_tensor *mtl_layer_norm(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias, 
 mtl_tensor *mtl_batch_norm(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias,
                            mtl_tensor *running_mean, mtl_tensor *running_var,
                            bool training, double momentum, double eps);
+/* The same followed by ReLU (relu = true) in the same pass over the output:
+ * max(batch_norm(a, ...), 0), whose backward recomputes the mask from the
+ * input (EasyRec's dense -> BN -> activation layers; nothing extra is kept). */
+mtl_tensor *mtl_batch_norm_act(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias,
+                               mtl_tensor *running_mean, mtl_tensor *running_var,
+                               bool training, double momentum, double eps, bool relu);
 
 /* Mixture of experts: out [B,d] = sum_k gate[b,k] * E[b,k,:], the experts
  * given as nblocks blocks [B,n_i,d] (any strides) taken in order, so the gate

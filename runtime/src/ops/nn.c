@@ -242,7 +242,16 @@ int mtl_layer_norm_backward(mtl_node *n, mtl_tensor *g) {
 mtl_tensor *mtl_batch_norm(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias,
                            mtl_tensor *running_mean, mtl_tensor *running_var,
                            bool training, double momentum, double eps) {
-  const char *op = "mtl.batch_norm";
+  return mtl_batch_norm_act(a, weight, bias, running_mean, running_var, training, momentum, eps, false);
+}
+
+/* The training statistics in one pass over x: per column the sum and the sum
+ * of squares in double (float inputs: the cancellation in ss - sum^2 / n costs
+ * no float precision unless |mean| / std exceeds ~10^4). */
+mtl_tensor *mtl_batch_norm_act(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias,
+                               mtl_tensor *running_mean, mtl_tensor *running_var,
+                               bool training, double momentum, double eps, bool relu) {
+  const char *op = relu ? "mtl.batch_norm (with relu)" : "mtl.batch_norm";
   char s1[128];
   if (check_f32(op, a, "the input") < 0) return NULL;
   if (a->ndim != 2)
@@ -278,13 +287,16 @@ mtl_tensor *mtl_batch_norm(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias,
     double *sum = acc, *ss = acc + c;
     memset(acc, 0, scratch_bytes);
     for (int64_t i = 0; i < rows; i++)
-      for (int64_t j = 0; j < c; j++) sum[j] += x[i * c + j];
-    for (int64_t j = 0; j < c; j++) pm[j] = (float)(sum[j] / (double)rows);
-    for (int64_t i = 0; i < rows; i++)
       for (int64_t j = 0; j < c; j++) {
-        double dev = x[i * c + j] - pm[j];
-        ss[j] += dev * dev;
+        double v = x[i * c + j];
+        sum[j] += v;
+        ss[j] += v * v;
       }
+    for (int64_t j = 0; j < c; j++) {
+      double mean = sum[j] / (double)rows, dev2 = ss[j] - sum[j] * mean; /* sum of squared deviations */
+      pm[j] = (float)mean;
+      ss[j] = dev2 > 0 ? dev2 : 0;
+    }
     for (int64_t j = 0; j < c; j++) pr[j] = (float)(1.0 / sqrt(ss[j] / (double)rows + eps));
     if (running_mean) {
       /* the running stats may be strided 1-D views: write through strides */
@@ -312,8 +324,15 @@ mtl_tensor *mtl_batch_norm(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias,
       shift[j] = (b ? b[j] : 0.0f) - pm[j] * scale[j];
     }
     float *y = mtl_f32(out);
-    for (int64_t i = 0; i < rows; i++)
-      for (int64_t j = 0; j < c; j++) y[i * c + j] = x[i * c + j] * scale[j] + shift[j];
+    if (relu)
+      for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < c; j++) {
+          float v = fmaf(x[i * c + j], scale[j], shift[j]); /* as the backward's mask */
+          y[i * c + j] = v > 0.0f ? v : 0.0f;
+        }
+    else
+      for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < c; j++) y[i * c + j] = x[i * c + j] * scale[j] + shift[j];
   }
   if (mtl_needs_grad(3, in)) {
     mtl_node *node = mtl_record(MTL_OP_BATCH_NORM, out, 3, in);
@@ -321,8 +340,19 @@ mtl_tensor *mtl_batch_norm(mtl_tensor *a, mtl_tensor *weight, mtl_tensor *bias,
     mtl_node_save(node, 0, cc[0]);
     mtl_node_save(node, 1, mean);
     mtl_node_save(node, 2, rstd);
-    if (cc[1]) mtl_node_save(node, 3, cc[1]);
     node->iarg[0] = training;
+    node->iarg[1] = relu;
+    if (relu) {
+      /* the output's (scale, shift) per column, to recompute the mask */
+      int64_t two_c[2] = {2, c};
+      mtl_tensor *ss_t = mtl_tensor_new(MTL_F32, 2, two_c);
+      if (!ss_t) goto fail;
+      if (c > 0) memcpy(mtl_f32(ss_t), acc, (size_t)(2 * c) * sizeof(float));
+      mtl_node_save(node, 3, ss_t);
+      mtl_tensor_release(ss_t);
+    } else if (cc[1]) {
+      mtl_node_save(node, 3, cc[1]);
+    }
   }
   if (acc) mtl_free(acc, scratch_bytes);
   mtl_tensor_release_all(3, cc);
@@ -343,12 +373,17 @@ fail:
  *   training: dx = rstd * w * (g - dbias / n - xh * dweight / n)
  *   eval:     dx = rstd * w * g   (the running stats are constants). */
 int mtl_batch_norm_backward(mtl_node *n, mtl_tensor *g) {
-  mtl_tensor *xt = n->saved[0], *wt = n->saved[3];
+  bool relu = n->iarg[1] != 0;
+  mtl_tensor *xt = n->saved[0], *wt = relu ? NULL : n->saved[3];
   bool want_x = mtl_node_wants(n, 0), want_w = mtl_node_wants(n, 1), want_b = mtl_node_wants(n, 2);
   bool training = n->iarg[0] != 0;
   int64_t rows = xt->shape[0], c = xt->shape[1];
   const float *x = mtl_f32(xt), *pm = mtl_f32(n->saved[1]), *pr = mtl_f32(n->saved[2]);
+  /* with relu: the gradient of the BN output is g where scale x + shift > 0
+   * (computed as the forward did), else 0; scale = rstd w takes w's place */
+  const float *scale = relu ? mtl_f32(n->saved[3]) : NULL, *shift = relu ? scale + c : NULL;
   const float *w = wt ? mtl_f32(wt) : NULL;
+#define BN_G(i, j) (relu ? (fmaf(x[(i) * c + (j)], scale[j], shift[j]) > 0.0f ? go[(i) * c + (j)] : 0.0f) : go[(i) * c + (j)])
   mtl_tensor *gc = mtl_tensor_contiguous_data(g);
   size_t scratch_bytes = (size_t)(2 * c) * sizeof(double);
   double *acc = c > 0 ? mtl_alloc(scratch_bytes) : NULL;
@@ -364,7 +399,7 @@ int mtl_batch_norm_backward(mtl_node *n, mtl_tensor *g) {
     memset(acc, 0, scratch_bytes);
     for (int64_t i = 0; i < rows; i++)
       for (int64_t j = 0; j < c; j++) {
-        float gij = go[i * c + j];
+        float gij = BN_G(i, j);
         db[j] += gij;
         dw[j] += (double)gij * (double)((x[i * c + j] - pm[j]) * pr[j]);
       }
@@ -379,7 +414,7 @@ int mtl_batch_norm_backward(mtl_node *n, mtl_tensor *g) {
       else {
         float *k2 = k1 + c, *k3 = k2 + c;
         for (int64_t j = 0; j < c; j++) {
-          double kk = (double)pr[j] * (w ? w[j] : 1.0f);
+          double kk = relu ? (double)scale[j] : (double)pr[j] * (w ? w[j] : 1.0f);
           k1[j] = (float)kk;
           if (training) {
             /* rstd*w*(g - db/n - (x-mean)*rstd*dw/n) */
@@ -393,7 +428,7 @@ int mtl_batch_norm_backward(mtl_node *n, mtl_tensor *g) {
         float *gi = mtl_f32(gx);
         for (int64_t i = 0; i < rows; i++)
           for (int64_t j = 0; j < c; j++)
-            gi[i * c + j] = k1[j] * go[i * c + j] + k2[j] * (x[i * c + j] - pm[j]) + k3[j];
+            gi[i * c + j] = k1[j] * BN_G(i, j) + k2[j] * (x[i * c + j] - pm[j]) + k3[j];
         mtl_free(k1, (size_t)(3 * c) * sizeof(float));
       }
     }
@@ -407,6 +442,7 @@ int mtl_batch_norm_backward(mtl_node *n, mtl_tensor *g) {
     for (int64_t j = 0; j < c; j++) mtl_f32(gp)[j] = (float)src[j];
     rc = mtl_node_accumulate(n, k, gp);
   }
+#undef BN_G
   mtl_tensor_release(gc);
   if (acc) mtl_free(acc, scratch_bytes);
   return rc;
