@@ -103,7 +103,7 @@ return {
   -- ---- layers and losses ----
   ["mtl.dropout"] = "mtl.dropout(t, p, training): zeroes each value with probability p and scales the rest by 1/(1-p) when training",
   ["mtl.layer_norm"] = "mtl.layer_norm(x, weight, bias [, eps]): normalizes each row over the last dimension",
-  ["mtl.batch_norm"] = "mtl.batch_norm(x, weight, bias, running_mean, running_var, training [, momentum [, eps]]): normalizes each column",
+  ["mtl.batch_norm"] = "mtl.batch_norm(x, weight, bias, running_mean, running_var, training [, momentum [, eps [, activation]]]): normalizes each column (activation \"relu\": then ReLU, in the same pass)",
   ["mtl.binary_cross_entropy_with_logits"] = "mtl.bce_with_logits(logits, target [, {weight =, reduction =}]): binary cross-entropy on logits, stable",
   ["mtl.binary_cross_entropy"] = "mtl.bce(prob, target [, {weight =, reduction =}]): binary cross-entropy on probabilities",
   ["mtl.mse"] = "mtl.mse(x, target [, {weight =, reduction =}]): the mean squared error",
