@@ -202,6 +202,50 @@ TGT256 static inline __attribute__((always_inline)) void tile256(const float *x,
       _mm256_maskstore_ps(out + i * ldo + 8 * h, mask[h], relu ? _mm256_max_ps(acc[i][h], zero) : acc[i][h]);
 }
 
+#define MRN 12 /* a panel's first 8 columns only (narrow outputs: gates, logits): 12 rows, one ymm each */
+
+TGT256 static inline __attribute__((always_inline)) void tile_narrow(const float *x, int64_t xr, int64_t xc,
+                                                                     int64_t in, const float *wp, int mr,
+                                                                     const float *bias, bool relu, float *out,
+                                                                     int64_t ldo, int64_t cols) {
+  __m256 acc[MRN];
+  __m256i mask = lanes_below(cols);
+  __m256 b = bias ? _mm256_maskload_ps(bias, mask) : _mm256_setzero_ps();
+  for (int i = 0; i < mr; i++) acc[i] = b;
+  for (int64_t q = 0; q < in; q++) {
+    __m256 w = _mm256_load_ps(wp + q * PANEL);
+    for (int i = 0; i < mr; i++) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + i * xr + q * xc), w, acc[i]);
+  }
+  __m256 zero = _mm256_setzero_ps();
+  for (int i = 0; i < mr; i++) _mm256_maskstore_ps(out + i * ldo, mask, relu ? _mm256_max_ps(acc[i], zero) : acc[i]);
+}
+
+/* Rows [r0, r1) of one panel with at most 8 columns. */
+TGT256 static void narrow_rows(const float *x, int64_t xr, int64_t xc, int64_t in, const float *wp, int64_t r0,
+                               int64_t r1, const float *bias, bool relu, float *out, int64_t ldo, int64_t cols) {
+  for (int64_t i = r0; i < r1; i += MRN) {
+    int mr = r1 - i < MRN ? (int)(r1 - i) : MRN;
+    const float *xi = x + i * xr;
+    float *o = out + i * ldo;
+#define T(R) tile_narrow(xi, xr, xc, in, wp, R, bias, relu, o, ldo, cols)
+    switch (mr) {
+      case 1: T(1); break;
+      case 2: T(2); break;
+      case 3: T(3); break;
+      case 4: T(4); break;
+      case 5: T(5); break;
+      case 6: T(6); break;
+      case 7: T(7); break;
+      case 8: T(8); break;
+      case 9: T(9); break;
+      case 10: T(10); break;
+      case 11: T(11); break;
+      default: T(MRN); break;
+    }
+#undef T
+  }
+}
+
 /* The same sums one output at a time (vmaxps(y, 0) is 0 for NaN y, as here). */
 static void tile_scalar(const float *x, int64_t xr, int64_t xc, int64_t in, const float *wp, int mr,
                         const float *bias, bool relu, float *out, int64_t ldo, int64_t cols) {
@@ -234,6 +278,10 @@ TGT512 static void part512(const fp32_job *j, int64_t r0, int64_t r1) {
       int np = p->panels - pn >= NP512 ? NP512 : 1;
       int64_t col = pn * PANEL, cols = p->out - col < np * PANEL ? p->out - col : np * PANEL;
       const float *bias = j->bias ? j->bias + k * p->out + col : NULL, *wp = wg + pn * pstride;
+      if (cols <= 8) {
+        narrow_rows(xg, j->xs_row, j->xs_col, in, wp, r0, r1, bias, j->relu, j->out + k * p->out + col, width, cols);
+        continue;
+      }
       for (int64_t i = r0; i < r1; i += MR512) {
         int mr = r1 - i < MR512 ? (int)(r1 - i) : MR512;
         const float *x = xg + i * j->xs_row;
@@ -270,6 +318,10 @@ TGT256 static void part256(const fp32_job *j, int64_t r0, int64_t r1) {
     for (int64_t pn = 0; pn < p->panels; pn++) {
       int64_t col = pn * PANEL, cols = p->out - col < PANEL ? p->out - col : PANEL;
       const float *bias = j->bias ? j->bias + k * p->out + col : NULL, *wp = wg + pn * pstride;
+      if (cols <= 8) {
+        narrow_rows(xg, j->xs_row, j->xs_col, in, wp, r0, r1, bias, j->relu, j->out + k * p->out + col, width, cols);
+        continue;
+      }
       for (int64_t i = r0; i < r1; i += MR256) {
         int mr = r1 - i < MR256 ? (int)(r1 - i) : MR256;
         const float *x = xg + i * j->xs_row;
