@@ -220,11 +220,11 @@ TGT256 static inline __attribute__((always_inline)) void tile_narrow(const float
   for (int i = 0; i < mr; i++) _mm256_maskstore_ps(out + i * ldo, mask, relu ? _mm256_max_ps(acc[i], zero) : acc[i]);
 }
 
-/* Rows [r0, r1) of one panel with at most 8 columns. */
-TGT256 static void narrow_rows(const float *x, int64_t xr, int64_t xc, int64_t in, const float *wp, int64_t r0,
-                               int64_t r1, const float *bias, bool relu, float *out, int64_t ldo, int64_t cols) {
-  for (int64_t i = r0; i < r1; i += MRN) {
-    int mr = r1 - i < MRN ? (int)(r1 - i) : MRN;
+/* rows rows of one panel with at most 8 columns. */
+TGT256 static void narrow_rows(const float *x, int64_t xr, int64_t xc, int64_t in, const float *wp, int64_t rows,
+                               const float *bias, bool relu, float *out, int64_t ldo, int64_t cols) {
+  for (int64_t i = 0; i < rows; i += MRN) {
+    int mr = rows - i < MRN ? (int)(rows - i) : MRN;
     const float *xi = x + i * xr;
     float *o = out + i * ldo;
 #define T(R) tile_narrow(xi, xr, xc, in, wp, R, bias, relu, o, ldo, cols)
@@ -247,9 +247,9 @@ TGT256 static void narrow_rows(const float *x, int64_t xr, int64_t xc, int64_t i
 }
 
 /* The same sums one output at a time (vmaxps(y, 0) is 0 for NaN y, as here). */
-static void tile_scalar(const float *x, int64_t xr, int64_t xc, int64_t in, const float *wp, int mr,
+static void tile_scalar(const float *x, int64_t xr, int64_t xc, int64_t in, const float *wp, int64_t rows,
                         const float *bias, bool relu, float *out, int64_t ldo, int64_t cols) {
-  for (int i = 0; i < mr; i++)
+  for (int64_t i = 0; i < rows; i++)
     for (int64_t j = 0; j < cols; j++) {
       float acc = bias ? bias[j] : 0.0f;
       for (int64_t q = 0; q < in; q++) acc = fmaf(x[i * xr + q * xc], wp[q * PANEL + j], acc);
@@ -267,26 +267,15 @@ typedef struct {
   mtl_fp32_kernel kernel;
 } fp32_job;
 
-/* Rows [r0, r1) of the output: per group, per pair of panels (the pair's
- * weights stay in cache), every tile of rows. */
-TGT512 static void part512(const fp32_job *j, int64_t r0, int64_t r1) {
-  const mtl_fp32_packing *p = j->p;
-  int64_t in = p->in, width = p->g * p->out, pstride = in * PANEL;
-  for (int64_t k = 0; k < p->g; k++) {
-    const float *wg = p->data + k * p->panels * pstride, *xg = j->x + k * j->xs_grp;
-    for (int64_t pn = 0; pn < p->panels; pn += NP512) {
-      int np = p->panels - pn >= NP512 ? NP512 : 1;
-      int64_t col = pn * PANEL, cols = p->out - col < np * PANEL ? p->out - col : np * PANEL;
-      const float *bias = j->bias ? j->bias + k * p->out + col : NULL, *wp = wg + pn * pstride;
-      if (cols <= 8) {
-        narrow_rows(xg, j->xs_row, j->xs_col, in, wp, r0, r1, bias, j->relu, j->out + k * p->out + col, width, cols);
-        continue;
-      }
-      for (int64_t i = r0; i < r1; i += MR512) {
-        int mr = r1 - i < MR512 ? (int)(r1 - i) : MR512;
-        const float *x = xg + i * j->xs_row;
-        float *o = j->out + i * width + k * p->out + col;
-#define T(R, P) tile512(x, j->xs_row, j->xs_col, in, wp, pstride, R, P, bias, j->relu, o, width, cols)
+/* rows rows of x (from x) times np panels (from wp), into out: the tiles of
+ * each variant. */
+TGT512 static void rows512(const fp32_job *j, const float *x, const float *wp, int64_t pstride, int np, int64_t rows,
+                           const float *bias, float *out, int64_t ldo, int64_t cols) {
+  for (int64_t i = 0; i < rows; i += MR512) {
+    int mr = rows - i < MR512 ? (int)(rows - i) : MR512;
+    const float *xi = x + i * j->xs_row;
+    float *o = out + i * ldo;
+#define T(R, P) tile512(xi, j->xs_row, j->xs_col, j->p->in, wp, pstride, R, P, bias, j->relu, o, ldo, cols)
 #define ROWS(P)                                                                                                        \
   switch (mr) {                                                                                                        \
     case 1: T(1, P); break;                                                                                            \
@@ -298,70 +287,66 @@ TGT512 static void part512(const fp32_job *j, int64_t r0, int64_t r1) {
     case 7: T(7, P); break;                                                                                            \
     default: T(MR512, P); break;                                                                                       \
   }
-        if (np == NP512) {
-          ROWS(NP512)
-        } else {
-          ROWS(1)
-        }
+    if (np == NP512) {
+      ROWS(NP512)
+    } else {
+      ROWS(1)
+    }
 #undef ROWS
 #undef T
-      }
-    }
   }
 }
 
-TGT256 static void part256(const fp32_job *j, int64_t r0, int64_t r1) {
-  const mtl_fp32_packing *p = j->p;
-  int64_t in = p->in, width = p->g * p->out, pstride = in * PANEL;
-  for (int64_t k = 0; k < p->g; k++) {
-    const float *wg = p->data + k * p->panels * pstride, *xg = j->x + k * j->xs_grp;
-    for (int64_t pn = 0; pn < p->panels; pn++) {
-      int64_t col = pn * PANEL, cols = p->out - col < PANEL ? p->out - col : PANEL;
-      const float *bias = j->bias ? j->bias + k * p->out + col : NULL, *wp = wg + pn * pstride;
-      if (cols <= 8) {
-        narrow_rows(xg, j->xs_row, j->xs_col, in, wp, r0, r1, bias, j->relu, j->out + k * p->out + col, width, cols);
-        continue;
-      }
-      for (int64_t i = r0; i < r1; i += MR256) {
-        int mr = r1 - i < MR256 ? (int)(r1 - i) : MR256;
-        const float *x = xg + i * j->xs_row;
-        float *o = j->out + i * width + k * p->out + col;
-#define T(R) tile256(x, j->xs_row, j->xs_col, in, wp, R, bias, j->relu, o, width, cols)
-        switch (mr) {
-          case 1: T(1); break;
-          case 2: T(2); break;
-          case 3: T(3); break;
-          case 4: T(4); break;
-          case 5: T(5); break;
-          default: T(MR256); break;
-        }
+TGT256 static void rows256(const fp32_job *j, const float *x, const float *wp, int64_t rows, const float *bias,
+                           float *out, int64_t ldo, int64_t cols) {
+  for (int64_t i = 0; i < rows; i += MR256) {
+    int mr = rows - i < MR256 ? (int)(rows - i) : MR256;
+    const float *xi = x + i * j->xs_row;
+    float *o = out + i * ldo;
+#define T(R) tile256(xi, j->xs_row, j->xs_col, j->p->in, wp, R, bias, j->relu, o, ldo, cols)
+    switch (mr) {
+      case 1: T(1); break;
+      case 2: T(2); break;
+      case 3: T(3); break;
+      case 4: T(4); break;
+      case 5: T(5); break;
+      default: T(MR256); break;
+    }
 #undef T
-      }
-    }
   }
 }
 
-static void part_scalar(const fp32_job *j, int64_t r0, int64_t r1) {
+/* Rows [r0, r1) of the output: per group, per panel (AVX-512: per pair of
+ * panels; their weights stay in cache), every tile of rows. */
+static void fp32_rows(const fp32_job *j, int64_t r0, int64_t r1) {
   const mtl_fp32_packing *p = j->p;
-  int64_t in = p->in, width = p->g * p->out, pstride = in * PANEL;
-  for (int64_t k = 0; k < p->g; k++)
-    for (int64_t pn = 0; pn < p->panels; pn++) {
-      int64_t col = pn * PANEL, cols = p->out - col < PANEL ? p->out - col : PANEL;
+  int64_t in = p->in, width = p->g * p->out, pstride = in * PANEL, rows = r1 - r0;
+  int step = j->kernel == MTL_FP32_AVX512 ? NP512 : 1;
+  for (int64_t k = 0; k < p->g; k++) {
+    const float *x = j->x + k * j->xs_grp + r0 * j->xs_row;
+    for (int64_t pn = 0; pn < p->panels; pn += step) {
+      int np = p->panels - pn >= step ? step : 1;
+      int64_t col = pn * PANEL, cols = p->out - col < np * PANEL ? p->out - col : np * PANEL;
       const float *bias = j->bias ? j->bias + k * p->out + col : NULL;
-      for (int64_t i = r0; i < r1; i++)
-        tile_scalar(j->x + k * j->xs_grp + i * j->xs_row, j->xs_row, j->xs_col, in,
-                    p->data + (k * p->panels + pn) * pstride, 1, bias, j->relu, j->out + i * width + k * p->out + col,
-                    width, cols);
+      const float *wp = p->data + (k * p->panels + pn) * pstride;
+      float *out = j->out + r0 * width + k * p->out + col;
+      if (j->kernel == MTL_FP32_SCALAR)
+        tile_scalar(x, j->xs_row, j->xs_col, in, wp, rows, bias, j->relu, out, width, cols);
+      else if (cols <= 8)
+        narrow_rows(x, j->xs_row, j->xs_col, in, wp, rows, bias, j->relu, out, width, cols);
+      else if (j->kernel == MTL_FP32_AVX512)
+        rows512(j, x, wp, pstride, np, rows, bias, out, width, cols);
+      else
+        rows256(j, x, wp, rows, bias, out, width, cols);
     }
+  }
 }
 
 static void fp32_part(void *ctx, int64_t r0, int64_t r1) {
   const fp32_job *j = ctx;
   for (int64_t c0 = r0; c0 < r1; c0 += MC) { /* a chunk of rows: its x stays in cache across the panels */
     int64_t c1 = r1 - c0 < MC ? r1 : c0 + MC;
-    if (j->kernel == MTL_FP32_AVX512) part512(j, c0, c1);
-    else if (j->kernel == MTL_FP32_AVX2) part256(j, c0, c1);
-    else part_scalar(j, c0, c1);
+    fp32_rows(j, c0, c1);
   }
 }
 
