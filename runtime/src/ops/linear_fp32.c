@@ -202,6 +202,14 @@ TGT256 static inline __attribute__((always_inline)) void tile256(const float *x,
       _mm256_maskstore_ps(out + i * ldo + 8 * h, mask[h], relu ? _mm256_max_ps(acc[i][h], zero) : acc[i][h]);
 }
 
+/* The cases of a switch over a tile's row count mr that call T(mr) for 1..5. */
+#define ROWS_1_TO_5(T)                                                                                                 \
+  case 1: T(1); break;                                                                                                 \
+  case 2: T(2); break;                                                                                                 \
+  case 3: T(3); break;                                                                                                 \
+  case 4: T(4); break;                                                                                                 \
+  case 5: T(5); break;
+
 #define MRN 12 /* a panel's first 8 columns only (narrow outputs: gates, logits): 12 rows, one ymm each */
 
 TGT256 static inline __attribute__((always_inline)) void tile_narrow(const float *x, int64_t xr, int64_t xc,
@@ -229,11 +237,7 @@ TGT256 static void narrow_rows(const float *x, int64_t xr, int64_t xc, int64_t i
     float *o = out + i * ldo;
 #define T(R) tile_narrow(xi, xr, xc, in, wp, R, bias, relu, o, ldo, cols)
     switch (mr) {
-      case 1: T(1); break;
-      case 2: T(2); break;
-      case 3: T(3); break;
-      case 4: T(4); break;
-      case 5: T(5); break;
+      ROWS_1_TO_5(T)
       case 6: T(6); break;
       case 7: T(7); break;
       case 8: T(8); break;
@@ -305,11 +309,7 @@ TGT256 static void rows256(const fp32_job *j, const float *x, const float *wp, i
     float *o = out + i * ldo;
 #define T(R) tile256(xi, j->xs_row, j->xs_col, j->p->in, wp, R, bias, j->relu, o, ldo, cols)
     switch (mr) {
-      case 1: T(1); break;
-      case 2: T(2); break;
-      case 3: T(3); break;
-      case 4: T(4); break;
-      case 5: T(5); break;
+      ROWS_1_TO_5(T)
       default: T(MR256); break;
     }
 #undef T
