@@ -13,6 +13,8 @@
 #                GEMM rate that the sgemm bound uses (preset spec only)
 #   1b. mtl-bf16 (PRECISION=bf16 or "fp32 bf16") the same with --precision bf16: inference in
 #                bf16 on AVX512-BF16 (training is FP32 either way); PyTorch stays FP32
+#   1c. mtl-blas (PRECISION="blas fp32") FP32 inference on sgemm + bias/ReLU passes, as before
+#                the packed FP32 kernel (MTL_FP32_KERNEL=blas; docs/performance.md)
 # so every figure is measured alternately (A B A B ...) in one session, and prints the
 # median of each figure over the rounds and the ratio mtl / PyTorch (for throughput a
 # ratio above 1 means mtl is faster; for seconds and MiB below 1 is better).
@@ -24,8 +26,9 @@
 # Env: PAIRS=3, MTL=<repo>/build/mtl, PY=/usr/bin/python3, DATA=/tmp/mtlbench,
 #      OUT=$DATA/compare.jsonl (every raw JSON line is appended, tagged), EXTRA="" (more
 #      flags for both sides, e.g. "--train-rows 50000 --test-rows 10000"),
-#      PRECISION=fp32: the mtl runs of a round, "fp32", "bf16" or "fp32 bf16" (side mtl is
-#      fp32, side mtl-bf16 bf16; with bf16 alone the mtl side is the bf16 run's training),
+#      PRECISION=fp32: the mtl runs of a round, any of "blas", "fp32", "bf16" (side mtl is
+#      fp32, side mtl-bf16 bf16, side mtl-blas blas; with bf16 alone the mtl side is the
+#      bf16 run's training),
 #      WAIT_IDLE=0: on a shared machine, the most seconds to wait before each run for
 #      the other processes to leave the CPUs idle (under 10% busy over two seconds);
 #      the busy fraction seen when each run starts is printed and kept in OUT.
@@ -115,7 +118,8 @@ for round in $(seq 1 "$PAIRS"); do
     case "$p" in
       fp32) run mtl "$MTL" "$HERE/bench.lua" "${ARGS[@]}" "${EXTRA_ARGS[@]}" --quiet ;;
       bf16) run mtl-bf16 "$MTL" "$HERE/bench.lua" "${ARGS[@]}" "${EXTRA_ARGS[@]}" --quiet --precision bf16 ;;
-      *) echo "compare.sh: PRECISION: unknown precision '$p' (expected fp32, bf16)" >&2; exit 2 ;;
+      blas) run mtl-blas env MTL_FP32_KERNEL=blas "$MTL" "$HERE/bench.lua" "${ARGS[@]}" "${EXTRA_ARGS[@]}" --quiet ;;
+      *) echo "compare.sh: PRECISION: unknown precision '$p' (expected blas, fp32, bf16)" >&2; exit 2 ;;
     esac
   done
   run torch "$PY" "$HERE/torch_ref.py" "${ARGS[@]}" "${EXTRA_ARGS[@]}"
@@ -200,6 +204,17 @@ if m_gf is not None:
                 line += " %13.1f%% %9s" % (100 * ife * med(s, "infer_examples_per_s") / 1e9 / sgemm, "")
             print(line)
             summary["infer_bound"] = ig / sgemm
+            bg = med("mtl-blas", "infer_gflops")
+            if bg is not None:
+                print("%-22s %11.1f%%  (mtl-blas: FP32 inference on sgemm)" % ("infer / bound blas", 100 * bg / sgemm))
+                summary["infer_bound_blas"] = bg / sgemm
+if "mtl-blas" in by:
+    b = med("mtl-blas", "infer_examples_per_s")
+    print("%-22s %12.5g  (mtl fp32 / blas %.3f)" % ("infer ex/s mtl-blas", b, med("mtl", "infer_examples_per_s") / b))
+    summary["mtl_blas"] = {f: med("mtl-blas", f) for f in figures}
+    print("mtl-blas infer ex/s per round: " + ", ".join("%.0f" % x["infer_examples_per_s"] for x in by["mtl-blas"]))
+    r = [a["infer_examples_per_s"] / b["infer_examples_per_s"] for a, b in zip(by["mtl"], by["mtl-blas"])]
+    print("mtl / mtl-blas infer per round: %s (median %.3f)" % (", ".join("%.2f" % x for x in r), statistics.median(r)))
 if bf16:
     line = "%-22s %12.5g" % ("infer ex/s mtl-bf16", med("mtl-bf16", "infer_examples_per_s"))
     for s in torch_sides:

@@ -39,6 +39,7 @@ local function step(b)
 end
 if infer then
   model:eval()
+  model:set_precision("fp32") -- as mtl bench: weights packed once for the inference kernel
   step = function(b) return mtl.no_grad(function() return model(bench.slice(tr, (b % nb) * B, B)) end) end
 end
 for b = 0, 19 do step(b) end

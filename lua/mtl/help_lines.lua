@@ -78,11 +78,15 @@ return {
   ["mtl.log_softmax"] = "mtl.log_softmax(t [, d = -1]): log of softmax along d, numerically stable",
   -- ---- matrices ----
   ["mtl.matmul"] = "mtl.matmul(a, b): the matrix product, [m,k]x[k,n] or batched [b,m,k]x[b,k,n]",
-  ["mtl.linear"] = "mtl.linear(x, w [, bias [, activation]]): x w^T + bias, w [out, in]; activation \"relu\" fused",
+  ["mtl.linear"] = "mtl.linear(x, w [, bias [, activation]]): x w^T + bias, w [out, in]; activation \"relu\" fused; without gradients on the packed FP32 kernel",
   ["mtl.bf16_pack"] = "mtl.bf16_pack(w): packs a weight [out,in] or [g,out,in] to bf16 for mtl.linear's inference (a snapshot); returns its bytes",
   ["mtl.bf16_unpack"] = "mtl.bf16_unpack(w): drops w's bf16 packing (mtl.linear runs in FP32 again)",
   ["mtl.bf16_packed"] = "mtl.bf16_packed(w): the bytes of w's bf16 packing, 0 when it has none",
   ["mtl.bf16_status"] = "mtl.bf16_status(): whether packed weights run in bf16 here (AVX512-BF16, no MTL_NO_BF16), and why",
+  ["mtl.fp32_pack"] = "mtl.fp32_pack(w): packs a weight [out,in] or [g,out,in] into FP32 panels for mtl.linear's inference kernel (a snapshot); returns its bytes",
+  ["mtl.fp32_unpack"] = "mtl.fp32_unpack(w): drops w's FP32 packing (inference then packs it per call: the same bits)",
+  ["mtl.fp32_packed"] = "mtl.fp32_packed(w): the bytes of w's FP32 packing, 0 when it has none",
+  ["mtl.fp32_status"] = "mtl.fp32_status(): the kernel FP32 inference runs on: \"avx512\", \"avx2\", \"scalar\" or \"blas\" (MTL_FP32_KERNEL)",
   -- ---- shapes and indexing ----
   ["mtl.reshape"] = "t:reshape(sizes...): the same values in another shape (a view when the strides allow)",
   ["mtl.transpose"] = "t:transpose(d1, d2): dimensions d1 and d2 swapped (a view)",

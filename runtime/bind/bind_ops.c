@@ -281,10 +281,37 @@ static int l_bf16_packed(lua_State *L) {
   return 1;
 }
 
+/* ---- packed FP32 inference ------------------------------------------------------ */
+/* mtl.fp32_status() -> "avx512", "avx2", "scalar" or "blas": what inference runs on */
+static int l_fp32_status(lua_State *L) {
+  lua_pushstring(L, mtl_fp32_status());
+  return 1;
+}
+
+/* mtl.fp32_pack(w) -> bytes of the packing */
+static int l_fp32_pack(lua_State *L) {
+  mtl_tensor *w = bind_check_tensor(L, 1, "mtl.fp32_pack");
+  if (mtl_fp32_pack(w) < 0) return luaL_error(L, "%s", mtl_error_message());
+  lua_pushnumber(L, (lua_Number)mtl_fp32_packed_bytes(w));
+  return 1;
+}
+
+static int l_fp32_unpack(lua_State *L) {
+  mtl_fp32_unpack(bind_check_tensor(L, 1, "mtl.fp32_unpack"));
+  return 0;
+}
+
+/* mtl.fp32_packed(w) -> bytes of w's packing, 0 when none */
+static int l_fp32_packed(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)mtl_fp32_packed_bytes(bind_check_tensor(L, 1, "mtl.fp32_packed")));
+  return 1;
+}
+
 void bind_ops_open(lua_State *L, int mod, int methods) {
   static const luaL_Reg bf16[] = {
     {"bf16_status", l_bf16_status}, {"bf16_pack", l_bf16_pack}, {"bf16_unpack", l_bf16_unpack},
-    {"bf16_packed", l_bf16_packed}, {NULL, NULL},
+    {"bf16_packed", l_bf16_packed}, {"fp32_status", l_fp32_status}, {"fp32_pack", l_fp32_pack},
+    {"fp32_unpack", l_fp32_unpack}, {"fp32_packed", l_fp32_packed}, {NULL, NULL},
   };
   bind_register_list(L, mod, 0, bf16);
   static const luaL_Reg ops[] = {

@@ -92,12 +92,20 @@ static mtl_storage *storage_new(size_t nbytes) {
   s->nbytes = nbytes;
   s->refcount = 1;
   s->bf16 = NULL;
+  s->fp32 = NULL;
   return s;
+}
+
+/* A write to s's data: its packed copies for mtl.linear are stale now. */
+static void storage_written(mtl_storage *s) {
+  if (s->bf16) { mtl_bf16_packing_free(s->bf16); s->bf16 = NULL; }
+  if (s->fp32) { mtl_fp32_packing_free(s->fp32); s->fp32 = NULL; }
 }
 
 static void storage_release(mtl_storage *s) {
   if (s && --s->refcount == 0) {
     mtl_bf16_packing_free(s->bf16);
+    mtl_fp32_packing_free(s->fp32);
     mtl_free(s->data, s->nbytes);
     handle_free(s);
   }
@@ -251,6 +259,7 @@ int mtl_tensor_copy_into(mtl_tensor *dst, const mtl_tensor *src) {
   }
   int64_t n = dst->numel;
   if (n == 0) return 0;
+  storage_written(dst->storage);
   if (dst->dtype == src->dtype && mtl_tensor_is_contiguous(dst) && mtl_tensor_is_contiguous(src)) {
     size_t es = mtl_dtype_size(dst->dtype);
     memmove((char *)dst->storage->data + dst->offset * (int64_t)es,
@@ -328,6 +337,7 @@ mtl_tensor *mtl_tensor_contiguous_data(mtl_tensor *t) {
 }
 
 int mtl_tensor_fill(mtl_tensor *t, double v) {
+  storage_written(t->storage);
   if (mtl_tensor_is_contiguous(t)) {
     if (t->dtype == MTL_F32) {
       float *p = mtl_f32(t), f = (float)v;
@@ -374,6 +384,7 @@ double mtl_tensor_get_at(const mtl_tensor *t, const int64_t *idx) {
 }
 
 void mtl_tensor_set_at(mtl_tensor *t, const int64_t *idx, double v) {
+  storage_written(t->storage);
   int64_t o = t->offset;
   for (int i = 0; i < t->ndim; i++) o += idx[i] * t->stride[i];
   if (t->dtype == MTL_F32)

@@ -340,6 +340,7 @@ describe("mtl.gemm_stats", function()
     local x = mtl.randn(6, 4):requires_grad(true)
     local w = mtl.randn(2, 4):requires_grad(true)
     mtl.sum(mtl.linear(x, w)):backward()               -- x W^T, then dx = g W, dW = g^T x
+    mtl.no_grad(mtl.linear, x, mtl.randn(3, 2, 4))      -- inference: the packed FP32 kernel, groups' outputs as n
     mtl.gemm_stats(false)
     mtl.matmul(a, b)                                   -- off again: not counted
     local got = {}
@@ -347,7 +348,7 @@ describe("mtl.gemm_stats", function()
       assert.is_true(g.seconds >= 0)
       got[string.format("%dx%dx%d %s%s", g.m, g.n, g.k, g.ta, g.tb)] = g.calls
     end
-    assert.same({ ["3x5x4 NN"] = 2, ["3x5x4 TN"] = 1, ["6x2x4 NT"] = 1, ["6x4x2 NN"] = 1, ["2x4x6 TN"] = 1 }, got)
+    assert.same({ ["3x5x4 NN"] = 2, ["3x5x4 TN"] = 1, ["6x2x4 NT"] = 1, ["6x4x2 NN"] = 1, ["2x4x6 TN"] = 1, ["6x6x4 NP"] = 1 }, got)
     mtl.gemm_stats(true)                               -- on again: cleared
     assert.same({}, mtl.gemm_stats())
   end)

@@ -65,8 +65,11 @@ describe("mtl.serve", function()
   local serve = require "mtl.serve"
 
   -- Trains cfg on the rows (after a header), exports it, and checks that
-  -- serving the rows (labels left empty) gives what mtl predict writes.
-  -- Returns the Scorer.
+  -- serving the rows (labels left empty) gives what mtl predict writes, and
+  -- both the models' outputs as the run's evaluation scored them, bit for bit
+  -- (%.9g: a float32 exactly): inference is the packed FP32 kernel's
+  -- everywhere, whatever the batch (rank_score and score: predict computes
+  -- the expression in double). Returns the Scorer.
   local function serves_as_predict(cfg, header, rows, outputs)
     local dir = shell.tmpdir()
     cfg.data.train = shell.write(dir .. "/train.csv", header .. "\n" .. table.concat(rows, "\n") .. "\n")
@@ -77,6 +80,17 @@ describe("mtl.serve", function()
     predict.file(run, cfg, { input = dir .. "/train.csv", output = dir .. "/scores.csv" })
     local expected = {}
     for line in io.lines(dir .. "/scores.csv") do expected[#expected + 1] = predict.split(line, ",", '"') end
+    local evaluated = run.model:evaluate(dir .. "/train.csv", { keep = true, batch_size = 64 })
+    local compared = 0
+    for j, name in ipairs(outputs) do
+      if evaluated[name] then
+        compared = compared + 1
+        for i, v in ipairs(evaluated[name].pred:values()) do
+          assert.are.equal(expected[i + 1][j], string.format("%.9g", v), string.format("row %d %s", i, name))
+        end
+      end
+    end
+    assert.is_true(compared > 0, "no output of the evaluation to compare")
     local s = serve.load(dir .. "/model")
     assert.are.same(outputs, s.outputs)
     local lines = {}
@@ -88,8 +102,12 @@ describe("mtl.serve", function()
       local v = out[j]:values()
       for i = 1, #rows do
         local want = tonumber(expected[i + 1][j])
-        assert(math.abs(v[i] - want) <= 1e-6 * math.max(1, math.abs(want)),
-          string.format("row %d output %d: %.9g, mtl predict wrote %.9g", i, j, v[i], want))
+        if outputs[j] == "rank_score" or outputs[j] == "score" then -- the expression: predict's in double
+          assert(math.abs(v[i] - want) <= 1e-6 * math.max(1, math.abs(want)),
+            string.format("row %d output %d: %.9g, mtl predict wrote %.9g", i, j, v[i], want))
+        else
+          assert.are.equal(expected[i + 1][j], string.format("%.9g", v[i]), string.format("row %d output %d", i, j))
+        end
       end
     end
     shell.rm_rf(dir)

@@ -197,7 +197,8 @@ local function load_model(cfg, ckpt_path, model_dir, precision)
   local model, st
   if model_dir then model, st = require("mtl.export").within_budget(model_dir, ckpt_path, build)
   else model, st = build() end
-  if precision then require("mtl.ranker").set_precision(model, precision) end
+  -- fp32 packs the weights for the inference kernel once, here (the same bits unpacked)
+  require("mtl.ranker").set_precision(model, precision or "fp32")
   return model, st
 end
 

@@ -132,32 +132,41 @@ function Module:modules(prefix, out)
 end
 
 -- The precision of inference in the dense layers (docs/performance.md, "bf16
--- inference"): "bf16" packs every 2-D or 3-D parameter named weight* with more
--- than one output row into bf16 for mtl.linear, which then multiplies in bf16 with FP32 accumulation
--- whenever it records no gradient; "fp32" drops the packings. A packing is a
--- snapshot: set the precision again after changing the weights (a forward
--- that records gradients, as training does, drops it). Returns the
--- precision inference runs in ("fp32" when the CPU lacks AVX512-BF16 or
--- MTL_NO_BF16 is set: nothing is packed then), mtl.bf16_status()'s text and
--- the bytes packed.
+-- inference" and "Packed FP32 inference"). "fp32" packs every 2-D or 3-D
+-- parameter named weight* into FP32 panels for mtl.linear's inference kernel
+-- (which packs an unpacked weight per call otherwise: the same bits, more
+-- time); "bf16" packs those with more than one output row into bf16 instead,
+-- which mtl.linear then multiplies in bf16 with FP32 accumulation whenever it
+-- records no gradient. A packing is a snapshot: writes through mtl (copy,
+-- fill, set) and forwards that record gradients, as training does, drop it;
+-- set the precision again after changing the weights. Returns the precision
+-- inference runs in ("fp32" when the CPU lacks AVX512-BF16 or MTL_NO_BF16 is
+-- set), what it runs on (mtl.bf16_status()'s text for bf16, "fp32 (avx512)" and
+-- the like for fp32) and the bytes packed.
 function Module:set_precision(p)
   if p ~= "bf16" and p ~= "fp32" then
     error(string.format("set_precision: expected 'bf16' or 'fp32', got %s", tostring(p)), 2)
   end
   local available, status = mtl.bf16_status()
-  local pack = p == "bf16" and available
+  local bf16 = p == "bf16" and available
+  local fp32 = mtl.fp32_status() ~= "blas"
   local bytes = 0
   for _, np in ipairs(self:named_parameters()) do
     local name, t = np[1], np[2]
-    if name:match("^weight[^.]*$") or name:match("%.weight[^.]*$") then
+    if (name:match("^weight[^.]*$") or name:match("%.weight[^.]*$")) and (t:dim() == 2 or t:dim() == 3) then
       -- a single output (a logit) stays FP32: sgemm's vector path beats a panel of
       -- 16 columns with 15 empty (7 against 24 us for x [1024, 64])
-      local dense = (t:dim() == 2 or t:dim() == 3) and t:size(t:dim() - 1) > 1
-      if pack and dense then bytes = bytes + mtl.bf16_pack(t) else mtl.bf16_unpack(t) end
+      if bf16 and t:size(t:dim() - 1) > 1 then
+        mtl.fp32_unpack(t)
+        bytes = bytes + mtl.bf16_pack(t)
+      else
+        mtl.bf16_unpack(t)
+        if fp32 then bytes = bytes + mtl.fp32_pack(t) else mtl.fp32_unpack(t) end
+      end
     end
   end
-  if p == "fp32" then return "fp32", "fp32", 0 end
-  return pack and "bf16" or "fp32", status, bytes
+  if bf16 then return "bf16", status, bytes end
+  return "fp32", string.format("fp32 (%s)", mtl.fp32_status()), bytes
 end
 
 function Module:train(mode)

@@ -57,6 +57,7 @@ size_t mtl_memory_end_budget(void);
  * model's parameter tensors, and a forward pass may retain and release them
  * (views, contiguous copies) from several threads at once. */
 typedef struct mtl_bf16_packing mtl_bf16_packing; /* ops/linear_bf16.c */
+typedef struct mtl_fp32_packing mtl_fp32_packing; /* ops/linear_fp32.c */
 typedef struct mtl_storage {
   void *data;
   size_t nbytes;
@@ -64,8 +65,12 @@ typedef struct mtl_storage {
   /* A bf16 copy of the data packed for mtl.linear (mtl_bf16_pack), or NULL:
    * a snapshot, freed with the storage; writes to data do not update it. */
   mtl_bf16_packing *bf16;
+  /* The data packed into FP32 panels for mtl.linear (mtl_fp32_pack), or NULL:
+   * a snapshot like bf16's, freed with the storage. */
+  mtl_fp32_packing *fp32;
 } mtl_storage;
 void mtl_bf16_packing_free(mtl_bf16_packing *p);
+void mtl_fp32_packing_free(mtl_fp32_packing *p);
 
 struct mtl_node;
 

@@ -99,6 +99,26 @@ bool mtl_bf16_usable(const mtl_tensor *w);
 /* out [m, g*out] = act(x W^T + bias) with w's packing (for mtl_linear_act). */
 int mtl_linear_bf16(const mtl_tensor *x, const mtl_tensor *w, const float *bias, mtl_activation act, float *out);
 
+/* ---- packed FP32 inference (ops/linear_fp32.c) ---------------------------
+ * mtl_linear_act computes every call that records no gradient (and is not
+ * bf16's) with this kernel: each output is the bias (0 without one) plus
+ * x_q * w_q for q = 0, 1, ... in order, one fmaf each, then the activation; the
+ * same bits on every variant, thread count, and whether or not w was packed
+ * beforehand with mtl_fp32_pack (a snapshot kept with the storage, used while
+ * w is viewed with the shape it was packed from; otherwise w is packed for the
+ * call). A call that records a gradient runs on BLAS and drops the packing.
+ * MTL_FP32_KERNEL=avx512|avx2|scalar forces a variant (at most the CPU's best),
+ * =blas sends inference to BLAS too (read once per process). */
+typedef enum { MTL_FP32_BLAS = 0, MTL_FP32_SCALAR, MTL_FP32_AVX2, MTL_FP32_AVX512 } mtl_fp32_kernel;
+mtl_fp32_kernel mtl_fp32_kernel_in_use(void);
+/* "avx512", "avx2", "scalar" or "blas": the kernel FP32 inference runs on. */
+const char *mtl_fp32_status(void);
+int mtl_fp32_pack(mtl_tensor *w);
+void mtl_fp32_unpack(mtl_tensor *w);
+size_t mtl_fp32_packed_bytes(const mtl_tensor *w); /* 0: not packed */
+/* out [m, g*out] = act(x W^T + bias), x [m,in] or [m,g,in] with any strides. */
+int mtl_linear_fp32(const mtl_tensor *x, const mtl_tensor *w, const float *bias, mtl_activation act, float *out);
+
 /* ---- shape and indexing (ops/shape.c) ------------------------------------ */
 /* Views share a's storage (writes show through) and are differentiable. Error
  * messages print dims and positions 1-based, as Lua users see them. */

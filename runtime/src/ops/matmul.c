@@ -347,11 +347,18 @@ mtl_tensor *mtl_linear_act(mtl_tensor *x, mtl_tensor *w, mtl_tensor *bias, mtl_a
   int64_t width = s.g * s.out; /* floats per output row */
   mtl_tensor *in[3] = {x, w, bias};
   bool grad = mtl_needs_grad(bias ? 3 : 2, in);
-  /* a forward that records gradients trains w: its bf16 packing would go stale */
+  /* a forward that records gradients trains w: its packings would go stale */
   if (grad && w->storage->bf16) mtl_bf16_unpack(w);
-  if (!grad && (s.xs_col == 1 || s.in == 1) && mtl_bf16_usable(w)) { /* packed: bf16 inference */
+  if (grad && w->storage->fp32) mtl_fp32_unpack(w);
+  bool bf16 = !grad && (s.xs_col == 1 || s.in == 1) && mtl_bf16_usable(w);
+  if (bf16 || (!grad && mtl_fp32_kernel_in_use() != MTL_FP32_BLAS)) { /* inference: bf16, else packed FP32 */
     mtl_tensor *bc = bias ? mtl_tensor_contiguous_data(bias) : NULL;
-    int rc = bias && !bc ? -1 : mtl_linear_bf16(x, w, bc ? mtl_f32(bc) : NULL, act, po);
+    bool timed = atomic_load_explicit(&stats_on, memory_order_relaxed);
+    double t0 = timed ? seconds_now() : 0.0;
+    int rc = bias && !bc ? -1
+             : bf16      ? mtl_linear_bf16(x, w, bc ? mtl_f32(bc) : NULL, act, po)
+                         : mtl_linear_fp32(x, w, bc ? mtl_f32(bc) : NULL, act, po);
+    if (timed && rc == 0) stats_add(s.m, width, s.in, 'N', bf16 ? 'B' : 'P', seconds_now() - t0);
     mtl_tensor_release(bc);
     if (rc < 0) { mtl_tensor_release(out); return NULL; }
     return out;
