@@ -17,8 +17,23 @@
 # MTL_FUZZ_COVERAGE=1 builds with gcov instead (MTL_COV_BUILD_DIR, default
 # build-cov), fuzzes as MTL_FUZZ_PLAIN does, then prints the lines of the
 # core's input parsers the mutants reached (gcov, per file).
+#
+#   MTL_FUZZ_ENGINE=libfuzzer tools/fuzz.sh [runs_per_target=10000000] [targets] [max_seconds_per_target]
+#
+# runs libFuzzer in process instead (tools/fuzz/libfuzzer.c and libfuzzer.lua:
+# one LuaJIT state, the same targets, tools/fuzz/targets.lua), one target after
+# another on one core, niced, under ASan + UBSan with libFuzzer's coverage
+# guidance (clang; the core is built in MTL_LF_BUILD_DIR, default
+# build-libfuzzer). Corpora, logs and findings go to MTL_FUZZ_DIR (default
+# /tmp/mtl-fuzz-lf): corpus/<target>, logs/<target>.log, findings/<target>/.
+# A finding stops its target; the script exits 1 when there was one.
+# MTL_FUZZ_LF_ARGS adds libFuzzer options (e.g. -seed=1).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+if [[ "${MTL_FUZZ_ENGINE:-batch}" = libfuzzer ]]; then
+  exec "$root/tools/fuzz/libfuzzer.sh" "$@"
+fi
 dir=${MTL_FUZZ_DIR:-/tmp/mtl-fuzz}
 mkdir -p "$dir/bin" "$dir/work" "$dir/crashes" "$dir/seeds"
 
