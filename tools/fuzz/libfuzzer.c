@@ -68,3 +68,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (++runs % 256 == 0) lua_gc(L, LUA_GCCOLLECT, 0);
   return 0;
 }
+
+#ifdef MTL_FUZZ_REPLAY
+/* Without libFuzzer (gcc --coverage, MTL_FUZZ_COVERAGE=1): runs the files
+ * named on the command line once each, as libFuzzer would. */
+int main(int argc, char **argv) {
+  LLVMFuzzerInitialize(&argc, &argv);
+  for (int i = 1; i < argc; i++) {
+    FILE *f = fopen(argv[i], "rb");
+    if (!f) fail("cannot open", argv[i]);
+    size_t cap = 1 << 16, len = 0, n;
+    uint8_t *buf = malloc(cap), *more;
+    while (buf && (n = fread(buf + len, 1, cap - len, f)) > 0)
+      if ((len += n) == cap) {
+        if (!(more = realloc(buf, cap *= 2))) free(buf);
+        buf = more;
+      }
+    fclose(f);
+    if (!buf) fail("out of memory", argv[i]);
+    LLVMFuzzerTestOneInput(buf, len);
+    free(buf);
+  }
+  lua_close(L);
+  return 0;
+}
+#endif

@@ -12,8 +12,30 @@ seconds=${3:-0}
 dir=${MTL_FUZZ_DIR:-/tmp/mtl-fuzz-lf}
 lf=${MTL_LF_BUILD_DIR:-build-libfuzzer}
 [[ "$lf" = /* ]] || lf="$root/$lf"
-command -v clang >/dev/null || { echo "tools/fuzz.sh: MTL_FUZZ_ENGINE=libfuzzer needs clang (tools/setup.sh installs it)" >&2; exit 2; }
 mkdir -p "$dir/seeds" "$dir/logs"
+export MTL_HOME="$root" MTL_FUZZ_DIR="$dir" MTL_FUZZ_REPO="$root"
+export MTL_FUZZ_ENTRY="$root/tools/fuzz/libfuzzer.lua" MTL_FUZZ_SEEDS="$dir/seeds"
+export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$root/?.lua;;"
+shm=$(mktemp -d /dev/shm/mtl-fuzz-lf.XXXXXX)
+trap 'rm -rf "$shm"' EXIT
+
+# MTL_FUZZ_REPLAY=<gcov build> (tools/fuzz.sh with MTL_FUZZ_COVERAGE=1): the
+# corpora and seeds of the targets through that build, each input once
+if [[ -n "${MTL_FUZZ_REPLAY:-}" ]]; then
+  replay="$MTL_FUZZ_REPLAY/mtl-fuzz-replay"
+  # shellcheck disable=SC2046
+  gcc -DMTL_FUZZ_REPLAY -O1 -Wall -Wextra "$root/tools/fuzz/libfuzzer.c" $(pkg-config --cflags --libs luajit) -o "$replay"
+  export MTL_BUILD="$MTL_FUZZ_REPLAY" LUA_CPATH="$MTL_FUZZ_REPLAY/lib/?.so;;"
+  for t in ${only//,/ }; do
+    n=$(find "$dir/corpus/$t" "$dir/seeds/lf_$t" -type f 2>/dev/null | wc -l)
+    find "$dir/corpus/$t" "$dir/seeds/lf_$t" -type f -print0 2>/dev/null |
+      MTL_FUZZ_TARGET=$t MTL_FUZZ_SHM=$shm xargs -0 -r -n 2000 nice -n 19 "$replay"
+    echo "replayed $n inputs of $t"
+  done
+  exit 0
+fi
+
+command -v clang >/dev/null || { echo "tools/fuzz.sh: MTL_FUZZ_ENGINE=libfuzzer needs clang (tools/setup.sh installs it)" >&2; exit 2; }
 
 san="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer"
 if [[ ! -f "$lf/CMakeCache.txt" ]]; then
@@ -29,9 +51,7 @@ if [[ ! -x "$bin" || "$root/tools/fuzz/libfuzzer.c" -nt "$bin" ]]; then
     $(pkg-config --cflags --libs luajit) -rdynamic -o "$bin"
 fi
 
-export MTL_HOME="$root" MTL_BUILD="$lf" MTL_FUZZ_DIR="$dir" MTL_FUZZ_REPO="$root" MTL_FUZZ_MTL="$lf/mtl"
-export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$root/?.lua;;" LUA_CPATH="$lf/lib/?.so;;"
-export MTL_FUZZ_ENTRY="$root/tools/fuzz/libfuzzer.lua" MTL_FUZZ_SEEDS="$dir/seeds"
+export MTL_BUILD="$lf" LUA_CPATH="$lf/lib/?.so;;"
 export ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # the seed inputs: gen_seeds.lua through the plain build when there is one
 # (mtl.core of $lf needs the libFuzzer driver's runtime), then the corpus
@@ -41,8 +61,6 @@ plain=${MTL_BUILD_PLAIN:-$root/build}
 
 declare -A maxlen=([csv]=8192 [gz]=8192 [ff]=4096 [opts]=4096 [pbtxt]=8192 [override]=512 [luacfg]=2048
   [ckpt]=2048 [modeldir]=6144)
-shm=$(mktemp -d /dev/shm/mtl-fuzz-lf.XXXXXX)
-trap 'rm -rf "$shm"' EXIT
 printf '%-9s %12s %8s %8s %6s %6s %s\n' target executions exec/s seconds cov ft findings
 status=0
 for t in ${only//,/ }; do
