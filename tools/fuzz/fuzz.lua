@@ -36,12 +36,7 @@ print("seed", seed)
 local function sh(cmd) return os.execute(cmd) end
 sh("mkdir -p " .. ROOT .. "/work " .. ROOT .. "/crashes " .. ROOT .. "/seeds")
 
-local function readfile(p)
-  local f = assert(io.open(p, "rb")); local s = f:read("*a"); f:close(); return s
-end
-local function writefile(p, s)
-  local f = assert(io.open(p, "wb")); f:write(s); f:close()
-end
+local readfile, writefile = targets_mod.readfile, targets_mod.writefile
 local function rnd(n) return math.random(n) end
 
 -- ---- generic mutations ----------------------------------------------------

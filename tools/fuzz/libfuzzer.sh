@@ -57,6 +57,7 @@ export ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=0 UBSAN_OPTIONS=pri
 # (mtl.core of $lf needs the libFuzzer driver's runtime), then the corpus
 plain=${MTL_BUILD_PLAIN:-$root/build}
 [[ -x "$plain/mtl" ]] || { echo "tools/fuzz.sh: the seeds are written by $plain/mtl (build it first)" >&2; exit 2; }
+export MTL_FUZZ_MTL="$plain/mtl" # fuzz.lua --corpus reads the seeds as the batch mode does
 (cd "$dir" && MTL_BUILD= LUA_PATH= LUA_CPATH= "$plain/mtl" "$root/tools/fuzz/gen_seeds.lua" >/dev/null)
 
 declare -A maxlen=([csv]=8192 [gz]=8192 [ff]=4096 [opts]=4096 [pbtxt]=8192 [override]=512 [luacfg]=2048

@@ -65,6 +65,7 @@ end
 local function writefile(p, s)
   local f = assert(io.open(p, "wb")); f:write(s); f:close()
 end
+M.readfile, M.writefile = readfile, writefile
 
 local note = function() end
 
