@@ -31,7 +31,7 @@ describe("tools/fuzz.sh", function()
     shell.run("rm -rf " .. shell.quote(dir))
     assert.is_truthy(out:find("exit=0", 1, true), out)
     for _, t in ipairs(TARGETS) do
-      local n, cov, ft, found = out:match("\n" .. t .. "%s+(%d+)%s+%d+%s+%d+%s+(%d+)%s+(%d+)%s+(%d+)")
+      local n, cov, ft, found = out:match("\n" .. t .. "%s+(%d+)%s+%d+%s+%d+%s+%d+%s+(%d+)%s+(%d+)%s+(%d+)")
       assert(n, "no summary for " .. t .. " in:\n" .. out)
       assert.are.equal(300, tonumber(n), t)
       assert.is_true(tonumber(cov) > 0 and tonumber(ft) > 0, t)

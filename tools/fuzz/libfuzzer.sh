@@ -2,8 +2,8 @@
 # The libFuzzer engine of tools/fuzz.sh (MTL_FUZZ_ENGINE=libfuzzer; its header
 # says how to run it):
 #   tools/fuzz/libfuzzer.sh [runs_per_target=10000000] [targets] [max_seconds_per_target]
-# Prints one line per target: executions, executions a second, wall time,
-# libFuzzer's cov: and ft: and the findings (files in findings/<target>/).
+# Prints one line per target: executions, executions a second (libFuzzer's,
+# over the wall time), wall and CPU seconds, libFuzzer's cov: and ft: and the findings (files in findings/<target>/).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 runs=${1:-10000000}
@@ -62,7 +62,7 @@ export MTL_FUZZ_MTL="$plain/mtl" # fuzz.lua --corpus reads the seeds as the batc
 
 declare -A maxlen=([csv]=8192 [gz]=8192 [ff]=4096 [opts]=4096 [pbtxt]=8192 [override]=512 [luacfg]=2048
   [ckpt]=2048 [modeldir]=6144)
-printf '%-9s %12s %8s %8s %6s %6s %s\n' target executions exec/s seconds cov ft findings
+printf '%-9s %12s %8s %8s %8s %6s %6s %s\n' target executions exec/s seconds cpu_s cov ft findings
 status=0
 for t in ${only//,/ }; do
   [[ -n "${maxlen[$t]:-}" ]] || { echo "unknown target $t" >&2; exit 2; }
@@ -76,19 +76,23 @@ for t in ${only//,/ }; do
   rm -rf "${shm:?}"/*
   start=$(date +%s)
   code=0
+  # the CPU seconds too: the fuzzer may be stopped for a while (SIGSTOP) on a shared machine
+  TIMEFORMAT='%U %S'
   # shellcheck disable=SC2086
-  MTL_FUZZ_TARGET=$t MTL_FUZZ_SHM=$shm MTL_FUZZ_LUA_LINES=$lines nice -n 19 "$bin" -runs="$runs" -max_total_time="$seconds" \
-    -max_len="${maxlen[$t]}" -timeout=120 -report_slow_units=120 -rss_limit_mb=3072 -reduce_inputs=1 -detect_leaks=0 \
-    -print_final_stats=1 -artifact_prefix="$dir/findings/$t/" "${dict[@]}" ${MTL_FUZZ_LF_ARGS:-} \
-    "$dir/corpus/$t" "$dir/seeds/lf_$t" >"$dir/logs/$t.log" 2>&1 || code=$?
+  { time MTL_FUZZ_TARGET=$t MTL_FUZZ_SHM=$shm MTL_FUZZ_LUA_LINES=$lines nice -n 19 "$bin" -runs="$runs" \
+    -max_total_time="$seconds" -max_len="${maxlen[$t]}" -timeout=120 -report_slow_units=120 -rss_limit_mb=3072 \
+    -reduce_inputs=1 -detect_leaks=0 -print_final_stats=1 -artifact_prefix="$dir/findings/$t/" "${dict[@]}" \
+    ${MTL_FUZZ_LF_ARGS:-} "$dir/corpus/$t" "$dir/seeds/lf_$t" >"$dir/logs/$t.log" 2>&1 || code=$?; } 2>"$dir/logs/$t.cpu"
   wall=$(($(date +%s) - start))
+  cpu=$(awk '{ printf "%d", $1 + $2 }' "$dir/logs/$t.cpu")
   log="$dir/logs/$t.log"
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   cov=$( (grep -o 'cov: [0-9]*' "$log" || true) | tail -1 | cut -d' ' -f2)
   ft=$( (grep -o 'ft: [0-9]*' "$log" || true) | tail -1 | cut -d' ' -f2)
-  nfind=$(find "$dir/findings/$t" -type f | wc -l)
-  printf '%-9s %12s %8s %8s %6s %6s %s\n' "$t" "${execs:-?}" "${rate:-?}" "$wall" "${cov:-?}" "${ft:-?}" "$nfind"
+  # a slow unit (over 120 s) without a timeout is a pause (SIGSTOP), not a finding
+  nfind=$(find "$dir/findings/$t" -type f ! -name 'slow-unit-*' | wc -l)
+  printf '%-9s %12s %8s %8s %8s %6s %6s %s\n' "$t" "${execs:-?}" "${rate:-?}" "$wall" "$cpu" "${cov:-?}" "${ft:-?}" "$nfind"
   if [[ $code -ne 0 || $nfind -gt 0 ]]; then
     status=1
     echo "   $t: libFuzzer exit $code; $log, $dir/findings/$t/" >&2
