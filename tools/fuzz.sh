@@ -17,6 +17,19 @@
 # MTL_FUZZ_COVERAGE=1 builds with gcov instead (MTL_COV_BUILD_DIR, default
 # build-cov), fuzzes as MTL_FUZZ_PLAIN does, then prints the lines of the
 # core's input parsers the mutants reached (gcov, per file).
+#
+#   MTL_FUZZ_ENGINE=libfuzzer tools/fuzz.sh [runs_per_target=10000000] [targets] [max_seconds_per_target]
+#
+# runs libFuzzer in process instead (tools/fuzz/libfuzzer.c and libfuzzer.lua:
+# one LuaJIT state, the same targets, tools/fuzz/targets.lua), one target after
+# another on one core, niced, under ASan + UBSan with libFuzzer's coverage
+# guidance (clang; the core is built in MTL_LF_BUILD_DIR, default
+# build-libfuzzer). Corpora, logs and findings go to MTL_FUZZ_DIR (default
+# /tmp/mtl-fuzz-lf): corpus/<target>, logs/<target>.log, findings/<target>/.
+# A finding stops its target; the script exits 1 when there was one.
+# MTL_FUZZ_LF_ARGS adds libFuzzer options (e.g. -seed=1). With MTL_FUZZ_COVERAGE=1
+# it fuzzes nothing: it runs the corpora of the targets named through the gcov
+# build once each and prints the parsers' line coverage.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dir=${MTL_FUZZ_DIR:-/tmp/mtl-fuzz}
@@ -33,7 +46,11 @@ if [[ "${MTL_FUZZ_COVERAGE:-0}" = 1 ]]; then
   fi
   find "$cov" -name '*.gcda' -delete
   status=0
-  MTL_FUZZ_COVERAGE=0 MTL_FUZZ_PLAIN=1 MTL_BUILD="$cov" "$root/tools/fuzz.sh" "$@" || status=$?
+  if [[ "${MTL_FUZZ_ENGINE:-batch}" = libfuzzer ]]; then
+    MTL_FUZZ_REPLAY="$cov" "$root/tools/fuzz/libfuzzer.sh" "$@" || status=$?
+  else
+    MTL_FUZZ_COVERAGE=0 MTL_FUZZ_PLAIN=1 MTL_BUILD="$cov" "$root/tools/fuzz.sh" "$@" || status=$?
+  fi
   echo "coverage of the core's parsers (lines reached by the mutants and the seeds):"
   for src in reader.c reader_input.c reader_parse.c checkpoint.c; do
     gcda=$(find "$cov" -name "$src.gcda" | head -1)
@@ -42,6 +59,10 @@ if [[ "${MTL_FUZZ_COVERAGE:-0}" = 1 ]]; then
       awk -v f="$src" '/^File / { want = index($0, "/" f "\x27") > 0 } want && /^Lines executed/ { print "  " f ": " $0; want = 0 }'
   done
   exit $status
+fi
+
+if [[ "${MTL_FUZZ_ENGINE:-batch}" = libfuzzer ]]; then
+  exec "$root/tools/fuzz/libfuzzer.sh" "$@"
 fi
 
 if [[ "${MTL_FUZZ_PLAIN:-0}" = 1 ]]; then

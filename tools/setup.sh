@@ -22,6 +22,9 @@ packages=(
 # checking ONNX exports (docs/export.md): the ONNX checker, and Node.js with npm
 # for ONNX Runtime (the npm package is installed below)
 packages+=(luarocks python3-onnx)
+# the libFuzzer engine of tools/fuzz.sh (docs/fuzzing.md; spec/fuzz_spec.lua runs it):
+# clang and its libFuzzer and sanitizer runtimes (only recommended by clang)
+packages+=(clang libclang-rt-14-dev)
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)
 

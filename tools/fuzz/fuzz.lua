@@ -24,7 +24,9 @@ local ROOT = assert(os.getenv("MTL_FUZZ_DIR"), "run through tools/fuzz.sh (MTL_F
 local REPO = assert(os.getenv("MTL_FUZZ_REPO"), "MTL_FUZZ_REPO unset")
 local MTL = assert(os.getenv("MTL_FUZZ_MTL"), "MTL_FUZZ_MTL unset")
 local CHILD = REPO .. "/tools/fuzz/child.lua"
-local seconds = tonumber(arg[1]) or 60
+package.path = REPO .. "/tools/fuzz/?.lua;" .. package.path
+local targets_mod = require "targets"
+local seconds = arg[1] ~= "--corpus" and (tonumber(arg[1]) or 60) or nil
 local BATCH = tonumber(arg[2]) or 60
 local only = arg[3]
 local seed = tonumber(arg[4]) or os.time()
@@ -34,12 +36,7 @@ print("seed", seed)
 local function sh(cmd) return os.execute(cmd) end
 sh("mkdir -p " .. ROOT .. "/work " .. ROOT .. "/crashes " .. ROOT .. "/seeds")
 
-local function readfile(p)
-  local f = assert(io.open(p, "rb")); local s = f:read("*a"); f:close(); return s
-end
-local function writefile(p, s)
-  local f = assert(io.open(p, "wb")); f:write(s); f:close()
-end
+local readfile, writefile = targets_mod.readfile, targets_mod.writefile
 local function rnd(n) return math.random(n) end
 
 -- ---- generic mutations ----------------------------------------------------
@@ -343,6 +340,25 @@ end
 SEEDS.gz = SEEDS.csv
 SEEDS.opts = SEEDS.csv
 
+-- ---- the libFuzzer mode's seed corpus (tools/fuzz.sh): fuzz.lua --corpus DIR TARGET
+-- writes each seed in 8 variants of its option bytes (targets.encode)
+if seconds == nil then
+  local dir, target = arg[2], arg[3]
+  for i, s in ipairs(assert(SEEDS[target], "unknown target " .. tostring(target))) do
+    for j = 0, 7 do
+      local bytes = s.text
+      if target == "gz" and j % 2 == 1 then
+        writefile(dir .. "/plain.tmp", bytes)
+        sh("gzip -c " .. dir .. "/plain.tmp > " .. dir .. "/gz.tmp")
+        bytes = readfile(dir .. "/gz.tmp")
+        os.remove(dir .. "/plain.tmp"); os.remove(dir .. "/gz.tmp")
+      end
+      writefile(string.format("%s/seed_%d_%d", dir, i, j), targets_mod.encode(target, s.schema, j, bytes))
+    end
+  end
+  os.exit(0)
+end
+
 -- ---- running -------------------------------------------------------------------
 local ENV = ". " .. ROOT .. "/env.sh; "  -- written by tools/fuzz.sh
 local function run_child(target, listfile, logfile)
@@ -364,9 +380,7 @@ local function batch(target, k)
   for i = 1, BATCH do
     local s = seeds[rnd(#seeds)]
     local name = string.format("m%04d_%s_%d", i, s.schema or target, rnd(1000000))
-    local ext = ({ csv = ".csv", gz = ".csv.gz", ff = ".txt", pbtxt = ".config", override = ".txt", luacfg = ".lua",
-      ckpt = ".ckpt", opts = ".csv", modeldir = ".x" })[target]
-    name = name .. ext
+    name = name .. targets_mod.EXT[target]
     if target == "gz" then gz_mutant(s.text, dir, name)
     elseif target == "ckpt" or (target == "modeldir" and s.schema == "weights") then
       writefile(dir .. "/" .. name, ckpt_mutate(s.text))
@@ -404,8 +418,8 @@ local function batch(target, k)
 end
 
 local targets = {}
-for t in (only or "csv,gz,ff,opts,pbtxt,override,luacfg,ckpt,modeldir"):gmatch("[^,]+") do
-  assert(SEEDS[t], "unknown target " .. t .. " (csv,gz,ff,opts,pbtxt,override,luacfg,ckpt,modeldir)")
+for t in (only or table.concat(targets_mod.NAMES, ",")):gmatch("[^,]+") do
+  assert(SEEDS[t], "unknown target " .. t .. " (" .. table.concat(targets_mod.NAMES, ",") .. ")")
   targets[#targets + 1] = t
 end
 local failing = 0
