@@ -14,8 +14,8 @@ if jit and jit.version_num <= 20100 then jit.opt.start("-fuse") end
 -- OpenBLAS's idle threads spin (sched_yield) for 2^28 cycles after each
 -- product by default, so with 2 threads on 2 cores its worker takes a core
 -- from mtl's own pool and the main thread between products: mtl bench at
--- --threads 2 trained mmoe at 35-44k ex/s with the default, 50-58k with 2^4
--- (ple 37-43k against 48-56k; docs/performance.md). OpenBLAS reads the
+-- --threads 2 trained mmoe at 39-46k ex/s with the default, 57-58k with 2^4
+-- (inference 76-94k against 123-170k; docs/performance.md, "2 threads"). OpenBLAS reads the
 -- setting when it loads, with mtl.core just below; a user's value wins.
 if jit then
   local ffi = require "ffi"

@@ -210,8 +210,9 @@ end
 -- The dense gradients' allreduce buckets. Small ones are faster in a step:
 -- a tensor of at least this size goes as it is (no packing), the small ones
 -- are packed into buffers that stay in cache. bench/dist_step.lua, SPEC MMoE
--- at 2 ranks, the allreduce's median in a step: 4 MiB 1.05-1.28 ms, 256 KiB
--- 0.78 ms (the same call out of a step, on warm data: 0.39-0.5 ms at any size).
+-- at 2 ranks, the allreduce's median in a step: 4 MiB 1.39-1.54 ms, 256 KiB
+-- 0.83-1.02 ms (the same call out of a step, on warm data: 0.39-0.5 ms at any
+-- size; docs/distributed.md, "Measured (training)").
 parallel.BUCKET_BYTES = 256 * 1024
 
 local DataParallel = {}
